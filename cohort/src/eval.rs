@@ -1,0 +1,151 @@
+//! The native evaluator: whether a record summary satisfies a query, and why not.
+//! It is the truth the eligibility circuit must match.
+
+use crate::catalog::{format_fixed, Catalog, Concept, ConceptKind};
+use crate::day::Day;
+use crate::query::compile::compile_clause;
+use crate::query::text::print_criterion;
+use crate::query::{Query, QueryError};
+use crate::summary::{RecordSummary, Slot};
+
+/// The verdict of [`eligible`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eligibility {
+    /// Whether every criterion holds.
+    pub eligible: bool,
+    /// The criteria that do not hold, in query order.
+    pub failed: Vec<FailedCriterion>,
+}
+
+/// A criterion that does not hold, and the facts of the record behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedCriterion {
+    /// The criterion's position in the query, 0-based.
+    pub index: usize,
+    /// The criterion in the text form.
+    pub text: String,
+    /// For a `require`, what the record holds for each clause's concept; for an
+    /// `exclude`, the clauses that matched.
+    pub reasons: Vec<String>,
+}
+
+/// Evaluates `query` against `summary`, naming the failed criteria.
+///
+/// # Errors
+/// When the query does not compile against the catalog (see [`Query::compile`]).
+pub fn eligible(
+    catalog: &Catalog,
+    summary: &RecordSummary,
+    query: &Query,
+) -> Result<Eligibility, QueryError> {
+    let compiled = query.compile(catalog)?;
+    let mut failed = Vec::new();
+    for (index, criterion) in query.criteria.iter().enumerate() {
+        let mut matched = Vec::new();
+        for clause in criterion.clauses() {
+            let compiled_clause =
+                compile_clause(clause, query.index_date, catalog).map_err(|message| {
+                    QueryError {
+                        location: format!("criterion {}", index + 1),
+                        message,
+                    }
+                })?;
+            if compiled_clause.holds(summary) {
+                matched.push(compiled_clause);
+            }
+        }
+        let holds = if criterion.is_exclusion() {
+            matched.is_empty()
+        } else {
+            !matched.is_empty()
+        };
+        if holds {
+            continue;
+        }
+        let reasons = if criterion.is_exclusion() {
+            matched
+                .iter()
+                .map(|clause| {
+                    describe_slot(
+                        catalog.concept(clause.slot),
+                        summary.slot(clause.slot),
+                        query.index_date,
+                    )
+                })
+                .collect()
+        } else {
+            criterion
+                .clauses()
+                .iter()
+                .map(|clause| {
+                    let slot = compile_clause(clause, query.index_date, catalog)
+                        .expect("compiled above")
+                        .slot;
+                    describe_slot(catalog.concept(slot), summary.slot(slot), query.index_date)
+                })
+                .collect()
+        };
+        failed.push(FailedCriterion {
+            index,
+            text: print_criterion(criterion),
+            reasons,
+        });
+    }
+    let eligible = failed.is_empty();
+    debug_assert_eq!(
+        eligible,
+        compiled.evaluate(summary),
+        "the explanation agrees with the compiled query"
+    );
+    Ok(Eligibility { eligible, failed })
+}
+
+/// What a slot says, in words; ages are given on the day `on`.
+pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
+    let id = &concept.id;
+    if slot.is_empty() {
+        return format!("no {id} on record");
+    }
+    match concept.kind {
+        ConceptKind::BirthDate => {
+            format!(
+                "born {}, age {} on {on}",
+                slot.first_date,
+                slot.first_date.years_until(on)
+            )
+        }
+        ConceptKind::Sex => format!(
+            "sex {}",
+            concept.answer_name(slot.last_value).unwrap_or("unrecorded")
+        ),
+        ConceptKind::SmokingStatus => format!(
+            "latest smoking status {} on {}",
+            concept.answer_name(slot.last_value).unwrap_or("unrecorded"),
+            slot.last_date
+        ),
+        ConceptKind::RecordIssued => format!("record issued {}", slot.last_date),
+        ConceptKind::Lab => {
+            let lab = concept.lab().expect("lab concepts have lab fields");
+            format!(
+                "{id} latest {} {} on {} ({} results, min {}, max {})",
+                format_fixed(slot.last_value, lab.scale),
+                lab.unit,
+                slot.last_date,
+                slot.count,
+                lab.format(slot.min_value),
+                lab.format(slot.max_value)
+            )
+        }
+        ConceptKind::Condition | ConceptKind::Medication => {
+            let state = match (concept.kind, slot.last_value) {
+                (_, 1) => "active",
+                (ConceptKind::Condition, _) => "resolved",
+                _ => "stopped",
+            };
+            format!(
+                "{id} {} time(s) from {} to {}, latest {state}",
+                slot.count, slot.first_date, slot.last_date
+            )
+        }
+    }
+}

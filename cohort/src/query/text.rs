@@ -1,0 +1,598 @@
+//! The readable text form of a query, one criterion a line:
+//!
+//! ```text
+//! index date 2020-01-01
+//! require age between 40 and 75
+//! require condition hypertension
+//! require any of: lab systolic-bp latest >= 140 within 730 days; medication antihypertensive
+//! exclude condition ckd
+//! ```
+//!
+//! Grammar (`#` starts a comment):
+//!
+//! ```text
+//! line      := "index date" DATE | ("require" | "exclude") (clause | "any of:" clause (";" clause)*)
+//! clause    := ["not"] ( "age" compare | "sex" NAME | "smoking" NAME
+//!              | "record issued within" INT "days"
+//!              | ("condition" | "lab" | "medication") CONCEPT modifier* )
+//! modifier  := "count >=" INT | "active"
+//!              | ("latest" | "min" | "max") compare [UNIT]
+//!              | ["first" | "last"] "within" INT "days"
+//!              | ("first" | "last") ("before" | "after") "index"
+//! compare   := (">=" | ">" | "<=" | "<" | "=") NUMBER | "between" NUMBER "and" NUMBER
+//! CONCEPT   := a catalog id (ckd) or a code (icd10:N18, loinc:4548-4, atc:A10B)
+//! ```
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use super::{
+    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Query, QueryError, Span,
+    Test, ValueTest, ValueWord, Window,
+};
+use crate::day::Day;
+
+/// Where each criterion's clauses start in the text, as (line, column), 1-based.
+pub(crate) type ClausePositions = Vec<Vec<(usize, usize)>>;
+
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    column: usize,
+}
+
+fn tokenize(line: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut start = 0;
+    let flush = |current: &mut String, start: usize, tokens: &mut Vec<Token>| {
+        if current.is_empty() {
+            return;
+        }
+        let word = std::mem::take(current);
+        let operator_length = [">=", "<=", ">", "<", "="]
+            .iter()
+            .find(|operator| word.starts_with(*operator))
+            .map(|operator| operator.len())
+            .filter(|length| word.len() > *length);
+        match (word.as_str(), operator_length) {
+            ("of:", _) => {
+                tokens.push(Token {
+                    text: "of".into(),
+                    column: start,
+                });
+                tokens.push(Token {
+                    text: ":".into(),
+                    column: start + 2,
+                });
+            }
+            (_, Some(length)) => {
+                tokens.push(Token {
+                    text: word[..length].to_string(),
+                    column: start,
+                });
+                tokens.push(Token {
+                    text: word[length..].to_string(),
+                    column: start + length,
+                });
+            }
+            _ => tokens.push(Token {
+                text: word,
+                column: start,
+            }),
+        }
+    };
+    for (index, character) in line.chars().enumerate() {
+        let column = index + 1;
+        match character {
+            '#' => break,
+            ';' => {
+                flush(&mut current, start, &mut tokens);
+                tokens.push(Token {
+                    text: ";".into(),
+                    column,
+                });
+            }
+            c if c.is_whitespace() => flush(&mut current, start, &mut tokens),
+            c => {
+                if current.is_empty() {
+                    start = column;
+                }
+                current.push(c);
+            }
+        }
+    }
+    flush(&mut current, start, &mut tokens);
+    tokens
+}
+
+struct LineParser {
+    line: usize,
+    line_end: usize,
+    tokens: Vec<Token>,
+    position: usize,
+}
+
+const MODIFIER_WORDS: [&str; 8] = [
+    "count", "active", "latest", "min", "max", "within", "first", "last",
+];
+
+impl LineParser {
+    fn error_at(&self, column: usize, message: impl Into<String>) -> QueryError {
+        QueryError {
+            location: format!("line {}, column {column}", self.line),
+            message: message.into(),
+        }
+    }
+
+    fn column(&self) -> usize {
+        self.tokens
+            .get(self.position)
+            .map_or(self.line_end, |token| token.column)
+    }
+
+    fn error(&self, message: impl Into<String>) -> QueryError {
+        self.error_at(self.column(), message)
+    }
+
+    fn peek(&self) -> Option<&str> {
+        self.tokens
+            .get(self.position)
+            .map(|token| token.text.as_str())
+    }
+
+    fn next(&mut self, expected: &str) -> Result<String, QueryError> {
+        let token = self
+            .tokens
+            .get(self.position)
+            .ok_or_else(|| self.error(format!("expected {expected}, found the end of the line")))?;
+        self.position += 1;
+        Ok(token.text.clone())
+    }
+
+    fn expect(&mut self, keyword: &str) -> Result<(), QueryError> {
+        match self.peek() {
+            Some(found) if found == keyword => {
+                self.position += 1;
+                Ok(())
+            }
+            Some(found) => Err(self.error(format!("expected `{keyword}`, found `{found}`"))),
+            None => Err(self.error(format!("expected `{keyword}`, found the end of the line"))),
+        }
+    }
+
+    fn eat(&mut self, keyword: &str) -> bool {
+        let matched = self.peek() == Some(keyword);
+        if matched {
+            self.position += 1;
+        }
+        matched
+    }
+
+    fn parse_value<T: FromStr>(&mut self, what: &str) -> Result<T, QueryError> {
+        let column = self.column();
+        let text = self.next(what)?;
+        text.parse()
+            .map_err(|_| self.error_at(column, format!("expected {what}, found `{text}`")))
+    }
+
+    fn comparison<T: FromStr + Copy + PartialOrd>(
+        &mut self,
+        what: &str,
+    ) -> Result<Comparison<T>, QueryError> {
+        let column = self.column();
+        let operator = self.next("a comparison (>=, >, <=, <, = or between)")?;
+        let comparison = match operator.as_str() {
+            ">=" => Comparison::AtLeast(self.parse_value(what)?),
+            ">" => Comparison::Above(self.parse_value(what)?),
+            "<=" => Comparison::AtMost(self.parse_value(what)?),
+            "<" => Comparison::Below(self.parse_value(what)?),
+            "=" => Comparison::Equal(self.parse_value(what)?),
+            "between" => {
+                let low = self.parse_value(what)?;
+                self.expect("and")?;
+                let high_column = self.column();
+                let high = self.parse_value(what)?;
+                if high < low {
+                    return Err(self.error_at(
+                        high_column,
+                        "the upper bound of `between` is below the lower bound",
+                    ));
+                }
+                Comparison::Between(low, high)
+            }
+            other => {
+                return Err(self.error_at(
+                    column,
+                    format!("expected a comparison (>=, >, <=, <, = or between), found `{other}`"),
+                ))
+            }
+        };
+        Ok(comparison)
+    }
+
+    fn days(&mut self) -> Result<u32, QueryError> {
+        let days = self.parse_value("a number of days")?;
+        self.expect("days")?;
+        Ok(days)
+    }
+
+    fn at_clause_end(&self) -> bool {
+        matches!(self.peek(), None | Some(";"))
+    }
+
+    fn clause(&mut self) -> Result<Clause, QueryError> {
+        let negated = self.eat("not");
+        let subject_column = self.column();
+        let subject =
+            self.next("a clause (age, sex, smoking, record, condition, lab or medication)")?;
+        let test = match subject.as_str() {
+            "age" => Test::Age(self.comparison("a whole number of years")?),
+            "sex" => Test::Sex(self.next("a sex (male, female, other, unknown)")?),
+            "smoking" => Test::Smoking(self.next("a smoking status (never, former, current, unknown)")?),
+            "record" => {
+                self.expect("issued")?;
+                self.expect("within")?;
+                Test::RecordIssuedWithin(self.days()?)
+            }
+            "condition" => Test::Concept(self.concept_test(ConceptWord::Condition)?),
+            "lab" => Test::Concept(self.concept_test(ConceptWord::Lab)?),
+            "medication" => Test::Concept(self.concept_test(ConceptWord::Medication)?),
+            other => {
+                return Err(self.error_at(
+                    subject_column,
+                    format!("unknown clause `{other}`: expected age, sex, smoking, record, condition, lab or medication"),
+                ))
+            }
+        };
+        if !self.at_clause_end() {
+            return Err(self.error(format!("unexpected `{}`", self.peek().unwrap_or_default())));
+        }
+        Ok(Clause { negated, test })
+    }
+
+    fn concept_test(&mut self, kind: ConceptWord) -> Result<ConceptTest, QueryError> {
+        let concept = self.next("a concept id or code")?;
+        if MODIFIER_WORDS.contains(&concept.as_str()) || concept == ";" {
+            return Err(self.error_at(
+                self.tokens[self.position - 1].column,
+                format!("expected a concept id or code, found `{concept}`"),
+            ));
+        }
+        let mut test = ConceptTest {
+            kind,
+            concept,
+            min_count: None,
+            active: false,
+            value: None,
+            window: None,
+        };
+        while !self.at_clause_end() {
+            let column = self.column();
+            let word = self.next("a modifier")?;
+            let duplicate =
+                |what: &str| self.error_at(column, format!("a clause takes one {what}"));
+            match word.as_str() {
+                "count" => {
+                    if test.min_count.is_some() {
+                        return Err(duplicate("count"));
+                    }
+                    self.expect(">=")?;
+                    test.min_count = Some(self.parse_value("a count")?);
+                }
+                "active" => {
+                    if test.active {
+                        return Err(duplicate("`active`"));
+                    }
+                    test.active = true;
+                }
+                "latest" | "min" | "max" => {
+                    if test.value.is_some() {
+                        return Err(duplicate("value test"));
+                    }
+                    let field = match word.as_str() {
+                        "latest" => ValueWord::Latest,
+                        "min" => ValueWord::Min,
+                        _ => ValueWord::Max,
+                    };
+                    let compare = self.comparison("a number")?;
+                    let unit = match self.peek() {
+                        Some(next) if next != ";" && !MODIFIER_WORDS.contains(&next) => Some(self.next("a unit")?),
+                        _ => None,
+                    };
+                    test.value = Some(ValueTest { field, compare, unit });
+                }
+                "within" | "first" | "last" => {
+                    if test.window.is_some() {
+                        return Err(duplicate("date window"));
+                    }
+                    let date = if word == "first" { DateWord::First } else { DateWord::Last };
+                    let keyword = if word == "within" { word.clone() } else { self.next("within, before or after")? };
+                    let span = match keyword.as_str() {
+                        "within" => Span::WithinDays(self.days()?),
+                        "before" => {
+                            self.expect("index")?;
+                            Span::BeforeIndex
+                        }
+                        "after" => {
+                            self.expect("index")?;
+                            Span::AfterIndex
+                        }
+                        other => {
+                            return Err(self.error_at(column, format!("expected within, before or after, found `{other}`")))
+                        }
+                    };
+                    test.window = Some(Window { date, span });
+                }
+                other => {
+                    return Err(self.error_at(
+                        column,
+                        format!("unknown modifier `{other}`: expected count, active, latest, min, max, within, first or last"),
+                    ))
+                }
+            }
+        }
+        Ok(test)
+    }
+}
+
+/// Parses the text form without consulting the catalog; returns the query and where
+/// each clause starts, so later checks can point at the text.
+pub(crate) fn parse(text: &str) -> Result<(Query, ClausePositions), QueryError> {
+    let mut index_date: Option<Day> = None;
+    let mut criteria = Vec::new();
+    let mut positions = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let tokens = tokenize(line);
+        if tokens.is_empty() {
+            continue;
+        }
+        let mut parser = LineParser {
+            line: number + 1,
+            line_end: line.chars().count() + 1,
+            tokens,
+            position: 0,
+        };
+        let keyword = parser.next("a line")?;
+        match keyword.as_str() {
+            "index" => {
+                parser.expect("date")?;
+                let column = parser.column();
+                let date_text = parser.next("a date (YYYY-MM-DD)")?;
+                let date = date_text
+                    .parse::<Day>()
+                    .map_err(|error| parser.error_at(column, error.to_string()))?;
+                if index_date.replace(date).is_some() {
+                    return Err(parser.error_at(1, "the index date is given twice"));
+                }
+                if let Some(extra) = parser.peek() {
+                    return Err(parser.error(format!("unexpected `{extra}`")));
+                }
+            }
+            "require" | "exclude" => {
+                let mut clauses = Vec::new();
+                let mut clause_positions = Vec::new();
+                if parser.eat("any") {
+                    parser.expect("of")?;
+                    parser.expect(":")?;
+                    loop {
+                        clause_positions.push((parser.line, parser.column()));
+                        clauses.push(parser.clause()?);
+                        if !parser.eat(";") {
+                            break;
+                        }
+                    }
+                } else {
+                    clause_positions.push((parser.line, parser.column()));
+                    clauses.push(parser.clause()?);
+                    if parser.peek() == Some(";") {
+                        return Err(
+                            parser.error("several clauses need `any of:` (require any of: A; B)")
+                        );
+                    }
+                }
+                criteria.push(if keyword == "require" {
+                    Criterion::Require(clauses)
+                } else {
+                    Criterion::Exclude(clauses)
+                });
+                positions.push(clause_positions);
+            }
+            other => {
+                return Err(parser.error_at(
+                    1,
+                    format!("unknown line `{other}`: expected index date, require or exclude"),
+                ))
+            }
+        }
+    }
+    let index_date = index_date.ok_or_else(|| QueryError {
+        location: "line 1".into(),
+        message: "the query has no `index date YYYY-MM-DD` line".into(),
+    })?;
+    Ok((
+        Query {
+            index_date,
+            criteria,
+        },
+        positions,
+    ))
+}
+
+fn print_comparison<T: std::fmt::Display>(out: &mut String, comparison: &Comparison<T>) {
+    let _ = match comparison {
+        Comparison::AtLeast(x) => write!(out, ">= {x}"),
+        Comparison::Above(x) => write!(out, "> {x}"),
+        Comparison::AtMost(x) => write!(out, "<= {x}"),
+        Comparison::Below(x) => write!(out, "< {x}"),
+        Comparison::Equal(x) => write!(out, "= {x}"),
+        Comparison::Between(low, high) => write!(out, "between {low} and {high}"),
+    };
+}
+
+/// Writes one clause in the text form.
+pub fn print_clause(clause: &Clause) -> String {
+    let mut out = String::new();
+    if clause.negated {
+        out.push_str("not ");
+    }
+    match &clause.test {
+        Test::Age(comparison) => {
+            out.push_str("age ");
+            print_comparison(&mut out, comparison);
+        }
+        Test::Sex(name) => out.push_str(&format!("sex {name}")),
+        Test::Smoking(name) => out.push_str(&format!("smoking {name}")),
+        Test::RecordIssuedWithin(days) => {
+            out.push_str(&format!("record issued within {days} days"))
+        }
+        Test::Concept(test) => {
+            out.push_str(&format!("{} {}", test.kind.word(), test.concept));
+            if let Some(count) = test.min_count {
+                out.push_str(&format!(" count >= {count}"));
+            }
+            if test.active {
+                out.push_str(" active");
+            }
+            if let Some(value) = &test.value {
+                out.push_str(&format!(" {} ", value.field.word()));
+                print_comparison(&mut out, &value.compare);
+                if let Some(unit) = &value.unit {
+                    out.push_str(&format!(" {unit}"));
+                }
+            }
+            if let Some(window) = test.window {
+                let date = match window.date {
+                    DateWord::First => "first",
+                    DateWord::Last => "last",
+                };
+                let _ = match window.span {
+                    Span::WithinDays(days) if window.date == DateWord::Last => {
+                        write!(out, " within {days} days")
+                    }
+                    Span::WithinDays(days) => write!(out, " {date} within {days} days"),
+                    Span::BeforeIndex => write!(out, " {date} before index"),
+                    Span::AfterIndex => write!(out, " {date} after index"),
+                };
+            }
+        }
+    }
+    out
+}
+
+/// Writes a criterion in the text form (`require …`, `exclude any of: …`).
+pub fn print_criterion(criterion: &Criterion) -> String {
+    let keyword = if criterion.is_exclusion() {
+        "exclude"
+    } else {
+        "require"
+    };
+    match criterion.clauses() {
+        [single] => format!("{keyword} {}", print_clause(single)),
+        several => {
+            let clauses: Vec<String> = several.iter().map(print_clause).collect();
+            format!("{keyword} any of: {}", clauses.join("; "))
+        }
+    }
+}
+
+/// Writes a query in the canonical text form, which parses back to the same query.
+pub fn print(query: &Query) -> String {
+    let mut out = format!("index date {}\n", query.index_date);
+    for criterion in &query.criteria {
+        out.push_str(&print_criterion(criterion));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizer_splits_operators_separators_and_any_of() {
+        let words: Vec<String> =
+            tokenize("require any of: lab x latest >=140; medication y >= 2 # note")
+                .into_iter()
+                .map(|token| token.text)
+                .collect();
+        assert_eq!(
+            words,
+            [
+                "require",
+                "any",
+                "of",
+                ":",
+                "lab",
+                "x",
+                "latest",
+                ">=",
+                "140",
+                ";",
+                "medication",
+                "y",
+                ">=",
+                "2"
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_line_column_and_reason() {
+        let cases = [
+            (
+                "index date 2020-01-01\nrequire age between 75 and 40",
+                "line 2, column 28",
+                "upper bound",
+            ),
+            ("index date 2020-13-01", "line 1, column 12", "not a date"),
+            (
+                "index date 2020-01-01\nrequire lab hba1c latest >= abc",
+                "line 2, column 29",
+                "expected a number",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x; condition y",
+                "line 2, column 20",
+                "any of",
+            ),
+            (
+                "index date 2020-01-01\nrequire weight x",
+                "line 2, column 9",
+                "unknown clause",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x sometimes",
+                "line 2, column 21",
+                "unknown modifier",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x within 30",
+                "line 2, column 30",
+                "expected `days`",
+            ),
+            ("require condition x", "line 1", "index date"),
+            (
+                "index date 2020-01-01\nindex date 2020-01-02",
+                "line 2, column 1",
+                "twice",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x count >= 2 count >= 3",
+                "line 2, column 32",
+                "one count",
+            ),
+            (
+                "index date 2020-01-01\nselect *",
+                "line 2, column 1",
+                "unknown line",
+            ),
+        ];
+        for (text, location, reason) in cases {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.location, location, "{text}: {error}");
+            assert!(error.message.contains(reason), "{text}: {error}");
+        }
+    }
+}

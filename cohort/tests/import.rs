@@ -1,0 +1,314 @@
+//! FHIR import on real Synthea R4 bundles. Expected values were read by hand from the
+//! fixture files (entry numbers given), not produced by the importer.
+
+use std::path::{Path, PathBuf};
+
+use zkcohort_cohort::catalog::Catalog;
+use zkcohort_cohort::summary::Slot;
+use zkcohort_cohort::{import_bundle, CohortError, Day, ImportReport, RecordSummary};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fhir")
+}
+
+fn day(text: &str) -> Day {
+    text.parse().unwrap()
+}
+
+fn import_fixture(prefix: &str) -> (RecordSummary, ImportReport) {
+    let path = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(prefix)
+        })
+        .unwrap_or_else(|| panic!("fixture {prefix} is missing"));
+    let text = std::fs::read_to_string(path).unwrap();
+    import_bundle(Catalog::bundled(), &text, day("2021-06-01")).unwrap()
+}
+
+fn slot<'s>(summary: &'s RecordSummary, id: &str) -> &'s Slot {
+    summary.slot(Catalog::bundled().index_of(id).unwrap())
+}
+
+#[test]
+fn ali_harris_summary_matches_the_bundle() {
+    let (summary, report) = import_fixture("Ali_Harris");
+    // Patient: birthDate 1963-10-29, gender male.
+    assert_eq!(slot(&summary, "birth-date").first_date, day("1963-10-29"));
+    assert_eq!(slot(&summary, "sex").last_value, 1);
+    // entry[11] Condition 38341003 Hypertension, onset 1981-12-22, no abatement.
+    assert_eq!(
+        *slot(&summary, "hypertension"),
+        Slot {
+            count: 1,
+            first_date: day("1981-12-22"),
+            last_date: day("1981-12-22"),
+            last_value: 1,
+            min_value: 1,
+            max_value: 1
+        }
+    );
+    // entry[12] MedicationRequest 316049 Hydrochlorothiazide 25 MG, authored 1981-12-22, active.
+    for class in ["thiazide", "antihypertensive"] {
+        assert_eq!(slot(&summary, class).count, 1, "{class}");
+        assert_eq!(slot(&summary, class).last_value, 1, "{class}");
+    }
+    // Nine blood pressure panels (55284-4); systolic component 8480-6: latest 185.82 on
+    // 2020-12-08, lowest 146.06, highest 185.82 mm[Hg] (scale 0 rounds).
+    let systolic = slot(&summary, "systolic-bp");
+    assert_eq!((systolic.count, systolic.last_date), (9, day("2020-12-08")));
+    assert_eq!(
+        (systolic.last_value, systolic.min_value, systolic.max_value),
+        (186, 146, 186)
+    );
+    // HbA1c (4548-4) nine results 2012-10-23 … 2020-12-08, latest 5.80 %, max 6.27 % (scale 1).
+    let hba1c = slot(&summary, "hba1c");
+    assert_eq!(
+        (
+            hba1c.count,
+            hba1c.first_date,
+            hba1c.last_value,
+            hba1c.max_value
+        ),
+        (9, day("2012-10-23"), 58, 63)
+    );
+    // Ibuprofen (entry[118]) was stopped.
+    assert_eq!(slot(&summary, "nsaid").last_value, 0);
+    assert!(slot(&summary, "ckd").is_empty());
+    assert_eq!(slot(&summary, "record-issued").last_date, day("2021-06-01"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[test]
+fn estrella_daugherty_has_diabetes_from_two_codes() {
+    let (summary, _) = import_fixture("Estrella_Daugherty");
+    // entry[16] Diabetes 44054006 (2009-06-27) and entry[66] diabetic retinopathy
+    // 422034002 (2011-06-04) both mean diabetes.
+    let diabetes = slot(&summary, "diabetes");
+    assert_eq!(
+        (diabetes.count, diabetes.first_date, diabetes.last_date),
+        (2, day("2009-06-27"), day("2011-06-04"))
+    );
+    assert_eq!(slot(&summary, "diabetic-retinopathy").count, 1);
+    // entry[194] 24 HR Metformin 500 MG, 2017-06-17, active.
+    assert_eq!(
+        slot(&summary, "oral-antidiabetic").first_date,
+        day("2017-06-17")
+    );
+    // HbA1c six results; highest 7.62 % (entry[192]), latest 6.12 % (2020-06-20).
+    let hba1c = slot(&summary, "hba1c");
+    assert_eq!(
+        (hba1c.count, hba1c.max_value, hba1c.last_value),
+        (6, 76, 61)
+    );
+}
+
+#[test]
+fn fixtures_map_nearly_every_clinical_entry() {
+    let mut totals = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for prefix in [
+        "Ali_Harris",
+        "Clemente_Kreiger",
+        "Estrella_Daugherty",
+        "Geoffrey_Abbott",
+        "Lemuel_Hodkiewicz",
+        "Renato_Dare",
+    ] {
+        let (_, report) = import_fixture(prefix);
+        assert!(report.patient.is_some(), "{prefix}");
+        for (resource, coverage) in report.coverage() {
+            let total = totals.entry(resource).or_default();
+            total.0 += coverage.mapped;
+            total.1 += coverage.total;
+        }
+        assert!(
+            report.not_read.contains_key("Encounter"),
+            "{prefix}: other resource types are counted"
+        );
+    }
+    assert_eq!(
+        totals.keys().collect::<Vec<_>>(),
+        ["Condition", "MedicationRequest", "Observation"]
+    );
+    for (resource, (mapped, total)) in totals {
+        assert!(
+            mapped * 20 >= total * 19,
+            "{resource}: {mapped} of {total} mapped"
+        );
+    }
+}
+
+fn bundle_with(resources: &[serde_json::Value]) -> String {
+    let entries: Vec<_> = resources
+        .iter()
+        .map(|resource| serde_json::json!({"resource": resource}))
+        .collect();
+    serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        .to_string()
+}
+
+fn lab(loinc: &str, value: f64, unit: &str, date: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resourceType": "Observation", "id": format!("{loinc}-{date}"), "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "effectiveDateTime": date,
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    })
+}
+
+#[test]
+fn units_are_converted_or_reported_never_mixed() {
+    let text = bundle_with(&[
+        lab("2339-0", 100.0, "mg/dL", "2020-01-01"),
+        lab("2339-0", 7.0, "mmol/L", "2020-02-01"),
+        lab("2339-0", 5.0, "furlong", "2020-03-01"),
+        lab("33914-3", 80.0, "mL/min/{1.73_m2}", "2020-01-01"),
+        lab("33914-3", 95.0, "mL/min", "2020-02-01"),
+        lab("4548-4", 250.0, "%", "2020-01-01"),
+    ]);
+    let (summary, report) = import_bundle(Catalog::bundled(), &text, day("2021-01-01")).unwrap();
+    let glucose = slot(&summary, "glucose");
+    // 7 mmol/L × 18.016 = 126.1 mg/dL, rounded to the glucose scale.
+    assert_eq!(
+        (glucose.count, glucose.last_value, glucose.min_value),
+        (2, 126, 100)
+    );
+    let egfr = slot(&summary, "egfr");
+    assert_eq!(
+        (egfr.count, egfr.last_value),
+        (1, 80),
+        "mL/min is not eGFR per 1.73 m2 and is not mixed in"
+    );
+    assert!(
+        slot(&summary, "hba1c").is_empty(),
+        "250 % is not a plausible HbA1c"
+    );
+    let reasons: Vec<&str> = report
+        .skipped
+        .iter()
+        .map(|skipped| skipped.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("unit furlong cannot be converted to mg/dL"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("unit mL/min cannot be converted"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("outside the plausible range"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        report.warnings,
+        ["no Patient resource: birth date and sex stay empty"]
+    );
+}
+
+#[test]
+fn codes_outside_the_catalog_and_retracted_entries_are_reported() {
+    let condition = |code: &str, verification: &str| {
+        serde_json::json!({
+            "resourceType": "Condition", "id": code,
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": "x"}]},
+            "verificationStatus": {"coding": [{"code": verification}]},
+            "onsetDateTime": "2019-01-01T00:00:00Z"
+        })
+    };
+    let icd = serde_json::json!({
+        "resourceType": "Condition", "id": "icd",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "N18.3"}]},
+        "onsetDateTime": "2018-05-05", "abatementDateTime": "2019-05-05"
+    });
+    let text = bundle_with(&[
+        condition("38341003", "entered-in-error"),
+        condition("999999", "confirmed"),
+        icd,
+    ]);
+    let (summary, report) = import_bundle(Catalog::bundled(), &text, day("2021-01-01")).unwrap();
+    assert!(slot(&summary, "hypertension").is_empty());
+    let ckd = slot(&summary, "ckd");
+    assert_eq!(
+        (ckd.count, ckd.first_date, ckd.last_value),
+        (1, day("2018-05-05"), 0),
+        "N18.3 is CKD, resolved"
+    );
+    assert_eq!(
+        report.skipped[0].reason,
+        "verification status entered-in-error"
+    );
+    assert_eq!(report.skipped[1].reason, "no catalog concept for this code");
+    assert_eq!(report.skipped[1].code.as_deref(), Some("snomed:999999"));
+}
+
+#[test]
+fn malformed_bundles_name_where_they_are_malformed() {
+    let catalog = Catalog::bundled();
+    let issued = day("2021-01-01");
+    let error = |text: &str| match import_bundle(catalog, text, issued) {
+        Err(CohortError::Fhir(message)) => message,
+        other => panic!("expected a FHIR error, got {other:?}"),
+    };
+    assert!(error("{\"resourceType\": \"Bundle\", \"entry\": [").contains("line 1"));
+    assert!(error("{\"resourceType\": \"Patient\"}").contains("expected \"Bundle\""));
+    let bad_date = bundle_with(&[lab("2339-0", 1.0, "mg/dL", "2020-02-31")]);
+    let message = error(&bad_date);
+    assert!(
+        message.contains("entry[0] (Observation/2339-0-2020-02-31) at effective"),
+        "{message}"
+    );
+    let wrong_shape = bundle_with(&[
+        serde_json::json!({"resourceType": "Condition", "id": "c1", "code": {"coding": "snomed"}}),
+    ]);
+    let message = error(&wrong_shape);
+    assert!(
+        message.contains("entry[0] (Condition/c1) at code.coding"),
+        "{message}"
+    );
+    let value_text = bundle_with(&[serde_json::json!({
+        "resourceType": "Observation", "id": "o1", "code": {"coding": []},
+        "valueQuantity": {"value": "high"}
+    })]);
+    assert!(error(&value_text).contains("at valueQuantity.value"));
+    let patient = serde_json::json!({"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01", "gender": "female"});
+    assert!(error(&bundle_with(&[patient.clone(), patient])).contains("a second Patient"));
+    let no_type = bundle_with(&[serde_json::json!({"id": "x"})]);
+    assert!(error(&no_type).contains("entry[0].resource has no resourceType"));
+}
+
+/// The full set of 40 bundles in ../shared/fhir, when this checkout has it beside it.
+#[test]
+fn every_shared_bundle_imports_without_error() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fhir");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        eprintln!("skipping: {} is not present", shared.display());
+        return;
+    };
+    let mut bundles = 0;
+    let mut egfr_unit_mismatches = 0;
+    for path in entries.map(|entry| entry.unwrap().path()) {
+        if path.extension().is_none_or(|extension| extension != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (_, report) = import_bundle(Catalog::bundled(), &text, day("2021-06-01"))
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        egfr_unit_mismatches += report
+            .skipped
+            .iter()
+            .filter(|skipped| skipped.reason.starts_with("unit mL/min cannot"))
+            .count();
+        bundles += 1;
+    }
+    assert_eq!(bundles, 40);
+    assert!(
+        egfr_unit_mismatches > 0,
+        "the set holds eGFR results in plain mL/min, which must be reported"
+    );
+}
