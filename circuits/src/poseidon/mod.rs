@@ -15,7 +15,7 @@
 //! against circomlib's published vectors
 //! (`circuits/tests/vectors/poseidon_circomlib.json`).
 //!
-//! The R1CS twin of this module is [`constraints`] (feature `r1cs`).
+//! The R1CS twin of this module is `constraints` (feature `r1cs`).
 
 #[cfg(feature = "r1cs")]
 pub mod constraints;
