@@ -132,8 +132,10 @@ pub(crate) fn summarize(
 ) -> Result<ExitCode> {
     let catalog = Catalog::bundled();
     let mut failures = 0;
-    for path in bundle_paths(inputs)? {
-        let (summary, report) = match load_bundle(catalog, &path, issued_at) {
+    let paths = bundle_paths(inputs)?;
+    let mut totals: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for path in &paths {
+        let (summary, report) = match load_bundle(catalog, path, issued_at) {
             Ok(imported) => imported,
             Err(error) => {
                 failures += 1;
@@ -150,8 +152,12 @@ pub(crate) fn summarize(
             });
             println!("{}", serde_json::to_string(&value)?);
         } else {
-            print_summary(catalog, &path, &summary, &report, issued_at, verbose);
+            print_summary(catalog, path, &summary, &report, issued_at, verbose);
         }
+        add_coverage(&mut totals, &report);
+    }
+    if !json && paths.len() > 1 {
+        print_coverage(&totals);
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
@@ -321,11 +327,7 @@ pub(crate) fn demo(bundles: Option<PathBuf>, query: Option<PathBuf>) -> Result<E
     println!("{:<44} {:>4} {:>6}  verdict", "bundle", "age", "slots");
     for path in &paths {
         let (summary, report) = load_bundle(catalog, path, issued_at)?;
-        for (resource, coverage) in report.coverage() {
-            let total = totals.entry(resource).or_default();
-            total.0 += coverage.mapped;
-            total.1 += coverage.total;
-        }
+        add_coverage(&mut totals, &report);
         let verdict = eligible(catalog, &summary, &query)?;
         let age = report
             .patient
@@ -359,8 +361,27 @@ pub(crate) fn demo(bundles: Option<PathBuf>, query: Option<PathBuf>) -> Result<E
         paths.len(),
         query.index_date
     );
-    for (resource, (mapped, total)) in totals {
-        println!("{resource}: {mapped} of {total} entries mapped to catalog concepts");
-    }
+    print_coverage(&totals);
     Ok(ExitCode::SUCCESS)
+}
+
+fn add_coverage(totals: &mut BTreeMap<String, (usize, usize)>, report: &ImportReport) {
+    for (resource, coverage) in report.coverage() {
+        let total = totals.entry(resource).or_default();
+        total.0 += coverage.mapped;
+        total.1 += coverage.total;
+    }
+}
+
+fn print_coverage(totals: &BTreeMap<String, (usize, usize)>) {
+    for (resource, (mapped, total)) in totals {
+        let share = if *total == 0 {
+            0.0
+        } else {
+            100.0 * *mapped as f64 / *total as f64
+        };
+        println!(
+            "{resource}: {mapped} of {total} entries mapped to catalog concepts ({share:.1}%)"
+        );
+    }
 }

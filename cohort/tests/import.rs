@@ -312,3 +312,40 @@ fn every_shared_bundle_imports_without_error() {
         "the set holds eGFR results in plain mL/min, which must be reported"
     );
 }
+
+#[test]
+fn demographics_and_death_are_reported() {
+    let patient = serde_json::json!({
+        "resourceType": "Patient", "id": "p1", "birthDate": "1950-03-01", "gender": "female",
+        "deceasedDateTime": "2017-01-13T08:00:00-05:00"
+    });
+    let (summary, report) = import_bundle(
+        Catalog::bundled(),
+        &bundle_with(&[patient]),
+        day("2021-01-01"),
+    )
+    .unwrap();
+    let facts = report.patient.unwrap();
+    assert_eq!(
+        (facts.birth_date, facts.deceased),
+        (Some(day("1950-03-01")), Some(day("2017-01-13")))
+    );
+    assert_eq!(report.warnings, ["the patient died on 2017-01-13"]);
+    assert_eq!(slot(&summary, "sex").last_value, 2);
+    let unknown_gender = serde_json::json!({"resourceType": "Patient", "gender": "robot"});
+    let (summary, report) = import_bundle(
+        Catalog::bundled(),
+        &bundle_with(&[unknown_gender]),
+        day("2021-01-01"),
+    )
+    .unwrap();
+    assert!(slot(&summary, "sex").is_empty());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|warning| warning.contains("unknown gender \"robot\"")),
+        "{:?}",
+        report.warnings
+    );
+}

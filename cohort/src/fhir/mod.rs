@@ -46,6 +46,8 @@ pub struct PatientFacts {
     pub birth_date: Option<Day>,
     /// The administrative gender.
     pub sex: Option<String>,
+    /// The day of death, when the record says the patient died.
+    pub deceased: Option<Day>,
 }
 
 /// One entry (or observation component) that filled slots.
@@ -257,7 +259,12 @@ impl Importer<'_> {
                     .as_ref()
                     .map(|text| date(text, "birthDate"))
                     .transpose()?;
-                self.import_patient(&patient, birth_date);
+                let deceased = patient
+                    .deceased_date_time
+                    .as_ref()
+                    .map(|text| date(text, "deceasedDateTime"))
+                    .transpose()?;
+                self.import_patient(&patient, birth_date, deceased);
             }
             "Condition" => {
                 let condition: Condition =
@@ -354,7 +361,17 @@ impl Importer<'_> {
         });
     }
 
-    fn import_patient(&mut self, patient: &Patient, birth_date: Option<Day>) {
+    fn import_patient(
+        &mut self,
+        patient: &Patient,
+        birth_date: Option<Day>,
+        deceased: Option<Day>,
+    ) {
+        if let Some(died) = deceased {
+            self.report
+                .warnings
+                .push(format!("the patient died on {died}"));
+        }
         if let Some(born) = birth_date {
             let slot = self.catalog.special(ConceptKind::BirthDate);
             self.summary.slot_mut(slot).record(born, 0);
@@ -392,6 +409,7 @@ impl Importer<'_> {
             id: patient.id.clone(),
             birth_date,
             sex: patient.gender.clone(),
+            deceased,
         });
     }
 

@@ -47,6 +47,7 @@ pub(super) struct Patient {
     pub(super) id: Option<String>,
     pub(super) birth_date: Option<String>,
     pub(super) gender: Option<String>,
+    pub(super) deceased_date_time: Option<String>,
 }
 
 #[derive(Deserialize)]
