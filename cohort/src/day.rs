@@ -73,12 +73,11 @@ impl Day {
     }
 
     /// The same calendar day `years` years earlier (29 February becomes 28 February),
-    /// clamped to the supported span.
-    pub fn years_before(self, years: u32) -> Day {
+    /// or `None` when that falls before the supported span.
+    pub fn years_before(self, years: u32) -> Option<Day> {
         self.date()
             .checked_sub_months(Months::new(years.saturating_mul(12)))
             .and_then(|date| Day::from_date(date).ok())
-            .unwrap_or(DAY_MIN)
     }
 
     /// Whole years from `self` (a birth date) to `on`: the age on that day.
@@ -153,12 +152,14 @@ mod tests {
         assert_eq!(born.years_until("2020-02-28".parse().unwrap()), 39);
         assert_eq!(born.years_until("2020-02-29".parse().unwrap()), 40);
         let index: Day = "2021-02-28".parse().unwrap();
-        assert_eq!(index.years_before(1).to_string(), "2020-02-28");
+        assert_eq!(index.years_before(1).unwrap().to_string(), "2020-02-28");
+        assert_eq!(index.years_before(122), None, "1899 is before the supported span");
         assert_eq!(
             "2020-02-29"
                 .parse::<Day>()
                 .unwrap()
                 .years_before(1)
+                .unwrap()
                 .to_string(),
             "2019-02-28"
         );

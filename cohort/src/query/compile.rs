@@ -284,11 +284,18 @@ pub(crate) fn compile_clause(
             compiled.date_field = DateField::First;
             // Age >= a on the index date: born on or before the index date a years back.
             // Age <= b: born after the index date b + 1 years back.
+            // A bound before 1900 either excludes everyone (no one that old can be born
+            // late enough) or no one (every supported birth date is young enough).
             if youngest > 0 {
-                compiled.date_max = index_date.years_before(youngest as u32);
+                match index_date.years_before(youngest as u32) {
+                    Some(latest_birth) => compiled.date_max = latest_birth,
+                    None => (compiled.date_min, compiled.date_max) = (DAY_MAX, DAY_MIN),
+                }
             }
             if oldest < MAX_AGE_YEARS {
-                compiled.date_min = index_date.years_before((oldest + 1) as u32).offset(1);
+                if let Some(too_old) = index_date.years_before((oldest + 1) as u32) {
+                    compiled.date_min = compiled.date_min.max(too_old.offset(1));
+                }
             }
             compiled
         }
