@@ -153,7 +153,11 @@ mod tests {
         assert_eq!(born.years_until("2020-02-29".parse().unwrap()), 40);
         let index: Day = "2021-02-28".parse().unwrap();
         assert_eq!(index.years_before(1).unwrap().to_string(), "2020-02-28");
-        assert_eq!(index.years_before(122), None, "1899 is before the supported span");
+        assert_eq!(
+            index.years_before(122),
+            None,
+            "1899 is before the supported span"
+        );
         assert_eq!(
             "2020-02-29"
                 .parse::<Day>()
