@@ -29,8 +29,17 @@
 //! - [`poseidon`]: Poseidon hash (circomlib's `Poseidon(n)`, 1 to
 //!   [`poseidon::MAX_ARITY`] inputs); `poseidon::constraints` holds the gadget
 //!   (feature `r1cs`).
+//! - [`registry`]: the issuers' registry, an append-only Poseidon Merkle tree
+//!   of record leaves with revocation and membership paths;
+//!   `registry::gadget` holds the membership gadget (feature `r1cs`).
 
+#[cfg(feature = "r1cs")]
+pub mod bits;
+pub mod clause;
+pub mod encoding;
 pub mod poseidon;
+pub mod registry;
+pub mod slots;
 
 /// The BN254 scalar field, in which every circuit value lives.
 pub use ark_bn254::Fr;
@@ -49,5 +58,61 @@ pub enum Error {
         min: usize,
         /// The largest supported number of inputs.
         max: usize,
+    },
+    /// A value does not fit the width the circuit gives it.
+    #[error("{what} {value} is outside what the circuit can encode")]
+    OutOfRange {
+        /// What the value is (day, value, count, ...).
+        what: &'static str,
+        /// The value, encoded or raw.
+        value: String,
+    },
+    /// A circuit shape does not fit the data (too many clauses, slots or leaves).
+    #[error("circuit shape: {0}")]
+    Shape(String),
+    /// A registry tree depth outside the supported range.
+    #[error("registry tree depth must be {min} to {max}, got {got}")]
+    RegistryDepth {
+        /// The depth asked for.
+        got: usize,
+        /// The smallest supported depth.
+        min: usize,
+        /// The largest supported depth.
+        max: usize,
+    },
+    /// The registry tree has no empty position left (or a leaf list is
+    /// longer than the tree holds).
+    #[error("registry tree of depth {depth} is full ({capacity} leaves)")]
+    RegistryFull {
+        /// The tree's depth.
+        depth: usize,
+        /// The number of leaves it holds, `2^depth`.
+        capacity: u64,
+    },
+    /// The zero leaf marks an empty or revoked registry position and cannot
+    /// be appended.
+    #[error("the zero leaf marks an empty or revoked registry position and cannot be appended")]
+    RegistryZeroLeaf,
+    /// No registry leaf was appended at this index.
+    #[error("registry leaf {index} does not exist (the tree has {len} leaves)")]
+    RegistryLeafIndex {
+        /// The index asked for.
+        index: u64,
+        /// The number of leaves appended so far.
+        len: u64,
+    },
+    /// The registry leaf at this index is already revoked.
+    #[error("registry leaf {index} is already revoked")]
+    RegistryLeafRevoked {
+        /// The revoked leaf's index.
+        index: u64,
+    },
+    /// A membership path index does not fit the path's depth.
+    #[error("registry path index {index} does not fit depth {depth}")]
+    RegistryPathIndex {
+        /// The index given.
+        index: u64,
+        /// The path's depth (its number of siblings).
+        depth: usize,
     },
 }

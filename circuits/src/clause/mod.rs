@@ -1,0 +1,207 @@
+//! Compiled query clauses as field elements, and `query_hash`, the public input that
+//! pins the exact query a proof is about.
+//!
+//! A clause packs into two words (bit offsets, little-endian):
+//!
+//! ```text
+//! word a: slot [0,16) | starts_group 16 | negated 17 | value_is_min 18 | value_is_max 19
+//!         | date_is_first 20 | min_count [21,53) | date_min [53,70) | date_max [70,87)
+//! word b: value_min [0,41) | value_max [41,82)
+//! ```
+//!
+//! Every field is range-checked to its width in the circuit, so a word determines
+//! its fields uniquely. `query_hash` absorbs the clause count, the encoded index
+//! date and the words, eleven elements per Poseidon call:
+//! `acc = K; for chunk in [index_date, a_1, b_1, …, a_K, b_K].chunks(11): acc = Poseidon(acc, chunk…)`.
+
+#[cfg(feature = "r1cs")]
+pub mod gadget;
+
+use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
+
+use crate::encoding::{encode_day, encode_value, COUNT_BITS, DATE_BITS, VALUE_BITS};
+use crate::poseidon::poseidon_hash;
+use crate::{Error, Fr};
+
+/// Bits reserved for the slot index in word a.
+pub const SLOT_BITS_RESERVED: usize = 16;
+const STARTS_GROUP_SHIFT: u32 = 16;
+const NEGATED_SHIFT: u32 = 17;
+const VALUE_IS_MIN_SHIFT: u32 = 18;
+const VALUE_IS_MAX_SHIFT: u32 = 19;
+const DATE_IS_FIRST_SHIFT: u32 = 20;
+const MIN_COUNT_SHIFT: u32 = 21;
+const DATE_MIN_SHIFT: u32 = MIN_COUNT_SHIFT + COUNT_BITS as u32;
+const DATE_MAX_SHIFT: u32 = DATE_MIN_SHIFT + DATE_BITS as u32;
+const VALUE_MAX_SHIFT: u32 = VALUE_BITS as u32;
+/// Elements absorbed per Poseidon call of the query hash (plus the accumulator).
+const QUERY_HASH_CHUNK: usize = 11;
+
+/// One compiled clause as the integers the circuit sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClauseEncoding {
+    /// The slot opened.
+    pub slot: u64,
+    /// Whether the clause opens a new OR group.
+    pub starts_group: bool,
+    /// Whether the clause is negated.
+    pub negated: bool,
+    /// Compare `min_value` instead of `last_value`.
+    pub value_is_min: bool,
+    /// Compare `max_value` instead of `last_value`.
+    pub value_is_max: bool,
+    /// Compare `first_date` instead of `last_date`.
+    pub date_is_first: bool,
+    /// Minimum count.
+    pub min_count: u64,
+    /// Encoded inclusive date bounds.
+    pub date_min: u64,
+    /// Encoded inclusive date bounds.
+    pub date_max: u64,
+    /// Encoded inclusive value bounds.
+    pub value_min: u64,
+    /// Encoded inclusive value bounds.
+    pub value_max: u64,
+}
+
+impl ClauseEncoding {
+    /// Encodes a compiled clause for a circuit whose slot tree holds `2^slot_depth` slots.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a slot past the tree; [`Error::OutOfRange`] for bounds the
+    /// circuit cannot represent.
+    pub fn new(clause: &CompiledClause, slot_depth: usize) -> Result<Self, Error> {
+        let slot = u64::try_from(clause.slot).unwrap_or(u64::MAX);
+        if slot >= 1 << slot_depth.min(SLOT_BITS_RESERVED) {
+            return Err(Error::Shape(format!("slot {slot} does not fit slot depth {slot_depth}")));
+        }
+        Ok(ClauseEncoding {
+            slot,
+            starts_group: clause.starts_group,
+            negated: clause.negated,
+            value_is_min: clause.value_field == ValueField::Min,
+            value_is_max: clause.value_field == ValueField::Max,
+            date_is_first: clause.date_field == DateField::First,
+            min_count: u64::from(clause.min_count),
+            date_min: encode_day(clause.date_min)?,
+            date_max: encode_day(clause.date_max)?,
+            value_min: encode_value(clause.value_min)?,
+            value_max: encode_value(clause.value_max)?,
+        })
+    }
+
+    /// The two packed words hashed into `query_hash`.
+    pub fn words(&self) -> [Fr; 2] {
+        let flag = |set: bool, shift: u32| u128::from(set) << shift;
+        let a = u128::from(self.slot)
+            | flag(self.starts_group, STARTS_GROUP_SHIFT)
+            | flag(self.negated, NEGATED_SHIFT)
+            | flag(self.value_is_min, VALUE_IS_MIN_SHIFT)
+            | flag(self.value_is_max, VALUE_IS_MAX_SHIFT)
+            | flag(self.date_is_first, DATE_IS_FIRST_SHIFT)
+            | u128::from(self.min_count) << MIN_COUNT_SHIFT
+            | u128::from(self.date_min) << DATE_MIN_SHIFT
+            | u128::from(self.date_max) << DATE_MAX_SHIFT;
+        let b = u128::from(self.value_min) | u128::from(self.value_max) << VALUE_MAX_SHIFT;
+        [Fr::from(a), Fr::from(b)]
+    }
+}
+
+/// A query padded to `clauses` clauses and encoded, with its encoded index date.
+///
+/// # Errors
+/// [`Error::Shape`] when the query has more clauses than the shape or a slot past
+/// the tree; [`Error::OutOfRange`] for unrepresentable bounds.
+pub fn encode_query(query: &CompiledQuery, clauses: usize, slot_depth: usize) -> Result<(u64, Vec<ClauseEncoding>), Error> {
+    let padded = query.padded(clauses).map_err(|error| Error::Shape(error.message))?;
+    let encoded = padded.clauses.iter().map(|clause| ClauseEncoding::new(clause, slot_depth)).collect::<Result<_, _>>()?;
+    Ok((encode_day(query.index_date)?, encoded))
+}
+
+/// `query_hash` over an encoded index date and clauses.
+pub fn query_hash_of(index_date: u64, clauses: &[ClauseEncoding]) -> Fr {
+    let mut elements = vec![Fr::from(index_date)];
+    elements.extend(clauses.iter().flat_map(ClauseEncoding::words));
+    let mut accumulator = Fr::from(clauses.len() as u64);
+    for chunk in elements.chunks(QUERY_HASH_CHUNK) {
+        let mut inputs = Vec::with_capacity(chunk.len() + 1);
+        inputs.push(accumulator);
+        inputs.extend_from_slice(chunk);
+        accumulator = poseidon_hash(&inputs).expect("at most 12 inputs");
+    }
+    accumulator
+}
+
+/// `query_hash` of a compiled query in a circuit with `clauses` clauses.
+///
+/// # Errors
+/// As [`encode_query`].
+pub fn query_hash(query: &CompiledQuery, clauses: usize, slot_depth: usize) -> Result<Fr, Error> {
+    let (index_date, encoded) = encode_query(query, clauses, slot_depth)?;
+    Ok(query_hash_of(index_date, &encoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkcohort_cohort::{Catalog, Query};
+
+    fn compiled(text: &str) -> CompiledQuery {
+        let catalog = Catalog::bundled();
+        Query::parse(text, catalog).unwrap().compile(catalog).unwrap()
+    }
+
+    #[test]
+    fn words_place_every_field_at_its_offset() {
+        let clause = ClauseEncoding {
+            slot: 0xABC,
+            starts_group: true,
+            negated: false,
+            value_is_min: true,
+            value_is_max: false,
+            date_is_first: true,
+            min_count: 3,
+            date_min: 1,
+            date_max: (1 << 17) - 1,
+            value_min: 5,
+            value_max: (1 << 41) - 1,
+        };
+        let expected_a = 0xABC_u128 | 1 << 16 | 1 << 18 | 1 << 20 | 3 << 21 | 1 << 53 | ((1 << 17) - 1) << 70;
+        let expected_b = 5_u128 | ((1_u128 << 41) - 1) << 41;
+        assert_eq!(clause.words(), [Fr::from(expected_a), Fr::from(expected_b)]);
+    }
+
+    #[test]
+    fn query_hash_depends_on_every_clause_field_and_the_index_date() {
+        let text = "index date 2020-01-01\nrequire age between 40 and 75\nrequire lab hba1c latest >= 6.5 within 365 days\nexclude condition ckd";
+        let base = query_hash(&compiled(text), 16, 10).unwrap();
+        let variants = [
+            text.replace("2020-01-01", "2020-01-02"),
+            text.replace("40", "41"),
+            text.replace("6.5", "6.6"),
+            text.replace("latest", "max"),
+            text.replace("within 365", "within 366"),
+            text.replace("within", "first within"),
+            text.replace("exclude", "require"),
+            text.replace("ckd", "copd"),
+            text.replace("require lab", "require any of: condition copd; lab"),
+        ];
+        for variant in variants {
+            assert_ne!(query_hash(&compiled(&variant), 16, 10).unwrap(), base, "{variant}");
+        }
+        assert_ne!(query_hash(&compiled(text), 8, 10).unwrap(), base, "the clause count is absorbed");
+        assert_eq!(query_hash(&compiled(text), 16, 10).unwrap(), base, "deterministic");
+    }
+
+    #[test]
+    fn queries_that_do_not_fit_the_shape_are_refused() {
+        let query = compiled("index date 2020-01-01\nrequire any of: condition ckd; condition copd; condition asthma");
+        assert!(matches!(query_hash(&query, 2, 10), Err(Error::Shape(_))));
+        let mut far = query.clone();
+        far.clauses[0].slot = 300;
+        assert!(matches!(query_hash(&far, 4, 8), Err(Error::Shape(_))));
+        far.clauses[0].slot = 0;
+        far.clauses[0].value_min = i64::MIN;
+        assert!(matches!(query_hash(&far, 4, 8), Err(Error::OutOfRange { .. })));
+    }
+}
