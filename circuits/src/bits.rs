@@ -25,7 +25,10 @@ pub fn to_bits_bounded(value: &FpVar<Fr>, bits: usize) -> Result<Vec<Boolean<Fr>
     }
     let cs = value.cs();
     // In setup mode there is no value; the closures are then never called.
-    let value_bits = value.value().ok().map(|value| value.into_bigint().to_bits_le());
+    let value_bits = value
+        .value()
+        .ok()
+        .map(|value| value.into_bigint().to_bits_le());
     let decomposition = (0..bits)
         .map(|index| {
             let bit = value_bits.as_ref().map(|value_bits| value_bits[index]);
@@ -46,7 +49,11 @@ pub fn to_bits_bounded(value: &FpVar<Fr>, bits: usize) -> Result<Vec<Boolean<Fr>
 ///
 /// # Errors
 /// The constraint system's errors.
-pub fn is_less_or_equal(a: &FpVar<Fr>, b: &FpVar<Fr>, bits: usize) -> Result<Boolean<Fr>, SynthesisError> {
+pub fn is_less_or_equal(
+    a: &FpVar<Fr>,
+    b: &FpVar<Fr>,
+    bits: usize,
+) -> Result<Boolean<Fr>, SynthesisError> {
     let shift = Fr::from(2u64).pow([bits as u64]);
     let shifted = b - a + FpVar::constant(shift);
     let decomposition = to_bits_bounded(&shifted, bits + 1)?;
@@ -84,9 +91,20 @@ mod tests {
     fn comparison_is_exact_at_the_edges() {
         let bits = 17;
         let top = (1u64 << bits) - 1;
-        for (a, b) in [(0, 0), (0, 1), (1, 0), (top, top), (top - 1, top), (top, top - 1), (5, 7000), (7000, 5)] {
+        for (a, b) in [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (top, top),
+            (top - 1, top),
+            (top, top - 1),
+            (5, 7000),
+            (7000, 5),
+        ] {
             let cs = ConstraintSystem::<Fr>::new_ref();
-            let result = is_less_or_equal(&witness(&cs, Fr::from(a)), &witness(&cs, Fr::from(b)), bits).unwrap();
+            let result =
+                is_less_or_equal(&witness(&cs, Fr::from(a)), &witness(&cs, Fr::from(b)), bits)
+                    .unwrap();
             assert_eq!(result.value().unwrap(), a <= b, "{a} <= {b}");
             assert_eq!(cs.num_constraints(), bits + 2);
             assert!(cs.is_satisfied().unwrap());
@@ -101,7 +119,10 @@ mod tests {
         let cs = ConstraintSystem::<Fr>::new_ref();
         let wrapped = witness(&cs, -Fr::from(1u64));
         let claim = is_less_or_equal(&wrapped, &witness(&cs, Fr::from(3u64)), 17).unwrap();
-        assert!(claim.value().unwrap() && cs.is_satisfied().unwrap(), "the hazard, unchecked");
+        assert!(
+            claim.value().unwrap() && cs.is_satisfied().unwrap(),
+            "the hazard, unchecked"
+        );
         to_bits_bounded(&wrapped, 17).unwrap();
         assert!(!cs.is_satisfied().unwrap(), "p - 1 does not fit 17 bits");
         let cs = ConstraintSystem::<Fr>::new_ref();

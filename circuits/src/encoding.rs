@@ -42,7 +42,10 @@ pub fn encode_day(day: Day) -> Result<u64, Error> {
 /// # Errors
 /// [`Error::OutOfRange`] outside `-2^40 <= value < 2^40`.
 pub fn encode_value(value: i64) -> Result<u64, Error> {
-    let encoded = value.checked_add(VALUE_OFFSET).ok_or(Error::OutOfRange { what: "value", value: value.to_string() })?;
+    let encoded = value.checked_add(VALUE_OFFSET).ok_or(Error::OutOfRange {
+        what: "value",
+        value: value.to_string(),
+    })?;
     check_width("value", encoded, VALUE_BITS)
 }
 
@@ -50,7 +53,10 @@ fn check_width(what: &'static str, encoded: i64, bits: usize) -> Result<u64, Err
     u64::try_from(encoded)
         .ok()
         .filter(|encoded| *encoded < 1 << bits)
-        .ok_or(Error::OutOfRange { what, value: encoded.to_string() })
+        .ok_or(Error::OutOfRange {
+            what,
+            value: encoded.to_string(),
+        })
 }
 
 /// A slot's fields in leaf order: count, first date, last date, last value, min value, max value.

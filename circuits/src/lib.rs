@@ -35,11 +35,16 @@
 
 #[cfg(feature = "r1cs")]
 pub mod bits;
+#[cfg(feature = "r1cs")]
+pub mod circuit;
 pub mod clause;
 pub mod encoding;
+pub mod identity;
 pub mod poseidon;
+pub mod record;
 pub mod registry;
 pub mod slots;
+pub mod statement;
 
 /// The BN254 scalar field, in which every circuit value lives.
 pub use ark_bn254::Fr;
@@ -67,6 +72,15 @@ pub enum Error {
         /// The value, encoded or raw.
         value: String,
     },
+    /// Public inputs of the wrong number or shape.
+    #[error("public inputs: {0}")]
+    PublicInputs(String),
+    /// A value that must be a canonical field element is not.
+    #[error("non-canonical field element: {0}")]
+    NonCanonical(String),
+    /// The record does not satisfy the query, so there is nothing to prove.
+    #[error("the record does not satisfy the query")]
+    NotEligible,
     /// A circuit shape does not fit the data (too many clauses, slots or leaves).
     #[error("circuit shape: {0}")]
     Shape(String),

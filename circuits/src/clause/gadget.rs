@@ -38,14 +38,22 @@ pub struct ClauseVar {
     pub value_max: FpVar<Fr>,
 }
 
-fn bounded_witness(cs: &ConstraintSystemRef<Fr>, value: Option<u64>, bits: usize) -> Result<FpVar<Fr>, SynthesisError> {
-    let variable = FpVar::new_witness(cs.clone(), || value.map(Fr::from).ok_or(SynthesisError::AssignmentMissing))?;
+fn bounded_witness(
+    cs: &ConstraintSystemRef<Fr>,
+    value: Option<u64>,
+    bits: usize,
+) -> Result<FpVar<Fr>, SynthesisError> {
+    let variable = FpVar::new_witness(cs.clone(), || {
+        value.map(Fr::from).ok_or(SynthesisError::AssignmentMissing)
+    })?;
     to_bits_bounded(&variable, bits)?;
     Ok(variable)
 }
 
 fn flag(cs: &ConstraintSystemRef<Fr>, value: Option<bool>) -> Result<Boolean<Fr>, SynthesisError> {
-    Boolean::new_witness(cs.clone(), || value.ok_or(SynthesisError::AssignmentMissing))
+    Boolean::new_witness(cs.clone(), || {
+        value.ok_or(SynthesisError::AssignmentMissing)
+    })
 }
 
 impl ClauseVar {
@@ -133,7 +141,10 @@ impl ClauseVar {
 ///
 /// # Errors
 /// The constraint system's errors.
-pub fn query_hash_gadget(index_date: &FpVar<Fr>, words: &[FpVar<Fr>]) -> Result<FpVar<Fr>, SynthesisError> {
+pub fn query_hash_gadget(
+    index_date: &FpVar<Fr>,
+    words: &[FpVar<Fr>],
+) -> Result<FpVar<Fr>, SynthesisError> {
     let clause_count = words.len() / 2;
     let mut elements = vec![index_date.clone()];
     elements.extend_from_slice(words);
@@ -145,4 +156,118 @@ pub fn query_hash_gadget(index_date: &FpVar<Fr>, words: &[FpVar<Fr>]) -> Result<
         accumulator = poseidon_hash_gadget(&inputs)?;
     }
     Ok(accumulator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_relations::gr1cs::ConstraintSystem;
+
+    fn sample() -> ClauseEncoding {
+        ClauseEncoding {
+            slot: 37,
+            starts_group: true,
+            negated: false,
+            value_is_min: false,
+            value_is_max: true,
+            date_is_first: false,
+            min_count: 2,
+            date_min: 40_000,
+            date_max: 60_000,
+            value_min: 1 << 40,
+            value_max: (1 << 40) + 100,
+        }
+    }
+
+    #[test]
+    fn words_match_the_native_packing() {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let clause = ClauseVar::new_witness(&cs, Some(&sample()), 8).unwrap();
+        let words: Vec<Fr> = clause
+            .words()
+            .unwrap()
+            .iter()
+            .map(|word| word.value().unwrap())
+            .collect();
+        assert_eq!(words, sample().words());
+        assert!(cs.is_satisfied().unwrap());
+    }
+
+    /// A selector bit set to 2 in the witness (as a cheating prover could) breaks its
+    /// booleanity constraint.
+    #[test]
+    fn non_boolean_selector_is_unsatisfiable() {
+        for pick in [0, 1, 2, 3] {
+            let cs = ConstraintSystem::<Fr>::new_ref();
+            let clause = ClauseVar::new_witness(&cs, Some(&sample()), 8).unwrap();
+            // Inline the linear combinations and drop their cached values, so the check
+            // re-evaluates every constraint from the tampered witness.
+            cs.finalize();
+            assert!(cs.is_satisfied().unwrap());
+            let selector = [
+                &clause.negated,
+                &clause.value_is_max,
+                &clause.date_is_first,
+                &clause.slot_bits[0],
+            ][pick];
+            let Boolean::Var(allocated) = selector else {
+                panic!("selectors are witnesses")
+            };
+            let index = allocated
+                .variable()
+                .get_variable_index(0)
+                .expect("a witness variable");
+            let mut system = cs.borrow_mut().unwrap();
+            system.assignments.witness_assignment[index] = Fr::from(2u64);
+            system.assignments.lc_assignment.clear();
+            drop(system);
+            assert!(!cs.is_satisfied().unwrap(), "selector {pick}");
+        }
+    }
+
+    #[test]
+    fn min_and_max_selectors_are_exclusive() {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let both = ClauseEncoding {
+            value_is_min: true,
+            ..sample()
+        };
+        ClauseVar::new_witness(&cs, Some(&both), 8).unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+    }
+
+    #[test]
+    fn constants_wider_than_their_fields_are_unsatisfiable() {
+        for wide in [
+            ClauseEncoding {
+                min_count: 1 << 32,
+                ..sample()
+            },
+            ClauseEncoding {
+                date_min: 1 << 17,
+                ..sample()
+            },
+            ClauseEncoding {
+                value_max: 1 << 41,
+                ..sample()
+            },
+            ClauseEncoding {
+                slot: 1 << 8,
+                ..sample()
+            },
+        ] {
+            let cs = ConstraintSystem::<Fr>::new_ref();
+            let clause = ClauseVar::new_witness(&cs, Some(&wide), 8).unwrap();
+            let packed: Vec<Fr> = clause
+                .words()
+                .unwrap()
+                .iter()
+                .map(|word| word.value().unwrap())
+                .collect();
+            assert!(
+                !cs.is_satisfied().unwrap() || packed != wide.words(),
+                "{wide:?}"
+            );
+        }
+    }
 }

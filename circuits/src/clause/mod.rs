@@ -73,7 +73,9 @@ impl ClauseEncoding {
     pub fn new(clause: &CompiledClause, slot_depth: usize) -> Result<Self, Error> {
         let slot = u64::try_from(clause.slot).unwrap_or(u64::MAX);
         if slot >= 1 << slot_depth.min(SLOT_BITS_RESERVED) {
-            return Err(Error::Shape(format!("slot {slot} does not fit slot depth {slot_depth}")));
+            return Err(Error::Shape(format!(
+                "slot {slot} does not fit slot depth {slot_depth}"
+            )));
         }
         Ok(ClauseEncoding {
             slot,
@@ -112,9 +114,19 @@ impl ClauseEncoding {
 /// # Errors
 /// [`Error::Shape`] when the query has more clauses than the shape or a slot past
 /// the tree; [`Error::OutOfRange`] for unrepresentable bounds.
-pub fn encode_query(query: &CompiledQuery, clauses: usize, slot_depth: usize) -> Result<(u64, Vec<ClauseEncoding>), Error> {
-    let padded = query.padded(clauses).map_err(|error| Error::Shape(error.message))?;
-    let encoded = padded.clauses.iter().map(|clause| ClauseEncoding::new(clause, slot_depth)).collect::<Result<_, _>>()?;
+pub fn encode_query(
+    query: &CompiledQuery,
+    clauses: usize,
+    slot_depth: usize,
+) -> Result<(u64, Vec<ClauseEncoding>), Error> {
+    let padded = query
+        .padded(clauses)
+        .map_err(|error| Error::Shape(error.message))?;
+    let encoded = padded
+        .clauses
+        .iter()
+        .map(|clause| ClauseEncoding::new(clause, slot_depth))
+        .collect::<Result<_, _>>()?;
     Ok((encode_day(query.index_date)?, encoded))
 }
 
@@ -148,7 +160,10 @@ mod tests {
 
     fn compiled(text: &str) -> CompiledQuery {
         let catalog = Catalog::bundled();
-        Query::parse(text, catalog).unwrap().compile(catalog).unwrap()
+        Query::parse(text, catalog)
+            .unwrap()
+            .compile(catalog)
+            .unwrap()
     }
 
     #[test]
@@ -166,7 +181,8 @@ mod tests {
             value_min: 5,
             value_max: (1 << 41) - 1,
         };
-        let expected_a = 0xABC_u128 | 1 << 16 | 1 << 18 | 1 << 20 | 3 << 21 | 1 << 53 | ((1 << 17) - 1) << 70;
+        let expected_a =
+            0xABC_u128 | 1 << 16 | 1 << 18 | 1 << 20 | 3 << 21 | 1 << 53 | ((1 << 17) - 1) << 70;
         let expected_b = 5_u128 | ((1_u128 << 41) - 1) << 41;
         assert_eq!(clause.words(), [Fr::from(expected_a), Fr::from(expected_b)]);
     }
@@ -187,10 +203,22 @@ mod tests {
             text.replace("require lab", "require any of: condition copd; lab"),
         ];
         for variant in variants {
-            assert_ne!(query_hash(&compiled(&variant), 16, 10).unwrap(), base, "{variant}");
+            assert_ne!(
+                query_hash(&compiled(&variant), 16, 10).unwrap(),
+                base,
+                "{variant}"
+            );
         }
-        assert_ne!(query_hash(&compiled(text), 8, 10).unwrap(), base, "the clause count is absorbed");
-        assert_eq!(query_hash(&compiled(text), 16, 10).unwrap(), base, "deterministic");
+        assert_ne!(
+            query_hash(&compiled(text), 8, 10).unwrap(),
+            base,
+            "the clause count is absorbed"
+        );
+        assert_eq!(
+            query_hash(&compiled(text), 16, 10).unwrap(),
+            base,
+            "deterministic"
+        );
     }
 
     #[test]
@@ -202,6 +230,9 @@ mod tests {
         assert!(matches!(query_hash(&far, 4, 8), Err(Error::Shape(_))));
         far.clauses[0].slot = 0;
         far.clauses[0].value_min = i64::MIN;
-        assert!(matches!(query_hash(&far, 4, 8), Err(Error::OutOfRange { .. })));
+        assert!(matches!(
+            query_hash(&far, 4, 8),
+            Err(Error::OutOfRange { .. })
+        ));
     }
 }

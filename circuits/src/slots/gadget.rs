@@ -52,10 +52,14 @@ mod tests {
         levels: usize,
         siblings: &[[Fr; 3]],
     ) -> (Vec<Boolean<Fr>>, Vec<[FpVar<Fr>; 3]>) {
-        let bits = (0..2 * levels).map(|bit| Boolean::new_witness(cs.clone(), || Ok((index >> bit) & 1 == 1)).unwrap()).collect();
+        let bits = (0..2 * levels)
+            .map(|bit| Boolean::new_witness(cs.clone(), || Ok((index >> bit) & 1 == 1)).unwrap())
+            .collect();
         let siblings = siblings
             .iter()
-            .map(|level| level.map(|sibling| FpVar::new_witness(cs.clone(), || Ok(sibling)).unwrap()))
+            .map(|level| {
+                level.map(|sibling| FpVar::new_witness(cs.clone(), || Ok(sibling)).unwrap())
+            })
             .collect();
         (bits, siblings)
     }
@@ -101,14 +105,23 @@ mod tests {
             cs.is_satisfied().unwrap()
         };
         assert!(check(tree.leaf(index), index, &opening.siblings));
-        assert!(!check(tree.leaf(index) + Fr::from(1u64), index, &opening.siblings), "tampered leaf");
+        assert!(
+            !check(tree.leaf(index) + Fr::from(1u64), index, &opening.siblings),
+            "tampered leaf"
+        );
         let mut wrong = opening.siblings.clone();
         wrong[2][1] += Fr::from(1u64);
         assert!(!check(tree.leaf(index), index, &wrong), "tampered sibling");
-        assert!(!check(tree.leaf(index), index ^ 2, &opening.siblings), "another position");
+        assert!(
+            !check(tree.leaf(index), index ^ 2, &opening.siblings),
+            "another position"
+        );
         let cs = ConstraintSystem::<Fr>::new_ref();
         let leaf = FpVar::new_witness(cs.clone(), || Ok(Fr::from(0u64))).unwrap();
         let (bits, siblings) = allocate(&cs, 0, 4, &opening.siblings);
-        assert!(matches!(slot_root_gadget(&leaf, &bits[1..], &siblings), Err(SynthesisError::ArityMismatch)));
+        assert!(matches!(
+            slot_root_gadget(&leaf, &bits[1..], &siblings),
+            Err(SynthesisError::ArityMismatch)
+        ));
     }
 }

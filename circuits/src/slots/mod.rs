@@ -69,7 +69,9 @@ pub fn record_root(slots_root: Fr, salt: RecordSalt) -> Fr {
 /// [`Error::Shape`] when the depth is odd, zero or above 16.
 pub fn levels(slot_depth: usize) -> Result<usize, Error> {
     if slot_depth == 0 || slot_depth % 2 != 0 || slot_depth > 16 {
-        return Err(Error::Shape(format!("slot depth {slot_depth} must be even, from 2 to 16")));
+        return Err(Error::Shape(format!(
+            "slot depth {slot_depth} must be even, from 2 to 16"
+        )));
     }
     Ok(slot_depth / 2)
 }
@@ -112,7 +114,11 @@ fn insert(node: Fr, position: usize, siblings: &[Fr; 3]) -> [Fr; ARITY] {
     let mut children = [Fr::from(0u64); ARITY];
     let mut others = siblings.iter();
     for (slot, child) in children.iter_mut().enumerate() {
-        *child = if slot == position { node } else { *others.next().expect("three siblings") };
+        *child = if slot == position {
+            node
+        } else {
+            *others.next().expect("three siblings")
+        };
     }
     children
 }
@@ -128,7 +134,7 @@ impl SlotTree {
     /// [`Error::Shape`] when the catalog does not fit the depth; [`Error::OutOfRange`]
     /// for a slot the circuit cannot encode.
     pub fn new(summary: &RecordSummary, slot_depth: usize) -> Result<Self, Error> {
-        let levels = levels(slot_depth)?;
+        levels(slot_depth)?;
         let capacity = 1_usize << slot_depth;
         if summary.slots().len() > capacity {
             return Err(Error::Shape(format!(
@@ -136,11 +142,31 @@ impl SlotTree {
                 summary.slots().len()
             )));
         }
+        let leaves = summary
+            .slots()
+            .iter()
+            .map(slot_leaf)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_leaves(leaves, slot_depth)
+    }
+
+    /// The tree over the given leaves (the rest empty). A wallet may keep leaves
+    /// instead of the summary; tests use it to commit to slots no summary could hold.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for an invalid depth or more leaves than it holds.
+    pub fn from_leaves(leaves: Vec<Fr>, slot_depth: usize) -> Result<Self, Error> {
+        let levels = levels(slot_depth)?;
+        if leaves.len() > 1 << slot_depth {
+            return Err(Error::Shape(format!(
+                "{} leaves do not fit slot depth {slot_depth}",
+                leaves.len()
+            )));
+        }
         let mut empty = vec![empty_slot_leaf()];
         for level in 0..levels {
             empty.push(hash_children(&[empty[level]; ARITY]));
         }
-        let leaves = summary.slots().iter().map(slot_leaf).collect::<Result<Vec<_>, _>>()?;
         let mut nodes = vec![leaves];
         for level in 0..levels {
             let below = &nodes[level];
@@ -159,7 +185,11 @@ impl SlotTree {
 
     /// The slots root (before salting).
     pub fn root(&self) -> Fr {
-        self.nodes.last().and_then(|top| top.first()).copied().unwrap_or(*self.empty.last().expect("levels > 0"))
+        self.nodes
+            .last()
+            .and_then(|top| top.first())
+            .copied()
+            .unwrap_or(*self.empty.last().expect("levels > 0"))
     }
 
     /// The leaf at `index`.
@@ -168,7 +198,10 @@ impl SlotTree {
     }
 
     fn node(&self, level: usize, index: usize) -> Fr {
-        self.nodes[level].get(index).copied().unwrap_or(self.empty[level])
+        self.nodes[level]
+            .get(index)
+            .copied()
+            .unwrap_or(self.empty[level])
     }
 
     /// The opening of slot `index`.
@@ -178,14 +211,18 @@ impl SlotTree {
     pub fn open(&self, index: usize) -> Result<SlotOpening, Error> {
         let levels = self.nodes.len() - 1;
         if index >= ARITY.pow(levels as u32) {
-            return Err(Error::Shape(format!("slot {index} is past the tree's capacity")));
+            return Err(Error::Shape(format!(
+                "slot {index} is past the tree's capacity"
+            )));
         }
         let mut siblings = Vec::with_capacity(levels);
         let mut position = index;
         for level in 0..levels {
             let first = position - position % ARITY;
-            let others: Vec<Fr> =
-                (first..first + ARITY).filter(|child| *child != position).map(|child| self.node(level, child)).collect();
+            let others: Vec<Fr> = (first..first + ARITY)
+                .filter(|child| *child != position)
+                .map(|child| self.node(level, child))
+                .collect();
             siblings.push([others[0], others[1], others[2]]);
             position /= ARITY;
         }
@@ -202,19 +239,33 @@ mod tests {
     fn sample_summary() -> RecordSummary {
         let catalog = Catalog::bundled();
         let mut summary = RecordSummary::empty(catalog);
-        summary.slot_mut(catalog.index_of("hypertension").unwrap()).record(Day(15_000), 1);
-        summary.slot_mut(catalog.index_of("hba1c").unwrap()).record(Day(17_000), 65);
-        summary.slot_mut(catalog.index_of("hba1c").unwrap()).record(Day(18_000), -3);
+        summary
+            .slot_mut(catalog.index_of("hypertension").unwrap())
+            .record(Day(15_000), 1);
+        summary
+            .slot_mut(catalog.index_of("hba1c").unwrap())
+            .record(Day(17_000), 65);
+        summary
+            .slot_mut(catalog.index_of("hba1c").unwrap())
+            .record(Day(18_000), -3);
         summary
     }
 
     /// The root from all 4^levels leaves, hashed level by level with no shortcuts.
     fn naive_root(summary: &RecordSummary, slot_depth: usize) -> Fr {
         let mut level: Vec<Fr> = (0..1 << slot_depth)
-            .map(|index| summary.slots().get(index).map_or(empty_slot_leaf(), |slot| slot_leaf(slot).unwrap()))
+            .map(|index| {
+                summary
+                    .slots()
+                    .get(index)
+                    .map_or(empty_slot_leaf(), |slot| slot_leaf(slot).unwrap())
+            })
             .collect();
         while level.len() > 1 {
-            level = level.chunks(4).map(|chunk| poseidon_hash_fixed(&[chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
+            level = level
+                .chunks(4)
+                .map(|chunk| poseidon_hash_fixed(&[chunk[0], chunk[1], chunk[2], chunk[3]]))
+                .collect();
         }
         level[0]
     }
@@ -228,7 +279,11 @@ mod tests {
             for index in [0, 3, 4, 17, 154, 155, 255] {
                 let opening = tree.open(index).unwrap();
                 assert_eq!(opening.siblings.len(), depth / 2);
-                assert_eq!(opening.root_for(tree.leaf(index)), tree.root(), "slot {index}");
+                assert_eq!(
+                    opening.root_for(tree.leaf(index)),
+                    tree.root(),
+                    "slot {index}"
+                );
             }
         }
     }
@@ -242,26 +297,41 @@ mod tests {
         let mut tampered = *summary.slot(hba1c);
         tampered.last_value += 1;
         assert_ne!(opening.root_for(slot_leaf(&tampered).unwrap()), tree.root());
-        let moved = SlotOpening { index: hba1c ^ 1, ..opening };
+        let moved = SlotOpening {
+            index: hba1c ^ 1,
+            ..opening
+        };
         assert_ne!(moved.root_for(tree.leaf(hba1c)), tree.root());
     }
 
     #[test]
     fn shapes_that_cannot_hold_the_catalog_are_refused() {
         let summary = sample_summary();
-        assert!(matches!(SlotTree::new(&summary, 6), Err(Error::Shape(_))), "155 slots do not fit 64");
-        assert!(matches!(SlotTree::new(&summary, 9), Err(Error::Shape(_))), "odd depth");
+        assert!(
+            matches!(SlotTree::new(&summary, 6), Err(Error::Shape(_))),
+            "155 slots do not fit 64"
+        );
+        assert!(
+            matches!(SlotTree::new(&summary, 9), Err(Error::Shape(_))),
+            "odd depth"
+        );
         assert!(SlotTree::new(&summary, 8).unwrap().open(256).is_err());
         let mut out_of_range = summary.clone();
         out_of_range.slot_mut(0).last_value = i64::MAX;
-        assert!(matches!(SlotTree::new(&out_of_range, 8), Err(Error::OutOfRange { .. })));
+        assert!(matches!(
+            SlotTree::new(&out_of_range, 8),
+            Err(Error::OutOfRange { .. })
+        ));
     }
 
     #[test]
     fn salt_changes_the_record_root() {
         let tree = SlotTree::new(&sample_summary(), 8).unwrap();
         let mut rng = StdRng::seed_from_u64(7);
-        let (a, b) = (RecordSalt::random_with_rng(&mut rng), RecordSalt::random_with_rng(&mut rng));
+        let (a, b) = (
+            RecordSalt::random_with_rng(&mut rng),
+            RecordSalt::random_with_rng(&mut rng),
+        );
         assert_ne!(record_root(tree.root(), a), record_root(tree.root(), b));
     }
 }

@@ -131,7 +131,9 @@ impl CompiledClause {
 
     /// Whether the clause (after negation) holds for the summary.
     pub fn holds(&self, summary: &RecordSummary) -> bool {
-        self.test(summary.slot(self.slot)) != self.negated
+        // A slot past the catalog is empty, as in the circuit's padded slot tree.
+        let slot = summary.slots().get(self.slot).copied().unwrap_or_default();
+        self.test(&slot) != self.negated
     }
 }
 

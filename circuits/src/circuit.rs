@@ -1,0 +1,345 @@
+//! The eligibility circuit: one Groth16 statement that a registered, issuer-attested
+//! record satisfies a study's query.
+//!
+//! Public inputs ([`Statement`]): `registry_root, query_hash, study_scope, nullifier,
+//! signal_hash`. The circuit proves knowledge of an identity secret, a salted record
+//! summary, a registry path and the compiled query such that
+//! 1. `leaf = Poseidon(Poseidon(secret), Poseidon(slots_root, salt), issuer_id, issued_at)`
+//!    is under `registry_root`;
+//! 2. every clause opens a slot of `slots_root` at the clause's slot index and tests it;
+//!    OR within groups, AND across groups, negation per clause;
+//! 3. `query_hash` is the hash of the index date and the clauses used;
+//! 4. `nullifier = Poseidon(secret, study_scope)`;
+//! 5. `signal_hash` is squared in a constraint, so it cannot be swapped on a copied proof.
+
+use ark_r1cs_std::fields::fp::FpVar;
+use ark_r1cs_std::prelude::*;
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
+use zkcohort_cohort::query::CompiledQuery;
+
+use crate::clause::gadget::{query_hash_gadget, ClauseVar};
+use crate::clause::{encode_query, query_hash_of, ClauseEncoding};
+use crate::encoding::{encode_day, encode_slot, SLOT_FIELDS};
+use crate::identity::{IdentitySecret, StudyScope};
+use crate::poseidon::constraints::{poseidon_hash2_gadget, poseidon_hash_gadget};
+use crate::record::IssuedRecord;
+use crate::registry::gadget::MembershipPathVar;
+use crate::registry::{MembershipPath, DEFAULT_REGISTRY_DEPTH};
+use crate::slots::gadget::slot_root_gadget;
+use crate::slots::{levels, SlotTree};
+use crate::statement::Statement;
+use crate::{Error, Fr};
+
+/// The fixed dimensions of a circuit, chosen at setup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CircuitShape {
+    /// Clauses per query (shorter queries are padded).
+    pub clauses: usize,
+    /// log2 of the slot tree's capacity (even: the tree is 4-ary).
+    pub slot_depth: usize,
+    /// Depth of the binary registry tree.
+    pub registry_depth: usize,
+}
+
+impl CircuitShape {
+    /// The reference shape: 16 clauses, 1024 slots, 2^20 registry leaves.
+    pub const REFERENCE: CircuitShape = CircuitShape {
+        clauses: 16,
+        slot_depth: 10,
+        registry_depth: DEFAULT_REGISTRY_DEPTH,
+    };
+    /// A small shape for tests: 6 clauses, 256 slots (the catalog has 155), 256 leaves.
+    pub const SMALL: CircuitShape = CircuitShape {
+        clauses: 6,
+        slot_depth: 8,
+        registry_depth: 8,
+    };
+
+    /// Checks the dimensions.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for zero clauses, an odd or oversized slot depth, or a
+    /// registry depth outside 1..=32.
+    pub fn validate(&self) -> Result<(), Error> {
+        levels(self.slot_depth)?;
+        if self.clauses == 0 || self.clauses > 64 {
+            return Err(Error::Shape(format!(
+                "{} clauses: a circuit takes 1 to 64",
+                self.clauses
+            )));
+        }
+        MembershipPath::placeholder(self.registry_depth)?;
+        Ok(())
+    }
+}
+
+/// One clause's private inputs: the clause and the slot it opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClauseWitness {
+    /// The encoded clause.
+    pub clause: ClauseEncoding,
+    /// The opened slot's encoded fields.
+    pub slot: [Fr; SLOT_FIELDS],
+    /// The slot's siblings, three per level.
+    pub siblings: Vec<[Fr; 3]>,
+}
+
+/// Everything the prover knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EligibilityWitness {
+    /// The identity secret.
+    pub identity_secret: Fr,
+    /// The slot tree root (unsalted).
+    pub slots_root: Fr,
+    /// The record salt.
+    pub salt: Fr,
+    /// The issuer's number.
+    pub issuer_id: Fr,
+    /// The encoded issue day.
+    pub issued_at: Fr,
+    /// The registry path of the record's leaf.
+    pub registry_path: MembershipPath,
+    /// The encoded index date.
+    pub index_date: Fr,
+    /// One per clause of the shape, padding included.
+    pub clauses: Vec<ClauseWitness>,
+}
+
+impl EligibilityWitness {
+    /// The witness for proving that `record` satisfies `query`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the query, catalog or path does not fit the shape;
+    /// [`Error::NotEligible`] when the record does not satisfy the query (checked
+    /// natively first, so a prover gets a clear answer instead of an unsatisfiable circuit).
+    pub fn new(
+        shape: CircuitShape,
+        secret: &IdentitySecret,
+        record: &IssuedRecord,
+        registry_path: MembershipPath,
+        query: &CompiledQuery,
+    ) -> Result<Self, Error> {
+        check_catalog(record, query)?;
+        if !query.evaluate(&record.summary) {
+            return Err(Error::NotEligible);
+        }
+        Self::assemble(shape, secret, record, registry_path, query)
+    }
+
+    /// The witness without the native eligibility check: for a record that does not
+    /// satisfy the query the circuit is unsatisfiable. Soundness tests use it.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::OutOfRange`] when the data does not fit the shape.
+    pub fn assemble(
+        shape: CircuitShape,
+        secret: &IdentitySecret,
+        record: &IssuedRecord,
+        registry_path: MembershipPath,
+        query: &CompiledQuery,
+    ) -> Result<Self, Error> {
+        shape.validate()?;
+        check_catalog(record, query)?;
+        if registry_path.depth() != shape.registry_depth {
+            return Err(Error::Shape(format!(
+                "the registry path has depth {}, the circuit {}",
+                registry_path.depth(),
+                shape.registry_depth
+            )));
+        }
+        let tree = SlotTree::new(&record.summary, shape.slot_depth)?;
+        let (index_date, encoded) = encode_query(query, shape.clauses, shape.slot_depth)?;
+        let clauses = encoded
+            .into_iter()
+            .map(|clause| {
+                let index = clause.slot as usize;
+                let slot = record
+                    .summary
+                    .slots()
+                    .get(index)
+                    .copied()
+                    .unwrap_or_default();
+                Ok(ClauseWitness {
+                    clause,
+                    slot: encode_slot(&slot)?,
+                    siblings: tree.open(index)?.siblings,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(EligibilityWitness {
+            identity_secret: secret.0,
+            slots_root: tree.root(),
+            salt: record.salt.0,
+            issuer_id: Fr::from(record.issuer_id),
+            issued_at: Fr::from(encode_day(record.issued_at)?),
+            registry_path,
+            index_date: Fr::from(index_date),
+            clauses,
+        })
+    }
+
+    /// The public statement this witness proves, for a study and signal.
+    pub fn statement(&self, study_scope: StudyScope, signal_hash: Fr) -> Statement {
+        let secret = IdentitySecret(self.identity_secret);
+        let record_root =
+            crate::slots::record_root(self.slots_root, crate::slots::RecordSalt(self.salt));
+        let leaf = crate::poseidon::poseidon_hash_fixed(&[
+            secret.commitment().0,
+            record_root,
+            self.issuer_id,
+            self.issued_at,
+        ]);
+        let clauses: Vec<ClauseEncoding> =
+            self.clauses.iter().map(|clause| clause.clause).collect();
+        let index_date = crate::encoding::fr_to_u64(&self.index_date).unwrap_or(u64::MAX);
+        Statement {
+            registry_root: self.registry_path.root_for(leaf),
+            query_hash: query_hash_of(index_date, &clauses),
+            study_scope,
+            nullifier: secret.nullifier(study_scope),
+            signal_hash,
+        }
+    }
+}
+
+fn check_catalog(record: &IssuedRecord, query: &CompiledQuery) -> Result<(), Error> {
+    if query.catalog_version != record.summary.catalog_version() {
+        return Err(Error::Shape(format!(
+            "the query follows catalog {}, the record {}",
+            query.catalog_version,
+            record.summary.catalog_version()
+        )));
+    }
+    Ok(())
+}
+
+/// The eligibility circuit for one shape; without a witness it serves key generation.
+#[derive(Clone, Debug)]
+pub struct EligibilityCircuit {
+    shape: CircuitShape,
+    assignment: Option<(Statement, EligibilityWitness)>,
+}
+
+impl EligibilityCircuit {
+    /// A circuit without values, for setup.
+    pub fn blank(shape: CircuitShape) -> Self {
+        EligibilityCircuit {
+            shape,
+            assignment: None,
+        }
+    }
+
+    /// A circuit with a statement and its witness, for proving.
+    pub fn new(shape: CircuitShape, statement: Statement, witness: EligibilityWitness) -> Self {
+        EligibilityCircuit {
+            shape,
+            assignment: Some((statement, witness)),
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> CircuitShape {
+        self.shape
+    }
+}
+
+fn value<T>(assignment: Option<T>) -> Result<T, SynthesisError> {
+    assignment.ok_or(SynthesisError::AssignmentMissing)
+}
+
+impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        let shape = self.shape;
+        shape
+            .validate()
+            .map_err(|_| SynthesisError::ArityMismatch)?;
+        let statement = self
+            .assignment
+            .as_ref()
+            .map(|(statement, _)| statement.to_public_inputs());
+        let witness = self.assignment.as_ref().map(|(_, witness)| witness);
+        if witness.is_some_and(|witness| witness.clauses.len() != shape.clauses) {
+            return Err(SynthesisError::ArityMismatch);
+        }
+        let public = |position: usize| {
+            FpVar::new_input(cs.clone(), || {
+                value(statement.map(|inputs| inputs[position]))
+            })
+        };
+        let private = |read: fn(&EligibilityWitness) -> Fr| {
+            FpVar::new_witness(cs.clone(), || value(witness.map(read)))
+        };
+
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash] =
+            [public(0)?, public(1)?, public(2)?, public(3)?, public(4)?];
+        // An input no constraint touches could be changed freely on a valid proof.
+        let _signal_square = signal_hash.square()?;
+
+        let secret = private(|witness| witness.identity_secret)?;
+        let identity_commitment = poseidon_hash_gadget(std::slice::from_ref(&secret))?;
+        poseidon_hash2_gadget(&secret, &study_scope)?.enforce_equal(&nullifier)?;
+
+        let slots_root = private(|witness| witness.slots_root)?;
+        let salt = private(|witness| witness.salt)?;
+        let record_root = poseidon_hash2_gadget(&slots_root, &salt)?;
+        let issuer_id = private(|witness| witness.issuer_id)?;
+        let issued_at = private(|witness| witness.issued_at)?;
+        let leaf = poseidon_hash_gadget(&[identity_commitment, record_root, issuer_id, issued_at])?;
+        let path =
+            MembershipPathVar::new_witness_with_depth(cs.clone(), shape.registry_depth, || {
+                value(witness.map(|witness| witness.registry_path.clone()))
+            })?;
+        path.root(&leaf)?.enforce_equal(&registry_root)?;
+
+        let index_date = private(|witness| witness.index_date)?;
+        let mut words = Vec::with_capacity(2 * shape.clauses);
+        let mut all_groups = Boolean::TRUE;
+        let mut group = Boolean::FALSE;
+        for index in 0..shape.clauses {
+            let clause_witness = witness.map(|witness| &witness.clauses[index]);
+            let clause = ClauseVar::new_witness(
+                &cs,
+                clause_witness.map(|clause| &clause.clause),
+                shape.slot_depth,
+            )?;
+            let slot: [FpVar<Fr>; SLOT_FIELDS] = (0..SLOT_FIELDS)
+                .map(|field| {
+                    FpVar::new_witness(cs.clone(), || {
+                        value(clause_witness.map(|clause| clause.slot[field]))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .try_into()
+                .map_err(|_| SynthesisError::ArityMismatch)?;
+            let siblings = (0..shape.slot_depth / 2)
+                .map(|level| {
+                    let sibling = |position: usize| {
+                        FpVar::new_witness(cs.clone(), || {
+                            value(
+                                clause_witness
+                                    .and_then(|clause| clause.siblings.get(level))
+                                    .map(|siblings| siblings[position]),
+                            )
+                        })
+                    };
+                    Ok([sibling(0)?, sibling(1)?, sibling(2)?])
+                })
+                .collect::<Result<Vec<_>, SynthesisError>>()?;
+            let slot_leaf = poseidon_hash_gadget(&slot)?;
+            slot_root_gadget(&slot_leaf, &clause.slot_bits, &siblings)?
+                .enforce_equal(&slots_root)?;
+            let holds = clause.holds(&slot)?;
+            if index == 0 {
+                group = holds;
+            } else {
+                // A new group may only start once the previous one holds.
+                all_groups = &all_groups & &(&group | &!clause.starts_group.clone());
+                group = clause.starts_group.select(&holds, &(&group | &holds))?;
+            }
+            words.extend(clause.words()?);
+        }
+        (&all_groups & &group).enforce_equal(&Boolean::TRUE)?;
+        query_hash_gadget(&index_date, &words)?.enforce_equal(&query_hash)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! The public statement of one eligibility proof, shared by prover and verifier:
+//! `registry_root, query_hash, study_scope, nullifier, signal_hash`, in that order.
+//!
+//! Every public value must be a canonical field element (`0 <= x < r`). Accepting
+//! `x + r` as well as `x` would let one proof carry two different-looking
+//! nullifiers (the double-spend bug Semaphore once had), so every decoder here
+//! refuses non-canonical input.
+
+use ark_ff::{BigInteger, BigInteger256, PrimeField};
+
+use crate::identity::{Nullifier, StudyScope};
+use crate::{Error, Fr};
+
+/// The number of public inputs.
+pub const PUBLIC_INPUTS: usize = 5;
+
+/// The names of the public inputs, in order.
+pub const PUBLIC_INPUT_NAMES: [&str; PUBLIC_INPUTS] = [
+    "registry_root",
+    "query_hash",
+    "study_scope",
+    "nullifier",
+    "signal_hash",
+];
+
+/// The public inputs of an eligibility proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// A registry root the patient's leaf is under.
+    pub registry_root: Fr,
+    /// The hash of the study's compiled query.
+    pub query_hash: Fr,
+    /// The study's scope.
+    pub study_scope: StudyScope,
+    /// The patient's nullifier for this study.
+    pub nullifier: Nullifier,
+    /// The hash binding the payout account and study.
+    pub signal_hash: Fr,
+}
+
+impl Statement {
+    /// The public inputs in circuit order.
+    pub fn to_public_inputs(&self) -> [Fr; PUBLIC_INPUTS] {
+        [
+            self.registry_root,
+            self.query_hash,
+            self.study_scope.0,
+            self.nullifier.0,
+            self.signal_hash,
+        ]
+    }
+
+    /// The statement from public inputs in circuit order.
+    ///
+    /// # Errors
+    /// [`Error::PublicInputs`] when there are not exactly five.
+    pub fn from_public_inputs(inputs: &[Fr]) -> Result<Self, Error> {
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash]: [Fr; PUBLIC_INPUTS] =
+            inputs.try_into().map_err(|_| {
+                Error::PublicInputs(format!(
+                    "expected {PUBLIC_INPUTS} public inputs, got {}",
+                    inputs.len()
+                ))
+            })?;
+        Ok(Statement {
+            registry_root,
+            query_hash,
+            study_scope: StudyScope(study_scope),
+            nullifier: Nullifier(nullifier),
+            signal_hash,
+        })
+    }
+
+    /// The public inputs as decimal strings (snarkjs `public.json`).
+    pub fn to_decimal_strings(&self) -> Vec<String> {
+        self.to_public_inputs().iter().map(fr_to_decimal).collect()
+    }
+
+    /// Reads public inputs from decimal strings.
+    ///
+    /// # Errors
+    /// [`Error::PublicInputs`] for a wrong count, [`Error::NonCanonical`] for a value
+    /// that is not a canonical field element in plain decimal.
+    pub fn from_decimal_strings<S: AsRef<str>>(inputs: &[S]) -> Result<Self, Error> {
+        let values = inputs
+            .iter()
+            .map(|input| fr_from_decimal(input.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_public_inputs(&values)
+    }
+}
+
+/// A field element in decimal.
+pub fn fr_to_decimal(value: &Fr) -> String {
+    value.into_bigint().to_string()
+}
+
+/// A canonical field element from plain decimal digits (no sign, no leading zeros
+/// except `0` itself, below the modulus).
+///
+/// # Errors
+/// [`Error::NonCanonical`] naming the problem.
+pub fn fr_from_decimal(text: &str) -> Result<Fr, Error> {
+    let reject = |why: &str| Error::NonCanonical(format!("{text:?}: {why}"));
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(reject("not a decimal number"));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(reject("leading zeros"));
+    }
+    let mut limbs = [0u64; 4];
+    for digit in text.bytes().map(|byte| u64::from(byte - b'0')) {
+        let mut carry = u128::from(digit);
+        for limb in &mut limbs {
+            let product = u128::from(*limb) * 10 + carry;
+            *limb = product as u64;
+            carry = product >> 64;
+        }
+        if carry != 0 {
+            return Err(reject("larger than 256 bits"));
+        }
+    }
+    Fr::from_bigint(BigInteger256::new(limbs)).ok_or_else(|| reject("not below the field modulus"))
+}
+
+/// A field element as 32 big-endian bytes.
+pub fn fr_to_bytes(value: &Fr) -> [u8; 32] {
+    value
+        .into_bigint()
+        .to_bytes_be()
+        .try_into()
+        .expect("256-bit integers are 32 bytes")
+}
+
+/// A canonical field element from 32 big-endian bytes.
+///
+/// # Errors
+/// [`Error::NonCanonical`] when the integer is not below the field modulus.
+pub fn fr_from_bytes(bytes: &[u8; 32]) -> Result<Fr, Error> {
+    let mut limbs = [0u64; 4];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.rchunks(8)) {
+        *limb = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    Fr::from_bigint(BigInteger256::new(limbs))
+        .ok_or_else(|| Error::NonCanonical("32-byte value is not below the field modulus".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MODULUS: &str =
+        "21888242871839275222246405745257275088548364400416034343698204186575808495617";
+
+    #[test]
+    fn decimal_rejects_everything_but_canonical_digits() {
+        assert_eq!(fr_from_decimal("0").unwrap(), Fr::from(0u64));
+        let below = "21888242871839275222246405745257275088548364400416034343698204186575808495616";
+        assert_eq!(fr_from_decimal(below).unwrap(), -Fr::from(1u64));
+        for bad in [
+            MODULUS,
+            "21888242871839275222246405745257275088548364400416034343698204186575808495618",
+            "",
+            "-1",
+            "+1",
+            "1e3",
+            "0x10",
+            "01",
+            " 1",
+            &"9".repeat(80),
+        ] {
+            assert!(
+                matches!(fr_from_decimal(bad), Err(Error::NonCanonical(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_reject_the_modulus_and_above() {
+        let modulus_bytes = fr_to_bytes(&-Fr::from(1u64));
+        let mut at_modulus = modulus_bytes;
+        at_modulus[31] += 1;
+        assert!(fr_from_bytes(&at_modulus).is_err());
+        assert!(fr_from_bytes(&[0xff; 32]).is_err());
+        assert_eq!(fr_from_bytes(&modulus_bytes).unwrap(), -Fr::from(1u64));
+    }
+
+    #[test]
+    fn statement_needs_exactly_five_inputs() {
+        let inputs = ["1", "2", "3", "4", "5"];
+        let statement = Statement::from_decimal_strings(&inputs).unwrap();
+        assert_eq!(statement.nullifier, Nullifier(Fr::from(4u64)));
+        assert_eq!(statement.to_decimal_strings(), inputs);
+        assert!(matches!(
+            Statement::from_decimal_strings(&inputs[..4]),
+            Err(Error::PublicInputs(_))
+        ));
+        assert!(matches!(
+            Statement::from_decimal_strings(&["1", "2", "3", MODULUS, "5"]),
+            Err(Error::NonCanonical(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn encodings_round_trip(limbs in proptest::array::uniform4(any::<u64>())) {
+            let value = Fr::from_bigint(BigInteger256::new(limbs)).unwrap_or(Fr::from(limbs[0]));
+            prop_assert_eq!(fr_from_decimal(&fr_to_decimal(&value)).unwrap(), value);
+            prop_assert_eq!(fr_from_bytes(&fr_to_bytes(&value)).unwrap(), value);
+        }
+    }
+}
