@@ -2,116 +2,27 @@
 //! leaves it unsatisfied. Records are real Synthea fixtures.
 #![cfg(feature = "r1cs")]
 
-use std::path::Path;
+mod common;
 
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, SynthesisMode,
 };
-use rand::{rngs::StdRng, SeedableRng};
+use common::{compile, fixture, patient, statement, witness, SCOPE, SHAPE};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::clause::gadget::{query_hash_gadget, ClauseVar};
 use zkcohort_circuits::encoding::encode_slot;
-use zkcohort_circuits::identity::{signal_hash, IdentitySecret, Nullifier, StudyScope};
+use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
 use zkcohort_circuits::poseidon::constraints::poseidon_hash_gadget;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
-use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::gadget::MembershipPathVar;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::gadget::slot_root_gadget;
 use zkcohort_circuits::slots::{RecordSalt, SlotTree};
 use zkcohort_circuits::statement::Statement;
 use zkcohort_circuits::{Error, Fr};
-use zkcohort_cohort::query::CompiledQuery;
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query, RecordSummary};
-
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-
-fn day(text: &str) -> Day {
-    text.parse().unwrap()
-}
-
-fn fixture(prefix: &str) -> RecordSummary {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fhir");
-    let path = std::fs::read_dir(folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(prefix)
-        })
-        .unwrap();
-    import_bundle(
-        Catalog::bundled(),
-        &std::fs::read_to_string(path).unwrap(),
-        day("2021-06-01"),
-    )
-    .unwrap()
-    .0
-}
-
-fn compile(text: &str) -> CompiledQuery {
-    let catalog = Catalog::bundled();
-    Query::parse(text, catalog)
-        .unwrap()
-        .compile(catalog)
-        .unwrap()
-}
-
-/// A patient with an issued record registered among other leaves.
-struct Patient {
-    secret: IdentitySecret,
-    record: IssuedRecord,
-    registry: RegistryTree,
-    index: u64,
-}
-
-fn patient(summary: RecordSummary) -> Patient {
-    let mut rng = StdRng::seed_from_u64(42);
-    let secret = IdentitySecret::random_with_rng(&mut rng);
-    let record = IssuedRecord {
-        summary,
-        salt: RecordSalt::random_with_rng(&mut rng),
-        issuer_id: 7,
-        issued_at: day("2021-06-01"),
-    };
-    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
-    for other in 1..=5u64 {
-        registry
-            .append(poseidon_hash_fixed(&[Fr::from(other)]))
-            .unwrap();
-    }
-    let index = registry
-        .append(
-            record
-                .registry_leaf(secret.commitment(), SHAPE.slot_depth)
-                .unwrap(),
-        )
-        .unwrap();
-    registry
-        .append(poseidon_hash_fixed(&[Fr::from(99u64)]))
-        .unwrap();
-    Patient {
-        secret,
-        record,
-        registry,
-        index,
-    }
-}
-
-const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([11, 0, 0, 0])));
-
-fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWitness {
-    let path = patient.registry.path(patient.index).unwrap();
-    EligibilityWitness::assemble(SHAPE, &patient.secret, &patient.record, path, query).unwrap()
-}
-
-fn statement(witness: &EligibilityWitness) -> Statement {
-    witness.statement(SCOPE, signal_hash(&[3; 32], SCOPE))
-}
+use zkcohort_cohort::Catalog;
 
 fn satisfied(statement: Statement, witness: EligibilityWitness) -> bool {
     let cs = ConstraintSystem::<Fr>::new_ref();
@@ -475,8 +386,8 @@ fn reference_shape_cost_by_component() {
             .map(|_| std::array::from_fn(|_| witness(&cs)))
             .collect();
         let leaf = poseidon_hash_gadget(&slot).unwrap();
-        slot_root_gadget(&leaf, &clause.slot_bits, &siblings).unwrap();
-        clause.holds(&slot).unwrap();
+        let _ = slot_root_gadget(&leaf, &clause.slot_bits, &siblings).unwrap();
+        let _ = clause.holds(&slot).unwrap();
     });
     let clause_opening = setup_count(|cs| {
         let bits: Vec<Boolean<Fr>> = (0..shape.slot_depth)
@@ -486,11 +397,11 @@ fn reference_shape_cost_by_component() {
         let siblings: Vec<[FpVar<Fr>; 3]> = (0..shape.slot_depth / 2)
             .map(|_| std::array::from_fn(|_| witness(&cs)))
             .collect();
-        slot_root_gadget(&poseidon_hash_gadget(&slot).unwrap(), &bits, &siblings).unwrap();
+        let _ = slot_root_gadget(&poseidon_hash_gadget(&slot).unwrap(), &bits, &siblings).unwrap();
     });
     let query_hash = setup_count(|cs| {
         let words: Vec<FpVar<Fr>> = (0..2 * shape.clauses).map(|_| witness(&cs)).collect();
-        query_hash_gadget(&witness(&cs), &words).unwrap();
+        let _ = query_hash_gadget(&witness(&cs), &words).unwrap();
     });
     let registry = setup_count(|cs| {
         let path =
@@ -498,12 +409,12 @@ fn reference_shape_cost_by_component() {
                 Err(ark_relations::gr1cs::SynthesisError::AssignmentMissing)
             })
             .unwrap();
-        path.root(&witness(&cs)).unwrap();
+        let _ = path.root(&witness(&cs)).unwrap();
     });
     let hash = |inputs: usize| {
         setup_count(|cs| {
             let inputs: Vec<FpVar<Fr>> = (0..inputs).map(|_| witness(&cs)).collect();
-            poseidon_hash_gadget(&inputs).unwrap();
+            let _ = poseidon_hash_gadget(&inputs).unwrap();
         })
     };
     let (identity, nullifier, record_root, leaf) = (hash(1), hash(2), hash(2), hash(4));
