@@ -1,0 +1,137 @@
+//! Constraint synthesis and witness generation for the eligibility circuit, per shape.
+//!
+//! `cargo bench --bench circuit` (set `RAYON_NUM_THREADS` for scaling runs).
+
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
+use std::path::Path;
+
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem, SynthesisMode};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::{rngs::StdRng, SeedableRng};
+use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
+use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
+use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::Fr;
+use zkcohort_cohort::query::CompiledQuery;
+use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
+
+const SHAPES: [(&str, CircuitShape); 2] = [
+    ("small", CircuitShape::SMALL),
+    ("reference", CircuitShape::REFERENCE),
+];
+
+struct Inputs {
+    secret: IdentitySecret,
+    record: IssuedRecord,
+    path: MembershipPath,
+    query: CompiledQuery,
+}
+
+fn inputs(shape: CircuitShape) -> Inputs {
+    let catalog = Catalog::bundled();
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
+    let issued_at: Day = "2021-06-01".parse().expect("a date");
+    let summary = import_bundle(
+        catalog,
+        &std::fs::read_to_string(bundle).expect("fixture"),
+        issued_at,
+    )
+    .expect("imports")
+    .0;
+    let query_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query"),
+    )
+    .expect("query");
+    let query = Query::parse(&query_text, catalog)
+        .expect("parses")
+        .compile(catalog)
+        .expect("compiles");
+    let mut rng = StdRng::seed_from_u64(1);
+    let secret = IdentitySecret::random_with_rng(&mut rng);
+    let record = IssuedRecord {
+        summary,
+        salt: RecordSalt::random_with_rng(&mut rng),
+        issuer_id: 1,
+        issued_at,
+    };
+    let mut registry = RegistryTree::new(shape.registry_depth).expect("depth");
+    let index = registry
+        .append(
+            record
+                .registry_leaf(secret.commitment(), shape.slot_depth)
+                .expect("leaf"),
+        )
+        .expect("room");
+    Inputs {
+        secret,
+        record,
+        path: registry.path(index).expect("path"),
+        query,
+    }
+}
+
+fn witness_generation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("witness");
+    for (name, shape) in SHAPES {
+        let inputs = inputs(shape);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                EligibilityWitness::new(
+                    shape,
+                    &inputs.secret,
+                    &inputs.record,
+                    inputs.path.clone(),
+                    &inputs.query,
+                )
+                .expect("eligible")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn synthesis(c: &mut Criterion) {
+    let mut group = c.benchmark_group("synthesis");
+    group.sample_size(10);
+    for (name, shape) in SHAPES {
+        let inputs = inputs(shape);
+        let witness = EligibilityWitness::new(
+            shape,
+            &inputs.secret,
+            &inputs.record,
+            inputs.path.clone(),
+            &inputs.query,
+        )
+        .expect("eligible");
+        let scope = StudyScope(Fr::from(1u64));
+        let statement = witness.statement(scope, signal_hash(&[0; 32], scope));
+        group.bench_function(BenchmarkId::new("setup-mode", name), |b| {
+            b.iter(|| {
+                let cs = ConstraintSystem::<Fr>::new_ref();
+                cs.set_mode(SynthesisMode::Setup);
+                EligibilityCircuit::blank(shape)
+                    .generate_constraints(cs.clone())
+                    .expect("synthesizes");
+                cs.num_constraints()
+            })
+        });
+        group.bench_function(BenchmarkId::new("with-witness", name), |b| {
+            b.iter(|| {
+                let cs = ConstraintSystem::<Fr>::new_ref();
+                EligibilityCircuit::new(shape, statement, witness.clone())
+                    .generate_constraints(cs.clone())
+                    .expect("synthesizes");
+                cs.num_constraints()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, witness_generation, synthesis);
+criterion_main!(benches);
