@@ -1,3 +1,46 @@
-//! zkcohort-prover: circuit setup and proving keys, witness building from a
-//! patient's wallet, and rayon-parallel Groth16 proving. Filled by the prover issue;
-//! the crate exists now so the workspace layout is complete.
+//! zkcohort-prover: keys and proofs for the eligibility circuit, the
+//! performance-critical core of zkcohort. Patients prove on their own machines.
+//!
+//! - [`keys`]: single-party development setup per circuit shape, proving key files
+//!   that load without re-validation (checksummed), and the circuit id;
+//! - [`prove`]: witness building from a wallet's data, one proof, and rayon batches
+//!   with results streamed to a callback;
+//! - [`reduction`]: snarkjs's R1CS-to-QAP reduction, so our keys and proofs are
+//!   interchangeable with snarkjs and rapidsnark.
+
+pub mod keys;
+pub mod prove;
+pub mod reduction;
+
+use std::path::PathBuf;
+
+pub use keys::{CircuitId, CircuitKeys};
+pub use prove::{BatchProgress, EligibilityProof, ProofRequest};
+
+/// Everything that can go wrong while setting up or proving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProverError {
+    /// The witness could not be built (not eligible, or does not fit the shape).
+    #[error(transparent)]
+    Circuit(#[from] zkcohort_circuits::Error),
+    /// Constraint synthesis or the Groth16 prover failed.
+    #[error("proving failed: {0}")]
+    Synthesis(#[from] ark_relations::gr1cs::SynthesisError),
+    /// A key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key file is not what it should be.
+    #[error("{path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}

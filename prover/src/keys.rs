@@ -1,0 +1,263 @@
+//! Circuit keys: setup per shape, key files, and the circuit id (the SHA-256 of the
+//! compressed verifying key) that names the circuit everywhere.
+//!
+//! Setup here is a single-party development setup: whoever runs it knows the toxic
+//! waste and could forge proofs. Production keys come from a multi-party ceremony.
+//!
+//! Proving key file (`proving-key-c{clauses}-s{slot_depth}-r{registry_depth}.bin`):
+//! `"ZKCOHORT-PK" 0x00 | format u32 | clauses u32 | slot depth u32 | registry depth u32
+//! | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key in
+//! arkworks' uncompressed form. Loading checks the header and the checksum and then
+//! skips arkworks' curve and subgroup checks, which dominate a naive load: the file is
+//! ours, the checksum catches corruption and truncation, and the embedded verifying
+//! key must hash to the circuit id. A proving key that was tampered with beyond that
+//! cannot break soundness, which rests on the verifier's key: its proofs would only
+//! fail to verify.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ark_bn254::{Bn254, Fr};
+use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
+use ark_relations::gr1cs::{
+    ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, SynthesisError,
+    SynthesisMode, R1CS_PREDICATE_LABEL,
+};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use ark_snark::SNARK;
+use sha2::{Digest, Sha256};
+use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
+
+use crate::reduction::CircomReduction;
+use crate::ProverError;
+
+const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
+const FORMAT: u32 = 1;
+const HEADER: usize = 12 + 4 * 4 + 32 + 32;
+
+/// Groth16 over BN254 with snarkjs's reduction.
+pub(crate) type Snark = Groth16<Bn254, CircomReduction>;
+
+/// The SHA-256 of a compressed verifying key: the circuit's name everywhere.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CircuitId(pub [u8; 32]);
+
+impl CircuitId {
+    /// The id of a verifying key.
+    pub fn of(verifying_key: &VerifyingKey<Bn254>) -> Self {
+        let mut bytes = Vec::new();
+        verifying_key
+            .serialize_compressed(&mut bytes)
+            .expect("writing to a Vec cannot fail");
+        CircuitId(Sha256::digest(&bytes).into())
+    }
+}
+
+impl fmt::Display for CircuitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for CircuitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CircuitId({self})")
+    }
+}
+
+/// The R1CS matrices of a shape, computed once and reused by every proof.
+pub(crate) struct ConstraintMatrices {
+    pub(crate) matrices: Vec<Matrix<Fr>>,
+    pub(crate) num_inputs: usize,
+    pub(crate) num_constraints: usize,
+}
+
+impl ConstraintMatrices {
+    fn of(shape: CircuitShape) -> Result<Self, ProverError> {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        EligibilityCircuit::blank(shape).generate_constraints(cs.clone())?;
+        cs.finalize();
+        let mut all = cs.to_matrices()?;
+        let matrices = all
+            .remove(R1CS_PREDICATE_LABEL)
+            .ok_or(SynthesisError::MissingCS)?;
+        Ok(ConstraintMatrices {
+            matrices,
+            num_inputs: cs.num_instance_variables(),
+            num_constraints: cs.num_constraints(),
+        })
+    }
+}
+
+/// Everything needed to prove for one shape.
+pub struct CircuitKeys {
+    pub(crate) shape: CircuitShape,
+    pub(crate) proving_key: ProvingKey<Bn254>,
+    pub(crate) prepared: PreparedVerifyingKey<Bn254>,
+    pub(crate) matrices: ConstraintMatrices,
+    circuit_id: CircuitId,
+}
+
+impl CircuitKeys {
+    /// A single-party development setup from the OS RNG.
+    ///
+    /// # Errors
+    /// [`ProverError::Synthesis`] if the shape cannot be synthesized.
+    pub fn setup(shape: CircuitShape) -> Result<Self, ProverError> {
+        Self::setup_with_rng(shape, &mut rand::rngs::OsRng)
+    }
+
+    /// A single-party development setup from the given RNG (tests and benches).
+    ///
+    /// # Errors
+    /// [`ProverError::Synthesis`] if the shape cannot be synthesized.
+    pub fn setup_with_rng<R: rand::RngCore + rand::CryptoRng>(
+        shape: CircuitShape,
+        rng: &mut R,
+    ) -> Result<Self, ProverError> {
+        shape.validate()?;
+        let (proving_key, _) =
+            Snark::circuit_specific_setup(EligibilityCircuit::blank(shape), rng)?;
+        Self::from_proving_key(shape, proving_key)
+    }
+
+    fn from_proving_key(
+        shape: CircuitShape,
+        proving_key: ProvingKey<Bn254>,
+    ) -> Result<Self, ProverError> {
+        let prepared = Snark::process_vk(&proving_key.vk)?;
+        let circuit_id = CircuitId::of(&proving_key.vk);
+        Ok(CircuitKeys {
+            shape,
+            matrices: ConstraintMatrices::of(shape)?,
+            proving_key,
+            prepared,
+            circuit_id,
+        })
+    }
+
+    /// The shape the keys are for.
+    pub fn shape(&self) -> CircuitShape {
+        self.shape
+    }
+
+    /// The circuit id.
+    pub fn circuit_id(&self) -> CircuitId {
+        self.circuit_id
+    }
+
+    /// The verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
+        &self.proving_key.vk
+    }
+
+    /// The verifying key prepared for pairings.
+    pub fn prepared_verifying_key(&self) -> &PreparedVerifyingKey<Bn254> {
+        &self.prepared
+    }
+
+    /// The proving key.
+    pub fn proving_key(&self) -> &ProvingKey<Bn254> {
+        &self.proving_key
+    }
+
+    /// The proving key file for a shape in `folder`.
+    pub fn proving_key_path(folder: &Path, shape: CircuitShape) -> PathBuf {
+        folder.join(format!(
+            "proving-key-c{}-s{}-r{}.bin",
+            shape.clauses, shape.slot_depth, shape.registry_depth
+        ))
+    }
+
+    /// Writes the proving key file into `folder` (created if needed) and returns its path.
+    ///
+    /// # Errors
+    /// [`ProverError::Io`] when the folder or file cannot be written.
+    pub fn save(&self, folder: &Path) -> Result<PathBuf, ProverError> {
+        let path = Self::proving_key_path(folder, self.shape);
+        let io = |source| ProverError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(folder).map_err(io)?;
+        let mut payload = Vec::with_capacity(self.proving_key.uncompressed_size());
+        self.proving_key
+            .serialize_uncompressed(&mut payload)
+            .map_err(|error| ProverError::KeyFile {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+        let mut file = Vec::with_capacity(HEADER + payload.len());
+        file.extend_from_slice(MAGIC);
+        for value in [
+            FORMAT,
+            self.shape.clauses as u32,
+            self.shape.slot_depth as u32,
+            self.shape.registry_depth as u32,
+        ] {
+            file.extend_from_slice(&value.to_le_bytes());
+        }
+        file.extend_from_slice(&self.circuit_id.0);
+        file.extend_from_slice(&Sha256::digest(&payload));
+        file.extend_from_slice(&payload);
+        // Write then rename, so a crash never leaves a half-written key under the final name.
+        let partial = path.with_extension("bin.partial");
+        std::fs::write(&partial, &file).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Loads the proving key of `shape` from `folder` (see the module documentation for
+    /// what is checked).
+    ///
+    /// # Errors
+    /// [`ProverError::Io`] when the file cannot be read; [`ProverError::KeyFile`] when it
+    /// is not a zkcohort key for this shape, is truncated or corrupt, or its verifying
+    /// key does not match its circuit id.
+    pub fn load(folder: &Path, shape: CircuitShape) -> Result<Self, ProverError> {
+        let path = Self::proving_key_path(folder, shape);
+        let file = std::fs::read(&path).map_err(|source| ProverError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |reason: &str| ProverError::KeyFile {
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        if file.len() < HEADER || &file[..12] != MAGIC {
+            return Err(bad("not a zkcohort proving key"));
+        }
+        let word = |index: usize| {
+            u32::from_le_bytes(
+                file[12 + 4 * index..16 + 4 * index]
+                    .try_into()
+                    .expect("4 bytes"),
+            )
+        };
+        if word(0) != FORMAT {
+            return Err(bad("unsupported key file format"));
+        }
+        let stored_shape = (word(1) as usize, word(2) as usize, word(3) as usize);
+        if stored_shape != (shape.clauses, shape.slot_depth, shape.registry_depth) {
+            return Err(bad("the key is for another circuit shape"));
+        }
+        let circuit_id = CircuitId(file[28..60].try_into().expect("32 bytes"));
+        let checksum: [u8; 32] = file[60..92].try_into().expect("32 bytes");
+        let payload = &file[HEADER..];
+        if <[u8; 32]>::from(Sha256::digest(payload)) != checksum {
+            return Err(bad(
+                "checksum mismatch: the file is truncated or corrupt; run setup again",
+            ));
+        }
+        let proving_key = ProvingKey::<Bn254>::deserialize_uncompressed_unchecked(payload)
+            .map_err(|error| bad(&format!("unreadable key: {error}")))?;
+        if CircuitId::of(&proving_key.vk) != circuit_id {
+            return Err(bad(
+                "the embedded verifying key does not match the circuit id",
+            ));
+        }
+        Self::from_proving_key(shape, proving_key)
+    }
+}
