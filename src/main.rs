@@ -1,6 +1,7 @@
 //! `zkcohort`: the command line of the zkcohort marketplace. Thin: it parses
 //! arguments, calls the libraries and prints.
 
+mod proving;
 mod records;
 
 use std::path::PathBuf;
@@ -59,6 +60,18 @@ enum Command {
         #[arg(long)]
         issued_at: Option<Day>,
     },
+    /// Create proving keys for a circuit shape (a single-party development setup).
+    Setup {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+        /// Folder for the key files.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+    },
+    /// Prover measurements.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The main job: summarize the bundled sample records and check the sample query.
     Demo {
         /// Folder of FHIR bundles to use instead of the bundled samples.
@@ -67,6 +80,34 @@ enum Command {
         /// Query file to use instead of the sample query.
         #[arg(long)]
         query: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// One proof from this (cold) process: load the key, build the witness, prove, write.
+    ColdProof {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+        /// Folder with the key files.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+        /// Where to write the proof.
+        #[arg(long, default_value = "proof.json")]
+        out: PathBuf,
+    },
+    /// Batch proving rate against the single-thread rate.
+    Batch {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+        /// Folder with the key files.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+        /// Proofs in the batch.
+        #[arg(long, default_value_t = 32)]
+        count: usize,
     },
 }
 
@@ -96,5 +137,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             issued_at,
         } => records::check(&query, &bundles, json, records::issue_day(issued_at)?),
         Command::Demo { bundles, query } => records::demo(bundles, query),
+        Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::ColdProof { shape, keys, out }) => {
+            proving::cold_proof(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Batch { shape, keys, count }) => {
+            proving::batch(shape, &keys, count).map(|()| ExitCode::SUCCESS)
+        }
     }
 }

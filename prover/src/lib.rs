@@ -6,8 +6,11 @@
 //! - [`prove`]: witness building from a wallet's data, one proof, and rayon batches
 //!   with results streamed to a callback;
 //! - [`reduction`]: snarkjs's R1CS-to-QAP reduction, so our keys and proofs are
-//!   interchangeable with snarkjs and rapidsnark.
+//!   interchangeable with snarkjs and rapidsnark;
+//! - [`circom`]: the circuit as an iden3 `.r1cs`, a witness as `.wtns` and the
+//!   proving key as a snarkjs `.zkey`, for snarkjs and rapidsnark.
 
+pub mod circom;
 pub mod keys;
 pub mod prove;
 pub mod reduction;

@@ -1,0 +1,154 @@
+//! Key setup and the prover bench commands.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ark_serialize::CanonicalSerialize;
+use zkcohort::sample::{fixture_bundles, sample_patients, sample_scope};
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_cohort::{Catalog, Query};
+use zkcohort_prover::CircuitKeys;
+
+/// Circuit shapes by name.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum ShapeName {
+    /// 6 clauses, 256 slots, 256 registry leaves (tests).
+    Small,
+    /// 16 clauses, 1024 slots, 2^20 registry leaves.
+    Reference,
+}
+
+impl ShapeName {
+    pub(crate) fn shape(self) -> CircuitShape {
+        match self {
+            ShapeName::Small => CircuitShape::SMALL,
+            ShapeName::Reference => CircuitShape::REFERENCE,
+        }
+    }
+}
+
+pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
+    let shape = shape.shape();
+    println!("DEVELOPMENT SETUP (single party): whoever runs this setup could forge proofs.");
+    println!("Use keys from a multi-party ceremony for anything real.");
+    let started = Instant::now();
+    let keys = CircuitKeys::setup(shape).context("circuit setup")?;
+    let path = keys.save(keys_dir)?;
+    println!(
+        "shape: {} clauses, slot depth {}, registry depth {}\ncircuit id: {}\nproving key: {} ({:.1} MB) in {:.1} s",
+        shape.clauses,
+        shape.slot_depth,
+        shape.registry_depth,
+        keys.circuit_id(),
+        path.display(),
+        std::fs::metadata(&path)?.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn load_keys(keys_dir: &Path, shape: CircuitShape) -> Result<CircuitKeys> {
+    CircuitKeys::load(keys_dir, shape).with_context(|| {
+        format!(
+            "loading keys from {} (run `zkcohort setup` for this shape first)",
+            keys_dir.display()
+        )
+    })
+}
+
+fn sample_query() -> Result<zkcohort_cohort::query::CompiledQuery> {
+    let catalog = Catalog::bundled();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query"),
+    )?;
+    Ok(Query::parse(&text, catalog)?.compile(catalog)?)
+}
+
+/// One proof from a cold process: load the key, build the witness, prove, write.
+pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Result<()> {
+    let shape = shape.shape();
+    let started = Instant::now();
+    let keys = load_keys(keys_dir, shape)?;
+    let loaded = started.elapsed();
+    let bundle: Vec<PathBuf> = fixture_bundles()?
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains("Ali_Harris"))
+        .collect();
+    let patient = sample_patients(&bundle, &sample_query()?, shape, sample_scope(), 1)?
+        .pop()
+        .context("one patient")?;
+    let (statement, witness) = patient.request.build(shape)?;
+    let built = started.elapsed();
+    let proof = keys.prove_witness(statement, witness, &mut rand::rngs::OsRng)?;
+    let proved = started.elapsed();
+    let mut proof_bytes = Vec::new();
+    proof.serialize_compressed(&mut proof_bytes)?;
+    let document = serde_json::json!({
+        "circuit_id": keys.circuit_id().to_string(),
+        "public_inputs": statement.to_decimal_strings(),
+        "proof": proof_bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>(),
+    });
+    std::fs::write(out, serde_json::to_vec_pretty(&document)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let written = started.elapsed();
+    println!(
+        "load key {:.0} ms, import + witness {:.0} ms, prove {:.0} ms, write {:.0} ms; total {:.0} ms",
+        loaded.as_secs_f64() * 1e3,
+        (built - loaded).as_secs_f64() * 1e3,
+        (proved - built).as_secs_f64() * 1e3,
+        (written - proved).as_secs_f64() * 1e3,
+        written.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// Batch proving rate against the single-thread rate, measured in one run.
+pub(crate) fn batch(shape: ShapeName, keys_dir: &Path, count: usize) -> Result<()> {
+    let shape = shape.shape();
+    let keys = load_keys(keys_dir, shape)?;
+    let patients = sample_patients(
+        &fixture_bundles()?,
+        &sample_query()?,
+        shape,
+        sample_scope(),
+        2,
+    )?;
+    let eligible: Vec<_> = patients
+        .into_iter()
+        .filter(|patient| patient.eligible)
+        .map(|patient| patient.request)
+        .collect();
+    anyhow::ensure!(
+        !eligible.is_empty(),
+        "no sample patient is eligible for the sample query"
+    );
+    let requests: Vec<_> = eligible.iter().cycle().take(count).cloned().collect();
+    let single_count = count.clamp(1, 4);
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let started = Instant::now();
+    one_thread.install(|| -> Result<()> {
+        for request in &requests[..single_count] {
+            keys.prove(request)?;
+        }
+        Ok(())
+    })?;
+    let single_rate = single_count as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    keys.prove_batch(requests, |progress, result| {
+        if result.is_err() {
+            failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        eprint!("\rproved {}/{count}", progress.done);
+    });
+    eprintln!();
+    let batch_rate = count as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(failures.into_inner() == 0, "some proofs failed");
+    println!(
+        "threads {}: one thread {single_rate:.2} proofs/s, batch of {count} {batch_rate:.2} proofs/s, ratio {:.2}",
+        rayon::current_num_threads(),
+        batch_rate / single_rate
+    );
+    Ok(())
+}

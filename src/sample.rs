@@ -1,0 +1,120 @@
+//! Sample patients: FHIR bundles imported by one issuer, each with a fresh identity
+//! and salt, all registered in one registry, ready to prove against a query.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rand::{rngs::StdRng, SeedableRng};
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::Fr;
+use zkcohort_cohort::query::CompiledQuery;
+use zkcohort_cohort::{import_bundle, Catalog, Day};
+use zkcohort_prover::ProofRequest;
+
+/// The issuer number sample records carry.
+const SAMPLE_ISSUER: u64 = 1;
+
+/// One sample patient.
+pub struct SamplePatient {
+    /// The bundle's file name.
+    pub name: String,
+    /// Everything the patient's wallet would hold for the study.
+    pub request: ProofRequest,
+    /// Whether the record satisfies the query (the native evaluator's verdict).
+    pub eligible: bool,
+}
+
+/// The fixture bundles shipped with the repository.
+pub fn fixture_bundles() -> Result<Vec<PathBuf>> {
+    bundles_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhir"))
+}
+
+/// The `*.json` files in a folder, sorted.
+///
+/// # Errors
+/// When the folder cannot be read or holds no bundles.
+pub fn bundles_in(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(|| format!("reading {}", folder.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
+        .collect();
+    paths.sort();
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{} holds no .json bundles",
+        folder.display()
+    );
+    Ok(paths)
+}
+
+/// Imports the bundles, registers every record, and returns each patient's request
+/// for `query` in `study_scope`. Identities, salts and payout keys come from `seed`.
+///
+/// # Errors
+/// When a bundle cannot be read or imported, or the registry is full.
+pub fn sample_patients(
+    bundles: &[PathBuf],
+    query: &CompiledQuery,
+    shape: CircuitShape,
+    study_scope: StudyScope,
+    seed: u64,
+) -> Result<Vec<SamplePatient>> {
+    let catalog = Catalog::bundled();
+    let issued_at = Day::from_date(chrono::Local::now().date_naive())?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut registry = RegistryTree::new(shape.registry_depth)?;
+    let mut registered = Vec::with_capacity(bundles.len());
+    for path in bundles {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let (summary, _) = import_bundle(catalog, &text, issued_at)
+            .with_context(|| format!("importing {}", path.display()))?;
+        let secret = IdentitySecret::random_with_rng(&mut rng);
+        let record = IssuedRecord {
+            summary,
+            salt: RecordSalt::random_with_rng(&mut rng),
+            issuer_id: SAMPLE_ISSUER,
+            issued_at,
+        };
+        let leaf = record.registry_leaf(secret.commitment(), shape.slot_depth)?;
+        let index = registry.append(leaf)?;
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        let mut payout_account = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rng, &mut payout_account);
+        registered.push((name, secret, record, index, payout_account));
+    }
+    registered
+        .into_iter()
+        .map(|(name, secret, record, index, payout_account)| {
+            let eligible = query.evaluate(&record.summary);
+            let request = ProofRequest {
+                secret,
+                record,
+                registry_path: registry.path(index)?,
+                query: query.clone(),
+                study_scope,
+                payout_account,
+            };
+            Ok(SamplePatient {
+                name,
+                request,
+                eligible,
+            })
+        })
+        .collect()
+}
+
+/// A study scope for samples.
+pub fn sample_scope() -> StudyScope {
+    StudyScope(Fr::from(2026_u64))
+}
