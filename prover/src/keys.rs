@@ -6,8 +6,11 @@
 //!
 //! Proving key file (`proving-key-c{clauses}-s{slot_depth}-r{registry_depth}.bin`):
 //! `"ZKCOHORT-PK" 0x00 | format u32 | clauses u32 | slot depth u32 | registry depth u32
-//! | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key in
-//! arkworks' uncompressed form. Loading checks the header and the checksum and then
+//! | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key
+//! followed by the shape's R1CS matrices, both in arkworks' uncompressed form. The
+//! matrices are stored because deriving them (synthesis and inlining every linear
+//! combination, ~0.6 s for the reference shape) costs more than loading the rest.
+//! Loading checks the header and the checksum and then
 //! skips arkworks' curve and subgroup checks, which dominate a naive load: the file is
 //! ours, the checksum catches corruption and truncation, and the embedded verifying
 //! key must hash to the circuit id. A proving key that was tampered with beyond that
@@ -32,7 +35,7 @@ use crate::reduction::CircomReduction;
 use crate::ProverError;
 
 const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = 12 + 4 * 4 + 32 + 32;
 
 /// Groth16 over BN254 with snarkjs's reduction.
@@ -66,6 +69,7 @@ impl fmt::Debug for CircuitId {
 }
 
 /// The R1CS matrices of a shape, computed once and reused by every proof.
+#[derive(CanonicalSerialize, CanonicalDeserialize)]
 pub(crate) struct ConstraintMatrices {
     pub(crate) matrices: Vec<Matrix<Fr>>,
     pub(crate) num_inputs: usize,
@@ -123,19 +127,19 @@ impl CircuitKeys {
         Self::from_proving_key(shape, proving_key)
     }
 
-    fn from_proving_key(
+    fn from_proving_key(shape: CircuitShape, proving_key: ProvingKey<Bn254>) -> Result<Self, ProverError> {
+        let matrices = ConstraintMatrices::of(shape)?;
+        Self::from_parts(shape, proving_key, matrices)
+    }
+
+    fn from_parts(
         shape: CircuitShape,
         proving_key: ProvingKey<Bn254>,
+        matrices: ConstraintMatrices,
     ) -> Result<Self, ProverError> {
         let prepared = Snark::process_vk(&proving_key.vk)?;
         let circuit_id = CircuitId::of(&proving_key.vk);
-        Ok(CircuitKeys {
-            shape,
-            matrices: ConstraintMatrices::of(shape)?,
-            proving_key,
-            prepared,
-            circuit_id,
-        })
+        Ok(CircuitKeys { shape, matrices, proving_key, prepared, circuit_id })
     }
 
     /// The shape the keys are for.
@@ -182,13 +186,11 @@ impl CircuitKeys {
             source,
         };
         std::fs::create_dir_all(folder).map_err(io)?;
-        let mut payload = Vec::with_capacity(self.proving_key.uncompressed_size());
-        self.proving_key
-            .serialize_uncompressed(&mut payload)
-            .map_err(|error| ProverError::KeyFile {
-                path: path.clone(),
-                reason: error.to_string(),
-            })?;
+        let mut payload =
+            Vec::with_capacity(self.proving_key.uncompressed_size() + self.matrices.uncompressed_size());
+        (&self.proving_key, &self.matrices).serialize_uncompressed(&mut payload).map_err(|error| {
+            ProverError::KeyFile { path: path.clone(), reason: error.to_string() }
+        })?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
         for value in [
@@ -251,13 +253,14 @@ impl CircuitKeys {
                 "checksum mismatch: the file is truncated or corrupt; run setup again",
             ));
         }
-        let proving_key = ProvingKey::<Bn254>::deserialize_uncompressed_unchecked(payload)
-            .map_err(|error| bad(&format!("unreadable key: {error}")))?;
+        let (proving_key, matrices) =
+            <(ProvingKey<Bn254>, ConstraintMatrices)>::deserialize_uncompressed_unchecked(payload)
+                .map_err(|error| bad(&format!("unreadable key: {error}")))?;
         if CircuitId::of(&proving_key.vk) != circuit_id {
             return Err(bad(
                 "the embedded verifying key does not match the circuit id",
             ));
         }
-        Self::from_proving_key(shape, proving_key)
+        Self::from_parts(shape, proving_key, matrices)
     }
 }

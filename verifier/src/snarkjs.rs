@@ -305,11 +305,17 @@ pub fn statement_to_json(statement: &Statement) -> String {
 
 fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| Error::Json {
-            path: error.path().to_string(),
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // serde_path_to_error writes `?` where the input ends before any value.
+        let path = match error.path().to_string() {
+            unknown if unknown == "?" => ".".to_owned(),
+            path => path,
+        };
+        Error::Json {
+            path,
             message: error.inner().to_string(),
-        })?;
+        }
+    })?;
     deserializer.end().map_err(|error| Error::Json {
         path: ".".into(),
         message: error.to_string(),
