@@ -19,7 +19,7 @@
 //! - [`snarkjs`]: `proof.json`, `verification_key.json` and `public.json` in the
 //!   snarkjs Groth16 formats for BN254 (`bn128`), read and written, with
 //!   conversions to and from ark-groth16's [`Proof`] and [`VerifyingKey`].
-//! - [`verify`]: one proof against a prepared verifying key, and a batch of proofs
+//! - [`verify`](mod@verify): one proof against a prepared verifying key, and a batch of proofs
 //!   for one key with a random linear combination (one final exponentiation for
 //!   the whole batch) that names the bad proofs when the batch fails.
 //!
