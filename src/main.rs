@@ -93,8 +93,8 @@ enum BenchCommand {
         /// Folder with the key files.
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
-        /// Where to write the proof.
-        #[arg(long, default_value = "proof.json")]
+        /// Folder for proof.json, public.json and verification_key.json (snarkjs formats).
+        #[arg(long, default_value = "zkcohort-data/proof")]
         out: PathBuf,
     },
     /// Batch proving rate against the single-thread rate.

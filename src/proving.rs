@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ark_serialize::CanonicalSerialize;
 use zkcohort::sample::{fixture_bundles, sample_patients, sample_scope};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::CircuitKeys;
+use zkcohort_verifier::snarkjs;
 
 /// Circuit shapes by name.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -65,7 +65,8 @@ fn sample_query() -> Result<zkcohort_cohort::query::CompiledQuery> {
     Ok(Query::parse(&text, catalog)?.compile(catalog)?)
 }
 
-/// One proof from a cold process: load the key, build the witness, prove, write.
+/// One proof from a cold process: load the key, build the witness, prove, and write
+/// snarkjs `proof.json`, `public.json` and `verification_key.json` into `out`.
 pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Result<()> {
     let shape = shape.shape();
     let started = Instant::now();
@@ -82,15 +83,17 @@ pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Resul
     let built = started.elapsed();
     let proof = keys.prove_witness(statement, witness, &mut rand::rngs::OsRng)?;
     let proved = started.elapsed();
-    let mut proof_bytes = Vec::new();
-    proof.serialize_compressed(&mut proof_bytes)?;
-    let document = serde_json::json!({
-        "circuit_id": keys.circuit_id().to_string(),
-        "public_inputs": statement.to_decimal_strings(),
-        "proof": proof_bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>(),
-    });
-    std::fs::write(out, serde_json::to_vec_pretty(&document)?)
-        .with_context(|| format!("writing {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("proof.json", snarkjs::proof_to_json(&proof))?;
+    write("public.json", snarkjs::statement_to_json(&statement))?;
+    write(
+        "verification_key.json",
+        snarkjs::verifying_key_to_json(keys.verifying_key()),
+    )?;
     let written = started.elapsed();
     println!(
         "load key {:.0} ms, import + witness {:.0} ms, prove {:.0} ms, write {:.0} ms; total {:.0} ms",

@@ -127,7 +127,10 @@ impl CircuitKeys {
         Self::from_proving_key(shape, proving_key)
     }
 
-    fn from_proving_key(shape: CircuitShape, proving_key: ProvingKey<Bn254>) -> Result<Self, ProverError> {
+    fn from_proving_key(
+        shape: CircuitShape,
+        proving_key: ProvingKey<Bn254>,
+    ) -> Result<Self, ProverError> {
         let matrices = ConstraintMatrices::of(shape)?;
         Self::from_parts(shape, proving_key, matrices)
     }
@@ -139,7 +142,13 @@ impl CircuitKeys {
     ) -> Result<Self, ProverError> {
         let prepared = Snark::process_vk(&proving_key.vk)?;
         let circuit_id = CircuitId::of(&proving_key.vk);
-        Ok(CircuitKeys { shape, matrices, proving_key, prepared, circuit_id })
+        Ok(CircuitKeys {
+            shape,
+            matrices,
+            proving_key,
+            prepared,
+            circuit_id,
+        })
     }
 
     /// The shape the keys are for.
@@ -186,11 +195,15 @@ impl CircuitKeys {
             source,
         };
         std::fs::create_dir_all(folder).map_err(io)?;
-        let mut payload =
-            Vec::with_capacity(self.proving_key.uncompressed_size() + self.matrices.uncompressed_size());
-        (&self.proving_key, &self.matrices).serialize_uncompressed(&mut payload).map_err(|error| {
-            ProverError::KeyFile { path: path.clone(), reason: error.to_string() }
-        })?;
+        let mut payload = Vec::with_capacity(
+            self.proving_key.uncompressed_size() + self.matrices.uncompressed_size(),
+        );
+        (&self.proving_key, &self.matrices)
+            .serialize_uncompressed(&mut payload)
+            .map_err(|error| ProverError::KeyFile {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
         for value in [
