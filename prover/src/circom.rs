@@ -51,10 +51,8 @@ use ark_bn254::{Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
 use ark_ff::{BigInteger, Field, PrimeField, Zero};
 use ark_groth16::r1cs_to_qap::evaluate_constraint;
-use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
-};
-use zkcohort_circuits::circuit::{EligibilityCircuit, EligibilityWitness};
+use ark_relations::gr1cs::SynthesisError;
+use zkcohort_circuits::circuit::EligibilityWitness;
 use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS};
 
 use crate::keys::CircuitKeys;
@@ -136,15 +134,7 @@ pub fn full_assignment(
     statement: Statement,
     witness: EligibilityWitness,
 ) -> Result<Vec<Fr>, ProverError> {
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    cs.set_optimization_goal(OptimizationGoal::Constraints);
-    cs.set_mode(SynthesisMode::Prove {
-        construct_matrices: false,
-        generate_lc_assignments: false,
-    });
-    EligibilityCircuit::new(keys.shape, statement, witness).generate_constraints(cs.clone())?;
-    let system = cs.borrow().ok_or(SynthesisError::MissingCS)?;
-    let assignment = [system.instance_assignment()?, system.witness_assignment()?].concat();
+    let assignment = keys.assignment(statement, witness)?;
     if assignment.len() != wire_count(keys) || !is_satisfied(keys, &assignment) {
         return Err(SynthesisError::Unsatisfiable.into());
     }

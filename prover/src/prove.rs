@@ -118,16 +118,7 @@ impl CircuitKeys {
         witness: EligibilityWitness,
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProverError> {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Prove {
-            construct_matrices: false,
-            generate_lc_assignments: false,
-        });
-        EligibilityCircuit::new(self.shape, statement, witness).generate_constraints(cs.clone())?;
-        let system = cs.borrow().ok_or(SynthesisError::MissingCS)?;
-        let full_assignment =
-            [system.instance_assignment()?, system.witness_assignment()?].concat();
+        let full_assignment = self.assignment(statement, witness)?;
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
         let matrices = &self.matrices;
         Ok(Snark::create_proof_with_reduction_and_matrices(
@@ -139,6 +130,24 @@ impl CircuitKeys {
             matrices.num_constraints,
             &full_assignment,
         )?)
+    }
+
+    /// The full assignment `[1, public inputs…, witnesses…]`: the circuit synthesized
+    /// only to collect values (no matrices, no cached linear-combination values).
+    pub(crate) fn assignment(
+        &self,
+        statement: Statement,
+        witness: EligibilityWitness,
+    ) -> Result<Vec<Fr>, ProverError> {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Prove {
+            construct_matrices: false,
+            generate_lc_assignments: false,
+        });
+        EligibilityCircuit::new(self.shape, statement, witness).generate_constraints(cs.clone())?;
+        let system = cs.borrow().ok_or(SynthesisError::MissingCS)?;
+        Ok([system.instance_assignment()?, system.witness_assignment()?].concat())
     }
 
     /// Proves many requests in parallel (rayon, one proof per worker at a time), handing
