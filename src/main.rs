@@ -69,6 +69,18 @@ enum Command {
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
     },
+    /// Export the constraint system, proving key and a sample witness for snarkjs/rapidsnark.
+    CircomExport {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+        /// Folder with the key files.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+        /// Folder for circuit.r1cs, circuit.zkey and witness.wtns.
+        #[arg(long, default_value = "zkcohort-data/circom")]
+        out: PathBuf,
+    },
     /// Prover measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -138,6 +150,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => records::check(&query, &bundles, json, records::issue_day(issued_at)?),
         Command::Demo { bundles, query } => records::demo(bundles, query),
         Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
+        Command::CircomExport { shape, keys, out } => {
+            proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::ColdProof { shape, keys, out }) => {
             proving::cold_proof(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
         }

@@ -155,3 +155,33 @@ pub(crate) fn batch(shape: ShapeName, keys_dir: &Path, count: usize) -> Result<(
     );
     Ok(())
 }
+
+/// Exports the shape's constraint system, proving key and a sample patient's witness
+/// in the circom formats (`circuit.r1cs`, `circuit.zkey`, `witness.wtns`).
+pub(crate) fn export_circom(shape: ShapeName, keys_dir: &Path, out: &Path) -> Result<()> {
+    let shape = shape.shape();
+    let keys = load_keys(keys_dir, shape)?;
+    let bundle: Vec<PathBuf> = fixture_bundles()?
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains("Ali_Harris"))
+        .collect();
+    let patient = sample_patients(&bundle, &sample_query()?, shape, sample_scope(), 1)?
+        .pop()
+        .context("one patient")?;
+    let files =
+        zkcohort_prover::circom::export_circom(&keys, out, Some(patient.request.build(shape)?))?;
+    println!("wrote {}, {}", files.r1cs.display(), files.zkey.display());
+    if let Some(witness) = files.witness {
+        println!(
+            "wrote {} (sample patient {}, sample query)",
+            witness.display(),
+            patient.name
+        );
+    }
+    println!(
+        "try: snarkjs groth16 prove {}/circuit.zkey {}/witness.wtns proof.json public.json",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
