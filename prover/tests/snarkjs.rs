@@ -294,4 +294,30 @@ fn snarkjs_proves_with_our_zkey_and_verifies_our_proofs() {
         ..statement
     };
     assert!(!verify(&ours, &other_nullifier));
+
+    // A tampered verifying key (alpha replaced by another valid curve point) is refused
+    // by both verifiers.
+    assert!(verify(&ours, &statement), "the honest files again");
+    let mut tampered: serde_json::Value = serde_json::from_str(&read("vk.json")).unwrap();
+    tampered["vk_alpha_1"] = tampered["IC"][1].clone();
+    tampered.as_object_mut().unwrap().remove("vk_alphabeta_12");
+    std::fs::write(dir.join("vk-tampered.json"), tampered.to_string()).unwrap();
+    let outcome = snarkjs(
+        dir,
+        &[
+            "groth16",
+            "verify",
+            "vk-tampered.json",
+            "ours-public.json",
+            "ours.json",
+        ],
+    );
+    assert!(
+        !outcome.success && !outcome.output.contains("OK!"),
+        "{}",
+        outcome.output
+    );
+    let tampered_key = snarkjs::verifying_key_from_json(&tampered.to_string()).unwrap();
+    let prepared = zkcohort_verifier::prepare_verifying_key(&tampered_key);
+    assert!(!zkcohort_verifier::verify(&prepared, &statement, &ours).unwrap());
 }
