@@ -101,12 +101,23 @@ pub fn fr_to_decimal(value: &Fr) -> String {
 /// # Errors
 /// [`Error::NonCanonical`] naming the problem.
 pub fn fr_from_decimal(text: &str) -> Result<Fr, Error> {
-    let reject = |why: &str| Error::NonCanonical(format!("{text:?}: {why}"));
+    field_from_decimal(text).map_err(|why| Error::NonCanonical(format!("{text:?}: {why}")))
+}
+
+/// A canonical element of any 256-bit prime field (BN254's scalar or base field)
+/// from plain decimal digits.
+///
+/// # Errors
+/// Why the text is refused: not decimal digits, leading zeros, wider than 256 bits,
+/// or not below the field's modulus.
+pub fn field_from_decimal<F: PrimeField<BigInt = BigInteger256>>(
+    text: &str,
+) -> Result<F, &'static str> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(reject("not a decimal number"));
+        return Err("not a decimal number");
     }
     if text.len() > 1 && text.starts_with('0') {
-        return Err(reject("leading zeros"));
+        return Err("leading zeros");
     }
     let mut limbs = [0u64; 4];
     for digit in text.bytes().map(|byte| u64::from(byte - b'0')) {
@@ -117,10 +128,10 @@ pub fn fr_from_decimal(text: &str) -> Result<Fr, Error> {
             carry = product >> 64;
         }
         if carry != 0 {
-            return Err(reject("larger than 256 bits"));
+            return Err("larger than 256 bits");
         }
     }
-    Fr::from_bigint(BigInteger256::new(limbs)).ok_or_else(|| reject("not below the field modulus"))
+    F::from_bigint(BigInteger256::new(limbs)).ok_or("not below the field modulus")
 }
 
 /// A field element as 32 big-endian bytes.

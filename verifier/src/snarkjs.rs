@@ -33,11 +33,13 @@
 use ark_bn254::{Bn254, Fq, Fq12, Fq2, Fq6, Fr, G1Affine, G2Affine};
 use ark_ec::pairing::Pairing;
 use ark_ec::AffineRepr;
-use ark_ff::{BigInt, One, PrimeField, Zero};
+use ark_ff::{One, PrimeField, Zero};
 use ark_groth16::{Proof, VerifyingKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal, Statement, PUBLIC_INPUT_NAMES};
+use zkcohort_circuits::statement::{
+    field_from_decimal, fr_from_decimal, fr_to_decimal, Statement, PUBLIC_INPUT_NAMES,
+};
 
 use crate::Error;
 
@@ -363,29 +365,10 @@ fn check_curve(curve: &str) -> Result<(), Error> {
 /// A canonical base-field element from plain decimal digits: no sign, no
 /// leading zeros except `0` itself, below the modulus `q`.
 pub(crate) fn fq_from_decimal(text: &str, field: &str) -> Result<Fq, Error> {
-    let reject = |reason: &str| Error::Coordinate {
+    field_from_decimal(text).map_err(|why| Error::Coordinate {
         field: field.to_owned(),
-        reason: format!("{text:?} {reason}"),
-    };
-    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(reject("is not a decimal number"));
-    }
-    if text.len() > 1 && text.starts_with('0') {
-        return Err(reject("has leading zeros"));
-    }
-    let mut limbs = [0u64; 4];
-    for digit in text.bytes().map(|byte| u64::from(byte - b'0')) {
-        let mut carry = u128::from(digit);
-        for limb in &mut limbs {
-            let product = u128::from(*limb) * 10 + carry;
-            *limb = product as u64;
-            carry = product >> 64;
-        }
-        if carry != 0 {
-            return Err(reject("is larger than 256 bits"));
-        }
-    }
-    Fq::from_bigint(BigInt::new(limbs)).ok_or_else(|| reject("is not below the base field modulus"))
+        reason: format!("{text:?}: {why}"),
+    })
 }
 
 fn fq_to_decimal(value: &Fq) -> String {
