@@ -1,3 +1,225 @@
-//! zkcohort-market: the marketplace server (axum over sled): studies, registry,
-//! anonymous enrollment, token ledger, DP releases and the audit log. Filled by the
-//! marketplace issue; the crate exists now so the workspace layout is complete.
+//! zkcohort-market: the marketplace's storage core. Studies, the issuers'
+//! registry, anonymous enrollment, the token ledger and the audit log, all
+//! kept in one [`Store`] over an embedded sled database. The HTTP API (axum)
+//! sits on top of this crate and adds authentication, proof verification and
+//! JSON bodies; nothing here knows about HTTP.
+//!
+//! Every state change is one sled transaction that also appends an entry to
+//! the hash-chained, Merkle-rooted audit log, so a change and its audit entry
+//! are written together or not at all, also under concurrent submissions.
+//! Nothing with a side effect runs inside a transaction closure (sled may run
+//! it more than once): times are read, signatures checked and heads signed
+//! outside. Changes are durable once [`Store::flush`] returns; the HTTP layer
+//! calls it before acknowledging money, nullifier or budget changes.
+//!
+//! # Modules
+//!
+//! - [`store`]: [`Store`], its configuration and the transaction plumbing;
+//!   the type boundary a PostgreSQL backend would re-implement.
+//! - [`ledger`]: the double-entry token ledger: accounts, minting, signed
+//!   transfers, study escrow and the conservation check.
+//! - [`study`]: study records: create, fund, list, close with refund.
+//! - [`enroll`]: the enrollment transaction (nullifier, payout, audit entry).
+//! - [`audit`]: the audit log: entry hashing, the incremental Merkle tree,
+//!   signed heads, inclusion proofs and their native verification.
+//! - [`registry`]: persistence of the issuers' registry tree: leaves, roots,
+//!   the window in which a replaced root stays acceptable.
+//! - [`dp`]: differentially private releases of enrollment counts (OpenDP)
+//!   and their epsilon accounting.
+
+pub mod audit;
+pub mod dp;
+pub mod enroll;
+pub mod ledger;
+pub mod registry;
+pub mod store;
+pub mod study;
+
+pub use audit::{AuditEntry, AuditHead, InclusionProof, SignedHead};
+pub use enroll::{Enrollment, ProofRecord};
+pub use ledger::{Account, ConservationReport, LedgerEntry, LedgerKind, SignedTransfer};
+pub use registry::{RegistryAppend, RootRecord, RootStatus};
+pub use store::{Store, StoreConfig};
+pub use study::{NewStudy, Study, StudyStatus};
+
+/// A 32-byte value: a public key, a hash, a field element in big-endian
+/// bytes. Serialized as lowercase hex in JSON.
+pub type Bytes32 = [u8; 32];
+
+/// Errors of the marketplace store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage engine failed (I/O, a corrupt file, a lock held by another
+    /// process).
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored data could not be read back: the store is corrupt or was
+    /// written by an incompatible version.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The store was opened with a configuration that contradicts what it
+    /// holds (a different registry depth).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No study has this id.
+    #[error("unknown study {0}")]
+    UnknownStudy(u64),
+    /// The study is closed: no enrollment, no funding.
+    #[error("study {0} is closed")]
+    StudyClosed(u64),
+    /// The caller is not the study's researcher.
+    #[error("study {0} belongs to another researcher")]
+    NotStudyOwner(u64),
+    /// A study definition is invalid (empty title, zero reward, ...).
+    #[error("invalid study: {0}")]
+    InvalidStudy(String),
+    /// This nullifier already enrolled in this study.
+    #[error("this nullifier has already enrolled in study {study}")]
+    DuplicateNullifier {
+        /// The study.
+        study: u64,
+    },
+    /// The study has reached its maximum number of enrollments.
+    #[error("study {study} is full ({max} enrollments)")]
+    StudyFull {
+        /// The study.
+        study: u64,
+        /// Its maximum number of enrollments.
+        max: u64,
+    },
+    /// The study's escrow cannot pay one more reward.
+    #[error("the escrow of study {study} holds {escrow}, less than the reward {reward}")]
+    EscrowExhausted {
+        /// The study.
+        study: u64,
+        /// What the escrow holds.
+        escrow: u64,
+        /// The reward per enrollment.
+        reward: u64,
+    },
+    /// An account holds less than an operation moves out of it.
+    #[error("account {account} holds {balance}, less than {amount}")]
+    InsufficientBalance {
+        /// The account, as text.
+        account: String,
+        /// Its balance.
+        balance: u64,
+        /// The amount asked for.
+        amount: u64,
+    },
+    /// An amount of zero, or an operation that moves nothing.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    /// An amount would overflow the token supply (`u64`).
+    #[error("amount overflows the token supply")]
+    Overflow,
+    /// A transfer's signature does not verify under the sender's key (or the
+    /// key is not a valid ed25519 point).
+    #[error("bad signature")]
+    BadSignature,
+    /// A transfer's nonce is not the sender's next nonce (a replay or a gap).
+    #[error("bad nonce: expected {expected}, got {got}")]
+    BadNonce {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The nonce in the transfer.
+        got: u64,
+    },
+    /// The registry root was never current.
+    #[error("unknown registry root")]
+    UnknownRoot,
+    /// The registry root was replaced too long ago.
+    #[error(
+        "registry root {seq} expired: the current root is {current}, the window is {window} roots"
+    )]
+    RootExpired {
+        /// The root's sequence number.
+        seq: u64,
+        /// The current root's sequence number.
+        current: u64,
+        /// How many later roots a replaced root stays acceptable for.
+        window: u64,
+    },
+    /// Only the issuer that appended a registry leaf may revoke it.
+    #[error("registry leaf {index} was appended by another issuer")]
+    NotLeafIssuer {
+        /// The leaf's index.
+        index: u64,
+    },
+    /// A registry operation failed (zero leaf, full tree, unknown or revoked
+    /// index, non-canonical field element).
+    #[error("registry: {0}")]
+    Registry(#[from] zkcohort_circuits::Error),
+    /// No audit entry at this index (or a proof asked for a tree size larger
+    /// than the log).
+    #[error("audit log: no entry {index} (size {size})")]
+    AuditIndex {
+        /// The index asked for.
+        index: u64,
+        /// The log's size.
+        size: u64,
+    },
+    /// The audit log, a head signature or an inclusion proof does not verify.
+    #[error("audit verification failed: {0}")]
+    AuditVerification(String),
+    /// The conservation invariant (balances + escrows == minted) is broken.
+    #[error("conservation violated: {0}")]
+    Conservation(String),
+}
+
+/// Serde helpers for byte arrays as hex strings.
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes bytes as lowercase hex.
+    pub(crate) fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    /// Reads exactly `N` bytes from hex.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[u8; N], D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut bytes = [0u8; N];
+        hex::decode_to_slice(text.as_bytes(), &mut bytes).map_err(serde::de::Error::custom)?;
+        Ok(bytes)
+    }
+
+    /// A list of 32-byte values as hex strings.
+    pub(crate) mod vec32 {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        /// Serializes each value as lowercase hex.
+        pub(crate) fn serialize<S: Serializer>(
+            values: &[[u8; 32]],
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            values
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>()
+                .serialize(serializer)
+        }
+
+        /// Reads a list of 32-byte hex values.
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Vec<[u8; 32]>, D::Error> {
+            let texts = Vec::<String>::deserialize(deserializer)?;
+            texts
+                .iter()
+                .map(|text| {
+                    let mut bytes = [0u8; 32];
+                    hex::decode_to_slice(text.as_bytes(), &mut bytes)
+                        .map(|()| bytes)
+                        .map_err(serde::de::Error::custom)
+                })
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Enrollment: one verified proof becomes one paid enrollment.
+//!
+//! The caller (the HTTP layer) has already recomputed the statement from the
+//! study and verified the Groth16 proof, off the async runtime.
+//! [`Store::enroll`] then does everything else in one transaction: the study
+//! is open, the registry root is acceptable, the nullifier is new for this
+//! study, the study has room and its escrow covers the reward; it records the
+//! nullifier with the proof (for the study bundle), pays the reward from the
+//! escrow to the payout account, counts the enrollment and appends the audit
+//! entry. Under concurrent duplicate submissions exactly one commits; the
+//! others see the nullifier and fail with [`Error::DuplicateNullifier`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::ledger::{post, Account, LedgerKind};
+use crate::registry::tx_check_root;
+use crate::store::{abort, now_ms, tx_put_json};
+use crate::study::{study_key, tx_study};
+use crate::{audit, Bytes32, Error, Store, StudyStatus};
+
+/// The proof of an enrollment, kept for the study bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofRecord {
+    /// The registry root the proof is against (its first public input), as
+    /// 32 big-endian bytes.
+    #[serde(with = "crate::hex_bytes")]
+    pub registry_root: Bytes32,
+    /// The proof in snarkjs JSON (`proof.json`).
+    pub proof: serde_json::Value,
+    /// The public inputs as decimal strings, in circuit order.
+    pub public_inputs: Vec<String>,
+}
+
+/// An accepted enrollment, stored under its study and nullifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The study.
+    pub study: u64,
+    /// The nullifier, as 32 big-endian bytes.
+    #[serde(with = "crate::hex_bytes")]
+    pub nullifier: Bytes32,
+    /// The account the reward was paid to.
+    #[serde(with = "crate::hex_bytes")]
+    pub payout_account: Bytes32,
+    /// The reward paid.
+    pub reward: u64,
+    /// Its position among the study's enrollments, from 0.
+    pub position: u64,
+    /// The registry root's sequence number.
+    pub root_seq: u64,
+    /// The payout's ledger entry.
+    pub ledger_seq: u64,
+    /// The audit entry that records it.
+    pub audit_index: u64,
+    /// The proof and its public inputs.
+    pub proof: ProofRecord,
+}
+
+/// The key of an enrollment: the study id (u64 BE) and the nullifier, so
+/// nullifiers are scoped by study and a study's enrollments are one range.
+fn nullifier_key(study: u64, nullifier: &Bytes32) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&study.to_be_bytes());
+    key[8..].copy_from_slice(nullifier);
+    key
+}
+
+impl Store {
+    /// Enrolls the holder of `nullifier` in a study and pays the reward to
+    /// `payout_account`, in one transaction. The proof must already be
+    /// verified against the study's statement.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStudy`], [`Error::StudyClosed`],
+    /// [`Error::UnknownRoot`] or [`Error::RootExpired`] for the proof's
+    /// registry root, [`Error::DuplicateNullifier`], [`Error::StudyFull`],
+    /// [`Error::EscrowExhausted`], [`Error::Storage`]. On error nothing
+    /// changes.
+    pub fn enroll(
+        &self,
+        study_id: u64,
+        nullifier: Bytes32,
+        payout_account: Bytes32,
+        proof: ProofRecord,
+    ) -> Result<Enrollment, Error> {
+        let at = now_ms();
+        let key = nullifier_key(study_id, &nullifier);
+        let window = self.config.root_window;
+        self.transact(|tx| {
+            let mut study = tx_study(tx, study_id)?;
+            if study.status != StudyStatus::Open {
+                return abort(Error::StudyClosed(study_id));
+            }
+            let root = tx_check_root(tx, &proof.registry_root, window)?;
+            if tx.nullifiers.get(key)?.is_some() {
+                return abort(Error::DuplicateNullifier { study: study_id });
+            }
+            if study.enrolled >= study.max_enrollments {
+                return abort(Error::StudyFull {
+                    study: study_id,
+                    max: study.max_enrollments,
+                });
+            }
+            if study.escrow < study.reward {
+                return abort(Error::EscrowExhausted {
+                    study: study_id,
+                    escrow: study.escrow,
+                    reward: study.reward,
+                });
+            }
+            let payout = post(
+                tx,
+                LedgerKind::Payout,
+                Account::Escrow(study_id),
+                Account::Key(payout_account),
+                study.reward,
+                Some(study_id),
+                at,
+            )?;
+            let position = study.enrolled;
+            study.enrolled += 1;
+            study.escrow -= study.reward;
+            tx_put_json(tx.studies, &study_key(study_id), &study)?;
+            let entry = audit::append(
+                tx,
+                at,
+                "enroll",
+                json!({
+                    "study": study_id,
+                    "nullifier": hex::encode(nullifier),
+                    "registry_root": hex::encode(proof.registry_root),
+                    "root_seq": root.seq,
+                    "public_inputs": proof.public_inputs,
+                    "proof": proof.proof,
+                    "ledger": payout,
+                }),
+            )?;
+            let enrollment = Enrollment {
+                study: study_id,
+                nullifier,
+                payout_account,
+                reward: study.reward,
+                position,
+                root_seq: root.seq,
+                ledger_seq: payout.seq,
+                audit_index: entry.index,
+                proof: proof.clone(),
+            };
+            tx_put_json(tx.nullifiers, &key, &enrollment)?;
+            Ok(enrollment)
+        })
+    }
+
+    /// The enrollment of `nullifier` in a study, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn enrollment(
+        &self,
+        study_id: u64,
+        nullifier: &Bytes32,
+    ) -> Result<Option<Enrollment>, Error> {
+        crate::store::get_json(&self.nullifiers, &nullifier_key(study_id, nullifier))
+    }
+
+    /// Every enrollment of a study, in nullifier order (what a study bundle
+    /// lists).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn enrollments(&self, study_id: u64) -> Result<Vec<Enrollment>, Error> {
+        self.nullifiers
+            .scan_prefix(study_id.to_be_bytes())
+            .map(|item| crate::store::decode_json(&item?.1))
+            .collect()
+    }
+}

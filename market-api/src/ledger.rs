@@ -1,0 +1,465 @@
+//! The token ledger: an internal double-entry ledger of whole tokens.
+//!
+//! Accounts are ed25519 public keys (patients, researchers, issuers) and
+//! system accounts: one escrow per study, and the mint. Every movement is one
+//! [`LedgerEntry`] that debits one account and credits another by the same
+//! amount, written in the same transaction as the balances it changes and the
+//! audit entry that records it, so debits equal credits by construction.
+//!
+//! The mint is the only source of tokens: [`Store::mint`] debits it (it has
+//! no stored balance; the `total_minted` counter is what it has issued).
+//! Invariant, checked by [`Store::check_conservation`]: the balances of all
+//! key and escrow accounts add up to the total minted.
+//!
+//! Only a key's holder moves its tokens: a [`SignedTransfer`] carries an
+//! ed25519 signature over [`transfer_message`], checked before the
+//! transaction, and the sender's next nonce, checked inside it, so a transfer
+//! cannot be replayed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::store::{
+    abort, get_u64, now_ms, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
+    TxResult,
+};
+use crate::{audit, Bytes32, Error, Store, Study};
+
+/// The domain separator of transfer signatures.
+pub const TRANSFER_DOMAIN: &[u8] = b"zkcohort-transfer-v1";
+
+/// Key prefixes in the `accounts` tree.
+const KEY_BALANCE: u8 = b'k';
+const ESCROW_BALANCE: u8 = b'e';
+const KEY_NONCE: u8 = b'n';
+/// Counters in the `meta` tree.
+pub(crate) const LEDGER_SEQ: &[u8] = b"ledger_seq";
+pub(crate) const TOTAL_MINTED: &[u8] = b"total_minted";
+
+/// A ledger account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// An ed25519 public key: a patient, researcher or issuer.
+    Key(#[serde(with = "crate::hex_bytes")] Bytes32),
+    /// The escrow of a study.
+    Escrow(u64),
+    /// The mint, the only source of tokens.
+    Mint,
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Account::Key(key) => write!(f, "key:{}", hex::encode(key)),
+            Account::Escrow(study) => write!(f, "escrow:{study}"),
+            Account::Mint => f.write_str("mint"),
+        }
+    }
+}
+
+impl Account {
+    /// The account's balance key, `None` for the mint.
+    fn balance_key(&self) -> Option<Vec<u8>> {
+        match self {
+            Account::Key(key) => Some(prefixed_32(KEY_BALANCE, key).to_vec()),
+            Account::Escrow(study) => Some(prefixed_u64(ESCROW_BALANCE, *study).to_vec()),
+            Account::Mint => None,
+        }
+    }
+}
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// The operator issued tokens (mint → key).
+    Mint,
+    /// A signed transfer (key → key).
+    Transfer,
+    /// A researcher funded a study (key → escrow).
+    FundEscrow,
+    /// An enrollment's reward (escrow → payout key).
+    Payout,
+    /// A closed study's remainder (escrow → researcher).
+    Refund,
+}
+
+/// One balanced ledger entry: `amount` leaves `debit` and reaches `credit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Its position in the ledger, from 0.
+    pub seq: u64,
+    /// What it records.
+    pub kind: LedgerKind,
+    /// The account debited.
+    pub debit: Account,
+    /// The account credited.
+    pub credit: Account,
+    /// The amount moved.
+    pub amount: u64,
+    /// The study it concerns, if any.
+    pub study: Option<u64>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A transfer between key accounts, signed by the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransfer {
+    /// The sender's public key.
+    #[serde(with = "crate::hex_bytes")]
+    pub from: Bytes32,
+    /// The recipient's public key.
+    #[serde(with = "crate::hex_bytes")]
+    pub to: Bytes32,
+    /// The amount.
+    pub amount: u64,
+    /// The sender's next nonce ([`Store::nonce`]).
+    pub nonce: u64,
+    /// The ed25519 signature over [`transfer_message`].
+    #[serde(with = "crate::hex_bytes")]
+    pub signature: [u8; 64],
+}
+
+impl SignedTransfer {
+    /// A transfer signed with the sender's key (a wallet's side).
+    pub fn sign(key: &SigningKey, to: Bytes32, amount: u64, nonce: u64) -> Self {
+        let from = key.verifying_key().to_bytes();
+        Self {
+            from,
+            to,
+            amount,
+            nonce,
+            signature: key
+                .sign(&transfer_message(&from, &to, amount, nonce))
+                .to_bytes(),
+        }
+    }
+
+    /// Checks the signature under `from` (strict ed25519: no malleable or
+    /// small-order signatures).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadSignature`].
+    pub fn verify_signature(&self) -> Result<(), Error> {
+        let key = VerifyingKey::from_bytes(&self.from).map_err(|_| Error::BadSignature)?;
+        key.verify_strict(
+            &transfer_message(&self.from, &self.to, self.amount, self.nonce),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| Error::BadSignature)
+    }
+}
+
+/// The bytes a transfer signature covers: `"zkcohort-transfer-v1" || from ||
+/// to || amount (u64 BE) || nonce (u64 BE)`.
+pub fn transfer_message(from: &Bytes32, to: &Bytes32, amount: u64, nonce: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(TRANSFER_DOMAIN.len() + 80);
+    message.extend_from_slice(TRANSFER_DOMAIN);
+    message.extend_from_slice(from);
+    message.extend_from_slice(to);
+    message.extend_from_slice(&amount.to_be_bytes());
+    message.extend_from_slice(&nonce.to_be_bytes());
+    message
+}
+
+/// What [`Store::check_conservation`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConservationReport {
+    /// Tokens issued by the mint.
+    pub total_minted: u64,
+    /// Tokens held by key accounts.
+    pub in_keys: u64,
+    /// Tokens held in study escrows.
+    pub in_escrow: u64,
+    /// The number of ledger entries replayed.
+    pub entries: u64,
+}
+
+/// Posts one balanced entry inside a transaction: debits `debit` (which
+/// must hold `amount`, unless it is the mint), credits `credit`, writes the
+/// entry. Aborts with [`Error::InsufficientBalance`] or [`Error::Overflow`].
+pub(crate) fn post(
+    tx: &Tx<'_>,
+    kind: LedgerKind,
+    debit: Account,
+    credit: Account,
+    amount: u64,
+    study: Option<u64>,
+    at_ms: u64,
+) -> TxResult<LedgerEntry> {
+    if let Some(key) = debit.balance_key() {
+        let balance = tx_get_u64(tx.accounts, &key)?;
+        if balance < amount {
+            return abort(Error::InsufficientBalance {
+                account: debit.to_string(),
+                balance,
+                amount,
+            });
+        }
+        tx_put_u64(tx.accounts, &key, balance - amount)?;
+    } else {
+        let minted = tx_get_u64(tx.meta, TOTAL_MINTED)?;
+        let Some(minted) = minted.checked_add(amount) else {
+            return abort(Error::Overflow);
+        };
+        tx_put_u64(tx.meta, TOTAL_MINTED, minted)?;
+    }
+    if let Some(key) = credit.balance_key() {
+        let balance = tx_get_u64(tx.accounts, &key)?;
+        let Some(balance) = balance.checked_add(amount) else {
+            return abort(Error::Overflow);
+        };
+        tx_put_u64(tx.accounts, &key, balance)?;
+    } else {
+        return abort(Error::InvalidAmount("the mint cannot be credited".into()));
+    }
+    let seq = tx_get_u64(tx.meta, LEDGER_SEQ)?;
+    tx_put_u64(tx.meta, LEDGER_SEQ, seq + 1)?;
+    let entry = LedgerEntry {
+        seq,
+        kind,
+        debit,
+        credit,
+        amount,
+        study,
+        at_ms,
+    };
+    tx_put_json(tx.ledger, &seq.to_be_bytes(), &entry)?;
+    Ok(entry)
+}
+
+/// Refuses a zero amount.
+fn check_amount(amount: u64) -> Result<(), Error> {
+    if amount == 0 {
+        Err(Error::InvalidAmount("the amount must be positive".into()))
+    } else {
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Issues `amount` new tokens to the key account `to`: the operator's
+    /// operation (the caller authenticates the operator), and the only
+    /// source of tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAmount`] for zero; [`Error::Overflow`] if the total
+    /// supply would pass `u64::MAX`; [`Error::Storage`].
+    pub fn mint(&self, to: Bytes32, amount: u64) -> Result<LedgerEntry, Error> {
+        check_amount(amount)?;
+        let at = now_ms();
+        self.transact(|tx| {
+            let entry = post(
+                tx,
+                LedgerKind::Mint,
+                Account::Mint,
+                Account::Key(to),
+                amount,
+                None,
+                at,
+            )?;
+            audit::append(tx, at, "mint", json!({ "ledger": entry }))?;
+            Ok(entry)
+        })
+    }
+
+    /// Moves tokens between key accounts on the sender's signature. The
+    /// signature is checked before the transaction; the nonce (which must be
+    /// the sender's next one) and the balance inside it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadSignature`], [`Error::BadNonce`],
+    /// [`Error::InsufficientBalance`], [`Error::InvalidAmount`] (zero, or to
+    /// oneself), [`Error::Storage`]. On error nothing changes.
+    pub fn transfer(&self, transfer: &SignedTransfer) -> Result<LedgerEntry, Error> {
+        check_amount(transfer.amount)?;
+        if transfer.from == transfer.to {
+            return Err(Error::InvalidAmount("a transfer to oneself".into()));
+        }
+        transfer.verify_signature()?;
+        let at = now_ms();
+        let nonce_key = prefixed_32(KEY_NONCE, &transfer.from);
+        self.transact(|tx| {
+            let expected = tx_get_u64(tx.accounts, &nonce_key)?;
+            if transfer.nonce != expected {
+                return abort(Error::BadNonce {
+                    expected,
+                    got: transfer.nonce,
+                });
+            }
+            tx_put_u64(tx.accounts, &nonce_key, expected + 1)?;
+            let entry = post(
+                tx,
+                LedgerKind::Transfer,
+                Account::Key(transfer.from),
+                Account::Key(transfer.to),
+                transfer.amount,
+                None,
+                at,
+            )?;
+            audit::append(
+                tx,
+                at,
+                "transfer",
+                json!({ "ledger": entry, "nonce": transfer.nonce,
+                        "signature": hex::encode(transfer.signature) }),
+            )?;
+            Ok(entry)
+        })
+    }
+
+    /// The balance of an account (0 for one never credited; the mint's is
+    /// reported as 0).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn balance(&self, account: Account) -> Result<u64, Error> {
+        match account.balance_key() {
+            Some(key) => get_u64(&self.accounts, &key),
+            None => Ok(0),
+        }
+    }
+
+    /// The next nonce a transfer from `key` must carry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn nonce(&self, key: &Bytes32) -> Result<u64, Error> {
+        get_u64(&self.accounts, &prefixed_32(KEY_NONCE, key))
+    }
+
+    /// The total supply: tokens issued by the mint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn total_minted(&self) -> Result<u64, Error> {
+        get_u64(&self.meta, TOTAL_MINTED)
+    }
+
+    /// Up to `limit` ledger entries from sequence number `start` on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn ledger_entries(&self, start: u64, limit: usize) -> Result<Vec<LedgerEntry>, Error> {
+        self.ledger
+            .range(start.to_be_bytes()..)
+            .take(limit)
+            .map(|item| crate::store::decode_json(&item?.1))
+            .collect()
+    }
+
+    /// Checks that tokens are conserved: key and escrow balances add up to
+    /// the total minted; replaying every ledger entry gives every stored
+    /// balance; each study's recorded escrow equals its escrow account, and
+    /// its enrollment count the number of its stored nullifiers.
+    ///
+    /// Reads the trees one after another, so run it on a quiet store (a
+    /// concurrent change can make a consistent store look inconsistent).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conservation`] naming the first discrepancy;
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn check_conservation(&self) -> Result<ConservationReport, Error> {
+        let total_minted = self.total_minted()?;
+        let mut stored: BTreeMap<Account, u64> = BTreeMap::new();
+        for item in self.accounts.iter() {
+            let (key, value) = item?;
+            let account = match key.first() {
+                Some(&KEY_BALANCE) => Account::Key(
+                    key[1..]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("account key length".into()))?,
+                ),
+                Some(&ESCROW_BALANCE) => Account::Escrow(crate::store::decode_u64(&key[1..])?),
+                _ => continue,
+            };
+            stored.insert(account, crate::store::decode_u64(&value)?);
+        }
+        let sum = |escrow: bool| -> u128 {
+            stored
+                .iter()
+                .filter(|(account, _)| matches!(account, Account::Escrow(_)) == escrow)
+                .map(|(_, balance)| u128::from(*balance))
+                .sum()
+        };
+        let (in_keys, in_escrow) = (sum(false), sum(true));
+        if in_keys + in_escrow != u128::from(total_minted) {
+            return Err(Error::Conservation(format!(
+                "keys {in_keys} + escrow {in_escrow} != minted {total_minted}"
+            )));
+        }
+
+        let mut replayed: BTreeMap<Account, i128> = BTreeMap::new();
+        let mut entries = 0u64;
+        for item in self.ledger.iter() {
+            let entry: LedgerEntry = crate::store::decode_json(&item?.1)?;
+            if entry.seq != entries {
+                return Err(Error::Conservation(format!(
+                    "ledger entry {} found at position {entries}",
+                    entry.seq
+                )));
+            }
+            *replayed.entry(entry.debit).or_default() -= i128::from(entry.amount);
+            *replayed.entry(entry.credit).or_default() += i128::from(entry.amount);
+            entries += 1;
+        }
+        let minted_out = -replayed.remove(&Account::Mint).unwrap_or(0);
+        if minted_out != i128::from(total_minted) {
+            return Err(Error::Conservation(format!(
+                "the ledger mints {minted_out}, the counter says {total_minted}"
+            )));
+        }
+        for account in stored.keys().chain(replayed.keys()) {
+            let balance = i128::from(stored.get(account).copied().unwrap_or(0));
+            let net = replayed.get(account).copied().unwrap_or(0);
+            if balance != net {
+                return Err(Error::Conservation(format!(
+                    "{account}: balance {balance}, ledger {net}"
+                )));
+            }
+        }
+
+        for item in self.studies.iter() {
+            let study: Study = crate::store::decode_json(&item?.1)?;
+            let escrow = stored.get(&Account::Escrow(study.id)).copied().unwrap_or(0);
+            if study.escrow != escrow {
+                return Err(Error::Conservation(format!(
+                    "study {} records escrow {}, its account holds {escrow}",
+                    study.id, study.escrow
+                )));
+            }
+            let enrollments = self
+                .nullifiers
+                .scan_prefix(study.id.to_be_bytes())
+                .try_fold(0u64, |count, item| item.map(|_| count + 1))?;
+            if enrollments != study.enrolled {
+                return Err(Error::Conservation(format!(
+                    "study {} records {} enrollments, {enrollments} nullifiers are stored",
+                    study.id, study.enrolled
+                )));
+            }
+        }
+
+        let narrow = |value: u128| u64::try_from(value).map_err(|_| Error::Overflow);
+        Ok(ConservationReport {
+            total_minted,
+            in_keys: narrow(in_keys)?,
+            in_escrow: narrow(in_escrow)?,
+            entries,
+        })
+    }
+}

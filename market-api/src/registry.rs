@@ -1,0 +1,444 @@
+//! Persistence of the issuers' registry: leaves, who appended them, every
+//! root the registry has had, and which roots an enrollment may use.
+//!
+//! Leaves are BN254 field elements stored as 32 canonical big-endian bytes
+//! ([`fr_to_bytes`]); a revoked leaf is stored as zero, as the
+//! [`RegistryTree`] has it. The store keeps a [`RegistryTree`] in memory,
+//! rebuilt from the stored leaves at open, to compute each new root; a change
+//! (leaves, root record, audit entry) is written in one transaction, and the
+//! in-memory tree is rebuilt from disk if that transaction fails.
+//!
+//! # Roots and the acceptance window
+//!
+//! Every change gives a new root with the next sequence number (root 0 is
+//! the empty tree's). A root with sequence number `s` stays acceptable while
+//! the current root's sequence number is at most `s + root_window`
+//! ([`StoreConfig::root_window`](crate::StoreConfig)). The window counts
+//! later roots, not seconds, so whether a root was acceptable when an
+//! enrollment used it follows from the audit log's order alone: a sponsor
+//! can re-check it offline without trusting anyone's clock. Issuers that
+//! append in batches ([`Store::append_leaves`] takes many leaves and makes one
+//! root) keep the number of roots, and so the window's pace, low.
+//!
+//! A revocation is a new root too, so a proof against a root from before the
+//! revocation is accepted for `root_window` more roots: the window trades
+//! revocation latency for proofs in flight.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
+use zkcohort_circuits::Fr;
+
+use crate::store::{
+    abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
+    tx_put_json, Tx, TxResult,
+};
+use crate::{audit, Bytes32, Error, Store};
+
+/// Key prefixes and keys in the `registry` tree.
+const LEAF: u8 = b'l';
+const ISSUER: u8 = b'o';
+const ROOT_RECORD: u8 = b'r';
+const ROOT_INDEX: u8 = b'R';
+const HEAD: &[u8] = b"head";
+
+/// One root the registry has had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRecord {
+    /// Its sequence number: 0 for the empty tree, then one per change.
+    pub seq: u64,
+    /// The root, as 32 big-endian bytes.
+    #[serde(with = "crate::hex_bytes")]
+    pub root: Bytes32,
+    /// The number of leaves (revoked included) when it became current.
+    pub leaf_count: u64,
+    /// The audit entry of the change that made it current.
+    pub audit_index: u64,
+    /// When it became current, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// The registry's current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct RegistryHead {
+    /// The tree depth.
+    depth: usize,
+    /// The current root.
+    current: RootRecord,
+}
+
+/// Whether a root may be used by an enrollment now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootStatus {
+    /// The current root.
+    Current(RootRecord),
+    /// Replaced, but within the window: accepted for `remaining` more roots.
+    Acceptable {
+        /// The root.
+        record: RootRecord,
+        /// How many more changes it stays acceptable for.
+        remaining: u64,
+    },
+    /// Replaced too long ago.
+    Expired(RootRecord),
+    /// Never a root of this registry.
+    Unknown,
+}
+
+/// What [`Store::append_leaves`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAppend {
+    /// The index of the first appended leaf.
+    pub first_index: u64,
+    /// How many leaves were appended.
+    pub count: u64,
+    /// The new current root.
+    pub root: RootRecord,
+}
+
+/// Decides a root's status from its sequence number and the current one.
+fn status_of(record: RootRecord, current: u64, window: u64) -> RootStatus {
+    if record.seq == current {
+        RootStatus::Current(record)
+    } else if current - record.seq <= window {
+        RootStatus::Acceptable {
+            record,
+            remaining: window - (current - record.seq),
+        }
+    } else {
+        RootStatus::Expired(record)
+    }
+}
+
+/// Checks inside a transaction that `root` is acceptable; returns its
+/// record. Aborts with [`Error::UnknownRoot`] or [`Error::RootExpired`].
+pub(crate) fn tx_check_root(tx: &Tx<'_>, root: &Bytes32, window: u64) -> TxResult<RootRecord> {
+    let Some(seq) = tx.registry.get(prefixed_32(ROOT_INDEX, root))? else {
+        return abort(Error::UnknownRoot);
+    };
+    let seq = match decode_u64(&seq) {
+        Ok(seq) => seq,
+        Err(error) => return abort(error),
+    };
+    let Some(head) = tx_get_json::<RegistryHead>(tx.registry, HEAD)? else {
+        return abort(Error::Corrupt("no registry head".into()));
+    };
+    let Some(record) = tx_get_json::<RootRecord>(tx.registry, &prefixed_u64(ROOT_RECORD, seq))?
+    else {
+        return abort(Error::Corrupt(format!("no root record {seq}")));
+    };
+    match status_of(record, head.current.seq, window) {
+        RootStatus::Current(record) | RootStatus::Acceptable { record, .. } => Ok(record),
+        _ => abort(Error::RootExpired {
+            seq,
+            current: head.current.seq,
+            window,
+        }),
+    }
+}
+
+/// Writes a new current root inside a transaction, with its audit entry.
+fn tx_new_root(
+    tx: &Tx<'_>,
+    depth: usize,
+    root: Bytes32,
+    leaf_count: u64,
+    at_ms: u64,
+    kind: &str,
+    payload: serde_json::Value,
+) -> TxResult<RootRecord> {
+    let seq = match tx_get_json::<RegistryHead>(tx.registry, HEAD)? {
+        Some(head) => head.current.seq + 1,
+        None => 0,
+    };
+    let mut payload = payload;
+    if let Some(object) = payload.as_object_mut() {
+        object.insert("root".into(), json!(hex::encode(root)));
+        object.insert("root_seq".into(), json!(seq));
+        object.insert("leaf_count".into(), json!(leaf_count));
+    }
+    let entry = audit::append(tx, at_ms, kind, payload)?;
+    let record = RootRecord {
+        seq,
+        root,
+        leaf_count,
+        audit_index: entry.index,
+        at_ms,
+    };
+    tx_put_json(tx.registry, &prefixed_u64(ROOT_RECORD, seq), &record)?;
+    tx.registry
+        .insert(&prefixed_32(ROOT_INDEX, &root)[..], &seq.to_be_bytes()[..])?;
+    tx_put_json(
+        tx.registry,
+        HEAD,
+        &RegistryHead {
+            depth,
+            current: record,
+        },
+    )?;
+    Ok(record)
+}
+
+impl Store {
+    /// At open: records the empty root of a new registry, or rebuilds the
+    /// in-memory tree of an existing one and checks it against the stored
+    /// root.
+    pub(crate) fn init_registry(&self) -> Result<(), Error> {
+        let depth = self.config.registry_depth;
+        match get_json::<RegistryHead>(&self.registry, HEAD)? {
+            None => {
+                let root = fr_to_bytes(&RegistryTree::new(depth)?.root());
+                let at = now_ms();
+                self.transact(|tx| {
+                    tx_new_root(
+                        tx,
+                        depth,
+                        root,
+                        0,
+                        at,
+                        "registry_created",
+                        json!({ "depth": depth }),
+                    )
+                })?;
+                Ok(())
+            }
+            Some(head) if head.depth != depth => Err(Error::Config(format!(
+                "the store's registry has depth {}, opened with {depth}",
+                head.depth
+            ))),
+            Some(head) => {
+                let tree = self.load_registry_tree()?;
+                if fr_to_bytes(&tree.root()) != head.current.root
+                    || tree.len() != head.current.leaf_count
+                {
+                    return Err(Error::Corrupt(
+                        "the stored registry leaves do not give the stored root".into(),
+                    ));
+                }
+                *self.lock_registry_tree() = tree;
+                Ok(())
+            }
+        }
+    }
+
+    /// The registry tree rebuilt from the stored leaves.
+    fn load_registry_tree(&self) -> Result<RegistryTree, Error> {
+        let leaves = self
+            .registry
+            .scan_prefix([LEAF])
+            .map(|item| {
+                let (_, value) = item?;
+                let bytes: Bytes32 = value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("registry leaf length".into()))?;
+                Ok(fr_from_bytes(&bytes)?)
+            })
+            .collect::<Result<Vec<Fr>, Error>>()?;
+        Ok(RegistryTree::from_leaves(
+            self.config.registry_depth,
+            &leaves,
+        )?)
+    }
+
+    /// Locks the in-memory tree. A poisoned lock (a panic during a change)
+    /// is recovered by rebuilding the tree from disk.
+    fn lock_registry_tree(&self) -> std::sync::MutexGuard<'_, RegistryTree> {
+        match self.registry_tree.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                if let Ok(tree) = self.load_registry_tree() {
+                    *guard = tree;
+                }
+                self.registry_tree.clear_poison();
+                guard
+            }
+        }
+    }
+
+    /// Runs a registry change: `change` updates the in-memory tree (and
+    /// validates), then `write` persists it in one transaction; if the
+    /// transaction fails the tree is rebuilt from disk.
+    fn change_registry<T>(
+        &self,
+        change: impl FnOnce(&mut RegistryTree) -> Result<T, Error>,
+        write: impl Fn(&Tx<'_>, &T, Bytes32, u64) -> TxResult<RootRecord>,
+    ) -> Result<(T, RootRecord), Error> {
+        let mut tree = self.lock_registry_tree();
+        let changed = change(&mut tree)?;
+        let root = fr_to_bytes(&tree.root());
+        let leaf_count = tree.len();
+        match self.transact(|tx| write(tx, &changed, root, leaf_count)) {
+            Ok(record) => Ok((changed, record)),
+            Err(error) => {
+                if let Ok(reloaded) = self.load_registry_tree() {
+                    *tree = reloaded;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Appends record leaves (32-byte big-endian canonical field elements)
+    /// for `issuer` (the authenticated issuer's key) and makes one new root.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Registry`] for a non-canonical or zero leaf, or a full tree
+    /// (then nothing is appended); [`Error::InvalidAmount`] for an empty
+    /// list; [`Error::Storage`].
+    pub fn append_leaves(
+        &self,
+        issuer: Bytes32,
+        leaves: &[Bytes32],
+    ) -> Result<RegistryAppend, Error> {
+        if leaves.is_empty() {
+            return Err(Error::InvalidAmount("no leaves to append".into()));
+        }
+        let values = leaves
+            .iter()
+            .map(fr_from_bytes)
+            .collect::<Result<Vec<Fr>, _>>()?;
+        let depth = self.config.registry_depth;
+        let at = now_ms();
+        let (range, root) = self.change_registry(
+            |tree| Ok(tree.extend(&values)?),
+            |tx, range, root, leaf_count| {
+                for (index, leaf) in range.clone().zip(leaves) {
+                    tx.registry
+                        .insert(&prefixed_u64(LEAF, index)[..], &leaf[..])?;
+                    tx.registry
+                        .insert(&prefixed_u64(ISSUER, index)[..], &issuer[..])?;
+                }
+                tx_new_root(
+                    tx,
+                    depth,
+                    root,
+                    leaf_count,
+                    at,
+                    "registry_append",
+                    json!({
+                        "issuer": hex::encode(issuer),
+                        "first_index": range.start,
+                        "leaves": leaves.iter().map(hex::encode).collect::<Vec<_>>(),
+                    }),
+                )
+            },
+        )?;
+        Ok(RegistryAppend {
+            first_index: range.start,
+            count: range.end - range.start,
+            root,
+        })
+    }
+
+    /// Revokes the leaf at `index`, which `issuer` must have appended, and
+    /// makes a new root.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLeafIssuer`]; [`Error::Registry`] for an index never
+    /// appended or already revoked; [`Error::Storage`].
+    pub fn revoke_leaf(&self, issuer: Bytes32, index: u64) -> Result<RootRecord, Error> {
+        let owner = self.registry.get(prefixed_u64(ISSUER, index))?;
+        if owner.as_deref().is_some_and(|owner| owner != &issuer[..]) {
+            return Err(Error::NotLeafIssuer { index });
+        }
+        let depth = self.config.registry_depth;
+        let at = now_ms();
+        let ((), root) = self.change_registry(
+            |tree| Ok(tree.revoke(index)?),
+            |tx, _, root, leaf_count| {
+                tx.registry
+                    .insert(&prefixed_u64(LEAF, index)[..], &[0u8; 32][..])?;
+                tx_new_root(
+                    tx,
+                    depth,
+                    root,
+                    leaf_count,
+                    at,
+                    "registry_revoke",
+                    json!({ "issuer": hex::encode(issuer), "index": index }),
+                )
+            },
+        )?;
+        Ok(root)
+    }
+
+    /// The current root.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn registry_root(&self) -> Result<RootRecord, Error> {
+        Ok(self.registry_head()?.current)
+    }
+
+    /// Whether `root` may be used by an enrollment now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn root_status(&self, root: &Bytes32) -> Result<RootStatus, Error> {
+        let Some(seq) = self.registry.get(prefixed_32(ROOT_INDEX, root))? else {
+            return Ok(RootStatus::Unknown);
+        };
+        let record: RootRecord = get_json(
+            &self.registry,
+            &prefixed_u64(ROOT_RECORD, decode_u64(&seq)?),
+        )?
+        .ok_or_else(|| Error::Corrupt("missing root record".into()))?;
+        let current = self.registry_head()?.current.seq;
+        Ok(status_of(record, current, self.config.root_window))
+    }
+
+    /// Up to `limit` root records from sequence number `start` on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn root_history(&self, start: u64, limit: usize) -> Result<Vec<RootRecord>, Error> {
+        self.registry
+            .range(prefixed_u64(ROOT_RECORD, start)..=prefixed_u64(ROOT_RECORD, u64::MAX))
+            .take(limit)
+            .map(|item| decode_json(&item?.1))
+            .collect()
+    }
+
+    /// Up to `limit` leaves from index `start` on (revoked ones as zero):
+    /// the pages wallets download to rebuild their paths locally.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn registry_leaves(&self, start: u64, limit: usize) -> Result<Vec<Bytes32>, Error> {
+        self.registry
+            .range(prefixed_u64(LEAF, start)..=prefixed_u64(LEAF, u64::MAX))
+            .take(limit)
+            .map(|item| {
+                let (_, value) = item?;
+                value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("registry leaf length".into()))
+            })
+            .collect()
+    }
+
+    /// The number of leaves appended, revoked included.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn registry_len(&self) -> Result<u64, Error> {
+        Ok(self.registry_head()?.current.leaf_count)
+    }
+
+    /// The stored head.
+    fn registry_head(&self) -> Result<RegistryHead, Error> {
+        get_json(&self.registry, HEAD)?.ok_or_else(|| Error::Corrupt("no registry head".into()))
+    }
+}

@@ -1,0 +1,323 @@
+//! The [`Store`]: the marketplace's state in one sled database, and the
+//! transaction plumbing every operation goes through.
+//!
+//! # The storage boundary
+//!
+//! `Store` is the storage interface: the HTTP layer calls its domain
+//! operations ([`Store::enroll`], [`Store::transfer`],
+//! [`Store::append_leaves`], ...) and reads, and never sees a sled type
+//! (except inside [`Error::Storage`]). A PostgreSQL backend for stateless API
+//! nodes would re-implement these methods with the same signatures and the
+//! same one-transaction-per-operation rule, in a type with the same name
+//! behind a feature, or behind a trait extracted from this `impl` when a
+//! second backend actually exists.
+//!
+//! # Layout
+//!
+//! One sled `Db` per data folder, opened once per process (sled locks the
+//! folder; share the `Store` through an `Arc`). Its trees:
+//!
+//! | tree | keys | values |
+//! |---|---|---|
+//! | `studies` | study id (u64 BE) | [`Study`](crate::Study) JSON |
+//! | `accounts` | `k`+public key, `e`+study id: balance; `n`+public key: next nonce | u64 BE |
+//! | `nullifiers` | study id (u64 BE) + nullifier (32 bytes) | [`Enrollment`](crate::Enrollment) JSON |
+//! | `ledger` | entry sequence number (u64 BE) | [`LedgerEntry`](crate::LedgerEntry) JSON |
+//! | `registry` | `l`+index: leaf; `o`+index: issuer; `r`+seq: root record; `R`+root: seq; `head` | bytes, JSON |
+//! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
+//! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
+//!
+//! Every operation is one transaction over all seven trees (sled
+//! transactions are serializable); its closure only reads and writes them.
+//!
+//! # Durability
+//!
+//! A committed transaction is in sled's page cache; [`Store::flush`] makes it
+//! durable. Call it before acknowledging a change to money, nullifiers or
+//! privacy budget.
+
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use zkcohort_circuits::registry::{RegistryTree, DEFAULT_REGISTRY_DEPTH};
+
+use crate::Error;
+
+/// How a [`Store`] is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The registry tree depth (the circuit shape's registry depth). Fixed
+    /// when the store is created; opening it with another depth fails.
+    pub registry_depth: usize,
+    /// How many later roots a replaced registry root stays acceptable for:
+    /// a root with sequence number `s` is accepted while the current root's
+    /// sequence number is at most `s + root_window`. `0` accepts only the
+    /// current root.
+    pub root_window: u64,
+}
+
+impl Default for StoreConfig {
+    /// The reference registry depth (20) and a window of 32 roots.
+    fn default() -> Self {
+        Self {
+            registry_depth: DEFAULT_REGISTRY_DEPTH,
+            root_window: 32,
+        }
+    }
+}
+
+/// The marketplace's state: studies, accounts and ledger, nullifiers, the
+/// registry and the audit log, over one sled database. `Send + Sync`: share
+/// it between threads with an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) db: sled::Db,
+    pub(crate) studies: sled::Tree,
+    pub(crate) accounts: sled::Tree,
+    pub(crate) nullifiers: sled::Tree,
+    pub(crate) ledger: sled::Tree,
+    pub(crate) registry: sled::Tree,
+    pub(crate) audit: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) config: StoreConfig,
+    /// The registry tree, in sync with the `registry` tree's leaves; locked
+    /// for the whole of a registry change so roots are computed in order.
+    pub(crate) registry_tree: Mutex<RegistryTree>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in the folder `path`.
+    ///
+    /// A new store gets the empty registry root as root 0 and the audit
+    /// entry that records it. An existing one has its registry tree rebuilt
+    /// from the stored leaves and checked against the stored root.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if sled cannot open the folder (for instance when
+    /// another process holds it); [`Error::Config`] if the registry depth
+    /// differs from the stored one; [`Error::Corrupt`] if stored data does
+    /// not read back or the rebuilt root differs; [`Error::Registry`] for an
+    /// invalid depth.
+    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, Error> {
+        let db = open_db(path.as_ref())?;
+        let open_tree = |name: &str| db.open_tree(name);
+        let store = Self {
+            studies: open_tree("studies")?,
+            accounts: open_tree("accounts")?,
+            nullifiers: open_tree("nullifiers")?,
+            ledger: open_tree("ledger")?,
+            registry: open_tree("registry")?,
+            audit: open_tree("audit")?,
+            meta: open_tree("meta")?,
+            registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
+            config,
+            db,
+        };
+        store.init_registry()?;
+        Ok(store)
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> StoreConfig {
+        self.config
+    }
+
+    /// Writes every committed change to disk and returns the number of bytes
+    /// flushed. Call before acknowledging money, nullifier or budget changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] on an I/O error.
+    pub fn flush(&self) -> Result<usize, Error> {
+        Ok(self.db.flush()?)
+    }
+
+    /// Runs `operation` in one serializable transaction over all trees.
+    /// `operation` may run several times: it must not have side effects
+    /// beyond the transaction's reads and writes.
+    pub(crate) fn transact<T>(
+        &self,
+        operation: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T, Error> {
+        (
+            &self.studies,
+            &self.accounts,
+            &self.nullifiers,
+            &self.ledger,
+            &self.registry,
+            &self.audit,
+            &self.meta,
+        )
+            .transaction(
+                |(studies, accounts, nullifiers, ledger, registry, audit, meta)| {
+                    operation(&Tx {
+                        studies,
+                        accounts,
+                        nullifiers,
+                        ledger,
+                        registry,
+                        audit,
+                        meta,
+                    })
+                },
+            )
+            .map_err(|error| match error {
+                TransactionError::Abort(error) => error,
+                TransactionError::Storage(error) => Error::Storage(error),
+            })
+    }
+}
+
+/// How long [`open_db`] waits for a previous handle's lock to go.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database, waiting a little while its folder lock is held:
+/// sled 0.34 releases the lock from a background thread after the last
+/// handle drops, so an immediate reopen in the same process (a restart)
+/// can find it still taken.
+fn open_db(path: &Path) -> Result<sled::Db, Error> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(error)) if is_lock_error(&error) && Instant::now() < deadline => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Whether sled failed to take the folder lock (sled 0.34 reports it as an
+/// `Other` I/O error with this message).
+fn is_lock_error(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock
+        || (error.kind() == io::ErrorKind::Other
+            && error.to_string().starts_with("could not acquire lock"))
+}
+
+/// The trees as seen inside one transaction.
+pub(crate) struct Tx<'a> {
+    pub(crate) studies: &'a TransactionalTree,
+    pub(crate) accounts: &'a TransactionalTree,
+    pub(crate) nullifiers: &'a TransactionalTree,
+    pub(crate) ledger: &'a TransactionalTree,
+    pub(crate) registry: &'a TransactionalTree,
+    pub(crate) audit: &'a TransactionalTree,
+    pub(crate) meta: &'a TransactionalTree,
+}
+
+/// What a transaction closure returns.
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<Error>>;
+
+/// Aborts the transaction with `error` (nothing it wrote is kept).
+pub(crate) fn abort<T>(error: Error) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+/// Reads a JSON value inside a transaction.
+pub(crate) fn tx_get_json<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> TxResult<Option<T>> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => abort(Error::Corrupt(format!("{error}"))),
+        },
+    }
+}
+
+/// Writes a JSON value inside a transaction.
+pub(crate) fn tx_put_json<T: Serialize>(
+    tree: &TransactionalTree,
+    key: &[u8],
+    value: &T,
+) -> TxResult<()> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            tree.insert(key, bytes)?;
+            Ok(())
+        }
+        Err(error) => abort(Error::Corrupt(format!("{error}"))),
+    }
+}
+
+/// Reads a `u64` (big-endian, absent = 0) inside a transaction.
+pub(crate) fn tx_get_u64(tree: &TransactionalTree, key: &[u8]) -> TxResult<u64> {
+    match tree.get(key)? {
+        None => Ok(0),
+        Some(bytes) => match decode_u64(&bytes) {
+            Ok(value) => Ok(value),
+            Err(error) => abort(error),
+        },
+    }
+}
+
+/// Writes a `u64` (big-endian) inside a transaction.
+pub(crate) fn tx_put_u64(tree: &TransactionalTree, key: &[u8], value: u64) -> TxResult<()> {
+    tree.insert(key, &value.to_be_bytes()[..])?;
+    Ok(())
+}
+
+/// Reads a JSON value outside a transaction.
+pub(crate) fn get_json<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>, Error> {
+    tree.get(key)?.map(|bytes| decode_json(&bytes)).transpose()
+}
+
+/// Decodes stored JSON.
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|error| Error::Corrupt(format!("{error}")))
+}
+
+/// Decodes a stored big-endian `u64`.
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, Error> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("expected 8 bytes, got {}", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Reads a `u64` (absent = 0) outside a transaction.
+pub(crate) fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, Error> {
+    tree.get(key)?.map_or(Ok(0), |bytes| decode_u64(&bytes))
+}
+
+/// A key of a one-byte prefix and a big-endian `u64`.
+pub(crate) fn prefixed_u64(prefix: u8, value: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = prefix;
+    key[1..].copy_from_slice(&value.to_be_bytes());
+    key
+}
+
+/// A key of a one-byte prefix and 32 bytes.
+pub(crate) fn prefixed_32(prefix: u8, value: &[u8; 32]) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = prefix;
+    key[1..].copy_from_slice(value);
+    key
+}
+
+/// Milliseconds since the Unix epoch, read before a transaction starts (the
+/// closure may re-run; it reuses this value).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}

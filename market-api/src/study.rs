@@ -1,0 +1,268 @@
+//! Studies: a researcher's cohort query with its reward, size and privacy
+//! budget, funded through the study's escrow account and closed with a
+//! refund of what is left.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zkcohort_cohort::query::Query;
+
+use crate::ledger::{post, Account, LedgerKind};
+use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
+use crate::{audit, Bytes32, Error, LedgerEntry, Store};
+
+/// The counter of study ids in the `meta` tree.
+const STUDY_SEQ: &[u8] = b"study_seq";
+
+/// Whether a study takes enrollments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StudyStatus {
+    /// Takes enrollments and funding.
+    Open,
+    /// Closed by its researcher; its escrow was refunded.
+    Closed,
+}
+
+/// What a researcher posts. `query_hash` and `circuit_id` are computed by
+/// the caller (compiling the query for the circuit shape in use).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewStudy {
+    /// The researcher's account key (the caller authenticated it).
+    #[serde(with = "crate::hex_bytes")]
+    pub researcher: Bytes32,
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    pub description: String,
+    /// The cohort query; its index date is the study's index date.
+    pub query: Query,
+    /// The Poseidon hash of the compiled query, as 32 big-endian bytes.
+    #[serde(with = "crate::hex_bytes")]
+    pub query_hash: Bytes32,
+    /// The circuit's id (the hash of its verifying key).
+    pub circuit_id: String,
+    /// Tokens paid per enrollment.
+    pub reward: u64,
+    /// The most enrollments the study takes.
+    pub max_enrollments: u64,
+    /// The study's differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+}
+
+/// A study as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Study {
+    /// Its id, from 1.
+    pub id: u64,
+    /// The researcher's account key.
+    #[serde(with = "crate::hex_bytes")]
+    pub researcher: Bytes32,
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    pub description: String,
+    /// The cohort query (JSON form of [`Query`]).
+    pub query: Query,
+    /// The hash of the compiled query.
+    #[serde(with = "crate::hex_bytes")]
+    pub query_hash: Bytes32,
+    /// The circuit's id.
+    pub circuit_id: String,
+    /// Tokens paid per enrollment.
+    pub reward: u64,
+    /// The most enrollments the study takes.
+    pub max_enrollments: u64,
+    /// The differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+    /// Open or closed.
+    pub status: StudyStatus,
+    /// Enrollments so far.
+    pub enrolled: u64,
+    /// Tokens in escrow (the balance of [`Account::Escrow`] for this id).
+    pub escrow: u64,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl Study {
+    /// The study's escrow account.
+    pub fn escrow_account(&self) -> Account {
+        Account::Escrow(self.id)
+    }
+}
+
+/// The key of a study.
+pub(crate) fn study_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Reads a study inside a transaction, aborting with
+/// [`Error::UnknownStudy`].
+pub(crate) fn tx_study(tx: &Tx<'_>, id: u64) -> TxResult<Study> {
+    match tx_get_json(tx.studies, &study_key(id))? {
+        Some(study) => Ok(study),
+        None => abort(Error::UnknownStudy(id)),
+    }
+}
+
+impl Store {
+    /// Creates a study with an empty escrow.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidStudy`] for an empty title, a zero reward or maximum,
+    /// or an epsilon budget that is not a positive finite number;
+    /// [`Error::Storage`].
+    pub fn create_study(&self, new: NewStudy) -> Result<Study, Error> {
+        if new.title.trim().is_empty() {
+            return Err(Error::InvalidStudy("the title is empty".into()));
+        }
+        if new.reward == 0 || new.max_enrollments == 0 {
+            return Err(Error::InvalidStudy(
+                "the reward and the maximum number of enrollments must be positive".into(),
+            ));
+        }
+        if !(new.epsilon_budget.is_finite() && new.epsilon_budget > 0.0) {
+            return Err(Error::InvalidStudy(
+                "the epsilon budget must be a positive number".into(),
+            ));
+        }
+        let at = now_ms();
+        self.transact(|tx| {
+            let id = tx_get_u64(tx.meta, STUDY_SEQ)? + 1;
+            tx_put_u64(tx.meta, STUDY_SEQ, id)?;
+            let study = Study {
+                id,
+                researcher: new.researcher,
+                title: new.title.clone(),
+                description: new.description.clone(),
+                query: new.query.clone(),
+                query_hash: new.query_hash,
+                circuit_id: new.circuit_id.clone(),
+                reward: new.reward,
+                max_enrollments: new.max_enrollments,
+                epsilon_budget: new.epsilon_budget,
+                status: StudyStatus::Open,
+                enrolled: 0,
+                escrow: 0,
+                created_ms: at,
+            };
+            tx_put_json(tx.studies, &study_key(id), &study)?;
+            audit::append(tx, at, "study_created", json!({ "study": study }))?;
+            Ok(study)
+        })
+    }
+
+    /// Moves `amount` from the researcher's account into the study's escrow.
+    /// `researcher` is the authenticated caller (the HTTP layer checked its
+    /// API key or signature) and must own the study.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`],
+    /// [`Error::StudyClosed`], [`Error::InsufficientBalance`],
+    /// [`Error::InvalidAmount`], [`Error::Storage`].
+    pub fn fund_escrow(
+        &self,
+        study_id: u64,
+        researcher: Bytes32,
+        amount: u64,
+    ) -> Result<LedgerEntry, Error> {
+        if amount == 0 {
+            return Err(Error::InvalidAmount("the amount must be positive".into()));
+        }
+        let at = now_ms();
+        self.transact(|tx| {
+            let mut study = tx_study(tx, study_id)?;
+            if study.researcher != researcher {
+                return abort(Error::NotStudyOwner(study_id));
+            }
+            if study.status != StudyStatus::Open {
+                return abort(Error::StudyClosed(study_id));
+            }
+            let entry = post(
+                tx,
+                LedgerKind::FundEscrow,
+                Account::Key(researcher),
+                Account::Escrow(study_id),
+                amount,
+                Some(study_id),
+                at,
+            )?;
+            study.escrow += amount;
+            tx_put_json(tx.studies, &study_key(study_id), &study)?;
+            audit::append(tx, at, "escrow_funded", json!({ "ledger": entry }))?;
+            Ok(entry)
+        })
+    }
+
+    /// Closes a study and refunds its escrow remainder to the researcher,
+    /// in one transaction. Returns the closed study and the refund entry
+    /// (none when the escrow was empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`],
+    /// [`Error::StudyClosed`] if already closed, [`Error::Storage`].
+    pub fn close_study(
+        &self,
+        study_id: u64,
+        researcher: Bytes32,
+    ) -> Result<(Study, Option<LedgerEntry>), Error> {
+        let at = now_ms();
+        self.transact(|tx| {
+            let mut study = tx_study(tx, study_id)?;
+            if study.researcher != researcher {
+                return abort(Error::NotStudyOwner(study_id));
+            }
+            if study.status != StudyStatus::Open {
+                return abort(Error::StudyClosed(study_id));
+            }
+            let refund = if study.escrow > 0 {
+                Some(post(
+                    tx,
+                    LedgerKind::Refund,
+                    Account::Escrow(study_id),
+                    Account::Key(study.researcher),
+                    study.escrow,
+                    Some(study_id),
+                    at,
+                )?)
+            } else {
+                None
+            };
+            study.escrow = 0;
+            study.status = StudyStatus::Closed;
+            tx_put_json(tx.studies, &study_key(study_id), &study)?;
+            audit::append(
+                tx,
+                at,
+                "study_closed",
+                json!({ "study": study_id, "enrolled": study.enrolled, "refund": refund }),
+            )?;
+            Ok((study, refund))
+        })
+    }
+
+    /// The study with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStudy`], [`Error::Storage`], [`Error::Corrupt`].
+    pub fn study(&self, id: u64) -> Result<Study, Error> {
+        crate::store::get_json(&self.studies, &study_key(id))?.ok_or(Error::UnknownStudy(id))
+    }
+
+    /// Up to `limit` studies with ids from `start` on, in id order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn studies(&self, start: u64, limit: usize) -> Result<Vec<Study>, Error> {
+        self.studies
+            .range(study_key(start)..)
+            .take(limit)
+            .map(|item| crate::store::decode_json(&item?.1))
+            .collect()
+    }
+}
