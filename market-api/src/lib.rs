@@ -26,10 +26,12 @@
 //!   the window in which a replaced root stays acceptable.
 //! - [`dp`]: differentially private releases of enrollment counts (OpenDP)
 //!   and their epsilon accounting.
+//! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
 
 pub mod audit;
 pub mod dp;
 pub mod enroll;
+pub mod http;
 pub mod ledger;
 pub mod registry;
 pub mod store;

@@ -1,0 +1,141 @@
+//! `POST /studies/{id}/enroll`: anonymous enrollment with an eligibility proof.
+//!
+//! The server never trusts the client's statement: it rebuilds it from the
+//! study (`query_hash`), the study's scope ([`study_scope`]), the payout
+//! account (`signal_hash`), and the client's registry root and nullifier,
+//! verifies the Groth16 proof against it on the blocking pool, then records
+//! the enrollment and pays the reward in one store transaction, flushed
+//! before the answer.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, Statement};
+use zkcohort_circuits::Fr;
+use zkcohort_verifier::snarkjs::proof_from_json;
+
+use super::extract::{ApiJson, ApiPath};
+use super::ledger::key_from_hex;
+use super::{ApiError, AppState};
+use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/studies/{id}/enroll", post(enroll))
+}
+
+/// The scope of a study, which nullifiers are derived under: the study id as
+/// a field element, `Fr::from(study_id)`. One identity has one nullifier per
+/// study, and nullifiers of different studies are unlinkable.
+pub fn study_scope(study_id: u64) -> StudyScope {
+    StudyScope(Fr::from(study_id))
+}
+
+/// The body of `POST /studies/{id}/enroll`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The proof, as snarkjs writes `proof.json`.
+    pub proof: serde_json::Value,
+    /// The registry root the proof is against, a decimal field element.
+    pub registry_root: String,
+    /// The nullifier, a decimal field element.
+    pub nullifier: String,
+    /// The ed25519 public key (hex) the reward is paid to.
+    pub payout_account: String,
+}
+
+/// A canonical field element from decimal, or a 422 naming the field.
+fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
+    fr_from_decimal(text).map_err(|_| {
+        ApiError::unprocessable(
+            "non_canonical",
+            format!("{what}: expected a canonical field element in decimal"),
+        )
+    })
+}
+
+fn bad_proof() -> ApiError {
+    ApiError::unprocessable("bad_proof", "the proof does not verify for this study")
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(body): ApiJson<EnrollRequest>,
+) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
+    let registry_root = field(&body.registry_root, "registry_root")?;
+    let nullifier = field(&body.nullifier, "nullifier")?;
+    let payout = key_from_hex(&body.payout_account, "payout_account")?;
+    let root_bytes = fr_to_bytes(&registry_root);
+    let nullifier_bytes = fr_to_bytes(&nullifier);
+
+    // Cheap checks first, so a replay or a stale root costs no pairing. The
+    // store checks all of them again inside the transaction.
+    let study = state
+        .blocking(move |state| {
+            let store = state.store();
+            let study = store.study(id)?;
+            if study.status != StudyStatus::Open {
+                return Err(crate::Error::StudyClosed(id).into());
+            }
+            if study.circuit_id != state.config().circuit_id {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "circuit_mismatch",
+                    "the study was posted for another circuit",
+                ));
+            }
+            match store.root_status(&root_bytes)? {
+                RootStatus::Current(_) | RootStatus::Acceptable { .. } => {}
+                RootStatus::Unknown => return Err(crate::Error::UnknownRoot.into()),
+                RootStatus::Expired(record) => {
+                    return Err(ApiError::unprocessable(
+                        "root_expired",
+                        format!("registry root {} expired", record.seq),
+                    ))
+                }
+            }
+            if store.enrollment(id, &nullifier_bytes)?.is_some() {
+                return Err(crate::Error::DuplicateNullifier { study: id }.into());
+            }
+            Ok(study)
+        })
+        .await?;
+
+    let scope = study_scope(id);
+    let statement = Statement {
+        registry_root,
+        query_hash: fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,
+        study_scope: scope,
+        nullifier: Nullifier(nullifier),
+        signal_hash: signal_hash(&payout, scope),
+    };
+    let proof = proof_from_json(&body.proof.to_string()).map_err(|_| bad_proof())?;
+    let verifier = state.clone();
+    let valid = tokio::task::spawn_blocking(move || {
+        zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, &proof)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    if !valid {
+        return Err(bad_proof());
+    }
+
+    let record = ProofRecord {
+        registry_root: root_bytes,
+        proof: body.proof,
+        public_inputs: statement.to_decimal_strings(),
+    };
+    let enrollment = state
+        .blocking(move |state| {
+            let enrollment = state.store().enroll(id, nullifier_bytes, payout, record)?;
+            state.store().flush()?;
+            Ok(enrollment)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(enrollment)))
+}

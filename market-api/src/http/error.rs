@@ -1,0 +1,205 @@
+//! The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`
+//! with a stable machine-readable `code`. Every failure of every route becomes an
+//! [`ApiError`] and leaves through its single [`IntoResponse`] impl; 5xx bodies
+//! say only "internal error" (the cause is logged on the server, never sent).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::Error;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code naming the failure (`duplicate_nullifier`, `bad_proof`, ...).
+    pub code: &'static str,
+    /// A message for people; empty of detail for 5xx.
+    pub message: String,
+}
+
+/// The JSON body of an error.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A malformed request (400).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A well-formed request the server will not carry out (422).
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// A missing or unknown API key (401).
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer)",
+        )
+    }
+
+    /// An API key without the role this route needs (403).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// A failure of the server; `cause` is logged, not answered.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        eprintln!("zkcohort-market: internal error: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = if self.status.is_server_error() {
+            "internal error"
+        } else {
+            self.message.as_str()
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        use StatusCode as S;
+        let message = error.to_string();
+        let (status, code) = match &error {
+            Error::UnknownStudy(_) => (S::NOT_FOUND, "unknown_study"),
+            Error::StudyClosed(_) => (S::CONFLICT, "study_closed"),
+            Error::NotStudyOwner(_) => (S::FORBIDDEN, "not_study_owner"),
+            Error::InvalidStudy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_study"),
+            Error::DuplicateNullifier { .. } => (S::CONFLICT, "duplicate_nullifier"),
+            Error::StudyFull { .. } => (S::CONFLICT, "study_full"),
+            Error::EscrowExhausted { .. } => (S::CONFLICT, "escrow_exhausted"),
+            Error::InsufficientBalance { .. } => (S::CONFLICT, "insufficient_balance"),
+            Error::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount"),
+            Error::Overflow => (S::UNPROCESSABLE_ENTITY, "overflow"),
+            Error::BadSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
+            Error::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
+            Error::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
+            Error::RootExpired { .. } => (S::UNPROCESSABLE_ENTITY, "root_expired"),
+            Error::NotLeafIssuer { .. } => (S::FORBIDDEN, "not_leaf_issuer"),
+            Error::Registry(_) => (S::UNPROCESSABLE_ENTITY, "registry"),
+            Error::AuditIndex { .. } => (S::NOT_FOUND, "unknown_audit_entry"),
+            Error::Storage(_)
+            | Error::Corrupt(_)
+            | Error::Config(_)
+            | Error::AuditVerification(_)
+            | Error::Conservation(_) => return Self::internal(message),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ if status.is_server_error() => return Self::internal(rejection.body_text()),
+            _ => "malformed_json",
+        };
+        // 422 from axum means well-formed JSON of the wrong shape: still a
+        // malformed request for this API.
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        Self::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request("bad_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("bad_query_string", rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn server_errors_reveal_nothing() {
+        let (status, body) = answer(Error::Corrupt("study 7 patient cohort".into()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error"}})
+        );
+        let leaky = ApiError::new(StatusCode::BAD_GATEWAY, "upstream", "patient 42");
+        assert_eq!(answer(leaky).await.1["error"]["message"], "internal error");
+    }
+
+    #[tokio::test]
+    async fn client_errors_name_the_failure() {
+        let (status, body) = answer(Error::DuplicateNullifier { study: 3 }.into()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["code"], "duplicate_nullifier");
+        let (status, body) = answer(
+            Error::EscrowExhausted {
+                study: 3,
+                escrow: 1,
+                reward: 2,
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["code"], "escrow_exhausted");
+    }
+}

@@ -1,0 +1,90 @@
+//! Ledger routes: the operator mints, key holders transfer with a signature,
+//! anyone reads an account.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{ApiJson, ApiPath};
+use super::{ApiError, AppState};
+use crate::{Account, LedgerEntry, SignedTransfer};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ledger/mint", post(mint))
+        .route("/ledger/transfer", post(transfer))
+        .route("/accounts/{key}", get(account))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    /// The recipient's public key, hex.
+    to: String,
+    amount: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountView {
+    account: String,
+    balance: u64,
+    nonce: u64,
+}
+
+/// A 32-byte key from hex.
+pub(super) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], ApiError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text, &mut key)
+        .map_err(|_| ApiError::bad_request("bad_key", format!("{what}: expected 64 hex digits")))?;
+    Ok(key)
+}
+
+async fn mint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<MintBody>,
+) -> Result<Json<LedgerEntry>, ApiError> {
+    state.operator(&headers)?;
+    let to = key_from_hex(&body.to, "to")?;
+    state
+        .blocking(move |state| {
+            let entry = state.store().mint(to, body.amount)?;
+            state.store().flush()?;
+            Ok(entry)
+        })
+        .await
+        .map(Json)
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignedTransfer>,
+) -> Result<Json<LedgerEntry>, ApiError> {
+    state
+        .blocking(move |state| {
+            let entry = state.store().transfer(&body)?;
+            state.store().flush()?;
+            Ok(entry)
+        })
+        .await
+        .map(Json)
+}
+
+async fn account(
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    let key = key_from_hex(&key, "account")?;
+    state
+        .blocking(move |state| {
+            Ok(AccountView {
+                account: hex::encode(key),
+                balance: state.store().balance(Account::Key(key))?,
+                nonce: state.store().nonce(&key)?,
+            })
+        })
+        .await
+        .map(Json)
+}

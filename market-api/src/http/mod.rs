@@ -1,0 +1,286 @@
+//! The marketplace's HTTP/JSON API (axum 0.8) over a [`Store`].
+//!
+//! [`app`] builds the [`Router`]; [`serve`] runs it on a listener until a
+//! shutdown future completes, letting requests in flight finish. Every route
+//! answers JSON; every failure has the one shape of [`ApiError`]. Bodies are
+//! limited ([`Limits::body_bytes`], 413 past it), requests time out
+//! ([`Limits::request_timeout`], 408) and at most
+//! [`Limits::concurrency`] requests are served at once.
+//!
+//! Store calls and proof verification run on tokio's blocking pool
+//! (`spawn_blocking`), never on the async workers. A change that moves
+//! tokens, spends a nullifier or appends to the registry is flushed to disk
+//! before the 2xx answer.
+//!
+//! # Authentication
+//!
+//! API keys travel as `Authorization: Bearer <key>`. The operator key mints
+//! tokens; researcher keys post, fund and close studies (each is bound to the
+//! researcher's account key); issuer keys append and revoke registry leaves.
+//! Keys are given at startup in [`ApiConfig`]. Enrollment and transfers need
+//! no key: a proof, or a signature, is the authorization.
+//!
+//! # Routes
+//!
+//! | method and path | who | what |
+//! |---|---|---|
+//! | `GET /health` | anyone | `{"status": "ok"}` |
+//! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
+//! | `POST /registry/revoke` | issuer | `{"index": n}` → the new [`RootRecord`](crate::RootRecord) |
+//! | `GET /registry/root` | anyone | the current root (hex and decimal) |
+//! | `GET /registry/roots?start&limit` | anyone | root history |
+//! | `GET /registry/leaves?start&limit` | anyone | leaves (hex) |
+//! | `POST /studies` | researcher | [`CreateStudy`] → [`Study`](crate::Study) (201) |
+//! | `POST /studies/{id}/fund` | researcher | `{"amount": n}` → ledger entry |
+//! | `POST /studies/{id}/close` | researcher | closed study and refund |
+//! | `GET /studies?start&limit`, `GET /studies/{id}` | anyone | studies |
+//! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`] → [`Enrollment`](crate::Enrollment) (201) |
+//! | `POST /ledger/mint` | operator | `{"to": hex, "amount": n}` → ledger entry |
+//! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
+//! | `GET /accounts/{hex}` | anyone | balance and next nonce |
+//! | `GET /audit/head` | anyone | [`SignedHead`] |
+
+mod enroll;
+mod error;
+mod extract;
+mod ledger;
+mod registry;
+mod studies;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use ed25519_dalek::SigningKey;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use zkcohort_verifier::PreparedVerifyingKey;
+
+use crate::{Bytes32, SignedHead, Store};
+
+pub use enroll::{study_scope, EnrollRequest};
+pub use error::ApiError;
+pub use studies::CreateStudy;
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Posts, funds and closes studies, as this account key.
+    Researcher(Bytes32),
+    /// Appends and revokes registry leaves, as this issuer key.
+    Issuer(Bytes32),
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body, in bytes.
+    pub body_bytes: usize,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// How many requests are served at once (more wait).
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    /// 64 KiB bodies, 30 s per request, 256 requests at once.
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            concurrency: 256,
+        }
+    }
+}
+
+/// The server's configuration, fixed at startup.
+#[derive(Debug)]
+pub struct ApiConfig {
+    /// The operator's API key (mints tokens).
+    pub operator_key: String,
+    /// Researcher and issuer API keys.
+    pub api_keys: HashMap<String, Role>,
+    /// Clauses per query of the circuit (its `CircuitShape::clauses`):
+    /// studies are compiled and hashed for it.
+    pub clauses: usize,
+    /// The circuit's slot-tree depth (its `CircuitShape::slot_depth`).
+    pub slot_depth: usize,
+    /// The circuit id (the hash of its verifying key, hex) stored in each study.
+    pub circuit_id: String,
+    /// The verifying key of the circuit, prepared for pairings.
+    pub verifying_key: PreparedVerifyingKey<ark_bn254::Bn254>,
+    /// The key that signs audit-log heads.
+    pub audit_key: SigningKey,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// The state every handler shares: the store and the configuration.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    config: ApiConfig,
+}
+
+impl AppState {
+    /// The state of a server over `store`.
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        Self {
+            inner: Arc::new(Shared { store, config }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// The role of the request's bearer key.
+    fn role(&self, headers: &HeaderMap) -> Result<Role, ApiError> {
+        let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        self.config()
+            .api_keys
+            .get(key)
+            .copied()
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The researcher account of the request's bearer key.
+    fn researcher(&self, headers: &HeaderMap) -> Result<Bytes32, ApiError> {
+        match self.role(headers)? {
+            Role::Researcher(account) => Ok(account),
+            Role::Issuer(_) => Err(ApiError::forbidden("this route needs a researcher key")),
+        }
+    }
+
+    /// The issuer key of the request's bearer key.
+    fn issuer(&self, headers: &HeaderMap) -> Result<Bytes32, ApiError> {
+        match self.role(headers)? {
+            Role::Issuer(issuer) => Ok(issuer),
+            Role::Researcher(_) => Err(ApiError::forbidden("this route needs an issuer key")),
+        }
+    }
+
+    /// Fails unless the request carries the operator key.
+    fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match bearer(headers) {
+            Some(key) if key == self.config().operator_key => Ok(()),
+            Some(key) if self.config().api_keys.contains_key(key) => {
+                Err(ApiError::forbidden("this route needs the operator key"))
+            }
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// Runs `work` with the store on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || work(&state))
+            .await
+            .map_err(ApiError::internal)?
+    }
+}
+
+/// The bearer token of a request.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// `start` and `limit` of a listing.
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    start: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+impl Page {
+    /// The limit, capped at 1000.
+    fn limit(&self) -> usize {
+        self.limit.min(1000)
+    }
+}
+
+/// The API's router.
+pub fn app(state: AppState) -> Router {
+    let limits = state.config().limits;
+    Router::new()
+        .route("/health", get(health))
+        .route("/audit/head", get(audit_head))
+        .merge(registry::routes())
+        .merge(studies::routes())
+        .merge(enroll::routes())
+        .merge(ledger::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        // The timeout wraps the concurrency limit: waiting for a slot counts.
+        .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then finishes the
+/// requests in flight.
+///
+/// # Errors
+///
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn audit_head(State(state): State<AppState>) -> Result<Json<SignedHead>, ApiError> {
+    state
+        .blocking(|state| Ok(state.store().signed_audit_head(&state.config().audit_key)?))
+        .await
+        .map(Json)
+}

@@ -1,0 +1,122 @@
+//! Registry routes: issuers append and revoke record leaves; anyone reads
+//! roots and leaves. Field elements travel as decimal strings in requests.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
+
+use super::extract::{ApiJson, ApiQuery};
+use super::{ApiError, AppState, Page};
+use crate::{RegistryAppend, RootRecord};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/registry/leaves", post(append).get(leaves))
+        .route("/registry/revoke", post(revoke))
+        .route("/registry/root", get(root))
+        .route("/registry/roots", get(roots))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendBody {
+    /// Record leaves, canonical field elements in decimal.
+    leaves: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    index: u64,
+}
+
+/// A root record with its root also in decimal (as proofs carry it).
+#[derive(Debug, Serialize)]
+struct RootView {
+    #[serde(flatten)]
+    record: RootRecord,
+    root_decimal: String,
+}
+
+impl RootView {
+    fn of(record: RootRecord) -> Result<Self, ApiError> {
+        let root = fr_from_bytes(&record.root).map_err(ApiError::internal)?;
+        Ok(Self {
+            record,
+            root_decimal: fr_to_decimal(&root),
+        })
+    }
+}
+
+async fn append(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AppendBody>,
+) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
+    let issuer = state.issuer(&headers)?;
+    let leaves = body
+        .leaves
+        .iter()
+        .map(|leaf| {
+            fr_from_decimal(leaf)
+                .map(|value| fr_to_bytes(&value))
+                .map_err(|error| {
+                    ApiError::unprocessable("non_canonical", format!("leaf {leaf:?}: {error}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let appended = state
+        .blocking(move |state| {
+            let appended = state.store().append_leaves(issuer, &leaves)?;
+            state.store().flush()?;
+            Ok(appended)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(appended)))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RevokeBody>,
+) -> Result<Json<RootView>, ApiError> {
+    let issuer = state.issuer(&headers)?;
+    let record = state
+        .blocking(move |state| {
+            let record = state.store().revoke_leaf(issuer, body.index)?;
+            state.store().flush()?;
+            Ok(record)
+        })
+        .await?;
+    RootView::of(record).map(Json)
+}
+
+async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError> {
+    let record = state
+        .blocking(|state| Ok(state.store().registry_root()?))
+        .await?;
+    RootView::of(record).map(Json)
+}
+
+async fn roots(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Vec<RootRecord>>, ApiError> {
+    state
+        .blocking(move |state| Ok(state.store().root_history(page.start, page.limit())?))
+        .await
+        .map(Json)
+}
+
+async fn leaves(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let leaves = state
+        .blocking(move |state| Ok(state.store().registry_leaves(page.start, page.limit())?))
+        .await?;
+    Ok(Json(leaves.iter().map(hex::encode).collect()))
+}

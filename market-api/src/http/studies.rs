@@ -1,0 +1,158 @@
+//! Study routes: researchers post, fund and close studies; anyone lists them.
+//! The server compiles a study's query against the bundled catalog for the
+//! configured circuit shape and stores its `query_hash` and circuit id.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use zkcohort_circuits::clause::query_hash;
+use zkcohort_circuits::statement::fr_to_bytes;
+use zkcohort_cohort::{Catalog, Query};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{ApiError, AppState, Page};
+use crate::{LedgerEntry, NewStudy, Study};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/studies", post(create).get(list))
+        .route("/studies/{id}", get(one))
+        .route("/studies/{id}/fund", post(fund))
+        .route("/studies/{id}/close", post(close))
+}
+
+/// The body of `POST /studies`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStudy {
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    #[serde(default)]
+    pub description: String,
+    /// The cohort query: its text form as a JSON string, or its JSON form.
+    pub query: serde_json::Value,
+    /// Tokens paid per enrollment.
+    pub reward: u64,
+    /// The most enrollments the study takes.
+    pub max_enrollments: u64,
+    /// The differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundBody {
+    amount: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Closed {
+    study: Study,
+    refund: Option<LedgerEntry>,
+}
+
+/// Parses and compiles a study query; returns it and its `query_hash`.
+fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 32]), ApiError> {
+    let catalog = Catalog::bundled();
+    let parsed = match query {
+        serde_json::Value::String(text) => Query::parse_any(text, catalog),
+        serde_json::Value::Object(_) => Query::from_json(&query.to_string(), catalog),
+        _ => {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                "query: expected the text form (a string) or the JSON form (an object)",
+            ))
+        }
+    }
+    .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
+    let compiled = parsed
+        .compile(catalog)
+        .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
+    let config = state.config();
+    let hash = query_hash(&compiled, config.clauses, config.slot_depth)
+        .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
+    Ok((parsed, fr_to_bytes(&hash)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateStudy>,
+) -> Result<(StatusCode, Json<Study>), ApiError> {
+    let researcher = state.researcher(&headers)?;
+    let study = state
+        .blocking(move |state| {
+            let (query, query_hash) = compile(state, &body.query)?;
+            let study = state.store().create_study(NewStudy {
+                researcher,
+                title: body.title,
+                description: body.description,
+                query,
+                query_hash,
+                circuit_id: state.config().circuit_id.clone(),
+                reward: body.reward,
+                max_enrollments: body.max_enrollments,
+                epsilon_budget: body.epsilon_budget,
+            })?;
+            state.store().flush()?;
+            Ok(study)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(study)))
+}
+
+async fn fund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(body): ApiJson<FundBody>,
+) -> Result<Json<LedgerEntry>, ApiError> {
+    let researcher = state.researcher(&headers)?;
+    state
+        .blocking(move |state| {
+            let entry = state.store().fund_escrow(id, researcher, body.amount)?;
+            state.store().flush()?;
+            Ok(entry)
+        })
+        .await
+        .map(Json)
+}
+
+async fn close(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Json<Closed>, ApiError> {
+    let researcher = state.researcher(&headers)?;
+    state
+        .blocking(move |state| {
+            let (study, refund) = state.store().close_study(id, researcher)?;
+            state.store().flush()?;
+            Ok(Closed { study, refund })
+        })
+        .await
+        .map(Json)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Vec<Study>>, ApiError> {
+    state
+        .blocking(move |state| Ok(state.store().studies(page.start, page.limit())?))
+        .await
+        .map(Json)
+}
+
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Json<Study>, ApiError> {
+    state
+        .blocking(move |state| Ok(state.store().study(id)?))
+        .await
+        .map(Json)
+}
