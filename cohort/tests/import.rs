@@ -349,3 +349,27 @@ fn demographics_and_death_are_reported() {
         report.warnings
     );
 }
+
+#[test]
+fn the_report_names_the_code_that_mapped() {
+    let condition = serde_json::json!({
+        "resourceType": "Condition", "id": "two-codings",
+        "code": {"coding": [
+            {"system": "http://snomed.info/sct", "code": "999999"},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}
+        ]},
+        "onsetDateTime": "2019-01-01"
+    });
+    let (summary, report) = import_bundle(
+        Catalog::bundled(),
+        &bundle_with(&[condition]),
+        day("2021-01-01"),
+    )
+    .unwrap();
+    assert_eq!(slot(&summary, "hypertension").count, 1);
+    assert_eq!(
+        report.mapped[0].code, "icd10:I10",
+        "not the unmapped SNOMED coding listed first"
+    );
+    assert_eq!(report.mapped[0].concepts, ["hypertension"]);
+}

@@ -336,15 +336,29 @@ impl Importer<'_> {
         found
     }
 
+    /// Records `value` on `day` in `slots`; the report names the first of `codes`
+    /// that maps to one of them.
     fn record(
         &mut self,
         entry: usize,
         resource: &'static str,
-        code: &Code,
+        codes: &[Code],
         slots: &[SlotIndex],
         day: Day,
         value: i64,
     ) {
+        let catalog = self.catalog;
+        let code = codes
+            .iter()
+            .find(|code| {
+                catalog
+                    .concepts_for_code(code)
+                    .iter()
+                    .any(|slot| slots.contains(slot))
+            })
+            .or(codes.first())
+            .map(Code::to_string)
+            .unwrap_or_default();
         for slot in slots {
             self.summary.slot_mut(*slot).record(day, value);
         }
@@ -355,7 +369,7 @@ impl Importer<'_> {
         self.report.mapped.push(MappedEntry {
             entry,
             resource,
-            code: code.to_string(),
+            code,
             concepts,
             day,
         });
@@ -450,7 +464,7 @@ impl Importer<'_> {
         self.record(
             entry,
             "Condition",
-            &codes[0],
+            &codes,
             &slots,
             day,
             i64::from(!resolved),
@@ -527,7 +541,7 @@ impl Importer<'_> {
             return match answer {
                 Some(answer) => {
                     let value = answer.value;
-                    self.record(entry, OBSERVATION, &codes[0], &[slot], day, value);
+                    self.record(entry, OBSERVATION, &codes, &[slot], day, value);
                 }
                 None => self.skip(
                     entry,
@@ -586,7 +600,7 @@ impl Importer<'_> {
             );
             return self.skip(entry, OBSERVATION, &codes, display, reason);
         };
-        self.record(entry, OBSERVATION, &codes[0], &[slot], day, fixed);
+        self.record(entry, OBSERVATION, &codes, &[slot], day, fixed);
     }
 
     fn import_medication(
@@ -626,6 +640,6 @@ impl Importer<'_> {
             );
         }
         let active = medication.status.as_deref() == Some("active");
-        self.record(entry, resource, &codes[0], &slots, day, i64::from(active));
+        self.record(entry, resource, &codes, &slots, day, i64::from(active));
     }
 }
