@@ -12,9 +12,8 @@ use ark_groth16::Groth16;
 use ark_snark::SNARK;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use zkcohort::sample::{fixture_bundles, sample_patients, sample_scope};
+use zkcohort::sample::eligible_fixture_requests;
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
-use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::reduction::CircomReduction;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
@@ -24,29 +23,7 @@ const SHAPES: [(&str, CircuitShape); 2] = [
 ];
 
 fn eligible_requests(shape: CircuitShape) -> Vec<ProofRequest> {
-    let catalog = Catalog::bundled();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/queries/hypertension.query"
-    ))
-    .expect("query");
-    let query = Query::parse(&text, catalog)
-        .expect("parses")
-        .compile(catalog)
-        .expect("compiles");
-    let patients = sample_patients(
-        &fixture_bundles().expect("fixtures"),
-        &query,
-        shape,
-        sample_scope(),
-        7,
-    )
-    .expect("patients");
-    patients
-        .into_iter()
-        .filter(|patient| patient.eligible)
-        .map(|patient| patient.request)
-        .collect()
+    eligible_fixture_requests(shape, 7).expect("fixture patients")
 }
 
 fn setup(c: &mut Criterion) {

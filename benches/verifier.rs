@@ -10,10 +10,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, SeedableRng};
-use zkcohort::sample::{fixture_bundles, sample_patients, sample_scope};
+use zkcohort::sample::eligible_fixture_requests;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::statement::Statement;
-use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::CircuitKeys;
 use zkcohort_verifier::verify::{verify, verify_batch_with_rng};
 use zkcohort_verifier::Proof;
@@ -24,32 +23,12 @@ const SHAPES: [(&str, CircuitShape); 2] = [
 ];
 
 fn proofs(keys: &CircuitKeys, shape: CircuitShape) -> Vec<(Statement, Proof<ark_bn254::Bn254>)> {
-    let catalog = Catalog::bundled();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/queries/hypertension.query"
-    ))
-    .expect("query");
-    let query = Query::parse(&text, catalog)
-        .expect("parses")
-        .compile(catalog)
-        .expect("compiles");
-    let patients = sample_patients(
-        &fixture_bundles().expect("fixtures"),
-        &query,
-        shape,
-        sample_scope(),
-        7,
-    )
-    .expect("patients");
+    let requests = eligible_fixture_requests(shape, 7).expect("fixture patients");
     let mut rng = StdRng::seed_from_u64(5);
-    patients
+    requests
         .iter()
-        .filter(|patient| patient.eligible)
-        .map(|patient| {
-            let proof = keys
-                .prove_with_rng(&patient.request, &mut rng)
-                .expect("proves");
+        .map(|request| {
+            let proof = keys.prove_with_rng(request, &mut rng).expect("proves");
             (proof.statement, proof.proof)
         })
         .collect()

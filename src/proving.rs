@@ -1,12 +1,11 @@
 //! Key setup and the prover bench commands.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use zkcohort::sample::{fixture_bundles, sample_patients, sample_scope};
+use zkcohort::sample::{eligible_fixture_requests, single_fixture_patient};
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::CircuitKeys;
 use zkcohort_verifier::snarkjs;
 
@@ -57,14 +56,6 @@ fn load_keys(keys_dir: &Path, shape: CircuitShape) -> Result<CircuitKeys> {
     })
 }
 
-fn sample_query() -> Result<zkcohort_cohort::query::CompiledQuery> {
-    let catalog = Catalog::bundled();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query"),
-    )?;
-    Ok(Query::parse(&text, catalog)?.compile(catalog)?)
-}
-
 /// One proof from a cold process: load the key, build the witness, prove, and write
 /// snarkjs `proof.json`, `public.json` and `verification_key.json` into `out`.
 pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Result<()> {
@@ -72,13 +63,7 @@ pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Resul
     let started = Instant::now();
     let keys = load_keys(keys_dir, shape)?;
     let loaded = started.elapsed();
-    let bundle: Vec<PathBuf> = fixture_bundles()?
-        .into_iter()
-        .filter(|path| path.to_string_lossy().contains("Ali_Harris"))
-        .collect();
-    let patient = sample_patients(&bundle, &sample_query()?, shape, sample_scope(), 1)?
-        .pop()
-        .context("one patient")?;
+    let patient = single_fixture_patient(shape)?;
     let (statement, witness) = patient.request.build(shape)?;
     let built = started.elapsed();
     let proof = keys.prove_witness(statement, witness, &mut rand::rngs::OsRng)?;
@@ -110,18 +95,7 @@ pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Resul
 pub(crate) fn batch(shape: ShapeName, keys_dir: &Path, count: usize) -> Result<()> {
     let shape = shape.shape();
     let keys = load_keys(keys_dir, shape)?;
-    let patients = sample_patients(
-        &fixture_bundles()?,
-        &sample_query()?,
-        shape,
-        sample_scope(),
-        2,
-    )?;
-    let eligible: Vec<_> = patients
-        .into_iter()
-        .filter(|patient| patient.eligible)
-        .map(|patient| patient.request)
-        .collect();
+    let eligible = eligible_fixture_requests(shape, 2)?;
     anyhow::ensure!(
         !eligible.is_empty(),
         "no sample patient is eligible for the sample query"
@@ -161,13 +135,7 @@ pub(crate) fn batch(shape: ShapeName, keys_dir: &Path, count: usize) -> Result<(
 pub(crate) fn export_circom(shape: ShapeName, keys_dir: &Path, out: &Path) -> Result<()> {
     let shape = shape.shape();
     let keys = load_keys(keys_dir, shape)?;
-    let bundle: Vec<PathBuf> = fixture_bundles()?
-        .into_iter()
-        .filter(|path| path.to_string_lossy().contains("Ali_Harris"))
-        .collect();
-    let patient = sample_patients(&bundle, &sample_query()?, shape, sample_scope(), 1)?
-        .pop()
-        .context("one patient")?;
+    let patient = single_fixture_patient(shape)?;
     let files =
         zkcohort_prover::circom::export_circom(&keys, out, Some(patient.request.build(shape)?))?;
     println!("wrote {}, {}", files.r1cs.display(), files.zkey.display());

@@ -12,7 +12,7 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::CompiledQuery;
-use zkcohort_cohort::{import_bundle, Catalog, Day};
+use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
 use zkcohort_prover::ProofRequest;
 
 /// The issuer number sample records carry.
@@ -117,4 +117,49 @@ pub fn sample_patients(
 /// A study scope for samples.
 pub fn sample_scope() -> StudyScope {
     StudyScope(Fr::from(2026_u64))
+}
+
+/// The sample query shipped with the repository (`queries/hypertension.query`), compiled.
+///
+/// # Errors
+/// When the file cannot be read or does not compile.
+pub fn sample_query() -> Result<CompiledQuery> {
+    let catalog = Catalog::bundled();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Query::parse(&text, catalog)?.compile(catalog)?)
+}
+
+/// The fixture patients the sample query admits, as proof requests.
+///
+/// # Errors
+/// As [`sample_patients`].
+pub fn eligible_fixture_requests(shape: CircuitShape, seed: u64) -> Result<Vec<ProofRequest>> {
+    let patients = sample_patients(
+        &fixture_bundles()?,
+        &sample_query()?,
+        shape,
+        sample_scope(),
+        seed,
+    )?;
+    Ok(patients
+        .into_iter()
+        .filter(|patient| patient.eligible)
+        .map(|patient| patient.request)
+        .collect())
+}
+
+/// One fixture patient (Ali Harris, eligible for the sample query), registered alone.
+///
+/// # Errors
+/// As [`sample_patients`].
+pub fn single_fixture_patient(shape: CircuitShape) -> Result<SamplePatient> {
+    let bundle: Vec<PathBuf> = fixture_bundles()?
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains("Ali_Harris"))
+        .collect();
+    sample_patients(&bundle, &sample_query()?, shape, sample_scope(), 1)?
+        .pop()
+        .context("the Ali Harris fixture")
 }
