@@ -29,6 +29,26 @@ pub struct IdentityCommitment(pub Fr);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StudyScope(pub Fr);
 
+/// The domain tag of [`StudyScope::for_study`] ("zkscope" in ASCII), which keeps
+/// scopes apart from every other Poseidon hash over a 32-byte key.
+const STUDY_SCOPE_TAG: u64 = 0x007a_6b73_636f_7065;
+
+impl StudyScope {
+    /// The scope of study `study_id` on the marketplace whose audit-signing key is
+    /// `marketplace_key`: `Poseidon(tag, key_high128, key_low128, study_id)`. Binding the
+    /// marketplace in keeps one identity's nullifiers for "study 1" of two marketplaces
+    /// unlinkable, and lets a wallet or a sponsor recompute the scope from public data.
+    pub fn for_study(marketplace_key: &[u8; 32], study_id: u64) -> Self {
+        let [high, low] = key_halves(marketplace_key);
+        StudyScope(poseidon_hash_fixed(&[
+            Fr::from(STUDY_SCOPE_TAG),
+            high,
+            low,
+            Fr::from(study_id),
+        ]))
+    }
+}
+
 /// The tag that marks one identity's enrollment in one study.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nullifier(pub Fr);
@@ -57,9 +77,15 @@ impl IdentitySecret {
 
 /// The signal hash that binds a payout account and a study into a proof.
 pub fn signal_hash(payout_account: &[u8; 32], scope: StudyScope) -> Fr {
-    let (high, low) = payout_account.split_at(16);
+    let [high, low] = key_halves(payout_account);
+    poseidon_hash_fixed(&[high, low, scope.0])
+}
+
+/// A 32-byte key as two field elements: its big-endian high and low 128 bits.
+fn key_halves(key: &[u8; 32]) -> [Fr; 2] {
+    let (high, low) = key.split_at(16);
     let half = |bytes: &[u8]| Fr::from(u128::from_be_bytes(bytes.try_into().expect("16 bytes")));
-    poseidon_hash_fixed(&[half(high), half(low), scope.0])
+    [half(high), half(low)]
 }
 
 #[cfg(test)]
@@ -97,5 +123,19 @@ mod tests {
             assert_ne!(signal_hash(&other, scope), base, "byte {byte}");
         }
         assert_ne!(signal_hash(&account, StudyScope(Fr::from(10u64))), base);
+    }
+
+    #[test]
+    fn study_scopes_bind_the_marketplace_and_the_study() {
+        let key = [3u8; 32];
+        let scope = StudyScope::for_study(&key, 1);
+        assert_eq!(StudyScope::for_study(&key, 1), scope);
+        assert_ne!(StudyScope::for_study(&key, 2), scope);
+        for byte in [0, 15, 16, 31] {
+            let mut other = key;
+            other[byte] ^= 1;
+            assert_ne!(StudyScope::for_study(&other, 1), scope, "byte {byte}");
+        }
+        assert_ne!(scope, StudyScope(Fr::from(1u64)));
     }
 }

@@ -14,13 +14,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_circuits::identity::IdentitySecret;
+use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
 use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
-use zkcohort_market::http::{serve, study_scope, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_verifier::snarkjs::proof_to_json;
@@ -119,6 +119,15 @@ impl Server {
         let (status, account) = self.get(&format!("/accounts/{}", hex::encode(key))).await;
         assert_eq!(status, StatusCode::OK);
         account["balance"].as_u64().unwrap()
+    }
+
+    /// The marketplace key, as a wallet learns it: from `GET /marketplace`.
+    async fn marketplace_key(&self) -> [u8; 32] {
+        let (status, info) = self.get("/marketplace").await;
+        assert_eq!(status, StatusCode::OK);
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(info["marketplace_key"].as_str().unwrap(), &mut key).unwrap();
+        key
     }
 
     /// What must not change when a request is refused.
@@ -251,7 +260,7 @@ async fn enrollment_over_http_with_a_real_proof() {
         record,
         registry_path: registry.path(index).unwrap(),
         query,
-        study_scope: study_scope(study_id),
+        study_scope: StudyScope::for_study(&server.marketplace_key().await, study_id),
         payout_account: payout,
     };
     let proof = keys

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
+use zkcohort_circuits::identity::{signal_hash, Nullifier};
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, Statement};
 use zkcohort_circuits::Fr;
 use zkcohort_verifier::snarkjs::proof_from_json;
@@ -24,13 +24,6 @@ use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/studies/{id}/enroll", post(enroll))
-}
-
-/// The scope of a study, which nullifiers are derived under: the study id as
-/// a field element, `Fr::from(study_id)`. One identity has one nullifier per
-/// study, and nullifiers of different studies are unlinkable.
-pub fn study_scope(study_id: u64) -> StudyScope {
-    StudyScope(Fr::from(study_id))
 }
 
 /// The body of `POST /studies/{id}/enroll`.
@@ -105,7 +98,7 @@ async fn enroll(
         })
         .await?;
 
-    let scope = study_scope(id);
+    let scope = state.study_scope(id);
     let statement = Statement {
         registry_root,
         query_hash: fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,

@@ -25,6 +25,7 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit |
 //! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
 //! | `POST /registry/revoke` | issuer | `{"index": n}` → the new [`RootRecord`](crate::RootRecord) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
@@ -57,16 +58,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use zkcohort_circuits::identity::StudyScope;
 use zkcohort_verifier::PreparedVerifyingKey;
 
 use crate::{Bytes32, SignedHead, Store};
 
-pub use enroll::{study_scope, EnrollRequest};
+pub use enroll::EnrollRequest;
 pub use error::ApiError;
 pub use studies::CreateStudy;
 
@@ -153,6 +155,17 @@ impl AppState {
         &self.inner.config
     }
 
+    /// The marketplace's public key: the key that signs audit heads, and the
+    /// marketplace part of every study scope.
+    pub fn marketplace_key(&self) -> Bytes32 {
+        self.config().audit_key.verifying_key().to_bytes()
+    }
+
+    /// The scope nullifiers of study `study_id` are derived under.
+    pub fn study_scope(&self, study_id: u64) -> StudyScope {
+        StudyScope::for_study(&self.marketplace_key(), study_id)
+    }
+
     /// The role of the request's bearer key.
     fn role(&self, headers: &HeaderMap) -> Result<Role, ApiError> {
         let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
@@ -237,6 +250,7 @@ pub fn app(state: AppState) -> Router {
     let limits = state.config().limits;
     Router::new()
         .route("/health", get(health))
+        .route("/marketplace", get(marketplace))
         .route("/audit/head", get(audit_head))
         .merge(registry::routes())
         .merge(studies::routes())
@@ -272,6 +286,37 @@ pub async fn serve(
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// What a wallet or a sponsor needs to know about this marketplace before
+/// proving for it or checking its bundles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketplaceInfo {
+    /// The ed25519 key (hex) that signs audit heads; part of every study scope.
+    pub marketplace_key: String,
+    /// The circuit id: the SHA-256 of the compressed verifying key, hex.
+    pub circuit_id: String,
+    /// Clauses per query of the circuit.
+    pub clauses: usize,
+    /// The circuit's slot-tree depth.
+    pub slot_depth: usize,
+    /// The registry tree's depth.
+    pub registry_depth: usize,
+    /// How many later roots a replaced registry root stays acceptable for.
+    pub root_window: u64,
+}
+
+async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
+    let config = state.config();
+    let store = state.store().config();
+    Json(MarketplaceInfo {
+        marketplace_key: hex::encode(state.marketplace_key()),
+        circuit_id: config.circuit_id.clone(),
+        clauses: config.clauses,
+        slot_depth: config.slot_depth,
+        registry_depth: store.registry_depth,
+        root_window: store.root_window,
+    })
 }
 
 async fn not_found() -> ApiError {
