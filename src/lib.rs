@@ -3,5 +3,10 @@
 //!
 //! - [`sample`]: patients' proof requests built from FHIR bundles, registered by one
 //!   issuer in a fresh registry (the demo, the bench command and the benches use it).
+//! - [`issued`]: the record file an issuer hands a patient, and the issuer's import.
+//! - [`wallet`]: the patient's wallet folder: identity, payout key, records,
+//!   registry copy, eligibility previews and proof requests.
 
+pub mod issued;
 pub mod sample;
+pub mod wallet;

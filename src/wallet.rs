@@ -1,0 +1,367 @@
+//! The patient's wallet: a folder that holds the identity secret, the payout key,
+//! the records issuers handed over, a copy of the public registry and the
+//! enrollments made. Nothing in it leaves the machine: the marketplace only ever
+//! receives proofs, nullifiers and the payout account.
+//!
+//! | file | what |
+//! |---|---|
+//! | `wallet.json` | identity secret and payout key (mode 0600 on Unix) |
+//! | `records/leaf-N.json` | [`IssuedRecordFile`]s, one per registry leaf |
+//! | `registry.json` | the registry's leaves as last synced, and their root |
+//! | `enrollments.json` | the studies this wallet enrolled in |
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zkcohort_circuits::identity::{IdentityCommitment, IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::Fr;
+use zkcohort_cohort::{eligible, Catalog, Eligibility, Query};
+use zkcohort_prover::ProofRequest;
+
+use crate::issued::IssuedRecordFile;
+
+/// The format tag of `wallet.json`.
+const WALLET_FORMAT: &str = "zkcohort-wallet-v1";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletSecrets {
+    format: String,
+    /// The identity secret, decimal.
+    identity_secret: String,
+    /// The payout account's ed25519 secret key, hex.
+    payout_key: String,
+}
+
+/// One record the wallet holds, checked against its leaf.
+#[derive(Debug, Clone)]
+pub struct HeldRecord {
+    /// The file as the issuer wrote it.
+    pub file: IssuedRecordFile,
+    /// The record, ready for proving.
+    pub record: IssuedRecord,
+    /// Its registry leaf.
+    pub leaf: Fr,
+}
+
+/// The registry as the wallet last saw it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RegistryCopy {
+    /// Every leaf, hex (zero for a revoked one).
+    leaves: Vec<String>,
+}
+
+/// An enrollment the wallet made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletEnrollment {
+    /// The marketplace's key, hex.
+    pub marketplace_key: String,
+    /// The study.
+    pub study: u64,
+    /// The nullifier, decimal.
+    pub nullifier: String,
+    /// The reward paid.
+    pub reward: u64,
+}
+
+/// A patient's wallet folder.
+pub struct Wallet {
+    dir: PathBuf,
+    secret: IdentitySecret,
+    payout_key: SigningKey,
+}
+
+impl Wallet {
+    /// Creates a wallet in `dir` (which must not hold one) with a fresh identity and
+    /// payout key.
+    ///
+    /// # Errors
+    /// A wallet already there, or the folder cannot be written.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let secrets_path = dir.join("wallet.json");
+        if secrets_path.exists() {
+            bail!(
+                "{} already holds a wallet; use it, or choose another folder",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir.join("records"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let wallet = Self {
+            dir: dir.to_path_buf(),
+            secret: IdentitySecret::random(),
+            payout_key: SigningKey::generate(&mut rand::rngs::OsRng),
+        };
+        let secrets = WalletSecrets {
+            format: WALLET_FORMAT.to_string(),
+            identity_secret: fr_to_decimal(&wallet.secret.0),
+            payout_key: hex::encode(wallet.payout_key.to_bytes()),
+        };
+        write_private(&secrets_path, &serde_json::to_vec_pretty(&secrets)?)?;
+        Ok(wallet)
+    }
+
+    /// Opens the wallet in `dir`.
+    ///
+    /// # Errors
+    /// No wallet there, or a damaged `wallet.json`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let secrets_path = dir.join("wallet.json");
+        if !secrets_path.exists() {
+            bail!(
+                "{} holds no wallet: create one with `zkcohort patient init --wallet {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let secrets: WalletSecrets = read_json(&secrets_path)?;
+        if secrets.format != WALLET_FORMAT {
+            bail!(
+                "{}: unknown wallet format {:?}",
+                secrets_path.display(),
+                secrets.format
+            );
+        }
+        let secret = fr_from_decimal(&secrets.identity_secret)
+            .context("wallet.json: identity_secret is not a canonical field element")?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&secrets.payout_key, &mut key)
+            .context("wallet.json: payout_key is not 32 bytes of hex")?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            secret: IdentitySecret(secret),
+            payout_key: SigningKey::from_bytes(&key),
+        })
+    }
+
+    /// The identity commitment, which the patient gives an issuer.
+    pub fn identity_commitment(&self) -> IdentityCommitment {
+        self.secret.commitment()
+    }
+
+    /// The payout account: the ed25519 public key rewards are paid to.
+    pub fn payout_account(&self) -> [u8; 32] {
+        self.payout_key.verifying_key().to_bytes()
+    }
+
+    /// The payout key, which signs transfers out of the payout account.
+    pub fn payout_key(&self) -> &SigningKey {
+        &self.payout_key
+    }
+
+    /// Checks an issuer's record file against this wallet's identity and keeps it.
+    ///
+    /// # Errors
+    /// A file for another identity, a leaf that does not match, or a write failure.
+    pub fn import_record(&self, file: IssuedRecordFile) -> Result<HeldRecord> {
+        let (record, leaf) = file.open(self.identity_commitment())?;
+        let path = self.record_path(file.leaf_index);
+        std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(HeldRecord { file, record, leaf })
+    }
+
+    /// Every record the wallet holds, by leaf index.
+    ///
+    /// # Errors
+    /// An unreadable or inconsistent record file.
+    pub fn records(&self) -> Result<Vec<HeldRecord>> {
+        let folder = self.dir.join("records");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .with_context(|| format!("reading {}", folder.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "json")
+            })
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| {
+                let file: IssuedRecordFile = read_json(path)?;
+                let (record, leaf) = file
+                    .open(self.identity_commitment())
+                    .with_context(|| format!("{}", path.display()))?;
+                Ok(HeldRecord { file, record, leaf })
+            })
+            .collect()
+    }
+
+    fn record_path(&self, leaf_index: u64) -> PathBuf {
+        self.dir
+            .join("records")
+            .join(format!("leaf-{leaf_index}.json"))
+    }
+
+    /// The registry tree rebuilt from the last synced leaves.
+    ///
+    /// # Errors
+    /// A damaged `registry.json`, or more leaves than the depth holds.
+    pub fn registry(&self, depth: usize) -> Result<RegistryTree> {
+        let copy = self.registry_copy()?;
+        let leaves = copy
+            .leaves
+            .iter()
+            .map(|text| leaf_from_hex(text))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RegistryTree::from_leaves(depth, &leaves)?)
+    }
+
+    fn registry_copy(&self) -> Result<RegistryCopy> {
+        let path = self.dir.join("registry.json");
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(RegistryCopy::default())
+        }
+    }
+
+    /// Brings the registry copy up to `current_root`: fetches the leaves after the
+    /// ones held (`fetch(start)` returns the next page, empty at the end), and when
+    /// the rebuilt root still differs (a leaf was revoked since), fetches all of them
+    /// again. Returns the number of leaves.
+    ///
+    /// # Errors
+    /// A fetch failure, or leaves that do not rebuild `current_root`.
+    pub fn sync_registry(
+        &self,
+        depth: usize,
+        current_root: Fr,
+        mut fetch: impl FnMut(u64) -> Result<Vec<[u8; 32]>>,
+    ) -> Result<u64> {
+        let mut copy = self.registry_copy()?;
+        for attempt in 0..2 {
+            if attempt == 1 {
+                copy.leaves.clear();
+            }
+            loop {
+                let page = fetch(copy.leaves.len() as u64)?;
+                if page.is_empty() {
+                    break;
+                }
+                copy.leaves.extend(page.iter().map(hex::encode));
+            }
+            let leaves = copy
+                .leaves
+                .iter()
+                .map(|text| leaf_from_hex(text))
+                .collect::<Result<Vec<_>>>()?;
+            if RegistryTree::from_leaves(depth, &leaves)?.root() == current_root {
+                let path = self.dir.join("registry.json");
+                std::fs::write(&path, serde_json::to_vec(&copy)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                return Ok(leaves.len() as u64);
+            }
+        }
+        bail!("the registry's leaves do not rebuild its current root: the marketplace served inconsistent data")
+    }
+
+    /// Whether `held` may enroll in a study with `query`: the native evaluator's
+    /// verdict, with the failed criteria.
+    ///
+    /// # Errors
+    /// A query that does not compile against the bundled catalog.
+    pub fn preview(held: &HeldRecord, query: &Query) -> Result<Eligibility> {
+        Ok(eligible(Catalog::bundled(), &held.record.summary, query)?)
+    }
+
+    /// The proof request for enrolling `held` in a study: the wallet's secret, the
+    /// record, its path in `registry`, the compiled query and the study's scope.
+    ///
+    /// # Errors
+    /// A leaf missing from the registry copy (sync first) or revoked, or a query
+    /// that does not compile.
+    pub fn proof_request(
+        &self,
+        held: &HeldRecord,
+        registry: &RegistryTree,
+        query: &Query,
+        scope: StudyScope,
+    ) -> Result<ProofRequest> {
+        let index = held.file.leaf_index;
+        match registry.leaf(index) {
+            Some(leaf) if leaf == held.leaf => {}
+            Some(_) if registry.is_revoked(index) => {
+                bail!("the issuer revoked this record (leaf {index})")
+            }
+            Some(_) => bail!("registry leaf {index} is not this record's leaf"),
+            None => bail!("the registry copy has no leaf {index} yet: sync the registry"),
+        }
+        Ok(ProofRequest {
+            secret: self.secret.clone(),
+            record: held.record.clone(),
+            registry_path: registry.path(index)?,
+            query: query.compile(Catalog::bundled())?,
+            study_scope: scope,
+            payout_account: self.payout_account(),
+        })
+    }
+
+    /// The nullifier this wallet would enroll with in a study of this scope.
+    pub fn nullifier(&self, scope: StudyScope) -> Fr {
+        self.secret.nullifier(scope).0
+    }
+
+    /// The enrollments made so far.
+    ///
+    /// # Errors
+    /// A damaged `enrollments.json`.
+    pub fn enrollments(&self) -> Result<Vec<WalletEnrollment>> {
+        let path = self.dir.join("enrollments.json");
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Records an enrollment the marketplace accepted.
+    ///
+    /// # Errors
+    /// The file cannot be read or written.
+    pub fn record_enrollment(&self, enrollment: WalletEnrollment) -> Result<()> {
+        let mut all = self.enrollments()?;
+        if !all.contains(&enrollment) {
+            all.push(enrollment);
+        }
+        let path = self.dir.join("enrollments.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&all)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn leaf_from_hex(text: &str) -> Result<Fr> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).context("a registry leaf is not 32 bytes of hex")?;
+    Ok(fr_from_bytes(&bytes)?)
+}
+
+/// A leaf as the marketplace's registry routes carry it.
+pub fn leaf_to_hex(leaf: &Fr) -> String {
+    hex::encode(fr_to_bytes(leaf))
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
