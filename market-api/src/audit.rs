@@ -30,21 +30,24 @@
 //!
 //! # Verification
 //!
-//! [`verify_chain`], [`verify_inclusion`], [`SignedHead::verify`] and
-//! [`merkle_root`] need only sha2, ed25519-dalek and serde_json: they are what
-//! an offline verifier runs.
+//! The types, hashes and checks ([`verify_chain`], [`verify_inclusion`],
+//! [`SignedHead::verify`], [`merkle_root`]) live in `zkcohort_verifier::audit`
+//! and are re-exported here: the sponsor's offline verifier and the store run
+//! one implementation, so hashes agree byte for byte. Their [`AuditError`]
+//! becomes [`Error::AuditVerification`].
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use zkcohort_verifier::audit::{largest_power_of_two_below, AuditError};
+
+pub use zkcohort_verifier::audit::{
+    empty_root, entry_hash, head_message, leaf_hash, merkle_root, node_hash, verify_chain,
+    verify_inclusion, verify_log, AuditEntry, AuditHead, InclusionProof, SignedHead,
+};
 
 use crate::store::{abort, prefixed_u64, tx_get_json, tx_put_json, Tx, TxResult};
 use crate::{Bytes32, Error, Store};
 
-/// The domain separator of entry hashes.
-const ENTRY_DOMAIN: &[u8] = b"zkcohort-audit-v1";
-/// The domain separator of signed heads.
-const HEAD_DOMAIN: &[u8] = b"zkcohort-audit-head-v1";
 /// The key of the log's state in the `audit` tree.
 const STATE_KEY: &[u8] = b"head";
 /// The key prefix of entries.
@@ -52,284 +55,10 @@ const ENTRY_PREFIX: u8 = b'e';
 /// The key prefix of Merkle nodes.
 const NODE_PREFIX: u8 = b'n';
 
-/// One audit log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Its position in the log, from 0.
-    pub index: u64,
-    /// When it was appended, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// What changed (`mint`, `transfer`, `study_created`, `enroll`, ...).
-    pub kind: String,
-    /// The change's details.
-    pub payload: serde_json::Value,
-    /// The previous entry's hash (zeros for entry 0).
-    #[serde(with = "crate::hex_bytes")]
-    pub prev_hash: Bytes32,
-    /// `SHA-256(prev_hash || canonical bytes)`.
-    #[serde(with = "crate::hex_bytes")]
-    pub hash: Bytes32,
-}
-
-impl AuditEntry {
-    /// Whether `hash` is the hash of this entry's content and `prev_hash`.
-    pub fn hash_is_valid(&self) -> bool {
-        entry_hash(
-            &self.prev_hash,
-            self.index,
-            self.at_ms,
-            &self.kind,
-            &self.payload,
-        ) == self.hash
+impl From<AuditError> for Error {
+    fn from(error: AuditError) -> Self {
+        Error::AuditVerification(error.0)
     }
-}
-
-/// The head of the log: what a signature commits to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditHead {
-    /// The number of entries.
-    pub size: u64,
-    /// The Merkle root over the entry hashes.
-    #[serde(with = "crate::hex_bytes")]
-    pub root: Bytes32,
-    /// The last entry's hash (zeros for an empty log).
-    #[serde(with = "crate::hex_bytes")]
-    pub last_hash: Bytes32,
-}
-
-/// A head signed by the marketplace key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedHead {
-    /// The head.
-    pub head: AuditHead,
-    /// The marketplace's ed25519 public key.
-    #[serde(with = "crate::hex_bytes")]
-    pub public_key: Bytes32,
-    /// The signature over [`head_message`].
-    #[serde(with = "crate::hex_bytes")]
-    pub signature: [u8; 64],
-}
-
-impl SignedHead {
-    /// Signs `head` with `key`.
-    pub fn sign(head: AuditHead, key: &SigningKey) -> Self {
-        Self {
-            head,
-            public_key: key.verifying_key().to_bytes(),
-            signature: key.sign(&head_message(&head)).to_bytes(),
-        }
-    }
-
-    /// Checks the signature, and that it was made by `expected_key` when one
-    /// is given (a sponsor pins the marketplace's key).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::AuditVerification`] if the key differs or the signature does
-    /// not verify.
-    pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), Error> {
-        if expected_key.is_some_and(|key| key != &self.public_key) {
-            return Err(Error::AuditVerification(
-                "the head is signed by another key".into(),
-            ));
-        }
-        let key = VerifyingKey::from_bytes(&self.public_key)
-            .map_err(|_| Error::AuditVerification("invalid public key".into()))?;
-        key.verify_strict(
-            &head_message(&self.head),
-            &Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| Error::AuditVerification("bad head signature".into()))
-    }
-}
-
-/// An inclusion proof: entry `index` is in the log of `size` entries whose
-/// root is the head's root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InclusionProof {
-    /// The entry's index.
-    pub index: u64,
-    /// The size of the log the proof is for.
-    pub size: u64,
-    /// The RFC 9162 audit path, bottom-up.
-    #[serde(with = "crate::hex_bytes::vec32")]
-    pub path: Vec<Bytes32>,
-}
-
-/// The canonical bytes and hash of an entry: `SHA-256(prev_hash ||
-/// canonical bytes)`.
-pub fn entry_hash(
-    prev_hash: &Bytes32,
-    index: u64,
-    at_ms: u64,
-    kind: &str,
-    payload: &serde_json::Value,
-) -> Bytes32 {
-    let payload = payload.to_string();
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash);
-    hasher.update(ENTRY_DOMAIN);
-    hasher.update(index.to_be_bytes());
-    hasher.update(at_ms.to_be_bytes());
-    for part in [kind.as_bytes(), payload.as_bytes()] {
-        // Lengths above u32::MAX cannot be stored; saturate rather than panic.
-        let length = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        hasher.update(length.to_be_bytes());
-        hasher.update(part);
-    }
-    hasher.finalize().into()
-}
-
-/// The Merkle leaf of an entry hash: `SHA-256(0x00 || entry_hash)`.
-pub fn leaf_hash(entry_hash: &Bytes32) -> Bytes32 {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(entry_hash);
-    hasher.finalize().into()
-}
-
-/// An inner Merkle node: `SHA-256(0x01 || left || right)`.
-pub fn node_hash(left: &Bytes32, right: &Bytes32) -> Bytes32 {
-    let mut hasher = Sha256::new();
-    hasher.update([1u8]);
-    hasher.update(left);
-    hasher.update(right);
-    hasher.finalize().into()
-}
-
-/// The root of the empty log, `SHA-256("")`.
-pub fn empty_root() -> Bytes32 {
-    Sha256::digest(b"").into()
-}
-
-/// The RFC 9162 Merkle tree hash over entry hashes (recursive, `O(n)`; the
-/// store keeps the same root incrementally).
-pub fn merkle_root(entry_hashes: &[Bytes32]) -> Bytes32 {
-    fn subtree(hashes: &[Bytes32]) -> Bytes32 {
-        match hashes.len() {
-            1 => leaf_hash(&hashes[0]),
-            n => {
-                let split = largest_power_of_two_below(n as u64) as usize;
-                node_hash(&subtree(&hashes[..split]), &subtree(&hashes[split..]))
-            }
-        }
-    }
-    if entry_hashes.is_empty() {
-        empty_root()
-    } else {
-        subtree(entry_hashes)
-    }
-}
-
-/// The largest power of two strictly below `n` (`n >= 2`).
-fn largest_power_of_two_below(n: u64) -> u64 {
-    1 << (63 - (n - 1).leading_zeros())
-}
-
-/// The message a head signature covers.
-pub fn head_message(head: &AuditHead) -> Vec<u8> {
-    let mut message = Vec::with_capacity(HEAD_DOMAIN.len() + 8 + 64);
-    message.extend_from_slice(HEAD_DOMAIN);
-    message.extend_from_slice(&head.size.to_be_bytes());
-    message.extend_from_slice(&head.root);
-    message.extend_from_slice(&head.last_hash);
-    message
-}
-
-/// Checks an RFC 9162 inclusion proof of the entry whose hash is
-/// `entry_hash` against `root`.
-///
-/// # Errors
-///
-/// [`Error::AuditVerification`] if the proof does not lead to `root`.
-pub fn verify_inclusion(
-    entry_hash: &Bytes32,
-    proof: &InclusionProof,
-    root: &Bytes32,
-) -> Result<(), Error> {
-    let fail = |why: &str| Err(Error::AuditVerification(format!("inclusion proof: {why}")));
-    if proof.index >= proof.size {
-        return fail("index outside the log");
-    }
-    let mut node_index = proof.index;
-    let mut last_index = proof.size - 1;
-    let mut hash = leaf_hash(entry_hash);
-    for sibling in &proof.path {
-        if last_index == 0 {
-            return fail("path too long");
-        }
-        if node_index & 1 == 1 || node_index == last_index {
-            hash = node_hash(sibling, &hash);
-            while node_index & 1 == 0 && node_index != 0 {
-                node_index >>= 1;
-                last_index >>= 1;
-            }
-        } else {
-            hash = node_hash(&hash, sibling);
-        }
-        node_index >>= 1;
-        last_index >>= 1;
-    }
-    if last_index != 0 {
-        return fail("path too short");
-    }
-    if &hash != root {
-        return fail("root mismatch");
-    }
-    Ok(())
-}
-
-/// Checks a whole log from entry 0: indices in order, each hash valid, each
-/// entry chained to the previous one. Returns the head it computes.
-///
-/// # Errors
-///
-/// [`Error::AuditVerification`] naming the first bad entry.
-pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, Error> {
-    let mut prev_hash = [0u8; 32];
-    let mut hashes = Vec::with_capacity(entries.len());
-    for (position, entry) in entries.iter().enumerate() {
-        let bad = |why: &str| Err(Error::AuditVerification(format!("entry {position}: {why}")));
-        if entry.index != position as u64 {
-            return bad("index out of order");
-        }
-        if entry.prev_hash != prev_hash {
-            return bad("does not chain to the previous entry");
-        }
-        if !entry.hash_is_valid() {
-            return bad("hash does not match its content");
-        }
-        prev_hash = entry.hash;
-        hashes.push(entry.hash);
-    }
-    Ok(AuditHead {
-        size: entries.len() as u64,
-        root: merkle_root(&hashes),
-        last_hash: prev_hash,
-    })
-}
-
-/// Checks a whole log against a signed head: the signature (by
-/// `expected_key` when given), the chain, and that the entries give exactly
-/// the signed size, root and last hash.
-///
-/// # Errors
-///
-/// [`Error::AuditVerification`] naming what does not match.
-pub fn verify_log(
-    entries: &[AuditEntry],
-    signed: &SignedHead,
-    expected_key: Option<&Bytes32>,
-) -> Result<(), Error> {
-    signed.verify(expected_key)?;
-    let computed = verify_chain(entries)?;
-    if computed != signed.head {
-        return Err(Error::AuditVerification(format!(
-            "the entries give size {} and another root or last hash than the signed head (size {})",
-            computed.size, signed.head.size
-        )));
-    }
-    Ok(())
 }
 
 /// The log's state as stored: its size, last hash and frontier.
@@ -562,6 +291,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn hashes(n: usize) -> Vec<Bytes32> {

@@ -29,6 +29,7 @@
 //! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
 
 pub mod audit;
+pub mod bundle;
 pub mod dp;
 pub mod enroll;
 pub mod http;

@@ -1,4 +1,5 @@
-//! zkcohort-verifier: the trial sponsor's standalone check of eligibility proofs.
+//! zkcohort-verifier: the trial sponsor's standalone check of eligibility proofs
+//! and study bundles.
 //!
 //! A patient proves with a Groth16 proof over BN254 that they belong to a study's
 //! cohort; the marketplace accepts the proof and pays the reward. A trial sponsor
@@ -23,15 +24,26 @@
 //!   for one key with a random linear combination (one final exponentiation for
 //!   the whole batch) that names the bad proofs when the batch fails.
 //!
-//! The binary `zkcohort-verify` is a thin command line over both.
+//! - [`audit`]: the marketplace's audit log: entry hashes, RFC 9162 Merkle
+//!   roots and inclusion proofs, signed heads (the marketplace store uses
+//!   these very types and functions).
+//! - [`bundle`]: study bundles and [`verify_bundle`], the end-to-end check of
+//!   one study: signed head, audit entries, circuit id, query hash, every
+//!   statement and proof, nullifiers and payouts.
+//!
+//! The binary `zkcohort-verify` is a thin command line over them.
 //!
 //! [`Proof`]: ark_groth16::Proof
 //! [`VerifyingKey`]: ark_groth16::VerifyingKey
 
+pub mod audit;
+pub mod bundle;
+mod hex_serde;
 pub mod snarkjs;
 pub mod verify;
 
 pub use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof, VerifyingKey};
+pub use bundle::{verify_bundle, BundleReport, StudyBundle};
 pub use snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 pub use verify::{verify, verify_batch, verify_batch_with_rng, verify_inputs, BatchReport};
 pub use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS, PUBLIC_INPUT_NAMES};

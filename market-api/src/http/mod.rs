@@ -36,11 +36,13 @@
 //! | `POST /studies/{id}/close` | researcher | closed study and refund |
 //! | `GET /studies?start&limit`, `GET /studies/{id}` | anyone | studies |
 //! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`] → [`Enrollment`](crate::Enrollment) (201) |
+//! | `GET /studies/{id}/bundle` | anyone | [`StudyBundle`](zkcohort_verifier::StudyBundle), for `zkcohort-verify` |
 //! | `POST /ledger/mint` | operator | `{"to": hex, "amount": n}` → ledger entry |
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
 //! | `GET /accounts/{hex}` | anyone | balance and next nonce |
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
 
+mod bundle;
 mod enroll;
 mod error;
 mod extract;
@@ -255,6 +257,7 @@ pub fn app(state: AppState) -> Router {
         .merge(registry::routes())
         .merge(studies::routes())
         .merge(enroll::routes())
+        .merge(bundle::routes())
         .merge(ledger::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

@@ -1,12 +1,15 @@
-//! `zkcohort-verify`: the trial sponsor's offline check of eligibility proofs.
+//! `zkcohort-verify`: the trial sponsor's offline check of eligibility proofs
+//! and study bundles.
 //!
 //! ```text
 //! zkcohort-verify proof --vk verification_key.json --proof proof.json --public public.json
+//! zkcohort-verify bundle study.json [--marketplace-key HEX] [--json]
+//! zkcohort-verify study.json        (the same as `bundle study.json`)
 //! ```
 //!
-//! Prints each public input by name and `VALID` or `INVALID`. Exit status: 0 when
-//! the proof verifies, 1 when it does not, 2 for malformed or inconsistent input
-//! (the error names the file and the field).
+//! `proof` prints each public input by name, `bundle` a table of checks, then
+//! `VALID` or `INVALID`. Exit status: 0 when valid, 1 when not, 2 for
+//! malformed or unreadable input (the error names the file and the field).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +19,9 @@ use clap::{Parser, Subcommand};
 use zkcohort_verifier::snarkjs::{
     proof_from_json, public_signals_from_json, verifying_key_from_json,
 };
-use zkcohort_verifier::{prepare_verifying_key, verify, Statement, PUBLIC_INPUT_NAMES};
+use zkcohort_verifier::{
+    prepare_verifying_key, verify, verify_bundle, Statement, StudyBundle, PUBLIC_INPUT_NAMES,
+};
 
 /// Verify zkcohort eligibility proofs offline (snarkjs Groth16 JSON, BN254).
 #[derive(Parser)]
@@ -41,10 +46,34 @@ enum Command {
         #[arg(long)]
         public: PathBuf,
     },
+    /// Verify a study bundle end to end: exit 0 when valid, 1 when invalid, 2
+    /// for malformed input. `zkcohort-verify FILE` means `bundle FILE`.
+    Bundle {
+        /// The bundle, as `GET /studies/{id}/bundle` serves it.
+        file: PathBuf,
+        /// The marketplace's ed25519 key (hex) the bundle must be signed by.
+        #[arg(long, value_name = "HEX")]
+        marketplace_key: Option<String>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
+/// The first arguments that are not a bundle file.
+const NOT_A_FILE: [&str; 7] = ["proof", "bundle", "help", "-h", "--help", "-V", "--version"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<_> = std::env::args_os().collect();
+    // The product docs say `zkcohort-verify BUNDLE`: a first argument that is
+    // no subcommand or flag is a bundle file.
+    if args
+        .get(1)
+        .is_some_and(|first| !NOT_A_FILE.iter().any(|known| first == *known))
+    {
+        args.insert(1, "bundle".into());
+    }
+    let cli = Cli::parse_from(args);
     match run(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -58,7 +87,50 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<bool> {
     match command {
         Command::Proof { vk, proof, public } => check_proof(&vk, &proof, &public),
+        Command::Bundle {
+            file,
+            marketplace_key,
+            json,
+        } => check_bundle(&file, marketplace_key.as_deref(), json),
     }
+}
+
+fn check_bundle(path: &Path, marketplace_key: Option<&str>, json: bool) -> Result<bool> {
+    let pinned = marketplace_key
+        .map(|text| {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut key)
+                .map(|()| key)
+                .context("--marketplace-key: expected 64 hex digits")
+        })
+        .transpose()?;
+    let bundle = StudyBundle::from_json(&read(path)?)
+        .with_context(|| format!("{}: not a study bundle", path.display()))?;
+    let report = verify_bundle(&bundle, pinned.as_ref());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(report.valid);
+    }
+    println!("bundle {}", path.display());
+    println!(
+        "  study {}, marketplace key {}",
+        report.study_id, report.marketplace_key
+    );
+    println!(
+        "  head size {}, {} audit entries verified, {} enrollments, {} proofs verified, {} of {} tokens paid",
+        report.head_size,
+        report.audit_entries_verified,
+        report.enrollments,
+        report.proofs_verified,
+        report.tokens_paid,
+        report.tokens_funded
+    );
+    for check in &report.checks {
+        let mark = if check.passed { "ok  " } else { "FAIL" };
+        println!("  {mark} {:<18} {}", check.name, check.detail);
+    }
+    println!("{}", if report.valid { "VALID" } else { "INVALID" });
+    Ok(report.valid)
 }
 
 fn check_proof(vk_path: &Path, proof_path: &Path, public_path: &Path) -> Result<bool> {

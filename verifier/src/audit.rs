@@ -1,0 +1,373 @@
+//! The marketplace's audit log, as a sponsor checks it: entries, heads, signed
+//! heads and RFC 9162 inclusion proofs, with their verification. Pure
+//! functions over sha2, ed25519-dalek and serde_json: the marketplace
+//! (`zkcohort-market`) appends and stores entries with exactly these types
+//! and hashes, so there is one implementation of both sides.
+//!
+//! # Entries and the chain
+//!
+//! Entry `i` is `{index, at_ms, kind, payload, prev_hash, hash}` where
+//! `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
+//! `hash = SHA-256(prev_hash || canonical bytes)` ([`entry_hash`]). The
+//! canonical bytes are `"zkcohort-audit-v1"`, then `index` and `at_ms` as
+//! u64 big-endian, then `kind` and the payload's compact JSON (serde_json,
+//! object keys sorted), each as a u32 big-endian length and the bytes.
+//!
+//! # The Merkle tree
+//!
+//! The root over all entry hashes is the Merkle tree hash of RFC 9162
+//! (Certificate Transparency 2.0) with SHA-256: leaf `SHA-256(0x00 || entry
+//! hash)`, node `SHA-256(0x01 || left || right)`, a tree of `n` leaves split
+//! at the largest power of two below `n`, the empty tree hashing to
+//! `SHA-256("")`. [`verify_inclusion`] checks an RFC 9162 §2.1.3 audit path.
+//!
+//! # Signed heads
+//!
+//! The head `{size, root, last_hash}` is signed with ed25519 over
+//! `"zkcohort-audit-head-v1" || size (u64 BE) || root || last_hash`
+//! ([`head_message`]).
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A 32-byte value: a public key, a hash. Lowercase hex in JSON.
+pub type Bytes32 = [u8; 32];
+
+/// Why an audit log, a signed head or an inclusion proof does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditError(pub String);
+
+/// The domain separator of entry hashes.
+const ENTRY_DOMAIN: &[u8] = b"zkcohort-audit-v1";
+/// The domain separator of signed heads.
+const HEAD_DOMAIN: &[u8] = b"zkcohort-audit-head-v1";
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its position in the log, from 0.
+    pub index: u64,
+    /// When it was appended, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// What changed (`mint`, `transfer`, `study_created`, `enroll`, ...).
+    pub kind: String,
+    /// The change's details.
+    pub payload: serde_json::Value,
+    /// The previous entry's hash (zeros for entry 0).
+    #[serde(with = "crate::hex_serde")]
+    pub prev_hash: Bytes32,
+    /// `SHA-256(prev_hash || canonical bytes)`.
+    #[serde(with = "crate::hex_serde")]
+    pub hash: Bytes32,
+}
+
+impl AuditEntry {
+    /// Whether `hash` is the hash of this entry's content and `prev_hash`.
+    pub fn hash_is_valid(&self) -> bool {
+        entry_hash(
+            &self.prev_hash,
+            self.index,
+            self.at_ms,
+            &self.kind,
+            &self.payload,
+        ) == self.hash
+    }
+}
+
+/// The head of the log: what a signature commits to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// The number of entries.
+    pub size: u64,
+    /// The Merkle root over the entry hashes.
+    #[serde(with = "crate::hex_serde")]
+    pub root: Bytes32,
+    /// The last entry's hash (zeros for an empty log).
+    #[serde(with = "crate::hex_serde")]
+    pub last_hash: Bytes32,
+}
+
+/// A head signed by the marketplace key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// The head.
+    pub head: AuditHead,
+    /// The marketplace's ed25519 public key.
+    #[serde(with = "crate::hex_serde")]
+    pub public_key: Bytes32,
+    /// The signature over [`head_message`].
+    #[serde(with = "crate::hex_serde")]
+    pub signature: [u8; 64],
+}
+
+impl SignedHead {
+    /// Signs `head` with `key`.
+    pub fn sign(head: AuditHead, key: &SigningKey) -> Self {
+        Self {
+            head,
+            public_key: key.verifying_key().to_bytes(),
+            signature: key.sign(&head_message(&head)).to_bytes(),
+        }
+    }
+
+    /// Checks the signature, and that it was made by `expected_key` when one
+    /// is given (a sponsor pins the marketplace's key).
+    ///
+    /// # Errors
+    ///
+    /// [`AuditError`] if the key differs or the signature does
+    /// not verify.
+    pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), AuditError> {
+        if expected_key.is_some_and(|key| key != &self.public_key) {
+            return Err(AuditError(
+                "the head is signed by another key".into(),
+            ));
+        }
+        let key = VerifyingKey::from_bytes(&self.public_key)
+            .map_err(|_| AuditError("invalid public key".into()))?;
+        key.verify_strict(
+            &head_message(&self.head),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| AuditError("bad head signature".into()))
+    }
+}
+
+/// An inclusion proof: entry `index` is in the log of `size` entries whose
+/// root is the head's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The entry's index.
+    pub index: u64,
+    /// The size of the log the proof is for.
+    pub size: u64,
+    /// The RFC 9162 audit path, bottom-up.
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub path: Vec<Bytes32>,
+}
+
+/// The canonical bytes and hash of an entry: `SHA-256(prev_hash ||
+/// canonical bytes)`.
+pub fn entry_hash(
+    prev_hash: &Bytes32,
+    index: u64,
+    at_ms: u64,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Bytes32 {
+    let payload = payload.to_string();
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash);
+    hasher.update(ENTRY_DOMAIN);
+    hasher.update(index.to_be_bytes());
+    hasher.update(at_ms.to_be_bytes());
+    for part in [kind.as_bytes(), payload.as_bytes()] {
+        // Lengths above u32::MAX cannot be stored; saturate rather than panic.
+        let length = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        hasher.update(length.to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// The Merkle leaf of an entry hash: `SHA-256(0x00 || entry_hash)`.
+pub fn leaf_hash(entry_hash: &Bytes32) -> Bytes32 {
+    let mut hasher = Sha256::new();
+    hasher.update([0u8]);
+    hasher.update(entry_hash);
+    hasher.finalize().into()
+}
+
+/// An inner Merkle node: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Bytes32, right: &Bytes32) -> Bytes32 {
+    let mut hasher = Sha256::new();
+    hasher.update([1u8]);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize().into()
+}
+
+/// The root of the empty log, `SHA-256("")`.
+pub fn empty_root() -> Bytes32 {
+    Sha256::digest(b"").into()
+}
+
+/// The RFC 9162 Merkle tree hash over entry hashes (recursive, `O(n)`; the
+/// store keeps the same root incrementally).
+pub fn merkle_root(entry_hashes: &[Bytes32]) -> Bytes32 {
+    fn subtree(hashes: &[Bytes32]) -> Bytes32 {
+        match hashes.len() {
+            1 => leaf_hash(&hashes[0]),
+            n => {
+                let split = largest_power_of_two_below(n as u64) as usize;
+                node_hash(&subtree(&hashes[..split]), &subtree(&hashes[split..]))
+            }
+        }
+    }
+    if entry_hashes.is_empty() {
+        empty_root()
+    } else {
+        subtree(entry_hashes)
+    }
+}
+
+/// The largest power of two strictly below `n` (`n >= 2`).
+pub fn largest_power_of_two_below(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// The message a head signature covers.
+pub fn head_message(head: &AuditHead) -> Vec<u8> {
+    let mut message = Vec::with_capacity(HEAD_DOMAIN.len() + 8 + 64);
+    message.extend_from_slice(HEAD_DOMAIN);
+    message.extend_from_slice(&head.size.to_be_bytes());
+    message.extend_from_slice(&head.root);
+    message.extend_from_slice(&head.last_hash);
+    message
+}
+
+/// Checks an RFC 9162 inclusion proof of the entry whose hash is
+/// `entry_hash` against `root`.
+///
+/// # Errors
+///
+/// [`AuditError`] if the proof does not lead to `root`.
+pub fn verify_inclusion(
+    entry_hash: &Bytes32,
+    proof: &InclusionProof,
+    root: &Bytes32,
+) -> Result<(), AuditError> {
+    let fail = |why: &str| Err(AuditError(format!("inclusion proof: {why}")));
+    if proof.index >= proof.size {
+        return fail("index outside the log");
+    }
+    let mut node_index = proof.index;
+    let mut last_index = proof.size - 1;
+    let mut hash = leaf_hash(entry_hash);
+    for sibling in &proof.path {
+        if last_index == 0 {
+            return fail("path too long");
+        }
+        if node_index & 1 == 1 || node_index == last_index {
+            hash = node_hash(sibling, &hash);
+            while node_index & 1 == 0 && node_index != 0 {
+                node_index >>= 1;
+                last_index >>= 1;
+            }
+        } else {
+            hash = node_hash(&hash, sibling);
+        }
+        node_index >>= 1;
+        last_index >>= 1;
+    }
+    if last_index != 0 {
+        return fail("path too short");
+    }
+    if &hash != root {
+        return fail("root mismatch");
+    }
+    Ok(())
+}
+
+/// Checks a whole log from entry 0: indices in order, each hash valid, each
+/// entry chained to the previous one. Returns the head it computes.
+///
+/// # Errors
+///
+/// [`AuditError`] naming the first bad entry.
+pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
+    let mut prev_hash = [0u8; 32];
+    let mut hashes = Vec::with_capacity(entries.len());
+    for (position, entry) in entries.iter().enumerate() {
+        let bad = |why: &str| Err(AuditError(format!("entry {position}: {why}")));
+        if entry.index != position as u64 {
+            return bad("index out of order");
+        }
+        if entry.prev_hash != prev_hash {
+            return bad("does not chain to the previous entry");
+        }
+        if !entry.hash_is_valid() {
+            return bad("hash does not match its content");
+        }
+        prev_hash = entry.hash;
+        hashes.push(entry.hash);
+    }
+    Ok(AuditHead {
+        size: entries.len() as u64,
+        root: merkle_root(&hashes),
+        last_hash: prev_hash,
+    })
+}
+
+/// Checks a whole log against a signed head: the signature (by
+/// `expected_key` when given), the chain, and that the entries give exactly
+/// the signed size, root and last hash.
+///
+/// # Errors
+///
+/// [`AuditError`] naming what does not match.
+pub fn verify_log(
+    entries: &[AuditEntry],
+    signed: &SignedHead,
+    expected_key: Option<&Bytes32>,
+) -> Result<(), AuditError> {
+    signed.verify(expected_key)?;
+    let computed = verify_chain(entries)?;
+    if computed != signed.head {
+        return Err(AuditError(format!(
+            "the entries give size {} and another root or last hash than the signed head (size {})",
+            computed.size, signed.head.size
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_root_is_sha256_of_nothing() {
+        assert_eq!(
+            hex::encode(empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn every_inclusion_proof_of_a_small_log_verifies_and_a_wrong_leaf_does_not() {
+        let hashes: Vec<Bytes32> = (0u64..11).map(|i| Sha256::digest(i.to_be_bytes()).into()).collect();
+        for size in 1..=hashes.len() {
+            let root = merkle_root(&hashes[..size]);
+            for index in 0..size {
+                let proof = InclusionProof {
+                    index: index as u64,
+                    size: size as u64,
+                    path: audit_path(&hashes[..size], index),
+                };
+                verify_inclusion(&hashes[index], &proof, &root).unwrap();
+                let other = hashes[(index + 1) % hashes.len()];
+                assert!(verify_inclusion(&other, &proof, &root).is_err());
+            }
+        }
+    }
+
+    /// RFC 9162 `PATH(m, D[n])`, recursively (the store reads stored nodes).
+    fn audit_path(hashes: &[Bytes32], m: usize) -> Vec<Bytes32> {
+        if hashes.len() <= 1 {
+            return Vec::new();
+        }
+        let split = largest_power_of_two_below(hashes.len() as u64) as usize;
+        if m < split {
+            let mut path = audit_path(&hashes[..split], m);
+            path.push(merkle_root(&hashes[split..]));
+            path
+        } else {
+            let mut path = audit_path(&hashes[split..], m - split);
+            path.push(merkle_root(&hashes[..split]));
+            path
+        }
+    }
+}
