@@ -7,6 +7,11 @@
 //! - [`wallet`]: the patient's wallet folder: identity, payout key, records,
 //!   registry copy, eligibility previews and proof requests.
 
+pub mod client;
+pub mod demo;
 pub mod issued;
+pub mod issuer;
+pub mod patient;
+pub mod researcher;
 pub mod sample;
 pub mod wallet;

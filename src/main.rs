@@ -3,6 +3,7 @@
 
 mod proving;
 mod records;
+mod roles;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,15 @@ enum Command {
     /// Prover measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Hospitals: register patients' record commitments, hand over record files, revoke.
+    #[command(subcommand)]
+    Issuer(roles::IssuerCommand),
+    /// Patients: a local wallet that checks eligibility, proves, enrolls and gets paid.
+    #[command(subcommand)]
+    Patient(roles::PatientCommand),
+    /// Researchers: post, fund and close studies, release noisy counts, export bundles.
+    #[command(subcommand)]
+    Researcher(roles::ResearcherCommand),
     /// The main job: summarize the bundled sample records and check the sample query.
     Demo {
         /// Folder of FHIR bundles to use instead of the bundled samples.
@@ -156,6 +166,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchCommand::ColdProof { shape, keys, out }) => {
             proving::cold_proof(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
         }
+        Command::Issuer(command) => roles::issuer(command),
+        Command::Patient(command) => roles::patient(command),
+        Command::Researcher(command) => roles::researcher(command),
         Command::Bench(BenchCommand::Batch { shape, keys, count }) => {
             proving::batch(shape, &keys, count).map(|()| ExitCode::SUCCESS)
         }

@@ -1,0 +1,387 @@
+//! The end-to-end demo: every role of zkcohort against a marketplace served on
+//! 127.0.0.1 in this process, through the same HTTP API and library calls the
+//! `zkcohort issuer|patient|researcher` commands use.
+//!
+//! 1. The operator creates an issuer key and two researcher keys and mints tokens.
+//! 2. Each patient's wallet makes an identity; the issuer imports the patient's FHIR
+//!    bundle, salts the summary for that identity and registers all leaves at once.
+//! 3. The researchers post three studies (the queries in `queries/`) and fund them.
+//! 4. Every wallet syncs the registry and previews every study locally; the eligible
+//!    (wallet, study) pairs are proven in one rayon batch and enrolled as each proof
+//!    is ready; rewards are paid from escrow.
+//! 5. The researchers ask for differentially private counts, close the studies (the
+//!    escrow remainder is refunded), and export a study bundle that is then checked
+//!    independently with the verifier crate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use ed25519_dalek::SigningKey;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_cohort::Day;
+use zkcohort_prover::{CircuitKeys, ProofRequest};
+
+use crate::client::MarketClient;
+use crate::issued::Issuance;
+use crate::issuer::{register, PendingRecord};
+use crate::patient::{self, Marketplace};
+use crate::researcher::{self, StudyPost};
+use crate::wallet::Wallet;
+
+/// The studies the demo's researchers post: title, query file, reward, maximum
+/// enrollments, epsilon budget.
+const STUDIES: [(&str, &str, u64, u64, f64); 3] = [
+    (
+        "Uncontrolled or treated hypertension, 40-75",
+        "queries/hypertension.query",
+        50,
+        100,
+        1.0,
+    ),
+    (
+        "Cardiometabolic risk markers, 30-80",
+        "queries/cardiometabolic.query",
+        20,
+        100,
+        2.0,
+    ),
+    (
+        "Recurrent respiratory infections treated with antibiotics",
+        "queries/respiratory.query",
+        30,
+        100,
+        1.0,
+    ),
+];
+
+/// Tokens the operator mints for each researcher.
+const RESEARCHER_GRANT: u64 = 10_000;
+/// The epsilon each researcher spends on the study's noisy enrollment count.
+const RELEASE_EPSILON: f64 = 0.5;
+
+/// How the demo runs.
+pub struct DemoOptions {
+    /// The folder for the marketplace, the wallets and the exported bundle.
+    pub data: PathBuf,
+    /// The folder of cached proving keys.
+    pub keys: PathBuf,
+    /// The patients' FHIR bundles.
+    pub bundles: Vec<PathBuf>,
+    /// The circuit shape.
+    pub shape: CircuitShape,
+    /// Whether to draw progress bars and step lines.
+    pub progress: bool,
+}
+
+/// What happened to one study.
+#[derive(Debug, Serialize)]
+pub struct StudyOutcome {
+    /// Its id.
+    pub id: u64,
+    /// Its title.
+    pub title: String,
+    /// Patients whose wallet found them eligible.
+    pub eligible: usize,
+    /// Enrollments the marketplace accepted.
+    pub enrolled: u64,
+    /// Tokens paid to patients.
+    pub paid: u64,
+    /// The DP release of the enrollment count, as released.
+    pub noisy_count: String,
+    /// Epsilon spent of its budget.
+    pub epsilon_spent: f64,
+    /// Tokens refunded to the researcher on closing.
+    pub refunded: u64,
+}
+
+/// The demo's results.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    /// The marketplace's address.
+    pub server: String,
+    /// Patients imported.
+    pub patients: usize,
+    /// Per study.
+    pub studies: Vec<StudyOutcome>,
+    /// Proofs made.
+    pub proofs: usize,
+    /// Seconds the proof batch took (proving and enrolling as proofs were ready).
+    pub proving_seconds: f64,
+    /// Proofs per second over the batch.
+    pub proofs_per_second: f64,
+    /// Tokens paid to patients in all.
+    pub tokens_paid: u64,
+    /// The exported bundle.
+    pub bundle: PathBuf,
+    /// Whether the verifier accepted it.
+    pub bundle_verified: bool,
+    /// What the verifier said.
+    pub bundle_report: String,
+    /// Whole-demo wall time in seconds.
+    pub wall_seconds: f64,
+}
+
+/// Runs the demo against the marketplace at `base` whose operator token is
+/// `operator_token`.
+///
+/// # Errors
+/// Any step that fails, with what was being done.
+pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<DemoReport> {
+    let started = Instant::now();
+    let say = |line: &str| {
+        if options.progress {
+            eprintln!("{line}");
+        }
+    };
+    let operator = MarketClient::new(base, Some(operator_token.to_string()))?;
+    let public = MarketClient::new(base, None)?;
+    let market = Marketplace::fetch(&public)?;
+    let keys = CircuitKeys::load(&options.keys, options.shape)
+        .with_context(|| format!("loading keys from {}", options.keys.display()))?;
+    market.check_keys(&keys)?;
+
+    say("operator: API keys for one issuer and two researchers, tokens for the researchers");
+    let issuer = MarketClient::new(base, Some(create_key(&operator, "issuer")?.0))?;
+    let mut researchers = Vec::new();
+    for _ in 0..2 {
+        let (token, account) = create_key(&operator, "researcher")?;
+        operator.post::<_, serde_json::Value>(
+            "/ledger/mint",
+            &serde_json::json!({ "to": hex::encode(account), "amount": RESEARCHER_GRANT }),
+        )?;
+        researchers.push(MarketClient::new(base, Some(token))?);
+    }
+
+    say(&format!(
+        "issuer: importing {} FHIR bundles, registering one leaf per patient",
+        options.bundles.len()
+    ));
+    let wallets = issue_records(options, &issuer)?;
+
+    say("researchers: posting and funding three studies");
+    let mut studies = Vec::new();
+    for (position, (title, query_file, reward, max, epsilon)) in STUDIES.iter().enumerate() {
+        let query = std::fs::read_to_string(query_file).with_context(|| {
+            format!("reading {query_file} (run the demo from the repository root)")
+        })?;
+        let client = &researchers[position % researchers.len()];
+        let study = researcher::post_study(
+            client,
+            &StudyPost {
+                title: (*title).to_string(),
+                description: format!("Demo study on {query_file}"),
+                query,
+                reward: *reward,
+                max_enrollments: *max,
+                epsilon_budget: *epsilon,
+            },
+        )?;
+        researcher::fund(client, study.id, reward * max)?;
+        studies.push((study, client));
+    }
+
+    say("patients: syncing the registry and checking every study locally");
+    let mut targets = Vec::new();
+    let mut requests: Vec<ProofRequest> = Vec::new();
+    let mut eligible = vec![0usize; studies.len()];
+    for (wallet_index, wallet) in wallets.iter().enumerate() {
+        let registry = patient::sync_registry(&public, wallet, &market)?;
+        for preview in patient::preview_studies(&public, wallet, &market)? {
+            if preview.record.is_none() {
+                continue;
+            }
+            let position = studies
+                .iter()
+                .position(|(study, _)| study.id == preview.study.id)
+                .context("a study the demo did not post")?;
+            eligible[position] += 1;
+            requests.push(patient::enrollment_request(
+                wallet, &registry, &market, &preview,
+            )?);
+            targets.push((wallet_index, preview.study.id));
+        }
+    }
+
+    say(&format!(
+        "patients: proving {} enrollments in one batch",
+        requests.len()
+    ));
+    let bar = progress_bar(options.progress, requests.len() as u64);
+    let failures = Mutex::new(Vec::new());
+    let proving = Instant::now();
+    keys.prove_batch(requests, |progress, result| {
+        let (wallet_index, study) = targets[progress.index];
+        let outcome = result.map_err(anyhow::Error::from).and_then(|proof| {
+            patient::submit_enrollment(&public, &wallets[wallet_index], &market, study, &proof)
+        });
+        if let Err(error) = outcome {
+            failures
+                .lock()
+                .expect("not poisoned")
+                .push(format!("{error:#}"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let proving_seconds = proving.elapsed().as_secs_f64();
+    let failures = failures.into_inner().expect("not poisoned");
+    ensure!(
+        failures.is_empty(),
+        "enrollments failed: {}",
+        failures.join("; ")
+    );
+    let proofs = targets.len();
+
+    say("researchers: noisy counts, closing the studies, exporting a bundle");
+    let mut outcomes = Vec::new();
+    for ((study, client), eligible) in studies.iter().zip(eligible) {
+        let noisy_count = researcher::release_count(client, study.id, RELEASE_EPSILON)?;
+        let closed = researcher::close(client, study.id)?;
+        outcomes.push(StudyOutcome {
+            id: study.id,
+            title: study.title.clone(),
+            eligible,
+            enrolled: closed.study.enrolled,
+            paid: closed.study.enrolled * study.reward,
+            noisy_count,
+            epsilon_spent: RELEASE_EPSILON,
+            refunded: closed.refunded(),
+        });
+    }
+    let bundle_study = outcomes
+        .iter()
+        .max_by_key(|outcome| outcome.enrolled)
+        .map_or(1, |outcome| outcome.id);
+    let bundle = options
+        .data
+        .join(format!("study-{bundle_study}.bundle.json"));
+    researcher::export_bundle(&public, bundle_study, &bundle)?;
+    let verdict = researcher::verify_bundle_file(&bundle, Some(&market.key))?;
+
+    let tokens_paid = outcomes.iter().map(|outcome| outcome.paid).sum();
+    Ok(DemoReport {
+        server: base.to_string(),
+        patients: wallets.len(),
+        studies: outcomes,
+        proofs,
+        proving_seconds,
+        proofs_per_second: proofs as f64 / proving_seconds.max(f64::EPSILON),
+        tokens_paid,
+        bundle,
+        bundle_verified: verdict.valid,
+        bundle_report: verdict.summary,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Asks the operator for an API key bound to a fresh account; returns the key and
+/// the account.
+fn create_key(operator: &MarketClient, role: &str) -> Result<(String, [u8; 32])> {
+    let account = SigningKey::generate(&mut rand::rngs::OsRng)
+        .verifying_key()
+        .to_bytes();
+    let created: serde_json::Value = operator.post(
+        "/admin/api-keys",
+        &serde_json::json!({ "role": role, "account": hex::encode(account) }),
+    )?;
+    let key = created["api_key"]
+        .as_str()
+        .context("the marketplace answered no api_key")?
+        .to_string();
+    Ok((key, account))
+}
+
+/// One wallet per bundle; the issuer imports each bundle for the wallet's identity,
+/// registers every leaf in one request, and each wallet imports its record file.
+fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wallet>> {
+    let issued_at = Day::from_date(chrono::Local::now().date_naive())?;
+    let mut wallets = Vec::new();
+    let mut pending = Vec::new();
+    for path in &options.bundles {
+        let name = path.file_stem().map_or_else(
+            || "patient".to_string(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
+        let wallet = Wallet::create(&options.data.join("wallets").join(&name))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let issuance = Issuance::from_bundle(
+            &text,
+            wallet.identity_commitment(),
+            1,
+            issued_at,
+            options.shape.slot_depth,
+        )
+        .with_context(|| format!("importing {}", path.display()))?;
+        pending.push(PendingRecord {
+            source: file_name(path),
+            identity: wallet.identity_commitment(),
+            issuance,
+        });
+        wallets.push(wallet);
+    }
+    for (wallet, file) in wallets.iter().zip(register(issuer, &pending)?) {
+        wallet.import_record(file)?;
+    }
+    Ok(wallets)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
+fn progress_bar(visible: bool, length: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("  proving {bar:40} {pos}/{len} proofs, {per_sec}, eta {eta}")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// The report as a table.
+pub fn print_report(report: &DemoReport) {
+    println!();
+    println!(
+        "{:<4} {:<58} {:>8} {:>8} {:>7} {:>9} {:>8}",
+        "id", "study", "eligible", "enrolled", "paid", "dp count", "epsilon"
+    );
+    for study in &report.studies {
+        println!(
+            "{:<4} {:<58} {:>8} {:>8} {:>7} {:>9} {:>8.2}",
+            study.id,
+            study.title,
+            study.eligible,
+            study.enrolled,
+            study.paid,
+            study.noisy_count,
+            study.epsilon_spent
+        );
+    }
+    println!();
+    println!("patients            {}", report.patients);
+    println!(
+        "proofs              {} in {:.1} s = {:.2} proofs/s (proved and enrolled)",
+        report.proofs, report.proving_seconds, report.proofs_per_second
+    );
+    println!("tokens paid         {}", report.tokens_paid);
+    println!(
+        "bundle              {} {}",
+        report.bundle.display(),
+        if report.bundle_verified {
+            "VERIFIED"
+        } else {
+            "REJECTED"
+        }
+    );
+    println!("                    {}", report.bundle_report);
+    println!("wall time           {:.1} s", report.wall_seconds);
+}

@@ -1,0 +1,158 @@
+//! What a researcher does against a marketplace: post a study from a query file,
+//! fund its escrow, follow enrollment, ask for differentially private counts, close
+//! it (the escrow remainder is refunded) and export the study bundle sponsors check.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zkcohort_market::{LedgerEntry, Study};
+use zkcohort_verifier::{verify_bundle, StudyBundle};
+
+use crate::client::MarketClient;
+
+/// A study to post.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyPost {
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    pub description: String,
+    /// The cohort query, text or JSON form.
+    pub query: String,
+    /// Tokens per enrollment.
+    pub reward: u64,
+    /// The most enrollments.
+    pub max_enrollments: u64,
+    /// The differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+}
+
+/// Posts a study; the marketplace compiles its query and answers its `query_hash`.
+///
+/// # Errors
+/// The marketplace refuses it (an invalid query names the line and column).
+pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
+    let query = if post.query.trim_start().starts_with('{') {
+        serde_json::from_str(&post.query).context("the query's JSON form")?
+    } else {
+        serde_json::Value::String(post.query.clone())
+    };
+    client.post(
+        "/studies",
+        &json!({
+            "title": post.title,
+            "description": post.description,
+            "query": query,
+            "reward": post.reward,
+            "max_enrollments": post.max_enrollments,
+            "epsilon_budget": post.epsilon_budget,
+        }),
+    )
+}
+
+/// Moves `amount` tokens from the researcher's account into the study's escrow.
+///
+/// # Errors
+/// The marketplace refuses it (balance, closed study, another researcher's study).
+pub fn fund(client: &MarketClient, study: u64, amount: u64) -> Result<LedgerEntry> {
+    client.post(
+        &format!("/studies/{study}/fund"),
+        &json!({ "amount": amount }),
+    )
+}
+
+/// A study as `POST /studies/{id}/close` answers it.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Closed {
+    /// The closed study.
+    pub study: Study,
+    /// The refund's ledger entry (none for an empty escrow).
+    pub refund: Option<LedgerEntry>,
+}
+
+impl Closed {
+    /// Tokens refunded.
+    pub fn refunded(&self) -> u64 {
+        self.refund.as_ref().map_or(0, |entry| entry.amount)
+    }
+}
+
+/// Closes a study; the escrow remainder goes back to the researcher.
+///
+/// # Errors
+/// The marketplace refuses it.
+pub fn close(client: &MarketClient, study: u64) -> Result<Closed> {
+    client.post(&format!("/studies/{study}/close"), &json!({}))
+}
+
+/// Writes the study bundle (`GET /studies/{id}/bundle`) to `path`.
+///
+/// # Errors
+/// The marketplace refuses it, or the file cannot be written.
+pub fn export_bundle(client: &MarketClient, study: u64, path: &Path) -> Result<()> {
+    let bundle: serde_json::Value = client.get(&format!("/studies/{study}/bundle"))?;
+    std::fs::write(path, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What the verifier said of a bundle file.
+pub struct BundleVerdict {
+    /// Whether every check passed.
+    pub valid: bool,
+    /// One line: what was checked, or the failed checks.
+    pub summary: String,
+}
+
+/// Checks a bundle file with the verifier crate (what `zkcohort-verify` does),
+/// pinning the marketplace key when given.
+///
+/// # Errors
+/// The file cannot be read or is not a bundle.
+pub fn verify_bundle_file(
+    path: &Path,
+    marketplace_key: Option<&[u8; 32]>,
+) -> Result<BundleVerdict> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bundle = StudyBundle::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    let report = verify_bundle(&bundle, marketplace_key);
+    let summary = if report.valid {
+        format!(
+            "{} proofs verified, {} tokens paid of {} funded, {} audit entries proven in a log of {}",
+            report.proofs_verified,
+            report.tokens_paid,
+            report.tokens_funded,
+            report.audit_entries_verified,
+            report.head_size
+        )
+    } else {
+        report
+            .failures()
+            .map(|check| format!("{}: {}", check.name, check.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Ok(BundleVerdict {
+        valid: report.valid,
+        summary,
+    })
+}
+
+/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`
+/// (charged to the study's budget; asking again returns the same answer for free)
+/// and returns the released value as displayed.
+///
+/// # Errors
+/// The marketplace refuses it (budget exhausted, another researcher's study).
+pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<String> {
+    let released: serde_json::Value = client.post(
+        &format!("/studies/{study}/releases"),
+        &json!({ "measure": "count", "epsilon": epsilon }),
+    )?;
+    released["release"]["counts"][0]["display"]
+        .as_str()
+        .map(str::to_string)
+        .context("the marketplace's release has no count")
+}

@@ -1,0 +1,485 @@
+//! The `issuer`, `patient` and `researcher` commands: argument types and printing
+//! around the library's role modules.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use zkcohort::client::MarketClient;
+use zkcohort::issued::{Issuance, IssuedRecordFile};
+use zkcohort::issuer::{self, PendingRecord};
+use zkcohort::patient::{self, Marketplace};
+use zkcohort::researcher::{self, StudyPost};
+use zkcohort::wallet::Wallet;
+use zkcohort_circuits::identity::IdentityCommitment;
+use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
+use zkcohort_cohort::Day;
+use zkcohort_prover::CircuitKeys;
+
+use crate::proving::ShapeName;
+use crate::records::issue_day;
+
+/// Where the marketplace is, and the caller's API key when the command needs one.
+#[derive(Args)]
+pub(crate) struct Server {
+    /// The marketplace's base URL.
+    #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The API key the operator created for you.
+    #[arg(long, env = "ZKCOHORT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+impl Server {
+    fn client(&self) -> Result<MarketClient> {
+        MarketClient::new(&self.server, self.api_key.clone())
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum IssuerCommand {
+    /// Import a patient's FHIR bundle, register its commitment, and write the record
+    /// file the patient imports into their wallet.
+    Issue {
+        #[command(flatten)]
+        server: Server,
+        /// The FHIR R4 bundle.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The patient's identity commitment (from `zkcohort patient init`).
+        #[arg(long)]
+        identity: String,
+        /// Your issuer number, committed in the leaf.
+        #[arg(long, default_value_t = 1)]
+        issuer_id: u64,
+        /// The issue date (YYYY-MM-DD); today when absent.
+        #[arg(long)]
+        issued_at: Option<Day>,
+        /// Where to write the record file for the patient.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a record you registered (its leaf becomes zero; proofs against newer
+    /// roots fail).
+    Revoke {
+        #[command(flatten)]
+        server: Server,
+        /// The leaf index (in the record file).
+        #[arg(long)]
+        index: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PatientCommand {
+    /// Create a wallet: an identity and a payout key. Prints the identity commitment
+    /// to give your issuer.
+    Init {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+    },
+    /// Show the identity commitment and the payout account.
+    Whoami {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+    },
+    /// Import the record file an issuer gave you (checked against your identity).
+    Import {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        /// The record file.
+        file: PathBuf,
+    },
+    /// Download the registry's leaves (incrementally) and check them against its root.
+    Sync {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List open studies with a local eligibility check (nothing is sent).
+    Studies {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: Server,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove eligibility for a study and enroll; the reward goes to your payout account.
+    Enroll {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+        /// The marketplace's circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The folder with the proving key.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+    },
+    /// Show the payout account's balance.
+    Balance {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Transfer tokens from your payout account (signed with its key).
+    Transfer {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: Server,
+        /// The recipient's account (hex public key).
+        #[arg(long)]
+        to: String,
+        /// Tokens to send.
+        #[arg(long)]
+        amount: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ResearcherCommand {
+    /// Post a study from a query file (and fund it).
+    Post {
+        #[command(flatten)]
+        server: Server,
+        /// The query file (text form, or JSON).
+        #[arg(long)]
+        query: PathBuf,
+        /// A short title.
+        #[arg(long)]
+        title: String,
+        /// What the study is about.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Tokens per enrollment.
+        #[arg(long)]
+        reward: u64,
+        /// The most enrollments.
+        #[arg(long)]
+        max_enrollments: u64,
+        /// The privacy budget (epsilon) for released counts.
+        #[arg(long)]
+        epsilon: f64,
+        /// Tokens to move into the escrow now (default: reward x max enrollments).
+        #[arg(long)]
+        fund: Option<u64>,
+    },
+    /// Move tokens into a study's escrow.
+    Fund {
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+        /// Tokens to move.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Show a study: enrollment, escrow, query hash.
+    Show {
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+    },
+    /// Close a study; the escrow remainder is refunded.
+    Close {
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+    },
+    /// Export the study bundle a sponsor checks with `zkcohort-verify`.
+    Bundle {
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
+    match command {
+        IssuerCommand::Issue {
+            server,
+            bundle,
+            identity,
+            issuer_id,
+            issued_at,
+            out,
+        } => {
+            let client = server.client()?;
+            let market = Marketplace::fetch(&client)?;
+            let identity =
+                IdentityCommitment(fr_from_decimal(&identity).context(
+                    "--identity: expected the decimal commitment `patient init` printed",
+                )?);
+            let text = std::fs::read_to_string(&bundle)
+                .with_context(|| format!("reading {}", bundle.display()))?;
+            let issuance = Issuance::from_bundle(
+                &text,
+                identity,
+                issuer_id,
+                issue_day(issued_at)?,
+                market.info.slot_depth,
+            )
+            .with_context(|| format!("importing {}", bundle.display()))?;
+            println!(
+                "imported {}: {} entries mapped, {} skipped",
+                bundle.display(),
+                issuance.report.mapped.len(),
+                issuance.report.skipped.len()
+            );
+            let pending = [PendingRecord {
+                source: file_label(&bundle),
+                identity,
+                issuance,
+            }];
+            let files = issuer::register(&client, &pending)?;
+            write_json(&out, &files[0])?;
+            println!(
+                "registered leaf {}; give {} to the patient (it holds no secret)",
+                files[0].leaf_index,
+                out.display()
+            );
+        }
+        IssuerCommand::Revoke { server, index } => {
+            let root = issuer::revoke(&server.client()?, index)?;
+            println!(
+                "revoked leaf {index}; registry root {} is now current",
+                root.seq
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
+    match command {
+        PatientCommand::Init { wallet } => {
+            let created = Wallet::create(&wallet)?;
+            println!("wallet created in {}", wallet.display());
+            print_identity(&created);
+        }
+        PatientCommand::Whoami { wallet } => print_identity(&Wallet::open(&wallet)?),
+        PatientCommand::Import { wallet, file } => {
+            let record: IssuedRecordFile = read_json(&file)?;
+            let held = Wallet::open(&wallet)?.import_record(record)?;
+            println!(
+                "imported the record from {} (issuer {}, issued {}, leaf {})",
+                held.file.source, held.file.issuer_id, held.file.issued_at, held.file.leaf_index
+            );
+        }
+        PatientCommand::Sync { wallet, server } => {
+            let client = server.client()?;
+            let wallet = Wallet::open(&wallet)?;
+            let market = Marketplace::fetch(&client)?;
+            let registry = patient::sync_registry(&client, &wallet, &market)?;
+            println!("registry synced: {} leaves, root checked", registry.len());
+        }
+        PatientCommand::Studies {
+            wallet,
+            server,
+            json,
+        } => {
+            let client = server.client()?;
+            let wallet = Wallet::open(&wallet)?;
+            let market = Marketplace::fetch(&client)?;
+            for preview in patient::preview_studies(&client, &wallet, &market)? {
+                let failed: Vec<String> = preview
+                    .verdicts
+                    .iter()
+                    .flat_map(|verdict| verdict.failed.iter().map(|failed| failed.text.clone()))
+                    .collect();
+                let study = &preview.study;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "study": study.id, "title": study.title, "reward": study.reward,
+                            "eligible": preview.record.is_some(), "enrolled": preview.enrolled,
+                            "failed": failed,
+                        })
+                    );
+                } else {
+                    let verdict = match (preview.enrolled, preview.record.is_some()) {
+                        (true, _) => "enrolled".to_string(),
+                        (false, true) => "ELIGIBLE".to_string(),
+                        (false, false) => format!("not eligible: {}", failed.join("; ")),
+                    };
+                    println!(
+                        "{:>4}  {:<50} reward {:>5}  {verdict}",
+                        study.id, study.title, study.reward
+                    );
+                }
+            }
+        }
+        PatientCommand::Enroll {
+            wallet,
+            server,
+            study,
+            shape,
+            keys,
+        } => enroll(&wallet, &server, study, shape, &keys)?,
+        PatientCommand::Balance { wallet, server } => {
+            let wallet = Wallet::open(&wallet)?;
+            let account = patient::account(&server.client()?, &wallet.payout_account())?;
+            println!("{} tokens in {}", account.balance, account.account);
+        }
+        PatientCommand::Transfer {
+            wallet,
+            server,
+            to,
+            amount,
+        } => {
+            let mut recipient = [0u8; 32];
+            hex::decode_to_slice(&to, &mut recipient)
+                .context("--to: expected a 64-hex-digit account key")?;
+            let wallet = Wallet::open(&wallet)?;
+            let entry = patient::transfer(&server.client()?, &wallet, recipient, amount)?;
+            println!("sent {} tokens (ledger entry {})", entry.amount, entry.seq);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enroll(wallet: &Path, server: &Server, study: u64, shape: ShapeName, keys: &Path) -> Result<()> {
+    let client = server.client()?;
+    let wallet = Wallet::open(wallet)?;
+    let market = Marketplace::fetch(&client)?;
+    let keys = CircuitKeys::load(keys, shape.shape()).with_context(|| {
+        format!(
+            "loading the proving key from {} (run `zkcohort setup --shape ...` or copy the marketplace's keys there)",
+            keys.display()
+        )
+    })?;
+    market.check_keys(&keys)?;
+    let registry = patient::sync_registry(&client, &wallet, &market)?;
+    let preview = patient::preview_studies(&client, &wallet, &market)?
+        .into_iter()
+        .find(|preview| preview.study.id == study)
+        .with_context(|| format!("study {study} is not open"))?;
+    let request = patient::enrollment_request(&wallet, &registry, &market, &preview)?;
+    eprintln!("proving eligibility for study {study} ...");
+    let proof = keys.prove(&request)?;
+    let enrollment = patient::submit_enrollment(&client, &wallet, &market, study, &proof)?;
+    println!(
+        "enrolled in study {study}: {} tokens paid to {}; nullifier {}",
+        enrollment.reward,
+        hex::encode(enrollment.payout_account),
+        fr_to_decimal(&proof.statement.nullifier.0)
+    );
+    Ok(())
+}
+
+pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
+    match command {
+        ResearcherCommand::Post {
+            server,
+            query,
+            title,
+            description,
+            reward,
+            max_enrollments,
+            epsilon,
+            fund,
+        } => {
+            let client = server.client()?;
+            let post = StudyPost {
+                title,
+                description,
+                query: std::fs::read_to_string(&query)
+                    .with_context(|| format!("reading {}", query.display()))?,
+                reward,
+                max_enrollments,
+                epsilon_budget: epsilon,
+            };
+            let study = researcher::post_study(&client, &post)?;
+            let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));
+            if amount > 0 {
+                researcher::fund(&client, study.id, amount)?;
+            }
+            println!(
+                "study {} posted, query hash {}, escrow {amount}",
+                study.id,
+                hex::encode(study.query_hash)
+            );
+        }
+        ResearcherCommand::Fund {
+            server,
+            study,
+            amount,
+        } => {
+            let entry = researcher::fund(&server.client()?, study, amount)?;
+            println!("moved {} tokens into study {study}'s escrow", entry.amount);
+        }
+        ResearcherCommand::Show { server, study } => {
+            let study: serde_json::Value = server.client()?.get(&format!("/studies/{study}"))?;
+            println!("{}", serde_json::to_string_pretty(&study)?);
+        }
+        ResearcherCommand::Close { server, study } => {
+            let closed = researcher::close(&server.client()?, study)?;
+            println!(
+                "study {study} closed after {} enrollments; {} tokens refunded",
+                closed.study.enrolled,
+                closed.refunded()
+            );
+        }
+        ResearcherCommand::Bundle { server, study, out } => {
+            researcher::export_bundle(&server.client()?, study, &out)?;
+            println!(
+                "wrote {}; check it with `zkcohort-verify {}`",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_identity(wallet: &Wallet) {
+    println!(
+        "identity commitment (give it to your issuer): {}",
+        fr_to_decimal(&wallet.identity_commitment().0)
+    );
+    println!("payout account: {}", hex::encode(wallet.payout_account()));
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display()))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
