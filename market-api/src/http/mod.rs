@@ -40,12 +40,15 @@
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
 //! | `GET /accounts/{hex}` | anyone | balance and next nonce |
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
+//! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
+//! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
 
 mod enroll;
 mod error;
 mod extract;
 mod ledger;
 mod registry;
+mod releases;
 mod studies;
 
 use std::collections::HashMap;
@@ -256,6 +259,7 @@ pub fn app(state: AppState) -> Router {
         .merge(studies::routes())
         .merge(enroll::routes())
         .merge(ledger::routes())
+        .merge(releases::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
