@@ -421,16 +421,17 @@ enum MeasureName {
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum TaggedMeasure {
-    Count,
+    // A struct variant, not a unit one: serde lets a unit variant of an internally
+    // tagged enum ignore unknown fields.
+    Count {},
     CountBy { breakdown: String },
 }
 
 impl From<MeasureForm> for Measure {
     fn from(form: MeasureForm) -> Self {
         match form {
-            MeasureForm::Name(MeasureName::Count) | MeasureForm::Tagged(TaggedMeasure::Count) => {
-                Measure::Count
-            }
+            MeasureForm::Name(MeasureName::Count)
+            | MeasureForm::Tagged(TaggedMeasure::Count {}) => Measure::Count,
             MeasureForm::Tagged(TaggedMeasure::CountBy { breakdown }) => {
                 Measure::CountBy { breakdown }
             }
@@ -1295,6 +1296,35 @@ mod tests {
             serde_json::from_str(r#"{"study":1,"measure":{"kind":"count"},"epsilon":1.0}"#)
                 .unwrap();
         assert_eq!(parsed, base);
+        // A measure reads from its shorthand too, and writes in the tagged form.
+        let count: Measure = serde_json::from_str(r#""count""#).unwrap();
+        assert_eq!(count, Measure::Count);
+        assert_eq!(
+            serde_json::to_string(&count).unwrap(),
+            r#"{"kind":"count"}"#
+        );
+        let by: Measure = serde_json::from_str(r#"{"kind":"count_by","breakdown":"sex"}"#).unwrap();
+        assert_eq!(
+            by,
+            Measure::CountBy {
+                breakdown: "sex".to_string()
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<Measure>(&serde_json::to_string(&by).unwrap()).unwrap(),
+            by
+        );
+        for bad in [
+            r#""count_by""#,
+            r#""sum""#,
+            r#"{"kind":"count_by"}"#,
+            r#"{"kind":"count","breakdown":"sex"}"#,
+            r#"{"kind":"sum"}"#,
+            "3",
+        ] {
+            let error = serde_json::from_str::<Measure>(bad).unwrap_err();
+            assert!(error.to_string().contains("a measure"), "{bad}: {error}");
+        }
         let release = release_count(7, &base).unwrap();
         let json = serde_json::to_string(&release).unwrap();
         assert_eq!(serde_json::from_str::<Release>(&json).unwrap(), release);
