@@ -41,19 +41,20 @@
 //!    [`PreparedRelease::release_counts_by`];
 //! 3. in ONE transaction (a pure closure over values computed before it): if the key
 //!    is now present (a concurrent request won), return that release and drop ours —
-//!    an answer nobody saw leaks nothing; otherwise [`PrivacyBudget::charge_together`]
-//!    the study's and the researcher's budgets (a refusal aborts the transaction and
-//!    nothing changes), insert the release under the key, append the audit entry;
+//!    an answer nobody saw leaks nothing; otherwise charge the study's budget
+//!    ([`PrivacyBudget::charge`], or [`PrivacyBudget::charge_together`] once
+//!    researchers have budgets too; a refusal writes nothing), insert the release
+//!    under the key, append the audit entry;
 //! 4. flush, then answer.
 //!
 //! A store that prefers to reserve first may charge in one transaction, sample outside
 //! it, and persist the release in a second one; a crash between the two then loses the
 //! reserved epsilon, which errs on the side of privacy.
 //!
-//! The cache key names the request, not the data: a study whose enrollment grows keeps
-//! answering the cached release for the same request. A store that wants fresh answers
-//! after new enrollments must key its cache on this key plus a data version of its own
-//! (for instance the enrollment count at release time), and charge each fresh answer.
+//! The cache key names the request, not the data: a store that wants fresh answers
+//! after new enrollments keys its cache on this key plus a data version of its own, and
+//! charges each fresh answer. [`crate::releases`] does: its data version is the
+//! enrollment count at release time.
 //!
 //! # Post-processing
 //!
@@ -382,9 +383,11 @@ impl PrivacyBudget {
     }
 }
 
-/// What a release measures.
+/// What a release measures. JSON: `{"kind": "count"}` or
+/// `{"kind": "count_by", "breakdown": "sex"}`; `"count"` alone is read as the
+/// former.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", from = "MeasureForm")]
 pub enum Measure {
     /// The study's enrollment count.
     Count,
@@ -394,6 +397,46 @@ pub enum Measure {
         /// The breakdown's name, as the study declared it.
         breakdown: String,
     },
+}
+
+/// The JSON forms a [`Measure`] is read from.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = r#"a measure: "count", {"kind": "count"} or {"kind": "count_by", "breakdown": name}"#
+)]
+enum MeasureForm {
+    Name(MeasureName),
+    Tagged(TaggedMeasure),
+}
+
+/// The measures that need no parameter, by name.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MeasureName {
+    Count,
+}
+
+/// The tagged form of a [`Measure`].
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum TaggedMeasure {
+    // A struct variant, not a unit one: serde lets a unit variant of an internally
+    // tagged enum ignore unknown fields.
+    Count {},
+    CountBy { breakdown: String },
+}
+
+impl From<MeasureForm> for Measure {
+    fn from(form: MeasureForm) -> Self {
+        match form {
+            MeasureForm::Name(MeasureName::Count)
+            | MeasureForm::Tagged(TaggedMeasure::Count {}) => Measure::Count,
+            MeasureForm::Tagged(TaggedMeasure::CountBy { breakdown }) => {
+                Measure::CountBy { breakdown }
+            }
+        }
+    }
 }
 
 /// The noise distribution of a release.
@@ -1253,6 +1296,35 @@ mod tests {
             serde_json::from_str(r#"{"study":1,"measure":{"kind":"count"},"epsilon":1.0}"#)
                 .unwrap();
         assert_eq!(parsed, base);
+        // A measure reads from its shorthand too, and writes in the tagged form.
+        let count: Measure = serde_json::from_str(r#""count""#).unwrap();
+        assert_eq!(count, Measure::Count);
+        assert_eq!(
+            serde_json::to_string(&count).unwrap(),
+            r#"{"kind":"count"}"#
+        );
+        let by: Measure = serde_json::from_str(r#"{"kind":"count_by","breakdown":"sex"}"#).unwrap();
+        assert_eq!(
+            by,
+            Measure::CountBy {
+                breakdown: "sex".to_string()
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<Measure>(&serde_json::to_string(&by).unwrap()).unwrap(),
+            by
+        );
+        for bad in [
+            r#""count_by""#,
+            r#""sum""#,
+            r#"{"kind":"count_by"}"#,
+            r#"{"kind":"count","breakdown":"sex"}"#,
+            r#"{"kind":"sum"}"#,
+            "3",
+        ] {
+            let error = serde_json::from_str::<Measure>(bad).unwrap_err();
+            assert!(error.to_string().contains("a measure"), "{bad}: {error}");
+        }
         let release = release_count(7, &base).unwrap();
         let json = serde_json::to_string(&release).unwrap();
         assert_eq!(serde_json::from_str::<Release>(&json).unwrap(), release);

@@ -26,6 +26,7 @@
 //!   the window in which a replaced root stays acceptable.
 //! - [`dp`]: differentially private releases of enrollment counts (OpenDP)
 //!   and their epsilon accounting.
+//! - [`releases`]: persisted DP releases: cache, budget, one transaction each.
 //! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
 
 pub mod audit;
@@ -35,6 +36,7 @@ pub mod enroll;
 pub mod http;
 pub mod ledger;
 pub mod registry;
+pub mod releases;
 pub mod store;
 pub mod study;
 

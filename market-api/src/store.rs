@@ -26,8 +26,9 @@
 //! | `registry` | `l`+index: leaf; `o`+index: issuer; `r`+seq: root record; `R`+root: seq; `head` | bytes, JSON |
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
+//! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
 //!
-//! Every operation is one transaction over all seven trees (sled
+//! Every operation is one transaction over all eight trees (sled
 //! transactions are serializable); its closure only reads and writes them.
 //!
 //! # Durability
@@ -86,6 +87,7 @@ pub struct Store {
     pub(crate) registry: sled::Tree,
     pub(crate) audit: sled::Tree,
     pub(crate) meta: sled::Tree,
+    pub(crate) releases: sled::Tree,
     pub(crate) config: StoreConfig,
     /// The registry tree, in sync with the `registry` tree's leaves; locked
     /// for the whole of a registry change so roots are computed in order.
@@ -117,6 +119,7 @@ impl Store {
             registry: open_tree("registry")?,
             audit: open_tree("audit")?,
             meta: open_tree("meta")?,
+            releases: open_tree("releases")?,
             registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
             config,
             db,
@@ -155,9 +158,10 @@ impl Store {
             &self.registry,
             &self.audit,
             &self.meta,
+            &self.releases,
         )
             .transaction(
-                |(studies, accounts, nullifiers, ledger, registry, audit, meta)| {
+                |(studies, accounts, nullifiers, ledger, registry, audit, meta, releases)| {
                     operation(&Tx {
                         studies,
                         accounts,
@@ -166,6 +170,7 @@ impl Store {
                         registry,
                         audit,
                         meta,
+                        releases,
                     })
                 },
             )
@@ -214,6 +219,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) registry: &'a TransactionalTree,
     pub(crate) audit: &'a TransactionalTree,
     pub(crate) meta: &'a TransactionalTree,
+    pub(crate) releases: &'a TransactionalTree,
 }
 
 /// What a transaction closure returns.

@@ -41,6 +41,8 @@
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
 //! | `GET /accounts/{hex}` | anyone | balance and next nonce |
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
+//! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
+//! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
 
 mod bundle;
 mod enroll;
@@ -48,6 +50,7 @@ mod error;
 mod extract;
 mod ledger;
 mod registry;
+mod releases;
 mod studies;
 
 use std::collections::HashMap;
@@ -259,6 +262,7 @@ pub fn app(state: AppState) -> Router {
         .merge(enroll::routes())
         .merge(bundle::routes())
         .merge(ledger::routes())
+        .merge(releases::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         // The timeout wraps the concurrency limit: waiting for a slot counts.

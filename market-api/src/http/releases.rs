@@ -1,0 +1,97 @@
+//! Differentially private release routes: a study's researcher asks for
+//! noisy enrollment counts and lists what was released and what budget is
+//! left. The store draws, charges, stores and audits
+//! ([`Store::release`](crate::Store::release)); every answer is flushed first.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+
+use super::extract::{ApiJson, ApiPath};
+use super::{ApiError, AppState};
+use crate::dp::DpError;
+use crate::releases::{NewRelease, ReleaseError, StudyRelease, StudyReleases};
+use crate::Error;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/studies/{id}/releases", post(create).get(list))
+}
+
+impl From<DpError> for ApiError {
+    fn from(error: DpError) -> Self {
+        let message = error.to_string();
+        match error {
+            DpError::InvalidEpsilon(_) | DpError::ChargeBelowLoss { .. } => {
+                Self::unprocessable("invalid_epsilon", message)
+            }
+            DpError::BudgetExceeded { .. } => {
+                Self::new(StatusCode::CONFLICT, "budget_exhausted", message)
+            }
+            DpError::EmptyBreakdown => Self::unprocessable("unsupported_breakdown", message),
+            // The store gives OpenDP counts that fit and the measure it asked
+            // for: anything else is the server's failure.
+            DpError::CountTooLarge(_) | DpError::MeasureMismatch | DpError::OpenDp(_) => {
+                Self::internal(message)
+            }
+        }
+    }
+}
+
+impl From<ReleaseError> for ApiError {
+    fn from(error: ReleaseError) -> Self {
+        match error {
+            ReleaseError::Store(error) => error.into(),
+            ReleaseError::Dp(error) => error.into(),
+            ReleaseError::UnsupportedBreakdown { .. } => {
+                Self::unprocessable("unsupported_breakdown", error.to_string())
+            }
+        }
+    }
+}
+
+/// `POST /studies/{id}/releases`: 201 with a new release, 200 with the cached
+/// one for the same request and enrollment count.
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(body): ApiJson<NewRelease>,
+) -> Result<(StatusCode, Json<StudyRelease>), ApiError> {
+    let researcher = state.researcher(&headers)?;
+    let request = body.into_request(id)?;
+    let (release, cached) = state
+        .blocking(move |state| {
+            let answer = state.store().release(researcher, &request)?;
+            // Also when cached: the release may be a concurrent request's whose
+            // charge is not on disk yet, and an answer shown must stay paid for.
+            state.store().flush()?;
+            Ok(answer)
+        })
+        .await?;
+    let status = if cached {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(release)))
+}
+
+/// `GET /studies/{id}/releases`: the study's budget and releases, for its
+/// researcher.
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Json<StudyReleases>, ApiError> {
+    let researcher = state.researcher(&headers)?;
+    state
+        .blocking(move |state| {
+            if state.store().study(id)?.researcher != researcher {
+                return Err(Error::NotStudyOwner(id).into());
+            }
+            Ok(state.store().releases(id)?)
+        })
+        .await
+        .map(Json)
+}
