@@ -239,7 +239,8 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
     say("researchers: noisy counts, closing the studies, exporting a bundle");
     let mut outcomes = Vec::new();
     for ((study, client), eligible) in studies.iter().zip(eligible) {
-        let noisy_count = researcher::release_count(client, study.id, RELEASE_EPSILON)?;
+        let released = researcher::release_count(client, study.id, RELEASE_EPSILON)?;
+        let budget = researcher::releases(client, study.id)?.budget;
         let closed = researcher::close(client, study.id)?;
         outcomes.push(StudyOutcome {
             id: study.id,
@@ -247,8 +248,12 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
             eligible,
             enrolled: closed.study.enrolled,
             paid: closed.study.enrolled * study.reward,
-            noisy_count,
-            epsilon_spent: RELEASE_EPSILON,
+            noisy_count: released
+                .release
+                .counts
+                .first()
+                .map_or_else(String::new, |count| count.display.clone()),
+            epsilon_spent: budget.spent.to_f64(),
             refunded: closed.refunded(),
         });
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{LedgerEntry, Study};
 use zkcohort_verifier::{verify_bundle, StudyBundle};
 
@@ -140,19 +141,23 @@ pub fn verify_bundle_file(
     })
 }
 
-/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`
-/// (charged to the study's budget; asking again returns the same answer for free)
-/// and returns the released value as displayed.
+/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`,
+/// charged to the study's budget (asking again before new enrollments returns the
+/// same answer for free).
 ///
 /// # Errors
 /// The marketplace refuses it (budget exhausted, another researcher's study).
-pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<String> {
-    let released: serde_json::Value = client.post(
+pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<StudyRelease> {
+    client.post(
         &format!("/studies/{study}/releases"),
         &json!({ "measure": "count", "epsilon": epsilon }),
-    )?;
-    released["release"]["counts"][0]["display"]
-        .as_str()
-        .map(str::to_string)
-        .context("the marketplace's release has no count")
+    )
+}
+
+/// The study's releases and its privacy budget.
+///
+/// # Errors
+/// The marketplace refuses it (another researcher's study).
+pub fn releases(client: &MarketClient, study: u64) -> Result<StudyReleases> {
+    client.get(&format!("/studies/{study}/releases"))
 }
