@@ -866,12 +866,14 @@ fn calibrate_gaussian(epsilon: Epsilon) -> Result<(f64, f64), DpError> {
         if mid <= lo || mid >= hi {
             break;
         }
-        let mid_loss = gaussian_loss(mid)?;
-        if epsilon.covers(mid_loss) {
-            hi = mid;
-            hi_loss = mid_loss;
-        } else {
-            lo = mid;
+        // A loss too large for OpenDP to compute (its exponentials overflow at tiny
+        // scales, when a large epsilon is asked for) is certainly not covered.
+        match gaussian_loss(mid) {
+            Ok(mid_loss) if epsilon.covers(mid_loss) => {
+                hi = mid;
+                hi_loss = mid_loss;
+            }
+            _ => lo = mid,
         }
     }
     Ok((hi, hi_loss))

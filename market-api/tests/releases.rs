@@ -588,3 +588,34 @@ async fn i2b2_releases_show_only_rounded_counts() {
         .all(|(_, shown)| shown.parse::<i64>().is_ok_and(|v| (25..=55).contains(&v))));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn extreme_epsilons_release_or_are_refused_never_fail() {
+    let folder = tempfile::tempdir().unwrap();
+    let server = Server::start(folder.path()).await;
+    // A budget above the largest epsilon is capped at it.
+    let capped = server.study(5e9, 10);
+    assert_eq!(budget(&server.releases(capped).await).0, eps(1e9));
+    for mechanism in ["discrete_laplace", "discrete_gaussian"] {
+        for asked in [0.000_001, 0.000_7, 1000.0, 1e6, 1e9] {
+            let study = server.study(1e9, 10);
+            server.enroll(study, 6);
+            let (status, body) = server
+                .release(
+                    study,
+                    &json!({"measure": "count", "epsilon": asked, "mechanism": mechanism}),
+                )
+                .await;
+            assert!(
+                status == StatusCode::CREATED
+                    || (status == StatusCode::UNPROCESSABLE_ENTITY
+                        && body["error"]["code"] == "invalid_epsilon"),
+                "{mechanism} at {asked}: {status} {body}"
+            );
+            if status == StatusCode::CREATED {
+                assert_eq!(epsilon(&body["release"]["epsilon"]), eps(asked));
+            }
+        }
+    }
+    server.stop().await;
+}
