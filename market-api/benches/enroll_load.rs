@@ -11,8 +11,9 @@
 //! - `ENROLL_LOAD_PROOFS`: enrollments per concurrency level (distinct
 //!   identities, at most the small registry's 256 leaves); default 48.
 //! - `ENROLL_LOAD_CONCURRENCY`: comma-separated levels; default `1,4,16`.
+//! - `ENROLL_LOAD_ROUNDS`: rounds per level, each on a fresh store; default 5.
 //!
-//! The proofs are made once (`prove_batch`, progress on stderr); each level
+//! The proofs are made once (`prove_batch`, progress on stderr); each round
 //! gets a fresh store and server with the same marketplace key, so the same
 //! proofs enroll again. Verification cost does not depend on the circuit
 //! shape (five public inputs), so the small shape stands for the reference
@@ -56,6 +57,7 @@ const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
 struct Options {
     proofs: usize,
     concurrency: Vec<usize>,
+    rounds: usize,
 }
 
 impl Options {
@@ -80,9 +82,21 @@ impl Options {
                 .collect::<Result<Vec<usize>, _>>()?,
             Err(_) => vec![1, 4, 16],
         };
+        let rounds = match std::env::var("ENROLL_LOAD_ROUNDS") {
+            Ok(text) => match text.parse() {
+                Ok(rounds) if rounds > 0 => rounds,
+                _ => {
+                    return Err(format!(
+                        "ENROLL_LOAD_ROUNDS: not a positive number: {text:?}"
+                    ))
+                }
+            },
+            Err(_) => 5,
+        };
         Ok(Self {
             proofs,
             concurrency,
+            rounds,
         })
     }
 }
@@ -203,13 +217,14 @@ fn quantile(sorted: &[Duration], quantile: f64) -> Duration {
 }
 
 /// Serves a fresh store, sets up the market over HTTP and enrolls every
-/// proof with `concurrency` requests in flight.
-async fn run_level(
+/// proof with `concurrency` requests in flight; returns each enrollment's
+/// latency and the time all of them took.
+async fn run_round(
     keys: &CircuitKeys,
     leaves: &[[u8; 32]],
     bodies: &Arc<Vec<Value>>,
     concurrency: usize,
-) -> LevelFigures {
+) -> (Vec<Duration>, Duration) {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open(folder.path(), store_config()).expect("a new store");
     let researcher = public_key(7);
@@ -310,12 +325,30 @@ async fn run_level(
         latencies.extend(worker.await.expect("the worker finishes"));
     }
     let elapsed = started.elapsed();
-    latencies.sort();
     shutdown.send(()).expect("the server is running");
     server
         .await
         .expect("the server task")
         .expect("the server stops cleanly");
+    (latencies, elapsed)
+}
+
+/// `rounds` rounds at one concurrency level.
+async fn run_level(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    bodies: &Arc<Vec<Value>>,
+    concurrency: usize,
+    rounds: usize,
+) -> LevelFigures {
+    let mut latencies = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..rounds {
+        let (round, took) = run_round(keys, leaves, bodies, concurrency).await;
+        latencies.extend(round);
+        elapsed += took;
+    }
+    latencies.sort();
     LevelFigures {
         concurrency,
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -335,28 +368,46 @@ fn ms_per_item<T>(items: &[T], mut work: impl FnMut(&T)) -> f64 {
 /// The parts of the server's work per enrollment, without HTTP: parsing
 /// and checking the proof's points, the pairing check, and the store's
 /// enrollment transaction with its flush, on a fresh store.
+/// Each is averaged over `rounds` passes over the proofs (a fresh store
+/// each pass).
 fn split_costs(
     keys: &CircuitKeys,
     leaves: &[[u8; 32]],
     proofs: &[EligibilityProof],
+    rounds: usize,
 ) -> (f64, f64, f64) {
     let texts: Vec<String> = proofs
         .iter()
         .map(|proof| proof_to_json(&proof.proof))
         .collect();
-    let parse_ms = ms_per_item(&texts, |text| {
-        proof_from_json(text).expect("a valid proof");
-    });
-    let verify_ms = ms_per_item(proofs, |proof| {
-        let valid = zkcohort_verifier::verify(
-            keys.prepared_verifying_key(),
-            &proof.statement,
-            &proof.proof,
-        )
-        .expect("five public inputs");
-        assert!(valid, "a valid proof verifies");
-    });
+    let (mut parse_ms, mut verify_ms, mut store_ms) = (0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        parse_ms += ms_per_item(&texts, |text| {
+            proof_from_json(text).expect("a valid proof");
+        });
+        verify_ms += ms_per_item(proofs, |proof| {
+            let valid = zkcohort_verifier::verify(
+                keys.prepared_verifying_key(),
+                &proof.statement,
+                &proof.proof,
+            )
+            .expect("five public inputs");
+            assert!(valid, "a valid proof verifies");
+        });
+        store_ms += store_ms_per_enrollment(keys, leaves, proofs, &texts);
+    }
+    let rounds = rounds as f64;
+    (parse_ms / rounds, verify_ms / rounds, store_ms / rounds)
+}
 
+/// Milliseconds per `Store::enroll` + flush over every proof, on a fresh
+/// store with the study set up.
+fn store_ms_per_enrollment(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    proofs: &[EligibilityProof],
+    texts: &[String],
+) -> f64 {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open(folder.path(), store_config()).expect("a new store");
     let researcher = public_key(7);
@@ -394,7 +445,7 @@ fn split_costs(
             (index, proof, record)
         })
         .collect();
-    let store_ms = ms_per_item(&records, |(index, proof, record)| {
+    ms_per_item(&records, |(index, proof, record)| {
         store
             .enroll(
                 study.id,
@@ -404,8 +455,7 @@ fn split_costs(
             )
             .expect("enrolls");
         store.flush().expect("flushes");
-    });
-    (parse_ms, verify_ms, store_ms)
+    })
 }
 
 fn main() {
@@ -436,18 +486,29 @@ fn main() {
         .concurrency
         .iter()
         .map(|&concurrency| {
-            eprintln!("enrolling {} at concurrency {concurrency}", proofs.len());
-            runtime.block_on(run_level(&keys, &leaves, &bodies, concurrency))
+            eprintln!(
+                "enrolling {} x {} rounds at concurrency {concurrency}",
+                proofs.len(),
+                options.rounds
+            );
+            runtime.block_on(run_level(
+                &keys,
+                &leaves,
+                &bodies,
+                concurrency,
+                options.rounds,
+            ))
         })
         .collect();
     eprintln!("timing verification and storage alone");
-    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &leaves, &proofs);
+    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &leaves, &proofs, options.rounds);
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "enroll_load: {} enrollments per level over HTTP on 127.0.0.1, sled in a temporary folder, \
-         small shape ({} clauses), {cores} cores",
+        "enroll_load: {} enrollments x {} rounds per level over HTTP on 127.0.0.1, \
+         sled in a temporary folder, small shape ({} clauses), {cores} cores",
         proofs.len(),
+        options.rounds,
         SHAPE.clauses
     );
     println!("concurrency  enroll/s   p50 ms   p99 ms   max ms");
@@ -462,7 +523,10 @@ fn main() {
         );
     }
     let checking_ms = parse_ms + verify_ms;
-    println!("per enrollment, one at a time, same proofs:");
+    println!(
+        "per enrollment, one at a time, same proofs, {} rounds:",
+        options.rounds
+    );
     println!("  proof JSON parse + point checks  {parse_ms:>7.2} ms");
     println!("  Groth16 verify (5 inputs)        {verify_ms:>7.2} ms");
     println!("  Store::enroll + flush            {store_ms:>7.2} ms");

@@ -641,7 +641,7 @@ async fn acknowledged_enrollments_survive_sigkill() {
     api.set_up_market(&cohort, 10, REWARD * MEMBERS as u64)
         .await;
 
-    let mut acknowledged = vec![false; MEMBERS];
+    let mut acknowledged = [false; MEMBERS];
     let (status, answer) = api.enroll(&proofs[0], &payout(0)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     acknowledged[0] = true;
