@@ -740,7 +740,7 @@ const R: &str = "218882428718392752222464057452572750885483644004160343436982041
 /// BN254's base field modulus q (proof point coordinates).
 const Q: &str = "21888242871839275222246405745257275088696311157297823662689037894645226208583";
 /// Cases generated per route.
-const CASES_PER_ROUTE: usize = 40;
+const CASES_PER_ROUTE: usize = 50;
 /// Where a mutation puts a raw JSON literal (one serde_json cannot hold,
 /// such as `1e400` or `18446744073709551616`).
 const RAW_MARKER: &str = "@@raw-json@@";
@@ -1035,6 +1035,11 @@ fn mutate(route: &Route, rng: &mut StdRng, proof: &EligibilityProof) -> Case {
         "invalid value",
         "invalid value",
         "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
         "not an object",
         "random bytes",
         "invalid utf-8",
@@ -1097,8 +1102,18 @@ fn mutate(route: &Route, rng: &mut StdRng, proof: &EligibilityProof) -> Case {
             format!("{field} = {raw}")
         }
         "invalid value" => {
-            let values = invalid_values(kind, &body[field], proof);
-            let raw = pick(rng, &values);
+            // Every field's invalid values in one pool, so a field with many
+            // ways to be wrong (a proof) gets its share.
+            let values: Vec<(&str, String)> = route
+                .fields
+                .iter()
+                .flat_map(|&(field, kind)| {
+                    invalid_values(kind, &body[field], proof)
+                        .into_iter()
+                        .map(move |raw| (field, raw))
+                })
+                .collect();
+            let (field, raw) = pick(rng, &values);
             case.body = with_raw_field(body, field, raw);
             let shown: String = raw.chars().take(120).collect();
             format!("{field} = {shown}")
@@ -1379,6 +1394,11 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
         "bad_signature",
         "unauthorized",
         "bad_path",
+        "unknown_root",
+        "invalid_study",
+        "invalid_query",
+        "invalid_amount",
+        "registry",
     ] {
         assert!(
             statuses.keys().any(|(seen, _)| seen == code),
