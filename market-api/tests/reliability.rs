@@ -245,12 +245,18 @@ struct Server {
 impl Server {
     /// Serves the store in `folder` (created if new).
     async fn start(folder: &Path) -> Self {
+        Self::start_with_limits(folder, Limits::default()).await
+    }
+
+    /// Serves the store in `folder` with these request limits.
+    async fn start_with_limits(folder: &Path, limits: Limits) -> Self {
         let store = Store::open(folder, store_config()).unwrap();
         let keys = keys();
-        let config = api_config(
+        let mut config = api_config(
             keys.circuit_id().to_string(),
             keys.prepared_verifying_key().clone(),
         );
+        config.limits = limits;
         let state = AppState::new(store, config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1415,5 +1421,43 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             .await;
         assert!(status.is_success(), "{path}: {status} {answer}");
     }
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Known gaps, shown by tests that fail until they are fixed.
+// ---------------------------------------------------------------------------
+
+/// A request that runs past the time limit must still answer in the one
+/// error shape. It does not: tower-http's `TimeoutLayer` answers 408 with an
+/// empty body (`Response::new(B::default())`), outside `ApiError`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails: the 408 of TimeoutLayer has an empty body, not the JSON error shape"]
+async fn timeouts_answer_in_the_json_error_shape() {
+    let cohort = cohort(1);
+    let proof = prove_all(&cohort).remove(0);
+    let folder = tempfile::tempdir().unwrap();
+    let server = Server::start(folder.path()).await;
+    server.api.set_up_market(&cohort, 5, 30).await;
+    server.stop().await;
+    // A pairing check takes milliseconds: longer than this limit.
+    let limits = Limits {
+        request_timeout: Duration::from_micros(500),
+        ..Limits::default()
+    };
+    let server = Server::start_with_limits(folder.path(), limits).await;
+    let (status, answer) = server
+        .api
+        .post_raw(
+            &format!("/studies/{STUDY}/enroll"),
+            None,
+            Some("application/json"),
+            enroll_body(&proof, &payout(0)).to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    let answer = answer.expect("a JSON body");
+    assert!(answer["error"]["code"].is_string(), "{answer}");
     server.stop().await;
 }
