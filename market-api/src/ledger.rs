@@ -110,6 +110,7 @@ pub struct LedgerEntry {
 
 /// A transfer between key accounts, signed by the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedTransfer {
     /// The sender's public key.
     #[serde(with = "crate::hex_bytes")]

@@ -1,0 +1,538 @@
+//! Enrollment under load: the real HTTP server on 127.0.0.1 over sled in a
+//! temporary folder, fed real small-shape Groth16 proofs of distinct
+//! identities at fixed concurrency levels, and the split of an enrollment's
+//! cost between proof checking and storage, measured in the same run.
+//!
+//! ```text
+//! cargo bench -p zkcohort-market --bench enroll_load
+//! ENROLL_LOAD_PROOFS=96 ENROLL_LOAD_CONCURRENCY=1,8,32 cargo bench -p zkcohort-market --bench enroll_load
+//! ```
+//!
+//! - `ENROLL_LOAD_PROOFS`: enrollments per concurrency level (distinct
+//!   identities, at most the small registry's 256 leaves); default 48.
+//! - `ENROLL_LOAD_CONCURRENCY`: comma-separated levels; default `1,4,16`.
+//! - `ENROLL_LOAD_ROUNDS`: rounds per level, each on a fresh store; default 5.
+//!
+//! The proofs are made once (`prove_batch`, progress on stderr); each round
+//! gets a fresh store and server with the same marketplace key, so the same
+//! proofs enroll again. Verification cost does not depend on the circuit
+//! shape (five public inputs), so the small shape stands for the reference
+//! one on the server side.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use rand::{rngs::StdRng, SeedableRng};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
+use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
+use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
+use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
+use zkcohort_verifier::snarkjs::{proof_from_json, proof_to_json};
+
+const SHAPE: CircuitShape = CircuitShape::SMALL;
+const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
+const OPERATOR: &str = "operator-key";
+const RESEARCHER: &str = "researcher-key";
+const ISSUER: &str = "issuer-key";
+const REWARD: u64 = 1;
+/// The one study of every store here.
+const STUDY: u64 = 1;
+const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
+
+/// What to run, from the environment.
+struct Options {
+    proofs: usize,
+    concurrency: Vec<usize>,
+    rounds: usize,
+}
+
+impl Options {
+    fn from_env() -> Result<Self, String> {
+        let proofs = match std::env::var("ENROLL_LOAD_PROOFS") {
+            Ok(text) => text
+                .parse()
+                .map_err(|_| format!("ENROLL_LOAD_PROOFS: not a number: {text:?}"))?,
+            Err(_) => 48,
+        };
+        let capacity = 1usize << SHAPE.registry_depth;
+        if proofs == 0 || proofs > capacity {
+            return Err(format!("ENROLL_LOAD_PROOFS must be in 1..={capacity}"));
+        }
+        let concurrency = match std::env::var("ENROLL_LOAD_CONCURRENCY") {
+            Ok(text) => text
+                .split(',')
+                .map(|level| match level.trim().parse() {
+                    Ok(level) if level > 0 => Ok(level),
+                    _ => Err(format!("ENROLL_LOAD_CONCURRENCY: bad level {level:?}")),
+                })
+                .collect::<Result<Vec<usize>, _>>()?,
+            Err(_) => vec![1, 4, 16],
+        };
+        let rounds = match std::env::var("ENROLL_LOAD_ROUNDS") {
+            Ok(text) => match text.parse() {
+                Ok(rounds) if rounds > 0 => rounds,
+                _ => {
+                    return Err(format!(
+                        "ENROLL_LOAD_ROUNDS: not a positive number: {text:?}"
+                    ))
+                }
+            },
+            Err(_) => 5,
+        };
+        Ok(Self {
+            proofs,
+            concurrency,
+            rounds,
+        })
+    }
+}
+
+fn public_key(seed: u8) -> [u8; 32] {
+    SigningKey::from_bytes(&[seed; 32])
+        .verifying_key()
+        .to_bytes()
+}
+
+/// The payout account of identity `index`.
+fn payout(index: usize) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    seed[31] = 1;
+    SigningKey::from_bytes(&seed).verifying_key().to_bytes()
+}
+
+fn store_config() -> StoreConfig {
+    StoreConfig {
+        registry_depth: SHAPE.registry_depth,
+        root_window: 4,
+    }
+}
+
+/// `count` identities holding the fixture patient's record (each its own
+/// salt and leaf), their leaves, and one proof each for [`STUDY`].
+fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<EligibilityProof>) {
+    let catalog = Catalog::bundled();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
+    let issued_at: Day = "2021-06-01".parse().expect("a date");
+    let bundle = std::fs::read_to_string(path).expect("the fixture patient");
+    let summary = import_bundle(catalog, &bundle, issued_at)
+        .expect("the fixture imports")
+        .0;
+    let query = Query::parse(QUERY, catalog)
+        .expect("a valid query")
+        .compile(catalog)
+        .expect("the query compiles");
+    let marketplace_key = SigningKey::from_bytes(&AUDIT_KEY_SEED)
+        .verifying_key()
+        .to_bytes();
+    let scope = StudyScope::for_study(&marketplace_key, STUDY);
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).expect("a valid depth");
+    let mut members = Vec::new();
+    let mut leaves = Vec::new();
+    for _ in 0..count {
+        let secret = IdentitySecret::random_with_rng(&mut rng);
+        let record = IssuedRecord {
+            summary: summary.clone(),
+            salt: RecordSalt::random_with_rng(&mut rng),
+            issuer_id: 3,
+            issued_at,
+        };
+        let leaf = record
+            .registry_leaf(secret.commitment(), SHAPE.slot_depth)
+            .expect("the record fits the shape");
+        registry.append(leaf).expect("room in the registry");
+        leaves.push(fr_to_bytes(&leaf));
+        members.push((secret, record));
+    }
+    let requests: Vec<ProofRequest> = members
+        .into_iter()
+        .enumerate()
+        .map(|(index, (secret, record))| ProofRequest {
+            secret,
+            record,
+            registry_path: registry.path(index as u64).expect("an appended leaf"),
+            query: query.clone(),
+            study_scope: scope,
+            payout_account: payout(index),
+        })
+        .collect();
+    let proofs = Mutex::new(vec![None; count]);
+    let started = Instant::now();
+    keys.prove_batch(requests, |progress, proof| {
+        proofs.lock().expect("not poisoned")[progress.index] = Some(proof.expect("proves"));
+        eprint!(
+            "\rproving {}/{count} ({:.1} s)",
+            progress.done,
+            started.elapsed().as_secs_f64()
+        );
+    });
+    eprintln!();
+    let proofs = proofs
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .map(|proof| proof.expect("every request proved"))
+        .collect();
+    (leaves, proofs)
+}
+
+fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
+    json!({
+        "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).expect("JSON"),
+        "registry_root": fr_to_decimal(&proof.statement.registry_root),
+        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
+        "payout_account": hex::encode(payout),
+    })
+}
+
+/// One concurrency level's figures.
+struct LevelFigures {
+    concurrency: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+/// The `quantile` (0..=1) of sorted latencies, nearest rank.
+fn quantile(sorted: &[Duration], quantile: f64) -> Duration {
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Serves a fresh store, sets up the market over HTTP and enrolls every
+/// proof with `concurrency` requests in flight; returns each enrollment's
+/// latency and the time all of them took.
+async fn run_round(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    bodies: &Arc<Vec<Value>>,
+    concurrency: usize,
+) -> (Vec<Duration>, Duration) {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open(folder.path(), store_config()).expect("a new store");
+    let researcher = public_key(7);
+    let config = ApiConfig {
+        operator_key: OPERATOR.into(),
+        api_keys: HashMap::from([
+            (RESEARCHER.to_string(), Role::Researcher(researcher)),
+            (ISSUER.to_string(), Role::Issuer([9; 32])),
+        ]),
+        clauses: SHAPE.clauses,
+        slot_depth: SHAPE.slot_depth,
+        circuit_id: keys.circuit_id().to_string(),
+        verifying_key: keys.prepared_verifying_key().clone(),
+        audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
+        limits: Limits::default(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, AppState::new(store, config), async move {
+        let _ = signal.await;
+    }));
+    let client = Client::new();
+    let post = |path: &str, key: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let count = bodies.len() as u64;
+    let leaves: Vec<String> = leaves
+        .iter()
+        .map(|leaf| fr_to_decimal(&fr_from_bytes(leaf).expect("a canonical leaf")))
+        .collect();
+    for (path, key, body) in [
+        ("/registry/leaves", ISSUER, json!({ "leaves": leaves })),
+        (
+            "/studies",
+            RESEARCHER,
+            json!({"title": "load", "query": QUERY, "reward": REWARD,
+                   "max_enrollments": count, "epsilon_budget": 1.0}),
+        ),
+        (
+            "/ledger/mint",
+            OPERATOR,
+            json!({"to": hex::encode(researcher), "amount": count * REWARD}),
+        ),
+        (
+            "/studies/1/fund",
+            RESEARCHER,
+            json!({ "amount": count * REWARD }),
+        ),
+    ] {
+        let response = post(path, key, body).await.expect("the server answers");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = Arc::new(format!("{base}/studies/{STUDY}/enroll"));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, bodies, url, client) = (
+                Arc::clone(&next),
+                Arc::clone(bodies),
+                Arc::clone(&url),
+                client.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(index) else {
+                        break latencies;
+                    };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(url.as_str())
+                        .json(body)
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    let status = response.status();
+                    let answer = response.text().await.expect("a body");
+                    assert_eq!(status, StatusCode::CREATED, "enrollment {index}: {answer}");
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.expect("the worker finishes"));
+    }
+    let elapsed = started.elapsed();
+    shutdown.send(()).expect("the server is running");
+    server
+        .await
+        .expect("the server task")
+        .expect("the server stops cleanly");
+    (latencies, elapsed)
+}
+
+/// `rounds` rounds at one concurrency level.
+async fn run_level(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    bodies: &Arc<Vec<Value>>,
+    concurrency: usize,
+    rounds: usize,
+) -> LevelFigures {
+    let mut latencies = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..rounds {
+        let (round, took) = run_round(keys, leaves, bodies, concurrency).await;
+        latencies.extend(round);
+        elapsed += took;
+    }
+    latencies.sort();
+    LevelFigures {
+        concurrency,
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
+        max: *latencies.last().expect("at least one enrollment"),
+    }
+}
+
+/// Milliseconds per item of `work` over `items`, run one after another.
+fn ms_per_item<T>(items: &[T], mut work: impl FnMut(&T)) -> f64 {
+    let started = Instant::now();
+    items.iter().for_each(&mut work);
+    started.elapsed().as_secs_f64() * 1000.0 / items.len() as f64
+}
+
+/// The parts of the server's work per enrollment, without HTTP: parsing
+/// and checking the proof's points, the pairing check, and the store's
+/// enrollment transaction with its flush, on a fresh store.
+/// Each is averaged over `rounds` passes over the proofs (a fresh store
+/// each pass).
+fn split_costs(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    proofs: &[EligibilityProof],
+    rounds: usize,
+) -> (f64, f64, f64) {
+    let texts: Vec<String> = proofs
+        .iter()
+        .map(|proof| proof_to_json(&proof.proof))
+        .collect();
+    let (mut parse_ms, mut verify_ms, mut store_ms) = (0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        parse_ms += ms_per_item(&texts, |text| {
+            proof_from_json(text).expect("a valid proof");
+        });
+        verify_ms += ms_per_item(proofs, |proof| {
+            let valid = zkcohort_verifier::verify(
+                keys.prepared_verifying_key(),
+                &proof.statement,
+                &proof.proof,
+            )
+            .expect("five public inputs");
+            assert!(valid, "a valid proof verifies");
+        });
+        store_ms += store_ms_per_enrollment(keys, leaves, proofs, &texts);
+    }
+    let rounds = rounds as f64;
+    (parse_ms / rounds, verify_ms / rounds, store_ms / rounds)
+}
+
+/// Milliseconds per `Store::enroll` + flush over every proof, on a fresh
+/// store with the study set up.
+fn store_ms_per_enrollment(
+    keys: &CircuitKeys,
+    leaves: &[[u8; 32]],
+    proofs: &[EligibilityProof],
+    texts: &[String],
+) -> f64 {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open(folder.path(), store_config()).expect("a new store");
+    let researcher = public_key(7);
+    let count = proofs.len() as u64;
+    store
+        .append_leaves([9; 32], leaves)
+        .expect("room in the registry");
+    store.mint(researcher, count * REWARD).expect("mints");
+    let study = store
+        .create_study(NewStudy {
+            researcher,
+            title: "load".into(),
+            description: String::new(),
+            query: Query::parse(QUERY, Catalog::bundled()).expect("a valid query"),
+            query_hash: fr_to_bytes(&proofs[0].statement.query_hash),
+            circuit_id: keys.circuit_id().to_string(),
+            reward: REWARD,
+            max_enrollments: count,
+            epsilon_budget: 1.0,
+        })
+        .expect("creates the study");
+    store
+        .fund_escrow(study.id, researcher, count * REWARD)
+        .expect("funds the escrow");
+    store.flush().expect("flushes");
+    let records: Vec<(usize, &EligibilityProof, ProofRecord)> = proofs
+        .iter()
+        .enumerate()
+        .map(|(index, proof)| {
+            let record = ProofRecord {
+                registry_root: fr_to_bytes(&proof.statement.registry_root),
+                proof: serde_json::from_str(&texts[index]).expect("JSON"),
+                public_inputs: proof.statement.to_decimal_strings(),
+            };
+            (index, proof, record)
+        })
+        .collect();
+    ms_per_item(&records, |(index, proof, record)| {
+        store
+            .enroll(
+                study.id,
+                fr_to_bytes(&proof.statement.nullifier.0),
+                payout(*index),
+                record.clone(),
+            )
+            .expect("enrolls");
+        store.flush().expect("flushes");
+    })
+}
+
+fn main() {
+    let options = match Options::from_env() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("enroll_load: {message}");
+            std::process::exit(2);
+        }
+    };
+    eprintln!("setting up the small-shape circuit keys");
+    let keys =
+        CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).expect("circuit setup");
+    let (leaves, proofs) = prove_cohort(&keys, options.proofs);
+    let bodies: Arc<Vec<Value>> = Arc::new(
+        proofs
+            .iter()
+            .enumerate()
+            .map(|(index, proof)| enroll_body(proof, &payout(index)))
+            .collect(),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let levels: Vec<LevelFigures> = options
+        .concurrency
+        .iter()
+        .map(|&concurrency| {
+            eprintln!(
+                "enrolling {} x {} rounds at concurrency {concurrency}",
+                proofs.len(),
+                options.rounds
+            );
+            runtime.block_on(run_level(
+                &keys,
+                &leaves,
+                &bodies,
+                concurrency,
+                options.rounds,
+            ))
+        })
+        .collect();
+    eprintln!("timing verification and storage alone");
+    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &leaves, &proofs, options.rounds);
+
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "enroll_load: {} enrollments x {} rounds per level over HTTP on 127.0.0.1, \
+         sled in a temporary folder, small shape ({} clauses), {cores} cores",
+        proofs.len(),
+        options.rounds,
+        SHAPE.clauses
+    );
+    println!("concurrency  enroll/s   p50 ms   p99 ms   max ms");
+    for level in &levels {
+        println!(
+            "{:>11}  {:>8.1}  {:>7.1}  {:>7.1}  {:>7.1}",
+            level.concurrency,
+            level.per_second,
+            level.p50.as_secs_f64() * 1000.0,
+            level.p99.as_secs_f64() * 1000.0,
+            level.max.as_secs_f64() * 1000.0,
+        );
+    }
+    let checking_ms = parse_ms + verify_ms;
+    println!(
+        "per enrollment, one at a time, same proofs, {} rounds:",
+        options.rounds
+    );
+    println!("  proof JSON parse + point checks  {parse_ms:>7.2} ms");
+    println!("  Groth16 verify (5 inputs)        {verify_ms:>7.2} ms");
+    println!("  Store::enroll + flush            {store_ms:>7.2} ms");
+    println!(
+        "  proof checking : storage         {:>7.2} : 1  ({:.0}% proof checking)",
+        checking_ms / store_ms,
+        100.0 * checking_ms / (checking_ms + store_ms)
+    );
+}
