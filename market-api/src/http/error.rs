@@ -68,6 +68,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// A request that took longer than [`Limits::request_timeout`](super::Limits) (408).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+    }
+
     /// A failure of the server; `cause` is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         eprintln!("zkcohort-market: internal error: {cause}");

@@ -17,8 +17,10 @@
 //! API keys travel as `Authorization: Bearer <key>`. The operator key mints
 //! tokens; researcher keys post, fund and close studies (each is bound to the
 //! researcher's account key); issuer keys append and revoke registry leaves.
-//! Keys are given at startup in [`ApiConfig`]. Enrollment and transfers need
-//! no key: a proof, or a signature, is the authorization.
+//! Keys are given at startup in [`ApiConfig`], or created at run time by the
+//! operator (`POST /admin/api-keys`; the store keeps only their SHA-256, see
+//! [`crate::api_keys`]). Enrollment and transfers need no key: a proof, or a
+//! signature, is the authorization.
 //!
 //! # Routes
 //!
@@ -40,7 +42,10 @@
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
 //! | `GET /accounts/{hex}` | anyone | balance and next nonce |
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
+//! | `POST /admin/api-keys` | operator | [`CreateApiKey`] → [`CreatedApiKey`] (201), the key shown once |
+//! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`] → [`RevokedApiKey`] |
 
+mod admin;
 mod enroll;
 mod error;
 mod extract;
@@ -53,6 +58,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
@@ -61,13 +67,16 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::trace::TraceLayer;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_verifier::PreparedVerifyingKey;
 
+use crate::api_keys::ApiKeyRole;
 use crate::{Bytes32, SignedHead, Store};
 
+pub use admin::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
 pub use enroll::EnrollRequest;
 pub use error::ApiError;
 pub use studies::CreateStudy;
@@ -108,7 +117,8 @@ impl Default for Limits {
 pub struct ApiConfig {
     /// The operator's API key (mints tokens).
     pub operator_key: String,
-    /// Researcher and issuer API keys.
+    /// Researcher and issuer API keys given at startup (the operator adds
+    /// more at run time, kept in the store).
     pub api_keys: HashMap<String, Role>,
     /// Clauses per query of the circuit (its `CircuitShape::clauses`):
     /// studies are compiled and hashed for it.
@@ -169,11 +179,20 @@ impl AppState {
     /// The role of the request's bearer key.
     fn role(&self, headers: &HeaderMap) -> Result<Role, ApiError> {
         let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        self.config()
-            .api_keys
-            .get(key)
-            .copied()
-            .ok_or_else(ApiError::unauthorized)
+        self.key_role(key)?.ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The role of an API key: the startup keys first, then the keys the
+    /// operator created (a point read of sled's cache, cheap enough to run on
+    /// the async worker).
+    fn key_role(&self, key: &str) -> Result<Option<Role>, ApiError> {
+        if let Some(role) = self.config().api_keys.get(key) {
+            return Ok(Some(*role));
+        }
+        Ok(self.store().api_key(key)?.map(|grant| match grant.role {
+            ApiKeyRole::Researcher => Role::Researcher(grant.account),
+            ApiKeyRole::Issuer => Role::Issuer(grant.account),
+        }))
     }
 
     /// The researcher account of the request's bearer key.
@@ -196,7 +215,7 @@ impl AppState {
     fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match bearer(headers) {
             Some(key) if key == self.config().operator_key => Ok(()),
-            Some(key) if self.config().api_keys.contains_key(key) => {
+            Some(key) if self.key_role(key)?.is_some() => {
                 Err(ApiError::forbidden("this route needs the operator key"))
             }
             _ => Err(ApiError::unauthorized()),
@@ -256,14 +275,19 @@ pub fn app(state: AppState) -> Router {
         .merge(studies::routes())
         .merge(enroll::routes())
         .merge(ledger::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
+        .layer(
+            ServiceBuilder::new()
+                // A request past its time answers 408 in the API's error shape.
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::request_timeout()
+                }))
+                .layer(TimeoutLayer::new(limits.request_timeout)),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
