@@ -180,13 +180,25 @@ mod tests {
     fn a_created_key_is_found_by_its_text_and_only_its_hash_is_stored() {
         let (_folder, store) = store();
         let created = store
-            .create_api_key_with_rng(ApiKeyRole::Researcher, [7; 32], &mut StdRng::seed_from_u64(1))
+            .create_api_key_with_rng(
+                ApiKeyRole::Researcher,
+                [7; 32],
+                &mut StdRng::seed_from_u64(1),
+            )
             .unwrap();
         assert_eq!(created.api_key.len(), 64);
-        assert_eq!(store.api_key(&created.api_key).unwrap(), Some(created.grant));
+        assert_eq!(
+            store.api_key(&created.api_key).unwrap(),
+            Some(created.grant)
+        );
         assert_eq!(store.api_key(&"0".repeat(64)).unwrap(), None);
         let secret = created.api_key.as_bytes();
-        for item in store.db.iter().chain(store.meta.iter()).chain(store.audit.iter()) {
+        for item in store
+            .db
+            .iter()
+            .chain(store.meta.iter())
+            .chain(store.audit.iter())
+        {
             let (key, value) = item.unwrap();
             for bytes in [&key[..], &value[..]] {
                 assert!(!bytes.windows(secret.len()).any(|window| window == secret));
@@ -216,9 +228,16 @@ mod tests {
             Some(created.grant)
         );
         assert_eq!(store.api_key(&created.api_key).unwrap(), None);
-        assert_eq!(store.audit_entry(before + 1).unwrap().kind, "api_key_revoked");
+        assert_eq!(
+            store.audit_entry(before + 1).unwrap().kind,
+            "api_key_revoked"
+        );
         let size = store.audit_head().unwrap().size;
         assert_eq!(store.revoke_api_key(created.key_id).unwrap(), None);
-        assert_eq!(store.audit_head().unwrap().size, size, "nothing to revoke, nothing audited");
+        assert_eq!(
+            store.audit_head().unwrap().size,
+            size,
+            "nothing to revoke, nothing audited"
+        );
     }
 }

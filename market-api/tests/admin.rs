@@ -68,7 +68,11 @@ async fn call(router: &Router, path: &str, key: Option<&str>, body: Value) -> (S
 }
 
 fn account(seed: u8) -> String {
-    hex::encode(SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes())
+    hex::encode(
+        SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
 }
 
 /// 32 bytes that are not an ed25519 point.
@@ -96,8 +100,18 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
 
     let refusals = [
         (None, good.clone(), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (Some("made-up"), good.clone(), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (Some(RESEARCHER), good.clone(), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            Some("made-up"),
+            good.clone(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            Some(RESEARCHER),
+            good.clone(),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
         (
             Some(OPERATOR),
             json!({"role": "auditor", "account": researcher}),
@@ -125,7 +139,11 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
     ];
     for (key, body, status, code) in refusals {
         let (got, error) = call(&router, "/admin/api-keys", key, body.clone()).await;
-        assert_eq!((got, error["error"]["code"].as_str()), (status, Some(code)), "{body} -> {error}");
+        assert_eq!(
+            (got, error["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body} -> {error}"
+        );
         assert!(error["error"]["message"].is_string());
     }
     assert_eq!(audit_size(), before, "refused requests audit nothing");
@@ -142,7 +160,9 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
     assert_eq!(entries[0].kind, "api_key_created");
     assert_eq!(entries[0].payload["role"], "researcher");
     assert_eq!(entries[0].payload["account"], researcher.as_str());
-    assert!(!serde_json::to_string(&entries[0]).unwrap().contains(&api_key));
+    assert!(!serde_json::to_string(&entries[0])
+        .unwrap()
+        .contains(&api_key));
 
     // The new key is a researcher: not the operator, not an issuer.
     let (status, error) = call(
@@ -172,9 +192,21 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
 
     // Revoked, it is unknown; revoking again finds nothing.
     let revoke = json!({"key_id": created["key_id"]});
-    let (status, error) = call(&router, "/admin/api-keys/revoke", Some(&api_key), revoke.clone()).await;
+    let (status, error) = call(
+        &router,
+        "/admin/api-keys/revoke",
+        Some(&api_key),
+        revoke.clone(),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
-    let (status, revoked) = call(&router, "/admin/api-keys/revoke", Some(OPERATOR), revoke.clone()).await;
+    let (status, revoked) = call(
+        &router,
+        "/admin/api-keys/revoke",
+        Some(OPERATOR),
+        revoke.clone(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["account"], researcher.as_str());
     let (status, _) = call(
@@ -186,7 +218,10 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, error) = call(&router, "/admin/api-keys/revoke", Some(OPERATOR), revoke).await;
-    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_api_key")));
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_api_key"))
+    );
     assert_eq!(audit_size(), before + 2);
 }
 
@@ -208,7 +243,9 @@ async fn a_request_past_its_time_answers_408_in_the_error_shape() {
     // the timeout answers.
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream
             .write_all(
                 b"POST /ledger/mint HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
