@@ -85,27 +85,31 @@ impl AuditEntry {
 }
 
 /// The head of the log: what a signature commits to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditHead {
     /// The number of entries.
     pub size: u64,
     /// The Merkle root over the entry hashes.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub root: Bytes32,
     /// The last entry's hash (zeros for an empty log).
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub last_hash: Bytes32,
 }
 
 /// A head signed by the marketplace key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedHead {
     /// The head.
     pub head: AuditHead,
     /// The marketplace's ed25519 public key.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub public_key: Bytes32,
     /// The signature over [`head_message`].
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub signature: [u8; 64],
 }

@@ -6,21 +6,22 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::ledger::key_from_hex;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::api_keys::ApiKeyRole;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/api-keys", post(create))
-        .route("/admin/api-keys/revoke", post(revoke))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(revoke))
 }
 
 /// The body of `POST /admin/api-keys`.
@@ -68,12 +69,14 @@ pub struct RevokedApiKey {
 /// The account of a new key: 64 hex digits that decode to an ed25519 point.
 fn account_key(text: &str) -> Result<[u8; 32], ApiError> {
     let account = key_from_hex(text, "account")?;
-    VerifyingKey::from_bytes(&account).map_err(|_| {
-        ApiError::unprocessable("bad_key", "account: not an ed25519 public key")
-    })?;
+    VerifyingKey::from_bytes(&account)
+        .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
     Ok(account)
 }
 
+#[utoipa::path(post, path = "/admin/api-keys", tag = "admin", security(("api_key" = [])),
+    request_body = CreateApiKey,
+    responses((status = 201, description = "the key, shown only this once", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -99,6 +102,9 @@ async fn create(
     ))
 }
 
+#[utoipa::path(post, path = "/admin/api-keys/revoke", tag = "admin", security(("api_key" = [])),
+    request_body = RevokeApiKey,
+    responses((status = 200, description = "what the revoked key granted", body = RevokedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

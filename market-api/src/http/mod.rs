@@ -44,6 +44,16 @@
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
 //! | `POST /admin/api-keys` | operator | [`CreateApiKey`] → [`CreatedApiKey`] (201), the key shown once |
 //! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`] → [`RevokedApiKey`] |
+//! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |
+//!
+//! # The OpenAPI description
+//!
+//! Routes are added with utoipa-axum's [`OpenApiRouter`] and `routes!` over
+//! handlers annotated with `#[utoipa::path]`, so the router and the
+//! description come from one list and cannot drift apart. A module's
+//! `routes()` returns an `OpenApiRouter<AppState>` merged in
+//! `described_routes`; a plain `Router<AppState>` can still be merged in
+//! [`app`] after the split, but its routes are then served undescribed.
 
 mod admin;
 mod enroll;
@@ -70,6 +80,11 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_verifier::PreparedVerifyingKey;
 
@@ -78,7 +93,7 @@ use crate::{Bytes32, SignedHead, Store};
 
 pub use admin::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
 pub use enroll::EnrollRequest;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use studies::CreateStudy;
 
 /// What an API key may do.
@@ -245,10 +260,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `start` and `limit` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// The first item (id, index or sequence number) to list.
     #[serde(default)]
     start: u64,
+    /// How many items at most (default 100, capped at 1000).
     #[serde(default = "default_limit")]
     limit: usize,
 }
@@ -264,18 +282,64 @@ impl Page {
     }
 }
 
-/// The API's router.
-pub fn app(state: AppState) -> Router {
-    let limits = state.config().limits;
-    Router::new()
-        .route("/health", get(health))
-        .route("/marketplace", get(marketplace))
-        .route("/audit/head", get(audit_head))
+/// The description's frame: title, the error shape, the bearer scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "zkcohort marketplace API",
+        description = "Anonymous, proof-gated enrollment in research studies. Every failure answers `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerKeys)
+)]
+struct ApiDoc;
+
+/// Adds the `api_key` security scheme (`Authorization: Bearer`).
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// Every described route, with its description: the one list both the
+/// router and `/openapi.json` come from.
+fn described_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(marketplace))
+        .routes(routes!(audit_head))
         .merge(registry::routes())
         .merge(studies::routes())
         .merge(enroll::routes())
         .merge(ledger::routes())
         .merge(admin::routes())
+}
+
+/// The OpenAPI description of the API, as `GET /openapi.json` answers it.
+pub fn openapi() -> OpenApiDoc {
+    described_routes().into_openapi()
+}
+
+/// The API's router.
+pub fn app(state: AppState) -> Router {
+    let limits = state.config().limits;
+    let (router, description) = described_routes().split_for_parts();
+    let description = Arc::new(description);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let description = Arc::clone(&description);
+                async move { Json(description.as_ref().clone()) }
+            }),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
@@ -308,13 +372,15 @@ pub async fn serve(
         .await
 }
 
+#[utoipa::path(get, path = "/health", tag = "marketplace",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// What a wallet or a sponsor needs to know about this marketplace before
 /// proving for it or checking its bundles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MarketplaceInfo {
     /// The ed25519 key (hex) that signs audit heads; part of every study scope.
     pub marketplace_key: String,
@@ -330,6 +396,8 @@ pub struct MarketplaceInfo {
     pub root_window: u64,
 }
 
+#[utoipa::path(get, path = "/marketplace", tag = "marketplace",
+    responses((status = 200, description = "the marketplace key and circuit", body = MarketplaceInfo)))]
 async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
     let config = state.config();
     let store = state.store().config();
@@ -347,6 +415,8 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+#[utoipa::path(get, path = "/audit/head", tag = "marketplace",
+    responses((status = 200, description = "the audit log's signed head", body = SignedHead), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn audit_head(State(state): State<AppState>) -> Result<Json<SignedHead>, ApiError> {
     state
         .blocking(|state| Ok(state.store().signed_audit_head(&state.config().audit_key)?))
