@@ -23,6 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
+use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
 use crate::client::MarketClient;
@@ -137,23 +138,20 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
             eprintln!("{line}");
         }
     };
-    let operator = MarketClient::new(base, Some(operator_token.to_string()))?;
-    let public = MarketClient::new(base, None)?;
+    let operator = MarketClient::new(base)?.with_token(operator_token);
+    let public = MarketClient::new(base)?;
     let market = Marketplace::fetch(&public)?;
     let keys = CircuitKeys::load(&options.keys, options.shape)
         .with_context(|| format!("loading keys from {}", options.keys.display()))?;
     market.check_keys(&keys)?;
 
     say("operator: API keys for one issuer and two researchers, tokens for the researchers");
-    let issuer = MarketClient::new(base, Some(create_key(&operator, "issuer")?.0))?;
+    let issuer = MarketClient::new(base)?.with_token(create_key(&operator, ApiKeyRole::Issuer)?.0);
     let mut researchers = Vec::new();
     for _ in 0..2 {
-        let (token, account) = create_key(&operator, "researcher")?;
-        operator.post::<_, serde_json::Value>(
-            "/ledger/mint",
-            &serde_json::json!({ "to": hex::encode(account), "amount": RESEARCHER_GRANT }),
-        )?;
-        researchers.push(MarketClient::new(base, Some(token))?);
+        let (token, account) = create_key(&operator, ApiKeyRole::Researcher)?;
+        operator.mint(&hex::encode(account), RESEARCHER_GRANT)?;
+        researchers.push(MarketClient::new(base)?.with_token(token));
     }
 
     say(&format!(
@@ -285,19 +283,12 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
 
 /// Asks the operator for an API key bound to a fresh account; returns the key and
 /// the account.
-fn create_key(operator: &MarketClient, role: &str) -> Result<(String, [u8; 32])> {
+fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, [u8; 32])> {
     let account = SigningKey::generate(&mut rand::rngs::OsRng)
         .verifying_key()
         .to_bytes();
-    let created: serde_json::Value = operator.post(
-        "/admin/api-keys",
-        &serde_json::json!({ "role": role, "account": hex::encode(account) }),
-    )?;
-    let key = created["api_key"]
-        .as_str()
-        .context("the marketplace answered no api_key")?
-        .to_string();
-    Ok((key, account))
+    let created = operator.create_api_key(role, &hex::encode(account))?;
+    Ok((created.api_key, account))
 }
 
 /// One wallet per bundle; the issuer imports each bundle for the wallet's identity,

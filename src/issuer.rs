@@ -63,5 +63,5 @@ pub struct RevokedRoot {
 /// # Errors
 /// The marketplace refuses it.
 pub fn revoke(client: &MarketClient, index: u64) -> Result<RevokedRoot> {
-    client.post("/registry/revoke", &json!({ "index": index }))
+    Ok(client.post("/registry/revoke", &json!({ "index": index }))?)
 }

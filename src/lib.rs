@@ -3,15 +3,23 @@
 //!
 //! - [`sample`]: patients' proof requests built from FHIR bundles, registered by one
 //!   issuer in a fresh registry (the demo, the bench command and the benches use it).
+//! - [`keys`]: circuit keys on disk: the development setup, load or create.
+//! - [`serve`]: the marketplace server over a data folder (`zkcohort serve`), also
+//!   runnable in process on a background thread.
+//! - [`client`]: a blocking client of the marketplace API for the role commands.
 //! - [`issued`]: the record file an issuer hands a patient, and the issuer's import.
+//! - [`issuer`], [`patient`], [`researcher`]: each role's calls to the marketplace.
 //! - [`wallet`]: the patient's wallet folder: identity, payout key, records,
 //!   registry copy, eligibility previews and proof requests.
+//! - [`demo`]: every role end to end against an in-process marketplace.
 
 pub mod client;
 pub mod demo;
 pub mod issued;
 pub mod issuer;
+pub mod keys;
 pub mod patient;
 pub mod researcher;
 pub mod sample;
+pub mod serve;
 pub mod wallet;

@@ -1,6 +1,7 @@
 //! `zkcohort`: the command line of the zkcohort marketplace. Thin: it parses
 //! arguments, calls the libraries and prints.
 
+mod operator;
 mod proving;
 mod records;
 mod roles;
@@ -85,6 +86,21 @@ enum Command {
     /// Prover measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the marketplace server over a data folder (keys, store, identity, operator token).
+    Serve {
+        /// The data folder; what is missing in it is created.
+        #[arg(long, default_value = "zkcohort-data")]
+        data: PathBuf,
+        /// The address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+    },
+    /// The operator's calls to a running server.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Hospitals: register patients' record commitments, hand over record files, revoke.
     #[command(subcommand)]
     Issuer(roles::IssuerCommand),
@@ -102,6 +118,46 @@ enum Command {
         /// Query file to use instead of the sample query.
         #[arg(long)]
         query: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an API key for a researcher or an issuer (printed once).
+    CreateKey {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The file with the operator token.
+        #[arg(long, default_value = "zkcohort-data/operator.token")]
+        token_file: PathBuf,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: operator::RoleName,
+        /// The account the key acts as: an ed25519 public key, hex.
+        #[arg(long)]
+        account: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint tokens to an account.
+    Mint {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The file with the operator token.
+        #[arg(long, default_value = "zkcohort-data/operator.token")]
+        token_file: PathBuf,
+        /// The recipient: an ed25519 public key, hex.
+        #[arg(long)]
+        to: String,
+        /// How many tokens.
+        #[arg(long)]
+        amount: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -172,5 +228,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Batch { shape, keys, count }) => {
             proving::batch(shape, &keys, count).map(|()| ExitCode::SUCCESS)
         }
+        Command::Serve { data, addr, shape } => {
+            zkcohort::serve::run(&data, &addr, shape.shape()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Operator(OperatorCommand::CreateKey {
+            server,
+            token_file,
+            role,
+            account,
+            json,
+        }) => operator::create_key(&server, &token_file, role, &account, json),
+        Command::Operator(OperatorCommand::Mint {
+            server,
+            token_file,
+            to,
+            amount,
+            json,
+        }) => operator::mint(&server, &token_file, &to, amount, json),
     }
 }

@@ -241,7 +241,7 @@ pub struct AccountView {
 /// # Errors
 /// Network errors.
 pub fn account(client: &MarketClient, key: &[u8; 32]) -> Result<AccountView> {
-    client.get(&format!("/accounts/{}", hex::encode(key)))
+    Ok(client.get(&format!("/accounts/{}", hex::encode(key)))?)
 }
 
 /// Transfers `amount` from the wallet's payout account to `to`, signed with its key.
@@ -256,5 +256,5 @@ pub fn transfer(
 ) -> Result<LedgerEntry> {
     let nonce = account(client, &wallet.payout_account())?.nonce;
     let transfer = SignedTransfer::sign(wallet.payout_key(), to, amount, nonce);
-    client.post("/ledger/transfer", &transfer)
+    Ok(client.post("/ledger/transfer", &transfer)?)
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use zkcohort::keys::{setup_keys, CreatedKeys};
 use zkcohort::sample::{eligible_fixture_requests, single_fixture_patient};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_prover::CircuitKeys;
@@ -29,11 +30,11 @@ impl ShapeName {
 
 pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
     let shape = shape.shape();
-    println!("DEVELOPMENT SETUP (single party): whoever runs this setup could forge proofs.");
-    println!("Use keys from a multi-party ceremony for anything real.");
-    let started = Instant::now();
-    let keys = CircuitKeys::setup(shape).context("circuit setup")?;
-    let path = keys.save(keys_dir)?;
+    let CreatedKeys {
+        keys,
+        path,
+        elapsed,
+    } = setup_keys(shape, keys_dir)?;
     println!(
         "shape: {} clauses, slot depth {}, registry depth {}\ncircuit id: {}\nproving key: {} ({:.1} MB) in {:.1} s",
         shape.clauses,
@@ -42,7 +43,7 @@ pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
         keys.circuit_id(),
         path.display(),
         std::fs::metadata(&path)?.len() as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
     Ok(())
 }

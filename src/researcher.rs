@@ -40,7 +40,7 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
     } else {
         serde_json::Value::String(post.query.clone())
     };
-    client.post(
+    Ok(client.post(
         "/studies",
         &json!({
             "title": post.title,
@@ -50,7 +50,7 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
             "max_enrollments": post.max_enrollments,
             "epsilon_budget": post.epsilon_budget,
         }),
-    )
+    )?)
 }
 
 /// Moves `amount` tokens from the researcher's account into the study's escrow.
@@ -58,10 +58,10 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
 /// # Errors
 /// The marketplace refuses it (balance, closed study, another researcher's study).
 pub fn fund(client: &MarketClient, study: u64, amount: u64) -> Result<LedgerEntry> {
-    client.post(
+    Ok(client.post(
         &format!("/studies/{study}/fund"),
         &json!({ "amount": amount }),
-    )
+    )?)
 }
 
 /// A study as `POST /studies/{id}/close` answers it.
@@ -85,7 +85,7 @@ impl Closed {
 /// # Errors
 /// The marketplace refuses it.
 pub fn close(client: &MarketClient, study: u64) -> Result<Closed> {
-    client.post(&format!("/studies/{study}/close"), &json!({}))
+    Ok(client.post(&format!("/studies/{study}/close"), &json!({}))?)
 }
 
 /// Writes the study bundle (`GET /studies/{id}/bundle`) to `path`.
@@ -148,10 +148,10 @@ pub fn verify_bundle_file(
 /// # Errors
 /// The marketplace refuses it (budget exhausted, another researcher's study).
 pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<StudyRelease> {
-    client.post(
+    Ok(client.post(
         &format!("/studies/{study}/releases"),
         &json!({ "measure": "count", "epsilon": epsilon }),
-    )
+    )?)
 }
 
 /// The study's releases and its privacy budget.
@@ -159,5 +159,5 @@ pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<
 /// # Errors
 /// The marketplace refuses it (another researcher's study).
 pub fn releases(client: &MarketClient, study: u64) -> Result<StudyReleases> {
-    client.get(&format!("/studies/{study}/releases"))
+    Ok(client.get(&format!("/studies/{study}/releases"))?)
 }

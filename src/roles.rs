@@ -33,7 +33,11 @@ pub(crate) struct Server {
 
 impl Server {
     fn client(&self) -> Result<MarketClient> {
-        MarketClient::new(&self.server, self.api_key.clone())
+        let client = MarketClient::new(self.server.as_str())?;
+        Ok(match &self.api_key {
+            Some(key) => client.with_token(key.as_str()),
+            None => client,
+        })
     }
 }
 

@@ -20,27 +20,31 @@ use crate::study::{study_key, tx_study};
 use crate::{audit, Bytes32, Error, Store, StudyStatus};
 
 /// The proof of an enrollment, kept for the study bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProofRecord {
     /// The registry root the proof is against (its first public input), as
     /// 32 big-endian bytes.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub registry_root: Bytes32,
     /// The proof in snarkjs JSON (`proof.json`).
+    #[schema(value_type = Object)]
     pub proof: serde_json::Value,
     /// The public inputs as decimal strings, in circuit order.
     pub public_inputs: Vec<String>,
 }
 
 /// An accepted enrollment, stored under its study and nullifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Enrollment {
     /// The study.
     pub study: u64,
     /// The nullifier, as 32 big-endian bytes.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub nullifier: Bytes32,
     /// The account the reward was paid to.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub payout_account: Bytes32,
     /// The reward paid.

@@ -41,10 +41,23 @@ pub(crate) const LEDGER_SEQ: &[u8] = b"ledger_seq";
 pub(crate) const TOTAL_MINTED: &[u8] = b"total_minted";
 
 /// A ledger account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Account {
     /// An ed25519 public key: a patient, researcher or issuer.
+    #[schema(value_type = String)]
     Key(#[serde(with = "crate::hex_bytes")] Bytes32),
     /// The escrow of a study.
     Escrow(u64),
@@ -74,7 +87,7 @@ impl Account {
 }
 
 /// What a ledger entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     /// The operator issued tokens (mint → key).
@@ -90,7 +103,7 @@ pub enum LedgerKind {
 }
 
 /// One balanced ledger entry: `amount` leaves `debit` and reaches `credit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     /// Its position in the ledger, from 0.
     pub seq: u64,
@@ -109,13 +122,15 @@ pub struct LedgerEntry {
 }
 
 /// A transfer between key accounts, signed by the sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedTransfer {
     /// The sender's public key.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub from: Bytes32,
     /// The recipient's public key.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub to: Bytes32,
     /// The amount.
@@ -123,6 +138,7 @@ pub struct SignedTransfer {
     /// The sender's next nonce ([`Store::nonce`]).
     pub nonce: u64,
     /// The ed25519 signature over [`transfer_message`].
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub signature: [u8; 64],
 }

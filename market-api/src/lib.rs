@@ -14,6 +14,8 @@
 //!
 //! # Modules
 //!
+//! - [`api_keys`]: API keys the operator creates at run time, stored as
+//!   their SHA-256.
 //! - [`store`]: [`Store`], its configuration and the transaction plumbing;
 //!   the type boundary a PostgreSQL backend would re-implement.
 //! - [`ledger`]: the double-entry token ledger: accounts, minting, signed
@@ -29,6 +31,7 @@
 //! - [`releases`]: persisted DP releases: cache, budget, one transaction each.
 //! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
 
+pub mod api_keys;
 pub mod audit;
 pub mod bundle;
 pub mod dp;

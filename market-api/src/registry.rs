@@ -44,11 +44,12 @@ const ROOT_INDEX: u8 = b'R';
 const HEAD: &[u8] = b"head";
 
 /// One root the registry has had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RootRecord {
     /// Its sequence number: 0 for the empty tree, then one per change.
     pub seq: u64,
     /// The root, as 32 big-endian bytes.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub root: Bytes32,
     /// The number of leaves (revoked included) when it became current.
@@ -88,7 +89,7 @@ pub enum RootStatus {
 }
 
 /// What [`Store::append_leaves`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryAppend {
     /// The index of the first appended leaf.
     pub first_index: u64,

@@ -14,7 +14,7 @@ use crate::{audit, Bytes32, Error, LedgerEntry, Store};
 const STUDY_SEQ: &[u8] = b"study_seq";
 
 /// Whether a study takes enrollments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StudyStatus {
     /// Takes enrollments and funding.
@@ -50,11 +50,12 @@ pub struct NewStudy {
 }
 
 /// A study as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Study {
     /// Its id, from 1.
     pub id: u64,
     /// The researcher's account key.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub researcher: Bytes32,
     /// A short title.
@@ -62,8 +63,10 @@ pub struct Study {
     /// What the study is about.
     pub description: String,
     /// The cohort query (JSON form of [`Query`]).
+    #[schema(value_type = Object)]
     pub query: Query,
     /// The hash of the compiled query.
+    #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub query_hash: Bytes32,
     /// The circuit's id.

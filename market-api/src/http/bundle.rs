@@ -3,18 +3,22 @@
 //! audit log and the study listing do not already publish.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_verifier::StudyBundle;
 
 use super::extract::ApiPath;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::bundle::BundleContext;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/studies/{id}/bundle", get(bundle))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(bundle))
 }
 
+#[utoipa::path(get, path = "/studies/{id}/bundle", tag = "studies",
+    params(("id" = u64, Path, description = "the study id")),
+    responses((status = 200, description = "the study bundle (zkcohort_verifier::StudyBundle, format `zkcohort-study-bundle-v1`)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn bundle(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,

@@ -9,9 +9,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_circuits::identity::{signal_hash, Nullifier};
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, Statement};
 use zkcohort_circuits::Fr;
@@ -19,15 +21,15 @@ use zkcohort_verifier::snarkjs::proof_from_json;
 
 use super::extract::{ApiJson, ApiPath};
 use super::ledger::key_from_hex;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/studies/{id}/enroll", post(enroll))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(enroll))
 }
 
 /// The body of `POST /studies/{id}/enroll`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The proof, as snarkjs writes `proof.json`.
@@ -54,6 +56,9 @@ fn bad_proof() -> ApiError {
     ApiError::unprocessable("bad_proof", "the proof does not verify for this study")
 }
 
+#[utoipa::path(post, path = "/studies/{id}/enroll", tag = "studies",
+    params(("id" = u64, Path, description = "the study id")), request_body = EnrollRequest,
+    responses((status = 201, description = "the enrollment and its payout", body = Enrollment), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn enroll(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,

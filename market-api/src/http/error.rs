@@ -7,7 +7,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::Error;
 
@@ -22,16 +23,20 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The JSON body of an error.
-#[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The JSON body of every error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code (`unauthorized`, `duplicate_nullifier`, ...).
+    pub code: String,
+    /// A message for people ("internal error" for every 5xx).
+    pub message: String,
 }
 
 impl ApiError {
@@ -68,6 +73,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// A request that took longer than [`Limits::request_timeout`](super::Limits) (408).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+    }
+
     /// A failure of the server; `cause` is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         eprintln!("zkcohort-market: internal error: {cause}");
@@ -88,8 +102,8 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code,
-                message,
+                code: self.code.to_owned(),
+                message: message.to_owned(),
             },
         };
         (self.status, Json(body)).into_response()

@@ -3,22 +3,24 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::{Account, LedgerEntry, SignedTransfer};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ledger/mint", post(mint))
-        .route("/ledger/transfer", post(transfer))
-        .route("/accounts/{key}", get(account))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mint))
+        .routes(routes!(transfer))
+        .routes(routes!(account))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MintBody {
     /// The recipient's public key, hex.
@@ -26,7 +28,7 @@ struct MintBody {
     amount: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AccountView {
     account: String,
     balance: u64,
@@ -41,6 +43,9 @@ pub(super) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], ApiError>
     Ok(key)
 }
 
+#[utoipa::path(post, path = "/ledger/mint", tag = "ledger", security(("api_key" = [])),
+    request_body = MintBody,
+    responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn mint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -58,6 +63,9 @@ async fn mint(
         .map(Json)
 }
 
+#[utoipa::path(post, path = "/ledger/transfer", tag = "ledger",
+    request_body = SignedTransfer,
+    responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn transfer(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignedTransfer>,
@@ -72,6 +80,9 @@ async fn transfer(
         .map(Json)
 }
 
+#[utoipa::path(get, path = "/accounts/{key}", tag = "ledger",
+    params(("key" = String, Path, description = "the account's public key, hex")),
+    responses((status = 200, description = "balance and next nonce", body = AccountView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn account(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,

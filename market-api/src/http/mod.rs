@@ -17,8 +17,10 @@
 //! API keys travel as `Authorization: Bearer <key>`. The operator key mints
 //! tokens; researcher keys post, fund and close studies (each is bound to the
 //! researcher's account key); issuer keys append and revoke registry leaves.
-//! Keys are given at startup in [`ApiConfig`]. Enrollment and transfers need
-//! no key: a proof, or a signature, is the authorization.
+//! Keys are given at startup in [`ApiConfig`], or created at run time by the
+//! operator (`POST /admin/api-keys`; the store keeps only their SHA-256, see
+//! [`crate::api_keys`]). Enrollment and transfers need no key: a proof, or a
+//! signature, is the authorization.
 //!
 //! # Routes
 //!
@@ -43,7 +45,20 @@
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
 //! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
+//! | `POST /admin/api-keys` | operator | [`CreateApiKey`] → [`CreatedApiKey`] (201), the key shown once |
+//! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`] → [`RevokedApiKey`] |
+//! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |
+//!
+//! # The OpenAPI description
+//!
+//! Routes are added with utoipa-axum's [`OpenApiRouter`] and `routes!` over
+//! handlers annotated with `#[utoipa::path]`, so the router and the
+//! description come from one list and cannot drift apart. A module's
+//! `routes()` returns an `OpenApiRouter<AppState>` merged in
+//! `described_routes`; a plain `Router<AppState>` can still be merged in
+//! [`app`] after the split, but its routes are then served undescribed.
 
+mod admin;
 mod bundle;
 mod enroll;
 mod error;
@@ -58,6 +73,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
@@ -66,15 +82,23 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_verifier::PreparedVerifyingKey;
 
+use crate::api_keys::ApiKeyRole;
 use crate::{Bytes32, SignedHead, Store};
 
+pub use admin::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
 pub use enroll::EnrollRequest;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use studies::CreateStudy;
 
 /// What an API key may do.
@@ -113,7 +137,8 @@ impl Default for Limits {
 pub struct ApiConfig {
     /// The operator's API key (mints tokens).
     pub operator_key: String,
-    /// Researcher and issuer API keys.
+    /// Researcher and issuer API keys given at startup (the operator adds
+    /// more at run time, kept in the store).
     pub api_keys: HashMap<String, Role>,
     /// Clauses per query of the circuit (its `CircuitShape::clauses`):
     /// studies are compiled and hashed for it.
@@ -174,11 +199,20 @@ impl AppState {
     /// The role of the request's bearer key.
     fn role(&self, headers: &HeaderMap) -> Result<Role, ApiError> {
         let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        self.config()
-            .api_keys
-            .get(key)
-            .copied()
-            .ok_or_else(ApiError::unauthorized)
+        self.key_role(key)?.ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The role of an API key: the startup keys first, then the keys the
+    /// operator created (a point read of sled's cache, cheap enough to run on
+    /// the async worker).
+    fn key_role(&self, key: &str) -> Result<Option<Role>, ApiError> {
+        if let Some(role) = self.config().api_keys.get(key) {
+            return Ok(Some(*role));
+        }
+        Ok(self.store().api_key(key)?.map(|grant| match grant.role {
+            ApiKeyRole::Researcher => Role::Researcher(grant.account),
+            ApiKeyRole::Issuer => Role::Issuer(grant.account),
+        }))
     }
 
     /// The researcher account of the request's bearer key.
@@ -201,7 +235,7 @@ impl AppState {
     fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match bearer(headers) {
             Some(key) if key == self.config().operator_key => Ok(()),
-            Some(key) if self.config().api_keys.contains_key(key) => {
+            Some(key) if self.key_role(key)?.is_some() => {
                 Err(ApiError::forbidden("this route needs the operator key"))
             }
             _ => Err(ApiError::unauthorized()),
@@ -231,10 +265,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `start` and `limit` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// The first item (id, index or sequence number) to list.
     #[serde(default)]
     start: u64,
+    /// How many items at most (default 100, capped at 1000).
     #[serde(default = "default_limit")]
     limit: usize,
 }
@@ -250,27 +287,78 @@ impl Page {
     }
 }
 
-/// The API's router.
-pub fn app(state: AppState) -> Router {
-    let limits = state.config().limits;
-    Router::new()
-        .route("/health", get(health))
-        .route("/marketplace", get(marketplace))
-        .route("/audit/head", get(audit_head))
+/// The description's frame: title, the error shape, the bearer scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "zkcohort marketplace API",
+        description = "Anonymous, proof-gated enrollment in research studies. Every failure answers `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerKeys)
+)]
+struct ApiDoc;
+
+/// Adds the `api_key` security scheme (`Authorization: Bearer`).
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// Every described route, with its description: the one list both the
+/// router and `/openapi.json` come from.
+fn described_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(marketplace))
+        .routes(routes!(audit_head))
         .merge(registry::routes())
         .merge(studies::routes())
         .merge(enroll::routes())
         .merge(bundle::routes())
         .merge(ledger::routes())
         .merge(releases::routes())
+        .merge(admin::routes())
+}
+
+/// The OpenAPI description of the API, as `GET /openapi.json` answers it.
+pub fn openapi() -> OpenApiDoc {
+    described_routes().into_openapi()
+}
+
+/// The API's router.
+pub fn app(state: AppState) -> Router {
+    let limits = state.config().limits;
+    let (router, description) = described_routes().split_for_parts();
+    let description = Arc::new(description);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let description = Arc::clone(&description);
+                async move { Json(description.as_ref().clone()) }
+            }),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
+        .layer(
+            ServiceBuilder::new()
+                // A request past its time answers 408 in the API's error shape.
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::request_timeout()
+                }))
+                .layer(TimeoutLayer::new(limits.request_timeout)),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -291,13 +379,15 @@ pub async fn serve(
         .await
 }
 
+#[utoipa::path(get, path = "/health", tag = "marketplace",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// What a wallet or a sponsor needs to know about this marketplace before
 /// proving for it or checking its bundles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MarketplaceInfo {
     /// The ed25519 key (hex) that signs audit heads; part of every study scope.
     pub marketplace_key: String,
@@ -313,6 +403,8 @@ pub struct MarketplaceInfo {
     pub root_window: u64,
 }
 
+#[utoipa::path(get, path = "/marketplace", tag = "marketplace",
+    responses((status = 200, description = "the marketplace key and circuit", body = MarketplaceInfo)))]
 async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
     let config = state.config();
     let store = state.store().config();
@@ -330,6 +422,8 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+#[utoipa::path(get, path = "/audit/head", tag = "marketplace",
+    responses((status = 200, description = "the audit log's signed head (size, Merkle root, last hash; ed25519 public key and signature, hex)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn audit_head(State(state): State<AppState>) -> Result<Json<SignedHead>, ApiError> {
     state
         .blocking(|state| Ok(state.store().signed_audit_head(&state.config().audit_key)?))

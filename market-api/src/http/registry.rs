@@ -3,38 +3,40 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
 
 use super::extract::{ApiJson, ApiQuery};
-use super::{ApiError, AppState, Page};
+use super::{ApiError, AppState, ErrorBody, Page};
 use crate::{RegistryAppend, RootRecord};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/registry/leaves", post(append).get(leaves))
-        .route("/registry/revoke", post(revoke))
-        .route("/registry/root", get(root))
-        .route("/registry/roots", get(roots))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(append, leaves))
+        .routes(routes!(revoke))
+        .routes(routes!(root))
+        .routes(routes!(roots))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AppendBody {
     /// Record leaves, canonical field elements in decimal.
     leaves: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
     index: u64,
 }
 
 /// A root record with its root also in decimal (as proofs carry it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RootView {
     #[serde(flatten)]
     record: RootRecord,
@@ -51,6 +53,9 @@ impl RootView {
     }
 }
 
+#[utoipa::path(post, path = "/registry/leaves", tag = "registry", security(("api_key" = [])),
+    request_body = AppendBody,
+    responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -78,6 +83,9 @@ async fn append(
     Ok((StatusCode::CREATED, Json(appended)))
 }
 
+#[utoipa::path(post, path = "/registry/revoke", tag = "registry", security(("api_key" = [])),
+    request_body = RevokeBody,
+    responses((status = 200, description = "the new current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -94,6 +102,8 @@ async fn revoke(
     RootView::of(record).map(Json)
 }
 
+#[utoipa::path(get, path = "/registry/root", tag = "registry",
+    responses((status = 200, description = "the current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError> {
     let record = state
         .blocking(|state| Ok(state.store().registry_root()?))
@@ -101,6 +111,8 @@ async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError>
     RootView::of(record).map(Json)
 }
 
+#[utoipa::path(get, path = "/registry/roots", tag = "registry", params(Page),
+    responses((status = 200, description = "root history", body = Vec<RootRecord>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn roots(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
@@ -111,6 +123,8 @@ async fn roots(
         .map(Json)
 }
 
+#[utoipa::path(get, path = "/registry/leaves", tag = "registry", params(Page),
+    responses((status = 200, description = "leaves, hex", body = Vec<String>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn leaves(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,

@@ -5,17 +5,18 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::dp::DpError;
 use crate::releases::{NewRelease, ReleaseError, StudyRelease, StudyReleases};
 use crate::Error;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/studies/{id}/releases", post(create).get(list))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list))
 }
 
 impl From<DpError> for ApiError {
@@ -52,6 +53,11 @@ impl From<ReleaseError> for ApiError {
 
 /// `POST /studies/{id}/releases`: 201 with a new release, 200 with the cached
 /// one for the same request and enrollment count.
+#[utoipa::path(post, path = "/studies/{id}/releases", tag = "releases",
+    params(("id" = u64, Path, description = "the study id")),
+    request_body(content = Object, description = "`{\"measure\": \"count\", \"epsilon\": 0.5, \"mechanism\": \"discrete_laplace\"|\"discrete_gaussian\", \"post_process\": \"none\"|\"i2b2\"}`"),
+    responses((status = 201, description = "a new release (StudyRelease), its epsilon charged", body = Object), (status = 200, description = "the cached release for the same request and enrollment count, charged nothing", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -79,6 +85,10 @@ async fn create(
 
 /// `GET /studies/{id}/releases`: the study's budget and releases, for its
 /// researcher.
+#[utoipa::path(get, path = "/studies/{id}/releases", tag = "releases",
+    params(("id" = u64, Path, description = "the study id")),
+    responses((status = 200, description = "the budget and every release (StudyReleases)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -4,27 +4,29 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zkcohort_circuits::clause::query_hash;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_cohort::{Catalog, Query};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{ApiError, AppState, Page};
+use super::{ApiError, AppState, ErrorBody, Page};
 use crate::{LedgerEntry, NewStudy, Study};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/studies", post(create).get(list))
-        .route("/studies/{id}", get(one))
-        .route("/studies/{id}/fund", post(fund))
-        .route("/studies/{id}/close", post(close))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(one))
+        .routes(routes!(fund))
+        .routes(routes!(close))
 }
 
 /// The body of `POST /studies`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStudy {
     /// A short title.
@@ -33,6 +35,7 @@ pub struct CreateStudy {
     #[serde(default)]
     pub description: String,
     /// The cohort query: its text form as a JSON string, or its JSON form.
+    #[schema(value_type = Value)]
     pub query: serde_json::Value,
     /// Tokens paid per enrollment.
     pub reward: u64,
@@ -42,13 +45,13 @@ pub struct CreateStudy {
     pub epsilon_budget: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FundBody {
     amount: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Closed {
     study: Study,
     refund: Option<LedgerEntry>,
@@ -77,6 +80,9 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
     Ok((parsed, fr_to_bytes(&hash)))
 }
 
+#[utoipa::path(post, path = "/studies", tag = "studies", security(("api_key" = [])),
+    request_body = CreateStudy,
+    responses((status = 201, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,6 +110,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(study)))
 }
 
+#[utoipa::path(post, path = "/studies/{id}/fund", tag = "studies", security(("api_key" = [])),
+    params(("id" = u64, Path, description = "the study id")), request_body = FundBody,
+    responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -121,6 +130,9 @@ async fn fund(
         .map(Json)
 }
 
+#[utoipa::path(post, path = "/studies/{id}/close", tag = "studies", security(("api_key" = [])),
+    params(("id" = u64, Path, description = "the study id")),
+    responses((status = 200, description = "the closed study and its refund", body = Closed), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -137,6 +149,8 @@ async fn close(
         .map(Json)
 }
 
+#[utoipa::path(get, path = "/studies", tag = "studies", params(Page),
+    responses((status = 200, description = "studies by id", body = Vec<Study>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
@@ -147,6 +161,9 @@ async fn list(
         .map(Json)
 }
 
+#[utoipa::path(get, path = "/studies/{id}", tag = "studies",
+    params(("id" = u64, Path, description = "the study id")),
+    responses((status = 200, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,

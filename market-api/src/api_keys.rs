@@ -1,0 +1,243 @@
+//! API keys the operator creates at run time (`POST /admin/api-keys`).
+//!
+//! A key is 32 random bytes, written as 64 hex digits, and is shown once: the
+//! store keeps only its SHA-256 (the key id) with the role and account it
+//! grants, in the `meta` tree under the prefix `apikey/`. Creating and
+//! revoking a key are each one transaction together with their audit entry
+//! (`api_key_created`, `api_key_revoked`), which records the key id, the role
+//! and the account, never the key.
+
+use rand::rngs::OsRng;
+use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
+use crate::{audit, Bytes32, Error, Store};
+
+/// The prefix of API-key records in the `meta` tree.
+const KEY_PREFIX: &[u8] = b"apikey/";
+
+/// What a created API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyRole {
+    /// Posts, funds and closes studies as its account.
+    Researcher,
+    /// Appends and revokes registry leaves as its account (issuer key).
+    Issuer,
+}
+
+/// The stored record of an API key: what it grants, not the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyGrant {
+    /// The key's role.
+    pub role: ApiKeyRole,
+    /// The account (ed25519 public key) the key acts as.
+    #[serde(with = "crate::hex_bytes")]
+    pub account: Bytes32,
+    /// When the key was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A key just created: the secret, shown once, and its grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// The bearer key (64 hex digits). The store does not keep it.
+    pub api_key: String,
+    /// SHA-256 of the key: how the store, the audit log and revocation name it.
+    pub key_id: Bytes32,
+    /// What the key grants.
+    pub grant: ApiKeyGrant,
+}
+
+/// The id of a key: SHA-256 of its text.
+pub fn api_key_id(api_key: &str) -> Bytes32 {
+    Sha256::digest(api_key.as_bytes()).into()
+}
+
+fn record_key(key_id: &Bytes32) -> Vec<u8> {
+    [KEY_PREFIX, &key_id[..]].concat()
+}
+
+impl Store {
+    /// Creates an API key for `role` acting as `account`, from the OS RNG.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`]; [`Error::Corrupt`] if the new key's id is already
+    /// stored (which a working RNG never produces). On error nothing changes.
+    pub fn create_api_key(&self, role: ApiKeyRole, account: Bytes32) -> Result<NewApiKey, Error> {
+        self.create_api_key_with_rng(role, account, &mut OsRng)
+    }
+
+    /// [`Store::create_api_key`] with the key drawn from `rng`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::create_api_key`].
+    pub fn create_api_key_with_rng(
+        &self,
+        role: ApiKeyRole,
+        account: Bytes32,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<NewApiKey, Error> {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let api_key = hex::encode(secret);
+        let key_id = api_key_id(&api_key);
+        let grant = ApiKeyGrant {
+            role,
+            account,
+            created_ms: now_ms(),
+        };
+        let record = record_key(&key_id);
+        self.transact(|tx| {
+            if tx.meta.get(&record[..])?.is_some() {
+                return abort(Error::Corrupt("API key id collision".into()));
+            }
+            tx_put_json(tx.meta, &record, &grant)?;
+            audit::append(
+                tx,
+                grant.created_ms,
+                "api_key_created",
+                json!({
+                    "key_id": hex::encode(key_id),
+                    "role": role,
+                    "account": hex::encode(account),
+                }),
+            )?;
+            Ok(())
+        })?;
+        Ok(NewApiKey {
+            api_key,
+            key_id,
+            grant,
+        })
+    }
+
+    /// What the key `api_key` grants, or `None` for a key never created or
+    /// revoked. A point read of one `meta` record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn api_key(&self, api_key: &str) -> Result<Option<ApiKeyGrant>, Error> {
+        get_json(&self.meta, &record_key(&api_key_id(api_key)))
+    }
+
+    /// Revokes the key with id `key_id` and returns what it granted, or
+    /// `None` (and changes nothing) if no such key is stored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], [`Error::Corrupt`].
+    pub fn revoke_api_key(&self, key_id: Bytes32) -> Result<Option<ApiKeyGrant>, Error> {
+        let at = now_ms();
+        let record = record_key(&key_id);
+        self.transact(|tx| {
+            let Some(grant) = tx_get_json::<ApiKeyGrant>(tx.meta, &record)? else {
+                return Ok(None);
+            };
+            tx.meta.remove(&record[..])?;
+            audit::append(
+                tx,
+                at,
+                "api_key_revoked",
+                json!({
+                    "key_id": hex::encode(key_id),
+                    "role": grant.role,
+                    "account": hex::encode(grant.account),
+                }),
+            )?;
+            Ok(Some(grant))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::StdRng, SeedableRng};
+
+    use super::*;
+    use crate::StoreConfig;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            folder.path().join("db"),
+            StoreConfig {
+                registry_depth: 8,
+                root_window: 4,
+            },
+        )
+        .unwrap();
+        (folder, store)
+    }
+
+    #[test]
+    fn a_created_key_is_found_by_its_text_and_only_its_hash_is_stored() {
+        let (_folder, store) = store();
+        let created = store
+            .create_api_key_with_rng(
+                ApiKeyRole::Researcher,
+                [7; 32],
+                &mut StdRng::seed_from_u64(1),
+            )
+            .unwrap();
+        assert_eq!(created.api_key.len(), 64);
+        assert_eq!(
+            store.api_key(&created.api_key).unwrap(),
+            Some(created.grant)
+        );
+        assert_eq!(store.api_key(&"0".repeat(64)).unwrap(), None);
+        let secret = created.api_key.as_bytes();
+        for item in store
+            .db
+            .iter()
+            .chain(store.meta.iter())
+            .chain(store.audit.iter())
+        {
+            let (key, value) = item.unwrap();
+            for bytes in [&key[..], &value[..]] {
+                assert!(!bytes.windows(secret.len()).any(|window| window == secret));
+            }
+        }
+    }
+
+    #[test]
+    fn creation_and_revocation_are_audited_without_the_key() {
+        let (_folder, store) = store();
+        let before = store.audit_head().unwrap().size;
+        let created = store.create_api_key(ApiKeyRole::Issuer, [3; 32]).unwrap();
+        let entry = store.audit_entry(before).unwrap();
+        assert_eq!(entry.kind, "api_key_created");
+        assert_eq!(
+            entry.payload,
+            json!({
+                "key_id": hex::encode(created.key_id),
+                "role": "issuer",
+                "account": hex::encode([3; 32]),
+            })
+        );
+        assert!(!entry.payload.to_string().contains(&created.api_key));
+
+        assert_eq!(
+            store.revoke_api_key(created.key_id).unwrap(),
+            Some(created.grant)
+        );
+        assert_eq!(store.api_key(&created.api_key).unwrap(), None);
+        assert_eq!(
+            store.audit_entry(before + 1).unwrap().kind,
+            "api_key_revoked"
+        );
+        let size = store.audit_head().unwrap().size;
+        assert_eq!(store.revoke_api_key(created.key_id).unwrap(), None);
+        assert_eq!(
+            store.audit_head().unwrap().size,
+            size,
+            "nothing to revoke, nothing audited"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Operator routes: API keys created and revoked at run time.
+//!
+//! `POST /admin/api-keys` answers the new key once; the store keeps only its
+//! SHA-256 (see [`crate::api_keys`]). The account must be an ed25519 public
+//! key: researchers' accounts pay escrows and issuers' keys own leaves.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::ApiJson;
+use super::ledger::key_from_hex;
+use super::{ApiError, AppState, ErrorBody};
+use crate::api_keys::ApiKeyRole;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(revoke))
+}
+
+/// The body of `POST /admin/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account the key acts as: an ed25519 public key, 64 hex digits.
+    pub account: String,
+}
+
+/// The answer of `POST /admin/api-keys`: the only time the key is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The bearer key (64 hex digits); not stored, not shown again.
+    pub api_key: String,
+    /// SHA-256 of the key, hex: names it in the audit log and for revocation.
+    pub key_id: String,
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account the key acts as, hex.
+    pub account: String,
+}
+
+/// The body of `POST /admin/api-keys/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKey {
+    /// The key's id (SHA-256 of the key, hex), as answered when it was created.
+    pub key_id: String,
+}
+
+/// The answer of `POST /admin/api-keys/revoke`: what the revoked key granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedApiKey {
+    /// The revoked key's id, hex.
+    pub key_id: String,
+    /// What it allowed.
+    pub role: ApiKeyRole,
+    /// The account it acted as, hex.
+    pub account: String,
+}
+
+/// The account of a new key: 64 hex digits that decode to an ed25519 point.
+fn account_key(text: &str) -> Result<[u8; 32], ApiError> {
+    let account = key_from_hex(text, "account")?;
+    VerifyingKey::from_bytes(&account)
+        .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
+    Ok(account)
+}
+
+#[utoipa::path(post, path = "/admin/api-keys", tag = "admin", security(("api_key" = [])),
+    request_body = CreateApiKey,
+    responses((status = 201, description = "the key, shown only this once", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    state.operator(&headers)?;
+    let account = account_key(&body.account)?;
+    let created = state
+        .blocking(move |state| {
+            let created = state.store().create_api_key(body.role, account)?;
+            state.store().flush()?;
+            Ok(created)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key: created.api_key,
+            key_id: hex::encode(created.key_id),
+            role: created.grant.role,
+            account: hex::encode(created.grant.account),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/admin/api-keys/revoke", tag = "admin", security(("api_key" = [])),
+    request_body = RevokeApiKey,
+    responses((status = 200, description = "what the revoked key granted", body = RevokedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RevokeApiKey>,
+) -> Result<Json<RevokedApiKey>, ApiError> {
+    state.operator(&headers)?;
+    let key_id = key_from_hex(&body.key_id, "key_id")?;
+    let grant = state
+        .blocking(move |state| {
+            let grant = state.store().revoke_api_key(key_id)?;
+            state.store().flush()?;
+            Ok(grant)
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_api_key",
+                "no API key has this id (created at run time; keys given at startup cannot be revoked)",
+            )
+        })?;
+    Ok(Json(RevokedApiKey {
+        key_id: hex::encode(key_id),
+        role: grant.role,
+        account: hex::encode(grant.account),
+    }))
+}

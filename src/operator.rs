@@ -1,0 +1,75 @@
+//! `zkcohort operator ...`: the operator's calls to a running server.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use zkcohort::client::MarketClient;
+use zkcohort_market::api_keys::ApiKeyRole;
+
+/// The roles an operator can give a key.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum RoleName {
+    /// Posts, funds and closes studies.
+    Researcher,
+    /// Appends and revokes registry leaves.
+    Issuer,
+}
+
+impl From<RoleName> for ApiKeyRole {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::Researcher => ApiKeyRole::Researcher,
+            RoleName::Issuer => ApiKeyRole::Issuer,
+        }
+    }
+}
+
+/// A client of `server` with the operator token read from `token_file`.
+fn operator_client(server: &str, token_file: &Path) -> Result<MarketClient> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading the operator token {}", token_file.display()))?;
+    Ok(MarketClient::new(server)?.with_token(token.trim()))
+}
+
+pub(crate) fn create_key(
+    server: &str,
+    token_file: &Path,
+    role: RoleName,
+    account: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let created = operator_client(server, token_file)?.create_api_key(role.into(), account)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        println!("api key: {}", created.api_key);
+        println!(
+            "role: {}",
+            serde_json::to_value(created.role)?.as_str().unwrap_or("?")
+        );
+        println!("account: {}", created.account);
+        println!("key id: {}", created.key_id);
+        println!("The key is shown only this once: the server keeps only its hash.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn mint(
+    server: &str,
+    token_file: &Path,
+    to: &str,
+    amount: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let entry = operator_client(server, token_file)?.mint(to, amount)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+    } else {
+        println!(
+            "minted {} to {to} (ledger entry {})",
+            entry.amount, entry.seq
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

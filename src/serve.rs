@@ -1,0 +1,445 @@
+//! The marketplace server: `zkcohort serve`, and the same server in process.
+//!
+//! # The data folder
+//!
+//! | path | what | created |
+//! |---|---|---|
+//! | `keys/` | the circuit's proving and verifying key (as `zkcohort setup` writes them) | when the shape has none |
+//! | `market/` | the sled [`Store`] (registry depth of the shape) | on first start |
+//! | `marketplace.key` | the ed25519 key that signs audit heads: the marketplace's identity, bound into every study scope (hex, mode 0600) | once, never again |
+//! | `operator.token` | the operator's bearer token (hex, mode 0600) | once |
+//!
+//! A store without its `marketplace.key` is refused: a new key would be a new
+//! marketplace (every study scope, hence every nullifier, changes), so the key
+//! is restored from a backup, never regenerated.
+//!
+//! # In process
+//!
+//! The end-to-end demo runs the server on a background thread with its own
+//! tokio runtime, and talks to it with [`MarketClient`](crate::client::MarketClient):
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use zkcohort::client::MarketClient;
+//! use zkcohort::serve::Marketplace;
+//! use zkcohort_circuits::circuit::CircuitShape;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let marketplace = Marketplace::open(Path::new("demo-data"), CircuitShape::SMALL)?;
+//! let running = marketplace.spawn("127.0.0.1:0")?;
+//! let operator = MarketClient::new(running.url())?.with_token(running.operator_token());
+//! let info: serde_json::Value = operator.get("/marketplace")?;
+//! println!("{info}");
+//! running.stop()?; // finishes requests in flight, flushes the store
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Inside a tokio runtime of one's own, [`Marketplace::serve`] runs it on a
+//! listener until a shutdown future completes.
+
+use std::fs;
+use std::future::Future;
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use ed25519_dalek::SigningKey;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_market::http::{app, ApiConfig, AppState, Limits};
+use zkcohort_market::{Store, StoreConfig};
+
+use crate::keys::load_or_setup_keys;
+
+/// The marketplace's identity key, in the data folder.
+pub const MARKETPLACE_KEY_FILE: &str = "marketplace.key";
+/// The operator's bearer token, in the data folder.
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// The store's folder, in the data folder.
+pub const STORE_DIR: &str = "market";
+/// The circuit keys' folder, in the data folder.
+pub const KEYS_DIR: &str = "keys";
+
+/// A marketplace opened from its data folder, ready to serve.
+pub struct Marketplace {
+    state: AppState,
+    operator_token: String,
+    operator_token_path: PathBuf,
+    /// Whether to print one line per request to stderr (method, path,
+    /// status, time). Off after [`Marketplace::open`]; the CLI turns it on.
+    pub log_requests: bool,
+}
+
+impl Marketplace {
+    /// Opens the marketplace in `data_dir` for circuit `shape`, creating what
+    /// is missing (see the module documentation); notices go to stderr.
+    ///
+    /// # Errors
+    ///
+    /// A store whose `marketplace.key` is missing; unreadable or malformed
+    /// key or token files; circuit keys that do not load; a store that does
+    /// not open (held by another process, created for another shape).
+    pub fn open(data_dir: &Path, shape: CircuitShape) -> Result<Self> {
+        fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+        let keys = load_or_setup_keys(shape, &data_dir.join(KEYS_DIR))?;
+        let store_dir = data_dir.join(STORE_DIR);
+        let audit_key = marketplace_key(&data_dir.join(MARKETPLACE_KEY_FILE), &store_dir)?;
+        let operator_token_path = data_dir.join(OPERATOR_TOKEN_FILE);
+        let operator_token = operator_token(&operator_token_path)?;
+        let store = Store::open(
+            &store_dir,
+            StoreConfig {
+                registry_depth: shape.registry_depth,
+                ..StoreConfig::default()
+            },
+        )
+        .with_context(|| {
+            format!(
+                "opening the store {} (is another server using it, or was it created with another --shape?)",
+                store_dir.display()
+            )
+        })?;
+        let config = ApiConfig {
+            operator_key: operator_token.clone(),
+            api_keys: Default::default(),
+            clauses: shape.clauses,
+            slot_depth: shape.slot_depth,
+            circuit_id: keys.circuit_id().to_string(),
+            verifying_key: keys.prepared_verifying_key().clone(),
+            audit_key,
+            limits: Limits::default(),
+        };
+        Ok(Self {
+            state: AppState::new(store, config),
+            operator_token,
+            operator_token_path,
+            log_requests: false,
+        })
+    }
+
+    /// The server's state (store and configuration).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The operator's bearer token.
+    pub fn operator_token(&self) -> &str {
+        &self.operator_token
+    }
+
+    /// Where the operator's token is kept.
+    pub fn operator_token_path(&self) -> &Path {
+        &self.operator_token_path
+    }
+
+    /// The API's router, with the request log when [`Self::log_requests`] is on.
+    pub fn router(&self) -> Router {
+        let router = app(self.state.clone());
+        if self.log_requests {
+            router.layer(middleware::from_fn(log_request))
+        } else {
+            router
+        }
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, lets the
+    /// requests in flight finish, then flushes the store. Runs inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors of the listener; a failed flush.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.state.store().flush().context("flushing the store")?;
+        Ok(())
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves on a new thread
+    /// with its own tokio runtime until [`RunningMarketplace::stop`] (or its
+    /// drop).
+    ///
+    /// # Errors
+    ///
+    /// The address does not bind; the thread or the runtime does not start.
+    pub fn spawn(self, addr: impl ToSocketAddrs) -> Result<RunningMarketplace> {
+        let listener = std::net::TcpListener::bind(addr).context("binding the address")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let operator_token = self.operator_token.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("zkcohort-serve")
+            .build()
+            .context("starting the tokio runtime")?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("zkcohort-serve".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    self.serve(listener, async move {
+                        // A dropped sender stops the server too.
+                        let _ = stopped.await;
+                    })
+                    .await
+                })
+            })
+            .context("starting the server thread")?;
+        Ok(RunningMarketplace {
+            addr,
+            operator_token,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A marketplace served on a background thread by [`Marketplace::spawn`].
+/// Dropping it stops the server too, ignoring errors.
+pub struct RunningMarketplace {
+    addr: SocketAddr,
+    operator_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl RunningMarketplace {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The operator's bearer token.
+    pub fn operator_token(&self) -> &str {
+        &self.operator_token
+    }
+
+    /// Stops the server: requests in flight finish, the store is flushed.
+    ///
+    /// # Errors
+    ///
+    /// What the server failed with, or a panic of its thread.
+    pub fn stop(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            // An error means the server has already ended; join tells why.
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow!("the server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningMarketplace {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            eprintln!("zkcohort serve: {error:#}");
+        }
+    }
+}
+
+/// `zkcohort serve`: opens the marketplace in `data_dir`, serves on `addr`
+/// until Ctrl-C or SIGTERM, then finishes the requests in flight and flushes
+/// the store. Prints `listening on http://ADDR` (one line, stdout) once bound.
+///
+/// # Errors
+///
+/// As [`Marketplace::open`]; the address does not bind; serving fails.
+pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape) -> Result<()> {
+    let mut marketplace = Marketplace::open(data_dir, shape)?;
+    marketplace.log_requests = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        // The handlers are installed before the address is printed, so a
+        // signal sent as soon as the line is read stops the server cleanly.
+        let shutdown = shutdown_signal()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        println!(
+            "operator token in {}",
+            marketplace.operator_token_path().display()
+        );
+        marketplace.serve(listener, shutdown).await?;
+        eprintln!("stopped; store flushed");
+        Ok(())
+    })
+}
+
+/// A future that completes on Ctrl-C (SIGINT) or SIGTERM.
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => eprintln!("SIGINT: shutting down"),
+                _ = terminate.recv() => eprintln!("SIGTERM: shutting down"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+/// One stderr line per request: method, path, status, milliseconds.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {path} {} {:.1} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    response
+}
+
+/// Reads the marketplace key, or creates it when there is no store yet.
+fn marketplace_key(path: &Path, store_dir: &Path) -> Result<SigningKey> {
+    match read_secret(path)? {
+        Some(text) => {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&text, &mut bytes).map_err(|_| {
+                anyhow!(
+                    "{} is not a marketplace key (expected 64 hex digits)",
+                    path.display()
+                )
+            })?;
+            Ok(SigningKey::from_bytes(&bytes))
+        }
+        None if store_dir.exists() => bail!(
+            "{} is missing but the store {} exists. The key is this marketplace's identity \
+             (it signs the audit log and is bound into every study scope): restore it from \
+             your backup. A new key would make a different marketplace; to start one, use a \
+             new --data folder.",
+            path.display(),
+            store_dir.display()
+        ),
+        None => {
+            let key = SigningKey::generate(&mut OsRng);
+            create_secret(path, &hex::encode(key.to_bytes()))?;
+            eprintln!(
+                "created the marketplace key {} (its identity: back it up, keep it secret)",
+                path.display()
+            );
+            Ok(key)
+        }
+    }
+}
+
+/// Reads the operator token, or creates a random one.
+fn operator_token(path: &Path) -> Result<String> {
+    if let Some(token) = read_secret(path)? {
+        if token.is_empty() {
+            bail!(
+                "{} is empty: delete it to get a new operator token",
+                path.display()
+            );
+        }
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    create_secret(path, &token)?;
+    eprintln!("created the operator token {}", path.display());
+    Ok(token)
+}
+
+/// The trimmed text of a secret file, `None` if it does not exist; warns when
+/// others may read it.
+fn read_secret(path: &Path) -> Result<Option<String>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: {} can be read by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    Ok(Some(text.trim().to_owned()))
+}
+
+/// Writes a new secret file (mode 0600): into a temporary file first, then
+/// linked into place, so the file is never seen half written and an
+/// existing one is never replaced.
+fn create_secret(path: &Path, text: &str) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let write = || -> std::io::Result<()> {
+        // A leftover of a crash may have other permissions: start afresh.
+        match fs::remove_file(&temporary) {
+            Err(error) if error.kind() != ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        let mut file = options.open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        fs::hard_link(&temporary, path)
+    };
+    let written = write();
+    let _ = fs::remove_file(&temporary);
+    written.with_context(|| format!("creating {}", path.display()))
+}

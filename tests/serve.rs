@@ -1,0 +1,324 @@
+//! `zkcohort serve` and `zkcohort operator` through the real binary: a data
+//! folder in a temporary directory, the small circuit shape, port 0, SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+use zkcohort::client::{ClientError, MarketClient};
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_market::{Store, StoreConfig};
+
+const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension";
+
+/// A `zkcohort serve` process.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Collects a pipe's text on a thread, so the child never blocks on a full pipe.
+fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = pipe.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    });
+}
+
+impl ServerProcess {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+            .args([
+                "serve",
+                "--shape",
+                "small",
+                "--addr",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the zkcohort binary runs");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!(
+                    "serve ended ({status}) before listening:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        drain(stdout, Arc::new(Mutex::new(String::new())));
+        Self { child, url, stderr }
+    }
+
+    fn client(&self) -> MarketClient {
+        MarketClient::new(&self.url).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    fn terminate(mut self) -> (ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the drain thread take the last lines.
+                thread::sleep(Duration::from_millis(100));
+                let stderr = self.stderr.lock().unwrap().clone();
+                return (status, stderr);
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn operator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+        .arg("operator")
+        .args(args)
+        .output()
+        .expect("the zkcohort binary runs")
+}
+
+fn account(seed: u8) -> String {
+    hex::encode(
+        SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
+fn status_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn identity_token_and_money_survive_a_restart_and_sigterm_stops_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let health: Value = server.client().get("/health").unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    let info: Value = server.client().get("/marketplace").unwrap();
+    let token = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+    let key_file = std::fs::read_to_string(data.path().join("marketplace.key")).unwrap();
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&data.path().join("operator.token")), 0o600);
+        assert_eq!(mode(&data.path().join("marketplace.key")), 0o600);
+    }
+    let researcher = account(1);
+    let operator = server.client().with_token(token.trim());
+    let minted = operator.mint(&researcher, 70).unwrap();
+    assert_eq!(minted.amount, 70);
+
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(
+        stderr.contains("POST /ledger/mint 200"),
+        "request log:\n{stderr}"
+    );
+    {
+        let store = Store::open(
+            data.path().join("market"),
+            StoreConfig {
+                registry_depth: CircuitShape::SMALL.registry_depth,
+                ..StoreConfig::default()
+            },
+        )
+        .expect("the store reopens after SIGTERM");
+        store.verify_audit_log().unwrap();
+    }
+
+    let server = ServerProcess::start(data.path());
+    let again: Value = server.client().get("/marketplace").unwrap();
+    assert_eq!(again["marketplace_key"], info["marketplace_key"]);
+    assert_eq!(again["circuit_id"], info["circuit_id"]);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("operator.token")).unwrap(),
+        token
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("marketplace.key")).unwrap(),
+        key_file
+    );
+    let balance: Value = server
+        .client()
+        .get(&format!("/accounts/{researcher}"))
+        .unwrap();
+    assert_eq!(
+        balance["balance"], 70,
+        "the mint was flushed before its 200"
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+}
+
+#[test]
+fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let token_file = data.path().join("operator.token");
+    let token_file = token_file.to_str().unwrap();
+    let researcher = account(2);
+
+    let output = operator(&[
+        "create-key",
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file,
+        "--role",
+        "researcher",
+        "--account",
+        &researcher,
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["role"], "researcher");
+    assert_eq!(created["account"], researcher.as_str());
+    let api_key = created["api_key"].as_str().unwrap();
+
+    let study = json!({
+        "title": "Hypertension over 40",
+        "query": QUERY,
+        "reward": 10,
+        "max_enrollments": 5,
+        "epsilon_budget": 1.0,
+    });
+    let posted: Value = server
+        .client()
+        .with_token(api_key)
+        .post("/studies", &study)
+        .unwrap();
+    assert_eq!(posted["researcher"], researcher.as_str());
+
+    let made_up = server.client().with_token("0".repeat(64));
+    assert_eq!(
+        status_of(made_up.post::<_, Value>("/studies", &study)),
+        (401, "unauthorized".into())
+    );
+    let mint = json!({"to": researcher, "amount": 5});
+    assert_eq!(
+        status_of(
+            server
+                .client()
+                .with_token(api_key)
+                .post::<_, Value>("/ledger/mint", &mint)
+        ),
+        (403, "forbidden".into())
+    );
+
+    // The operator's mint command, and a wrong token named clearly.
+    let output = operator(&[
+        "mint",
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file,
+        "--to",
+        &researcher,
+        "--amount",
+        "25",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("minted 25 to "));
+    let wrong_token = data.path().join("wrong.token");
+    std::fs::write(&wrong_token, "not-the-token").unwrap();
+    let output = operator(&[
+        "create-key",
+        "--server",
+        &server.url,
+        "--token-file",
+        wrong_token.to_str().unwrap(),
+        "--role",
+        "issuer",
+        "--account",
+        &researcher,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+}
+
+#[test]
+fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
+    let data = tempfile::tempdir().unwrap();
+    let (status, _) = ServerProcess::start(data.path()).terminate();
+    assert!(status.success());
+    let key_path = data.path().join("marketplace.key");
+    std::fs::remove_file(&key_path).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+        .args([
+            "serve",
+            "--shape",
+            "small",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("marketplace.key is missing") && stderr.contains("restore"),
+        "{stderr}"
+    );
+    assert!(!key_path.exists(), "no key was made up");
+}
