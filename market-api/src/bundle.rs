@@ -115,10 +115,7 @@ impl Store {
 
     /// The study, its enrollments and an audit head that include each
     /// other's changes: read until the study is the same before and after.
-    fn consistent_view(
-        &self,
-        study_id: u64,
-    ) -> Result<(Study, Vec<Enrollment>, AuditHead), Error> {
+    fn consistent_view(&self, study_id: u64) -> Result<(Study, Vec<Enrollment>, AuditHead), Error> {
         for _ in 0..ATTEMPTS {
             let study = self.study(study_id)?;
             let enrollments = self.enrollments(study_id)?;

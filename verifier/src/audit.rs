@@ -121,9 +121,7 @@ impl SignedHead {
     /// not verify.
     pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), AuditError> {
         if expected_key.is_some_and(|key| key != &self.public_key) {
-            return Err(AuditError(
-                "the head is signed by another key".into(),
-            ));
+            return Err(AuditError("the head is signed by another key".into()));
         }
         let key = VerifyingKey::from_bytes(&self.public_key)
             .map_err(|_| AuditError("invalid public key".into()))?;
@@ -338,7 +336,9 @@ mod tests {
 
     #[test]
     fn every_inclusion_proof_of_a_small_log_verifies_and_a_wrong_leaf_does_not() {
-        let hashes: Vec<Bytes32> = (0u64..11).map(|i| Sha256::digest(i.to_be_bytes()).into()).collect();
+        let hashes: Vec<Bytes32> = (0u64..11)
+            .map(|i| Sha256::digest(i.to_be_bytes()).into())
+            .collect();
         for size in 1..=hashes.len() {
             let root = merkle_root(&hashes[..size]);
             for index in 0..size {

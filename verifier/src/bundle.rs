@@ -563,12 +563,8 @@ fn recompute_query_hash(bundle: &StudyBundle) -> Result<Bytes32, String> {
     let compiled = query
         .compile(catalog)
         .map_err(|error| format!("the study's query does not compile: {error}"))?;
-    let hash = query_hash(
-        &compiled,
-        bundle.circuit.clauses,
-        bundle.circuit.slot_depth,
-    )
-    .map_err(|error| format!("the study's query does not fit the circuit: {error}"))?;
+    let hash = query_hash(&compiled, bundle.circuit.clauses, bundle.circuit.slot_depth)
+        .map_err(|error| format!("the study's query does not fit the circuit: {error}"))?;
     Ok(fr_to_bytes(&hash))
 }
 
@@ -852,14 +848,11 @@ fn check_funds(
             }
         }
     }
-    let paid = bundle
-        .enrollments
-        .iter()
-        .fold(0u64, |sum, enrollment| sum.saturating_add(enrollment.reward));
+    let paid = bundle.enrollments.iter().fold(0u64, |sum, enrollment| {
+        sum.saturating_add(enrollment.reward)
+    });
     if paid > funded {
-        problems.push(format!(
-            "{paid} tokens paid, more than the {funded} funded"
-        ));
+        problems.push(format!("{paid} tokens paid, more than the {funded} funded"));
     } else if funded - paid != refunded.saturating_add(study.escrow) {
         problems.push(format!(
             "{funded} funded - {paid} paid is not the {} left in escrow plus the {refunded} refunded",

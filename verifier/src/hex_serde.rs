@@ -53,4 +53,3 @@ pub(crate) mod vec32 {
             .collect()
     }
 }
-
