@@ -59,6 +59,7 @@ use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::http::{app, ApiConfig, AppState, Limits};
 use zkcohort_market::{Store, StoreConfig};
+use zkcohort_prover::CircuitKeys;
 
 use crate::keys::load_or_setup_keys;
 
@@ -94,6 +95,20 @@ impl Marketplace {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let keys = load_or_setup_keys(shape, &data_dir.join(KEYS_DIR))?;
+        Self::open_with_keys(data_dir, &keys)
+    }
+
+    /// Opens the marketplace in `data_dir` for the circuit of `keys` (kept
+    /// elsewhere: the demo shares one key folder between runs and with the
+    /// patients' prover). Creates what is missing, as [`Marketplace::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Marketplace::open`].
+    pub fn open_with_keys(data_dir: &Path, keys: &CircuitKeys) -> Result<Self> {
+        let shape = keys.shape();
+        fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let store_dir = data_dir.join(STORE_DIR);
         let audit_key = marketplace_key(&data_dir.join(MARKETPLACE_KEY_FILE), &store_dir)?;
         let operator_token_path = data_dir.join(OPERATOR_TOKEN_FILE);

@@ -1428,11 +1428,9 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
 // Known gaps, shown by tests that fail until they are fixed.
 // ---------------------------------------------------------------------------
 
-/// A request that runs past the time limit must still answer in the one
-/// error shape. It does not: tower-http's `TimeoutLayer` answers 408 with an
-/// empty body (`Response::new(B::default())`), outside `ApiError`.
+/// A request that runs past the time limit still answers in the one error
+/// shape (tower-http's `TimeoutLayer` alone answers 408 with an empty body).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails: the 408 of TimeoutLayer has an empty body, not the JSON error shape"]
 async fn timeouts_answer_in_the_json_error_shape() {
     let cohort = cohort(1);
     let proof = prove_all(&cohort).remove(0);
