@@ -13,9 +13,9 @@ use std::time::Duration;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use zkcohort_market::api_keys::ApiKeyRole;
-use zkcohort_market::http::CreatedApiKey;
+use zkcohort_market::http::{CreatedApiKey, ErrorBody};
 use zkcohort_market::LedgerEntry;
 
 /// How long one request may take (the server's own limit is 30 s).
@@ -72,18 +72,6 @@ impl ClientError {
             _ => None,
         }
     }
-}
-
-/// The API's error body.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
 }
 
 /// A client of one marketplace server, optionally with an API key.

@@ -322,3 +322,38 @@ fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
     );
     assert!(!key_path.exists(), "no key was made up");
 }
+
+#[test]
+fn the_library_serves_in_process_on_a_background_thread() {
+    use zkcohort::serve::Marketplace;
+
+    let data = tempfile::tempdir().unwrap();
+    let marketplace = Marketplace::open(data.path(), CircuitShape::SMALL).unwrap();
+    let running = marketplace.spawn("127.0.0.1:0").unwrap();
+    let operator = MarketClient::new(running.url())
+        .unwrap()
+        .with_token(running.operator_token());
+    let info: Value = operator.get("/marketplace").unwrap();
+    let issuer = account(4);
+    let created = operator
+        .create_api_key(zkcohort_market::api_keys::ApiKeyRole::Issuer, &issuer)
+        .unwrap();
+    assert_eq!(created.account, issuer);
+    running.stop().unwrap();
+
+    // Reopened in the same process: same identity, the created key still works.
+    let running = Marketplace::open(data.path(), CircuitShape::SMALL)
+        .unwrap()
+        .spawn("127.0.0.1:0")
+        .unwrap();
+    let client = MarketClient::new(running.url()).unwrap();
+    let again: Value = client.get("/marketplace").unwrap();
+    assert_eq!(again["marketplace_key"], info["marketplace_key"]);
+    let appended: Value = client
+        .clone()
+        .with_token(&created.api_key)
+        .post("/registry/leaves", &json!({"leaves": ["7"]}))
+        .unwrap();
+    assert_eq!(appended["first_index"], 0);
+    running.stop().unwrap();
+}

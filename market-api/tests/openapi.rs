@@ -122,6 +122,19 @@ async fn openapi_json_describes_every_served_route() {
             );
         }
     }
+    let operation_ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = operation_ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        described.len(),
+        "one unique operationId per operation: {operation_ids:?}"
+    );
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(
         error["properties"]["error"]["$ref"],

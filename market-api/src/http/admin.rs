@@ -74,7 +74,7 @@ fn account_key(text: &str) -> Result<[u8; 32], ApiError> {
     Ok(account)
 }
 
-#[utoipa::path(post, path = "/admin/api-keys", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/admin/api-keys", operation_id = "create_api_key", tag = "admin", security(("api_key" = [])),
     request_body = CreateApiKey,
     responses((status = 201, description = "the key, shown only this once", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
@@ -102,7 +102,7 @@ async fn create(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/api-keys/revoke", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/admin/api-keys/revoke", operation_id = "revoke_api_key", tag = "admin", security(("api_key" = [])),
     request_body = RevokeApiKey,
     responses((status = 200, description = "what the revoked key granted", body = RevokedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(

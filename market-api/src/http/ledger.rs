@@ -80,7 +80,7 @@ async fn transfer(
         .map(Json)
 }
 
-#[utoipa::path(get, path = "/accounts/{key}", tag = "ledger",
+#[utoipa::path(get, path = "/accounts/{key}", operation_id = "get_account", tag = "ledger",
     params(("key" = String, Path, description = "the account's public key, hex")),
     responses((status = 200, description = "balance and next nonce", body = AccountView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn account(

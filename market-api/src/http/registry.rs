@@ -53,7 +53,7 @@ impl RootView {
     }
 }
 
-#[utoipa::path(post, path = "/registry/leaves", tag = "registry", security(("api_key" = [])),
+#[utoipa::path(post, path = "/registry/leaves", operation_id = "append_registry_leaves", tag = "registry", security(("api_key" = [])),
     request_body = AppendBody,
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
@@ -83,7 +83,7 @@ async fn append(
     Ok((StatusCode::CREATED, Json(appended)))
 }
 
-#[utoipa::path(post, path = "/registry/revoke", tag = "registry", security(("api_key" = [])),
+#[utoipa::path(post, path = "/registry/revoke", operation_id = "revoke_registry_leaf", tag = "registry", security(("api_key" = [])),
     request_body = RevokeBody,
     responses((status = 200, description = "the new current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
@@ -102,7 +102,7 @@ async fn revoke(
     RootView::of(record).map(Json)
 }
 
-#[utoipa::path(get, path = "/registry/root", tag = "registry",
+#[utoipa::path(get, path = "/registry/root", operation_id = "registry_root", tag = "registry",
     responses((status = 200, description = "the current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError> {
     let record = state
@@ -111,7 +111,7 @@ async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError>
     RootView::of(record).map(Json)
 }
 
-#[utoipa::path(get, path = "/registry/roots", tag = "registry", params(Page),
+#[utoipa::path(get, path = "/registry/roots", operation_id = "list_registry_roots", tag = "registry", params(Page),
     responses((status = 200, description = "root history", body = Vec<RootRecord>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn roots(
     State(state): State<AppState>,
@@ -123,7 +123,7 @@ async fn roots(
         .map(Json)
 }
 
-#[utoipa::path(get, path = "/registry/leaves", tag = "registry", params(Page),
+#[utoipa::path(get, path = "/registry/leaves", operation_id = "list_registry_leaves", tag = "registry", params(Page),
     responses((status = 200, description = "leaves, hex", body = Vec<String>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn leaves(
     State(state): State<AppState>,

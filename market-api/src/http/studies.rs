@@ -80,7 +80,7 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
     Ok((parsed, fr_to_bytes(&hash)))
 }
 
-#[utoipa::path(post, path = "/studies", tag = "studies", security(("api_key" = [])),
+#[utoipa::path(post, path = "/studies", operation_id = "create_study", tag = "studies", security(("api_key" = [])),
     request_body = CreateStudy,
     responses((status = 201, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
@@ -110,7 +110,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(study)))
 }
 
-#[utoipa::path(post, path = "/studies/{id}/fund", tag = "studies", security(("api_key" = [])),
+#[utoipa::path(post, path = "/studies/{id}/fund", operation_id = "fund_study", tag = "studies", security(("api_key" = [])),
     params(("id" = u64, Path, description = "the study id")), request_body = FundBody,
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
@@ -130,7 +130,7 @@ async fn fund(
         .map(Json)
 }
 
-#[utoipa::path(post, path = "/studies/{id}/close", tag = "studies", security(("api_key" = [])),
+#[utoipa::path(post, path = "/studies/{id}/close", operation_id = "close_study", tag = "studies", security(("api_key" = [])),
     params(("id" = u64, Path, description = "the study id")),
     responses((status = 200, description = "the closed study and its refund", body = Closed), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn close(
@@ -149,7 +149,7 @@ async fn close(
         .map(Json)
 }
 
-#[utoipa::path(get, path = "/studies", tag = "studies", params(Page),
+#[utoipa::path(get, path = "/studies", operation_id = "list_studies", tag = "studies", params(Page),
     responses((status = 200, description = "studies by id", body = Vec<Study>), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
@@ -161,7 +161,7 @@ async fn list(
         .map(Json)
 }
 
-#[utoipa::path(get, path = "/studies/{id}", tag = "studies",
+#[utoipa::path(get, path = "/studies/{id}", operation_id = "get_study", tag = "studies",
     params(("id" = u64, Path, description = "the study id")),
     responses((status = 200, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn one(
