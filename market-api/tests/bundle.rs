@@ -165,15 +165,32 @@ fn eligible_patients(query: &CompiledQuery, wanted: usize) -> Vec<(IdentitySecre
 /// The `zkcohort-verify` binary of this build (`cargo build --release -p
 /// zkcohort-verifier` puts it next to this test's folder).
 fn verifier_binary() -> PathBuf {
+    // Cargo builds only this package's binaries for its tests: build the
+    // verifier's, in this test's profile and target folder, so it is never
+    // a stale one.
     let test = std::env::current_exe().unwrap();
     let profile = test.parent().and_then(Path::parent).unwrap();
-    let binary = profile.join(format!("zkcohort-verify{}", std::env::consts::EXE_SUFFIX));
+    let target = profile.parent().unwrap();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "zkcohort-verifier",
+            "--bin",
+            "zkcohort-verify",
+        ])
+        .arg("--target-dir")
+        .arg(target);
+    if profile.file_name().is_some_and(|name| name == "release") {
+        build.arg("--release");
+    }
     assert!(
-        binary.exists(),
-        "{} is missing: build it first with `cargo build -p zkcohort-verifier` in this profile",
-        binary.display()
+        build.status().unwrap().success(),
+        "building zkcohort-verify"
     );
-    binary
+    profile.join(format!("zkcohort-verify{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Runs `zkcohort-verify` and returns its exit code and standard output.
