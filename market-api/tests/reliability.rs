@@ -1423,7 +1423,3 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
     }
     server.stop().await;
 }
-
-// ---------------------------------------------------------------------------
-// Known gaps, shown by tests that fail until they are fixed.
-// ---------------------------------------------------------------------------
