@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -29,34 +29,45 @@ use zkcohort_prover::{CircuitKeys, ProofRequest};
 use crate::client::MarketClient;
 use crate::issued::Issuance;
 use crate::issuer::{register, PendingRecord};
-use crate::patient::{self, Marketplace};
+use crate::keys::load_or_setup_keys;
+use crate::patient::{self, RemoteMarketplace};
 use crate::researcher::{self, StudyPost};
+use crate::serve::Marketplace;
 use crate::wallet::Wallet;
 
-/// The studies the demo's researchers post: title, query file, reward, maximum
-/// enrollments, epsilon budget.
-const STUDIES: [(&str, &str, u64, u64, f64); 3] = [
-    (
-        "Uncontrolled or treated hypertension, 40-75",
-        "queries/hypertension.query",
-        50,
-        100,
-        1.0,
-    ),
-    (
-        "Cardiometabolic risk markers, 30-80",
-        "queries/cardiometabolic.query",
-        20,
-        100,
-        2.0,
-    ),
-    (
-        "Recurrent respiratory infections treated with antibiotics",
-        "queries/respiratory.query",
-        30,
-        100,
-        1.0,
-    ),
+/// A study the demo's researchers post.
+struct DemoStudy {
+    title: &'static str,
+    /// The query, text form (the files in `queries/`).
+    query: &'static str,
+    reward: u64,
+    max_enrollments: u64,
+    epsilon_budget: f64,
+}
+
+/// The demo's three studies.
+const STUDIES: [DemoStudy; 3] = [
+    DemoStudy {
+        title: "Uncontrolled or treated hypertension, 40-75",
+        query: include_str!("../queries/hypertension.query"),
+        reward: 50,
+        max_enrollments: 100,
+        epsilon_budget: 1.0,
+    },
+    DemoStudy {
+        title: "Cardiometabolic risk markers, 30-80",
+        query: include_str!("../queries/cardiometabolic.query"),
+        reward: 20,
+        max_enrollments: 100,
+        epsilon_budget: 2.0,
+    },
+    DemoStudy {
+        title: "Recurrent sinusitis or pharyngitis treated with antibiotics",
+        query: include_str!("../queries/respiratory.query"),
+        reward: 30,
+        max_enrollments: 100,
+        epsilon_budget: 1.0,
+    },
 ];
 
 /// Tokens the operator mints for each researcher.
@@ -126,13 +137,72 @@ pub struct DemoReport {
     pub wall_seconds: f64,
 }
 
-/// Runs the demo against the marketplace at `base` whose operator token is
-/// `operator_token`.
+/// The file that marks a folder as the demo's own, which a later run may clear.
+const DEMO_MARKER: &str = "zkcohort-demo";
+
+/// Runs the whole demo: keys (created once in [`DemoOptions::keys`]), a fresh
+/// marketplace served on 127.0.0.1 in this process, every role, and the report.
 ///
 /// # Errors
-/// Any step that fails, with what was being done.
-pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<DemoReport> {
+/// A data folder that holds something else than an earlier demo, or any step that
+/// fails, with what was being done.
+pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
+    fresh_demo_folder(&options.data)?;
+    let keys = load_or_setup_keys(options.shape, &options.keys)?;
+    let marketplace = Marketplace::open_with_keys(&options.data.join("marketplace"), &keys)?;
+    let running = marketplace.spawn("127.0.0.1:0")?;
+    if options.progress {
+        eprintln!(
+            "marketplace: serving {} on {} (sled store in {})",
+            keys.circuit_id(),
+            running.url(),
+            options.data.join("marketplace").display()
+        );
+    }
+    let report = run_roles(
+        options,
+        &keys,
+        &running.url(),
+        running.operator_token(),
+        started,
+    );
+    running.stop()?;
+    report
+}
+
+/// Empties `folder` when an earlier demo made it, creates it otherwise; refuses a
+/// folder with anything else in it.
+fn fresh_demo_folder(folder: &Path) -> Result<()> {
+    if folder.join(DEMO_MARKER).exists() {
+        std::fs::remove_dir_all(folder)
+            .with_context(|| format!("clearing the earlier demo in {}", folder.display()))?;
+    } else if folder
+        .read_dir()
+        .is_ok_and(|mut entries| entries.next().is_some())
+    {
+        bail!(
+            "{} is not empty and was not made by the demo: choose another --data folder",
+            folder.display()
+        );
+    }
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    std::fs::write(
+        folder.join(DEMO_MARKER),
+        "made by `zkcohort demo`; the next run clears this folder\n",
+    )
+    .with_context(|| format!("writing in {}", folder.display()))
+}
+
+/// Every role, against the marketplace at `base` whose operator token is
+/// `operator_token`.
+fn run_roles(
+    options: &DemoOptions,
+    keys: &CircuitKeys,
+    base: &str,
+    operator_token: &str,
+    started: Instant,
+) -> Result<DemoReport> {
     let say = |line: &str| {
         if options.progress {
             eprintln!("{line}");
@@ -140,10 +210,8 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
     };
     let operator = MarketClient::new(base)?.with_token(operator_token);
     let public = MarketClient::new(base)?;
-    let market = Marketplace::fetch(&public)?;
-    let keys = CircuitKeys::load(&options.keys, options.shape)
-        .with_context(|| format!("loading keys from {}", options.keys.display()))?;
-    market.check_keys(&keys)?;
+    let market = RemoteMarketplace::fetch(&public)?;
+    market.check_keys(keys)?;
 
     say("operator: API keys for one issuer and two researchers, tokens for the researchers");
     let issuer = MarketClient::new(base)?.with_token(create_key(&operator, ApiKeyRole::Issuer)?.0);
@@ -162,23 +230,26 @@ pub fn run(options: &DemoOptions, base: &str, operator_token: &str) -> Result<De
 
     say("researchers: posting and funding three studies");
     let mut studies = Vec::new();
-    for (position, (title, query_file, reward, max, epsilon)) in STUDIES.iter().enumerate() {
-        let query = std::fs::read_to_string(query_file).with_context(|| {
-            format!("reading {query_file} (run the demo from the repository root)")
-        })?;
+    for (position, demo) in STUDIES.iter().enumerate() {
         let client = &researchers[position % researchers.len()];
         let study = researcher::post_study(
             client,
             &StudyPost {
-                title: (*title).to_string(),
-                description: format!("Demo study on {query_file}"),
-                query,
-                reward: *reward,
-                max_enrollments: *max,
-                epsilon_budget: *epsilon,
+                title: demo.title.to_string(),
+                description: demo
+                    .query
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("# ")
+                    .to_string(),
+                query: demo.query.to_string(),
+                reward: demo.reward,
+                max_enrollments: demo.max_enrollments,
+                epsilon_budget: demo.epsilon_budget,
             },
         )?;
-        researcher::fund(client, study.id, reward * max)?;
+        researcher::fund(client, study.id, demo.reward * demo.max_enrollments)?;
         studies.push((study, client));
     }
 

@@ -110,14 +110,25 @@ enum Command {
     /// Researchers: post, fund and close studies, release noisy counts, export bundles.
     #[command(subcommand)]
     Researcher(roles::ResearcherCommand),
-    /// The main job: summarize the bundled sample records and check the sample query.
+    /// The main job: every role end to end against an in-process marketplace on
+    /// 127.0.0.1: issuer, three studies, patients' wallets proving in a batch,
+    /// rewards, DP counts, a study bundle verified independently.
     Demo {
-        /// Folder of FHIR bundles to use instead of the bundled samples.
+        /// The demo's folder (marketplace store, wallets, bundle); cleared at the
+        /// start of each run.
+        #[arg(long, default_value = "zkcohort-data/demo")]
+        data: PathBuf,
+        /// The folder of circuit keys, created on the first run and reused.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+        /// FHIR bundle files or folders (default: the 22 bundled Synthea patients).
+        bundles: Vec<PathBuf>,
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: proving::ShapeName,
+        /// Print the report as JSON (and no progress).
         #[arg(long)]
-        bundles: Option<PathBuf>,
-        /// Query file to use instead of the sample query.
-        #[arg(long)]
-        query: Option<PathBuf>,
+        json: bool,
     },
 }
 
@@ -214,7 +225,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             issued_at,
         } => records::check(&query, &bundles, json, records::issue_day(issued_at)?),
-        Command::Demo { bundles, query } => records::demo(bundles, query),
+        Command::Demo {
+            data,
+            keys,
+            bundles,
+            shape,
+            json,
+        } => demo(data, keys, bundles, shape, json),
         Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
         Command::CircomExport { shape, keys, out } => {
             proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
@@ -246,4 +263,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         }) => operator::mint(&server, &token_file, &to, amount, json),
     }
+}
+
+fn demo(
+    data: PathBuf,
+    keys: PathBuf,
+    bundles: Vec<PathBuf>,
+    shape: proving::ShapeName,
+    json: bool,
+) -> Result<ExitCode> {
+    let bundles = if bundles.is_empty() {
+        zkcohort::sample::demo_bundles()?
+    } else {
+        records::bundle_paths(&bundles)?
+    };
+    let report = zkcohort::demo::run(&zkcohort::demo::DemoOptions {
+        data,
+        keys,
+        bundles,
+        shape: shape.shape(),
+        progress: !json,
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        zkcohort::demo::print_report(&report);
+    }
+    Ok(if report.bundle_verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

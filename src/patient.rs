@@ -21,14 +21,14 @@ use crate::wallet::{HeldRecord, Wallet, WalletEnrollment};
 const LEAF_PAGE: usize = 1000;
 
 /// The marketplace's public facts, with its key decoded.
-pub struct Marketplace {
+pub struct RemoteMarketplace {
     /// What `GET /marketplace` says.
     pub info: MarketplaceInfo,
     /// The marketplace key (signs audit heads, part of every study scope).
     pub key: [u8; 32],
 }
 
-impl Marketplace {
+impl RemoteMarketplace {
     /// Reads `GET /marketplace`.
     ///
     /// # Errors
@@ -76,7 +76,7 @@ struct RootView {
 pub fn sync_registry(
     client: &MarketClient,
     wallet: &Wallet,
-    market: &Marketplace,
+    market: &RemoteMarketplace,
 ) -> Result<RegistryTree> {
     let root: RootView = client.get("/registry/root")?;
     let root = fr_from_decimal(&root.root_decimal).context("the registry root")?;
@@ -129,7 +129,7 @@ pub struct StudyPreview {
 pub fn preview_studies(
     client: &MarketClient,
     wallet: &Wallet,
-    market: &Marketplace,
+    market: &RemoteMarketplace,
 ) -> Result<Vec<StudyPreview>> {
     let records = wallet.records()?;
     let enrolled = wallet.enrollments()?;
@@ -177,7 +177,7 @@ struct EnrollBody {
 pub fn enrollment_request(
     wallet: &Wallet,
     registry: &RegistryTree,
-    market: &Marketplace,
+    market: &RemoteMarketplace,
     preview: &StudyPreview,
 ) -> Result<ProofRequest> {
     let Some(held) = &preview.record else {
@@ -202,7 +202,7 @@ pub fn enrollment_request(
 pub fn submit_enrollment(
     client: &MarketClient,
     wallet: &Wallet,
-    market: &Marketplace,
+    market: &RemoteMarketplace,
     study: u64,
     proof: &EligibilityProof,
 ) -> Result<Enrollment> {

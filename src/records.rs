@@ -1,4 +1,4 @@
-//! The record commands: catalog listing, FHIR summaries, query checks and the demo.
+//! The record commands: catalog listing, FHIR summaries and query checks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub(crate) fn issue_day(given: Option<Day>) -> Result<Day> {
 }
 
 /// Expands folders to the `*.json` files inside them, sorted, and keeps files as given.
-fn bundle_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn bundle_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -306,63 +306,6 @@ pub(crate) fn check(
     } else {
         ExitCode::FAILURE
     })
-}
-
-pub(crate) fn demo(bundles: Option<PathBuf>, query: Option<PathBuf>) -> Result<ExitCode> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundles = bundles.unwrap_or_else(|| root.join("tests/fixtures/fhir"));
-    let query_path = query.unwrap_or_else(|| root.join("queries/hypertension.query"));
-    let catalog = Catalog::bundled();
-    let query = load_query(catalog, &query_path)?;
-    let issued_at = issue_day(None)?;
-    println!(
-        "zkcohort demo: catalog {} ({} concepts)",
-        catalog.version(),
-        catalog.concepts().len()
-    );
-    println!("query {}:\n{query}", query_path.display());
-    let paths = bundle_paths(std::slice::from_ref(&bundles))?;
-    let mut totals: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    let mut eligible_count = 0;
-    println!("{:<44} {:>4} {:>6}  verdict", "bundle", "age", "slots");
-    for path in &paths {
-        let (summary, report) = load_bundle(catalog, path, issued_at)?;
-        add_coverage(&mut totals, &report);
-        let verdict = eligible(catalog, &summary, &query)?;
-        let age = report
-            .patient
-            .as_ref()
-            .and_then(|patient| patient.birth_date)
-            .map_or_else(
-                || "?".to_string(),
-                |born| born.years_until(query.index_date).to_string(),
-            );
-        let filled = summary
-            .slots()
-            .iter()
-            .filter(|slot| !slot.is_empty())
-            .count();
-        let text = if verdict.eligible {
-            eligible_count += 1;
-            "eligible".to_string()
-        } else {
-            let failed: Vec<&str> = verdict
-                .failed
-                .iter()
-                .map(|failed| failed.text.as_str())
-                .collect();
-            format!("not eligible: {}", failed.join(" | "))
-        };
-        let name: String = file_name(path).chars().take(44).collect();
-        println!("{name:<44} {age:>4} {filled:>6}  {text}");
-    }
-    println!(
-        "\n{eligible_count} of {} patients eligible (age on the index date {})",
-        paths.len(),
-        query.index_date
-    );
-    print_coverage(&totals);
-    Ok(ExitCode::SUCCESS)
 }
 
 fn add_coverage(totals: &mut BTreeMap<String, (usize, usize)>, report: &ImportReport) {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use zkcohort::client::MarketClient;
 use zkcohort::issued::{Issuance, IssuedRecordFile};
 use zkcohort::issuer::{self, PendingRecord};
-use zkcohort::patient::{self, Marketplace};
+use zkcohort::patient::{self, RemoteMarketplace};
 use zkcohort::researcher::{self, StudyPost};
 use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
@@ -237,7 +237,7 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             out,
         } => {
             let client = server.client()?;
-            let market = Marketplace::fetch(&client)?;
+            let market = RemoteMarketplace::fetch(&client)?;
             let identity =
                 IdentityCommitment(fr_from_decimal(&identity).context(
                     "--identity: expected the decimal commitment `patient init` printed",
@@ -301,7 +301,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
         PatientCommand::Sync { wallet, server } => {
             let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
-            let market = Marketplace::fetch(&client)?;
+            let market = RemoteMarketplace::fetch(&client)?;
             let registry = patient::sync_registry(&client, &wallet, &market)?;
             println!("registry synced: {} leaves, root checked", registry.len());
         }
@@ -312,7 +312,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
         } => {
             let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
-            let market = Marketplace::fetch(&client)?;
+            let market = RemoteMarketplace::fetch(&client)?;
             for preview in patient::preview_studies(&client, &wallet, &market)? {
                 let failed: Vec<String> = preview
                     .verdicts
@@ -374,7 +374,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
 fn enroll(wallet: &Path, server: &Server, study: u64, shape: ShapeName, keys: &Path) -> Result<()> {
     let client = server.client()?;
     let wallet = Wallet::open(wallet)?;
-    let market = Marketplace::fetch(&client)?;
+    let market = RemoteMarketplace::fetch(&client)?;
     let keys = CircuitKeys::load(keys, shape.shape()).with_context(|| {
         format!(
             "loading the proving key from {} (run `zkcohort setup --shape ...` or copy the marketplace's keys there)",

@@ -33,6 +33,19 @@ pub fn fixture_bundles() -> Result<Vec<PathBuf>> {
     bundles_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhir"))
 }
 
+/// The demo's patients: the fixture bundles and the demo's own (`demo/fhir`).
+///
+/// # Errors
+/// When a folder cannot be read.
+pub fn demo_bundles() -> Result<Vec<PathBuf>> {
+    let mut bundles = fixture_bundles()?;
+    bundles.extend(bundles_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/fhir"),
+    )?);
+    bundles.sort_by_key(|path| path.file_name().map(ToOwned::to_owned));
+    Ok(bundles)
+}
+
 /// The `*.json` files in a folder, sorted.
 ///
 /// # Errors
