@@ -308,7 +308,7 @@ fn run_roles(
     say("researchers: noisy counts, closing the studies, exporting a bundle");
     let mut outcomes = Vec::new();
     for ((study, client), eligible) in studies.iter().zip(eligible) {
-        let released = researcher::release_count(client, study.id, RELEASE_EPSILON)?;
+        let released = researcher::release_count(client, study.id, RELEASE_EPSILON, false)?;
         let budget = researcher::releases(client, study.id)?.budget;
         let closed = researcher::close(client, study.id)?;
         outcomes.push(StudyOutcome {

@@ -141,16 +141,22 @@ pub fn verify_bundle_file(
     })
 }
 
-/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`,
-/// charged to the study's budget (asking again before new enrollments returns the
+/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`
+/// (shown as i2b2 does when `i2b2`), charged to the study's budget (asking again before new enrollments returns the
 /// same answer for free).
 ///
 /// # Errors
 /// The marketplace refuses it (budget exhausted, another researcher's study).
-pub fn release_count(client: &MarketClient, study: u64, epsilon: f64) -> Result<StudyRelease> {
+pub fn release_count(
+    client: &MarketClient,
+    study: u64,
+    epsilon: f64,
+    i2b2: bool,
+) -> Result<StudyRelease> {
+    let post_process = if i2b2 { "i2b2" } else { "none" };
     Ok(client.post(
         &format!("/studies/{study}/releases"),
-        &json!({ "measure": "count", "epsilon": epsilon }),
+        &json!({ "measure": "count", "epsilon": epsilon, "post_process": post_process }),
     )?)
 }
 

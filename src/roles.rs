@@ -205,6 +205,21 @@ pub(crate) enum ResearcherCommand {
         #[arg(long)]
         study: u64,
     },
+    /// Release the study's enrollment count with differential-privacy noise
+    /// (charged to its epsilon budget; the same question again costs nothing).
+    Release {
+        #[command(flatten)]
+        server: Server,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+        /// The epsilon to spend.
+        #[arg(long)]
+        epsilon: f64,
+        /// Report as i2b2 does: "<10" below 10, otherwise rounded to 5.
+        #[arg(long)]
+        i2b2: bool,
+    },
     /// Close a study; the escrow remainder is refunded.
     Close {
         #[command(flatten)]
@@ -444,6 +459,25 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
         ResearcherCommand::Show { server, study } => {
             let study: serde_json::Value = server.client()?.get(&format!("/studies/{study}"))?;
             println!("{}", serde_json::to_string_pretty(&study)?);
+        }
+        ResearcherCommand::Release {
+            server,
+            study,
+            epsilon,
+            i2b2,
+        } => {
+            let client = server.client()?;
+            let released = researcher::release_count(&client, study, epsilon, i2b2)?;
+            let budget = researcher::releases(&client, study)?.budget;
+            let count = released
+                .release
+                .counts
+                .first()
+                .map_or("?", |count| count.display.as_str());
+            println!(
+                "study {study}: enrollment count {count} (epsilon {}, {:?} noise); budget spent {} of {}, {} left",
+                released.release.epsilon, released.release.mechanism, budget.spent, budget.total, budget.remaining
+            );
         }
         ResearcherCommand::Close { server, study } => {
             let closed = researcher::close(&server.client()?, study)?;

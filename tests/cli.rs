@@ -1,7 +1,10 @@
 //! The record commands through the real `zkcohort` binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{stderr, stdout, zkcohort};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -9,21 +12,6 @@ fn root() -> &'static Path {
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/fhir")
-}
-
-fn zkcohort(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkcohort"))
-        .args(args)
-        .output()
-        .expect("the zkcohort binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -183,12 +171,4 @@ fn catalog_lists_concepts_with_codes() {
         .as_array()
         .unwrap()
         .contains(&serde_json::json!("loinc:4548-4")));
-}
-
-#[test]
-fn demo_checks_the_sample_query_against_the_sample_records() {
-    let output = zkcohort(&["demo"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
-    assert!(text.contains("2 of 6 patients eligible"), "{text}");
 }

@@ -1,12 +1,8 @@
 //! `zkcohort serve` and `zkcohort operator` through the real binary: a data
 //! folder in a temporary directory, the small circuit shape, port 0, SIGTERM.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -14,105 +10,14 @@ use zkcohort::client::{ClientError, MarketClient};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::{Store, StoreConfig};
 
+mod common;
+
+use common::{zkcohort, ServerProcess};
+
 const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension";
 
-/// A `zkcohort serve` process.
-struct ServerProcess {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-/// Collects a pipe's text on a thread, so the child never blocks on a full pipe.
-fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(read) = pipe.read(&mut buffer) {
-            if read == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buffer[..read]));
-        }
-    });
-}
-
-impl ServerProcess {
-    fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zkcohort"))
-            .args([
-                "serve",
-                "--shape",
-                "small",
-                "--addr",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the zkcohort binary runs");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        drain(child.stderr.take().unwrap(), stderr.clone());
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let url = loop {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                let status = child.wait().unwrap();
-                panic!(
-                    "serve ended ({status}) before listening:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                break url.to_owned();
-            }
-        };
-        drain(stdout, Arc::new(Mutex::new(String::new())));
-        Self { child, url, stderr }
-    }
-
-    fn client(&self) -> MarketClient {
-        MarketClient::new(&self.url).unwrap()
-    }
-
-    /// Sends SIGTERM and waits for the process to end.
-    fn terminate(mut self) -> (ExitStatus, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the drain thread take the last lines.
-                thread::sleep(Duration::from_millis(100));
-                let stderr = self.stderr.lock().unwrap().clone();
-                return (status, stderr);
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn operator(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkcohort"))
-        .arg("operator")
-        .args(args)
-        .output()
-        .expect("the zkcohort binary runs")
+    zkcohort(&[&["operator"], args].concat())
 }
 
 fn account(seed: u8) -> String {
@@ -302,18 +207,15 @@ fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
     let key_path = data.path().join("marketplace.key");
     std::fs::remove_file(&key_path).unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_zkcohort"))
-        .args([
-            "serve",
-            "--shape",
-            "small",
-            "--addr",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let output = zkcohort(&[
+        "serve",
+        "--shape",
+        "small",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
