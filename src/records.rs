@@ -22,18 +22,7 @@ pub(crate) fn bundle_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .with_context(|| format!("reading folder {}", input.display()))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| {
-                    path.extension()
-                        .is_some_and(|extension| extension == "json")
-                })
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                bail!("{} holds no .json bundles", input.display());
-            }
+            let found = zkcohort::sample::bundles_in(input)?;
             paths.extend(found);
         } else if input.exists() {
             paths.push(input.clone());

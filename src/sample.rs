@@ -46,11 +46,25 @@ pub fn demo_bundles() -> Result<Vec<PathBuf>> {
     Ok(bundles)
 }
 
-/// The `*.json` files in a folder, sorted.
+/// The `*.json` files in a folder, sorted; at least one.
 ///
 /// # Errors
 /// When the folder cannot be read or holds no bundles.
 pub fn bundles_in(folder: &Path) -> Result<Vec<PathBuf>> {
+    let paths = json_files_in(folder)?;
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{} holds no .json bundles",
+        folder.display()
+    );
+    Ok(paths)
+}
+
+/// The `*.json` files in a folder, sorted (possibly none).
+///
+/// # Errors
+/// When the folder cannot be read.
+pub fn json_files_in(folder: &Path) -> Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
         .with_context(|| format!("reading {}", folder.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -60,11 +74,6 @@ pub fn bundles_in(folder: &Path) -> Result<Vec<PathBuf>> {
         })
         .collect();
     paths.sort();
-    anyhow::ensure!(
-        !paths.is_empty(),
-        "{} holds no .json bundles",
-        folder.display()
-    );
     Ok(paths)
 }
 

@@ -172,16 +172,7 @@ impl Wallet {
     /// # Errors
     /// An unreadable or inconsistent record file.
     pub fn records(&self) -> Result<Vec<HeldRecord>> {
-        let folder = self.dir.join("records");
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .with_context(|| format!("reading {}", folder.display()))?
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|extension| extension == "json")
-            })
-            .collect();
-        paths.sort();
+        let paths = crate::sample::json_files_in(&self.dir.join("records"))?;
         paths
             .iter()
             .map(|path| {
