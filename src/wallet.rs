@@ -11,6 +11,7 @@
 //! | `enrollments.json` | the studies this wallet enrolled in |
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -75,6 +76,9 @@ pub struct Wallet {
     dir: PathBuf,
     secret: IdentitySecret,
     payout_key: SigningKey,
+    /// Serializes this process's read-modify-write of `enrollments.json` (a batch
+    /// may enroll one wallet in two studies at once).
+    enrollments_lock: Mutex<()>,
 }
 
 impl Wallet {
@@ -97,6 +101,7 @@ impl Wallet {
             dir: dir.to_path_buf(),
             secret: IdentitySecret::random(),
             payout_key: SigningKey::generate(&mut rand::rngs::OsRng),
+            enrollments_lock: Mutex::new(()),
         };
         let secrets = WalletSecrets {
             format: WALLET_FORMAT.to_string(),
@@ -137,6 +142,7 @@ impl Wallet {
             dir: dir.to_path_buf(),
             secret: IdentitySecret(secret),
             payout_key: SigningKey::from_bytes(&key),
+            enrollments_lock: Mutex::new(()),
         })
     }
 
@@ -161,9 +167,10 @@ impl Wallet {
     /// A file for another identity, a leaf that does not match, or a write failure.
     pub fn import_record(&self, file: IssuedRecordFile) -> Result<HeldRecord> {
         let (record, leaf) = file.open(self.identity_commitment())?;
-        let path = self.record_path(file.leaf_index);
-        std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_replacing(
+            &self.record_path(file.leaf_index),
+            &serde_json::to_vec_pretty(&file)?,
+        )?;
         Ok(HeldRecord { file, record, leaf })
     }
 
@@ -245,9 +252,7 @@ impl Wallet {
                 .map(|text| leaf_from_hex(text))
                 .collect::<Result<Vec<_>>>()?;
             if RegistryTree::from_leaves(depth, &leaves)?.root() == current_root {
-                let path = self.dir.join("registry.json");
-                std::fs::write(&path, serde_json::to_vec(&copy)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_replacing(&self.dir.join("registry.json"), &serde_json::to_vec(&copy)?)?;
                 return Ok(leaves.len() as u64);
             }
         }
@@ -318,13 +323,18 @@ impl Wallet {
     /// # Errors
     /// The file cannot be read or written.
     pub fn record_enrollment(&self, enrollment: WalletEnrollment) -> Result<()> {
+        let _only_writer = self
+            .enrollments_lock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("an earlier wallet write panicked"))?;
         let mut all = self.enrollments()?;
         if !all.contains(&enrollment) {
             all.push(enrollment);
         }
-        let path = self.dir.join("enrollments.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&all)?)
-            .with_context(|| format!("writing {}", path.display()))
+        write_replacing(
+            &self.dir.join("enrollments.json"),
+            &serde_json::to_vec_pretty(&all)?,
+        )
     }
 }
 
@@ -344,6 +354,15 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&text).with_context(|| format!("{} is not valid", path.display()))
 }
 
+/// Replaces `path` with `bytes` through a temporary file and a rename, so a crash
+/// leaves the old file or the new one, never a torn one.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("json.partial");
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
+}
+
 /// Writes a file only its owner may read.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -355,4 +374,114 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, bytes)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrollment(study: u64) -> WalletEnrollment {
+        WalletEnrollment {
+            marketplace_key: "ab".repeat(32),
+            study,
+            nullifier: study.to_string(),
+            reward: 1,
+        }
+    }
+
+    #[test]
+    fn a_wallet_reopens_with_the_same_identity_and_is_not_created_twice() {
+        let folder = tempfile::tempdir().unwrap();
+        let created = Wallet::create(folder.path()).unwrap();
+        let opened = Wallet::open(folder.path()).unwrap();
+        assert_eq!(opened.identity_commitment(), created.identity_commitment());
+        assert_eq!(opened.payout_account(), created.payout_account());
+        assert!(Wallet::create(folder.path()).is_err());
+        assert!(Wallet::open(&folder.path().join("elsewhere")).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(folder.path().join("wallet.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn concurrent_enrollments_of_one_wallet_are_all_kept() {
+        let folder = tempfile::tempdir().unwrap();
+        let wallet = Wallet::create(folder.path()).unwrap();
+        std::thread::scope(|scope| {
+            for study in 0..8 {
+                let wallet = &wallet;
+                scope.spawn(move || wallet.record_enrollment(enrollment(study)).unwrap());
+            }
+        });
+        let mut studies: Vec<u64> = wallet
+            .enrollments()
+            .unwrap()
+            .iter()
+            .map(|made| made.study)
+            .collect();
+        studies.sort_unstable();
+        assert_eq!(studies, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn registry_sync_is_incremental_and_starts_over_after_a_revocation() {
+        let depth = 4;
+        let folder = tempfile::tempdir().unwrap();
+        let wallet = Wallet::create(folder.path()).unwrap();
+        let mut served = RegistryTree::new(depth).unwrap();
+        for value in 1..=5u64 {
+            served.append(Fr::from(value)).unwrap();
+        }
+        fn pages<'a>(
+            tree: &RegistryTree,
+            fetched: &'a mut Vec<u64>,
+        ) -> impl FnMut(u64) -> Result<Vec<[u8; 32]>> + 'a {
+            let leaves: Vec<[u8; 32]> = tree.leaves().iter().map(fr_to_bytes).collect();
+            move |start| {
+                fetched.push(start);
+                Ok(leaves
+                    .iter()
+                    .skip(start as usize)
+                    .take(2)
+                    .copied()
+                    .collect())
+            }
+        }
+        let mut starts = Vec::new();
+        let count = wallet
+            .sync_registry(depth, served.root(), pages(&served, &mut starts))
+            .unwrap();
+        assert_eq!((count, starts.clone()), (5, vec![0, 2, 4, 5]));
+
+        served.append(Fr::from(6u64)).unwrap();
+        let mut starts = Vec::new();
+        wallet
+            .sync_registry(depth, served.root(), pages(&served, &mut starts))
+            .unwrap();
+        assert_eq!(starts, vec![5, 6], "only the new leaf is fetched");
+
+        served.revoke(1).unwrap();
+        let mut starts = Vec::new();
+        wallet
+            .sync_registry(depth, served.root(), pages(&served, &mut starts))
+            .unwrap();
+        assert_eq!(
+            starts,
+            vec![6, 0, 2, 4, 6],
+            "a revocation forces a full sync"
+        );
+        assert_eq!(wallet.registry(depth).unwrap().root(), served.root());
+
+        let mut starts = Vec::new();
+        let wrong_root = Fr::from(99u64);
+        assert!(wallet
+            .sync_registry(depth, wrong_root, pages(&served, &mut starts))
+            .is_err());
+    }
 }
