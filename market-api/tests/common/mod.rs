@@ -89,13 +89,26 @@ pub(crate) fn api_keys(researcher: [u8; 32]) -> HashMap<String, Role> {
 /// A small-shape configuration verifying with `keys`, [`OPERATOR`] as the
 /// operator key, the audit key [`AUDIT_KEY_SEED`] and default limits.
 pub(crate) fn api_config(keys: &CircuitKeys, api_keys: HashMap<String, Role>) -> ApiConfig {
+    api_config_for(
+        keys.circuit_id().to_string(),
+        keys.prepared_verifying_key().clone(),
+        api_keys,
+    )
+}
+
+/// [`api_config`] for a circuit given by its id and verifying key.
+pub(crate) fn api_config_for(
+    circuit_id: String,
+    verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
+    api_keys: HashMap<String, Role>,
+) -> ApiConfig {
     ApiConfig {
         operator_key: OPERATOR.into(),
         api_keys,
         clauses: SHAPE.clauses,
         slot_depth: SHAPE.slot_depth,
-        circuit_id: keys.circuit_id().to_string(),
-        verifying_key: keys.prepared_verifying_key().clone(),
+        circuit_id,
+        verifying_key,
         audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
         limits: Limits::default(),
     }
