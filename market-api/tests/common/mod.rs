@@ -276,7 +276,11 @@ impl TestServer {
 
     /// Serves `store` with `config`.
     pub(crate) async fn serve(store: Store, config: ApiConfig) -> Self {
-        let state = AppState::new(store, config);
+        Self::serve_state(AppState::new(store, config)).await
+    }
+
+    /// Serves `state`.
+    pub(crate) async fn serve_state(state: AppState) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -290,6 +294,11 @@ impl TestServer {
             task,
             _folder: None,
         }
+    }
+
+    /// The server's address, `127.0.0.1:port`.
+    pub(crate) fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     pub(crate) fn store(&self) -> &Store {
