@@ -23,8 +23,8 @@ use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
 use zkcohort_verifier::verify_bundle;
 
 use common::{
-    eligible_patients, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER, OPERATOR, QUERY,
-    RESEARCHER, REWARD, SHAPE,
+    eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
+    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 /// The `zkcohort-verify` binary of this build (`cargo build --release -p
@@ -127,14 +127,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     }
 
     // The researcher posts the study and funds it twice.
-    let study = json!({
-        "title": "Hypertension, 40 and over",
-        "description": "no CKD",
-        "query": QUERY,
-        "reward": REWARD,
-        "max_enrollments": 5,
-        "epsilon_budget": 1.0,
-    });
+    let study = study_body(5);
     let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let study_id = created["id"].as_u64().unwrap();

@@ -20,8 +20,8 @@ use zkcohort_market::Store;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
 use common::{
-    api_config, enroll_body, patient, store_config, TestServer as Server, ISSUER, OPERATOR, QUERY,
-    RESEARCHER, REWARD, SHAPE,
+    api_config, enroll_body, patient, store_config, study_body, TestServer as Server, ISSUER,
+    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -68,14 +68,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     );
 
     // The researcher posts and funds a study.
-    let study = json!({
-        "title": "Hypertension, 40 and over",
-        "description": "no CKD",
-        "query": QUERY,
-        "reward": REWARD,
-        "max_enrollments": 5,
-        "epsilon_budget": 1.0,
-    });
+    let study = study_body(5);
     let (status, body) = server.post("/studies", Some(ISSUER), &study).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
