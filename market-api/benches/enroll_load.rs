@@ -19,39 +19,32 @@
 //! shape (five public inputs), so the small shape stands for the reference
 //! one on the server side.
 
-use std::collections::HashMap;
-use std::path::Path;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, SeedableRng};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
-use zkcohort_circuits::record::IssuedRecord;
-use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
-use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
+use zkcohort_cohort::{Catalog, Query};
+use zkcohort_market::{NewStudy, ProofRecord, Store};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_verifier::snarkjs::{proof_from_json, proof_to_json};
 
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
-const ISSUER: &str = "issuer-key";
+use common::{
+    api_config, api_keys, cohort, compiled_query, enroll_body, marketplace_key, public_key,
+    store_config, Cohort, TestServer, ISSUER, OPERATOR, QUERY, RESEARCHER, SHAPE,
+};
+
 const REWARD: u64 = 1;
 /// The one study of every store here.
 const STUDY: u64 = 1;
-const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
 
 /// What to run, from the environment.
 struct Options {
@@ -101,12 +94,6 @@ impl Options {
     }
 }
 
-fn public_key(seed: u8) -> [u8; 32] {
-    SigningKey::from_bytes(&[seed; 32])
-        .verifying_key()
-        .to_bytes()
-}
-
 /// The payout account of identity `index`.
 fn payout(index: usize) -> [u8; 32] {
     let mut seed = [0u8; 32];
@@ -115,51 +102,17 @@ fn payout(index: usize) -> [u8; 32] {
     SigningKey::from_bytes(&seed).verifying_key().to_bytes()
 }
 
-fn store_config() -> StoreConfig {
-    StoreConfig {
-        registry_depth: SHAPE.registry_depth,
-        root_window: 4,
-    }
-}
-
 /// `count` identities holding the fixture patient's record (each its own
 /// salt and leaf), their leaves, and one proof each for [`STUDY`].
 fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<EligibilityProof>) {
-    let catalog = Catalog::bundled();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
-    let issued_at: Day = "2021-06-01".parse().expect("a date");
-    let bundle = std::fs::read_to_string(path).expect("the fixture patient");
-    let summary = import_bundle(catalog, &bundle, issued_at)
-        .expect("the fixture imports")
-        .0;
-    let query = Query::parse(QUERY, catalog)
-        .expect("a valid query")
-        .compile(catalog)
-        .expect("the query compiles");
-    let marketplace_key = SigningKey::from_bytes(&AUDIT_KEY_SEED)
-        .verifying_key()
-        .to_bytes();
-    let scope = StudyScope::for_study(&marketplace_key, STUDY);
-    let mut rng = StdRng::seed_from_u64(2);
-    let mut registry = RegistryTree::new(SHAPE.registry_depth).expect("a valid depth");
-    let mut members = Vec::new();
-    let mut leaves = Vec::new();
-    for _ in 0..count {
-        let secret = IdentitySecret::random_with_rng(&mut rng);
-        let record = IssuedRecord {
-            summary: summary.clone(),
-            salt: RecordSalt::random_with_rng(&mut rng),
-            issuer_id: 3,
-            issued_at,
-        };
-        let leaf = record
-            .registry_leaf(secret.commitment(), SHAPE.slot_depth)
-            .expect("the record fits the shape");
-        registry.append(leaf).expect("room in the registry");
-        leaves.push(fr_to_bytes(&leaf));
-        members.push((secret, record));
-    }
+    let query = compiled_query();
+    let scope = StudyScope::for_study(&marketplace_key(), STUDY);
+    let Cohort {
+        members,
+        leaves,
+        registry,
+    } = cohort(count);
+    let leaves: Vec<[u8; 32]> = leaves.iter().map(fr_to_bytes).collect();
     let requests: Vec<ProofRequest> = members
         .into_iter()
         .enumerate()
@@ -192,15 +145,6 @@ fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<Eligibi
     (leaves, proofs)
 }
 
-fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
-    json!({
-        "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).expect("JSON"),
-        "registry_root": fr_to_decimal(&proof.statement.registry_root),
-        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
-        "payout_account": hex::encode(payout),
-    })
-}
-
 /// One concurrency level's figures.
 struct LevelFigures {
     concurrency: usize,
@@ -228,26 +172,10 @@ async fn run_round(
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open(folder.path(), store_config()).expect("a new store");
     let researcher = public_key(7);
-    let config = ApiConfig {
-        operator_key: OPERATOR.into(),
-        api_keys: HashMap::from([
-            (RESEARCHER.to_string(), Role::Researcher(researcher)),
-            (ISSUER.to_string(), Role::Issuer([9; 32])),
-        ]),
-        clauses: SHAPE.clauses,
-        slot_depth: SHAPE.slot_depth,
-        circuit_id: keys.circuit_id().to_string(),
-        verifying_key: keys.prepared_verifying_key().clone(),
-        audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
-        limits: Limits::default(),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let base = format!("http://{}", listener.local_addr().expect("an address"));
-    let (shutdown, signal) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, AppState::new(store, config), async move {
-        let _ = signal.await;
-    }));
-    let client = Client::new();
+    let config = api_config(keys, api_keys(researcher));
+    let server = TestServer::serve(store, config).await;
+    let base = server.base.clone();
+    let client = server.client.clone();
     let post = |path: &str, key: &str, body: Value| {
         client
             .post(format!("{base}{path}"))
@@ -325,11 +253,7 @@ async fn run_round(
         latencies.extend(worker.await.expect("the worker finishes"));
     }
     let elapsed = started.elapsed();
-    shutdown.send(()).expect("the server is running");
-    server
-        .await
-        .expect("the server task")
-        .expect("the server stops cleanly");
+    server.stop().await;
     (latencies, elapsed)
 }
 

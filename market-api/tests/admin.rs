@@ -1,6 +1,8 @@
 //! Operator-created API keys (`/admin/api-keys`) and the error shape of the
 //! timeout: the router in process, and a real server for the slow request.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -9,42 +11,22 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use rand::{rngs::StdRng, SeedableRng};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tower::ServiceExt;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{app, serve, ApiConfig, AppState, Limits, Role};
-use zkcohort_market::{Store, StoreConfig};
-use zkcohort_prover::CircuitKeys;
+use zkcohort_market::http::{app, AppState, Limits, Role};
+use zkcohort_market::Store;
 
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
+use common::{api_config, setup_keys, store_config, TestServer, OPERATOR, RESEARCHER};
 
 fn state(folder: &tempfile::TempDir, limits: Limits) -> AppState {
-    let keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap();
-    let store = Store::open(
-        folder.path(),
-        StoreConfig {
-            registry_depth: SHAPE.registry_depth,
-            root_window: 4,
-        },
-    )
-    .unwrap();
-    AppState::new(
-        store,
-        ApiConfig {
-            operator_key: OPERATOR.into(),
-            api_keys: HashMap::from([(RESEARCHER.to_string(), Role::Researcher([7; 32]))]),
-            clauses: SHAPE.clauses,
-            slot_depth: SHAPE.slot_depth,
-            circuit_id: keys.circuit_id().to_string(),
-            verifying_key: keys.prepared_verifying_key().clone(),
-            audit_key: SigningKey::from_bytes(&[5; 32]),
-            limits,
-        },
-    )
+    let keys = setup_keys();
+    let store = Store::open(folder.path(), store_config()).unwrap();
+    let mut config = api_config(
+        &keys,
+        HashMap::from([(RESEARCHER.to_string(), Role::Researcher([7; 32]))]),
+    );
+    config.limits = limits;
+    AppState::new(store, config)
 }
 
 async fn call(router: &Router, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -232,12 +214,8 @@ async fn a_request_past_its_time_answers_408_in_the_error_shape() {
         request_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state(&folder, limits), async move {
-        let _ = stopped.await;
-    }));
+    let server = TestServer::serve_state(state(&folder, limits)).await;
+    let addr = server.addr().to_string();
 
     // A body that never finishes arriving: the handler waits for it until
     // the timeout answers.
@@ -264,6 +242,5 @@ async fn a_request_past_its_time_answers_408_in_the_error_shape() {
     assert_eq!(error["error"]["code"], "request_timeout");
     assert!(error["error"]["message"].is_string());
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

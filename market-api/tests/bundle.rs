@@ -4,163 +4,28 @@
 //! binary on the written file; then each kind of tampering, rejected by the
 //! check that names it.
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, SeedableRng};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
-use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
-use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_cohort::{import_bundle, Catalog, CompiledQuery, Day, Query};
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
-use zkcohort_market::{Store, StoreConfig};
+use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
 use zkcohort_verifier::verify_bundle;
 
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
-const ISSUER: &str = "issuer-key";
-const REWARD: u64 = 10;
-const AUDIT_KEY: [u8; 32] = [5; 32];
-
-/// A running server.
-struct Server {
-    base: String,
-    client: Client,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
-    _folder: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(keys: &CircuitKeys, researcher: [u8; 32]) -> Self {
-        let folder = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            folder.path().join("db"),
-            StoreConfig {
-                registry_depth: SHAPE.registry_depth,
-                root_window: 4,
-            },
-        )
-        .unwrap();
-        let config = ApiConfig {
-            operator_key: OPERATOR.into(),
-            api_keys: HashMap::from([
-                (RESEARCHER.to_string(), Role::Researcher(researcher)),
-                (ISSUER.to_string(), Role::Issuer([9; 32])),
-            ]),
-            clauses: SHAPE.clauses,
-            slot_depth: SHAPE.slot_depth,
-            circuit_id: keys.circuit_id().to_string(),
-            verifying_key: keys.prepared_verifying_key().clone(),
-            audit_key: SigningKey::from_bytes(&AUDIT_KEY),
-            limits: Limits::default(),
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, AppState::new(store, config), async move {
-            let _ = signal.await;
-        }));
-        Self {
-            base,
-            client: Client::new(),
-            shutdown,
-            task,
-            _folder: folder,
-        }
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.text().await.unwrap())
-    }
-
-    async fn bundle(&self, study_id: u64) -> (StudyBundle, String) {
-        let (status, text) = self.get_text(&format!("/studies/{study_id}/bundle")).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
-        (StudyBundle::from_json(&text).unwrap(), text)
-    }
-
-    async fn stop(self) {
-        self.shutdown.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-/// The fixture patients `query` admits, each with an identity and salt.
-fn eligible_patients(query: &CompiledQuery, wanted: usize) -> Vec<(IdentitySecret, IssuedRecord)> {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fhir");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "json")
-        })
-        .collect();
-    paths.sort();
-    let issued_at: Day = "2021-06-01".parse().unwrap();
-    let mut rng = StdRng::seed_from_u64(2);
-    let patients: Vec<_> = paths
-        .iter()
-        .map(|path| {
-            import_bundle(
-                Catalog::bundled(),
-                &std::fs::read_to_string(path).unwrap(),
-                issued_at,
-            )
-            .unwrap()
-            .0
-        })
-        .filter(|summary| query.evaluate(summary))
-        .take(wanted)
-        .map(|summary| {
-            let secret = IdentitySecret::random_with_rng(&mut rng);
-            let record = IssuedRecord {
-                summary,
-                salt: RecordSalt::random_with_rng(&mut rng),
-                issuer_id: 3,
-                issued_at,
-            };
-            (secret, record)
-        })
-        .collect();
-    assert!(
-        patients.len() >= 2,
-        "the fixtures hold too few eligible patients"
-    );
-    patients
-}
+use common::{
+    eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
+    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
+};
 
 /// The `zkcohort-verify` binary of this build (`cargo build --release -p
 /// zkcohort-verifier` puts it next to this test's folder).
@@ -262,14 +127,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     }
 
     // The researcher posts the study and funds it twice.
-    let study = json!({
-        "title": "Hypertension, 40 and over",
-        "description": "no CKD",
-        "query": QUERY,
-        "reward": REWARD,
-        "max_enrollments": 5,
-        "epsilon_budget": 1.0,
-    });
+    let study = study_body(5);
     let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let study_id = created["id"].as_u64().unwrap();

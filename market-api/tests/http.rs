@@ -2,177 +2,27 @@
 //! a temporary folder, a real Groth16 proof on the small circuit shape, shut
 //! down through an injected future.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, SeedableRng};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
-use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
-use zkcohort_market::{Store, StoreConfig};
-use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
-use zkcohort_verifier::snarkjs::proof_to_json;
+use zkcohort_cohort::{Catalog, Query};
+use zkcohort_market::http::{AppState, Role};
+use zkcohort_market::Store;
+use zkcohort_prover::{CircuitKeys, ProofRequest};
 
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
-const ISSUER: &str = "issuer-key";
-const REWARD: u64 = 10;
-
-/// A running server and what it needs.
-struct Server {
-    base: String,
-    client: Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-    _folder: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(keys: &CircuitKeys, researcher: [u8; 32]) -> Self {
-        let folder = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            folder.path().join("db"),
-            StoreConfig {
-                registry_depth: SHAPE.registry_depth,
-                root_window: 4,
-            },
-        )
-        .unwrap();
-        let api_keys = HashMap::from([
-            (RESEARCHER.to_string(), Role::Researcher(researcher)),
-            (ISSUER.to_string(), Role::Issuer([9; 32])),
-        ]);
-        let config = ApiConfig {
-            operator_key: OPERATOR.into(),
-            api_keys,
-            clauses: SHAPE.clauses,
-            slot_depth: SHAPE.slot_depth,
-            circuit_id: keys.circuit_id().to_string(),
-            verifying_key: keys.prepared_verifying_key().clone(),
-            audit_key: SigningKey::from_bytes(&[5; 32]),
-            limits: Limits::default(),
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, AppState::new(store, config), async move {
-            let _ = signal.await;
-        }));
-        Self {
-            base,
-            client: Client::new(),
-            shutdown: Some(shutdown),
-            task,
-            _folder: folder,
-        }
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn post_raw(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn balance(&self, key: &[u8; 32]) -> u64 {
-        let (status, account) = self.get(&format!("/accounts/{}", hex::encode(key))).await;
-        assert_eq!(status, StatusCode::OK);
-        account["balance"].as_u64().unwrap()
-    }
-
-    /// The marketplace key, as a wallet learns it: from `GET /marketplace`.
-    async fn marketplace_key(&self) -> [u8; 32] {
-        let (status, info) = self.get("/marketplace").await;
-        assert_eq!(status, StatusCode::OK);
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(info["marketplace_key"].as_str().unwrap(), &mut key).unwrap();
-        key
-    }
-
-    /// What must not change when a request is refused.
-    async fn snapshot(&self, payout: &[u8; 32]) -> (u64, Value, Value) {
-        (
-            self.balance(payout).await,
-            self.get("/studies/1").await.1,
-            self.get("/audit/head").await.1["head"].clone(),
-        )
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.take().unwrap().send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-/// Ali Harris (56, hypertension, no CKD): a patient the query admits.
-fn patient() -> (IdentitySecret, IssuedRecord) {
-    let catalog = Catalog::bundled();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
-    let issued_at: Day = "2021-06-01".parse().unwrap();
-    let summary = import_bundle(catalog, &std::fs::read_to_string(path).unwrap(), issued_at)
-        .unwrap()
-        .0;
-    let mut rng = StdRng::seed_from_u64(2);
-    let secret = IdentitySecret::random_with_rng(&mut rng);
-    let record = IssuedRecord {
-        summary,
-        salt: RecordSalt::random_with_rng(&mut rng),
-        issuer_id: 3,
-        issued_at,
-    };
-    (secret, record)
-}
-
-fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
-    json!({
-        "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
-        "registry_root": fr_to_decimal(&proof.statement.registry_root),
-        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
-        "payout_account": hex::encode(payout),
-    })
-}
+use common::{
+    api_config, enroll_body, patient, store_config, study_body, TestServer as Server, ISSUER,
+    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enrollment_over_http_with_a_real_proof() {
@@ -218,14 +68,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     );
 
     // The researcher posts and funds a study.
-    let study = json!({
-        "title": "Hypertension, 40 and over",
-        "description": "no CKD",
-        "query": QUERY,
-        "reward": REWARD,
-        "max_enrollments": 5,
-        "epsilon_budget": 1.0,
-    });
+    let study = study_body(5);
     let (status, body) = server.post("/studies", Some(ISSUER), &study).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
@@ -278,7 +121,7 @@ async fn enrollment_over_http_with_a_real_proof() {
         b"{\"proof\": {}, \"registry_root\": 1, \"nullifier\": \"1\", \"payout_account\": \"00\"}",
         b"\xff\xfe",
     ] {
-        let (status, error) = server.post_raw(&enroll_path, raw.to_vec()).await;
+        let (status, error) = server.post_bytes(&enroll_path, raw.to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
         assert_eq!(error["error"]["code"], "malformed_json");
     }
@@ -298,7 +141,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     );
 
     // Oversized body: 413.
-    let (status, error) = server.post_raw(&enroll_path, vec![b' '; 70 * 1024]).await;
+    let (status, error) = server.post_bytes(&enroll_path, vec![b' '; 70 * 1024]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
     assert_eq!(error["error"]["code"], "body_too_large");
 
@@ -394,24 +237,11 @@ async fn refusals_share_one_error_shape() {
 
     let keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        folder.path(),
-        StoreConfig {
-            registry_depth: SHAPE.registry_depth,
-            root_window: 4,
-        },
-    )
-    .unwrap();
-    let config = ApiConfig {
-        operator_key: OPERATOR.into(),
-        api_keys: HashMap::from([(RESEARCHER.to_string(), Role::Researcher([7; 32]))]),
-        clauses: SHAPE.clauses,
-        slot_depth: SHAPE.slot_depth,
-        circuit_id: keys.circuit_id().to_string(),
-        verifying_key: keys.prepared_verifying_key().clone(),
-        audit_key: SigningKey::from_bytes(&[5; 32]),
-        limits: Limits::default(),
-    };
+    let store = Store::open(folder.path(), store_config()).unwrap();
+    let config = api_config(
+        &keys,
+        HashMap::from([(RESEARCHER.to_string(), Role::Researcher([7; 32]))]),
+    );
     let router = app(AppState::new(store, config));
     let call = |method: &str, uri: &str, key: Option<&str>, body: Value| {
         let mut request = Request::builder()

@@ -1,18 +1,14 @@
 //! `GET /openapi.json` over real HTTP: it describes every route the router
 //! serves, with its method, and the one error shape.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 
-use ed25519_dalek::SigningKey;
-use rand::{rngs::StdRng, SeedableRng};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
-use zkcohort_market::{Store, StoreConfig};
-use zkcohort_prover::CircuitKeys;
+use zkcohort_market::Store;
 
-const SHAPE: CircuitShape = CircuitShape::SMALL;
+use common::{api_config, setup_keys, store_config, TestServer};
 
 /// The API's routes, as the module documentation of `http` lists them.
 const ROUTES: &[(&str, &str)] = &[
@@ -42,33 +38,13 @@ const ROUTES: &[(&str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_json_describes_every_served_route() {
-    let keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap();
+    let keys = setup_keys();
     let folder = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        folder.path(),
-        StoreConfig {
-            registry_depth: SHAPE.registry_depth,
-            root_window: 4,
-        },
-    )
-    .unwrap();
-    let config = ApiConfig {
-        operator_key: "operator".into(),
-        api_keys: HashMap::new(),
-        clauses: SHAPE.clauses,
-        slot_depth: SHAPE.slot_depth,
-        circuit_id: keys.circuit_id().to_string(),
-        verifying_key: keys.prepared_verifying_key().clone(),
-        audit_key: SigningKey::from_bytes(&[5; 32]),
-        limits: Limits::default(),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, AppState::new(store, config), async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
+    let store = Store::open(folder.path(), store_config()).unwrap();
+    let mut config = api_config(&keys, HashMap::new());
+    config.operator_key = "operator".into();
+    let server = TestServer::serve(store, config).await;
+    let (base, client) = (&server.base, &server.client);
 
     let response = client
         .get(format!("{base}/openapi.json"))
@@ -148,6 +124,5 @@ async fn openapi_json_describes_every_served_route() {
         "bearer"
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

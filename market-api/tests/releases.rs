@@ -3,43 +3,28 @@
 //! directly (their proofs are the enrollment route's business, tested in
 //! `http.rs`); releases, budgets and the audit log are read over HTTP.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use zkcohort_market::dp::Epsilon;
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::http::{ApiConfig, Limits, Role};
 use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
 
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
+use common::{public_key as public, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD};
+
 const OTHER_RESEARCHER: &str = "other-researcher-key";
-const ISSUER: &str = "issuer-key";
-const REWARD: u64 = 10;
 
-fn public(seed: u8) -> [u8; 32] {
-    SigningKey::from_bytes(&[seed; 32])
-        .verifying_key()
-        .to_bytes()
-}
-
-/// A running server over the store in `folder`, with a handle on its state
-/// so tests can enroll through the store.
-struct Server {
-    base: String,
-    client: Client,
-    state: AppState,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
-}
+/// Servers over the store in `folder`; tests keep a handle on the state so
+/// they can enroll through the store.
+struct Server;
 
 impl Server {
-    async fn start(folder: &Path) -> Self {
+    async fn start(folder: &Path) -> TestServer {
         let store = Store::open(
             folder,
             StoreConfig {
@@ -64,46 +49,11 @@ impl Server {
             audit_key: SigningKey::from_bytes(&[5; 32]),
             limits: Limits::default(),
         };
-        let state = AppState::new(store, config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = signal.await;
-        }));
-        Self {
-            base,
-            client: Client::new(),
-            state,
-            shutdown,
-            task,
-        }
+        TestServer::serve(store, config).await
     }
+}
 
-    fn store(&self) -> &Store {
-        self.state.store()
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
+impl TestServer {
     async fn release(&self, study: u64, body: &Value) -> (StatusCode, Value) {
         self.post(
             &format!("/studies/{study}/releases"),
@@ -116,14 +66,14 @@ impl Server {
     /// The study's releases and budget, as its researcher sees them.
     async fn releases(&self, study: u64) -> Value {
         let (status, body) = self
-            .get(&format!("/studies/{study}/releases"), Some(RESEARCHER))
+            .get_with_key(&format!("/studies/{study}/releases"), Some(RESEARCHER))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     async fn audit_size(&self) -> u64 {
-        let (status, head) = self.get("/audit/head", None).await;
+        let (status, head) = self.get("/audit/head").await;
         assert_eq!(status, StatusCode::OK);
         head["head"]["size"].as_u64().unwrap()
     }
@@ -179,13 +129,6 @@ impl Server {
                 )
                 .unwrap();
         }
-    }
-
-    /// Stops the server and drops the store, closing the folder.
-    async fn stop(self) {
-        self.shutdown.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-        drop(self.state);
     }
 }
 
@@ -364,7 +307,7 @@ async fn bad_requests_get_distinct_errors_and_change_nothing() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_study_owner");
-    let (status, body) = server.get(&path, Some(OTHER_RESEARCHER)).await;
+    let (status, body) = server.get_with_key(&path, Some(OTHER_RESEARCHER)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_study_owner");
     // Keys: none, unknown, an issuer's.
@@ -372,7 +315,10 @@ async fn bad_requests_get_distinct_errors_and_change_nothing() {
         let (status, body) = server.post(&path, key, &count_request(0.5)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "unauthorized");
-        assert_eq!(server.get(&path, key).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            server.get_with_key(&path, key).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let (status, body) = server.post(&path, Some(ISSUER), &count_request(0.5)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -384,7 +330,7 @@ async fn bad_requests_get_distinct_errors_and_change_nothing() {
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "unknown_study");
-        let (status, body) = server.get(missing, Some(RESEARCHER)).await;
+        let (status, body) = server.get_with_key(missing, Some(RESEARCHER)).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "unknown_study");
     }

@@ -8,64 +8,32 @@
 //! - Seeded fuzzing of every POST route with mutations of valid bodies:
 //!   never a 5xx, always the one error shape, and nothing changes.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
-use zkcohort_circuits::record::IssuedRecord;
-use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::statement::{fr_to_bytes, fr_to_decimal};
-use zkcohort_circuits::Fr;
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
-use zkcohort_market::{Account, SignedHead, SignedTransfer, Store, StoreConfig};
-use zkcohort_prover::{CircuitId, CircuitKeys, EligibilityProof, ProofRequest};
-use zkcohort_verifier::snarkjs::{
-    g2_to_json, proof_to_json, verifying_key_from_json, verifying_key_to_json,
+use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
+use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
+use zkcohort_prover::{CircuitId, EligibilityProof};
+use zkcohort_verifier::snarkjs::{g2_to_json, verifying_key_from_json, verifying_key_to_json};
+
+use common::{
+    cohort, enroll_body, keys, marketplace_key, prove_cohort, public_key, store_config, study_body,
+    Api, Cohort, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD,
 };
 
-// ---------------------------------------------------------------------------
-// Shared test helpers. Copied and extended from tests/http.rs (server start
-// and stop, requests, the fixture patient, enrollment bodies); to be factored
-// into one place shared by both files.
-// ---------------------------------------------------------------------------
-
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
-const OPERATOR: &str = "operator-key";
-const RESEARCHER: &str = "researcher-key";
-const ISSUER: &str = "issuer-key";
-const REWARD: u64 = 10;
 /// Every store here gets one study, so its id is known before the server
 /// starts and proofs can be made in advance.
 const STUDY: u64 = 1;
-/// The seed of the audit key: the same key across restarts keeps the
-/// marketplace key, and so every study scope, unchanged.
-const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
-
-/// The circuit keys, set up once for all tests of this binary.
-fn keys() -> &'static CircuitKeys {
-    static KEYS: OnceLock<CircuitKeys> = OnceLock::new();
-    KEYS.get_or_init(|| CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap())
-}
-
-fn public_key(seed: u8) -> [u8; 32] {
-    SigningKey::from_bytes(&[seed; 32])
-        .verifying_key()
-        .to_bytes()
-}
 
 fn researcher() -> [u8; 32] {
     public_key(7)
@@ -76,107 +44,14 @@ fn payout(index: usize) -> [u8; 32] {
     public_key(100 + u8::try_from(index).unwrap())
 }
 
-fn marketplace_key() -> [u8; 32] {
-    SigningKey::from_bytes(&AUDIT_KEY_SEED)
-        .verifying_key()
-        .to_bytes()
-}
-
-fn store_config() -> StoreConfig {
-    StoreConfig {
-        registry_depth: SHAPE.registry_depth,
-        root_window: 4,
-    }
-}
-
 fn api_config(
     circuit_id: String,
     verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
 ) -> ApiConfig {
-    ApiConfig {
-        operator_key: OPERATOR.into(),
-        api_keys: HashMap::from([
-            (RESEARCHER.to_string(), Role::Researcher(researcher())),
-            (ISSUER.to_string(), Role::Issuer([9; 32])),
-        ]),
-        clauses: SHAPE.clauses,
-        slot_depth: SHAPE.slot_depth,
-        circuit_id,
-        verifying_key,
-        audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
-        limits: Limits::default(),
-    }
-}
-
-/// An answer: its status and its body, parsed as JSON when it is JSON.
-type Answer = (StatusCode, Option<Value>);
-
-/// HTTP calls to a server at `base`.
-#[derive(Clone)]
-struct Api {
-    base: String,
-    client: Client,
+    common::api_config_for(circuit_id, verifying_key, common::api_keys(researcher()))
 }
 
 impl Api {
-    fn new(base: String) -> Self {
-        Self {
-            base,
-            client: Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let (status, body) = self
-            .post_raw(
-                path,
-                key,
-                Some("application/json"),
-                body.to_string().into_bytes(),
-            )
-            .await
-            .unwrap();
-        (status, body.unwrap_or(Value::Null))
-    }
-
-    /// Posts raw bytes; an error only when the connection fails.
-    async fn post_raw(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Answer, reqwest::Error> {
-        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).ok()))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn balance(&self, key: &[u8; 32]) -> u64 {
-        let (status, account) = self.get(&format!("/accounts/{}", hex::encode(key))).await;
-        assert_eq!(status, StatusCode::OK, "{account}");
-        account["balance"].as_u64().unwrap()
-    }
-
     async fn study(&self) -> Value {
         let (status, study) = self.get(&format!("/studies/{STUDY}")).await;
         assert_eq!(status, StatusCode::OK, "{study}");
@@ -232,24 +107,17 @@ impl Api {
     }
 }
 
-/// A running in-process server over a store in `folder`.
-struct Server {
-    api: Api,
-    /// The server's state, kept to check the store itself; dropped on stop
-    /// so the folder can be opened again.
-    state: AppState,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
-}
+/// In-process servers over a store in a folder.
+struct Server;
 
 impl Server {
     /// Serves the store in `folder` (created if new).
-    async fn start(folder: &Path) -> Self {
+    async fn start(folder: &Path) -> TestServer {
         Self::start_with_limits(folder, Limits::default()).await
     }
 
     /// Serves the store in `folder` with these request limits.
-    async fn start_with_limits(folder: &Path, limits: Limits) -> Self {
+    async fn start_with_limits(folder: &Path, limits: Limits) -> TestServer {
         let store = Store::open(folder, store_config()).unwrap();
         let keys = keys();
         let mut config = api_config(
@@ -257,129 +125,14 @@ impl Server {
             keys.prepared_verifying_key().clone(),
         );
         config.limits = limits;
-        let state = AppState::new(store, config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = signal.await;
-        }));
-        Self {
-            api: Api::new(base),
-            state,
-            shutdown,
-            task,
-        }
-    }
-
-    fn store(&self) -> &Store {
-        self.state.store()
-    }
-
-    /// Stops serving, lets requests in flight finish and closes the store.
-    async fn stop(self) {
-        self.shutdown.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-        // The last handle on the store: sled releases the folder.
-        drop(self.state);
-    }
-}
-
-/// Several identities holding the fixture patient's record, each with its
-/// own salt and so its own registry leaf (leaf `i` at index `i`).
-struct Cohort {
-    members: Vec<(IdentitySecret, IssuedRecord)>,
-    leaves: Vec<Fr>,
-    registry: RegistryTree,
-}
-
-/// Ali Harris (56, hypertension, no CKD), a patient the query admits, held
-/// by `size` identities.
-fn cohort(size: usize) -> Cohort {
-    let catalog = Catalog::bundled();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
-    let issued_at: Day = "2021-06-01".parse().unwrap();
-    let summary = import_bundle(catalog, &std::fs::read_to_string(path).unwrap(), issued_at)
-        .unwrap()
-        .0;
-    let mut rng = StdRng::seed_from_u64(2);
-    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
-    let mut members = Vec::new();
-    let mut leaves = Vec::new();
-    for _ in 0..size {
-        let secret = IdentitySecret::random_with_rng(&mut rng);
-        let record = IssuedRecord {
-            summary: summary.clone(),
-            salt: RecordSalt::random_with_rng(&mut rng),
-            issuer_id: 3,
-            issued_at,
-        };
-        let leaf = record
-            .registry_leaf(secret.commitment(), SHAPE.slot_depth)
-            .unwrap();
-        registry.append(leaf).unwrap();
-        leaves.push(leaf);
-        members.push((secret, record));
-    }
-    Cohort {
-        members,
-        leaves,
-        registry,
+        TestServer::serve(store, config).await
     }
 }
 
 /// One proof per member for study [`STUDY`], paying member `i` to
 /// [`payout`]`(i)`, proved in parallel.
 fn prove_all(cohort: &Cohort) -> Vec<EligibilityProof> {
-    let query = Query::parse(QUERY, Catalog::bundled())
-        .unwrap()
-        .compile(Catalog::bundled())
-        .unwrap();
-    let scope = StudyScope::for_study(&marketplace_key(), STUDY);
-    let requests: Vec<ProofRequest> = cohort
-        .members
-        .iter()
-        .enumerate()
-        .map(|(index, (secret, record))| ProofRequest {
-            secret: secret.clone(),
-            record: record.clone(),
-            registry_path: cohort.registry.path(index as u64).unwrap(),
-            query: query.clone(),
-            study_scope: scope,
-            payout_account: payout(index),
-        })
-        .collect();
-    let proofs = Mutex::new(vec![None; requests.len()]);
-    keys().prove_batch_with_seed(requests, 3, |progress, proof| {
-        proofs.lock().unwrap()[progress.index] = Some(proof.unwrap());
-    });
-    proofs
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(Option::unwrap)
-        .collect()
-}
-
-fn study_body(max_enrollments: u64) -> Value {
-    json!({
-        "title": "Hypertension, 40 and over",
-        "description": "no CKD",
-        "query": QUERY,
-        "reward": REWARD,
-        "max_enrollments": max_enrollments,
-        "epsilon_budget": 1.0,
-    })
-}
-
-fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
-    json!({
-        "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
-        "registry_root": fr_to_decimal(&proof.statement.registry_root),
-        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
-        "payout_account": hex::encode(payout),
-    })
+    prove_cohort(keys(), cohort, STUDY, payout)
 }
 
 fn nullifier_bytes(proof: &EligibilityProof) -> [u8; 32] {

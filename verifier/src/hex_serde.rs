@@ -1,10 +1,11 @@
 //! Serde helpers for byte arrays as lowercase hex strings, the form the
-//! marketplace writes keys, hashes and signatures in.
+//! marketplace writes keys, hashes and signatures in (`#[serde(with =
+//! "zkcohort_verifier::hex_serde")]`); the marketplace uses them too.
 
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Serializes bytes as lowercase hex.
-pub(crate) fn serialize<S: Serializer, const N: usize>(
+pub fn serialize<S: Serializer, const N: usize>(
     bytes: &[u8; N],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -12,7 +13,7 @@ pub(crate) fn serialize<S: Serializer, const N: usize>(
 }
 
 /// Reads exactly `N` bytes from hex.
-pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
     deserializer: D,
 ) -> Result<[u8; N], D::Error> {
     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
@@ -22,14 +23,11 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
 }
 
 /// A list of 32-byte values as hex strings.
-pub(crate) mod vec32 {
+pub mod vec32 {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serializes each value as lowercase hex.
-    pub(crate) fn serialize<S: Serializer>(
-        values: &[[u8; 32]],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(values: &[[u8; 32]], serializer: S) -> Result<S::Ok, S::Error> {
         values
             .iter()
             .map(hex::encode)
@@ -38,7 +36,7 @@ pub(crate) mod vec32 {
     }
 
     /// Reads a list of 32-byte hex values.
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<[u8; 32]>, D::Error> {
         let texts = Vec::<String>::deserialize(deserializer)?;

@@ -38,7 +38,8 @@
 
 pub mod audit;
 pub mod bundle;
-mod hex_serde;
+#[doc(hidden)]
+pub mod hex_serde;
 pub mod snarkjs;
 pub mod verify;
 
