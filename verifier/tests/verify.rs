@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Instant;
-
-use ark_bn254::{Bn254, Fr, G1Affine, G2Affine};
+use ark_bn254::{Fr, G1Affine, G2Affine};
 use ark_ec::{AffineRepr, CurveGroup};
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_verifier::{
@@ -115,37 +113,4 @@ fn a_failing_batch_names_exactly_its_bad_proofs() {
     items[1].1.c = (items[1].1.c - g1).into_affine();
     let report = verify_batch(&prepared, &items).unwrap();
     assert_eq!(report.invalid, vec![0, 1]);
-}
-
-/// One-by-one against batch verification of the same 100 proofs. Run with
-/// `cargo test --release -p zkcohort-verifier --test verify -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing, run in release"]
-fn batch_against_one_by_one_timing() {
-    let count = 100;
-    let (proving_key, vk) = common::setup(40);
-    let prepared = prepare_verifying_key(&vk);
-    let items: Vec<(Statement, Proof<Bn254>)> = common::proofs(&proving_key, count, 41);
-    let rounds = 5;
-    let mut single = f64::MAX;
-    let mut batch = f64::MAX;
-    for _ in 0..rounds {
-        let start = Instant::now();
-        for (statement, proof) in &items {
-            assert_eq!(verify(&prepared, statement, proof), Ok(true));
-        }
-        single = single.min(start.elapsed().as_secs_f64());
-        let start = Instant::now();
-        assert!(verify_batch(&prepared, &items).unwrap().batch_passed);
-        batch = batch.min(start.elapsed().as_secs_f64());
-    }
-    println!(
-        "{count} proofs, best of {rounds}: one by one {:.1} ms ({:.3} ms/proof), batch {:.1} ms \
-         ({:.3} ms/proof), ratio {:.2}x",
-        single * 1e3,
-        single * 1e3 / count as f64,
-        batch * 1e3,
-        batch * 1e3 / count as f64,
-        single / batch
-    );
 }
