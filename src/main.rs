@@ -110,8 +110,9 @@ enum Command {
     /// Researchers: post, fund and close studies, release noisy counts, export bundles.
     #[command(subcommand)]
     Researcher(roles::ResearcherCommand),
-    /// The main job: every role end to end against an in-process marketplace on
-    /// 127.0.0.1: issuer, three studies, patients' wallets proving in a batch,
+    /// The main job: every role end to end against a marketplace in this process.
+    ///
+    /// On 127.0.0.1: an issuer, three studies, patients' wallets proving in a batch,
     /// rewards, DP counts, a study bundle verified independently.
     Demo {
         /// The demo's folder (marketplace store, wallets, bundle); cleared at the
