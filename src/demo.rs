@@ -385,7 +385,7 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
         )
         .with_context(|| format!("importing {}", path.display()))?;
         pending.push(PendingRecord {
-            source: file_name(path),
+            source: crate::sample::file_name(path),
             identity: wallet.identity_commitment(),
             issuance,
         });
@@ -395,11 +395,6 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
         wallet.import_record(file)?;
     }
     Ok(wallets)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
 }
 
 fn progress_bar(visible: bool, length: u64) -> ProgressBar {

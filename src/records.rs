@@ -50,13 +50,6 @@ fn load_query(catalog: &Catalog, path: &Path) -> Result<Query> {
     Query::parse_any(&text, catalog).with_context(|| format!("in query {}", path.display()))
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    )
-}
-
 pub(crate) fn catalog(json: bool, kind: Option<&str>) -> Result<ExitCode> {
     let catalog = Catalog::bundled();
     let concepts: Vec<_> = catalog
@@ -163,7 +156,7 @@ fn print_summary(
     issued_at: Day,
     verbose: bool,
 ) {
-    println!("== {}", file_name(path));
+    println!("== {}", zkcohort::sample::file_name(path));
     match &report.patient {
         Some(patient) => println!(
             "patient {}: born {}, {}",

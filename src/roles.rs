@@ -274,7 +274,7 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
                 issuance.report.skipped.len()
             );
             let pending = [PendingRecord {
-                source: file_label(&bundle),
+                source: zkcohort::sample::file_name(&bundle),
                 identity,
                 issuance,
             }];
@@ -505,11 +505,6 @@ fn print_identity(wallet: &Wallet) {
         fr_to_decimal(&wallet.identity_commitment().0)
     );
     println!("payout account: {}", hex::encode(wallet.payout_account()));
-}
-
-fn file_label(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -33,6 +33,14 @@ pub fn fixture_bundles() -> Result<Vec<PathBuf>> {
     bundles_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhir"))
 }
 
+/// A file's name for messages and labels (the whole path when it has none).
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
 /// The demo's patients: the fixture bundles and the demo's own (`demo/fhir`).
 ///
 /// # Errors
@@ -108,9 +116,7 @@ pub fn sample_patients(
         };
         let leaf = record.registry_leaf(secret.commitment(), shape.slot_depth)?;
         let index = registry.append(leaf)?;
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        let name = file_name(path);
         let mut payout_account = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rng, &mut payout_account);
         registered.push((name, secret, record, index, payout_account));
