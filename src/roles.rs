@@ -347,6 +347,9 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
                 } else {
                     let verdict = match (preview.enrolled, preview.record.is_some()) {
                         (true, _) => "enrolled".to_string(),
+                        (false, true) if study.escrow < study.reward => {
+                            "eligible, but its escrow cannot pay a reward now".to_string()
+                        }
                         (false, true) => "ELIGIBLE".to_string(),
                         (false, false) => format!("not eligible: {}", failed.join("; ")),
                     };
@@ -440,7 +443,13 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             let study = researcher::post_study(&client, &post)?;
             let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));
             if amount > 0 {
-                researcher::fund(&client, study.id, amount)?;
+                researcher::fund(&client, study.id, amount).with_context(|| {
+                    format!(
+                        "study {} is posted but its escrow is empty, so no one can enroll yet; \
+                         fund it with `zkcohort researcher fund --study {} --amount N`",
+                        study.id, study.id
+                    )
+                })?;
             }
             println!(
                 "study {} posted, query hash {}, escrow {amount}",
