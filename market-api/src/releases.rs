@@ -227,10 +227,7 @@ impl Store {
         request: &ReleaseRequest,
     ) -> Result<(StudyRelease, bool), ReleaseError> {
         let study_id = request.study;
-        let study = self.study(study_id)?;
-        if study.researcher != researcher {
-            return Err(Error::NotStudyOwner(study_id).into());
-        }
+        let study = self.study_of(study_id, &researcher)?;
         let key = release_key(study_id, study.enrolled, request);
         if let Some(cached) = get_json(&self.releases, &key)? {
             return Ok((cached, true));

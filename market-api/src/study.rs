@@ -108,6 +108,19 @@ pub(crate) fn tx_study(tx: &Tx<'_>, id: u64) -> TxResult<Study> {
     }
 }
 
+/// Reads a study inside a transaction for a change by `researcher`: it must
+/// be theirs and still open.
+fn tx_open_study_of(tx: &Tx<'_>, study_id: u64, researcher: Bytes32) -> TxResult<Study> {
+    let study = tx_study(tx, study_id)?;
+    if study.researcher != researcher {
+        return abort(Error::NotStudyOwner(study_id));
+    }
+    if study.status != StudyStatus::Open {
+        return abort(Error::StudyClosed(study_id));
+    }
+    Ok(study)
+}
+
 impl Store {
     /// Creates a study with an empty escrow.
     ///
@@ -176,13 +189,7 @@ impl Store {
         }
         let at = now_ms();
         self.transact(|tx| {
-            let mut study = tx_study(tx, study_id)?;
-            if study.researcher != researcher {
-                return abort(Error::NotStudyOwner(study_id));
-            }
-            if study.status != StudyStatus::Open {
-                return abort(Error::StudyClosed(study_id));
-            }
+            let mut study = tx_open_study_of(tx, study_id, researcher)?;
             let entry = post(
                 tx,
                 LedgerKind::FundEscrow,
@@ -214,13 +221,7 @@ impl Store {
     ) -> Result<(Study, Option<LedgerEntry>), Error> {
         let at = now_ms();
         self.transact(|tx| {
-            let mut study = tx_study(tx, study_id)?;
-            if study.researcher != researcher {
-                return abort(Error::NotStudyOwner(study_id));
-            }
-            if study.status != StudyStatus::Open {
-                return abort(Error::StudyClosed(study_id));
-            }
+            let mut study = tx_open_study_of(tx, study_id, researcher)?;
             let refund = if study.escrow > 0 {
                 Some(post(
                     tx,
@@ -254,6 +255,20 @@ impl Store {
     /// [`Error::UnknownStudy`], [`Error::Storage`], [`Error::Corrupt`].
     pub fn study(&self, id: u64) -> Result<Study, Error> {
         crate::store::get_json(&self.studies, &study_key(id))?.ok_or(Error::UnknownStudy(id))
+    }
+
+    /// The study with this id, which `researcher` must own (open or closed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`], [`Error::Storage`],
+    /// [`Error::Corrupt`].
+    pub fn study_of(&self, id: u64, researcher: &Bytes32) -> Result<Study, Error> {
+        let study = self.study(id)?;
+        if &study.researcher != researcher {
+            return Err(Error::NotStudyOwner(id));
+        }
+        Ok(study)
     }
 
     /// Up to `limit` studies with ids from `start` on, in id order.

@@ -13,7 +13,6 @@ use super::extract::{ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::dp::DpError;
 use crate::releases::{NewRelease, ReleaseError, StudyRelease, StudyReleases};
-use crate::Error;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list))
@@ -97,9 +96,7 @@ async fn list(
     let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
-            if state.store().study(id)?.researcher != researcher {
-                return Err(Error::NotStudyOwner(id).into());
-            }
+            state.store().study_of(id, &researcher)?;
             Ok(state.store().releases(id)?)
         })
         .await
