@@ -207,15 +207,7 @@ fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
     let key_path = data.path().join("marketplace.key");
     std::fs::remove_file(&key_path).unwrap();
 
-    let output = zkcohort(&[
-        "serve",
-        "--shape",
-        "small",
-        "--addr",
-        "127.0.0.1:0",
-        "--data",
-        data.path().to_str().unwrap(),
-    ]);
+    let output = ServerProcess::command(data.path()).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -24,7 +24,7 @@ use zkcohort_verifier::verify_bundle;
 
 use common::{
     eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
-    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
+    QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 /// The `zkcohort-verify` binary of this build (`cargo build --release -p
@@ -131,23 +131,9 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let study_id = created["id"].as_u64().unwrap();
-    let (status, _) = server
-        .post(
-            "/ledger/mint",
-            Some(OPERATOR),
-            &json!({"to": hex::encode(researcher), "amount": 100}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    server.mint(&researcher, 100).await;
     for amount in [25, 20] {
-        let (status, body) = server
-            .post(
-                &format!("/studies/{study_id}/fund"),
-                Some(RESEARCHER),
-                &json!({ "amount": amount }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        server.fund(study_id, amount).await;
     }
 
     // Each patient proves and enrolls.

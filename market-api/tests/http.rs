@@ -21,7 +21,7 @@ use zkcohort_prover::{CircuitKeys, ProofRequest};
 
 use common::{
     api_config, enroll_body, patient, store_config, study_body, TestServer as Server, ISSUER,
-    OPERATOR, QUERY, RESEARCHER, REWARD, SHAPE,
+    QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -75,22 +75,8 @@ async fn enrollment_over_http_with_a_real_proof() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let study_id = created["id"].as_u64().unwrap();
     assert_eq!(created["circuit_id"], keys.circuit_id().to_string());
-    let (status, _) = server
-        .post(
-            "/ledger/mint",
-            Some(OPERATOR),
-            &json!({"to": hex::encode(researcher), "amount": 100}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = server
-        .post(
-            &format!("/studies/{study_id}/fund"),
-            Some(RESEARCHER),
-            &json!({"amount": 30}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    server.mint(&researcher, 100).await;
+    server.fund(study_id, 30).await;
     assert_eq!(server.balance(&researcher).await, 70);
 
     // The patient proves eligibility for this study and this payout account.

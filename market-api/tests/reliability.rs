@@ -79,22 +79,8 @@ impl Api {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{study}");
         assert_eq!(study["id"], STUDY);
-        let (status, minted) = self
-            .post(
-                "/ledger/mint",
-                Some(OPERATOR),
-                &json!({"to": hex::encode(researcher()), "amount": 100}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{minted}");
-        let (status, funded) = self
-            .post(
-                &format!("/studies/{STUDY}/fund"),
-                Some(RESEARCHER),
-                &json!({ "amount": escrow }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{funded}");
+        self.mint(&researcher(), 100).await;
+        self.fund(STUDY, escrow).await;
     }
 
     async fn enroll(&self, proof: &EligibilityProof, payout: &[u8; 32]) -> (StatusCode, Value) {

@@ -54,9 +54,10 @@ pub(crate) fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String
 }
 
 impl ServerProcess {
-    /// Starts `zkcohort serve --shape small` on port 0 over `data`.
-    pub(crate) fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+    /// The command `zkcohort serve --shape small` on port 0 over `data`.
+    pub(crate) fn command(data: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zkcohort"));
+        command
             .args([
                 "serve",
                 "--shape",
@@ -65,7 +66,13 @@ impl ServerProcess {
                 "127.0.0.1:0",
                 "--data",
             ])
-            .arg(data)
+            .arg(data);
+        command
+    }
+
+    /// Starts [`ServerProcess::command`] and waits until it listens.
+    pub(crate) fn start(data: &Path) -> Self {
+        let mut child = Self::command(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

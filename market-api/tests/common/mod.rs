@@ -211,6 +211,31 @@ impl Api {
         (response.status(), response.text().await.unwrap())
     }
 
+    /// The operator mints `amount` to `to`; fails the test unless it is done.
+    pub(crate) async fn mint(&self, to: &[u8; 32], amount: u64) {
+        let (status, minted) = self
+            .post(
+                "/ledger/mint",
+                Some(OPERATOR),
+                &json!({"to": hex::encode(to), "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{minted}");
+    }
+
+    /// The researcher funds study `study_id` with `amount`; fails the test
+    /// unless it is done.
+    pub(crate) async fn fund(&self, study_id: u64, amount: u64) {
+        let (status, funded) = self
+            .post(
+                &format!("/studies/{study_id}/fund"),
+                Some(RESEARCHER),
+                &json!({ "amount": amount }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{funded}");
+    }
+
     pub(crate) async fn balance(&self, key: &[u8; 32]) -> u64 {
         let (status, account) = self.get(&format!("/accounts/{}", hex::encode(key))).await;
         assert_eq!(status, StatusCode::OK, "{account}");
