@@ -3,8 +3,8 @@
 //!
 //! [`MarketClient`] sends JSON with an optional bearer token and turns the
 //! API's error shape `{"error": {"code", "message"}}` into
-//! [`ClientError::Api`]. Commands add their calls as methods on it, built on
-//! [`MarketClient::get`] and [`MarketClient::post`]. Plain HTTP only (no TLS
+//! [`ClientError::Api`]. Each route is one typed method over the bodies of
+//! `zkcohort_market::api`, which the server's handlers use too. Plain HTTP only (no TLS
 //! backend is built in); do not call it from inside a tokio runtime (the
 //! blocking client runs one of its own).
 
@@ -14,9 +14,15 @@ use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use zkcohort_market::api::{
+    AccountView, AppendLeaves, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
+    EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RevokeLeaf,
+    RootView,
+};
 use zkcohort_market::api_keys::ApiKeyRole;
-use zkcohort_market::http::{CreatedApiKey, ErrorBody};
-use zkcohort_market::LedgerEntry;
+use zkcohort_market::releases::{StudyRelease, StudyReleases};
+use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, SignedTransfer, Study};
+use zkcohort_verifier::StudyBundle;
 
 /// How long one request may take (the server's own limit is 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -116,7 +122,8 @@ impl MarketClient {
         &self.base
     }
 
-    /// `GET path`, answered with JSON `T`.
+    /// `GET path`, answered with JSON `T`: a raw call, for tests that look at
+    /// the JSON itself; commands use the typed methods below.
     ///
     /// # Errors
     ///
@@ -125,7 +132,7 @@ impl MarketClient {
         self.send(Method::GET, path, |request| request)
     }
 
-    /// `POST path` with JSON `body`, answered with JSON `T`.
+    /// `POST path` with JSON `body`, answered with JSON `T` (raw, as [`Self::get`]).
     ///
     /// # Errors
     ///
@@ -138,21 +145,32 @@ impl MarketClient {
         self.send(Method::POST, path, |request| request.json(body))
     }
 
-    /// Operator: creates an API key for `role` acting as `account` (hex).
+    /// `GET /marketplace`: the marketplace key and its circuit.
     ///
     /// # Errors
     ///
-    /// See [`ClientError`]; `unauthorized` or `forbidden` without the
-    /// operator token, `bad_key` for an account that is not an ed25519 key.
+    /// See [`ClientError`] (also for every method below).
+    pub fn marketplace(&self) -> Result<MarketplaceInfo, ClientError> {
+        self.get("/marketplace")
+    }
+
+    /// Operator: creates an API key for `role` acting as `account` (hex);
+    /// `unauthorized` or `forbidden` without the operator token, `bad_key`
+    /// for an account that is not an ed25519 key.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
     pub fn create_api_key(
         &self,
         role: ApiKeyRole,
         account: &str,
     ) -> Result<CreatedApiKey, ClientError> {
-        self.post(
-            "/admin/api-keys",
-            &serde_json::json!({ "role": role, "account": account }),
-        )
+        let body = CreateApiKey {
+            role,
+            account: account.to_owned(),
+        };
+        self.post("/admin/api-keys", &body)
     }
 
     /// Operator: mints `amount` tokens to the account `to` (hex).
@@ -161,10 +179,146 @@ impl MarketClient {
     ///
     /// See [`ClientError`].
     pub fn mint(&self, to: &str, amount: u64) -> Result<LedgerEntry, ClientError> {
-        self.post(
-            "/ledger/mint",
-            &serde_json::json!({ "to": to, "amount": amount }),
-        )
+        let body = MintRequest {
+            to: to.to_owned(),
+            amount,
+        };
+        self.post("/ledger/mint", &body)
+    }
+
+    /// Issuer: appends record leaves (decimal field elements).
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn append_leaves(&self, leaves: Vec<String>) -> Result<RegistryAppend, ClientError> {
+        self.post("/registry/leaves", &AppendLeaves { leaves })
+    }
+
+    /// Issuer: revokes the leaf at `index`; answers the new current root.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn revoke_leaf(&self, index: u64) -> Result<RootView, ClientError> {
+        self.post("/registry/revoke", &RevokeLeaf { index })
+    }
+
+    /// The registry's current root.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn registry_root(&self) -> Result<RootView, ClientError> {
+        self.get("/registry/root")
+    }
+
+    /// Up to `limit` registry leaves (hex) from index `start` on.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn registry_leaves(&self, start: u64, limit: usize) -> Result<Vec<String>, ClientError> {
+        self.get(&format!("/registry/leaves?start={start}&limit={limit}"))
+    }
+
+    /// Up to `limit` studies from id `start` on.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn studies(&self, start: u64, limit: usize) -> Result<Vec<Study>, ClientError> {
+        self.get(&format!("/studies?start={start}&limit={limit}"))
+    }
+
+    /// One study.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn study(&self, study: u64) -> Result<Study, ClientError> {
+        self.get(&format!("/studies/{study}"))
+    }
+
+    /// Researcher: posts a study.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn create_study(&self, body: &CreateStudy) -> Result<Study, ClientError> {
+        self.post("/studies", body)
+    }
+
+    /// Researcher: moves `amount` tokens into the study's escrow.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn fund_study(&self, study: u64, amount: u64) -> Result<LedgerEntry, ClientError> {
+        self.post(&format!("/studies/{study}/fund"), &FundStudy { amount })
+    }
+
+    /// Researcher: closes a study, refunding its escrow.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn close_study(&self, study: u64) -> Result<ClosedStudy, ClientError> {
+        self.post(&format!("/studies/{study}/close"), &serde_json::json!({}))
+    }
+
+    /// The study's bundle, for sponsors.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn bundle(&self, study: u64) -> Result<StudyBundle, ClientError> {
+        self.get(&format!("/studies/{study}/bundle"))
+    }
+
+    /// Researcher: a DP release of the study (charged, or the cached answer).
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn release(&self, study: u64, body: &NewRelease) -> Result<StudyRelease, ClientError> {
+        self.post(&format!("/studies/{study}/releases"), body)
+    }
+
+    /// Researcher: the study's releases and its privacy budget.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn releases(&self, study: u64) -> Result<StudyReleases, ClientError> {
+        self.get(&format!("/studies/{study}/releases"))
+    }
+
+    /// Patient: enrolls in a study with a proof.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn enroll(&self, study: u64, body: &EnrollRequest) -> Result<Enrollment, ClientError> {
+        self.post(&format!("/studies/{study}/enroll"), body)
+    }
+
+    /// An account's balance and next nonce.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn account(&self, key: &[u8; 32]) -> Result<AccountView, ClientError> {
+        self.get(&format!("/accounts/{}", hex::encode(key)))
+    }
+
+    /// Patient: a signed transfer between key accounts.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn transfer(&self, transfer: &SignedTransfer) -> Result<LedgerEntry, ClientError> {
+        self.post("/ledger/transfer", transfer)
     }
 
     fn send<T: DeserializeOwned>(

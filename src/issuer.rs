@@ -2,11 +2,9 @@
 //! attests (one request for a batch) and revoke them.
 
 use anyhow::{ensure, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_market::RegistryAppend;
+use zkcohort_market::api::RootView;
 
 use crate::client::MarketClient;
 use crate::issued::{Issuance, IssuedRecordFile};
@@ -31,7 +29,7 @@ pub fn register(client: &MarketClient, records: &[PendingRecord]) -> Result<Vec<
         .iter()
         .map(|pending| fr_to_decimal(&pending.issuance.leaf))
         .collect();
-    let appended: RegistryAppend = client.post("/registry/leaves", &json!({ "leaves": leaves }))?;
+    let appended = client.append_leaves(leaves)?;
     ensure!(
         appended.count == records.len() as u64,
         "the marketplace appended {} leaves, {} were sent",
@@ -49,19 +47,10 @@ pub fn register(client: &MarketClient, records: &[PendingRecord]) -> Result<Vec<
         .collect())
 }
 
-/// The registry root after a revocation, as the marketplace reports it.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct RevokedRoot {
-    /// The new root's sequence number.
-    pub seq: u64,
-    /// The new root, decimal.
-    pub root_decimal: String,
-}
-
 /// Revokes the leaf at `index` (only the issuer that appended it may).
 ///
 /// # Errors
 /// The marketplace refuses it.
-pub fn revoke(client: &MarketClient, index: u64) -> Result<RevokedRoot> {
-    Ok(client.post("/registry/revoke", &json!({ "index": index }))?)
+pub fn revoke(client: &MarketClient, index: u64) -> Result<RootView> {
+    Ok(client.revoke_leaf(index)?)
 }

@@ -4,15 +4,14 @@
 //! are sent; the record never leaves the wallet.
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
 use zkcohort_cohort::Eligibility;
-use zkcohort_market::http::MarketplaceInfo;
+use zkcohort_market::api::{AccountView, EnrollRequest, MarketplaceInfo};
 use zkcohort_market::{Enrollment, LedgerEntry, SignedTransfer, Study, StudyStatus};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
-use zkcohort_verifier::snarkjs::proof_to_json;
+use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::client::MarketClient;
 use crate::wallet::{HeldRecord, Wallet, WalletEnrollment};
@@ -34,7 +33,7 @@ impl RemoteMarketplace {
     /// # Errors
     /// The server cannot be reached or answers something else.
     pub fn fetch(client: &MarketClient) -> Result<Self> {
-        let info: MarketplaceInfo = client.get("/marketplace")?;
+        let info = client.marketplace()?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(&info.marketplace_key, &mut key)
             .context("the marketplace key is not 32 bytes of hex")?;
@@ -51,7 +50,7 @@ impl RemoteMarketplace {
     /// # Errors
     /// Keys of another circuit.
     pub fn check_keys(&self, keys: &CircuitKeys) -> Result<()> {
-        let ours = keys.circuit_id().to_string();
+        let ours = keys.circuit_id();
         if ours != self.info.circuit_id {
             bail!(
                 "the proving key is for circuit {ours}, the marketplace verifies circuit {}: \
@@ -63,12 +62,6 @@ impl RemoteMarketplace {
     }
 }
 
-/// The registry root as `GET /registry/root` reports it.
-#[derive(Deserialize)]
-struct RootView {
-    root_decimal: String,
-}
-
 /// Syncs the wallet's registry copy with the marketplace and returns the tree.
 ///
 /// # Errors
@@ -78,11 +71,10 @@ pub fn sync_registry(
     wallet: &Wallet,
     market: &RemoteMarketplace,
 ) -> Result<RegistryTree> {
-    let root: RootView = client.get("/registry/root")?;
+    let root = client.registry_root()?;
     let root = fr_from_decimal(&root.root_decimal).context("the registry root")?;
     wallet.sync_registry(market.info.registry_depth, root, |start| {
-        let page: Vec<String> =
-            client.get(&format!("/registry/leaves?start={start}&limit={LEAF_PAGE}"))?;
+        let page = client.registry_leaves(start, LEAF_PAGE)?;
         page.iter()
             .map(|text| {
                 let mut leaf = [0u8; 32];
@@ -102,7 +94,7 @@ pub fn all_studies(client: &MarketClient) -> Result<Vec<Study>> {
     let mut studies = Vec::new();
     loop {
         let start = studies.last().map_or(0, |study: &Study| study.id + 1);
-        let page: Vec<Study> = client.get(&format!("/studies?start={start}&limit=100"))?;
+        let page = client.studies(start, 100)?;
         if page.is_empty() {
             return Ok(studies);
         }
@@ -161,15 +153,6 @@ pub fn preview_studies(
     Ok(previews)
 }
 
-/// The body of `POST /studies/{id}/enroll`.
-#[derive(Serialize)]
-struct EnrollBody {
-    proof: serde_json::Value,
-    registry_root: String,
-    nullifier: String,
-    payout_account: String,
-}
-
 /// The proof request for enrolling in `preview`'s study with its eligible record.
 ///
 /// # Errors
@@ -207,14 +190,14 @@ pub fn submit_enrollment(
     proof: &EligibilityProof,
 ) -> Result<Enrollment> {
     let statement = &proof.statement;
-    let body = EnrollBody {
-        proof: serde_json::from_str(&proof_to_json(&proof.proof))?,
+    let body = EnrollRequest {
+        proof: SnarkjsProof::from_proof(&proof.proof),
         registry_root: fr_to_decimal(&statement.registry_root),
         nullifier: fr_to_decimal(&statement.nullifier.0),
         payout_account: hex::encode(wallet.payout_account()),
     };
-    let enrollment: Enrollment = client
-        .post(&format!("/studies/{study}/enroll"), &body)
+    let enrollment = client
+        .enroll(study, &body)
         .with_context(|| format!("enrolling in study {study}"))?;
     wallet.record_enrollment(WalletEnrollment {
         marketplace_key: market.info.marketplace_key.clone(),
@@ -225,23 +208,12 @@ pub fn submit_enrollment(
     Ok(enrollment)
 }
 
-/// An account as `GET /accounts/{key}` reports it.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct AccountView {
-    /// The key, hex.
-    pub account: String,
-    /// Tokens held.
-    pub balance: u64,
-    /// The next transfer nonce.
-    pub nonce: u64,
-}
-
 /// The wallet's payout account.
 ///
 /// # Errors
 /// Network errors.
 pub fn account(client: &MarketClient, key: &[u8; 32]) -> Result<AccountView> {
-    Ok(client.get(&format!("/accounts/{}", hex::encode(key)))?)
+    Ok(client.account(key)?)
 }
 
 /// Transfers `amount` from the wallet's payout account to `to`, signed with its key.
@@ -256,5 +228,5 @@ pub fn transfer(
 ) -> Result<LedgerEntry> {
     let nonce = account(client, &wallet.payout_account())?.nonce;
     let transfer = SignedTransfer::sign(wallet.payout_key(), to, amount, nonce);
-    Ok(client.post("/ledger/transfer", &transfer)?)
+    Ok(client.transfer(&transfer)?)
 }

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
+use zkcohort_market::api::{ClosedStudy, CreateStudy, NewRelease};
+use zkcohort_market::dp::{Measure, Mechanism, PostProcess};
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{LedgerEntry, Study};
 use zkcohort_verifier::{verify_bundle, StudyBundle};
@@ -35,22 +36,16 @@ pub struct StudyPost {
 /// # Errors
 /// The marketplace refuses it (an invalid query names the line and column).
 pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
-    let query = if post.query.trim_start().starts_with('{') {
-        serde_json::from_str(&post.query).context("the query's JSON form")?
-    } else {
-        serde_json::Value::String(post.query.clone())
+    // The text either form is written in: the server reads both.
+    let body = CreateStudy {
+        title: post.title.clone(),
+        description: post.description.clone(),
+        query: serde_json::Value::String(post.query.clone()),
+        reward: post.reward,
+        max_enrollments: post.max_enrollments,
+        epsilon_budget: post.epsilon_budget,
     };
-    Ok(client.post(
-        "/studies",
-        &json!({
-            "title": post.title,
-            "description": post.description,
-            "query": query,
-            "reward": post.reward,
-            "max_enrollments": post.max_enrollments,
-            "epsilon_budget": post.epsilon_budget,
-        }),
-    )?)
+    Ok(client.create_study(&body)?)
 }
 
 /// Moves `amount` tokens from the researcher's account into the study's escrow.
@@ -58,34 +53,15 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
 /// # Errors
 /// The marketplace refuses it (balance, closed study, another researcher's study).
 pub fn fund(client: &MarketClient, study: u64, amount: u64) -> Result<LedgerEntry> {
-    Ok(client.post(
-        &format!("/studies/{study}/fund"),
-        &json!({ "amount": amount }),
-    )?)
-}
-
-/// A study as `POST /studies/{id}/close` answers it.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct Closed {
-    /// The closed study.
-    pub study: Study,
-    /// The refund's ledger entry (none for an empty escrow).
-    pub refund: Option<LedgerEntry>,
-}
-
-impl Closed {
-    /// Tokens refunded.
-    pub fn refunded(&self) -> u64 {
-        self.refund.as_ref().map_or(0, |entry| entry.amount)
-    }
+    Ok(client.fund_study(study, amount)?)
 }
 
 /// Closes a study; the escrow remainder goes back to the researcher.
 ///
 /// # Errors
 /// The marketplace refuses it.
-pub fn close(client: &MarketClient, study: u64) -> Result<Closed> {
-    Ok(client.post(&format!("/studies/{study}/close"), &json!({}))?)
+pub fn close(client: &MarketClient, study: u64) -> Result<ClosedStudy> {
+    Ok(client.close_study(study)?)
 }
 
 /// Writes the study bundle (`GET /studies/{id}/bundle`) to `path`.
@@ -93,9 +69,8 @@ pub fn close(client: &MarketClient, study: u64) -> Result<Closed> {
 /// # Errors
 /// The marketplace refuses it, or the file cannot be written.
 pub fn export_bundle(client: &MarketClient, study: u64, path: &Path) -> Result<()> {
-    let bundle: serde_json::Value = client.get(&format!("/studies/{study}/bundle"))?;
-    std::fs::write(path, serde_json::to_vec_pretty(&bundle)?)
-        .with_context(|| format!("writing {}", path.display()))
+    let bundle = client.bundle(study)?;
+    std::fs::write(path, bundle.to_json()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// What the verifier said of a bundle file.
@@ -153,11 +128,17 @@ pub fn release_count(
     epsilon: f64,
     i2b2: bool,
 ) -> Result<StudyRelease> {
-    let post_process = if i2b2 { "i2b2" } else { "none" };
-    Ok(client.post(
-        &format!("/studies/{study}/releases"),
-        &json!({ "measure": "count", "epsilon": epsilon, "post_process": post_process }),
-    )?)
+    let body = NewRelease {
+        measure: Measure::Count,
+        epsilon,
+        mechanism: Mechanism::default(),
+        post_process: if i2b2 {
+            PostProcess::I2b2
+        } else {
+            PostProcess::None
+        },
+    };
+    Ok(client.release(study, &body)?)
 }
 
 /// The study's releases and its privacy budget.
@@ -165,5 +146,5 @@ pub fn release_count(
 /// # Errors
 /// The marketplace refuses it (another researcher's study).
 pub fn releases(client: &MarketClient, study: u64) -> Result<StudyReleases> {
-    Ok(client.get(&format!("/studies/{study}/releases"))?)
+    Ok(client.releases(study)?)
 }

@@ -290,7 +290,7 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             let root = issuer::revoke(&server.client()?, index)?;
             println!(
                 "revoked leaf {index}; registry root {} is now current",
-                root.seq
+                root.record.seq
             );
         }
     }
@@ -466,7 +466,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             println!("moved {} tokens into study {study}'s escrow", entry.amount);
         }
         ResearcherCommand::Show { server, study } => {
-            let study: serde_json::Value = server.client()?.get(&format!("/studies/{study}"))?;
+            let study = server.client()?.study(study)?;
             println!("{}", serde_json::to_string_pretty(&study)?);
         }
         ResearcherCommand::Release {

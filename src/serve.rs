@@ -28,8 +28,8 @@
 //! let marketplace = Marketplace::open(Path::new("demo-data"), CircuitShape::SMALL)?;
 //! let running = marketplace.spawn("127.0.0.1:0")?;
 //! let operator = MarketClient::new(running.url())?.with_token(running.operator_token());
-//! let info: serde_json::Value = operator.get("/marketplace")?;
-//! println!("{info}");
+//! let info = operator.marketplace()?;
+//! println!("{}", info.circuit_id);
 //! running.stop()?; // finishes requests in flight, flushes the store
 //! # Ok(())
 //! # }
@@ -131,7 +131,7 @@ impl Marketplace {
             api_keys: Default::default(),
             clauses: shape.clauses,
             slot_depth: shape.slot_depth,
-            circuit_id: keys.circuit_id().to_string(),
+            circuit_id: keys.circuit_id(),
             verifying_key: keys.prepared_verifying_key().clone(),
             audit_key,
             limits: Limits::default(),

@@ -37,6 +37,7 @@
 pub mod bits;
 #[cfg(feature = "r1cs")]
 pub mod circuit;
+pub mod circuit_id;
 pub mod clause;
 pub mod encoding;
 pub mod identity;
@@ -48,6 +49,7 @@ pub mod statement;
 
 /// The BN254 scalar field, in which every circuit value lives.
 pub use ark_bn254::Fr;
+pub use circuit_id::CircuitId;
 
 /// Errors of the native (out-of-circuit) code of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +77,9 @@ pub enum Error {
     /// Public inputs of the wrong number or shape.
     #[error("public inputs: {0}")]
     PublicInputs(String),
+    /// A circuit id that is not 64 hex digits.
+    #[error("circuit id: {0}")]
+    CircuitId(String),
     /// A value that must be a canonical field element is not.
     #[error("non-canonical field element: {0}")]
     NonCanonical(String),

@@ -39,6 +39,27 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// The statement of an enrollment, as the marketplace and every sponsor
+    /// recompute it from public data: the study's scope from the marketplace
+    /// key and study id, and the signal binding the payout account to it.
+    pub fn for_enrollment(
+        registry_root: Fr,
+        query_hash: Fr,
+        marketplace_key: &[u8; 32],
+        study_id: u64,
+        nullifier: Fr,
+        payout_account: &[u8; 32],
+    ) -> Self {
+        let study_scope = StudyScope::for_study(marketplace_key, study_id);
+        Statement {
+            registry_root,
+            query_hash,
+            study_scope,
+            nullifier: Nullifier(nullifier),
+            signal_hash: crate::identity::signal_hash(payout_account, study_scope),
+        }
+    }
+
     /// The public inputs in circuit order.
     pub fn to_public_inputs(&self) -> [Fr; PUBLIC_INPUTS] {
         [

@@ -347,7 +347,7 @@ fn store_ms_per_enrollment(
             description: String::new(),
             query: Query::parse(QUERY, Catalog::bundled()).expect("a valid query"),
             query_hash: fr_to_bytes(&proofs[0].statement.query_hash),
-            circuit_id: keys.circuit_id().to_string(),
+            circuit_id: keys.circuit_id(),
             reward: REWARD,
             max_enrollments: count,
             epsilon_budget: 1.0,

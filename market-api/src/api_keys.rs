@@ -10,8 +10,8 @@
 use rand::rngs::OsRng;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
+use zkcohort_verifier::events::{ApiKeyChange, AuditEvent};
 
 use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
 use crate::{audit, Bytes32, Error, Store};
@@ -19,15 +19,7 @@ use crate::{audit, Bytes32, Error, Store};
 /// The prefix of API-key records in the `meta` tree.
 const KEY_PREFIX: &[u8] = b"apikey/";
 
-/// What a created API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyRole {
-    /// Posts, funds and closes studies as its account.
-    Researcher,
-    /// Appends and revokes registry leaves as its account (issuer key).
-    Issuer,
-}
+pub use zkcohort_verifier::records::ApiKeyRole;
 
 /// The stored record of an API key: what it grants, not the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,11 +93,10 @@ impl Store {
             audit::append(
                 tx,
                 grant.created_ms,
-                "api_key_created",
-                json!({
-                    "key_id": hex::encode(key_id),
-                    "role": role,
-                    "account": hex::encode(account),
+                AuditEvent::ApiKeyCreated(ApiKeyChange {
+                    key_id,
+                    role,
+                    account,
                 }),
             )?;
             Ok(())
@@ -144,11 +135,10 @@ impl Store {
             audit::append(
                 tx,
                 at,
-                "api_key_revoked",
-                json!({
-                    "key_id": hex::encode(key_id),
-                    "role": grant.role,
-                    "account": hex::encode(grant.account),
+                AuditEvent::ApiKeyRevoked(ApiKeyChange {
+                    key_id,
+                    role: grant.role,
+                    account: grant.account,
                 }),
             )?;
             Ok(Some(grant))
@@ -212,16 +202,17 @@ mod tests {
         let before = store.audit_head().unwrap().size;
         let created = store.create_api_key(ApiKeyRole::Issuer, [3; 32]).unwrap();
         let entry = store.audit_entry(before).unwrap();
-        assert_eq!(entry.kind, "api_key_created");
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["kind"], "api_key_created");
         assert_eq!(
-            entry.payload,
-            json!({
+            json["payload"],
+            serde_json::json!({
                 "key_id": hex::encode(created.key_id),
                 "role": "issuer",
                 "account": hex::encode([3; 32]),
             })
         );
-        assert!(!entry.payload.to_string().contains(&created.api_key));
+        assert!(!json.to_string().contains(&created.api_key));
 
         assert_eq!(
             store.revoke_api_key(created.key_id).unwrap(),
@@ -229,7 +220,7 @@ mod tests {
         );
         assert_eq!(store.api_key(&created.api_key).unwrap(), None);
         assert_eq!(
-            store.audit_entry(before + 1).unwrap().kind,
+            store.audit_entry(before + 1).unwrap().event.kind(),
             "api_key_revoked"
         );
         let size = store.audit_head().unwrap().size;

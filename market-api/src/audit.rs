@@ -39,6 +39,7 @@
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use zkcohort_verifier::audit::{largest_power_of_two_below, AuditError};
+use zkcohort_verifier::events::AuditEvent;
 
 pub use zkcohort_verifier::audit::{
     empty_root, entry_hash, head_message, leaf_hash, merkle_root, node_hash, verify_chain,
@@ -128,21 +129,15 @@ fn node_key(level: u8, index: u64) -> [u8; 10] {
 
 /// Appends an entry inside a transaction: writes it, the Merkle nodes it
 /// completes and the new frontier.
-pub(crate) fn append(
-    tx: &Tx<'_>,
-    at_ms: u64,
-    kind: &str,
-    payload: serde_json::Value,
-) -> TxResult<AuditEntry> {
+pub(crate) fn append(tx: &Tx<'_>, at_ms: u64, event: AuditEvent) -> TxResult<AuditEntry> {
     let mut frontier: Frontier = tx_get_json(tx.audit, STATE_KEY)?.unwrap_or_default();
     let index = frontier.size;
     let prev_hash = frontier.last_hash;
-    let hash = entry_hash(&prev_hash, index, at_ms, kind, &payload);
+    let hash = entry_hash(&prev_hash, index, at_ms, &event);
     let entry = AuditEntry {
         index,
         at_ms,
-        kind: kind.to_owned(),
-        payload,
+        event,
         prev_hash,
         hash,
     };
@@ -335,14 +330,11 @@ mod tests {
         // The operator rewrites entry 2 on disk, hash and all, as if the
         // mint had been larger.
         let mut entry = store.audit_entry(2).unwrap();
-        entry.payload["ledger"]["amount"] = serde_json::json!(1_000);
-        entry.hash = entry_hash(
-            &entry.prev_hash,
-            entry.index,
-            entry.at_ms,
-            &entry.kind,
-            &entry.payload,
-        );
+        let AuditEvent::Mint(mint) = &mut entry.event else {
+            panic!("entry 2 is the mint");
+        };
+        mint.ledger.amount = 1_000;
+        entry.hash = entry_hash(&entry.prev_hash, entry.index, entry.at_ms, &entry.event);
         store
             .audit
             .insert(

@@ -17,10 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
-use serde_json::Value;
 use zkcohort_verifier::bundle::{
-    BundleCircuit, BundleEnrollment, BundleRoot, BundleStudy, ProvenEntry, StudyBundle,
-    BUNDLE_FORMAT,
+    BundleCircuit, BundleEnrollment, BundleRoot, ProvenEntry, StudyBundle, BUNDLE_FORMAT,
 };
 use zkcohort_verifier::snarkjs::SnarkjsVerifyingKey;
 use zkcohort_verifier::VerifyingKey;
@@ -100,7 +98,7 @@ impl Store {
         Ok(StudyBundle {
             format: BUNDLE_FORMAT,
             marketplace_key: context.audit_key.verifying_key().to_bytes(),
-            study: bundle_study(&study)?,
+            study,
             circuit: BundleCircuit {
                 clauses: context.clauses,
                 slot_depth: context.slot_depth,
@@ -139,32 +137,13 @@ impl Store {
             let Some(last) = page.last() else { break };
             start = last.index + 1;
             for entry in page {
-                if entry.index < size && concerns(&entry, study_id) {
+                if entry.index < size && entry.event.study() == Some(study_id) {
                     found.insert(entry.index, entry);
                 }
             }
         }
         Ok(found)
     }
-}
-
-/// Whether an audit entry records a change to study `study_id`.
-fn concerns(entry: &AuditEntry, study_id: u64) -> bool {
-    let payload = &entry.payload;
-    let id = Value::from(study_id);
-    match entry.kind.as_str() {
-        "study_created" => payload["study"]["id"] == id,
-        "escrow_funded" => payload["ledger"]["study"] == id,
-        "enroll" | "study_closed" => payload["study"] == id,
-        _ => false,
-    }
-}
-
-/// The study in the verifier's form: the same JSON, read back.
-fn bundle_study(study: &Study) -> Result<BundleStudy, Error> {
-    serde_json::to_value(study)
-        .and_then(serde_json::from_value)
-        .map_err(|error| Error::Corrupt(format!("study {}: {error}", study.id)))
 }
 
 /// An enrollment in the verifier's form.

@@ -383,107 +383,13 @@ impl PrivacyBudget {
     }
 }
 
-/// What a release measures. JSON: `{"kind": "count"}` or
-/// `{"kind": "count_by", "breakdown": "sex"}`; `"count"` alone is read as the
-/// former.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", from = "MeasureForm")]
-pub enum Measure {
-    /// The study's enrollment count.
-    Count,
-    /// Enrollment counts by a breakdown the study declared (one count per category, in
-    /// the order the study declared them).
-    CountBy {
-        /// The breakdown's name, as the study declared it.
-        breakdown: String,
-    },
-}
+pub use zkcohort_verifier::records::{Measure, Mechanism, PostProcess, ReleasedCount};
 
-/// The JSON forms a [`Measure`] is read from.
-#[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = r#"a measure: "count", {"kind": "count"} or {"kind": "count_by", "breakdown": name}"#
-)]
-enum MeasureForm {
-    Name(MeasureName),
-    Tagged(TaggedMeasure),
-}
-
-/// The measures that need no parameter, by name.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum MeasureName {
-    Count,
-}
-
-/// The tagged form of a [`Measure`].
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum TaggedMeasure {
-    // A struct variant, not a unit one: serde lets a unit variant of an internally
-    // tagged enum ignore unknown fields.
-    Count {},
-    CountBy { breakdown: String },
-}
-
-impl From<MeasureForm> for Measure {
-    fn from(form: MeasureForm) -> Self {
-        match form {
-            MeasureForm::Name(MeasureName::Count)
-            | MeasureForm::Tagged(TaggedMeasure::Count {}) => Measure::Count,
-            MeasureForm::Tagged(TaggedMeasure::CountBy { breakdown }) => {
-                Measure::CountBy { breakdown }
-            }
-        }
-    }
-}
-
-/// The noise distribution of a release.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mechanism {
-    /// Discrete Laplace (the geometric mechanism): pure epsilon-DP, scale `1/epsilon`.
-    #[default]
-    DiscreteLaplace,
-    /// Discrete Gaussian: (epsilon, [`GAUSSIAN_DELTA`])-DP through zCDP.
-    DiscreteGaussian,
-}
-
-impl Mechanism {
-    fn name(self) -> &'static str {
-        match self {
-            Mechanism::DiscreteLaplace => "discrete_laplace",
-            Mechanism::DiscreteGaussian => "discrete_gaussian",
-        }
-    }
-}
-
-/// How a release is shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PostProcess {
-    /// The noisy integers as they are.
-    #[default]
-    None,
-    /// i2b2/SHRINE style: below 10 reads `"<10"`, anything else rounds to the nearest 5.
-    I2b2,
-}
-
-impl PostProcess {
-    fn name(self) -> &'static str {
-        match self {
-            PostProcess::None => "none",
-            PostProcess::I2b2 => "i2b2",
-        }
-    }
-
-    /// How a noisy count reads under this post-processing.
-    pub fn display(self, noisy: i64) -> String {
-        match self {
-            PostProcess::None => noisy.to_string(),
-            PostProcess::I2b2 => i2b2_display(noisy),
-        }
+/// How a noisy count reads under `post_process`.
+pub fn display(post_process: PostProcess, noisy: i64) -> String {
+    match post_process {
+        PostProcess::None => noisy.to_string(),
+        PostProcess::I2b2 => i2b2_display(noisy),
     }
 }
 
@@ -518,7 +424,7 @@ pub struct ReleaseRequest {
     pub mechanism: Mechanism,
     /// How the release is shown.
     #[serde(default)]
-    pub postprocess: PostProcess,
+    pub post_process: PostProcess,
 }
 
 /// The deterministic cache key of a [`ReleaseRequest`]: the same request always has
@@ -560,18 +466,9 @@ impl ReleaseRequest {
             self.study,
             self.epsilon.micros(),
             self.mechanism.name(),
-            self.postprocess.name(),
+            self.post_process.name(),
         ))
     }
-}
-
-/// One released value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleasedCount {
-    /// The noisy count; absent under post-processing, where only `display` is released.
-    pub value: Option<i64>,
-    /// How the value reads (post-processed if asked).
-    pub display: String,
 }
 
 /// A differentially private release: what the researcher sees and the store caches.
@@ -595,7 +492,7 @@ pub struct Release {
     /// parameter for the discrete Gaussian.
     pub scale: f64,
     /// The post-processing applied.
-    pub postprocess: PostProcess,
+    pub post_process: PostProcess,
 }
 
 /// A request whose measurement OpenDP has built and whose privacy loss is checked:
@@ -726,12 +623,12 @@ impl PreparedRelease {
     }
 
     fn finish(&self, noisy: Vec<i64>) -> Release {
-        let postprocess = self.request.postprocess;
+        let post_process = self.request.post_process;
         let counts = noisy
             .into_iter()
             .map(|v| ReleasedCount {
-                value: (postprocess == PostProcess::None).then_some(v),
-                display: postprocess.display(v),
+                value: (post_process == PostProcess::None).then_some(v),
+                display: display(post_process, v),
             })
             .collect();
         Release {
@@ -742,7 +639,7 @@ impl PreparedRelease {
             delta: self.delta,
             mechanism: self.request.mechanism,
             scale: self.scale,
-            postprocess,
+            post_process,
         }
     }
 }
@@ -890,14 +787,14 @@ mod tests {
     fn count_request(
         epsilon: f64,
         mechanism: Mechanism,
-        postprocess: PostProcess,
+        post_process: PostProcess,
     ) -> ReleaseRequest {
         ReleaseRequest {
             study: 1,
             measure: Measure::Count,
             epsilon: eps(epsilon),
             mechanism,
-            postprocess,
+            post_process,
         }
     }
 
@@ -1157,7 +1054,7 @@ mod tests {
             },
             epsilon: eps(1.0),
             mechanism: Mechanism::DiscreteLaplace,
-            postprocess: PostProcess::None,
+            post_process: PostProcess::None,
         };
         let prepared = prepare(&request).unwrap();
         assert_eq!(
@@ -1265,7 +1162,7 @@ mod tests {
                 ..base.clone()
             },
             ReleaseRequest {
-                postprocess: PostProcess::I2b2,
+                post_process: PostProcess::I2b2,
                 ..base.clone()
             },
         ];

@@ -11,7 +11,8 @@
 //! others see the nullifier and fail with [`Error::DuplicateNullifier`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use zkcohort_verifier::events::{AuditEvent, EnrollmentRecord};
+use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::registry::tx_check_root;
@@ -27,9 +28,10 @@ pub struct ProofRecord {
     #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub registry_root: Bytes32,
-    /// The proof in snarkjs JSON (`proof.json`).
+    /// The proof in snarkjs JSON (`proof.json`), re-serialized from its
+    /// parsed points.
     #[schema(value_type = Object)]
-    pub proof: serde_json::Value,
+    pub proof: SnarkjsProof,
     /// The public inputs as decimal strings, in circuit order.
     pub public_inputs: Vec<String>,
 }
@@ -130,15 +132,14 @@ impl Store {
             let entry = audit::append(
                 tx,
                 at,
-                "enroll",
-                json!({
-                    "study": study_id,
-                    "nullifier": hex::encode(nullifier),
-                    "registry_root": hex::encode(proof.registry_root),
-                    "root_seq": root.seq,
-                    "public_inputs": proof.public_inputs,
-                    "proof": proof.proof,
-                    "ledger": payout,
+                AuditEvent::Enroll(EnrollmentRecord {
+                    study: study_id,
+                    nullifier,
+                    registry_root: proof.registry_root,
+                    root_seq: root.seq,
+                    public_inputs: proof.public_inputs.clone(),
+                    proof: proof.proof.clone(),
+                    ledger: payout.clone(),
                 }),
             )?;
             let enrollment = Enrollment {

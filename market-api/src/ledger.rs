@@ -17,11 +17,10 @@
 //! cannot be replayed.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use zkcohort_verifier::events::{AuditEvent, LedgerChange, TransferRecord};
 
 use crate::store::{
     abort, get_u64, now_ms, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
@@ -40,85 +39,15 @@ const KEY_NONCE: u8 = b'n';
 pub(crate) const LEDGER_SEQ: &[u8] = b"ledger_seq";
 pub(crate) const TOTAL_MINTED: &[u8] = b"total_minted";
 
-/// A ledger account.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Account {
-    /// An ed25519 public key: a patient, researcher or issuer.
-    #[schema(value_type = String)]
-    Key(#[serde(with = "crate::hex_bytes")] Bytes32),
-    /// The escrow of a study.
-    Escrow(u64),
-    /// The mint, the only source of tokens.
-    Mint,
-}
+pub use zkcohort_verifier::records::{Account, LedgerEntry, LedgerKind};
 
-impl fmt::Display for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Account::Key(key) => write!(f, "key:{}", hex::encode(key)),
-            Account::Escrow(study) => write!(f, "escrow:{study}"),
-            Account::Mint => f.write_str("mint"),
-        }
+/// An account's balance key, `None` for the mint.
+fn balance_key(account: &Account) -> Option<Vec<u8>> {
+    match account {
+        Account::Key(key) => Some(prefixed_32(KEY_BALANCE, key).to_vec()),
+        Account::Escrow(study) => Some(prefixed_u64(ESCROW_BALANCE, *study).to_vec()),
+        Account::Mint => None,
     }
-}
-
-impl Account {
-    /// The account's balance key, `None` for the mint.
-    fn balance_key(&self) -> Option<Vec<u8>> {
-        match self {
-            Account::Key(key) => Some(prefixed_32(KEY_BALANCE, key).to_vec()),
-            Account::Escrow(study) => Some(prefixed_u64(ESCROW_BALANCE, *study).to_vec()),
-            Account::Mint => None,
-        }
-    }
-}
-
-/// What a ledger entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LedgerKind {
-    /// The operator issued tokens (mint → key).
-    Mint,
-    /// A signed transfer (key → key).
-    Transfer,
-    /// A researcher funded a study (key → escrow).
-    FundEscrow,
-    /// An enrollment's reward (escrow → payout key).
-    Payout,
-    /// A closed study's remainder (escrow → researcher).
-    Refund,
-}
-
-/// One balanced ledger entry: `amount` leaves `debit` and reaches `credit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LedgerEntry {
-    /// Its position in the ledger, from 0.
-    pub seq: u64,
-    /// What it records.
-    pub kind: LedgerKind,
-    /// The account debited.
-    pub debit: Account,
-    /// The account credited.
-    pub credit: Account,
-    /// The amount moved.
-    pub amount: u64,
-    /// The study it concerns, if any.
-    pub study: Option<u64>,
-    /// When, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
 }
 
 /// A transfer between key accounts, signed by the sender.
@@ -211,7 +140,7 @@ pub(crate) fn post(
     study: Option<u64>,
     at_ms: u64,
 ) -> TxResult<LedgerEntry> {
-    if let Some(key) = debit.balance_key() {
+    if let Some(key) = balance_key(&debit) {
         let balance = tx_get_u64(tx.accounts, &key)?;
         if balance < amount {
             return abort(Error::InsufficientBalance {
@@ -228,7 +157,7 @@ pub(crate) fn post(
         };
         tx_put_u64(tx.meta, TOTAL_MINTED, minted)?;
     }
-    if let Some(key) = credit.balance_key() {
+    if let Some(key) = balance_key(&credit) {
         let balance = tx_get_u64(tx.accounts, &key)?;
         let Some(balance) = balance.checked_add(amount) else {
             return abort(Error::Overflow);
@@ -283,7 +212,13 @@ impl Store {
                 None,
                 at,
             )?;
-            audit::append(tx, at, "mint", json!({ "ledger": entry }))?;
+            audit::append(
+                tx,
+                at,
+                AuditEvent::Mint(LedgerChange {
+                    ledger: entry.clone(),
+                }),
+            )?;
             Ok(entry)
         })
     }
@@ -326,9 +261,11 @@ impl Store {
             audit::append(
                 tx,
                 at,
-                "transfer",
-                json!({ "ledger": entry, "nonce": transfer.nonce,
-                        "signature": hex::encode(transfer.signature) }),
+                AuditEvent::Transfer(TransferRecord {
+                    ledger: entry.clone(),
+                    nonce: transfer.nonce,
+                    signature: transfer.signature,
+                }),
             )?;
             Ok(entry)
         })
@@ -341,7 +278,7 @@ impl Store {
     ///
     /// [`Error::Storage`], [`Error::Corrupt`].
     pub fn balance(&self, account: Account) -> Result<u64, Error> {
-        match account.balance_key() {
+        match balance_key(&account) {
             Some(key) => get_u64(&self.accounts, &key),
             None => Ok(0),
         }

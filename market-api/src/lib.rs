@@ -29,8 +29,11 @@
 //! - [`dp`]: differentially private releases of enrollment counts (OpenDP)
 //!   and their epsilon accounting.
 //! - [`releases`]: persisted DP releases: cache, budget, one transaction each.
+//! - [`api`]: the HTTP API's request and response bodies, shared by the
+//!   server and the `zkcohort` client.
 //! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
 
+pub mod api;
 pub mod api_keys;
 pub mod audit;
 pub mod bundle;

@@ -25,10 +25,10 @@
 //! revocation latency for proofs in flight.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
 use zkcohort_circuits::Fr;
+use zkcohort_verifier::events::{self, AuditEvent, RegistryCreated, RegistryRevoke, RootChange};
 
 use crate::store::{
     abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
@@ -147,20 +147,18 @@ fn tx_new_root(
     root: Bytes32,
     leaf_count: u64,
     at_ms: u64,
-    kind: &str,
-    payload: serde_json::Value,
+    event: impl FnOnce(RootChange) -> AuditEvent,
 ) -> TxResult<RootRecord> {
     let seq = match tx_get_json::<RegistryHead>(tx.registry, HEAD)? {
         Some(head) => head.current.seq + 1,
         None => 0,
     };
-    let mut payload = payload;
-    if let Some(object) = payload.as_object_mut() {
-        object.insert("root".into(), json!(hex::encode(root)));
-        object.insert("root_seq".into(), json!(seq));
-        object.insert("leaf_count".into(), json!(leaf_count));
-    }
-    let entry = audit::append(tx, at_ms, kind, payload)?;
+    let change = RootChange {
+        root,
+        root_seq: seq,
+        leaf_count,
+    };
+    let entry = audit::append(tx, at_ms, event(change))?;
     let record = RootRecord {
         seq,
         root,
@@ -193,15 +191,9 @@ impl Store {
                 let root = fr_to_bytes(&RegistryTree::new(depth)?.root());
                 let at = now_ms();
                 self.transact(|tx| {
-                    tx_new_root(
-                        tx,
-                        depth,
-                        root,
-                        0,
-                        at,
-                        "registry_created",
-                        json!({ "depth": depth }),
-                    )
+                    tx_new_root(tx, depth, root, 0, at, |root| {
+                        AuditEvent::RegistryCreated(RegistryCreated { depth, root })
+                    })
                 })?;
                 Ok(())
             }
@@ -314,19 +306,14 @@ impl Store {
                     tx.registry
                         .insert(&prefixed_u64(ISSUER, index)[..], &issuer[..])?;
                 }
-                tx_new_root(
-                    tx,
-                    depth,
-                    root,
-                    leaf_count,
-                    at,
-                    "registry_append",
-                    json!({
-                        "issuer": hex::encode(issuer),
-                        "first_index": range.start,
-                        "leaves": leaves.iter().map(hex::encode).collect::<Vec<_>>(),
-                    }),
-                )
+                tx_new_root(tx, depth, root, leaf_count, at, |root| {
+                    AuditEvent::RegistryAppend(events::RegistryAppend {
+                        issuer,
+                        first_index: range.start,
+                        leaves: leaves.to_vec(),
+                        root,
+                    })
+                })
             },
         )?;
         Ok(RegistryAppend {
@@ -355,15 +342,13 @@ impl Store {
             |tx, _, root, leaf_count| {
                 tx.registry
                     .insert(&prefixed_u64(LEAF, index)[..], &[0u8; 32][..])?;
-                tx_new_root(
-                    tx,
-                    depth,
-                    root,
-                    leaf_count,
-                    at,
-                    "registry_revoke",
-                    json!({ "issuer": hex::encode(issuer), "index": index }),
-                )
+                tx_new_root(tx, depth, root, leaf_count, at, |root| {
+                    AuditEvent::RegistryRevoke(RegistryRevoke {
+                        issuer,
+                        index,
+                        root,
+                    })
+                })
             },
         )?;
         Ok(root)

@@ -50,7 +50,7 @@
 //! | `s` + study id (u64 BE) | micro-epsilons spent (u64 BE) |
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use zkcohort_verifier::events::{AuditEvent, BudgetMicros, DpReleaseRecord};
 
 use crate::dp::{
     self, DpError, Epsilon, Measure, Mechanism, PostProcess, PrivacyBudget, Release, ReleaseRequest,
@@ -80,7 +80,7 @@ pub struct NewRelease {
     #[serde(default)]
     pub mechanism: Mechanism,
     /// How the release is shown.
-    #[serde(default, alias = "postprocess")]
+    #[serde(default)]
     pub post_process: PostProcess,
 }
 
@@ -97,7 +97,7 @@ impl NewRelease {
             measure: self.measure,
             epsilon: Epsilon::new(self.epsilon)?,
             mechanism: self.mechanism,
-            postprocess: self.post_process,
+            post_process: self.post_process,
         })
     }
 }
@@ -259,22 +259,20 @@ impl Store {
             let entry = audit::append(
                 tx,
                 at,
-                "dp_release",
-                json!({
-                    "study": study_id,
-                    "enrollments": study.enrolled,
-                    "key": request.cache_key(),
-                    "measure": request.measure,
-                    "mechanism": request.mechanism,
-                    "postprocess": request.postprocess,
-                    // Micro-epsilons: integers hash and read back exactly.
-                    "epsilon_micros": drawn.epsilon.micros(),
-                    "budget_micros": {
-                        "total": budget.total().micros(),
-                        "spent": budget.spent().micros(),
-                        "remaining": budget.remaining().micros(),
+                AuditEvent::DpRelease(DpReleaseRecord {
+                    study: study_id,
+                    enrollments: study.enrolled,
+                    key: request.cache_key().as_str().to_owned(),
+                    measure: request.measure.clone(),
+                    mechanism: request.mechanism,
+                    post_process: request.post_process,
+                    epsilon_micros: drawn.epsilon.micros(),
+                    budget_micros: BudgetMicros {
+                        total: budget.total().micros(),
+                        spent: budget.spent().micros(),
+                        remaining: budget.remaining().micros(),
                     },
-                    "counts": drawn.counts,
+                    counts: drawn.counts.clone(),
                 }),
             )?;
             let record = StudyRelease {

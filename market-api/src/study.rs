@@ -3,8 +3,9 @@
 //! refund of what is left.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::query::Query;
+use zkcohort_verifier::events::{AuditEvent, LedgerChange, StudyClosed, StudyCreated};
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
@@ -13,15 +14,7 @@ use crate::{audit, Bytes32, Error, LedgerEntry, Store};
 /// The counter of study ids in the `meta` tree.
 const STUDY_SEQ: &[u8] = b"study_seq";
 
-/// Whether a study takes enrollments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StudyStatus {
-    /// Takes enrollments and funding.
-    Open,
-    /// Closed by its researcher; its escrow was refunded.
-    Closed,
-}
+pub use zkcohort_verifier::records::{Study, StudyStatus};
 
 /// What a researcher posts. `query_hash` and `circuit_id` are computed by
 /// the caller (compiling the query for the circuit shape in use).
@@ -40,58 +33,13 @@ pub struct NewStudy {
     #[serde(with = "crate::hex_bytes")]
     pub query_hash: Bytes32,
     /// The circuit's id (the hash of its verifying key).
-    pub circuit_id: String,
+    pub circuit_id: CircuitId,
     /// Tokens paid per enrollment.
     pub reward: u64,
     /// The most enrollments the study takes.
     pub max_enrollments: u64,
     /// The study's differential-privacy budget (epsilon).
     pub epsilon_budget: f64,
-}
-
-/// A study as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Study {
-    /// Its id, from 1.
-    pub id: u64,
-    /// The researcher's account key.
-    #[schema(value_type = String)]
-    #[serde(with = "crate::hex_bytes")]
-    pub researcher: Bytes32,
-    /// A short title.
-    pub title: String,
-    /// What the study is about.
-    pub description: String,
-    /// The cohort query (JSON form of [`Query`]).
-    #[schema(value_type = Object)]
-    pub query: Query,
-    /// The hash of the compiled query.
-    #[schema(value_type = String)]
-    #[serde(with = "crate::hex_bytes")]
-    pub query_hash: Bytes32,
-    /// The circuit's id.
-    pub circuit_id: String,
-    /// Tokens paid per enrollment.
-    pub reward: u64,
-    /// The most enrollments the study takes.
-    pub max_enrollments: u64,
-    /// The differential-privacy budget (epsilon).
-    pub epsilon_budget: f64,
-    /// Open or closed.
-    pub status: StudyStatus,
-    /// Enrollments so far.
-    pub enrolled: u64,
-    /// Tokens in escrow (the balance of [`Account::Escrow`] for this id).
-    pub escrow: u64,
-    /// When it was created, in milliseconds since the Unix epoch.
-    pub created_ms: u64,
-}
-
-impl Study {
-    /// The study's escrow account.
-    pub fn escrow_account(&self) -> Account {
-        Account::Escrow(self.id)
-    }
 }
 
 /// The key of a study.
@@ -154,7 +102,7 @@ impl Store {
                 description: new.description.clone(),
                 query: new.query.clone(),
                 query_hash: new.query_hash,
-                circuit_id: new.circuit_id.clone(),
+                circuit_id: new.circuit_id,
                 reward: new.reward,
                 max_enrollments: new.max_enrollments,
                 epsilon_budget: new.epsilon_budget,
@@ -164,7 +112,13 @@ impl Store {
                 created_ms: at,
             };
             tx_put_json(tx.studies, &study_key(id), &study)?;
-            audit::append(tx, at, "study_created", json!({ "study": study }))?;
+            audit::append(
+                tx,
+                at,
+                AuditEvent::StudyCreated(StudyCreated {
+                    study: study.clone(),
+                }),
+            )?;
             Ok(study)
         })
     }
@@ -201,7 +155,13 @@ impl Store {
             )?;
             study.escrow += amount;
             tx_put_json(tx.studies, &study_key(study_id), &study)?;
-            audit::append(tx, at, "escrow_funded", json!({ "ledger": entry }))?;
+            audit::append(
+                tx,
+                at,
+                AuditEvent::EscrowFunded(LedgerChange {
+                    ledger: entry.clone(),
+                }),
+            )?;
             Ok(entry)
         })
     }
@@ -241,8 +201,11 @@ impl Store {
             audit::append(
                 tx,
                 at,
-                "study_closed",
-                json!({ "study": study_id, "enrolled": study.enrolled, "refund": refund }),
+                AuditEvent::StudyClosed(StudyClosed {
+                    study: study_id,
+                    enrolled: study.enrolled,
+                    refund: refund.clone(),
+                }),
             )?;
             Ok((study, refund))
         })

@@ -139,9 +139,10 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
 
     let entries = state.store().audit_entries(before, 10).unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].kind, "api_key_created");
-    assert_eq!(entries[0].payload["role"], "researcher");
-    assert_eq!(entries[0].payload["account"], researcher.as_str());
+    let entry = serde_json::to_value(&entries[0]).unwrap();
+    assert_eq!(entry["kind"], "api_key_created");
+    assert_eq!(entry["payload"]["role"], "researcher");
+    assert_eq!(entry["payload"]["account"], researcher.as_str());
     assert!(!serde_json::to_string(&entries[0])
         .unwrap()
         .contains(&api_key));

@@ -19,6 +19,8 @@ use zkcohort_circuits::statement::fr_to_decimal;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
+use zkcohort_verifier::events::AuditEvent;
+use zkcohort_verifier::records::StudyStatus;
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
 use zkcohort_verifier::verify_bundle;
 
@@ -216,20 +218,17 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
 
     // A digit of a proof point changed: not a curve point any more.
     let report = tamper(&|b| {
-        let x = b.enrollments[0].proof["pi_a"][0]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let x = b.enrollments[0].proof.pi_a[0].clone();
         let last = if x.ends_with('1') { '2' } else { '1' };
-        b.enrollments[0].proof["pi_a"][0] = json!(format!("{}{last}", &x[..x.len() - 1]));
+        b.enrollments[0].proof.pi_a[0] = format!("{}{last}", &x[..x.len() - 1]);
     });
     assert_rejected(&report, "proofs", "enrollment 0");
     assert_rejected(&report, "enrollment_entries", "proof");
     // Valid points from two proofs crossed: well-formed, does not verify.
     let report = tamper(&|b| {
-        let c0 = b.enrollments[0].proof["pi_c"].clone();
-        b.enrollments[0].proof["pi_c"] = b.enrollments[1].proof["pi_c"].clone();
-        b.enrollments[1].proof["pi_c"] = c0;
+        let c0 = b.enrollments[0].proof.pi_c.clone();
+        b.enrollments[0].proof.pi_c = b.enrollments[1].proof.pi_c.clone();
+        b.enrollments[1].proof.pi_c = c0;
     });
     assert_rejected(&report, "proofs", "enrollment 0");
     assert_rejected(&report, "proofs", "enrollment 1");
@@ -278,12 +277,9 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     );
 
     // The query altered: it no longer hashes to query_hash.
-    let other_query = serde_json::to_value(
-        Query::parse(
-            "index date 2021-01-01\nrequire age >= 30\nrequire condition hypertension",
-            catalog,
-        )
-        .unwrap(),
+    let other_query = Query::parse(
+        "index date 2021-01-01\nrequire age >= 30\nrequire condition hypertension",
+        catalog,
     )
     .unwrap();
     let report = tamper(&|b| b.study.query = other_query.clone());
@@ -301,21 +297,21 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let enroll_entry = bundle
         .audit_entries
         .iter()
-        .position(|proven| proven.entry.kind == "enroll")
+        .position(|proven| matches!(proven.entry.event, AuditEvent::Enroll(_)))
         .unwrap();
     let report = tamper(&|b| {
-        b.audit_entries[enroll_entry].entry.payload["ledger"]["amount"] = json!(1);
+        let entry = &mut b.audit_entries[enroll_entry].entry;
+        *entry = common::with_payload(entry, "/ledger/amount", json!(1));
     });
     assert_rejected(&report, "audit_entries", "hash does not match its content");
     let report = tamper(&|b| {
         let entry = &mut b.audit_entries[enroll_entry].entry;
-        entry.payload["ledger"]["amount"] = json!(1);
+        *entry = common::with_payload(entry, "/ledger/amount", json!(1));
         entry.hash = zkcohort_verifier::audit::entry_hash(
             &entry.prev_hash,
             entry.index,
             entry.at_ms,
-            &entry.kind,
-            &entry.payload,
+            &entry.event,
         );
     });
     assert_rejected(&report, "audit_entries", "root mismatch");
@@ -348,7 +344,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let (closed_bundle, _) = server.bundle(study_id).await;
     let report = verify_bundle(&closed_bundle, Some(&marketplace_key));
     assert!(report.valid, "{report:#?}");
-    assert_eq!(closed_bundle.study.status, "closed");
+    assert_eq!(closed_bundle.study.status, StudyStatus::Closed);
     let report = verify_bundle(
         &StudyBundle {
             study: bundle.study.clone(),

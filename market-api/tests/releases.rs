@@ -11,6 +11,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use zkcohort_circuits::CircuitId;
 use zkcohort_market::dp::Epsilon;
 use zkcohort_market::http::{ApiConfig, Limits, Role};
 use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
@@ -43,7 +44,7 @@ impl Server {
             api_keys,
             clauses: 4,
             slot_depth: 4,
-            circuit_id: "test-circuit".into(),
+            circuit_id: CircuitId([7; 32]),
             // No route here verifies a proof.
             verifying_key: Default::default(),
             audit_key: SigningKey::from_bytes(&[5; 32]),
@@ -93,7 +94,7 @@ impl TestServer {
                 }))
                 .unwrap(),
                 query_hash: [7; 32],
-                circuit_id: "test-circuit".into(),
+                circuit_id: CircuitId([7; 32]),
                 reward: REWARD,
                 max_enrollments: max,
                 epsilon_budget: budget,
@@ -123,7 +124,7 @@ impl TestServer {
                     public(100),
                     ProofRecord {
                         registry_root: root,
-                        proof: json!({}),
+                        proof: common::unverified_proof(),
                         public_inputs: vec![],
                     },
                 )
@@ -208,17 +209,17 @@ async fn a_release_is_charged_once_and_then_answered_from_the_cache() {
     // the released value, and the log still verifies.
     let index = first["audit_index"].as_u64().unwrap();
     assert_eq!(index, size);
-    let entry = server.store().audit_entry(index).unwrap();
-    assert_eq!(entry.kind, "dp_release");
-    assert_eq!(entry.payload["study"], study);
-    assert_eq!(entry.payload["enrollments"], 30);
-    assert_eq!(entry.payload["epsilon_micros"], 250_000);
+    let entry = serde_json::to_value(server.store().audit_entry(index).unwrap()).unwrap();
+    assert_eq!(entry["kind"], "dp_release");
+    assert_eq!(entry["payload"]["study"], study);
+    assert_eq!(entry["payload"]["enrollments"], 30);
+    assert_eq!(entry["payload"]["epsilon_micros"], 250_000);
     assert_eq!(
-        entry.payload["budget_micros"],
+        entry["payload"]["budget_micros"],
         json!({"total": 1_000_000, "spent": 250_000, "remaining": 750_000})
     );
-    assert_eq!(entry.payload["counts"], release["counts"]);
-    assert_eq!(entry.payload["mechanism"], "discrete_laplace");
+    assert_eq!(entry["payload"]["counts"], release["counts"]);
+    assert_eq!(entry["payload"]["mechanism"], "discrete_laplace");
     server.store().verify_audit_log().unwrap();
 
     // Three different requests of 0.1 each: spent exactly 0.55, no float drift.

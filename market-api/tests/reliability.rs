@@ -24,6 +24,7 @@ use zkcohort_circuits::statement::{fr_to_bytes, fr_to_decimal};
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
 use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
 use zkcohort_prover::{CircuitId, EligibilityProof};
+use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::snarkjs::{g2_to_json, verifying_key_from_json, verifying_key_to_json};
 
 use common::{
@@ -45,7 +46,7 @@ fn payout(index: usize) -> [u8; 32] {
 }
 
 fn api_config(
-    circuit_id: String,
+    circuit_id: CircuitId,
     verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
 ) -> ApiConfig {
     common::api_config_for(circuit_id, verifying_key, common::api_keys(researcher()))
@@ -106,10 +107,7 @@ impl Server {
     async fn start_with_limits(folder: &Path, limits: Limits) -> TestServer {
         let store = Store::open(folder, store_config()).unwrap();
         let keys = keys();
-        let mut config = api_config(
-            keys.circuit_id().to_string(),
-            keys.prepared_verifying_key().clone(),
-        );
+        let mut config = api_config(keys.circuit_id(), keys.prepared_verifying_key().clone());
         config.limits = limits;
         TestServer::serve(store, config).await
     }
@@ -131,7 +129,7 @@ fn audit_enrollments_since(store: &Store, start: u64) -> (usize, usize) {
     let entries = store.audit_entries(start, usize::MAX).unwrap();
     let enrollments = entries
         .iter()
-        .filter(|entry| entry.kind == "enroll")
+        .filter(|entry| matches!(entry.event, AuditEvent::Enroll(_)))
         .count();
     (enrollments, entries.len())
 }
@@ -304,7 +302,7 @@ async fn server_process_for_the_crash_test() {
     let verifying_key =
         verifying_key_from_json(&std::fs::read_to_string(folder.join("vk.json")).unwrap()).unwrap();
     let config = api_config(
-        CircuitId::of(&verifying_key).to_string(),
+        CircuitId::of(&verifying_key),
         zkcohort_verifier::prepare_verifying_key(&verifying_key),
     );
     let store = Store::open(folder.join("db"), store_config()).unwrap();

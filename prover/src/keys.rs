@@ -17,7 +17,6 @@
 //! cannot break soundness, which rests on the verifier's key: its proofs would only
 //! fail to verify.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ark_bn254::{Bn254, Fr};
@@ -41,32 +40,7 @@ const HEADER: usize = 12 + 4 * 4 + 32 + 32;
 /// Groth16 over BN254 with snarkjs's reduction.
 pub(crate) type Snark = Groth16<Bn254, CircomReduction>;
 
-/// The SHA-256 of a compressed verifying key: the circuit's name everywhere.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CircuitId(pub [u8; 32]);
-
-impl CircuitId {
-    /// The id of a verifying key.
-    pub fn of(verifying_key: &VerifyingKey<Bn254>) -> Self {
-        let mut bytes = Vec::new();
-        verifying_key
-            .serialize_compressed(&mut bytes)
-            .expect("writing to a Vec cannot fail");
-        CircuitId(Sha256::digest(&bytes).into())
-    }
-}
-
-impl fmt::Display for CircuitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-impl fmt::Debug for CircuitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CircuitId({self})")
-    }
-}
+pub use zkcohort_circuits::CircuitId;
 
 /// The R1CS matrices of a shape, computed once and reused by every proof.
 pub(crate) struct ConstraintMatrices {

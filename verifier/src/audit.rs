@@ -10,8 +10,9 @@
 //! `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
 //! `hash = SHA-256(prev_hash || canonical bytes)` ([`entry_hash`]). The
 //! canonical bytes are `"zkcohort-audit-v1"`, then `index` and `at_ms` as
-//! u64 big-endian, then `kind` and the payload's compact JSON (serde_json,
-//! object keys sorted), each as a u32 big-endian length and the bytes.
+//! u64 big-endian, then the [`AuditEvent`]'s `kind` and its payload's compact
+//! JSON (serde_json, object keys sorted), each as a u32 big-endian length and
+//! the bytes.
 //!
 //! # The Merkle tree
 //!
@@ -31,6 +32,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::events::AuditEvent;
+
 /// A 32-byte value: a public key, a hash. Lowercase hex in JSON.
 pub type Bytes32 = [u8; 32];
 
@@ -45,16 +48,15 @@ const ENTRY_DOMAIN: &[u8] = b"zkcohort-audit-v1";
 const HEAD_DOMAIN: &[u8] = b"zkcohort-audit-head-v1";
 
 /// One audit log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Its position in the log, from 0.
     pub index: u64,
     /// When it was appended, in milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// What changed (`mint`, `transfer`, `study_created`, `enroll`, ...).
-    pub kind: String,
-    /// The change's details.
-    pub payload: serde_json::Value,
+    /// What changed: `kind` and `payload` in JSON.
+    #[serde(flatten)]
+    pub event: AuditEvent,
     /// The previous entry's hash (zeros for entry 0).
     #[serde(with = "crate::hex_serde")]
     pub prev_hash: Bytes32,
@@ -66,13 +68,7 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Whether `hash` is the hash of this entry's content and `prev_hash`.
     pub fn hash_is_valid(&self) -> bool {
-        entry_hash(
-            &self.prev_hash,
-            self.index,
-            self.at_ms,
-            &self.kind,
-            &self.payload,
-        ) == self.hash
+        entry_hash(&self.prev_hash, self.index, self.at_ms, &self.event) == self.hash
     }
 }
 
@@ -148,20 +144,19 @@ pub struct InclusionProof {
 
 /// The canonical bytes and hash of an entry: `SHA-256(prev_hash ||
 /// canonical bytes)`.
-pub fn entry_hash(
-    prev_hash: &Bytes32,
-    index: u64,
-    at_ms: u64,
-    kind: &str,
-    payload: &serde_json::Value,
-) -> Bytes32 {
+pub fn entry_hash(prev_hash: &Bytes32, index: u64, at_ms: u64, event: &AuditEvent) -> Bytes32 {
+    // The event's types have string map keys and no fallible serializers.
+    let payload = match serde_json::to_value(event).expect("audit events serialize") {
+        serde_json::Value::Object(mut fields) => fields.remove("payload").unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
     let payload = payload.to_string();
     let mut hasher = Sha256::new();
     hasher.update(prev_hash);
     hasher.update(ENTRY_DOMAIN);
     hasher.update(index.to_be_bytes());
     hasher.update(at_ms.to_be_bytes());
-    for part in [kind.as_bytes(), payload.as_bytes()] {
+    for part in [event.kind().as_bytes(), payload.as_bytes()] {
         // Lengths above u32::MAX cannot be stored; saturate rather than panic.
         let length = u32::try_from(part.len()).unwrap_or(u32::MAX);
         hasher.update(length.to_be_bytes());

@@ -27,6 +27,10 @@
 //! - [`audit`]: the marketplace's audit log: entry hashes, RFC 9162 Merkle
 //!   roots and inclusion proofs, signed heads (the marketplace store uses
 //!   these very types and functions).
+//! - [`records`]: the marketplace's records as the log carries them (ledger
+//!   entries, accounts, studies, API key roles, DP release parameters); the
+//!   marketplace stores these very types.
+//! - [`events`]: [`AuditEvent`], what each audit entry records, typed.
 //! - [`bundle`]: study bundles and [`verify_bundle`], the end-to-end check of
 //!   one study: signed head, audit entries, circuit id, query hash, every
 //!   statement and proof, nullifiers and payouts.
@@ -38,13 +42,16 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod events;
 #[doc(hidden)]
 pub mod hex_serde;
+pub mod records;
 pub mod snarkjs;
 pub mod verify;
 
 pub use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof, VerifyingKey};
 pub use bundle::{verify_bundle, BundleReport, StudyBundle};
+pub use events::AuditEvent;
 pub use snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 pub use verify::{verify, verify_batch, verify_batch_with_rng, verify_inputs, BatchReport};
 pub use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS, PUBLIC_INPUT_NAMES};

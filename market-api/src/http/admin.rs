@@ -8,62 +8,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::ledger::key_from_hex;
 use super::{ApiError, AppState, ErrorBody};
-use crate::api_keys::ApiKeyRole;
+use crate::api::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(revoke))
-}
-
-/// The body of `POST /admin/api-keys`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApiKey {
-    /// What the key may do.
-    pub role: ApiKeyRole,
-    /// The account the key acts as: an ed25519 public key, 64 hex digits.
-    pub account: String,
-}
-
-/// The answer of `POST /admin/api-keys`: the only time the key is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CreatedApiKey {
-    /// The bearer key (64 hex digits); not stored, not shown again.
-    pub api_key: String,
-    /// SHA-256 of the key, hex: names it in the audit log and for revocation.
-    pub key_id: String,
-    /// What the key may do.
-    pub role: ApiKeyRole,
-    /// The account the key acts as, hex.
-    pub account: String,
-}
-
-/// The body of `POST /admin/api-keys/revoke`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeApiKey {
-    /// The key's id (SHA-256 of the key, hex), as answered when it was created.
-    pub key_id: String,
-}
-
-/// The answer of `POST /admin/api-keys/revoke`: what the revoked key granted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RevokedApiKey {
-    /// The revoked key's id, hex.
-    pub key_id: String,
-    /// What it allowed.
-    pub role: ApiKeyRole,
-    /// The account it acted as, hex.
-    pub account: String,
 }
 
 /// The account of a new key: 64 hex digits that decode to an ed25519 point.

@@ -1,8 +1,9 @@
 //! `POST /studies/{id}/enroll`: anonymous enrollment with an eligibility proof.
 //!
 //! The server never trusts the client's statement: it rebuilds it from the
-//! study (`query_hash`), the study's scope ([`study_scope`]), the payout
-//! account (`signal_hash`), and the client's registry root and nullifier,
+//! study (`query_hash`), the marketplace key and study id (the scope), the
+//! payout account (`signal_hash`), and the client's registry root and
+//! nullifier ([`Statement::for_enrollment`]),
 //! verifies the Groth16 proof against it on the blocking pool, then records
 //! the enrollment and pays the reward in one store transaction, flushed
 //! before the answer.
@@ -10,36 +11,20 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::identity::{signal_hash, Nullifier};
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, Statement};
 use zkcohort_circuits::Fr;
-use zkcohort_verifier::snarkjs::proof_from_json;
+use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use super::extract::{ApiJson, ApiPath};
 use super::ledger::key_from_hex;
 use super::{ApiError, AppState, ErrorBody};
+use crate::api::EnrollRequest;
 use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(enroll))
-}
-
-/// The body of `POST /studies/{id}/enroll`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// The proof, as snarkjs writes `proof.json`.
-    pub proof: serde_json::Value,
-    /// The registry root the proof is against, a decimal field element.
-    pub registry_root: String,
-    /// The nullifier, a decimal field element.
-    pub nullifier: String,
-    /// The ed25519 public key (hex) the reward is paid to.
-    pub payout_account: String,
 }
 
 /// A canonical field element from decimal, or a 422 naming the field.
@@ -103,15 +88,18 @@ async fn enroll(
         })
         .await?;
 
-    let scope = state.study_scope(id);
-    let statement = Statement {
+    let statement = Statement::for_enrollment(
         registry_root,
-        query_hash: fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,
-        study_scope: scope,
-        nullifier: Nullifier(nullifier),
-        signal_hash: signal_hash(&payout, scope),
-    };
-    let proof = proof_from_json(&body.proof.to_string()).map_err(|_| bad_proof())?;
+        fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,
+        &state.marketplace_key(),
+        id,
+        nullifier,
+        &payout,
+    );
+    let proof = body.proof.to_proof().map_err(|_| bad_proof())?;
+    // Stored and audited as re-serialized from the parsed points, so nothing
+    // the client added to its JSON reaches the log or the bundles.
+    let canonical_proof = SnarkjsProof::from_proof(&proof);
     let verifier = state.clone();
     let valid = tokio::task::spawn_blocking(move || {
         zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, &proof)
@@ -125,7 +113,7 @@ async fn enroll(
 
     let record = ProofRecord {
         registry_root: root_bytes,
-        proof: body.proof,
+        proof: canonical_proof,
         public_inputs: statement.to_decimal_strings(),
     };
     let enrollment = state

@@ -4,13 +4,12 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
+use crate::api::{AccountView, MintRequest};
 use crate::{Account, LedgerEntry, SignedTransfer};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -18,21 +17,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mint))
         .routes(routes!(transfer))
         .routes(routes!(account))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct MintBody {
-    /// The recipient's public key, hex.
-    to: String,
-    amount: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct AccountView {
-    account: String,
-    balance: u64,
-    nonce: u64,
 }
 
 /// A 32-byte key from hex.
@@ -44,12 +28,12 @@ pub(super) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], ApiError>
 }
 
 #[utoipa::path(post, path = "/ledger/mint", tag = "ledger", security(("api_key" = [])),
-    request_body = MintBody,
+    request_body = MintRequest,
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn mint(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<MintBody>,
+    ApiJson(body): ApiJson<MintRequest>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     state.operator(&headers)?;
     let to = key_from_hex(&body.to, "to")?;

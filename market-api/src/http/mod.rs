@@ -79,7 +79,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
@@ -87,19 +87,17 @@ use tower::{BoxError, ServiceBuilder};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::identity::StudyScope;
+use zkcohort_circuits::CircuitId;
 use zkcohort_verifier::PreparedVerifyingKey;
 
+use crate::api::MarketplaceInfo;
 use crate::api_keys::{api_key_id, ApiKeyRole};
 use crate::{Bytes32, SignedHead, Store};
 
-pub use admin::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
-pub use enroll::EnrollRequest;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use studies::CreateStudy;
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +143,8 @@ pub struct ApiConfig {
     pub clauses: usize,
     /// The circuit's slot-tree depth (its `CircuitShape::slot_depth`).
     pub slot_depth: usize,
-    /// The circuit id (the hash of its verifying key, hex) stored in each study.
-    pub circuit_id: String,
+    /// The circuit id (the hash of its verifying key) stored in each study.
+    pub circuit_id: CircuitId,
     /// The verifying key of the circuit, prepared for pairings.
     pub verifying_key: PreparedVerifyingKey<ark_bn254::Bn254>,
     /// The key that signs audit-log heads.
@@ -189,11 +187,6 @@ impl AppState {
     /// marketplace part of every study scope.
     pub fn marketplace_key(&self) -> Bytes32 {
         self.config().audit_key.verifying_key().to_bytes()
-    }
-
-    /// The scope nullifiers of study `study_id` are derived under.
-    pub fn study_scope(&self, study_id: u64) -> StudyScope {
-        StudyScope::for_study(&self.marketplace_key(), study_id)
     }
 
     /// The role of the request's bearer key.
@@ -386,24 +379,6 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// What a wallet or a sponsor needs to know about this marketplace before
-/// proving for it or checking its bundles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct MarketplaceInfo {
-    /// The ed25519 key (hex) that signs audit heads; part of every study scope.
-    pub marketplace_key: String,
-    /// The circuit id: the SHA-256 of the compressed verifying key, hex.
-    pub circuit_id: String,
-    /// Clauses per query of the circuit.
-    pub clauses: usize,
-    /// The circuit's slot-tree depth.
-    pub slot_depth: usize,
-    /// The registry tree's depth.
-    pub registry_depth: usize,
-    /// How many later roots a replaced registry root stays acceptable for.
-    pub root_window: u64,
-}
-
 #[utoipa::path(get, path = "/marketplace", tag = "marketplace",
     responses((status = 200, description = "the marketplace key and circuit", body = MarketplaceInfo)))]
 async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
@@ -411,7 +386,7 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
     let store = state.store().config();
     Json(MarketplaceInfo {
         marketplace_key: hex::encode(state.marketplace_key()),
-        circuit_id: config.circuit_id.clone(),
+        circuit_id: config.circuit_id,
         clauses: config.clauses,
         slot_depth: config.slot_depth,
         registry_depth: store.registry_depth,

@@ -4,15 +4,23 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
 
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, ErrorBody, Page};
+use crate::api::{AppendLeaves, RevokeLeaf, RootView};
 use crate::{RegistryAppend, RootRecord};
+
+/// A root record as answered, with its root in decimal too.
+fn root_view(record: RootRecord) -> Result<RootView, ApiError> {
+    let root = fr_from_bytes(&record.root).map_err(ApiError::internal)?;
+    Ok(RootView {
+        record,
+        root_decimal: fr_to_decimal(&root),
+    })
+}
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -22,44 +30,13 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(roots))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct AppendBody {
-    /// Record leaves, canonical field elements in decimal.
-    leaves: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RevokeBody {
-    index: u64,
-}
-
-/// A root record with its root also in decimal (as proofs carry it).
-#[derive(Debug, Serialize, ToSchema)]
-struct RootView {
-    #[serde(flatten)]
-    record: RootRecord,
-    root_decimal: String,
-}
-
-impl RootView {
-    fn of(record: RootRecord) -> Result<Self, ApiError> {
-        let root = fr_from_bytes(&record.root).map_err(ApiError::internal)?;
-        Ok(Self {
-            record,
-            root_decimal: fr_to_decimal(&root),
-        })
-    }
-}
-
 #[utoipa::path(post, path = "/registry/leaves", operation_id = "append_registry_leaves", tag = "registry", security(("api_key" = [])),
-    request_body = AppendBody,
+    request_body = AppendLeaves,
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<AppendBody>,
+    ApiJson(body): ApiJson<AppendLeaves>,
 ) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
     let issuer = state.issuer(&headers)?;
     let leaves = body
@@ -84,12 +61,12 @@ async fn append(
 }
 
 #[utoipa::path(post, path = "/registry/revoke", operation_id = "revoke_registry_leaf", tag = "registry", security(("api_key" = [])),
-    request_body = RevokeBody,
+    request_body = RevokeLeaf,
     responses((status = 200, description = "the new current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<RevokeBody>,
+    ApiJson(body): ApiJson<RevokeLeaf>,
 ) -> Result<Json<RootView>, ApiError> {
     let issuer = state.issuer(&headers)?;
     let record = state
@@ -99,7 +76,7 @@ async fn revoke(
             Ok(record)
         })
         .await?;
-    RootView::of(record).map(Json)
+    root_view(record).map(Json)
 }
 
 #[utoipa::path(get, path = "/registry/root", operation_id = "registry_root", tag = "registry",
@@ -108,7 +85,7 @@ async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError>
     let record = state
         .blocking(|state| Ok(state.store().registry_root()?))
         .await?;
-    RootView::of(record).map(Json)
+    root_view(record).map(Json)
 }
 
 #[utoipa::path(get, path = "/registry/roots", operation_id = "list_registry_roots", tag = "registry", params(Page),

@@ -5,8 +5,6 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::clause::query_hash;
@@ -15,6 +13,7 @@ use zkcohort_cohort::{Catalog, Query};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, AppState, ErrorBody, Page};
+use crate::api::{ClosedStudy, CreateStudy, FundStudy};
 use crate::{LedgerEntry, NewStudy, Study};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -23,38 +22,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(one))
         .routes(routes!(fund))
         .routes(routes!(close))
-}
-
-/// The body of `POST /studies`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateStudy {
-    /// A short title.
-    pub title: String,
-    /// What the study is about.
-    #[serde(default)]
-    pub description: String,
-    /// The cohort query: its text form as a JSON string, or its JSON form.
-    #[schema(value_type = Value)]
-    pub query: serde_json::Value,
-    /// Tokens paid per enrollment.
-    pub reward: u64,
-    /// The most enrollments the study takes.
-    pub max_enrollments: u64,
-    /// The differential-privacy budget (epsilon).
-    pub epsilon_budget: f64,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct FundBody {
-    amount: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct Closed {
-    study: Study,
-    refund: Option<LedgerEntry>,
 }
 
 /// Parses and compiles a study query; returns it and its `query_hash`.
@@ -98,7 +65,7 @@ async fn create(
                 description: body.description,
                 query,
                 query_hash,
-                circuit_id: state.config().circuit_id.clone(),
+                circuit_id: state.config().circuit_id,
                 reward: body.reward,
                 max_enrollments: body.max_enrollments,
                 epsilon_budget: body.epsilon_budget,
@@ -111,13 +78,13 @@ async fn create(
 }
 
 #[utoipa::path(post, path = "/studies/{id}/fund", operation_id = "fund_study", tag = "studies", security(("api_key" = [])),
-    params(("id" = u64, Path, description = "the study id")), request_body = FundBody,
+    params(("id" = u64, Path, description = "the study id")), request_body = FundStudy,
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<u64>,
-    ApiJson(body): ApiJson<FundBody>,
+    ApiJson(body): ApiJson<FundStudy>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let researcher = state.researcher(&headers)?;
     state
@@ -132,18 +99,18 @@ async fn fund(
 
 #[utoipa::path(post, path = "/studies/{id}/close", operation_id = "close_study", tag = "studies", security(("api_key" = [])),
     params(("id" = u64, Path, description = "the study id")),
-    responses((status = 200, description = "the closed study and its refund", body = Closed), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 200, description = "the closed study and its refund", body = ClosedStudy), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<u64>,
-) -> Result<Json<Closed>, ApiError> {
+) -> Result<Json<ClosedStudy>, ApiError> {
     let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
             let (study, refund) = state.store().close_study(id, researcher)?;
             state.store().flush()?;
-            Ok(Closed { study, refund })
+            Ok(ClosedStudy { study, refund })
         })
         .await
         .map(Json)

@@ -23,13 +23,14 @@ use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_circuits::Fr;
+use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::{import_bundle, Catalog, CompiledQuery, Day, Query, RecordSummary};
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::AuditEntry;
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_verifier::bundle::StudyBundle;
-use zkcohort_verifier::snarkjs::proof_to_json;
+use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsProof};
 
 pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
 pub(crate) const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
@@ -90,7 +91,7 @@ pub(crate) fn api_keys(researcher: [u8; 32]) -> HashMap<String, Role> {
 /// operator key, the audit key [`AUDIT_KEY_SEED`] and default limits.
 pub(crate) fn api_config(keys: &CircuitKeys, api_keys: HashMap<String, Role>) -> ApiConfig {
     api_config_for(
-        keys.circuit_id().to_string(),
+        keys.circuit_id(),
         keys.prepared_verifying_key().clone(),
         api_keys,
     )
@@ -98,7 +99,7 @@ pub(crate) fn api_config(keys: &CircuitKeys, api_keys: HashMap<String, Role>) ->
 
 /// [`api_config`] for a circuit given by its id and verifying key.
 pub(crate) fn api_config_for(
-    circuit_id: String,
+    circuit_id: CircuitId,
     verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
     api_keys: HashMap<String, Role>,
 ) -> ApiConfig {
@@ -510,4 +511,18 @@ pub(crate) fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value 
         "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
         "payout_account": hex::encode(payout),
     })
+}
+
+/// `entry` with the payload value at JSON `pointer` (`/ledger/amount`)
+/// replaced, its hash left as it was: a tampered entry.
+pub(crate) fn with_payload(entry: &AuditEntry, pointer: &str, value: Value) -> AuditEntry {
+    let mut json = serde_json::to_value(entry).unwrap();
+    *json["payload"].pointer_mut(pointer).unwrap() = value;
+    serde_json::from_value(json).unwrap()
+}
+
+/// A well-formed proof for store-level tests, which record proofs without
+/// verifying them (the HTTP layer verifies).
+pub(crate) fn unverified_proof() -> SnarkjsProof {
+    SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default())
 }

@@ -1,0 +1,189 @@
+//! The HTTP API's request and response bodies: the wire contract, written
+//! once. The server's handlers read and answer these types and the
+//! `zkcohort` client sends and reads the same ones, so a field cannot be
+//! spelled two ways.
+//!
+//! Encodings on the wire: field elements (registry roots, leaves,
+//! nullifiers) in requests as canonical decimal strings, as snarkjs writes
+//! public signals; keys and hashes as 64 lowercase hex digits; proofs in the
+//! snarkjs `proof.json` form ([`SnarkjsProof`]); amounts and ids as unsigned
+//! integers. Records the store keeps ([`Study`](crate::Study),
+//! [`LedgerEntry`](crate::LedgerEntry), ...) are the verifier's record types
+//! (`zkcohort_verifier::records`), answered as they are stored.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zkcohort_circuits::CircuitId;
+use zkcohort_verifier::snarkjs::SnarkjsProof;
+
+use crate::api_keys::ApiKeyRole;
+pub use crate::http::{ErrorBody, ErrorDetail};
+pub use crate::releases::NewRelease;
+use crate::{LedgerEntry, RootRecord, Study};
+
+/// The body of `POST /admin/api-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account the key acts as: an ed25519 public key, 64 hex digits.
+    pub account: String,
+}
+
+/// The answer of `POST /admin/api-keys`: the only time the key is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The bearer key (64 hex digits); not stored, not shown again.
+    pub api_key: String,
+    /// SHA-256 of the key, hex: names it in the audit log and for revocation.
+    pub key_id: String,
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account the key acts as, hex.
+    pub account: String,
+}
+
+/// The body of `POST /admin/api-keys/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKey {
+    /// The key's id (SHA-256 of the key, hex), as answered when it was created.
+    pub key_id: String,
+}
+
+/// The answer of `POST /admin/api-keys/revoke`: what the revoked key granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedApiKey {
+    /// The revoked key's id, hex.
+    pub key_id: String,
+    /// What it allowed.
+    pub role: ApiKeyRole,
+    /// The account it acted as, hex.
+    pub account: String,
+}
+
+/// The body of `POST /studies/{id}/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The proof, as snarkjs writes `proof.json`.
+    #[schema(value_type = Object)]
+    pub proof: SnarkjsProof,
+    /// The registry root the proof is against, a decimal field element.
+    pub registry_root: String,
+    /// The nullifier, a decimal field element.
+    pub nullifier: String,
+    /// The ed25519 public key (hex) the reward is paid to.
+    pub payout_account: String,
+}
+
+/// The body of `POST /ledger/mint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// The recipient's public key, hex.
+    pub to: String,
+    /// The tokens to issue.
+    pub amount: u64,
+}
+
+/// The answer of `GET /accounts/{key}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    /// The account's public key, hex.
+    pub account: String,
+    /// Its balance.
+    pub balance: u64,
+    /// The nonce its next signed transfer must carry.
+    pub nonce: u64,
+}
+
+/// The body of `POST /registry/leaves`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppendLeaves {
+    /// Record leaves, canonical field elements in decimal.
+    pub leaves: Vec<String>,
+}
+
+/// The body of `POST /registry/revoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeLeaf {
+    /// The leaf's index.
+    pub index: u64,
+}
+
+/// A root record with its root also in decimal (as proofs carry it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RootView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: RootRecord,
+    /// The root as a decimal field element.
+    pub root_decimal: String,
+}
+
+/// The body of `POST /studies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStudy {
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    #[serde(default)]
+    pub description: String,
+    /// The cohort query: its text form as a JSON string, or its JSON form.
+    #[schema(value_type = Value)]
+    pub query: serde_json::Value,
+    /// Tokens paid per enrollment.
+    pub reward: u64,
+    /// The most enrollments the study takes.
+    pub max_enrollments: u64,
+    /// The differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+}
+
+/// The body of `POST /studies/{id}/fund`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FundStudy {
+    /// The tokens to move from the researcher's account into the escrow.
+    pub amount: u64,
+}
+
+/// The answer of `POST /studies/{id}/close`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClosedStudy {
+    /// The study, closed.
+    pub study: Study,
+    /// The refund of its escrow's remainder, if there was one.
+    pub refund: Option<LedgerEntry>,
+}
+
+impl ClosedStudy {
+    /// Tokens refunded.
+    pub fn refunded(&self) -> u64 {
+        self.refund.as_ref().map_or(0, |entry| entry.amount)
+    }
+}
+
+/// What a wallet or a sponsor needs to know about this marketplace before
+/// proving for it or checking its bundles (`GET /marketplace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MarketplaceInfo {
+    /// The ed25519 key (hex) that signs audit heads; part of every study scope.
+    pub marketplace_key: String,
+    /// The circuit id: the SHA-256 of the compressed verifying key, hex.
+    #[schema(value_type = String)]
+    pub circuit_id: CircuitId,
+    /// Clauses per query of the circuit.
+    pub clauses: usize,
+    /// The circuit's slot-tree depth.
+    pub slot_depth: usize,
+    /// The registry tree's depth.
+    pub registry_depth: usize,
+    /// How many later roots a replaced registry root stays acceptable for.
+    pub root_window: u64,
+}

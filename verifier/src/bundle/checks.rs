@@ -1,0 +1,720 @@
+//! [`verify_bundle`] and its checks, each its own function, run in the order
+//! the report lists them. Only audit entries whose hash and inclusion proof
+//! verified (`trusted`) vouch for anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zkcohort_circuits::clause::query_hash;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement, PUBLIC_INPUT_NAMES};
+use zkcohort_circuits::CircuitId;
+use zkcohort_cohort::Catalog;
+
+use super::report::Checks;
+use super::{BundleEnrollment, BundleReport, StudyBundle, BUNDLE_FORMAT};
+use crate::audit::{verify_inclusion, AuditEntry, Bytes32};
+use crate::events::{AuditEvent, EnrollmentRecord};
+use crate::records::{Account, LedgerEntry, LedgerKind, Study, StudyStatus};
+use crate::{prepare_verifying_key, verify_batch, VerifyingKey};
+
+/// The verified audit entries, by index.
+type Trusted<'a> = BTreeMap<u64, &'a AuditEntry>;
+
+/// An enrollment's name in reasons: its position and nullifier prefix.
+fn name_of(position: usize, enrollment: &BundleEnrollment) -> String {
+    format!(
+        "enrollment {position} (nullifier {}..)",
+        &hex::encode(enrollment.nullifier)[..12]
+    )
+}
+
+/// Checks a study bundle end to end (see the module documentation). With
+/// `expected_marketplace_key`, the bundle must be signed by that key. Never
+/// fails: every problem is a failed check with its reason.
+pub fn verify_bundle(
+    bundle: &StudyBundle,
+    expected_marketplace_key: Option<&[u8; 32]>,
+) -> BundleReport {
+    let mut checks = Checks::default();
+    check_format(&mut checks, bundle);
+    check_head_signature(&mut checks, bundle, expected_marketplace_key);
+    let trusted = check_audit_entries(&mut checks, bundle);
+    check_study_record(&mut checks, bundle, &trusted);
+    let verifying_key = check_circuit_id(&mut checks, bundle);
+    check_query_hash(&mut checks, bundle);
+    check_registry_roots(&mut checks, bundle, &trusted);
+    check_enrollment_entries(&mut checks, bundle, &trusted);
+    let statements = check_public_inputs(&mut checks, bundle);
+    let proofs_verified = check_proofs(&mut checks, bundle, verifying_key, &statements);
+    check_nullifiers_unique(&mut checks, bundle);
+    check_rewards(&mut checks, bundle);
+    check_enrollment_count(&mut checks, bundle);
+    let (tokens_paid, tokens_funded) = check_funds(&mut checks, bundle, &trusted);
+    check_roots_used(&mut checks, bundle, &trusted);
+
+    let study = &bundle.study;
+    BundleReport {
+        valid: checks.0.iter().all(|check| check.passed),
+        study_id: study.id,
+        marketplace_key: hex::encode(bundle.marketplace_key),
+        head_size: bundle.head.head.size,
+        audit_entries_verified: trusted.len(),
+        enrollments: bundle.enrollments.len(),
+        proofs_verified,
+        tokens_paid,
+        tokens_funded,
+        checks: checks.0,
+    }
+}
+
+/// The bundle is in the format this verifier reads.
+fn check_format(checks: &mut Checks, bundle: &StudyBundle) {
+    checks.record(
+        "format",
+        if bundle.format == BUNDLE_FORMAT {
+            vec![]
+        } else {
+            vec![format!(
+                "format {} (this verifier reads {BUNDLE_FORMAT})",
+                bundle.format
+            )]
+        },
+        format!("format {BUNDLE_FORMAT}"),
+    );
+}
+
+/// The head is signed by the bundle's marketplace key, and that key is the
+/// pinned one when a key is pinned.
+fn check_head_signature(
+    checks: &mut Checks,
+    bundle: &StudyBundle,
+    expected_marketplace_key: Option<&[u8; 32]>,
+) {
+    let head = &bundle.head;
+    let mut problems = Vec::new();
+    if let Some(pinned) = expected_marketplace_key {
+        if pinned != &bundle.marketplace_key {
+            problems.push(format!(
+                "the bundle's marketplace key {} is not the pinned key {}",
+                hex::encode(bundle.marketplace_key),
+                hex::encode(pinned)
+            ));
+        }
+    }
+    if head.public_key != bundle.marketplace_key {
+        problems.push("the head is signed by another key than the marketplace key".into());
+    }
+    if let Err(error) = head.verify(expected_marketplace_key) {
+        problems.push(error.to_string());
+    }
+    checks.record(
+        "head_signature",
+        problems,
+        format!(
+            "head of size {} signed by {}{}",
+            head.head.size,
+            hex::encode(head.public_key),
+            if expected_marketplace_key.is_some() {
+                " (the pinned key)"
+            } else {
+                ""
+            }
+        ),
+    );
+}
+
+/// Each included entry's hash and inclusion proof; returns the entries that
+/// verified, by index. Only these vouch for anything later.
+fn check_audit_entries<'a>(checks: &mut Checks, bundle: &'a StudyBundle) -> Trusted<'a> {
+    let head = &bundle.head.head;
+    let mut trusted = BTreeMap::new();
+    let mut problems = Vec::new();
+    for proven in &bundle.audit_entries {
+        let entry = &proven.entry;
+        let index = entry.index;
+        if proven.inclusion.index != index || proven.inclusion.size != head.size {
+            problems.push(format!(
+                "entry {index}: its inclusion proof is for entry {} of {}, not of the head's {}",
+                proven.inclusion.index, proven.inclusion.size, head.size
+            ));
+        } else if !entry.hash_is_valid() {
+            problems.push(format!("entry {index}: hash does not match its content"));
+        } else if let Err(error) = verify_inclusion(&entry.hash, &proven.inclusion, &head.root) {
+            problems.push(format!("entry {index}: {error}"));
+        } else if trusted.insert(index, entry).is_some() {
+            problems.push(format!("entry {index} is included twice"));
+        }
+    }
+    checks.record(
+        "audit_entries",
+        problems,
+        format!(
+            "{} entries hashed and proven included in the signed head",
+            trusted.len()
+        ),
+    );
+    trusted
+}
+
+/// The study agrees with its `study_created` entry in every field fixed at
+/// creation; its status with `study_closed`.
+fn check_study_record(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
+    let study = &bundle.study;
+    let mut problems = Vec::new();
+    let created: Vec<_> = trusted
+        .values()
+        .filter_map(|entry| match &entry.event {
+            AuditEvent::StudyCreated(created) if created.study.id == study.id => {
+                Some((entry.index, &created.study))
+            }
+            _ => None,
+        })
+        .collect();
+    match created.as_slice() {
+        [(index, original)] => {
+            for field in fixed_fields_differing(study, original) {
+                problems.push(format!(
+                    "the study's {field} differs from its study_created entry {index}"
+                ));
+            }
+        }
+        [] => problems.push("no verified study_created entry for this study".into()),
+        _ => problems.push("more than one study_created entry for this study".into()),
+    }
+    let closed: Vec<_> = trusted
+        .values()
+        .filter_map(|entry| match &entry.event {
+            AuditEvent::StudyClosed(closed) if closed.study == study.id => Some(closed),
+            _ => None,
+        })
+        .collect();
+    match (study.status, closed.as_slice()) {
+        (StudyStatus::Open, []) => {}
+        (StudyStatus::Closed, [closed]) => {
+            if closed.enrolled != study.enrolled {
+                problems.push(format!(
+                    "the study counts {} enrollments, its study_closed entry {}",
+                    study.enrolled, closed.enrolled
+                ));
+            }
+        }
+        (StudyStatus::Open, _) => {
+            problems.push("the study is open but the log records it closed".into())
+        }
+        (StudyStatus::Closed, _) => {
+            problems.push("the study is closed but no single study_closed entry says so".into())
+        }
+    }
+    checks.record(
+        "study_record",
+        problems,
+        format!(
+            "study {} ({}) matches its study_created entry",
+            study.id,
+            match study.status {
+                StudyStatus::Open => "open",
+                StudyStatus::Closed => "closed",
+            }
+        ),
+    );
+}
+
+/// The fields fixed at a study's creation in which `study` differs from
+/// `original` (status, enrollments and escrow change later).
+fn fixed_fields_differing(study: &Study, original: &Study) -> Vec<&'static str> {
+    [
+        ("id", study.id == original.id),
+        ("researcher", study.researcher == original.researcher),
+        ("title", study.title == original.title),
+        ("description", study.description == original.description),
+        ("query", study.query == original.query),
+        ("query_hash", study.query_hash == original.query_hash),
+        ("circuit_id", study.circuit_id == original.circuit_id),
+        ("reward", study.reward == original.reward),
+        (
+            "max_enrollments",
+            study.max_enrollments == original.max_enrollments,
+        ),
+        (
+            "epsilon_budget",
+            study.epsilon_budget.to_bits() == original.epsilon_budget.to_bits(),
+        ),
+        ("created_ms", study.created_ms == original.created_ms),
+    ]
+    .into_iter()
+    .filter(|(_, same)| !same)
+    .map(|(field, _)| field)
+    .collect()
+}
+
+/// The verifying key parses and hashes to the study's circuit id; returns
+/// the key when it does.
+fn check_circuit_id(
+    checks: &mut Checks,
+    bundle: &StudyBundle,
+) -> Option<VerifyingKey<ark_bn254::Bn254>> {
+    let study = &bundle.study;
+    let (problems, key) = match bundle.verifying_key.to_verifying_key() {
+        Err(error) => (vec![format!("verifying key: {error}")], None),
+        Ok(key) if CircuitId::of(&key) != study.circuit_id => (
+            vec![format!(
+                "the verifying key's id is {}, the study's circuit is {}",
+                CircuitId::of(&key),
+                study.circuit_id
+            )],
+            None,
+        ),
+        Ok(key) => (vec![], Some(key)),
+    };
+    checks.record(
+        "circuit_id",
+        problems,
+        format!("the verifying key hashes to {}", study.circuit_id),
+    );
+    key
+}
+
+/// The study's query, recompiled for the bundle's circuit shape, hashes to
+/// the study's query hash.
+fn check_query_hash(checks: &mut Checks, bundle: &StudyBundle) {
+    let study = &bundle.study;
+    let problems = match recompute_query_hash(bundle) {
+        Err(reason) => vec![reason],
+        Ok(hash) if hash != study.query_hash => vec![format!(
+            "the study's query compiles to query hash {}, the study claims {}",
+            hex::encode(hash),
+            hex::encode(study.query_hash)
+        )],
+        Ok(_) => vec![],
+    };
+    checks.record(
+        "query_hash",
+        problems,
+        format!(
+            "the query recompiled for {} clauses, slot depth {} gives the study's hash",
+            bundle.circuit.clauses, bundle.circuit.slot_depth
+        ),
+    );
+}
+
+/// The study's query, recompiled and hashed for the bundle's circuit shape.
+fn recompute_query_hash(bundle: &StudyBundle) -> Result<Bytes32, String> {
+    let compiled = bundle
+        .study
+        .query
+        .compile(Catalog::bundled())
+        .map_err(|error| format!("the study's query does not compile: {error}"))?;
+    let hash = query_hash(&compiled, bundle.circuit.clauses, bundle.circuit.slot_depth)
+        .map_err(|error| format!("the study's query does not fit the circuit: {error}"))?;
+    Ok(fr_to_bytes(&hash))
+}
+
+/// Each root record agrees with the verified registry entry that made it
+/// current.
+fn check_registry_roots(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
+    let mut problems = Vec::new();
+    for root in &bundle.registry_roots {
+        let Some(entry) = trusted.get(&root.audit_index) else {
+            problems.push(format!(
+                "root {}: its audit entry {} is not among the verified entries",
+                root.seq, root.audit_index
+            ));
+            continue;
+        };
+        let agrees = entry.event.root_change().is_some_and(|change| {
+            change.root == root.root
+                && change.root_seq == root.seq
+                && change.leaf_count == root.leaf_count
+        }) && entry.at_ms == root.at_ms;
+        if !agrees {
+            problems.push(format!(
+                "root {}: differs from its audit entry {} ({})",
+                root.seq,
+                entry.index,
+                entry.event.kind()
+            ));
+        }
+    }
+    checks.record(
+        "registry_roots",
+        problems,
+        format!(
+            "{} root records match their registry entries",
+            bundle.registry_roots.len()
+        ),
+    );
+}
+
+/// The fields of an enrollment that differ from its `enroll` entry.
+fn enrollment_differences(
+    study_id: u64,
+    enrollment: &BundleEnrollment,
+    record: &EnrollmentRecord,
+) -> Vec<&'static str> {
+    let expected_payout = LedgerEntry {
+        seq: record.ledger.seq,
+        kind: LedgerKind::Payout,
+        debit: Account::Escrow(study_id),
+        credit: Account::Key(enrollment.payout_account),
+        amount: enrollment.reward,
+        study: Some(study_id),
+        at_ms: record.ledger.at_ms,
+    };
+    let payout = &record.ledger;
+    let mut differs = Vec::new();
+    for (field, same) in [
+        ("study", record.study == study_id),
+        ("nullifier", record.nullifier == enrollment.nullifier),
+        (
+            "registry_root",
+            record.registry_root == enrollment.registry_root,
+        ),
+        ("root_seq", record.root_seq == enrollment.root_seq),
+        (
+            "public_inputs",
+            record.public_inputs == enrollment.public_inputs,
+        ),
+        ("proof", record.proof == enrollment.proof),
+        ("payout account", payout.credit == expected_payout.credit),
+        ("reward", payout.amount == expected_payout.amount),
+        (
+            "payout ledger entry",
+            payout.kind == expected_payout.kind
+                && payout.debit == expected_payout.debit
+                && payout.study == expected_payout.study,
+        ),
+    ] {
+        if !same {
+            differs.push(field);
+        }
+    }
+    differs
+}
+
+/// Each enrollment agrees with its verified `enroll` entry (nullifier, root,
+/// proof, public inputs, payout), and every verified `enroll` entry of the
+/// study is listed.
+fn check_enrollment_entries(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
+    let study_id = bundle.study.id;
+    let mut problems = Vec::new();
+    let mut listed = BTreeSet::new();
+    for (position, enrollment) in bundle.enrollments.iter().enumerate() {
+        let name = name_of(position, enrollment);
+        if !listed.insert(enrollment.audit_index) {
+            problems.push(format!(
+                "{name} shares audit entry {} with another enrollment",
+                enrollment.audit_index
+            ));
+            continue;
+        }
+        let Some(entry) = trusted.get(&enrollment.audit_index) else {
+            problems.push(format!(
+                "{name}: its audit entry {} is not among the verified entries",
+                enrollment.audit_index
+            ));
+            continue;
+        };
+        let differs = match &entry.event {
+            AuditEvent::Enroll(record) => enrollment_differences(study_id, enrollment, record),
+            _ => vec!["kind"],
+        };
+        if !differs.is_empty() {
+            problems.push(format!(
+                "{name}: {} differ from audit entry {}",
+                differs.join(", "),
+                entry.index
+            ));
+        }
+    }
+    for entry in trusted.values() {
+        if matches!(&entry.event, AuditEvent::Enroll(record) if record.study == study_id)
+            && !listed.contains(&entry.index)
+        {
+            problems.push(format!(
+                "audit entry {} records an enrollment the bundle does not list",
+                entry.index
+            ));
+        }
+    }
+    checks.record(
+        "enrollment_entries",
+        problems,
+        format!(
+            "{} enrollments match their enroll entries and payouts",
+            bundle.enrollments.len()
+        ),
+    );
+}
+
+/// Each enrollment's statement, recomputed from public data; checks the
+/// public inputs the bundle lists are exactly these. `None` where an
+/// enrollment's nullifier or root is not a field element.
+fn check_public_inputs(checks: &mut Checks, bundle: &StudyBundle) -> Vec<Option<Statement>> {
+    let study = &bundle.study;
+    let query_hash = fr_from_bytes(&study.query_hash).ok();
+    let mut problems = Vec::new();
+    let statements = bundle
+        .enrollments
+        .iter()
+        .enumerate()
+        .map(|(position, enrollment)| {
+            let name = name_of(position, enrollment);
+            let fields = (
+                fr_from_bytes(&enrollment.registry_root).ok(),
+                query_hash,
+                fr_from_bytes(&enrollment.nullifier).ok(),
+            );
+            let (Some(registry_root), Some(query_hash), Some(nullifier)) = fields else {
+                problems.push(format!(
+                    "{name}: the root, query hash or nullifier is not a field element"
+                ));
+                return None;
+            };
+            let statement = Statement::for_enrollment(
+                registry_root,
+                query_hash,
+                &bundle.marketplace_key,
+                study.id,
+                nullifier,
+                &enrollment.payout_account,
+            );
+            let expected = statement.to_decimal_strings();
+            if expected != enrollment.public_inputs {
+                let wrong: Vec<_> = PUBLIC_INPUT_NAMES
+                    .iter()
+                    .enumerate()
+                    .filter(|(at, _)| enrollment.public_inputs.get(*at) != Some(&expected[*at]))
+                    .map(|(_, input)| *input)
+                    .collect();
+                problems.push(format!(
+                    "{name}: public inputs {} differ from the recomputed statement{}",
+                    wrong.join(", "),
+                    if enrollment.public_inputs.len() == expected.len() {
+                        String::new()
+                    } else {
+                        format!(" ({} inputs listed)", enrollment.public_inputs.len())
+                    }
+                ));
+            }
+            Some(statement)
+        })
+        .collect();
+    checks.record(
+        "public_inputs",
+        problems,
+        "each enrollment's inputs are (registry_root, query_hash, scope, nullifier, signal_hash(payout, scope))".into(),
+    );
+    statements
+}
+
+/// Every proof against its recomputed statement, in one batch; returns how
+/// many verified.
+fn check_proofs(
+    checks: &mut Checks,
+    bundle: &StudyBundle,
+    verifying_key: Option<VerifyingKey<ark_bn254::Bn254>>,
+    statements: &[Option<Statement>],
+) -> usize {
+    let Some(verifying_key) = verifying_key else {
+        checks.record(
+            "proofs",
+            vec!["no usable verifying key".into()],
+            String::new(),
+        );
+        return 0;
+    };
+    let mut problems = Vec::new();
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    for (position, (enrollment, statement)) in bundle.enrollments.iter().zip(statements).enumerate()
+    {
+        let name = name_of(position, enrollment);
+        match (statement, enrollment.proof.to_proof()) {
+            (_, Err(error)) => problems.push(format!("{name}: malformed proof: {error}")),
+            (None, Ok(_)) => problems.push(format!("{name}: no statement to verify against")),
+            (Some(statement), Ok(proof)) => {
+                items.push((*statement, proof));
+                positions.push(position);
+            }
+        }
+    }
+    let verified = match verify_batch(&prepare_verifying_key(&verifying_key), &items) {
+        Err(error) => {
+            problems.push(format!("verifying key: {error}"));
+            0
+        }
+        Ok(report) => {
+            for invalid in &report.invalid {
+                let position = positions[*invalid];
+                problems.push(format!(
+                    "{}: proof does not verify",
+                    name_of(position, &bundle.enrollments[position])
+                ));
+            }
+            items.len() - report.invalid.len()
+        }
+    };
+    checks.record(
+        "proofs",
+        problems,
+        format!("{verified} Groth16 proofs verify (one batch)"),
+    );
+    verified
+}
+
+/// No nullifier appears twice.
+fn check_nullifiers_unique(checks: &mut Checks, bundle: &StudyBundle) {
+    let mut seen = BTreeSet::new();
+    let problems = bundle
+        .enrollments
+        .iter()
+        .enumerate()
+        .filter(|(_, enrollment)| !seen.insert(enrollment.nullifier))
+        .map(|(position, enrollment)| {
+            format!("{} repeats a nullifier", name_of(position, enrollment))
+        })
+        .collect();
+    checks.record(
+        "nullifiers_unique",
+        problems,
+        format!("{} distinct nullifiers", bundle.enrollments.len()),
+    );
+}
+
+/// Every enrollment was paid the study's reward.
+fn check_rewards(checks: &mut Checks, bundle: &StudyBundle) {
+    let study = &bundle.study;
+    let problems = bundle
+        .enrollments
+        .iter()
+        .enumerate()
+        .filter(|(_, enrollment)| enrollment.reward != study.reward)
+        .map(|(position, enrollment)| {
+            format!(
+                "{} was paid {}, the study's reward is {}",
+                name_of(position, enrollment),
+                enrollment.reward,
+                study.reward
+            )
+        })
+        .collect();
+    checks.record(
+        "rewards",
+        problems,
+        format!("every enrollment was paid the reward {}", study.reward),
+    );
+}
+
+/// The bundle lists as many enrollments as the study counts, within its
+/// maximum.
+fn check_enrollment_count(checks: &mut Checks, bundle: &StudyBundle) {
+    let study = &bundle.study;
+    let mut problems = Vec::new();
+    if bundle.enrollments.len() as u64 != study.enrolled {
+        problems.push(format!(
+            "the bundle lists {} enrollments, the study counts {}",
+            bundle.enrollments.len(),
+            study.enrolled
+        ));
+    }
+    if study.enrolled > study.max_enrollments {
+        problems.push(format!(
+            "{} enrollments, more than the study's maximum {}",
+            study.enrolled, study.max_enrollments
+        ));
+    }
+    checks.record(
+        "enrollment_count",
+        problems,
+        format!(
+            "{} enrollments, as the study counts (maximum {})",
+            study.enrolled, study.max_enrollments
+        ),
+    );
+}
+
+/// Payouts against funding, per the verified ledger entries; returns
+/// `(paid, funded)`.
+fn check_funds(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) -> (u64, u64) {
+    let study = &bundle.study;
+    let escrow = Account::Escrow(study.id);
+    let mut problems = Vec::new();
+    let mut funded: u64 = 0;
+    let mut refunded: u64 = 0;
+    for entry in trusted.values() {
+        match &entry.event {
+            AuditEvent::EscrowFunded(funding)
+                if funding.ledger.study == Some(study.id)
+                    && funding.ledger.kind == LedgerKind::FundEscrow
+                    && funding.ledger.credit == escrow =>
+            {
+                funded = funded.saturating_add(funding.ledger.amount);
+            }
+            AuditEvent::StudyClosed(closed) if closed.study == study.id => {
+                if let Some(refund) = &closed.refund {
+                    refunded = refund.amount;
+                }
+            }
+            _ => {}
+        }
+    }
+    let paid = bundle.enrollments.iter().fold(0u64, |sum, enrollment| {
+        sum.saturating_add(enrollment.reward)
+    });
+    if paid > funded {
+        problems.push(format!("{paid} tokens paid, more than the {funded} funded"));
+    } else if funded - paid != refunded.saturating_add(study.escrow) {
+        problems.push(format!(
+            "{funded} funded - {paid} paid is not the {} left in escrow plus the {refunded} refunded",
+            study.escrow
+        ));
+    }
+    checks.record(
+        "funds",
+        problems,
+        format!(
+            "{paid} paid of {funded} funded; {} in escrow, {refunded} refunded",
+            study.escrow
+        ),
+    );
+    (paid, funded)
+}
+
+/// Each enrollment's root is a listed root record, verified in the log
+/// before the enrollment.
+fn check_roots_used(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    for (position, enrollment) in bundle.enrollments.iter().enumerate() {
+        let record = bundle.registry_roots.iter().find(|record| {
+            record.root == enrollment.registry_root && record.seq == enrollment.root_seq
+        });
+        match record {
+            None => problems.push(format!(
+                "{}: its registry root {} is not a listed root record",
+                name_of(position, enrollment),
+                enrollment.root_seq
+            )),
+            Some(record)
+                if !trusted.contains_key(&record.audit_index)
+                    || record.audit_index >= enrollment.audit_index =>
+            {
+                problems.push(format!(
+                    "{}: root {} was not recorded in the log before the enrollment",
+                    name_of(position, enrollment),
+                    record.seq
+                ))
+            }
+            Some(record) => {
+                used.insert(record.seq);
+            }
+        }
+    }
+    checks.record(
+        "roots_used",
+        problems,
+        format!(
+            "{} distinct registry roots used, each recorded in the log first",
+            used.len()
+        ),
+    );
+}

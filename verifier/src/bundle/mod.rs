@@ -1,0 +1,148 @@
+//! Study bundles: everything a trial sponsor needs to re-check one study
+//! offline, and [`verify_bundle`], which checks it end to end.
+//!
+//! - this module: the bundle format ([`StudyBundle`] and its parts);
+//! - [`report`]: what a check found ([`BundleReport`], [`BundleCheck`]);
+//! - `checks`: [`verify_bundle`] and each of its checks, one function each.
+//!
+//! A bundle (JSON, [`BUNDLE_FORMAT`]) holds the marketplace key, the study as
+//! the marketplace stores it, the circuit shape its query is compiled for,
+//! the verifying key (snarkjs form), every enrollment with its proof, the
+//! registry roots those proofs use, and the audit entries that concern the
+//! study, each with an RFC 9162 inclusion proof against the one signed head
+//! in the bundle.
+//!
+//! The sponsor trusts nothing in the bundle but the marketplace key it pins:
+//! the head's signature vouches for the log, inclusion proofs for each entry,
+//! and each entry's payload for the bundle's claims (the study, each
+//! enrollment and payout, each root). Everything else is recomputed: the
+//! circuit id from the key, the query hash from the query, the scope from
+//! the marketplace key and study id, and every statement from those.
+//!
+//! What a bundle cannot show: enrollments the marketplace left out of both
+//! the bundle and the study's counters (a sponsor compares
+//! `study.enrolled` over time, or fetches the whole log), and whether a
+//! replaced registry root was still within the acceptance window (the bundle
+//! holds only the roots used, each proven to precede its enrollment).
+
+mod checks;
+pub mod report;
+
+use serde::{Deserialize, Serialize};
+
+pub use checks::verify_bundle;
+pub use report::{BundleCheck, BundleReport};
+
+use crate::audit::{AuditEntry, Bytes32, InclusionProof, SignedHead};
+use crate::records::Study;
+use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
+use crate::Error;
+
+/// The bundle format this verifier reads.
+pub const BUNDLE_FORMAT: u32 = 1;
+
+/// A study bundle, as `GET /studies/{id}/bundle` serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyBundle {
+    /// The format version, [`BUNDLE_FORMAT`].
+    pub format: u32,
+    /// The marketplace's ed25519 key (hex): it signs audit heads and is part
+    /// of every study scope.
+    #[serde(with = "crate::hex_serde")]
+    pub marketplace_key: Bytes32,
+    /// The study as the marketplace stores it.
+    pub study: Study,
+    /// The circuit shape the study's query is compiled for.
+    pub circuit: BundleCircuit,
+    /// The circuit's verifying key (snarkjs `verification_key.json`).
+    pub verifying_key: SnarkjsVerifyingKey,
+    /// Every enrollment of the study.
+    pub enrollments: Vec<BundleEnrollment>,
+    /// The registry roots the enrollments' proofs use.
+    pub registry_roots: Vec<BundleRoot>,
+    /// The audit head every inclusion proof is against, signed by the
+    /// marketplace key.
+    pub head: SignedHead,
+    /// The audit entries that concern the study: `study_created`, each
+    /// `escrow_funded`, each `enroll`, `study_closed` if any, and the
+    /// registry entries that made each used root current.
+    pub audit_entries: Vec<ProvenEntry>,
+}
+
+/// The circuit shape numbers a query is compiled and hashed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleCircuit {
+    /// Clauses per query.
+    pub clauses: usize,
+    /// The slot-tree depth.
+    pub slot_depth: usize,
+}
+
+/// One enrollment: who was paid what, for which proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleEnrollment {
+    /// The nullifier, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub nullifier: Bytes32,
+    /// The account the reward was paid to.
+    #[serde(with = "crate::hex_serde")]
+    pub payout_account: Bytes32,
+    /// The reward paid.
+    pub reward: u64,
+    /// The registry root the proof is against, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub registry_root: Bytes32,
+    /// The root's sequence number.
+    pub root_seq: u64,
+    /// The proof (snarkjs `proof.json`).
+    pub proof: SnarkjsProof,
+    /// The public inputs as decimal strings, in circuit order.
+    pub public_inputs: Vec<String>,
+    /// The index of the audit entry that records it.
+    pub audit_index: u64,
+}
+
+/// A registry root used by an enrollment (the marketplace's root record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleRoot {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The root, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub root: Bytes32,
+    /// The number of leaves when it became current.
+    pub leaf_count: u64,
+    /// The audit entry of the change that made it current.
+    pub audit_index: u64,
+    /// When it became current, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// An audit entry with its inclusion proof against the bundle's head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenEntry {
+    /// The entry.
+    pub entry: AuditEntry,
+    /// Its RFC 9162 inclusion proof.
+    pub inclusion: InclusionProof,
+}
+
+impl StudyBundle {
+    /// Reads a bundle from JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] naming where the document is malformed.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|error| Error::Json {
+            path: error.path().to_string(),
+            message: error.inner().to_string(),
+        })
+    }
+
+    /// The bundle as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

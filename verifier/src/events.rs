@@ -1,0 +1,243 @@
+//! What each audit log entry records, typed: [`AuditEvent`].
+//!
+//! The marketplace appends events and the sponsor's verifier matches on
+//! them; neither side spells a kind or a payload field as a string. An
+//! event's JSON form is `{"kind": "...", "payload": {...}}`; the kind and the
+//! payload are what [`entry_hash`](crate::audit::entry_hash) hashes, so the
+//! serialized form of every variant is pinned by `tests/vectors/audit_events.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Bytes32;
+use crate::records::{
+    ApiKeyRole, LedgerEntry, Measure, Mechanism, PostProcess, ReleasedCount, Study,
+};
+use crate::snarkjs::SnarkjsProof;
+
+/// One state change of the marketplace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The operator created an API key.
+    ApiKeyCreated(ApiKeyChange),
+    /// The operator revoked an API key.
+    ApiKeyRevoked(ApiKeyChange),
+    /// The registry was created empty.
+    RegistryCreated(RegistryCreated),
+    /// An issuer appended leaves.
+    RegistryAppend(RegistryAppend),
+    /// An issuer revoked one of its leaves.
+    RegistryRevoke(RegistryRevoke),
+    /// A researcher posted a study.
+    StudyCreated(StudyCreated),
+    /// A researcher funded a study's escrow.
+    EscrowFunded(LedgerChange),
+    /// A researcher closed a study (with the refund of its escrow, if any).
+    StudyClosed(StudyClosed),
+    /// An enrollment was accepted and its reward paid.
+    Enroll(EnrollmentRecord),
+    /// The operator minted tokens.
+    Mint(LedgerChange),
+    /// A signed transfer between key accounts.
+    Transfer(TransferRecord),
+    /// A differentially private release was charged and stored.
+    DpRelease(DpReleaseRecord),
+}
+
+impl AuditEvent {
+    /// The event's kind, as in JSON (`enroll`, `study_created`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::ApiKeyCreated(_) => "api_key_created",
+            AuditEvent::ApiKeyRevoked(_) => "api_key_revoked",
+            AuditEvent::RegistryCreated(_) => "registry_created",
+            AuditEvent::RegistryAppend(_) => "registry_append",
+            AuditEvent::RegistryRevoke(_) => "registry_revoke",
+            AuditEvent::StudyCreated(_) => "study_created",
+            AuditEvent::EscrowFunded(_) => "escrow_funded",
+            AuditEvent::StudyClosed(_) => "study_closed",
+            AuditEvent::Enroll(_) => "enroll",
+            AuditEvent::Mint(_) => "mint",
+            AuditEvent::Transfer(_) => "transfer",
+            AuditEvent::DpRelease(_) => "dp_release",
+        }
+    }
+
+    /// The study whose bundle records this event: its creation, fundings,
+    /// enrollments and close.
+    pub fn study(&self) -> Option<u64> {
+        match self {
+            AuditEvent::StudyCreated(created) => Some(created.study.id),
+            AuditEvent::EscrowFunded(funded) => funded.ledger.study,
+            AuditEvent::StudyClosed(closed) => Some(closed.study),
+            AuditEvent::Enroll(enrollment) => Some(enrollment.study),
+            _ => None,
+        }
+    }
+
+    /// The registry root this event made current, if it changed the registry.
+    pub fn root_change(&self) -> Option<&RootChange> {
+        match self {
+            AuditEvent::RegistryCreated(created) => Some(&created.root),
+            AuditEvent::RegistryAppend(append) => Some(&append.root),
+            AuditEvent::RegistryRevoke(revoke) => Some(&revoke.root),
+            _ => None,
+        }
+    }
+}
+
+/// An API key created or revoked (never the key itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyChange {
+    /// The key's id (SHA-256 of the key).
+    #[serde(with = "crate::hex_serde")]
+    pub key_id: Bytes32,
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account it acts as.
+    #[serde(with = "crate::hex_serde")]
+    pub account: Bytes32,
+}
+
+/// The registry root a registry change made current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootChange {
+    /// The new root, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub root: Bytes32,
+    /// Its sequence number.
+    pub root_seq: u64,
+    /// The number of leaves under it.
+    pub leaf_count: u64,
+}
+
+/// The registry's creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryCreated {
+    /// The tree's depth.
+    pub depth: usize,
+    /// The empty tree's root.
+    #[serde(flatten)]
+    pub root: RootChange,
+}
+
+/// Leaves appended by an issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAppend {
+    /// The issuer's account.
+    #[serde(with = "crate::hex_serde")]
+    pub issuer: Bytes32,
+    /// The index of the first leaf appended.
+    pub first_index: u64,
+    /// The leaves, in order.
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub leaves: Vec<Bytes32>,
+    /// The root after the append.
+    #[serde(flatten)]
+    pub root: RootChange,
+}
+
+/// A leaf revoked by its issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryRevoke {
+    /// The issuer's account.
+    #[serde(with = "crate::hex_serde")]
+    pub issuer: Bytes32,
+    /// The leaf's index.
+    pub index: u64,
+    /// The root after the revocation.
+    #[serde(flatten)]
+    pub root: RootChange,
+}
+
+/// A study posted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyCreated {
+    /// The study as created.
+    pub study: Study,
+}
+
+/// A change that is one ledger entry (a mint, an escrow funding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerChange {
+    /// The entry.
+    pub ledger: LedgerEntry,
+}
+
+/// A study closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyClosed {
+    /// The study's id.
+    pub study: u64,
+    /// Its enrollments at the close.
+    pub enrolled: u64,
+    /// The refund of the escrow's remainder, if there was one.
+    pub refund: Option<LedgerEntry>,
+}
+
+/// An accepted enrollment: its proof, public inputs and payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentRecord {
+    /// The study.
+    pub study: u64,
+    /// The nullifier, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub nullifier: Bytes32,
+    /// The registry root the proof is against.
+    #[serde(with = "crate::hex_serde")]
+    pub registry_root: Bytes32,
+    /// The root's sequence number.
+    pub root_seq: u64,
+    /// The public inputs as decimal strings, in circuit order.
+    pub public_inputs: Vec<String>,
+    /// The proof, re-serialized from its parsed points.
+    pub proof: SnarkjsProof,
+    /// The reward's payout from the study's escrow.
+    pub ledger: LedgerEntry,
+}
+
+/// A signed transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// The ledger entry.
+    pub ledger: LedgerEntry,
+    /// The sender's nonce it used.
+    pub nonce: u64,
+    /// The sender's ed25519 signature.
+    #[serde(with = "crate::hex_serde")]
+    pub signature: [u8; 64],
+}
+
+/// A DP release charged to a study's budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpReleaseRecord {
+    /// The study.
+    pub study: u64,
+    /// Its enrollments when the release was drawn.
+    pub enrollments: u64,
+    /// The release's cache key.
+    pub key: String,
+    /// What was released.
+    pub measure: Measure,
+    /// The noise distribution.
+    pub mechanism: Mechanism,
+    /// The post-processing.
+    pub post_process: PostProcess,
+    /// The epsilon charged, in micro-epsilons (integers hash and read back exactly).
+    pub epsilon_micros: u64,
+    /// The study's budget after the charge.
+    pub budget_micros: BudgetMicros,
+    /// The released values.
+    pub counts: Vec<ReleasedCount>,
+}
+
+/// A privacy budget in micro-epsilons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetMicros {
+    /// The budget's total.
+    pub total: u64,
+    /// Spent so far.
+    pub spent: u64,
+    /// What is left.
+    pub remaining: u64,
+}

@@ -1,0 +1,254 @@
+//! The marketplace's records as the audit log carries them: ledger entries
+//! and accounts, studies, API key roles and the parameters of DP releases.
+//!
+//! The marketplace stores these very types and the sponsor's verifier reads
+//! them back from audit entries, so their JSON form is written once, here.
+//! Their serialized bytes are hashed into the audit chain: a renamed field is
+//! a new log format, which `tests/vectors/audit_events.json` catches. With
+//! the `openapi` feature they also describe themselves for the marketplace's
+//! OpenAPI document (utoipa); the sponsor's build leaves it off.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use zkcohort_circuits::CircuitId;
+use zkcohort_cohort::Query;
+
+use crate::audit::Bytes32;
+
+/// A ledger account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// An ed25519 public key: a patient, researcher or issuer.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    Key(#[serde(with = "crate::hex_serde")] Bytes32),
+    /// The escrow of a study.
+    Escrow(u64),
+    /// The mint, the only source of tokens.
+    Mint,
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Account::Key(key) => write!(f, "key:{}", hex::encode(key)),
+            Account::Escrow(study) => write!(f, "escrow:{study}"),
+            Account::Mint => f.write_str("mint"),
+        }
+    }
+}
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// The operator issued tokens (mint → key).
+    Mint,
+    /// A signed transfer (key → key).
+    Transfer,
+    /// A researcher funded a study (key → escrow).
+    FundEscrow,
+    /// An enrollment's reward (escrow → payout key).
+    Payout,
+    /// A closed study's remainder (escrow → researcher).
+    Refund,
+}
+
+/// One balanced ledger entry: `amount` leaves `debit` and reaches `credit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerEntry {
+    /// Its position in the ledger, from 0.
+    pub seq: u64,
+    /// What it records.
+    pub kind: LedgerKind,
+    /// The account debited.
+    pub debit: Account,
+    /// The account credited.
+    pub credit: Account,
+    /// The amount moved.
+    pub amount: u64,
+    /// The study it concerns, if any.
+    pub study: Option<u64>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// Whether a study takes enrollments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StudyStatus {
+    /// Takes enrollments and funding.
+    Open,
+    /// Closed by its researcher; its escrow was refunded.
+    Closed,
+}
+
+/// A study as the marketplace stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Study {
+    /// Its id, from 1.
+    pub id: u64,
+    /// The researcher's account key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(with = "crate::hex_serde")]
+    pub researcher: Bytes32,
+    /// A short title.
+    pub title: String,
+    /// What the study is about.
+    pub description: String,
+    /// The cohort query (JSON form of [`Query`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub query: Query,
+    /// The hash of the compiled query.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(with = "crate::hex_serde")]
+    pub query_hash: Bytes32,
+    /// The circuit's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub circuit_id: CircuitId,
+    /// Tokens paid per enrollment.
+    pub reward: u64,
+    /// The most enrollments the study takes.
+    pub max_enrollments: u64,
+    /// The differential-privacy budget (epsilon).
+    pub epsilon_budget: f64,
+    /// Open or closed.
+    pub status: StudyStatus,
+    /// Enrollments so far.
+    pub enrolled: u64,
+    /// Tokens in escrow (the balance of [`Account::Escrow`] for this id).
+    pub escrow: u64,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl Study {
+    /// The study's escrow account.
+    pub fn escrow_account(&self) -> Account {
+        Account::Escrow(self.id)
+    }
+}
+
+/// What a created API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyRole {
+    /// Posts, funds and closes studies as its account.
+    Researcher,
+    /// Appends and revokes registry leaves as its account (issuer key).
+    Issuer,
+}
+
+/// What a release measures. JSON: `{"kind": "count"}` or
+/// `{"kind": "count_by", "breakdown": "sex"}`; `"count"` alone is read as the
+/// former.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", from = "MeasureForm")]
+pub enum Measure {
+    /// The study's enrollment count.
+    Count,
+    /// Enrollment counts by a breakdown the study declared (one count per category, in
+    /// the order the study declared them).
+    CountBy {
+        /// The breakdown's name, as the study declared it.
+        breakdown: String,
+    },
+}
+
+/// The JSON forms a [`Measure`] is read from.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = r#"a measure: "count", {"kind": "count"} or {"kind": "count_by", "breakdown": name}"#
+)]
+enum MeasureForm {
+    Name(MeasureName),
+    Tagged(TaggedMeasure),
+}
+
+/// The measures that need no parameter, by name.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MeasureName {
+    Count,
+}
+
+/// The tagged form of a [`Measure`].
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum TaggedMeasure {
+    // A struct variant, not a unit one: serde lets a unit variant of an internally
+    // tagged enum ignore unknown fields.
+    Count {},
+    CountBy { breakdown: String },
+}
+
+impl From<MeasureForm> for Measure {
+    fn from(form: MeasureForm) -> Self {
+        match form {
+            MeasureForm::Name(MeasureName::Count)
+            | MeasureForm::Tagged(TaggedMeasure::Count {}) => Measure::Count,
+            MeasureForm::Tagged(TaggedMeasure::CountBy { breakdown }) => {
+                Measure::CountBy { breakdown }
+            }
+        }
+    }
+}
+
+/// The noise distribution of a release.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// Discrete Laplace (the geometric mechanism): pure epsilon-DP, scale `1/epsilon`.
+    #[default]
+    DiscreteLaplace,
+    /// Discrete Gaussian: (epsilon, delta)-DP through zCDP.
+    DiscreteGaussian,
+}
+
+impl Mechanism {
+    /// Its name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::DiscreteLaplace => "discrete_laplace",
+            Mechanism::DiscreteGaussian => "discrete_gaussian",
+        }
+    }
+}
+
+/// How a release is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostProcess {
+    /// The noisy integers as they are.
+    #[default]
+    None,
+    /// i2b2/SHRINE style: below 10 reads `"<10"`, anything else rounds to the nearest 5.
+    I2b2,
+}
+
+impl PostProcess {
+    /// Its name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            PostProcess::None => "none",
+            PostProcess::I2b2 => "i2b2",
+        }
+    }
+}
+
+/// One released value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedCount {
+    /// The noisy count; absent under post-processing, where only `display` is released.
+    pub value: Option<i64>,
+    /// How the value reads (post-processed if asked).
+    pub display: String,
+}
