@@ -162,6 +162,8 @@ pub enum ConceptKind {
     Lab,
     /// A medication class (ATC, RxNorm).
     Medication,
+    /// The patient's day of death, when the record has one (slot dates).
+    Death,
 }
 
 impl ConceptKind {
@@ -175,6 +177,7 @@ impl ConceptKind {
             ConceptKind::Condition => "condition",
             ConceptKind::Lab => "lab",
             ConceptKind::Medication => "medication",
+            ConceptKind::Death => "death",
         }
     }
 }
@@ -400,6 +403,7 @@ impl Catalog {
             ConceptKind::Sex,
             ConceptKind::SmokingStatus,
             ConceptKind::RecordIssued,
+            ConceptKind::Death,
         ] {
             let count = file
                 .concepts
@@ -448,7 +452,8 @@ impl Catalog {
         &self.concepts[index]
     }
 
-    /// The slot of the single concept of a special kind (birth date, sex, smoking, record issued).
+    /// The slot of the single concept of a special kind (birth date, sex, smoking,
+    /// record issued, death).
     pub fn special(&self, kind: ConceptKind) -> SlotIndex {
         self.concepts
             .iter()
@@ -669,7 +674,8 @@ mod tests {
         let special = r#"{"id":"birth-date","kind":"birth-date","name":"b"},
             {"id":"sex","kind":"sex","name":"s","answers":[{"name":"f","value":1,"codes":[]}]},
             {"id":"smoking-status","kind":"smoking-status","name":"s","codes":[],"answers":[{"name":"n","value":1,"codes":[]}]},
-            {"id":"record-issued","kind":"record-issued","name":"r"}"#;
+            {"id":"record-issued","kind":"record-issued","name":"r"},
+            {"id":"death","kind":"death","name":"d"}"#;
         let wrap = |extra: &str| {
             format!(
                 r#"{{"version":"t","description":"d","sources":"s","concepts":[{special}{extra}]}}"#

@@ -124,6 +124,7 @@ pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
             slot.last_date
         ),
         ConceptKind::RecordIssued => format!("record issued {}", slot.last_date),
+        ConceptKind::Death => format!("died {}", slot.first_date),
         ConceptKind::Lab => {
             let lab = concept.lab().expect("lab concepts have lab fields");
             format!(

@@ -292,6 +292,7 @@ fn every_shared_bundle_imports_without_error() {
     };
     let mut bundles = 0;
     let mut egfr_unit_mismatches = 0;
+    let mut totals = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for path in entries.map(|entry| entry.unwrap().path()) {
         if path.extension().is_none_or(|extension| extension != "json") {
             continue;
@@ -304,7 +305,18 @@ fn every_shared_bundle_imports_without_error() {
             .iter()
             .filter(|skipped| skipped.reason.starts_with("unit mL/min cannot"))
             .count();
+        for (resource, coverage) in report.coverage() {
+            let total = totals.entry(resource).or_default();
+            total.0 += coverage.mapped;
+            total.1 += coverage.total;
+        }
         bundles += 1;
+    }
+    for (resource, (mapped, total)) in &totals {
+        eprintln!(
+            "{resource}: {mapped} of {total} mapped ({:.1}%)",
+            100.0 * *mapped as f64 / *total as f64
+        );
     }
     assert_eq!(bundles, 40);
     assert!(
@@ -372,4 +384,90 @@ fn the_report_names_the_code_that_mapped() {
         "not the unmapped SNOMED coding listed first"
     );
     assert_eq!(report.mapped[0].concepts, ["hypertension"]);
+}
+
+fn synthea_patient(extra: serde_json::Value) -> serde_json::Value {
+    let mut patient = serde_json::json!({
+        "resourceType": "Patient", "id": "0d1c5a9e", "birthDate": "1948-07-14", "gender": "male",
+        "name": [{"use": "official", "family": "Kris249", "given": ["Jerold208"]}]
+    });
+    patient
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    patient
+}
+
+fn hydrochlorothiazide(status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resourceType": "MedicationRequest", "id": "b5d3", "status": status, "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+            "code": "316049", "display": "Hydrochlorothiazide 25 MG"}], "text": "Hydrochlorothiazide 25 MG"},
+        "subject": {"reference": "urn:uuid:0d1c5a9e"},
+        "authoredOn": "2012-03-02T10:21:12-05:00"
+    })
+}
+
+#[test]
+fn death_fills_the_death_slot_and_stops_prescriptions() {
+    let catalog = Catalog::bundled();
+    // The Patient after the prescription, as bundles may order entries.
+    let text = bundle_with(&[
+        hydrochlorothiazide("active"),
+        synthea_patient(serde_json::json!({"deceasedDateTime": "2019-05-01T04:11:02-04:00"})),
+    ]);
+    let (summary, report) = import_bundle(catalog, &text, day("2021-01-01")).unwrap();
+    let death = slot(&summary, "death");
+    assert_eq!((death.count, death.first_date), (1, day("2019-05-01")));
+    assert_eq!(
+        slot(&summary, "thiazide").last_value,
+        0,
+        "a dead patient's prescription is not active"
+    );
+    assert!(report.patient.unwrap().is_deceased);
+    let verdict = |query: &str| {
+        let query = zkcohort_cohort::Query::parse(query, catalog).unwrap();
+        zkcohort_cohort::eligible(catalog, &summary, &query)
+            .unwrap()
+            .eligible
+    };
+    assert!(!verdict("index date 2020-01-01\nrequire alive"));
+    assert!(
+        !verdict("index date 2019-05-01\nrequire alive"),
+        "died on the index date"
+    );
+    assert!(verdict("index date 2019-04-30\nrequire alive"));
+    assert!(verdict("index date 2020-01-01\nrequire not alive"));
+    assert!(!verdict(
+        "index date 2020-01-01\nrequire medication thiazide active"
+    ));
+
+    let living = bundle_with(&[
+        synthea_patient(serde_json::json!({})),
+        hydrochlorothiazide("active"),
+    ]);
+    let (summary, _) = import_bundle(catalog, &living, day("2021-01-01")).unwrap();
+    assert!(slot(&summary, "death").is_empty());
+    assert_eq!(slot(&summary, "thiazide").last_value, 1);
+}
+
+#[test]
+fn death_without_a_day_fails_alive_for_every_index_date() {
+    let catalog = Catalog::bundled();
+    let text = bundle_with(&[synthea_patient(
+        serde_json::json!({"deceasedBoolean": true}),
+    )]);
+    let (summary, report) = import_bundle(catalog, &text, day("2021-01-01")).unwrap();
+    assert!(
+        report.warnings.iter().any(|w| w.contains("unrecorded day")),
+        "{:?}",
+        report.warnings
+    );
+    let query =
+        zkcohort_cohort::Query::parse("index date 1950-01-01\nrequire alive", catalog).unwrap();
+    assert!(
+        !zkcohort_cohort::eligible(catalog, &summary, &query)
+            .unwrap()
+            .eligible
+    );
 }

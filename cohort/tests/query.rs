@@ -616,6 +616,7 @@ fn test_strategy() -> impl Strategy<Value = Test> {
         proptest::sample::select(answers(ConceptKind::Sex)).prop_map(Test::Sex),
         proptest::sample::select(answers(ConceptKind::SmokingStatus)).prop_map(Test::Smoking),
         (0_u32..=3000).prop_map(Test::RecordIssuedWithin),
+        Just(Test::Alive),
         presence(ConceptKind::Condition, ConceptWord::Condition),
         presence(ConceptKind::Medication, ConceptWord::Medication),
         lab_test(),
@@ -743,6 +744,10 @@ fn oracle(summary: &RecordSummary, query: &Query) -> bool {
             Test::RecordIssuedWithin(days) => {
                 let slot = summary.slot(catalog.special(ConceptKind::RecordIssued));
                 !slot.is_empty() && i64::from(index_date.0 - slot.last_date.0) <= i64::from(*days)
+            }
+            Test::Alive => {
+                let slot = summary.slot(catalog.special(ConceptKind::Death));
+                slot.is_empty() || slot.first_date > index_date
             }
             Test::Concept(test) => {
                 let index = catalog.resolve(&test.concept).unwrap();

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Code, CodeSystem, ConceptKind, SlotIndex};
-use crate::day::Day;
+use crate::day::{Day, DAY_MIN};
 use crate::summary::RecordSummary;
 use crate::CohortError;
 use model::{
@@ -48,6 +48,8 @@ pub struct PatientFacts {
     pub sex: Option<String>,
     /// The day of death, when the record says the patient died.
     pub deceased: Option<Day>,
+    /// Whether the record says the patient died (with or without a day).
+    pub is_deceased: bool,
 }
 
 /// One entry (or observation component) that filled slots.
@@ -179,14 +181,22 @@ pub fn import_bundle(
         summary: RecordSummary::empty(catalog),
         report: ImportReport::default(),
     };
+    let mut resources = Vec::with_capacity(bundle.entry.len());
     for (index, entry) in bundle.entry.into_iter().enumerate() {
-        let Some(resource) = entry.resource else {
-            importer
+        match entry.resource {
+            Some(resource) => resources.push((index, resource)),
+            None => importer
                 .report
                 .warnings
-                .push(format!("entry[{index}] has no resource"));
-            continue;
-        };
+                .push(format!("entry[{index}] has no resource")),
+        }
+    }
+    // The Patient first, wherever the bundle puts it: whether the patient died decides
+    // whether a prescription is still active.
+    let (patients, others): (Vec<_>, Vec<_>) = resources
+        .into_iter()
+        .partition(|(_, resource)| resource.get("resourceType") == Some(&"Patient".into()));
+    for (index, resource) in patients.into_iter().chain(others) {
         importer.import_resource(index, resource)?;
     }
     if importer.report.patient.is_none() {
@@ -381,10 +391,25 @@ impl Importer<'_> {
         birth_date: Option<Day>,
         deceased: Option<Day>,
     ) {
-        if let Some(died) = deceased {
-            self.report
-                .warnings
-                .push(format!("the patient died on {died}"));
+        let death_slot = self.catalog.special(ConceptKind::Death);
+        let is_deceased = deceased.is_some() || patient.deceased_boolean == Some(true);
+        match deceased {
+            Some(died) => {
+                self.summary.slot_mut(death_slot).record(died, 0);
+                self.report
+                    .warnings
+                    .push(format!("the patient died on {died}"));
+            }
+            None if is_deceased => {
+                // Dead on an unknown day: the earliest day, so no index date finds the
+                // patient alive.
+                self.summary.slot_mut(death_slot).record(DAY_MIN, 0);
+                self.report.warnings.push(
+                    "the patient died on an unrecorded day: `alive` fails for every index date"
+                        .into(),
+                );
+            }
+            None => {}
         }
         if let Some(born) = birth_date {
             let slot = self.catalog.special(ConceptKind::BirthDate);
@@ -424,6 +449,7 @@ impl Importer<'_> {
             birth_date,
             sex: patient.gender.clone(),
             deceased,
+            is_deceased,
         });
     }
 
@@ -639,7 +665,13 @@ impl Importer<'_> {
                 "no catalog concept for this code".into(),
             );
         }
-        let active = medication.status.as_deref() == Some("active");
+        // A dead patient takes nothing, whatever status the prescription was left in.
+        let deceased = self
+            .report
+            .patient
+            .as_ref()
+            .is_some_and(|patient| patient.is_deceased);
+        let active = medication.status.as_deref() == Some("active") && !deceased;
         self.record(entry, resource, &codes, &slots, day, i64::from(active));
     }
 }

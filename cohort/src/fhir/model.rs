@@ -48,6 +48,7 @@ pub(super) struct Patient {
     pub(super) birth_date: Option<String>,
     pub(super) gender: Option<String>,
     pub(super) deceased_date_time: Option<String>,
+    pub(super) deceased_boolean: Option<bool>,
 }
 
 #[derive(Deserialize)]

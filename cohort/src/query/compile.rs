@@ -310,6 +310,16 @@ pub(crate) fn compile_clause(
             compiled.date_min = index_date.offset(-i64::from(window_days(*days)?));
             compiled
         }
+        Test::Alive => {
+            // Alive on the index date: not (a death on or before it). An empty death
+            // slot fails the count, so the negated clause holds.
+            let mut compiled = CompiledClause::unbounded(catalog.special(ConceptKind::Death));
+            compiled.min_count = 1;
+            compiled.date_field = DateField::First;
+            compiled.date_max = index_date;
+            compiled.negated = true;
+            compiled
+        }
         Test::Concept(test) => {
             let slot = catalog
                 .resolve(&test.concept)
@@ -424,7 +434,7 @@ pub(crate) fn compile_clause(
             compiled
         }
     };
-    compiled.negated = clause.negated;
+    compiled.negated ^= clause.negated;
     Ok(compiled)
 }
 

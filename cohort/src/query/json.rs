@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::{Clause, Comparison, ConceptTest, ConceptWord, Test, ValueTest, Window};
 
 /// A clause as JSON. Exactly one subject key (`age`, `sex`, `smoking`,
-/// `record_issued_within_days`, `condition`, `lab`, `medication`) is set.
+/// `record_issued_within_days`, `alive`, `condition`, `lab`, `medication`) is set;
+/// `alive` is `true` (write `"not": true` for "died on or before the index date").
 #[derive(Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ClauseJson {
@@ -21,6 +22,8 @@ pub(super) struct ClauseJson {
     smoking: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record_issued_within_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    alive: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,10 +75,11 @@ impl TryFrom<ClauseJson> for Clause {
         subjects.extend(json.sex.map(Test::Sex));
         subjects.extend(json.smoking.map(Test::Smoking));
         subjects.extend(json.record_issued_within_days.map(Test::RecordIssuedWithin));
+        subjects.extend(json.alive.then_some(Test::Alive));
         match <[Test; 1]>::try_from(subjects) {
             Ok([test]) => Ok(Clause { negated: json.not, test }),
             Err(_) => Err(
-                "a clause names exactly one of: age, sex, smoking, record_issued_within_days, condition, lab, medication"
+                "a clause names exactly one of: age, sex, smoking, record_issued_within_days, alive, condition, lab, medication"
                     .into(),
             ),
         }
@@ -93,6 +97,7 @@ impl From<Clause> for ClauseJson {
             Test::Sex(name) => json.sex = Some(name),
             Test::Smoking(name) => json.smoking = Some(name),
             Test::RecordIssuedWithin(days) => json.record_issued_within_days = Some(days),
+            Test::Alive => json.alive = true,
             Test::Concept(test) => {
                 let concept = Some(test.concept);
                 match test.kind {

@@ -75,6 +75,8 @@ pub enum Test {
     Smoking(String),
     /// The record summary was issued at most this many days before the index date (or after it).
     RecordIssuedWithin(u32),
+    /// The record has no death on or before the index date.
+    Alive,
     /// A condition, lab or medication concept.
     Concept(ConceptTest),
 }

@@ -13,7 +13,7 @@
 //! ```text
 //! line      := "index date" DATE | ("require" | "exclude") (clause | "any of:" clause (";" clause)*)
 //! clause    := ["not"] ( "age" compare | "sex" NAME | "smoking" NAME
-//!              | "record issued within" INT "days"
+//!              | "record issued within" INT "days" | "alive"
 //!              | ("condition" | "lab" | "medication") CONCEPT modifier* )
 //! modifier  := "count >=" INT | "active"
 //!              | ("latest" | "min" | "max") compare [UNIT]
@@ -225,7 +225,7 @@ impl LineParser {
         let negated = self.eat("not");
         let subject_column = self.column();
         let subject =
-            self.next("a clause (age, sex, smoking, record, condition, lab or medication)")?;
+            self.next("a clause (age, sex, smoking, record, alive, condition, lab or medication)")?;
         let test = match subject.as_str() {
             "age" => Test::Age(self.comparison("a whole number of years")?),
             "sex" => Test::Sex(self.next("a sex (male, female, other, unknown)")?),
@@ -235,13 +235,14 @@ impl LineParser {
                 self.expect("within")?;
                 Test::RecordIssuedWithin(self.days()?)
             }
+            "alive" => Test::Alive,
             "condition" => Test::Concept(self.concept_test(ConceptWord::Condition)?),
             "lab" => Test::Concept(self.concept_test(ConceptWord::Lab)?),
             "medication" => Test::Concept(self.concept_test(ConceptWord::Medication)?),
             other => {
                 return Err(self.error_at(
                     subject_column,
-                    format!("unknown clause `{other}`: expected age, sex, smoking, record, condition, lab or medication"),
+                    format!("unknown clause `{other}`: expected age, sex, smoking, record, alive, condition, lab or medication"),
                 ))
             }
         };
@@ -446,6 +447,7 @@ pub fn print_clause(clause: &Clause) -> String {
         Test::RecordIssuedWithin(days) => {
             out.push_str(&format!("record issued within {days} days"))
         }
+        Test::Alive => out.push_str("alive"),
         Test::Concept(test) => {
             out.push_str(&format!("{} {}", test.kind.word(), test.concept));
             if let Some(count) = test.min_count {
