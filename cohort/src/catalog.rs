@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::query::Decimal;
 use crate::CohortError;
 
 /// The largest magnitude of a fixed-point value in a slot: values must fit the circuit's
@@ -194,14 +195,133 @@ pub struct Answer {
     pub codes: Vec<Code>,
 }
 
-/// A unit a lab value may arrive in, and how to convert it to the canonical unit.
+/// A unit a lab value may arrive in, and how to convert it to the canonical unit:
+/// `canonical = value × factor + offset` (an offset for affine scales such as HbA1c
+/// IFCC mmol/mol to NGSP %).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitConversion {
     /// The UCUM unit as written in FHIR `valueQuantity.unit` or `code`.
     pub unit: String,
-    /// Multiply a value in this unit by `factor` to get the canonical unit.
-    pub factor: f64,
+    /// Multiply a value in this unit by `factor` …
+    pub factor: Decimal,
+    /// … then add `offset` to get the canonical unit.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub offset: Decimal,
+    /// A non-UCUM spelling that the lab's LOINC codes fix the meaning of (eGFR written
+    /// `mL/min` under a code whose property is per 1.73 m2): accepted with a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub variant_spelling: bool,
+}
+
+impl UnitConversion {
+    /// `value` in the canonical unit, exactly; `None` on overflow.
+    pub fn apply(&self, value: Exact) -> Option<Exact> {
+        value
+            .checked_mul(Exact::from(self.factor))?
+            .checked_add(Exact::from(self.offset))
+    }
+}
+
+/// An exact decimal value, `digits / 10^decimals`: a reported measurement as written,
+/// converted without binary rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exact {
+    digits: i128,
+    decimals: u32,
+}
+
+/// Decimals past this are rounded away when a reported number is read (only values
+/// below 10^-24 in magnitude have them).
+const MAX_EXACT_DECIMALS: u32 = 24;
+
+impl Exact {
+    /// The decimal a JSON number was written as: the shortest decimal that reads back
+    /// as `value`. `None` for non-finite or huge values.
+    pub fn from_f64(value: f64) -> Option<Exact> {
+        if !value.is_finite() {
+            return None;
+        }
+        // Rust writes an f64 as its shortest round-trip decimal, never in exponent form.
+        let text = value.to_string();
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let kept = &fraction[..fraction.len().min(MAX_EXACT_DECIMALS as usize)];
+        let mut digits: i128 = format!("{whole}{kept}").parse().ok()?;
+        if fraction[kept.len()..].starts_with(|c: char| ('5'..='9').contains(&c)) {
+            digits = digits.checked_add(1)?;
+        }
+        Some(Exact {
+            digits: if negative { -digits } else { digits },
+            decimals: kept.len() as u32,
+        })
+    }
+
+    fn checked_mul(self, other: Exact) -> Option<Exact> {
+        Some(Exact {
+            digits: self.digits.checked_mul(other.digits)?,
+            decimals: self.decimals.checked_add(other.decimals)?,
+        })
+    }
+
+    fn checked_add(self, other: Exact) -> Option<Exact> {
+        let decimals = self.decimals.max(other.decimals);
+        let scaled = |value: Exact| {
+            value
+                .digits
+                .checked_mul(10_i128.checked_pow(decimals - value.decimals)?)
+        };
+        Some(Exact {
+            digits: scaled(self)?.checked_add(scaled(other)?)?,
+            decimals,
+        })
+    }
+
+    /// `floor(value × 10^scale)` and whether that dropped a non-zero remainder.
+    fn floor_at(self, scale: u32) -> Option<(i128, bool)> {
+        if self.decimals <= scale {
+            let multiplier = 10_i128.checked_pow(scale - self.decimals)?;
+            return Some((self.digits.checked_mul(multiplier)?, false));
+        }
+        let divisor = 10_i128.checked_pow(self.decimals - scale)?;
+        Some((
+            self.digits.div_euclid(divisor),
+            self.digits.rem_euclid(divisor) != 0,
+        ))
+    }
+
+    /// The value as a float, for plausibility checks and messages.
+    pub fn to_f64(self) -> f64 {
+        self.digits as f64 / 10_f64.powi(self.decimals as i32)
+    }
+}
+
+impl From<Decimal> for Exact {
+    fn from(value: Decimal) -> Self {
+        Exact {
+            digits: i128::from(value.digits()),
+            decimals: value.decimals(),
+        }
+    }
+}
+
+impl fmt::Display for Exact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.digits.unsigned_abs().to_string();
+        let decimals = self.decimals as usize;
+        let padded = format!("{text:0>width$}", width = decimals + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - decimals);
+        let fraction = fraction.trim_end_matches('0');
+        let sign = if self.digits < 0 { "-" } else { "" };
+        if fraction.is_empty() {
+            write!(f, "{sign}{whole}")
+        } else {
+            write!(f, "{sign}{whole}.{fraction}")
+        }
+    }
 }
 
 /// One concept of the catalog, as stored in `catalog.json`.
@@ -232,6 +352,10 @@ pub struct Concept {
     /// Units a lab value is accepted in, the canonical one included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitConversion>,
+    /// The unit a lab's LOINC code implies where it is not the canonical one (a
+    /// [Moles/volume] code of a lab kept in mg/dL), for values reported without a unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub implied_units: BTreeMap<String, String>,
 }
 
 impl Concept {
@@ -242,6 +366,7 @@ impl Concept {
             scale: self.scale?,
             range: self.range?,
             units: &self.units,
+            implied_units: &self.implied_units,
         })
     }
 
@@ -270,33 +395,66 @@ pub struct LabSpec<'a> {
     pub range: (f64, f64),
     /// Accepted units and their factors.
     pub units: &'a [UnitConversion],
+    /// Units implied by codes whose property is not the canonical unit's.
+    pub implied_units: &'a BTreeMap<String, String>,
 }
 
 impl LabSpec<'_> {
-    /// The factor that converts `unit` to the canonical unit, if `unit` is accepted.
-    pub fn factor(&self, unit: &str) -> Option<f64> {
-        self.units
-            .iter()
-            .find(|conversion| conversion.unit == unit)
-            .map(|conversion| conversion.factor)
+    /// How `unit` converts to the canonical unit, if `unit` is accepted.
+    pub fn conversion(&self, unit: &str) -> Option<&UnitConversion> {
+        self.units.iter().find(|conversion| conversion.unit == unit)
     }
 
-    /// `10^scale`: one canonical unit in fixed point.
+    /// The unit a value coded `code` means when it is reported without one: what its
+    /// LOINC code implies, the canonical unit unless the catalog says otherwise.
+    pub fn implied_unit(&self, code: &Code) -> &str {
+        self.implied_units
+            .get(&code.to_string())
+            .map_or(self.unit, String::as_str)
+    }
+
+    /// `10^scale`: grid steps per canonical unit.
     pub fn one(&self) -> i64 {
         10_i64.pow(self.scale)
     }
 
-    /// A canonical-unit value in fixed point, or `None` outside the plausible range.
-    pub fn to_fixed(&self, canonical: f64) -> Option<i64> {
+    /// A reported value (canonical unit) as a slot stores it, or `None` outside the
+    /// plausible range. Slots count half grid steps: `2k` is exactly `k / 10^scale`,
+    /// `2k + 1` lies strictly between `k` and `k + 1` grid steps, so a value with more
+    /// decimals than the scale keeps is never rounded across a query's bound (a raw
+    /// 6.97 % is below 7.0, not equal to it).
+    pub fn to_stored(&self, canonical: Exact) -> Option<i64> {
         let (low, high) = self.range;
-        (low..=high)
-            .contains(&canonical)
-            .then(|| (canonical * self.one() as f64).round() as i64)
+        if !(low..=high).contains(&canonical.to_f64()) {
+            return None;
+        }
+        let (steps, inexact) = canonical.floor_at(self.scale)?;
+        i64::try_from(steps.checked_mul(2)? + i128::from(inexact)).ok()
     }
 
-    /// A fixed-point value written in the canonical unit (`65` at scale 1 is `6.5`).
-    pub fn format(&self, fixed: i64) -> String {
-        format_fixed(fixed, self.scale)
+    /// A query constant (canonical unit) as the stored value of a grid point: exact
+    /// when it has at most `scale` decimals, else rounded to the nearest grid point
+    /// (halves up), which only converted constants need.
+    pub fn constant_to_stored(&self, canonical: Exact) -> Option<i64> {
+        // floor(x + 1/2) at the scale, from floor(10x) one decimal finer.
+        let (finer, _) = canonical.floor_at(self.scale + 1)?;
+        let steps = finer.checked_add(5)?.div_euclid(10);
+        i64::try_from(steps.checked_mul(2)?).ok()
+    }
+
+    /// A stored value written in the canonical unit: `6.5`, or `(6.9, 7.0)` for a value
+    /// strictly between two grid points.
+    pub fn format(&self, stored: i64) -> String {
+        let steps = stored.div_euclid(2);
+        if stored.rem_euclid(2) == 0 {
+            format_fixed(steps, self.scale)
+        } else {
+            format!(
+                "({}, {})",
+                format_fixed(steps, self.scale),
+                format_fixed(steps + 1, self.scale)
+            )
+        }
     }
 }
 
@@ -560,7 +718,8 @@ fn validate_concept(concept: &Concept) -> Result<(), CohortError> {
     let has_lab_fields = concept.unit.is_some()
         || concept.scale.is_some()
         || concept.range.is_some()
-        || !concept.units.is_empty();
+        || !concept.units.is_empty()
+        || !concept.implied_units.is_empty();
     if is_lab != has_lab_fields {
         return fail("unit, scale, range and units belong to labs, and every lab has them".into());
     }
@@ -573,24 +732,40 @@ fn validate_concept(concept: &Concept) -> Result<(), CohortError> {
             return fail(format!("scale {} is above {MAX_SCALE}", lab.scale));
         }
         let (low, high) = lab.range;
-        let bound = VALUE_BOUND as f64 / lab.one() as f64;
+        // Stored values count half grid steps (see `LabSpec::to_stored`).
+        let bound = VALUE_BOUND as f64 / (2 * lab.one()) as f64;
         if !(low < high && low.abs() < bound && high.abs() < bound) {
             return fail(format!(
                 "range [{low}, {high}] is empty or does not fit fixed point"
             ));
         }
-        if lab.factor(lab.unit) != Some(1.0) {
+        let identity = lab.conversion(lab.unit).is_some_and(|conversion| {
+            conversion.factor == Decimal::new(1, 0) && conversion.offset.is_zero()
+        });
+        if !identity {
             return fail(format!(
-                "its canonical unit {:?} must be accepted with factor 1",
+                "its canonical unit {:?} must be accepted with factor 1 and no offset",
                 lab.unit
             ));
         }
         if lab
             .units
             .iter()
-            .any(|conversion| !(conversion.factor.is_finite() && conversion.factor > 0.0))
+            .any(|conversion| conversion.factor <= Decimal::new(0, 0))
         {
             return fail("unit factors are positive".into());
+        }
+        for (code, unit) in lab.implied_units {
+            if !concept
+                .codes
+                .iter()
+                .any(|listed| listed.to_string() == *code)
+            {
+                return fail(format!("implied unit for {code}, which it does not list"));
+            }
+            if lab.conversion(unit).is_none() {
+                return fail(format!("implied unit {unit} is not an accepted unit"));
+            }
         }
     }
     let mut answer_values = HashSet::new();
@@ -667,6 +842,39 @@ mod tests {
         assert!(catalog
             .concepts_for_code(&Code::new(CodeSystem::Snomed, "44054"))
             .is_empty());
+    }
+
+    #[test]
+    fn values_are_stored_in_half_steps_without_rounding_across_bounds() {
+        let catalog = Catalog::bundled();
+        let hba1c = catalog
+            .concept(catalog.index_of("hba1c").unwrap())
+            .lab()
+            .unwrap();
+        let exact = |value: f64| Exact::from_f64(value).unwrap();
+        assert_eq!(exact(6.97).to_string(), "6.97");
+        assert_eq!(exact(5.802205953710533).to_string(), "5.802205953710533");
+        assert_eq!(hba1c.to_stored(exact(7.0)), Some(140));
+        assert_eq!(hba1c.to_stored(exact(6.97)), Some(139));
+        assert_eq!(hba1c.to_stored(exact(6.9)), Some(138));
+        assert_eq!(
+            hba1c.to_stored(exact(26.0)),
+            None,
+            "outside the plausible range"
+        );
+        assert_eq!(hba1c.format(139), "(6.9, 7.0)");
+        assert_eq!(hba1c.format(140), "7.0");
+        let ifcc = hba1c.conversion("mmol/mol").unwrap();
+        let ngsp = ifcc.apply(exact(53.0)).unwrap();
+        assert_eq!(ngsp.to_string(), "7.00044");
+        assert_eq!(hba1c.constant_to_stored(ngsp), Some(140));
+        assert_eq!(
+            hba1c.constant_to_stored(exact(6.95)),
+            Some(140),
+            "halves up"
+        );
+        assert_eq!(hba1c.constant_to_stored(exact(6.9499)), Some(138));
+        assert_eq!(Exact::from_f64(f64::NAN), None);
     }
 
     #[test]

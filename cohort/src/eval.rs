@@ -1,7 +1,7 @@
 //! The native evaluator: whether a record summary satisfies a query, and why not.
 //! It is the truth the eligibility circuit must match.
 
-use crate::catalog::{format_fixed, Catalog, Concept, ConceptKind};
+use crate::catalog::{Catalog, Concept, ConceptKind};
 use crate::day::Day;
 use crate::query::compile::compile_clause;
 use crate::query::text::print_criterion;
@@ -129,7 +129,7 @@ pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
             let lab = concept.lab().expect("lab concepts have lab fields");
             format!(
                 "{id} latest {} {} on {} ({} results, min {}, max {})",
-                format_fixed(slot.last_value, lab.scale),
+                lab.format(slot.last_value),
                 lab.unit,
                 slot.last_date,
                 slot.count,

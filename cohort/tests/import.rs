@@ -57,15 +57,17 @@ fn ali_harris_summary_matches_the_bundle() {
         assert_eq!(slot(&summary, class).count, 1, "{class}");
         assert_eq!(slot(&summary, class).last_value, 1, "{class}");
     }
-    // Nine blood pressure panels (55284-4); systolic component 8480-6: latest 185.82 on
-    // 2020-12-08, lowest 146.06, highest 185.82 mm[Hg] (scale 0 rounds).
+    // Nine blood pressure panels (55284-4); systolic component 8480-6: latest 185.822… on
+    // 2020-12-08, lowest 146.064…, highest 185.822… mm[Hg]. Slots count half steps of the
+    // lab's scale (0 here): 2k + 1 is strictly between k and k + 1, so 185.82 is not 186.
     let systolic = slot(&summary, "systolic-bp");
     assert_eq!((systolic.count, systolic.last_date), (9, day("2020-12-08")));
     assert_eq!(
         (systolic.last_value, systolic.min_value, systolic.max_value),
-        (186, 146, 186)
+        (2 * 185 + 1, 2 * 146 + 1, 2 * 185 + 1)
     );
-    // HbA1c (4548-4) nine results 2012-10-23 … 2020-12-08, latest 5.80 %, max 6.27 % (scale 1).
+    // HbA1c (4548-4) nine results 2012-10-23 … 2020-12-08, latest 5.802… %, max 6.270… %
+    // (scale 1: strictly between 5.8 and 5.9, and between 6.2 and 6.3).
     let hba1c = slot(&summary, "hba1c");
     assert_eq!(
         (
@@ -74,7 +76,7 @@ fn ali_harris_summary_matches_the_bundle() {
             hba1c.last_value,
             hba1c.max_value
         ),
-        (9, day("2012-10-23"), 58, 63)
+        (9, day("2012-10-23"), 2 * 58 + 1, 2 * 62 + 1)
     );
     // Ibuprofen (entry[118]) was stopped.
     assert_eq!(slot(&summary, "nsaid").last_value, 0);
@@ -99,11 +101,11 @@ fn estrella_daugherty_has_diabetes_from_two_codes() {
         slot(&summary, "oral-antidiabetic").first_date,
         day("2017-06-17")
     );
-    // HbA1c six results; highest 7.62 % (entry[192]), latest 6.12 % (2020-06-20).
+    // HbA1c six results; highest 7.618… % (entry[192]), latest 6.118… % (2020-06-20).
     let hba1c = slot(&summary, "hba1c");
     assert_eq!(
         (hba1c.count, hba1c.max_value, hba1c.last_value),
-        (6, 76, 61)
+        (6, 2 * 76 + 1, 2 * 61 + 1)
     );
 }
 
@@ -172,16 +174,17 @@ fn units_are_converted_or_reported_never_mixed() {
     ]);
     let (summary, report) = import_bundle(Catalog::bundled(), &text, day("2021-01-01")).unwrap();
     let glucose = slot(&summary, "glucose");
-    // 7 mmol/L × 18.016 = 126.1 mg/dL, rounded to the glucose scale.
+    // 7 mmol/L × 18.016 = 126.112 mg/dL: strictly between 126 and 127 (2 × 126 + 1);
+    // 100 mg/dL is exactly 100 (2 × 100).
     assert_eq!(
         (glucose.count, glucose.last_value, glucose.min_value),
-        (2, 126, 100)
+        (2, 2 * 126 + 1, 200)
     );
     let egfr = slot(&summary, "egfr");
     assert_eq!(
         (egfr.count, egfr.last_value),
-        (1, 80),
-        "mL/min is not eGFR per 1.73 m2 and is not mixed in"
+        (2, 190),
+        "LOINC 33914-3 is per 1.73 m2 whatever the unit is spelled"
     );
     assert!(
         slot(&summary, "hba1c").is_empty(),
@@ -192,22 +195,128 @@ fn units_are_converted_or_reported_never_mixed() {
         .iter()
         .map(|skipped| skipped.reason.as_str())
         .collect();
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
         reasons[0].contains("unit furlong cannot be converted to mg/dL"),
         "{reasons:?}"
     );
     assert!(
-        reasons[1].contains("unit mL/min cannot be converted"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons[2].contains("outside the plausible range"),
+        reasons[1].contains("outside the plausible range"),
         "{reasons:?}"
     );
     assert_eq!(
         report.warnings,
-        ["no Patient resource: birth date and sex stay empty"]
+        [
+            "entry[4] loinc:33914-3: unit mL/min read as mL/min/{1.73_m2}, the unit the code implies",
+            "no Patient resource: birth date and sex stay empty"
+        ]
+    );
+}
+
+#[test]
+fn raw_values_are_compared_as_reported() {
+    let catalog = Catalog::bundled();
+    let text = bundle_with(&[
+        lab("4548-4", 6.97, "%", "2020-01-01"),
+        lab("39156-5", 29.996, "kg/m2", "2020-01-01"),
+        lab("2339-0", 126.0, "mg/dL", "2020-01-01"),
+    ]);
+    let (summary, _) = import_bundle(catalog, &text, day("2021-01-01")).unwrap();
+    let holds = |clause: &str| {
+        let query =
+            zkcohort_cohort::Query::parse(&format!("index date 2021-01-01\n{clause}"), catalog)
+                .unwrap();
+        zkcohort_cohort::eligible(catalog, &summary, &query)
+            .unwrap()
+            .eligible
+    };
+    assert!(
+        !holds("require lab hba1c latest >= 7"),
+        "6.97 % is below 7 %"
+    );
+    assert!(holds("require lab hba1c latest < 7"));
+    assert!(holds("require lab hba1c latest > 6.9"));
+    assert!(!holds("require lab hba1c latest = 7"));
+    assert!(
+        !holds("require lab bmi latest >= 30"),
+        "a BMI of 29.996 is below 30"
+    );
+    assert!(holds("require lab bmi latest between 29.9 and 30"));
+    assert!(
+        holds("require lab glucose latest = 126"),
+        "an exact value stays exact"
+    );
+    assert!(
+        holds("require lab glucose latest >= 126") && !holds("require lab glucose latest > 126")
+    );
+}
+
+#[test]
+fn hba1c_in_ifcc_units_converts_through_the_master_equation() {
+    let catalog = Catalog::bundled();
+    // NGSP % = 0.09148 × IFCC mmol/mol + 2.152: 53 mmol/mol is 7.00044 %, 42 is 5.99416 %.
+    let ifcc = |value: f64, date: &str| {
+        let mut observation = lab("59261-8", value, "mmol/mol", date);
+        observation["id"] = format!("ifcc-{date}").into();
+        observation
+    };
+    let text = bundle_with(&[ifcc(42.0, "2019-01-01"), ifcc(53.0, "2020-01-01")]);
+    let (summary, report) = import_bundle(catalog, &text, day("2021-01-01")).unwrap();
+    let hba1c = slot(&summary, "hba1c");
+    assert_eq!(
+        (hba1c.count, hba1c.last_value, hba1c.min_value),
+        (2, 2 * 70 + 1, 2 * 59 + 1)
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let holds = |clause: &str| {
+        let query =
+            zkcohort_cohort::Query::parse(&format!("index date 2021-01-01\n{clause}"), catalog)
+                .unwrap();
+        zkcohort_cohort::eligible(catalog, &summary, &query)
+            .unwrap()
+            .eligible
+    };
+    assert!(holds("require lab hba1c latest >= 7"));
+    assert!(holds("require lab hba1c latest >= 53 mmol/mol"));
+    assert!(!holds("require lab hba1c min >= 6"), "5.99 % is below 6 %");
+    // A value without a unit under the IFCC code means mmol/mol, and says so.
+    let mut bare = ifcc(53.0, "2020-06-01");
+    bare["valueQuantity"] = serde_json::json!({"value": 53.0});
+    let (summary, report) =
+        import_bundle(catalog, &bundle_with(&[bare]), day("2021-01-01")).unwrap();
+    assert_eq!(slot(&summary, "hba1c").last_value, 2 * 70 + 1);
+    assert!(
+        report.warnings[0].contains("no unit; read in mmol/mol"),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn blood_pressure_components_without_a_unit_take_the_loinc_unit() {
+    // A Synthea blood pressure panel whose components lost their unit.
+    let panel = serde_json::json!({
+        "resourceType": "Observation", "id": "bp", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel with all children optional"}]},
+        "effectiveDateTime": "2020-12-08T12:00:00-05:00",
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4", "display": "Diastolic Blood Pressure"}]},
+             "valueQuantity": {"value": 88.0}},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6", "display": "Systolic Blood Pressure"}]},
+             "valueQuantity": {"value": 141.0, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+        ]
+    });
+    let (summary, report) = import_bundle(
+        Catalog::bundled(),
+        &bundle_with(&[panel]),
+        day("2021-01-01"),
+    )
+    .unwrap();
+    assert_eq!(slot(&summary, "diastolic-bp").last_value, 2 * 88);
+    assert_eq!(slot(&summary, "systolic-bp").last_value, 2 * 141);
+    assert_eq!(
+        report.warnings[0],
+        "entry[0] loinc:8462-4: no unit; read in mm[Hg], the unit the code implies"
     );
 }
 
@@ -300,10 +409,18 @@ fn every_shared_bundle_imports_without_error() {
         let text = std::fs::read_to_string(&path).unwrap();
         let (_, report) = import_bundle(Catalog::bundled(), &text, day("2021-06-01"))
             .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert!(
+            !report
+                .skipped
+                .iter()
+                .any(|skipped| skipped.reason.starts_with("unit mL/min cannot")),
+            "{}: eGFR in plain mL/min is read under its LOINC code",
+            path.display()
+        );
         egfr_unit_mismatches += report
-            .skipped
+            .warnings
             .iter()
-            .filter(|skipped| skipped.reason.starts_with("unit mL/min cannot"))
+            .filter(|warning| warning.contains("unit mL/min read as"))
             .count();
         for (resource, coverage) in report.coverage() {
             let total = totals.entry(resource).or_default();
@@ -321,7 +438,7 @@ fn every_shared_bundle_imports_without_error() {
     assert_eq!(bundles, 40);
     assert!(
         egfr_unit_mismatches > 0,
-        "the set holds eGFR results in plain mL/min, which must be reported"
+        "the set holds eGFR results in plain mL/min, which are read with a warning"
     );
 }
 

@@ -66,11 +66,12 @@ fn readme_query_parses_in_both_forms_to_one_ast() {
         (compiled.clauses[0].date_min, compiled.clauses[0].date_max),
         (day("1944-01-02"), day("1980-01-01"))
     );
-    // Systolic >= 140 mm[Hg] (scale 0) with the last reading in 2018-01-01 ..= 2020-01-01.
+    // Systolic >= 140 mm[Hg] (scale 0, stored in half steps) with the last reading in
+    // 2018-01-01 ..= 2020-01-01.
     let systolic = compiled.clauses[2];
     assert_eq!(
         (systolic.value_min, systolic.date_min, systolic.date_max),
-        (140, day("2018-01-01"), day("2020-01-01"))
+        (2 * 140, day("2018-01-01"), day("2020-01-01"))
     );
 }
 
@@ -106,9 +107,9 @@ fn semantic_errors_name_position_and_reason() {
             "hypertension is a condition concept",
         ),
         (
-            "require lab hba1c latest >= 48 mmol/mol",
+            "require lab hba1c latest >= 48 mg/dL",
             "line 2, column 9",
-            "unit mmol/mol is not accepted for hba1c",
+            "unit mg/dL is not accepted for hba1c",
         ),
         (
             "require lab hba1c latest >= 99",
@@ -331,8 +332,9 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
     assert!(!holds("require age >= 121", &born("1900-01-01")));
     assert!(holds("require age <= 148", &born("1900-01-01")));
 
+    // Lab slots store half grid steps: a reading of exactly 140 is 280.
     let reading =
-        |date: &str, value: i64| summary_with(&[("systolic-bp", seen(date, date, value))]);
+        |date: &str, value: i64| summary_with(&[("systolic-bp", seen(date, date, 2 * value))]);
     let recent = "require lab systolic-bp latest >= 140 within 730 days";
     assert!(
         holds(recent, &reading("2018-01-01", 140)),
@@ -371,9 +373,9 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
             count: 3,
             first_date: day("2015-01-01"),
             last_date: day("2019-01-01"),
-            last_value: 61,
-            min_value: 58,
-            max_value: 76,
+            last_value: 122,
+            min_value: 116,
+            max_value: 152,
         },
     )]);
     assert!(
@@ -384,8 +386,8 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
         holds("require lab hba1c min <= 5.8", &hba1c)
             && !holds("require lab hba1c latest >= 6.2", &hba1c)
     );
-    // 48 mmol/mol is not accepted, but glucose converts: 7 mmol/L × 18.016 = 126 mg/dL.
-    let glucose = summary_with(&[("glucose", seen("2019-01-01", "2019-01-01", 126))]);
+    // Glucose converts: 7 mmol/L × 18.016 = 126.112 mg/dL, rounded to the grid (126).
+    let glucose = summary_with(&[("glucose", seen("2019-01-01", "2019-01-01", 2 * 126))]);
     assert!(holds("require lab glucose latest >= 7 mmol/L", &glucose));
     assert!(!holds("require lab glucose latest >= 7.1 mmol/L", &glucose));
 
@@ -670,7 +672,7 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
             let concept = catalog().concept(index);
             let value_of = |seed: u64| match (concept.kind, concept.lab()) {
                 (_, Some(lab)) => {
-                    let one = lab.one() as f64;
+                    let one = 2.0 * lab.one() as f64;
                     let (low, high) = (
                         (lab.range.0 * one).ceil() as i64,
                         (lab.range.1 * one).floor() as i64,
@@ -701,8 +703,10 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
     })
 }
 
-fn decimal_of(fixed: i64, scale: u32) -> Decimal {
-    Decimal::new(fixed, scale)
+/// A stored lab value as a number: `2k` is grid point k, `2k + 1` the midpoint of k and
+/// k + 1, which compares with every grid constant as any value strictly between them does.
+fn decimal_of(stored: i64, scale: u32) -> Decimal {
+    Decimal::new(stored * 5, scale + 1)
 }
 
 fn compare<T: Ord>(value: T, comparison: &Comparison<T>) -> bool {

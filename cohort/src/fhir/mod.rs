@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Code, CodeSystem, ConceptKind, SlotIndex};
+use crate::catalog::{Catalog, Code, CodeSystem, ConceptKind, Exact, SlotIndex};
 use crate::day::{Day, DAY_MIN};
 use crate::summary::RecordSummary;
 use crate::CohortError;
@@ -608,19 +608,50 @@ impl Importer<'_> {
                 "valueQuantity has no value".into(),
             );
         };
-        let units = [quantity.code.as_deref(), quantity.unit.as_deref()];
-        let Some(factor) = units.iter().flatten().find_map(|unit| lab.factor(unit)) else {
-            let written = units.iter().flatten().next().copied().unwrap_or("no unit");
+        let Some(reported) = Exact::from_f64(value) else {
+            let reason = format!("value {value} is not a finite number");
+            return self.skip(entry, OBSERVATION, &codes, display, reason);
+        };
+        let code = codes
+            .iter()
+            .find(|code| self.catalog.concepts_for_code(code).contains(&slot))
+            .expect("the slot was found from one of the codes");
+        let written = [quantity.code.as_deref(), quantity.unit.as_deref()];
+        let written = written.iter().flatten().next().copied();
+        let conversion = match written {
+            Some(_) => [quantity.code.as_deref(), quantity.unit.as_deref()]
+                .iter()
+                .flatten()
+                .find_map(|unit| lab.conversion(unit)),
+            None => {
+                // The LOINC code fixes the property, and so the unit, of its values.
+                let unit = lab.implied_unit(code);
+                self.report.warnings.push(format!(
+                    "entry[{entry}] {code}: no unit; read in {unit}, the unit the code implies"
+                ));
+                lab.conversion(unit)
+            }
+        };
+        let Some(conversion) = conversion else {
             let reason = format!(
-                "unit {written} cannot be converted to {} for {}",
-                lab.unit, concept.id
+                "unit {} cannot be converted to {} for {}",
+                written.unwrap_or("none"),
+                lab.unit,
+                concept.id
             );
             return self.skip(entry, OBSERVATION, &codes, display, reason);
         };
-        let Some(fixed) = lab.to_fixed(value * factor) else {
+        if conversion.variant_spelling {
+            self.report.warnings.push(format!(
+                "entry[{entry}] {code}: unit {} read as {}, the unit the code implies",
+                conversion.unit, lab.unit
+            ));
+        }
+        let canonical = conversion.apply(reported);
+        let Some(fixed) = canonical.and_then(|canonical| lab.to_stored(canonical)) else {
             let reason = format!(
                 "value {} {} is outside the plausible range for {}",
-                value * factor,
+                canonical.map_or_else(|| value.to_string(), |canonical| canonical.to_string()),
                 lab.unit,
                 concept.id
             );

@@ -10,10 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Decimal;
 use super::{
     Clause, Comparison, ConceptWord, Criterion, DateWord, Query, QueryError, Span, Test, ValueWord,
 };
-use crate::catalog::{Catalog, ConceptKind, SlotIndex, VALUE_BOUND};
+use crate::catalog::{Catalog, ConceptKind, Exact, SlotIndex, VALUE_BOUND};
 use crate::day::{Day, DAY_MAX, DAY_MIN};
 use crate::summary::{RecordSummary, Slot};
 
@@ -362,9 +363,9 @@ pub(crate) fn compile_clause(
                         concept.id
                     )
                 })?;
-                let factor = match &value.unit {
-                    None => 1.0,
-                    Some(unit) => lab.factor(unit).ok_or_else(|| {
+                let conversion = match &value.unit {
+                    None => None,
+                    Some(unit) => Some(lab.conversion(unit).ok_or_else(|| {
                         let accepted: Vec<&str> = lab
                             .units
                             .iter()
@@ -375,37 +376,50 @@ pub(crate) fn compile_clause(
                             concept.id,
                             accepted.join(", ")
                         )
-                    })?,
-                };
-                let to_fixed = |constant: super::Decimal| -> Result<i64, String> {
-                    let canonical = constant.to_f64() * factor;
+                    })?),
+                }
+                .filter(|conversion| {
+                    conversion.factor != Decimal::new(1, 0) || !conversion.offset.is_zero()
+                });
+                // A constant in the canonical unit must sit on the lab's grid; one in
+                // another unit is converted exactly, then rounded to the grid.
+                let to_stored = |constant: Decimal| -> Result<i64, String> {
+                    let canonical = match conversion {
+                        None => Exact::from(constant),
+                        Some(conversion) => conversion
+                            .apply(Exact::from(constant))
+                            .ok_or_else(|| format!("{constant} is too large"))?,
+                    };
                     let (low, high) = lab.range;
-                    if !(low..=high).contains(&canonical) {
+                    if !(low..=high).contains(&canonical.to_f64()) {
                         return Err(format!(
                             "{constant} is out of range for {}: plausible values run from {low} to {high} {}",
                             concept.id, lab.unit
                         ));
                     }
-                    if factor == 1.0 {
-                        constant.to_fixed(lab.scale).ok_or_else(|| {
-                            format!(
-                                "{constant} has more decimal places than {} keeps ({})",
-                                concept.id, lab.scale
-                            )
-                        })
-                    } else {
-                        Ok(lab
-                            .to_fixed(canonical)
-                            .expect("checked against the range above"))
-                    }
+                    let stored = match conversion {
+                        None => constant
+                            .to_fixed(lab.scale)
+                            .ok_or_else(|| {
+                                format!(
+                                    "{constant} has more decimal places than {} keeps ({})",
+                                    concept.id, lab.scale
+                                )
+                            })?
+                            .checked_mul(2),
+                        Some(_) => lab.constant_to_stored(canonical),
+                    };
+                    stored.ok_or_else(|| format!("{constant} is too large"))
                 };
+                // Stored values count half grid steps: `2k` is exactly grid point k, `2k ± 1`
+                // strictly beside it (see `LabSpec::to_stored`).
                 let (low, high) = match value.compare {
-                    Comparison::AtLeast(x) => (to_fixed(x)?, VALUE_MAX),
-                    Comparison::Above(x) => (to_fixed(x)? + 1, VALUE_MAX),
-                    Comparison::AtMost(x) => (VALUE_MIN, to_fixed(x)?),
-                    Comparison::Below(x) => (VALUE_MIN, to_fixed(x)? - 1),
-                    Comparison::Equal(x) => (to_fixed(x)?, to_fixed(x)?),
-                    Comparison::Between(low, high) => (to_fixed(low)?, to_fixed(high)?),
+                    Comparison::AtLeast(x) => (to_stored(x)?, VALUE_MAX),
+                    Comparison::Above(x) => (to_stored(x)? + 1, VALUE_MAX),
+                    Comparison::AtMost(x) => (VALUE_MIN, to_stored(x)?),
+                    Comparison::Below(x) => (VALUE_MIN, to_stored(x)? - 1),
+                    Comparison::Equal(x) => (to_stored(x)?, to_stored(x)?),
+                    Comparison::Between(low, high) => (to_stored(low)?, to_stored(high)?),
                 };
                 if low > high {
                     return Err("the value range is empty".into());
