@@ -337,6 +337,10 @@ pub struct Concept {
     /// The value set: every code that means this concept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<Code>,
+    /// Codes of the value set that name the whole concept (SNOMED CT's concept for
+    /// the group, whose listed siblings are its descendants), so a query may use them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defined_by: Vec<Code>,
     /// Named answers, for sex and smoking status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<Answer>,
@@ -368,6 +372,25 @@ impl Concept {
             units: &self.units,
             implied_units: &self.implied_units,
         })
+    }
+
+    /// Whether `code` means this whole concept, not a part of it (see [`Catalog::resolve`]).
+    pub fn is_named_by(&self, code: &Code) -> bool {
+        if !self.codes.contains(code) {
+            return false;
+        }
+        if self.defined_by.contains(code) || self.kind == ConceptKind::Lab {
+            return true;
+        }
+        let mut same_system = self
+            .codes
+            .iter()
+            .filter(|listed| listed.system == code.system);
+        if code.system.is_hierarchical() {
+            same_system.all(|listed| listed.value.starts_with(&code.value))
+        } else {
+            code.system != CodeSystem::Rxnorm && same_system.count() == 1
+        }
     }
 
     /// The answer with the given name.
@@ -516,6 +539,19 @@ pub enum ResolveError {
         /// The concept ids that list it.
         candidates: Vec<String>,
     },
+    /// The code means less than every concept that holds it: a clause on it would
+    /// silently widen to the group.
+    #[error(
+        "{code} is narrower than {}: a clause on it would admit every entry of that group; \
+         name the group by its id to mean all of it (no concept is kept at this code's level)",
+        groups.join(" and ")
+    )]
+    Narrower {
+        /// The code.
+        code: String,
+        /// The concepts it would widen to, narrowest first.
+        groups: Vec<String>,
+    },
 }
 
 impl Catalog {
@@ -542,6 +578,16 @@ impl Catalog {
             if by_id.insert(concept.id.clone(), index).is_some() {
                 return Err(CohortError::Catalog(format!(
                     "concept id {:?} appears twice",
+                    concept.id
+                )));
+            }
+            if let Some(stray) = concept
+                .defined_by
+                .iter()
+                .find(|code| !concept.codes.contains(code))
+            {
+                return Err(CohortError::Catalog(format!(
+                    "{} is defined by {stray}, which it does not list",
                     concept.id
                 )));
             }
@@ -641,12 +687,17 @@ impl Catalog {
         found
     }
 
-    /// The one concept a query names, by id (`hypertension`) or by code (`icd10:I10`).
-    /// A code resolves to the concepts listing it exactly, else to those listing its
-    /// nearest parent category; several at that level is an ambiguity error.
+    /// The one concept a query names, by id (`hypertension`) or by a code that means
+    /// the whole concept (`icd10:E11` for type 2 diabetes). A code names a concept when
+    /// it heads the concept's codes of its system (ICD-10 and ATC: every listed code of
+    /// that system lies under it), when it is the concept's only code of that system
+    /// (not RxNorm products, which are narrower than any class), when the catalog lists
+    /// it in `defined_by`, or for labs, whose LOINC codes are one analyte.
     ///
     /// # Errors
-    /// [`ResolveError`] for an unknown id or code, or an ambiguous code.
+    /// [`ResolveError`] for an unknown id or code, a code that names several concepts,
+    /// or a code narrower than every concept holding it ([`ResolveError::Narrower`]:
+    /// never widened silently).
     pub fn resolve(&self, reference: &str) -> Result<SlotIndex, ResolveError> {
         if !reference.contains(':') {
             return self
@@ -656,22 +707,34 @@ impl Catalog {
         let code: Code = reference
             .parse()
             .map_err(|_| ResolveError::UnknownCode(reference.to_string()))?;
-        for candidate in ancestors(&code) {
-            match self.by_code.get(&candidate).map(Vec::as_slice) {
-                Some([only]) => return Ok(*only),
-                Some(several) if !several.is_empty() => {
-                    return Err(ResolveError::Ambiguous {
-                        code: code.to_string(),
-                        candidates: several
-                            .iter()
-                            .map(|index| self.concepts[*index].id.clone())
-                            .collect(),
-                    })
-                }
-                _ => {}
+        let holders = self.concepts_for_code(&code);
+        let named: Vec<SlotIndex> = holders
+            .iter()
+            .copied()
+            .filter(|index| self.concepts[*index].is_named_by(&code))
+            .collect();
+        match (named.as_slice(), holders.is_empty()) {
+            ([only], _) => Ok(*only),
+            ([], true) => Err(ResolveError::UnknownCode(code.to_string())),
+            ([], false) => {
+                let mut groups: Vec<SlotIndex> = holders;
+                groups.sort_by_key(|index| self.concepts[*index].codes.len());
+                Err(ResolveError::Narrower {
+                    code: code.to_string(),
+                    groups: groups
+                        .iter()
+                        .map(|index| self.concepts[*index].id.clone())
+                        .collect(),
+                })
             }
+            (several, _) => Err(ResolveError::Ambiguous {
+                code: code.to_string(),
+                candidates: several
+                    .iter()
+                    .map(|index| self.concepts[*index].id.clone())
+                    .collect(),
+            }),
         }
-        Err(ResolveError::UnknownCode(code.to_string()))
     }
 
     /// The number of concepts of each kind, for listings.
@@ -806,9 +869,11 @@ mod tests {
                 .id
                 .clone()
         };
-        assert_eq!(id_of("icd10:E11"), "diabetes");
-        assert_eq!(id_of("icd10:E11.9"), "diabetes");
-        assert_eq!(id_of("snomed:44054006"), "diabetes");
+        assert_eq!(id_of("icd10:E11"), "type-2-diabetes");
+        assert_eq!(id_of("snomed:44054006"), "type-2-diabetes");
+        assert_eq!(id_of("snomed:46635009"), "type-1-diabetes");
+        assert_eq!(id_of("snomed:73211009"), "diabetes");
+        assert_eq!(id_of("snomed:43878008"), "strep-throat");
         assert_eq!(id_of("loinc:4548-4"), "hba1c");
         assert_eq!(id_of("loinc:8480-6"), "systolic-bp");
         assert_eq!(id_of("atc:A10B"), "oral-antidiabetic");
@@ -830,6 +895,14 @@ mod tests {
             catalog.resolve("cpt:99213"),
             Err(ResolveError::UnknownCode(_))
         ));
+        assert_eq!(
+            catalog.resolve("icd10:E11.9"),
+            Err(ResolveError::Narrower {
+                code: "icd10:E119".into(),
+                groups: vec!["type-2-diabetes".into(), "diabetes".into()]
+            }),
+            "a specific code never widens to its group"
+        );
     }
 
     #[test]
