@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingredient::{Ingredient, IngredientTable};
 use crate::query::Decimal;
 use crate::CohortError;
 
@@ -356,6 +357,10 @@ pub struct Concept {
     /// Units a lab value is accepted in, the canonical one included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitConversion>,
+    /// A medication's ingredients, by name in the catalog's ingredient table: any
+    /// product of one of them maps to the concept. Their RxCUIs join `codes` on load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingredients: Vec<String>,
     /// The unit a lab's LOINC code implies where it is not the canonical one (a
     /// [Moles/volume] code of a lab kept in mg/dL), for values reported without a unit.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -372,25 +377,6 @@ impl Concept {
             units: &self.units,
             implied_units: &self.implied_units,
         })
-    }
-
-    /// Whether `code` means this whole concept, not a part of it (see [`Catalog::resolve`]).
-    pub fn is_named_by(&self, code: &Code) -> bool {
-        if !self.codes.contains(code) {
-            return false;
-        }
-        if self.defined_by.contains(code) || self.kind == ConceptKind::Lab {
-            return true;
-        }
-        let mut same_system = self
-            .codes
-            .iter()
-            .filter(|listed| listed.system == code.system);
-        if code.system.is_hierarchical() {
-            same_system.all(|listed| listed.value.starts_with(&code.value))
-        } else {
-            code.system != CodeSystem::Rxnorm && same_system.count() == 1
-        }
     }
 
     /// The answer with the given name.
@@ -504,6 +490,8 @@ struct CatalogFile {
     version: String,
     description: String,
     sources: String,
+    ingredient_source: String,
+    ingredients: Vec<Ingredient>,
     concepts: Vec<Concept>,
 }
 
@@ -516,9 +504,12 @@ pub struct Catalog {
     version: String,
     description: String,
     sources: String,
+    ingredient_source: String,
+    ingredients: IngredientTable,
     concepts: Vec<Concept>,
     by_id: HashMap<String, SlotIndex>,
     by_code: HashMap<Code, Vec<SlotIndex>>,
+    by_ingredient: HashMap<String, Vec<SlotIndex>>,
 }
 
 /// Why a query's code or id named no single concept.
@@ -569,12 +560,35 @@ impl Catalog {
     /// [`CohortError::Catalog`] naming the first problem: malformed JSON, duplicate ids,
     /// missing special concepts, lab fields missing or out of bounds.
     pub fn from_json(text: &str) -> Result<Catalog, CohortError> {
-        let file: CatalogFile = serde_json::from_str(text)
+        let mut file: CatalogFile = serde_json::from_str(text)
             .map_err(|error| CohortError::Catalog(format!("catalog.json: {error}")))?;
+        let ingredients = IngredientTable::new(std::mem::take(&mut file.ingredients))?;
         let mut by_id = HashMap::new();
         let mut by_code: HashMap<Code, Vec<SlotIndex>> = HashMap::new();
-        for (index, concept) in file.concepts.iter().enumerate() {
+        let mut by_ingredient: HashMap<String, Vec<SlotIndex>> = HashMap::new();
+        for (index, concept) in file.concepts.iter_mut().enumerate() {
             validate_concept(concept)?;
+            if !concept.ingredients.is_empty() && concept.kind != ConceptKind::Medication {
+                return Err(CohortError::Catalog(format!(
+                    "{} lists ingredients; only medications do",
+                    concept.id
+                )));
+            }
+            for name in &concept.ingredients {
+                let ingredient = ingredients.named(name).ok_or_else(|| {
+                    CohortError::Catalog(format!(
+                        "{} lists ingredient {name:?}, which the ingredient table lacks",
+                        concept.id
+                    ))
+                })?;
+                by_ingredient.entry(name.clone()).or_default().push(index);
+                // The ingredient's RxCUI joins the value set, so it maps and resolves.
+                if let Some(code) = ingredient.code() {
+                    if !concept.codes.contains(&code) {
+                        concept.codes.push(code);
+                    }
+                }
+            }
             if by_id.insert(concept.id.clone(), index).is_some() {
                 return Err(CohortError::Catalog(format!(
                     "concept id {:?} appears twice",
@@ -625,9 +639,12 @@ impl Catalog {
             version: file.version,
             description: file.description,
             sources: file.sources,
+            ingredient_source: file.ingredient_source,
+            ingredients,
             concepts: file.concepts,
             by_id,
             by_code,
+            by_ingredient,
         })
     }
 
@@ -644,6 +661,29 @@ impl Catalog {
     /// Where the codes come from.
     pub fn sources(&self) -> &str {
         &self.sources
+    }
+
+    /// Where the ingredient table comes from.
+    pub fn ingredient_source(&self) -> &str {
+        &self.ingredient_source
+    }
+
+    /// The drug ingredient table medication concepts draw on.
+    pub fn ingredients(&self) -> &IngredientTable {
+        &self.ingredients
+    }
+
+    /// Every medication concept that lists one of `ingredients`.
+    pub fn concepts_for_ingredients(&self, ingredients: &[&Ingredient]) -> Vec<SlotIndex> {
+        let mut found: Vec<SlotIndex> = ingredients
+            .iter()
+            .filter_map(|ingredient| self.by_ingredient.get(&ingredient.name))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// Every concept, in slot order.
@@ -691,8 +731,9 @@ impl Catalog {
     /// the whole concept (`icd10:E11` for type 2 diabetes). A code names a concept when
     /// it heads the concept's codes of its system (ICD-10 and ATC: every listed code of
     /// that system lies under it), when it is the concept's only code of that system
-    /// (not RxNorm products, which are narrower than any class), when the catalog lists
-    /// it in `defined_by`, or for labs, whose LOINC codes are one analyte.
+    /// (not RxNorm, where only the RxCUI of a concept's single ingredient names it:
+    /// products are narrower than any class), when the catalog lists it in
+    /// `defined_by`, or for labs, whose LOINC codes are one analyte.
     ///
     /// # Errors
     /// [`ResolveError`] for an unknown id or code, a code that names several concepts,
@@ -707,11 +748,17 @@ impl Catalog {
         let code: Code = reference
             .parse()
             .map_err(|_| ResolveError::UnknownCode(reference.to_string()))?;
-        let holders = self.concepts_for_code(&code);
+        let mut holders = self.concepts_for_code(&code);
+        if self.ingredients.is_listed_product(&code) {
+            // A product means less than its ingredients' classes: found, then refused.
+            let ingredients = self.ingredients.of_drug(std::slice::from_ref(&code), []);
+            holders.extend(self.concepts_for_ingredients(&ingredients));
+            holders.dedup();
+        }
         let named: Vec<SlotIndex> = holders
             .iter()
             .copied()
-            .filter(|index| self.concepts[*index].is_named_by(&code))
+            .filter(|index| self.is_named_by(*index, &code))
             .collect();
         match (named.as_slice(), holders.is_empty()) {
             ([only], _) => Ok(*only),
@@ -734,6 +781,37 @@ impl Catalog {
                     .map(|index| self.concepts[*index].id.clone())
                     .collect(),
             }),
+        }
+    }
+
+    /// Whether `code` means the whole concept in slot `index` (see [`Catalog::resolve`]).
+    fn is_named_by(&self, index: SlotIndex, code: &Code) -> bool {
+        let concept = &self.concepts[index];
+        if !concept.codes.contains(code) {
+            return false;
+        }
+        if concept.defined_by.contains(code) || concept.kind == ConceptKind::Lab {
+            return true;
+        }
+        let mut same_system = concept
+            .codes
+            .iter()
+            .filter(|listed| listed.system == code.system);
+        match code.system {
+            system if system.is_hierarchical() => {
+                same_system.all(|listed| listed.value.starts_with(&code.value))
+            }
+            CodeSystem::Rxnorm => match concept.ingredients.as_slice() {
+                [only] => {
+                    self.ingredients
+                        .named(only)
+                        .and_then(Ingredient::code)
+                        .as_ref()
+                        == Some(code)
+                }
+                _ => false,
+            },
+            _ => same_system.count() == 1,
         }
     }
 
@@ -959,7 +1037,7 @@ mod tests {
             {"id":"death","kind":"death","name":"d"}"#;
         let wrap = |extra: &str| {
             format!(
-                r#"{{"version":"t","description":"d","sources":"s","concepts":[{special}{extra}]}}"#
+                r#"{{"version":"t","description":"d","sources":"s","ingredient_source":"i","ingredients":[],"concepts":[{special}{extra}]}}"#
             )
         };
         assert!(Catalog::from_json(&wrap("")).is_ok());

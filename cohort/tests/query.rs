@@ -77,8 +77,8 @@ fn readme_query_parses_in_both_forms_to_one_ast() {
 
 #[test]
 fn codes_work_wherever_ids_do() {
-    let by_code = "index date 2020-01-01\nrequire condition icd10:E11\nrequire lab loinc:4548-4 latest >= 6.5\nrequire medication atc:A10B\nrequire condition snomed:44054006 first before index\nrequire condition snomed:73211009\nexclude condition snomed:46635009";
-    let by_id = "index date 2020-01-01\nrequire condition type-2-diabetes\nrequire lab hba1c latest >= 6.5\nrequire medication oral-antidiabetic\nrequire condition type-2-diabetes first before index\nrequire condition diabetes\nexclude condition type-1-diabetes";
+    let by_code = "index date 2020-01-01\nrequire condition icd10:E11\nrequire lab loinc:4548-4 latest >= 6.5\nrequire medication atc:A10B\nrequire condition snomed:44054006 first before index\nrequire condition snomed:73211009\nexclude condition snomed:46635009\nrequire medication rxnorm:6809";
+    let by_id = "index date 2020-01-01\nrequire condition type-2-diabetes\nrequire lab hba1c latest >= 6.5\nrequire medication oral-antidiabetic\nrequire condition type-2-diabetes first before index\nrequire condition diabetes\nexclude condition type-1-diabetes\nrequire medication metformin";
     let compiled = |text| {
         Query::parse(text, catalog())
             .unwrap()
@@ -125,6 +125,11 @@ fn semantic_errors_name_position_and_reason() {
             "require medication rxnorm:316049",
             "line 2, column 9",
             "rxnorm:316049 is narrower than thiazide and antihypertensive",
+        ),
+        (
+            "require medication rxnorm:3827",
+            "line 2, column 9",
+            "rxnorm:3827 is narrower than ace-inhibitor and antihypertensive",
         ),
         (
             "require medication atc:C09AA02",

@@ -63,6 +63,10 @@ pub struct MappedEntry {
     pub code: String,
     /// The concepts whose slots it filled.
     pub concepts: Vec<String>,
+    /// For a medication, the ingredients it mapped through (empty when its code
+    /// itself is in a concept's value set, such as an ATC code).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ingredients: Vec<String>,
     /// The day recorded.
     pub day: Day,
 }
@@ -381,6 +385,7 @@ impl Importer<'_> {
             resource,
             code,
             concepts,
+            ingredients: Vec::new(),
             day,
         });
     }
@@ -686,15 +691,32 @@ impl Importer<'_> {
                 "no authored or effective date".into(),
             );
         };
-        let slots = self.concepts_of_kind(&codes, &[ConceptKind::Medication]);
+        let catalog = self.catalog;
+        let texts = [display.as_deref(), concept.text.as_deref()];
+        let ingredients = catalog
+            .ingredients()
+            .of_drug(&codes, texts.into_iter().flatten());
+        let mut slots = self.concepts_of_kind(&codes, &[ConceptKind::Medication]);
+        for slot in catalog.concepts_for_ingredients(&ingredients) {
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
         if slots.is_empty() {
-            return self.skip(
-                entry,
-                resource,
-                &codes,
-                display,
-                "no catalog concept for this code".into(),
-            );
+            let name = display
+                .as_deref()
+                .or(concept.text.as_deref())
+                .unwrap_or("a drug with no name");
+            let reason = if ingredients.is_empty() {
+                format!("{name}: no catalog ingredient or class for this drug")
+            } else {
+                let names: Vec<&str> = ingredients.iter().map(|i| i.name.as_str()).collect();
+                format!(
+                    "{name}: its ingredients ({}) are in no catalog class",
+                    names.join(", ")
+                )
+            };
+            return self.skip(entry, resource, &codes, display, reason);
         }
         // A dead patient takes nothing, whatever status the prescription was left in.
         let deceased = self
@@ -704,5 +726,8 @@ impl Importer<'_> {
             .is_some_and(|patient| patient.is_deceased);
         let active = medication.status.as_deref() == Some("active") && !deceased;
         self.record(entry, resource, &codes, &slots, day, i64::from(active));
+        if let Some(mapped) = self.report.mapped.last_mut() {
+            mapped.ingredients = ingredients.iter().map(|i| i.name.clone()).collect();
+        }
     }
 }

@@ -20,6 +20,7 @@ pub(super) struct Entry {
 pub(super) struct CodeableConcept {
     #[serde(default)]
     pub(super) coding: Vec<Coding>,
+    pub(super) text: Option<String>,
 }
 
 #[derive(Deserialize)]
