@@ -40,16 +40,19 @@ pub enum CodeSystem {
     Atc,
     /// FHIR's administrative gender codes (`male`, `female`, …).
     FhirGender,
+    /// CDC's CVX vaccine codes, matched exactly (leading zeros dropped: `08` is `8`).
+    Cvx,
 }
 
 impl CodeSystem {
-    const ALL: [CodeSystem; 6] = [
+    const ALL: [CodeSystem; 7] = [
         CodeSystem::Snomed,
         CodeSystem::Icd10,
         CodeSystem::Loinc,
         CodeSystem::Rxnorm,
         CodeSystem::Atc,
         CodeSystem::FhirGender,
+        CodeSystem::Cvx,
     ];
 
     /// The short name used in codes such as `icd10:E11`.
@@ -61,6 +64,7 @@ impl CodeSystem {
             CodeSystem::Rxnorm => "rxnorm",
             CodeSystem::Atc => "atc",
             CodeSystem::FhirGender => "fhir-gender",
+            CodeSystem::Cvx => "cvx",
         }
     }
 
@@ -75,6 +79,7 @@ impl CodeSystem {
             "http://www.nlm.nih.gov/research/umls/rxnorm" => Some(CodeSystem::Rxnorm),
             "http://www.whocc.no/atc" => Some(CodeSystem::Atc),
             "http://hl7.org/fhir/administrative-gender" => Some(CodeSystem::FhirGender),
+            "http://hl7.org/fhir/sid/cvx" => Some(CodeSystem::Cvx),
             _ => None,
         }
     }
@@ -98,6 +103,12 @@ impl Code {
     pub fn new(system: CodeSystem, value: &str) -> Self {
         let value = if system.is_hierarchical() {
             value.trim().replace('.', "").to_ascii_uppercase()
+        } else if system == CodeSystem::Cvx {
+            // CVX codes are numbers that EHRs pad differently ("08", "8").
+            match value.trim().trim_start_matches('0') {
+                "" => "0".to_string(),
+                digits => digits.to_string(),
+            }
         } else {
             value.trim().to_string()
         };
@@ -122,7 +133,9 @@ impl FromStr for Code {
             .into_iter()
             .find(|system| system.prefix() == prefix)
             .ok_or_else(|| {
-                format!("unknown code system {prefix:?}: use snomed, icd10, loinc, rxnorm or atc")
+                format!(
+                    "unknown code system {prefix:?}: use snomed, icd10, loinc, rxnorm, atc or cvx"
+                )
             })?;
         if value.trim().is_empty() {
             return Err(format!("{text:?} has an empty code"));
@@ -166,6 +179,13 @@ pub enum ConceptKind {
     Medication,
     /// The patient's day of death, when the record has one (slot dates).
     Death,
+    /// A procedure (SNOMED CT), from FHIR Procedure.
+    Procedure,
+    /// A vaccination (CVX), from FHIR Immunization.
+    Immunization,
+    /// An allergy or intolerance (SNOMED CT), from FHIR AllergyIntolerance; the value is
+    /// 1 while the latest entry is active.
+    Allergy,
 }
 
 impl ConceptKind {
@@ -180,6 +200,9 @@ impl ConceptKind {
             ConceptKind::Lab => "lab",
             ConceptKind::Medication => "medication",
             ConceptKind::Death => "death",
+            ConceptKind::Procedure => "procedure",
+            ConceptKind::Immunization => "immunization",
+            ConceptKind::Allergy => "allergy",
         }
     }
 }

@@ -137,14 +137,18 @@ pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
                 lab.format(slot.max_value)
             )
         }
-        ConceptKind::Condition | ConceptKind::Medication => {
+        ConceptKind::Procedure | ConceptKind::Immunization => format!(
+            "{id} on {} day(s) from {} to {}",
+            slot.count, slot.first_date, slot.last_date
+        ),
+        ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy => {
             let state = match (concept.kind, slot.last_value) {
                 (_, 1) => "active",
-                (ConceptKind::Condition, _) => "resolved",
-                _ => "stopped",
+                (ConceptKind::Medication, _) => "stopped",
+                _ => "resolved",
             };
             format!(
-                "{id} {} time(s) from {} to {}, latest {state}",
+                "{id} on {} day(s) from {} to {}, latest {state}",
                 slot.count, slot.first_date, slot.last_date
             )
         }

@@ -159,7 +159,7 @@ fn semantic_errors_name_position_and_reason() {
         (
             "require lab hba1c active",
             "line 2, column 9",
-            "`active` applies to conditions and medications",
+            "`active` applies to conditions, medications and allergies, not labs",
         ),
         (
             "require condition diabetes latest >= 1",
@@ -300,7 +300,7 @@ fn explanations_name_the_record_facts() {
     // entry[13] Diabetes 2001-11-19 and entry[29] neuropathy due to type 2 diabetes 2007-11-26.
     assert_eq!(
         verdict.failed[0].reasons,
-        ["diabetes 2 time(s) from 2001-11-19 to 2007-11-26, latest active"]
+        ["diabetes on 2 day(s) from 2001-11-19 to 2007-11-26, latest active"]
     );
 }
 
@@ -641,8 +641,22 @@ fn test_strategy() -> impl Strategy<Value = Test> {
         Just(Test::Alive),
         presence(ConceptKind::Condition, ConceptWord::Condition),
         presence(ConceptKind::Medication, ConceptWord::Medication),
+        presence(ConceptKind::Allergy, ConceptWord::Allergy),
+        presence(ConceptKind::Procedure, ConceptWord::Procedure).prop_map(without_active),
+        presence(ConceptKind::Immunization, ConceptWord::Immunization).prop_map(without_active),
         lab_test(),
     ]
+}
+
+/// Procedures and immunizations have no `active`.
+fn without_active(test: Test) -> Test {
+    match test {
+        Test::Concept(concept) => Test::Concept(ConceptTest {
+            active: false,
+            ..concept
+        }),
+        other => other,
+    }
 }
 
 fn query_strategy() -> impl Strategy<Value = Query> {
@@ -700,7 +714,9 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
                     low + (seed % (high - low + 1) as u64) as i64
                 }
                 (ConceptKind::Sex | ConceptKind::SmokingStatus, _) => 1 + (seed % 4) as i64,
-                (ConceptKind::Condition | ConceptKind::Medication, _) => (seed % 2) as i64,
+                (ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy, _) => {
+                    (seed % 2) as i64
+                }
                 _ => 0,
             };
             let mut values = [value_of(v1), value_of(v2), value_of(v3)];

@@ -1,6 +1,8 @@
 //! FHIR R4 import: a Bundle (Patient, Condition, Observation with `component`
-//! values, MedicationRequest, MedicationStatement) becomes a [`RecordSummary`] plus
-//! an [`ImportReport`] of what was mapped, what was skipped and why.
+//! values, MedicationRequest, MedicationStatement, Procedure, Immunization,
+//! AllergyIntolerance) becomes a [`RecordSummary`] plus an [`ImportReport`] of what
+//! was mapped, what was skipped and why. A slot counts days: entries of one concept
+//! on one day are one occurrence.
 //!
 //! Lab values are converted to the concept's canonical unit or skipped with the
 //! reason; units are never mixed. A malformed bundle is an error naming the entry
@@ -8,7 +10,7 @@
 
 mod model;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -17,7 +19,8 @@ use crate::day::{Day, DAY_MIN};
 use crate::summary::RecordSummary;
 use crate::CohortError;
 use model::{
-    Bundle, CodeableConcept, Condition, Medication, Observation, Patient, Period, Quantity,
+    AllergyIntolerance, Bundle, CodeableConcept, Condition, Immunization, Medication, Observation,
+    Patient, Period, Procedure, Quantity,
 };
 
 /// What the importer did with a bundle.
@@ -125,6 +128,18 @@ struct Importer<'a> {
     catalog: &'a Catalog,
     summary: RecordSummary,
     report: ImportReport,
+    /// The (slot, day) pairs already counted: one event coded twice on a day (a
+    /// condition and its "history of" entry) is one occurrence.
+    counted: HashSet<(SlotIndex, Day)>,
+}
+
+/// Where a procedure, immunization or allergy entry sits and what it says.
+struct Event<'s> {
+    entry: usize,
+    resource: &'static str,
+    kind: ConceptKind,
+    status: Option<&'s str>,
+    day: Option<Day>,
 }
 
 /// The codes of a CodeableConcept in systems the catalog knows, and the first display.
@@ -184,6 +199,7 @@ pub fn import_bundle(
         catalog,
         summary: RecordSummary::empty(catalog),
         report: ImportReport::default(),
+        counted: HashSet::new(),
     };
     let mut resources = Vec::with_capacity(bundle.entry.len());
     for (index, entry) in bundle.entry.into_iter().enumerate() {
@@ -243,6 +259,9 @@ impl Importer<'_> {
             "Observation" => "Observation",
             "MedicationRequest" => "MedicationRequest",
             "MedicationStatement" => "MedicationStatement",
+            "Procedure" => "Procedure",
+            "Immunization" => "Immunization",
+            "AllergyIntolerance" => "AllergyIntolerance",
             other => {
                 *self.report.not_read.entry(other.to_string()).or_insert(0) += 1;
                 return Ok(());
@@ -301,6 +320,64 @@ impl Importer<'_> {
                 ]);
                 let day = effective.map(|text| date(text, "effective")).transpose()?;
                 self.import_observation(index, &observation, day);
+            }
+            "Procedure" => {
+                let procedure: Procedure =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let performed = first_date(&[
+                    procedure.performed_date_time.as_ref(),
+                    period_start(procedure.performed_period.as_ref()),
+                ]);
+                let day = performed.map(|text| date(text, "performed")).transpose()?;
+                let (codes, display) = known_codes(&procedure.code);
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Procedure,
+                    status: procedure.status.as_deref(),
+                    day,
+                };
+                self.import_event(event, codes, display, 0);
+            }
+            "Immunization" => {
+                let immunization: Immunization =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let given = first_date(&[
+                    immunization.occurrence_date_time.as_ref(),
+                    immunization.recorded.as_ref(),
+                ]);
+                let day = given.map(|text| date(text, "occurrence")).transpose()?;
+                let (codes, display) = known_codes(&immunization.vaccine_code);
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Immunization,
+                    status: immunization.status.as_deref(),
+                    day,
+                };
+                self.import_event(event, codes, display, 0);
+            }
+            "AllergyIntolerance" => {
+                let allergy: AllergyIntolerance =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let noted = first_date(&[
+                    allergy.onset_date_time.as_ref(),
+                    allergy.recorded_date.as_ref(),
+                ]);
+                let day = noted.map(|text| date(text, "onset")).transpose()?;
+                let (codes, display) = known_codes(&allergy.code);
+                let active = !matches!(
+                    status_code(allergy.clinical_status.as_ref()),
+                    Some("inactive" | "resolved")
+                );
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Allergy,
+                    status: status_code(allergy.verification_status.as_ref()),
+                    day,
+                };
+                self.import_event(event, codes, display, i64::from(active));
             }
             _ => {
                 let medication: Medication =
@@ -374,7 +451,11 @@ impl Importer<'_> {
             .map(Code::to_string)
             .unwrap_or_default();
         for slot in slots {
-            self.summary.slot_mut(*slot).record(day, value);
+            if self.counted.insert((*slot, day)) {
+                self.summary.slot_mut(*slot).record(day, value);
+            } else {
+                self.summary.slot_mut(*slot).record_same_day(day, value);
+            }
         }
         let concepts = slots
             .iter()
@@ -456,6 +537,40 @@ impl Importer<'_> {
             deceased,
             is_deceased,
         });
+    }
+
+    /// A procedure, immunization or allergy: one dated, coded entry.
+    fn import_event(
+        &mut self,
+        event: Event<'_>,
+        codes: Vec<Code>,
+        display: Option<String>,
+        value: i64,
+    ) {
+        let Event {
+            entry,
+            resource,
+            kind,
+            status,
+            day,
+        } = event;
+        if let Some(status @ ("entered-in-error" | "not-done" | "refuted")) = status {
+            return self.skip(entry, resource, &codes, display, format!("status {status}"));
+        }
+        let Some(day) = day else {
+            return self.skip(entry, resource, &codes, display, "no date".into());
+        };
+        let slots = self.concepts_of_kind(&codes, &[kind]);
+        if slots.is_empty() {
+            return self.skip(
+                entry,
+                resource,
+                &codes,
+                display,
+                "no catalog concept for this code".into(),
+            );
+        }
+        self.record(entry, resource, &codes, &slots, day, value);
     }
 
     fn import_condition(&mut self, entry: usize, condition: &Condition, day: Option<Day>) {

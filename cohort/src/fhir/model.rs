@@ -97,3 +97,31 @@ pub(super) struct Medication {
     pub(super) effective_period: Option<Period>,
     pub(super) date_asserted: Option<String>,
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Procedure {
+    pub(super) status: Option<String>,
+    pub(super) code: CodeableConcept,
+    pub(super) performed_date_time: Option<String>,
+    pub(super) performed_period: Option<Period>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Immunization {
+    pub(super) status: Option<String>,
+    pub(super) vaccine_code: CodeableConcept,
+    pub(super) occurrence_date_time: Option<String>,
+    pub(super) recorded: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AllergyIntolerance {
+    pub(super) code: CodeableConcept,
+    pub(super) clinical_status: Option<CodeableConcept>,
+    pub(super) verification_status: Option<CodeableConcept>,
+    pub(super) onset_date_time: Option<String>,
+    pub(super) recorded_date: Option<String>,
+}

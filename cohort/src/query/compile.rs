@@ -330,6 +330,9 @@ pub(crate) fn compile_clause(
                 ConceptWord::Condition => ConceptKind::Condition,
                 ConceptWord::Lab => ConceptKind::Lab,
                 ConceptWord::Medication => ConceptKind::Medication,
+                ConceptWord::Procedure => ConceptKind::Procedure,
+                ConceptWord::Immunization => ConceptKind::Immunization,
+                ConceptWord::Allergy => ConceptKind::Allergy,
             };
             if concept.kind != expected {
                 return Err(format!(
@@ -351,8 +354,14 @@ pub(crate) fn compile_clause(
                 None => 1,
             };
             if test.active {
-                if expected == ConceptKind::Lab {
-                    return Err("`active` applies to conditions and medications, not labs".into());
+                if !matches!(
+                    expected,
+                    ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy
+                ) {
+                    return Err(format!(
+                        "`active` applies to conditions, medications and allergies, not {}s",
+                        expected.word()
+                    ));
                 }
                 (compiled.value_min, compiled.value_max) = (1, 1);
             }

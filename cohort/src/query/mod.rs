@@ -77,7 +77,7 @@ pub enum Test {
     RecordIssuedWithin(u32),
     /// The record has no death on or before the index date.
     Alive,
-    /// A condition, lab or medication concept.
+    /// A condition, lab, medication, procedure, immunization or allergy concept.
     Concept(ConceptTest),
 }
 
@@ -91,6 +91,12 @@ pub enum ConceptWord {
     Lab,
     /// A medication class.
     Medication,
+    /// A procedure.
+    Procedure,
+    /// A vaccination.
+    Immunization,
+    /// An allergy or intolerance.
+    Allergy,
 }
 
 impl ConceptWord {
@@ -100,11 +106,15 @@ impl ConceptWord {
             ConceptWord::Condition => "condition",
             ConceptWord::Lab => "lab",
             ConceptWord::Medication => "medication",
+            ConceptWord::Procedure => "procedure",
+            ConceptWord::Immunization => "immunization",
+            ConceptWord::Allergy => "allergy",
         }
     }
 }
 
-/// A test of a condition, lab or medication slot. With no modifiers it tests presence.
+/// A test of a condition, lab, medication, procedure, immunization or allergy slot.
+/// With no modifiers it tests presence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConceptTest {
     /// What kind of concept the query expects.
@@ -113,7 +123,7 @@ pub struct ConceptTest {
     pub concept: String,
     /// At least this many entries (`count >= n`).
     pub min_count: Option<u32>,
-    /// The latest entry is still active (conditions and medications).
+    /// The latest entry is still active (conditions, medications and allergies).
     pub active: bool,
     /// A test of the values (labs).
     pub value: Option<ValueTest>,

@@ -14,7 +14,8 @@
 //! line      := "index date" DATE | ("require" | "exclude") (clause | "any of:" clause (";" clause)*)
 //! clause    := ["not"] ( "age" compare | "sex" NAME | "smoking" NAME
 //!              | "record issued within" INT "days" | "alive"
-//!              | ("condition" | "lab" | "medication") CONCEPT modifier* )
+//!              | ("condition" | "lab" | "medication" | "procedure" | "immunization"
+//!                 | "allergy") CONCEPT modifier* )
 //! modifier  := "count >=" INT | "active"
 //!              | ("latest" | "min" | "max") compare [UNIT]
 //!              | ["first" | "last"] "within" INT "days"
@@ -225,7 +226,7 @@ impl LineParser {
         let negated = self.eat("not");
         let subject_column = self.column();
         let subject =
-            self.next("a clause (age, sex, smoking, record, alive, condition, lab or medication)")?;
+            self.next("a clause (age, sex, smoking, record, alive, condition, lab, medication, procedure, immunization or allergy)")?;
         let test = match subject.as_str() {
             "age" => Test::Age(self.comparison("a whole number of years")?),
             "sex" => Test::Sex(self.next("a sex (male, female, other, unknown)")?),
@@ -239,10 +240,13 @@ impl LineParser {
             "condition" => Test::Concept(self.concept_test(ConceptWord::Condition)?),
             "lab" => Test::Concept(self.concept_test(ConceptWord::Lab)?),
             "medication" => Test::Concept(self.concept_test(ConceptWord::Medication)?),
+            "procedure" => Test::Concept(self.concept_test(ConceptWord::Procedure)?),
+            "immunization" => Test::Concept(self.concept_test(ConceptWord::Immunization)?),
+            "allergy" => Test::Concept(self.concept_test(ConceptWord::Allergy)?),
             other => {
                 return Err(self.error_at(
                     subject_column,
-                    format!("unknown clause `{other}`: expected age, sex, smoking, record, alive, condition, lab or medication"),
+                    format!("unknown clause `{other}`: expected age, sex, smoking, record, alive, condition, lab, medication, procedure, immunization or allergy"),
                 ))
             }
         };
