@@ -540,8 +540,16 @@ pub struct Catalog {
 #[non_exhaustive]
 pub enum ResolveError {
     /// No concept has this id.
-    #[error("unknown concept {0:?}: run `zkcohort catalog` to list concepts")]
-    UnknownId(String),
+    #[error("unknown concept {id:?}: {}", match suggestion {
+        Some(suggestion) => format!("did you mean `{suggestion}`? (`zkcohort catalog` lists concepts)"),
+        None => "run `zkcohort catalog` to list concepts".to_string(),
+    })]
+    UnknownId {
+        /// The id as written.
+        id: String,
+        /// The nearest concept id, case-insensitively, when one is near.
+        suggestion: Option<String>,
+    },
     /// No concept's value set holds this code.
     #[error("unknown code {0}: no catalog concept lists it (run `zkcohort catalog`)")]
     UnknownCode(String),
@@ -766,7 +774,11 @@ impl Catalog {
         if !reference.contains(':') {
             return self
                 .index_of(reference)
-                .ok_or_else(|| ResolveError::UnknownId(reference.to_string()));
+                .ok_or_else(|| ResolveError::UnknownId {
+                    id: reference.to_string(),
+                    suggestion: nearest(reference, self.concepts.iter().map(|c| c.id.as_str()))
+                        .map(str::to_string),
+                });
         }
         let code: Code = reference
             .parse()
@@ -846,6 +858,39 @@ impl Catalog {
         }
         counts
     }
+}
+
+/// The candidate nearest to `written`, compared case-insensitively, when it is near
+/// enough to be a slip: an edit distance of at most a third of the word (at least 1).
+pub fn nearest<'c>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let written = written.to_lowercase();
+    let limit = (written.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter_map(|candidate| {
+            let distance = edit_distance(&written, &candidate.to_lowercase());
+            (distance <= limit).then_some((distance, candidate))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// The code itself, then (for hierarchical systems) each shorter prefix down to 1 character.
@@ -986,8 +1031,21 @@ mod tests {
         let catalog = Catalog::bundled();
         assert_eq!(
             catalog.resolve("unicorn-flu"),
-            Err(ResolveError::UnknownId("unicorn-flu".into()))
+            Err(ResolveError::UnknownId {
+                id: "unicorn-flu".into(),
+                suggestion: None
+            })
         );
+        let slip = catalog.resolve("HbA1C").unwrap_err();
+        assert_eq!(
+            slip.to_string(),
+            "unknown concept \"HbA1C\": did you mean `hba1c`? (`zkcohort catalog` lists concepts)"
+        );
+        assert!(catalog
+            .resolve("hypertenson")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `hypertension`"));
         assert!(matches!(
             catalog.resolve("snomed:0000"),
             Err(ResolveError::UnknownCode(_))
