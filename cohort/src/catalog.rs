@@ -84,6 +84,19 @@ impl CodeSystem {
         }
     }
 
+    /// The FHIR `Coding.system` URI of the system.
+    pub fn fhir_uri(self) -> &'static str {
+        match self {
+            CodeSystem::Snomed => "http://snomed.info/sct",
+            CodeSystem::Icd10 => "http://hl7.org/fhir/sid/icd-10-cm",
+            CodeSystem::Loinc => "http://loinc.org",
+            CodeSystem::Rxnorm => "http://www.nlm.nih.gov/research/umls/rxnorm",
+            CodeSystem::Atc => "http://www.whocc.no/atc",
+            CodeSystem::FhirGender => "http://hl7.org/fhir/administrative-gender",
+            CodeSystem::Cvx => "http://hl7.org/fhir/sid/cvx",
+        }
+    }
+
     fn is_hierarchical(self) -> bool {
         matches!(self, CodeSystem::Icd10 | CodeSystem::Atc)
     }

@@ -5,9 +5,14 @@
 //! Semantics: a query is satisfied when every criterion is. A `require` criterion
 //! holds when any of its clauses holds (OR); an `exclude` criterion holds when none
 //! of its clauses holds. A clause tests one concept's slot and may be negated.
+//!
+//! [`circe`] imports OHDSI ATLAS cohort definitions; [`export`] writes a study as FHIR
+//! ResearchStudy and Group resources.
 
+pub mod circe;
 pub mod compile;
 mod decimal;
+pub mod export;
 mod json;
 pub mod text;
 
