@@ -97,7 +97,7 @@ fn summarize_json_has_summary_report_and_coverage() {
         bundle.to_str().unwrap(),
     ]);
     assert!(
-        stdout(&text).contains("hypertension             hypertension 1 time(s) from 1981-12-22"),
+        stdout(&text).contains("hypertension             hypertension on 1 day(s) from 1981-12-22"),
         "{}",
         stdout(&text)
     );
