@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use zkcohort_cohort::eval::describe_slot;
 use zkcohort_cohort::fhir::ImportReport;
-use zkcohort_cohort::{eligible, import_bundle, Catalog, Day, Query, RecordSummary};
+use zkcohort_cohort::{eligible, import_bundle, Catalog, CompiledQuery, Day, Query, RecordSummary};
+
+use crate::proving::ShapeName;
 
 /// The issue date to stamp on summaries: the given day, or today.
 pub(crate) fn issue_day(given: Option<Day>) -> Result<Day> {
@@ -243,6 +246,8 @@ pub(crate) fn check(
 ) -> Result<ExitCode> {
     let catalog = Catalog::bundled();
     let query = load_query(catalog, query_path)?;
+    // On stderr, so the per-bundle lines (and --json) stay as they were.
+    eprintln!("{}", shape_fit(&query.compile(catalog)?));
     let mut failures = 0;
     for path in bundle_paths(inputs)? {
         let name = path.display().to_string();
@@ -288,6 +293,30 @@ pub(crate) fn check(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How many clauses a query compiles to and which circuit shapes take it.
+fn shape_fit(compiled: &CompiledQuery) -> String {
+    let fits: Vec<String> = ShapeName::value_variants()
+        .iter()
+        .filter_map(|name| {
+            let shape = name.shape();
+            let slots_fit = compiled
+                .clauses
+                .iter()
+                .all(|clause| clause.slot < 1 << shape.slot_depth);
+            (compiled.clauses.len() <= shape.clauses && slots_fit).then(|| {
+                let name = name.to_possible_value().expect("no variant is skipped");
+                format!("{} ({} clauses)", name.get_name(), shape.clauses)
+            })
+        })
+        .collect();
+    let fits = if fits.is_empty() {
+        "fits no circuit shape: split it or drop criteria".to_string()
+    } else {
+        format!("fits {}", fits.join(", "))
+    };
+    format!("query: {} clauses; {fits}", compiled.clauses.len())
 }
 
 fn add_coverage(totals: &mut BTreeMap<String, (usize, usize)>, report: &ImportReport) {

@@ -24,6 +24,11 @@ fn check_prints_one_line_per_bundle() {
         fixtures().to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("clauses; fits small (6 clauses), reference (16 clauses)"),
+        "{}",
+        stderr(&output)
+    );
     let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 6, "{lines:?}");
     let verdict = |name: &str| {
@@ -92,7 +97,7 @@ fn summarize_json_has_summary_report_and_coverage() {
         bundle.to_str().unwrap(),
     ]);
     assert!(
-        stdout(&text).contains("hypertension             hypertension 1 time(s) from 1981-12-22"),
+        stdout(&text).contains("hypertension             hypertension on 1 day(s) from 1981-12-22"),
         "{}",
         stdout(&text)
     );

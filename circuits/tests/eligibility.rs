@@ -83,8 +83,8 @@ fn every_clause_kind_proves_when_true() {
         "require medication antihypertensive count >= 1",
         "require lab hba1c count >= 9",
         "require lab hba1c max between 6.2 and 6.3",
-        "require lab hba1c min <= 5.8",
-        "require lab systolic-bp latest >= 186 within 400 days",
+        "require lab hba1c min <= 5.9",
+        "require lab systolic-bp latest >= 185 within 400 days",
         "exclude condition ckd",
         "require not condition diabetes",
     ];

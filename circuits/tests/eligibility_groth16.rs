@@ -31,7 +31,7 @@ fn proofs_verify_and_bind_every_public_input() {
         "require condition hypertension active",
         "require medication antihypertensive count >= 1",
         "require lab hba1c max >= 6.2",
-        "require lab systolic-bp latest >= 186 within 400 days",
+        "require lab systolic-bp latest >= 185 within 400 days",
         "exclude condition ckd",
         "require any of: condition ckd; not condition copd",
     ];

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingredient::{Ingredient, IngredientTable};
+use crate::query::Decimal;
 use crate::CohortError;
 
 /// The largest magnitude of a fixed-point value in a slot: values must fit the circuit's
@@ -38,16 +40,19 @@ pub enum CodeSystem {
     Atc,
     /// FHIR's administrative gender codes (`male`, `female`, …).
     FhirGender,
+    /// CDC's CVX vaccine codes, matched exactly (leading zeros dropped: `08` is `8`).
+    Cvx,
 }
 
 impl CodeSystem {
-    const ALL: [CodeSystem; 6] = [
+    const ALL: [CodeSystem; 7] = [
         CodeSystem::Snomed,
         CodeSystem::Icd10,
         CodeSystem::Loinc,
         CodeSystem::Rxnorm,
         CodeSystem::Atc,
         CodeSystem::FhirGender,
+        CodeSystem::Cvx,
     ];
 
     /// The short name used in codes such as `icd10:E11`.
@@ -59,6 +64,7 @@ impl CodeSystem {
             CodeSystem::Rxnorm => "rxnorm",
             CodeSystem::Atc => "atc",
             CodeSystem::FhirGender => "fhir-gender",
+            CodeSystem::Cvx => "cvx",
         }
     }
 
@@ -73,7 +79,21 @@ impl CodeSystem {
             "http://www.nlm.nih.gov/research/umls/rxnorm" => Some(CodeSystem::Rxnorm),
             "http://www.whocc.no/atc" => Some(CodeSystem::Atc),
             "http://hl7.org/fhir/administrative-gender" => Some(CodeSystem::FhirGender),
+            "http://hl7.org/fhir/sid/cvx" => Some(CodeSystem::Cvx),
             _ => None,
+        }
+    }
+
+    /// The FHIR `Coding.system` URI of the system.
+    pub fn fhir_uri(self) -> &'static str {
+        match self {
+            CodeSystem::Snomed => "http://snomed.info/sct",
+            CodeSystem::Icd10 => "http://hl7.org/fhir/sid/icd-10-cm",
+            CodeSystem::Loinc => "http://loinc.org",
+            CodeSystem::Rxnorm => "http://www.nlm.nih.gov/research/umls/rxnorm",
+            CodeSystem::Atc => "http://www.whocc.no/atc",
+            CodeSystem::FhirGender => "http://hl7.org/fhir/administrative-gender",
+            CodeSystem::Cvx => "http://hl7.org/fhir/sid/cvx",
         }
     }
 
@@ -96,6 +116,12 @@ impl Code {
     pub fn new(system: CodeSystem, value: &str) -> Self {
         let value = if system.is_hierarchical() {
             value.trim().replace('.', "").to_ascii_uppercase()
+        } else if system == CodeSystem::Cvx {
+            // CVX codes are numbers that EHRs pad differently ("08", "8").
+            match value.trim().trim_start_matches('0') {
+                "" => "0".to_string(),
+                digits => digits.to_string(),
+            }
         } else {
             value.trim().to_string()
         };
@@ -120,7 +146,9 @@ impl FromStr for Code {
             .into_iter()
             .find(|system| system.prefix() == prefix)
             .ok_or_else(|| {
-                format!("unknown code system {prefix:?}: use snomed, icd10, loinc, rxnorm or atc")
+                format!(
+                    "unknown code system {prefix:?}: use snomed, icd10, loinc, rxnorm, atc or cvx"
+                )
             })?;
         if value.trim().is_empty() {
             return Err(format!("{text:?} has an empty code"));
@@ -162,6 +190,15 @@ pub enum ConceptKind {
     Lab,
     /// A medication class (ATC, RxNorm).
     Medication,
+    /// The patient's day of death, when the record has one (slot dates).
+    Death,
+    /// A procedure (SNOMED CT), from FHIR Procedure.
+    Procedure,
+    /// A vaccination (CVX), from FHIR Immunization.
+    Immunization,
+    /// An allergy or intolerance (SNOMED CT), from FHIR AllergyIntolerance; the value is
+    /// 1 while the latest entry is active.
+    Allergy,
 }
 
 impl ConceptKind {
@@ -175,6 +212,10 @@ impl ConceptKind {
             ConceptKind::Condition => "condition",
             ConceptKind::Lab => "lab",
             ConceptKind::Medication => "medication",
+            ConceptKind::Death => "death",
+            ConceptKind::Procedure => "procedure",
+            ConceptKind::Immunization => "immunization",
+            ConceptKind::Allergy => "allergy",
         }
     }
 }
@@ -191,14 +232,133 @@ pub struct Answer {
     pub codes: Vec<Code>,
 }
 
-/// A unit a lab value may arrive in, and how to convert it to the canonical unit.
+/// A unit a lab value may arrive in, and how to convert it to the canonical unit:
+/// `canonical = value × factor + offset` (an offset for affine scales such as HbA1c
+/// IFCC mmol/mol to NGSP %).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitConversion {
     /// The UCUM unit as written in FHIR `valueQuantity.unit` or `code`.
     pub unit: String,
-    /// Multiply a value in this unit by `factor` to get the canonical unit.
-    pub factor: f64,
+    /// Multiply a value in this unit by `factor` …
+    pub factor: Decimal,
+    /// … then add `offset` to get the canonical unit.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub offset: Decimal,
+    /// A non-UCUM spelling that the lab's LOINC codes fix the meaning of (eGFR written
+    /// `mL/min` under a code whose property is per 1.73 m2): accepted with a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub variant_spelling: bool,
+}
+
+impl UnitConversion {
+    /// `value` in the canonical unit, exactly; `None` on overflow.
+    pub fn apply(&self, value: Exact) -> Option<Exact> {
+        value
+            .checked_mul(Exact::from(self.factor))?
+            .checked_add(Exact::from(self.offset))
+    }
+}
+
+/// An exact decimal value, `digits / 10^decimals`: a reported measurement as written,
+/// converted without binary rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exact {
+    digits: i128,
+    decimals: u32,
+}
+
+/// Decimals past this are rounded away when a reported number is read (only values
+/// below 10^-24 in magnitude have them).
+const MAX_EXACT_DECIMALS: u32 = 24;
+
+impl Exact {
+    /// The decimal a JSON number was written as: the shortest decimal that reads back
+    /// as `value`. `None` for non-finite or huge values.
+    pub fn from_f64(value: f64) -> Option<Exact> {
+        if !value.is_finite() {
+            return None;
+        }
+        // Rust writes an f64 as its shortest round-trip decimal, never in exponent form.
+        let text = value.to_string();
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let kept = &fraction[..fraction.len().min(MAX_EXACT_DECIMALS as usize)];
+        let mut digits: i128 = format!("{whole}{kept}").parse().ok()?;
+        if fraction[kept.len()..].starts_with(|c: char| ('5'..='9').contains(&c)) {
+            digits = digits.checked_add(1)?;
+        }
+        Some(Exact {
+            digits: if negative { -digits } else { digits },
+            decimals: kept.len() as u32,
+        })
+    }
+
+    fn checked_mul(self, other: Exact) -> Option<Exact> {
+        Some(Exact {
+            digits: self.digits.checked_mul(other.digits)?,
+            decimals: self.decimals.checked_add(other.decimals)?,
+        })
+    }
+
+    fn checked_add(self, other: Exact) -> Option<Exact> {
+        let decimals = self.decimals.max(other.decimals);
+        let scaled = |value: Exact| {
+            value
+                .digits
+                .checked_mul(10_i128.checked_pow(decimals - value.decimals)?)
+        };
+        Some(Exact {
+            digits: scaled(self)?.checked_add(scaled(other)?)?,
+            decimals,
+        })
+    }
+
+    /// `floor(value × 10^scale)` and whether that dropped a non-zero remainder.
+    fn floor_at(self, scale: u32) -> Option<(i128, bool)> {
+        if self.decimals <= scale {
+            let multiplier = 10_i128.checked_pow(scale - self.decimals)?;
+            return Some((self.digits.checked_mul(multiplier)?, false));
+        }
+        let divisor = 10_i128.checked_pow(self.decimals - scale)?;
+        Some((
+            self.digits.div_euclid(divisor),
+            self.digits.rem_euclid(divisor) != 0,
+        ))
+    }
+
+    /// The value as a float, for plausibility checks and messages.
+    pub fn to_f64(self) -> f64 {
+        self.digits as f64 / 10_f64.powi(self.decimals as i32)
+    }
+}
+
+impl From<Decimal> for Exact {
+    fn from(value: Decimal) -> Self {
+        Exact {
+            digits: i128::from(value.digits()),
+            decimals: value.decimals(),
+        }
+    }
+}
+
+impl fmt::Display for Exact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.digits.unsigned_abs().to_string();
+        let decimals = self.decimals as usize;
+        let padded = format!("{text:0>width$}", width = decimals + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - decimals);
+        let fraction = fraction.trim_end_matches('0');
+        let sign = if self.digits < 0 { "-" } else { "" };
+        if fraction.is_empty() {
+            write!(f, "{sign}{whole}")
+        } else {
+            write!(f, "{sign}{whole}.{fraction}")
+        }
+    }
 }
 
 /// One concept of the catalog, as stored in `catalog.json`.
@@ -214,6 +374,10 @@ pub struct Concept {
     /// The value set: every code that means this concept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<Code>,
+    /// Codes of the value set that name the whole concept (SNOMED CT's concept for
+    /// the group, whose listed siblings are its descendants), so a query may use them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defined_by: Vec<Code>,
     /// Named answers, for sex and smoking status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<Answer>,
@@ -229,6 +393,14 @@ pub struct Concept {
     /// Units a lab value is accepted in, the canonical one included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitConversion>,
+    /// A medication's ingredients, by name in the catalog's ingredient table: any
+    /// product of one of them maps to the concept. Their RxCUIs join `codes` on load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingredients: Vec<String>,
+    /// The unit a lab's LOINC code implies where it is not the canonical one (a
+    /// [Moles/volume] code of a lab kept in mg/dL), for values reported without a unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub implied_units: BTreeMap<String, String>,
 }
 
 impl Concept {
@@ -239,6 +411,7 @@ impl Concept {
             scale: self.scale?,
             range: self.range?,
             units: &self.units,
+            implied_units: &self.implied_units,
         })
     }
 
@@ -267,33 +440,66 @@ pub struct LabSpec<'a> {
     pub range: (f64, f64),
     /// Accepted units and their factors.
     pub units: &'a [UnitConversion],
+    /// Units implied by codes whose property is not the canonical unit's.
+    pub implied_units: &'a BTreeMap<String, String>,
 }
 
 impl LabSpec<'_> {
-    /// The factor that converts `unit` to the canonical unit, if `unit` is accepted.
-    pub fn factor(&self, unit: &str) -> Option<f64> {
-        self.units
-            .iter()
-            .find(|conversion| conversion.unit == unit)
-            .map(|conversion| conversion.factor)
+    /// How `unit` converts to the canonical unit, if `unit` is accepted.
+    pub fn conversion(&self, unit: &str) -> Option<&UnitConversion> {
+        self.units.iter().find(|conversion| conversion.unit == unit)
     }
 
-    /// `10^scale`: one canonical unit in fixed point.
+    /// The unit a value coded `code` means when it is reported without one: what its
+    /// LOINC code implies, the canonical unit unless the catalog says otherwise.
+    pub fn implied_unit(&self, code: &Code) -> &str {
+        self.implied_units
+            .get(&code.to_string())
+            .map_or(self.unit, String::as_str)
+    }
+
+    /// `10^scale`: grid steps per canonical unit.
     pub fn one(&self) -> i64 {
         10_i64.pow(self.scale)
     }
 
-    /// A canonical-unit value in fixed point, or `None` outside the plausible range.
-    pub fn to_fixed(&self, canonical: f64) -> Option<i64> {
+    /// A reported value (canonical unit) as a slot stores it, or `None` outside the
+    /// plausible range. Slots count half grid steps: `2k` is exactly `k / 10^scale`,
+    /// `2k + 1` lies strictly between `k` and `k + 1` grid steps, so a value with more
+    /// decimals than the scale keeps is never rounded across a query's bound (a raw
+    /// 6.97 % is below 7.0, not equal to it).
+    pub fn to_stored(&self, canonical: Exact) -> Option<i64> {
         let (low, high) = self.range;
-        (low..=high)
-            .contains(&canonical)
-            .then(|| (canonical * self.one() as f64).round() as i64)
+        if !(low..=high).contains(&canonical.to_f64()) {
+            return None;
+        }
+        let (steps, inexact) = canonical.floor_at(self.scale)?;
+        i64::try_from(steps.checked_mul(2)? + i128::from(inexact)).ok()
     }
 
-    /// A fixed-point value written in the canonical unit (`65` at scale 1 is `6.5`).
-    pub fn format(&self, fixed: i64) -> String {
-        format_fixed(fixed, self.scale)
+    /// A query constant (canonical unit) as the stored value of a grid point: exact
+    /// when it has at most `scale` decimals, else rounded to the nearest grid point
+    /// (halves up), which only converted constants need.
+    pub fn constant_to_stored(&self, canonical: Exact) -> Option<i64> {
+        // floor(x + 1/2) at the scale, from floor(10x) one decimal finer.
+        let (finer, _) = canonical.floor_at(self.scale + 1)?;
+        let steps = finer.checked_add(5)?.div_euclid(10);
+        i64::try_from(steps.checked_mul(2)?).ok()
+    }
+
+    /// A stored value written in the canonical unit: `6.5`, or `(6.9, 7.0)` for a value
+    /// strictly between two grid points.
+    pub fn format(&self, stored: i64) -> String {
+        let steps = stored.div_euclid(2);
+        if stored.rem_euclid(2) == 0 {
+            format_fixed(steps, self.scale)
+        } else {
+            format!(
+                "({}, {})",
+                format_fixed(steps, self.scale),
+                format_fixed(steps + 1, self.scale)
+            )
+        }
     }
 }
 
@@ -320,6 +526,8 @@ struct CatalogFile {
     version: String,
     description: String,
     sources: String,
+    ingredient_source: String,
+    ingredients: Vec<Ingredient>,
     concepts: Vec<Concept>,
 }
 
@@ -332,9 +540,12 @@ pub struct Catalog {
     version: String,
     description: String,
     sources: String,
+    ingredient_source: String,
+    ingredients: IngredientTable,
     concepts: Vec<Concept>,
     by_id: HashMap<String, SlotIndex>,
     by_code: HashMap<Code, Vec<SlotIndex>>,
+    by_ingredient: HashMap<String, Vec<SlotIndex>>,
 }
 
 /// Why a query's code or id named no single concept.
@@ -342,8 +553,16 @@ pub struct Catalog {
 #[non_exhaustive]
 pub enum ResolveError {
     /// No concept has this id.
-    #[error("unknown concept {0:?}: run `zkcohort catalog` to list concepts")]
-    UnknownId(String),
+    #[error("unknown concept {id:?}: {}", match suggestion {
+        Some(suggestion) => format!("did you mean `{suggestion}`? (`zkcohort catalog` lists concepts)"),
+        None => "run `zkcohort catalog` to list concepts".to_string(),
+    })]
+    UnknownId {
+        /// The id as written.
+        id: String,
+        /// The nearest concept id, case-insensitively, when one is near.
+        suggestion: Option<String>,
+    },
     /// No concept's value set holds this code.
     #[error("unknown code {0}: no catalog concept lists it (run `zkcohort catalog`)")]
     UnknownCode(String),
@@ -354,6 +573,19 @@ pub enum ResolveError {
         code: String,
         /// The concept ids that list it.
         candidates: Vec<String>,
+    },
+    /// The code means less than every concept that holds it: a clause on it would
+    /// silently widen to the group.
+    #[error(
+        "{code} is narrower than {}: a clause on it would admit every entry of that group; \
+         name the group by its id to mean all of it (no concept is kept at this code's level)",
+        groups.join(" and ")
+    )]
+    Narrower {
+        /// The code.
+        code: String,
+        /// The concepts it would widen to, narrowest first.
+        groups: Vec<String>,
     },
 }
 
@@ -372,15 +604,48 @@ impl Catalog {
     /// [`CohortError::Catalog`] naming the first problem: malformed JSON, duplicate ids,
     /// missing special concepts, lab fields missing or out of bounds.
     pub fn from_json(text: &str) -> Result<Catalog, CohortError> {
-        let file: CatalogFile = serde_json::from_str(text)
+        let mut file: CatalogFile = serde_json::from_str(text)
             .map_err(|error| CohortError::Catalog(format!("catalog.json: {error}")))?;
+        let ingredients = IngredientTable::new(std::mem::take(&mut file.ingredients))?;
         let mut by_id = HashMap::new();
         let mut by_code: HashMap<Code, Vec<SlotIndex>> = HashMap::new();
-        for (index, concept) in file.concepts.iter().enumerate() {
+        let mut by_ingredient: HashMap<String, Vec<SlotIndex>> = HashMap::new();
+        for (index, concept) in file.concepts.iter_mut().enumerate() {
             validate_concept(concept)?;
+            if !concept.ingredients.is_empty() && concept.kind != ConceptKind::Medication {
+                return Err(CohortError::Catalog(format!(
+                    "{} lists ingredients; only medications do",
+                    concept.id
+                )));
+            }
+            for name in &concept.ingredients {
+                let ingredient = ingredients.named(name).ok_or_else(|| {
+                    CohortError::Catalog(format!(
+                        "{} lists ingredient {name:?}, which the ingredient table lacks",
+                        concept.id
+                    ))
+                })?;
+                by_ingredient.entry(name.clone()).or_default().push(index);
+                // The ingredient's RxCUI joins the value set, so it maps and resolves.
+                if let Some(code) = ingredient.code() {
+                    if !concept.codes.contains(&code) {
+                        concept.codes.push(code);
+                    }
+                }
+            }
             if by_id.insert(concept.id.clone(), index).is_some() {
                 return Err(CohortError::Catalog(format!(
                     "concept id {:?} appears twice",
+                    concept.id
+                )));
+            }
+            if let Some(stray) = concept
+                .defined_by
+                .iter()
+                .find(|code| !concept.codes.contains(code))
+            {
+                return Err(CohortError::Catalog(format!(
+                    "{} is defined by {stray}, which it does not list",
                     concept.id
                 )));
             }
@@ -400,6 +665,7 @@ impl Catalog {
             ConceptKind::Sex,
             ConceptKind::SmokingStatus,
             ConceptKind::RecordIssued,
+            ConceptKind::Death,
         ] {
             let count = file
                 .concepts
@@ -417,9 +683,12 @@ impl Catalog {
             version: file.version,
             description: file.description,
             sources: file.sources,
+            ingredient_source: file.ingredient_source,
+            ingredients,
             concepts: file.concepts,
             by_id,
             by_code,
+            by_ingredient,
         })
     }
 
@@ -438,6 +707,29 @@ impl Catalog {
         &self.sources
     }
 
+    /// Where the ingredient table comes from.
+    pub fn ingredient_source(&self) -> &str {
+        &self.ingredient_source
+    }
+
+    /// The drug ingredient table medication concepts draw on.
+    pub fn ingredients(&self) -> &IngredientTable {
+        &self.ingredients
+    }
+
+    /// Every medication concept that lists one of `ingredients`.
+    pub fn concepts_for_ingredients(&self, ingredients: &[&Ingredient]) -> Vec<SlotIndex> {
+        let mut found: Vec<SlotIndex> = ingredients
+            .iter()
+            .filter_map(|ingredient| self.by_ingredient.get(&ingredient.name))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// Every concept, in slot order.
     pub fn concepts(&self) -> &[Concept] {
         &self.concepts
@@ -448,7 +740,8 @@ impl Catalog {
         &self.concepts[index]
     }
 
-    /// The slot of the single concept of a special kind (birth date, sex, smoking, record issued).
+    /// The slot of the single concept of a special kind (birth date, sex, smoking,
+    /// record issued, death).
     pub fn special(&self, kind: ConceptKind) -> SlotIndex {
         self.concepts
             .iter()
@@ -478,37 +771,96 @@ impl Catalog {
         found
     }
 
-    /// The one concept a query names, by id (`hypertension`) or by code (`icd10:I10`).
-    /// A code resolves to the concepts listing it exactly, else to those listing its
-    /// nearest parent category; several at that level is an ambiguity error.
+    /// The one concept a query names, by id (`hypertension`) or by a code that means
+    /// the whole concept (`icd10:E11` for type 2 diabetes). A code names a concept when
+    /// it heads the concept's codes of its system (ICD-10 and ATC: every listed code of
+    /// that system lies under it), when it is the concept's only code of that system
+    /// (not RxNorm, where only the RxCUI of a concept's single ingredient names it:
+    /// products are narrower than any class), when the catalog lists it in
+    /// `defined_by`, or for labs, whose LOINC codes are one analyte.
     ///
     /// # Errors
-    /// [`ResolveError`] for an unknown id or code, or an ambiguous code.
+    /// [`ResolveError`] for an unknown id or code, a code that names several concepts,
+    /// or a code narrower than every concept holding it ([`ResolveError::Narrower`]:
+    /// never widened silently).
     pub fn resolve(&self, reference: &str) -> Result<SlotIndex, ResolveError> {
         if !reference.contains(':') {
             return self
                 .index_of(reference)
-                .ok_or_else(|| ResolveError::UnknownId(reference.to_string()));
+                .ok_or_else(|| ResolveError::UnknownId {
+                    id: reference.to_string(),
+                    suggestion: nearest(reference, self.concepts.iter().map(|c| c.id.as_str()))
+                        .map(str::to_string),
+                });
         }
         let code: Code = reference
             .parse()
             .map_err(|_| ResolveError::UnknownCode(reference.to_string()))?;
-        for candidate in ancestors(&code) {
-            match self.by_code.get(&candidate).map(Vec::as_slice) {
-                Some([only]) => return Ok(*only),
-                Some(several) if !several.is_empty() => {
-                    return Err(ResolveError::Ambiguous {
-                        code: code.to_string(),
-                        candidates: several
-                            .iter()
-                            .map(|index| self.concepts[*index].id.clone())
-                            .collect(),
-                    })
-                }
-                _ => {}
-            }
+        let mut holders = self.concepts_for_code(&code);
+        if self.ingredients.is_listed_product(&code) {
+            // A product means less than its ingredients' classes: found, then refused.
+            let ingredients = self.ingredients.of_drug(std::slice::from_ref(&code), []);
+            holders.extend(self.concepts_for_ingredients(&ingredients));
+            holders.dedup();
         }
-        Err(ResolveError::UnknownCode(code.to_string()))
+        let named: Vec<SlotIndex> = holders
+            .iter()
+            .copied()
+            .filter(|index| self.is_named_by(*index, &code))
+            .collect();
+        match (named.as_slice(), holders.is_empty()) {
+            ([only], _) => Ok(*only),
+            ([], true) => Err(ResolveError::UnknownCode(code.to_string())),
+            ([], false) => {
+                let mut groups: Vec<SlotIndex> = holders;
+                groups.sort_by_key(|index| self.concepts[*index].codes.len());
+                Err(ResolveError::Narrower {
+                    code: code.to_string(),
+                    groups: groups
+                        .iter()
+                        .map(|index| self.concepts[*index].id.clone())
+                        .collect(),
+                })
+            }
+            (several, _) => Err(ResolveError::Ambiguous {
+                code: code.to_string(),
+                candidates: several
+                    .iter()
+                    .map(|index| self.concepts[*index].id.clone())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Whether `code` means the whole concept in slot `index` (see [`Catalog::resolve`]).
+    fn is_named_by(&self, index: SlotIndex, code: &Code) -> bool {
+        let concept = &self.concepts[index];
+        if !concept.codes.contains(code) {
+            return false;
+        }
+        if concept.defined_by.contains(code) || concept.kind == ConceptKind::Lab {
+            return true;
+        }
+        let mut same_system = concept
+            .codes
+            .iter()
+            .filter(|listed| listed.system == code.system);
+        match code.system {
+            system if system.is_hierarchical() => {
+                same_system.all(|listed| listed.value.starts_with(&code.value))
+            }
+            CodeSystem::Rxnorm => match concept.ingredients.as_slice() {
+                [only] => {
+                    self.ingredients
+                        .named(only)
+                        .and_then(Ingredient::code)
+                        .as_ref()
+                        == Some(code)
+                }
+                _ => false,
+            },
+            _ => same_system.count() == 1,
+        }
     }
 
     /// The number of concepts of each kind, for listings.
@@ -519,6 +871,39 @@ impl Catalog {
         }
         counts
     }
+}
+
+/// The candidate nearest to `written`, compared case-insensitively, when it is near
+/// enough to be a slip: an edit distance of at most a third of the word (at least 1).
+pub fn nearest<'c>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let written = written.to_lowercase();
+    let limit = (written.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter_map(|candidate| {
+            let distance = edit_distance(&written, &candidate.to_lowercase());
+            (distance <= limit).then_some((distance, candidate))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// The code itself, then (for hierarchical systems) each shorter prefix down to 1 character.
@@ -555,7 +940,8 @@ fn validate_concept(concept: &Concept) -> Result<(), CohortError> {
     let has_lab_fields = concept.unit.is_some()
         || concept.scale.is_some()
         || concept.range.is_some()
-        || !concept.units.is_empty();
+        || !concept.units.is_empty()
+        || !concept.implied_units.is_empty();
     if is_lab != has_lab_fields {
         return fail("unit, scale, range and units belong to labs, and every lab has them".into());
     }
@@ -568,24 +954,40 @@ fn validate_concept(concept: &Concept) -> Result<(), CohortError> {
             return fail(format!("scale {} is above {MAX_SCALE}", lab.scale));
         }
         let (low, high) = lab.range;
-        let bound = VALUE_BOUND as f64 / lab.one() as f64;
+        // Stored values count half grid steps (see `LabSpec::to_stored`).
+        let bound = VALUE_BOUND as f64 / (2 * lab.one()) as f64;
         if !(low < high && low.abs() < bound && high.abs() < bound) {
             return fail(format!(
                 "range [{low}, {high}] is empty or does not fit fixed point"
             ));
         }
-        if lab.factor(lab.unit) != Some(1.0) {
+        let identity = lab.conversion(lab.unit).is_some_and(|conversion| {
+            conversion.factor == Decimal::new(1, 0) && conversion.offset.is_zero()
+        });
+        if !identity {
             return fail(format!(
-                "its canonical unit {:?} must be accepted with factor 1",
+                "its canonical unit {:?} must be accepted with factor 1 and no offset",
                 lab.unit
             ));
         }
         if lab
             .units
             .iter()
-            .any(|conversion| !(conversion.factor.is_finite() && conversion.factor > 0.0))
+            .any(|conversion| conversion.factor <= Decimal::new(0, 0))
         {
             return fail("unit factors are positive".into());
+        }
+        for (code, unit) in lab.implied_units {
+            if !concept
+                .codes
+                .iter()
+                .any(|listed| listed.to_string() == *code)
+            {
+                return fail(format!("implied unit for {code}, which it does not list"));
+            }
+            if lab.conversion(unit).is_none() {
+                return fail(format!("implied unit {unit} is not an accepted unit"));
+            }
         }
     }
     let mut answer_values = HashSet::new();
@@ -626,9 +1028,11 @@ mod tests {
                 .id
                 .clone()
         };
-        assert_eq!(id_of("icd10:E11"), "diabetes");
-        assert_eq!(id_of("icd10:E11.9"), "diabetes");
-        assert_eq!(id_of("snomed:44054006"), "diabetes");
+        assert_eq!(id_of("icd10:E11"), "type-2-diabetes");
+        assert_eq!(id_of("snomed:44054006"), "type-2-diabetes");
+        assert_eq!(id_of("snomed:46635009"), "type-1-diabetes");
+        assert_eq!(id_of("snomed:73211009"), "diabetes");
+        assert_eq!(id_of("snomed:43878008"), "strep-throat");
         assert_eq!(id_of("loinc:4548-4"), "hba1c");
         assert_eq!(id_of("loinc:8480-6"), "systolic-bp");
         assert_eq!(id_of("atc:A10B"), "oral-antidiabetic");
@@ -640,8 +1044,21 @@ mod tests {
         let catalog = Catalog::bundled();
         assert_eq!(
             catalog.resolve("unicorn-flu"),
-            Err(ResolveError::UnknownId("unicorn-flu".into()))
+            Err(ResolveError::UnknownId {
+                id: "unicorn-flu".into(),
+                suggestion: None
+            })
         );
+        let slip = catalog.resolve("HbA1C").unwrap_err();
+        assert_eq!(
+            slip.to_string(),
+            "unknown concept \"HbA1C\": did you mean `hba1c`? (`zkcohort catalog` lists concepts)"
+        );
+        assert!(catalog
+            .resolve("hypertenson")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `hypertension`"));
         assert!(matches!(
             catalog.resolve("snomed:0000"),
             Err(ResolveError::UnknownCode(_))
@@ -650,6 +1067,14 @@ mod tests {
             catalog.resolve("cpt:99213"),
             Err(ResolveError::UnknownCode(_))
         ));
+        assert_eq!(
+            catalog.resolve("icd10:E11.9"),
+            Err(ResolveError::Narrower {
+                code: "icd10:E119".into(),
+                groups: vec!["type-2-diabetes".into(), "diabetes".into()]
+            }),
+            "a specific code never widens to its group"
+        );
     }
 
     #[test]
@@ -665,14 +1090,48 @@ mod tests {
     }
 
     #[test]
+    fn values_are_stored_in_half_steps_without_rounding_across_bounds() {
+        let catalog = Catalog::bundled();
+        let hba1c = catalog
+            .concept(catalog.index_of("hba1c").unwrap())
+            .lab()
+            .unwrap();
+        let exact = |value: f64| Exact::from_f64(value).unwrap();
+        assert_eq!(exact(6.97).to_string(), "6.97");
+        assert_eq!(exact(5.802205953710533).to_string(), "5.802205953710533");
+        assert_eq!(hba1c.to_stored(exact(7.0)), Some(140));
+        assert_eq!(hba1c.to_stored(exact(6.97)), Some(139));
+        assert_eq!(hba1c.to_stored(exact(6.9)), Some(138));
+        assert_eq!(
+            hba1c.to_stored(exact(26.0)),
+            None,
+            "outside the plausible range"
+        );
+        assert_eq!(hba1c.format(139), "(6.9, 7.0)");
+        assert_eq!(hba1c.format(140), "7.0");
+        let ifcc = hba1c.conversion("mmol/mol").unwrap();
+        let ngsp = ifcc.apply(exact(53.0)).unwrap();
+        assert_eq!(ngsp.to_string(), "7.00044");
+        assert_eq!(hba1c.constant_to_stored(ngsp), Some(140));
+        assert_eq!(
+            hba1c.constant_to_stored(exact(6.95)),
+            Some(140),
+            "halves up"
+        );
+        assert_eq!(hba1c.constant_to_stored(exact(6.9499)), Some(138));
+        assert_eq!(Exact::from_f64(f64::NAN), None);
+    }
+
+    #[test]
     fn invalid_catalogs_are_refused_with_the_reason() {
         let special = r#"{"id":"birth-date","kind":"birth-date","name":"b"},
             {"id":"sex","kind":"sex","name":"s","answers":[{"name":"f","value":1,"codes":[]}]},
             {"id":"smoking-status","kind":"smoking-status","name":"s","codes":[],"answers":[{"name":"n","value":1,"codes":[]}]},
-            {"id":"record-issued","kind":"record-issued","name":"r"}"#;
+            {"id":"record-issued","kind":"record-issued","name":"r"},
+            {"id":"death","kind":"death","name":"d"}"#;
         let wrap = |extra: &str| {
             format!(
-                r#"{{"version":"t","description":"d","sources":"s","concepts":[{special}{extra}]}}"#
+                r#"{{"version":"t","description":"d","sources":"s","ingredient_source":"i","ingredients":[],"concepts":[{special}{extra}]}}"#
             )
         };
         assert!(Catalog::from_json(&wrap("")).is_ok());

@@ -1,7 +1,7 @@
 //! The native evaluator: whether a record summary satisfies a query, and why not.
 //! It is the truth the eligibility circuit must match.
 
-use crate::catalog::{format_fixed, Catalog, Concept, ConceptKind};
+use crate::catalog::{Catalog, Concept, ConceptKind};
 use crate::day::Day;
 use crate::query::compile::compile_clause;
 use crate::query::text::print_criterion;
@@ -124,11 +124,12 @@ pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
             slot.last_date
         ),
         ConceptKind::RecordIssued => format!("record issued {}", slot.last_date),
+        ConceptKind::Death => format!("died {}", slot.first_date),
         ConceptKind::Lab => {
             let lab = concept.lab().expect("lab concepts have lab fields");
             format!(
                 "{id} latest {} {} on {} ({} results, min {}, max {})",
-                format_fixed(slot.last_value, lab.scale),
+                lab.format(slot.last_value),
                 lab.unit,
                 slot.last_date,
                 slot.count,
@@ -136,14 +137,18 @@ pub fn describe_slot(concept: &Concept, slot: &Slot, on: Day) -> String {
                 lab.format(slot.max_value)
             )
         }
-        ConceptKind::Condition | ConceptKind::Medication => {
+        ConceptKind::Procedure | ConceptKind::Immunization => format!(
+            "{id} on {} day(s) from {} to {}",
+            slot.count, slot.first_date, slot.last_date
+        ),
+        ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy => {
             let state = match (concept.kind, slot.last_value) {
                 (_, 1) => "active",
-                (ConceptKind::Condition, _) => "resolved",
-                _ => "stopped",
+                (ConceptKind::Medication, _) => "stopped",
+                _ => "resolved",
             };
             format!(
-                "{id} {} time(s) from {} to {}, latest {state}",
+                "{id} on {} day(s) from {} to {}, latest {state}",
                 slot.count, slot.first_date, slot.last_date
             )
         }

@@ -7,6 +7,7 @@
 //!
 //! Modules:
 //! - [`catalog`]: concepts as value sets across SNOMED CT, ICD-10-CM, LOINC, RxNorm, ATC
+//! - [`ingredient`]: the RxNorm ingredient table medication concepts draw on
 //! - [`day`]: calendar days as integers
 //! - [`summary`]: record summaries and their slots
 //! - [`fhir`]: FHIR R4 bundle import with an import report
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod day;
 pub mod eval;
 pub mod fhir;
+pub mod ingredient;
 pub mod query;
 pub mod summary;
 

@@ -14,7 +14,7 @@ use crate::CohortError;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slot {
-    /// How many entries mapped to the concept.
+    /// On how many days entries mapped to the concept (several on one day count once).
     pub count: u32,
     /// The earliest entry's day.
     pub first_date: Day,
@@ -51,6 +51,17 @@ impl Slot {
         }
         self.count = self.count.saturating_add(1);
         self.first_date = self.first_date.min(day);
+        if day >= self.last_date {
+            self.last_date = day;
+            self.last_value = value;
+        }
+        self.min_value = self.min_value.min(value);
+        self.max_value = self.max_value.max(value);
+    }
+
+    /// Adds another entry on a day already counted: the values change, the count does
+    /// not (the same event coded twice is one occurrence).
+    pub fn record_same_day(&mut self, day: Day, value: i64) {
         if day >= self.last_date {
             self.last_date = day;
             self.last_value = value;
@@ -170,6 +181,14 @@ mod tests {
                 max_value: 7
             }
         );
+    }
+
+    #[test]
+    fn a_second_entry_on_a_counted_day_changes_values_not_the_count() {
+        let mut slot = Slot::default();
+        slot.record(Day(10), 1);
+        slot.record_same_day(Day(10), 0);
+        assert_eq!((slot.count, slot.last_value, slot.min_value), (1, 0, 0));
     }
 
     #[test]

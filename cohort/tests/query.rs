@@ -66,18 +66,19 @@ fn readme_query_parses_in_both_forms_to_one_ast() {
         (compiled.clauses[0].date_min, compiled.clauses[0].date_max),
         (day("1944-01-02"), day("1980-01-01"))
     );
-    // Systolic >= 140 mm[Hg] (scale 0) with the last reading in 2018-01-01 ..= 2020-01-01.
+    // Systolic >= 140 mm[Hg] (scale 0, stored in half steps) with the last reading in
+    // 2018-01-01 ..= 2020-01-01.
     let systolic = compiled.clauses[2];
     assert_eq!(
         (systolic.value_min, systolic.date_min, systolic.date_max),
-        (140, day("2018-01-01"), day("2020-01-01"))
+        (2 * 140, day("2018-01-01"), day("2020-01-01"))
     );
 }
 
 #[test]
 fn codes_work_wherever_ids_do() {
-    let by_code = "index date 2020-01-01\nrequire condition icd10:E11\nrequire lab loinc:4548-4 latest >= 6.5\nrequire medication atc:A10B\nrequire condition snomed:44054006 first before index";
-    let by_id = "index date 2020-01-01\nrequire condition diabetes\nrequire lab hba1c latest >= 6.5\nrequire medication oral-antidiabetic\nrequire condition diabetes first before index";
+    let by_code = "index date 2020-01-01\nrequire condition icd10:E11\nrequire lab loinc:4548-4 latest >= 6.5\nrequire medication atc:A10B\nrequire condition snomed:44054006 first before index\nrequire condition snomed:73211009\nexclude condition snomed:46635009\nrequire medication rxnorm:6809";
+    let by_id = "index date 2020-01-01\nrequire condition type-2-diabetes\nrequire lab hba1c latest >= 6.5\nrequire medication oral-antidiabetic\nrequire condition type-2-diabetes first before index\nrequire condition diabetes\nexclude condition type-1-diabetes\nrequire medication metformin";
     let compiled = |text| {
         Query::parse(text, catalog())
             .unwrap()
@@ -106,9 +107,9 @@ fn semantic_errors_name_position_and_reason() {
             "hypertension is a condition concept",
         ),
         (
-            "require lab hba1c latest >= 48 mmol/mol",
+            "require lab hba1c latest >= 48 mg/dL",
             "line 2, column 9",
-            "unit mmol/mol is not accepted for hba1c",
+            "unit mg/dL is not accepted for hba1c",
         ),
         (
             "require lab hba1c latest >= 99",
@@ -123,7 +124,27 @@ fn semantic_errors_name_position_and_reason() {
         (
             "require medication rxnorm:316049",
             "line 2, column 9",
-            "belongs to several concepts (thiazide, antihypertensive)",
+            "rxnorm:316049 is narrower than thiazide and antihypertensive",
+        ),
+        (
+            "require medication rxnorm:3827",
+            "line 2, column 9",
+            "rxnorm:3827 is narrower than ace-inhibitor and antihypertensive",
+        ),
+        (
+            "require medication atc:C09AA02",
+            "line 2, column 9",
+            "atc:C09AA02 is narrower than ace-inhibitor and antihypertensive",
+        ),
+        (
+            "require condition icd10:E11.9",
+            "line 2, column 9",
+            "icd10:E119 is narrower than type-2-diabetes and diabetes",
+        ),
+        (
+            "require condition snomed:59621000",
+            "line 2, column 9",
+            "snomed:59621000 is narrower than hypertension",
         ),
         (
             "require sex robot",
@@ -138,7 +159,7 @@ fn semantic_errors_name_position_and_reason() {
         (
             "require lab hba1c active",
             "line 2, column 9",
-            "`active` applies to conditions and medications",
+            "`active` applies to conditions, medications and allergies, not labs",
         ),
         (
             "require condition diabetes latest >= 1",
@@ -279,7 +300,7 @@ fn explanations_name_the_record_facts() {
     // entry[13] Diabetes 2001-11-19 and entry[29] neuropathy due to type 2 diabetes 2007-11-26.
     assert_eq!(
         verdict.failed[0].reasons,
-        ["diabetes 2 time(s) from 2001-11-19 to 2007-11-26, latest active"]
+        ["diabetes on 2 day(s) from 2001-11-19 to 2007-11-26, latest active"]
     );
 }
 
@@ -331,8 +352,9 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
     assert!(!holds("require age >= 121", &born("1900-01-01")));
     assert!(holds("require age <= 148", &born("1900-01-01")));
 
+    // Lab slots store half grid steps: a reading of exactly 140 is 280.
     let reading =
-        |date: &str, value: i64| summary_with(&[("systolic-bp", seen(date, date, value))]);
+        |date: &str, value: i64| summary_with(&[("systolic-bp", seen(date, date, 2 * value))]);
     let recent = "require lab systolic-bp latest >= 140 within 730 days";
     assert!(
         holds(recent, &reading("2018-01-01", 140)),
@@ -371,9 +393,9 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
             count: 3,
             first_date: day("2015-01-01"),
             last_date: day("2019-01-01"),
-            last_value: 61,
-            min_value: 58,
-            max_value: 76,
+            last_value: 122,
+            min_value: 116,
+            max_value: 152,
         },
     )]);
     assert!(
@@ -384,8 +406,8 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
         holds("require lab hba1c min <= 5.8", &hba1c)
             && !holds("require lab hba1c latest >= 6.2", &hba1c)
     );
-    // 48 mmol/mol is not accepted, but glucose converts: 7 mmol/L × 18.016 = 126 mg/dL.
-    let glucose = summary_with(&[("glucose", seen("2019-01-01", "2019-01-01", 126))]);
+    // Glucose converts: 7 mmol/L × 18.016 = 126.112 mg/dL, rounded to the grid (126).
+    let glucose = summary_with(&[("glucose", seen("2019-01-01", "2019-01-01", 2 * 126))]);
     assert!(holds("require lab glucose latest >= 7 mmol/L", &glucose));
     assert!(!holds("require lab glucose latest >= 7.1 mmol/L", &glucose));
 
@@ -616,10 +638,25 @@ fn test_strategy() -> impl Strategy<Value = Test> {
         proptest::sample::select(answers(ConceptKind::Sex)).prop_map(Test::Sex),
         proptest::sample::select(answers(ConceptKind::SmokingStatus)).prop_map(Test::Smoking),
         (0_u32..=3000).prop_map(Test::RecordIssuedWithin),
+        Just(Test::Alive),
         presence(ConceptKind::Condition, ConceptWord::Condition),
         presence(ConceptKind::Medication, ConceptWord::Medication),
+        presence(ConceptKind::Allergy, ConceptWord::Allergy),
+        presence(ConceptKind::Procedure, ConceptWord::Procedure).prop_map(without_active),
+        presence(ConceptKind::Immunization, ConceptWord::Immunization).prop_map(without_active),
         lab_test(),
     ]
+}
+
+/// Procedures and immunizations have no `active`.
+fn without_active(test: Test) -> Test {
+    match test {
+        Test::Concept(concept) => Test::Concept(ConceptTest {
+            active: false,
+            ..concept
+        }),
+        other => other,
+    }
 }
 
 fn query_strategy() -> impl Strategy<Value = Query> {
@@ -669,7 +706,7 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
             let concept = catalog().concept(index);
             let value_of = |seed: u64| match (concept.kind, concept.lab()) {
                 (_, Some(lab)) => {
-                    let one = lab.one() as f64;
+                    let one = 2.0 * lab.one() as f64;
                     let (low, high) = (
                         (lab.range.0 * one).ceil() as i64,
                         (lab.range.1 * one).floor() as i64,
@@ -677,7 +714,9 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
                     low + (seed % (high - low + 1) as u64) as i64
                 }
                 (ConceptKind::Sex | ConceptKind::SmokingStatus, _) => 1 + (seed % 4) as i64,
-                (ConceptKind::Condition | ConceptKind::Medication, _) => (seed % 2) as i64,
+                (ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy, _) => {
+                    (seed % 2) as i64
+                }
                 _ => 0,
             };
             let mut values = [value_of(v1), value_of(v2), value_of(v3)];
@@ -700,8 +739,10 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
     })
 }
 
-fn decimal_of(fixed: i64, scale: u32) -> Decimal {
-    Decimal::new(fixed, scale)
+/// A stored lab value as a number: `2k` is grid point k, `2k + 1` the midpoint of k and
+/// k + 1, which compares with every grid constant as any value strictly between them does.
+fn decimal_of(stored: i64, scale: u32) -> Decimal {
+    Decimal::new(stored * 5, scale + 1)
 }
 
 fn compare<T: Ord>(value: T, comparison: &Comparison<T>) -> bool {
@@ -743,6 +784,10 @@ fn oracle(summary: &RecordSummary, query: &Query) -> bool {
             Test::RecordIssuedWithin(days) => {
                 let slot = summary.slot(catalog.special(ConceptKind::RecordIssued));
                 !slot.is_empty() && i64::from(index_date.0 - slot.last_date.0) <= i64::from(*days)
+            }
+            Test::Alive => {
+                let slot = summary.slot(catalog.special(ConceptKind::Death));
+                slot.is_empty() || slot.first_date > index_date
             }
             Test::Concept(test) => {
                 let index = catalog.resolve(&test.concept).unwrap();

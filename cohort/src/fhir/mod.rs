@@ -1,6 +1,8 @@
 //! FHIR R4 import: a Bundle (Patient, Condition, Observation with `component`
-//! values, MedicationRequest, MedicationStatement) becomes a [`RecordSummary`] plus
-//! an [`ImportReport`] of what was mapped, what was skipped and why.
+//! values, MedicationRequest, MedicationStatement, Procedure, Immunization,
+//! AllergyIntolerance) becomes a [`RecordSummary`] plus an [`ImportReport`] of what
+//! was mapped, what was skipped and why. A slot counts days: entries of one concept
+//! on one day are one occurrence.
 //!
 //! Lab values are converted to the concept's canonical unit or skipped with the
 //! reason; units are never mixed. A malformed bundle is an error naming the entry
@@ -8,16 +10,17 @@
 
 mod model;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Code, CodeSystem, ConceptKind, SlotIndex};
-use crate::day::Day;
+use crate::catalog::{Catalog, Code, CodeSystem, ConceptKind, Exact, SlotIndex};
+use crate::day::{Day, DAY_MIN};
 use crate::summary::RecordSummary;
 use crate::CohortError;
 use model::{
-    Bundle, CodeableConcept, Condition, Medication, Observation, Patient, Period, Quantity,
+    AllergyIntolerance, Bundle, CodeableConcept, Condition, Immunization, Medication, Observation,
+    Patient, Period, Procedure, Quantity,
 };
 
 /// What the importer did with a bundle.
@@ -48,6 +51,8 @@ pub struct PatientFacts {
     pub sex: Option<String>,
     /// The day of death, when the record says the patient died.
     pub deceased: Option<Day>,
+    /// Whether the record says the patient died (with or without a day).
+    pub is_deceased: bool,
 }
 
 /// One entry (or observation component) that filled slots.
@@ -61,6 +66,10 @@ pub struct MappedEntry {
     pub code: String,
     /// The concepts whose slots it filled.
     pub concepts: Vec<String>,
+    /// For a medication, the ingredients it mapped through (empty when its code
+    /// itself is in a concept's value set, such as an ATC code).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ingredients: Vec<String>,
     /// The day recorded.
     pub day: Day,
 }
@@ -119,6 +128,18 @@ struct Importer<'a> {
     catalog: &'a Catalog,
     summary: RecordSummary,
     report: ImportReport,
+    /// The (slot, day) pairs already counted: one event coded twice on a day (a
+    /// condition and its "history of" entry) is one occurrence.
+    counted: HashSet<(SlotIndex, Day)>,
+}
+
+/// Where a procedure, immunization or allergy entry sits and what it says.
+struct Event<'s> {
+    entry: usize,
+    resource: &'static str,
+    kind: ConceptKind,
+    status: Option<&'s str>,
+    day: Option<Day>,
 }
 
 /// The codes of a CodeableConcept in systems the catalog knows, and the first display.
@@ -178,15 +199,24 @@ pub fn import_bundle(
         catalog,
         summary: RecordSummary::empty(catalog),
         report: ImportReport::default(),
+        counted: HashSet::new(),
     };
+    let mut resources = Vec::with_capacity(bundle.entry.len());
     for (index, entry) in bundle.entry.into_iter().enumerate() {
-        let Some(resource) = entry.resource else {
-            importer
+        match entry.resource {
+            Some(resource) => resources.push((index, resource)),
+            None => importer
                 .report
                 .warnings
-                .push(format!("entry[{index}] has no resource"));
-            continue;
-        };
+                .push(format!("entry[{index}] has no resource")),
+        }
+    }
+    // The Patient first, wherever the bundle puts it: whether the patient died decides
+    // whether a prescription is still active.
+    let (patients, others): (Vec<_>, Vec<_>) = resources
+        .into_iter()
+        .partition(|(_, resource)| resource.get("resourceType") == Some(&"Patient".into()));
+    for (index, resource) in patients.into_iter().chain(others) {
         importer.import_resource(index, resource)?;
     }
     if importer.report.patient.is_none() {
@@ -229,6 +259,9 @@ impl Importer<'_> {
             "Observation" => "Observation",
             "MedicationRequest" => "MedicationRequest",
             "MedicationStatement" => "MedicationStatement",
+            "Procedure" => "Procedure",
+            "Immunization" => "Immunization",
+            "AllergyIntolerance" => "AllergyIntolerance",
             other => {
                 *self.report.not_read.entry(other.to_string()).or_insert(0) += 1;
                 return Ok(());
@@ -287,6 +320,64 @@ impl Importer<'_> {
                 ]);
                 let day = effective.map(|text| date(text, "effective")).transpose()?;
                 self.import_observation(index, &observation, day);
+            }
+            "Procedure" => {
+                let procedure: Procedure =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let performed = first_date(&[
+                    procedure.performed_date_time.as_ref(),
+                    period_start(procedure.performed_period.as_ref()),
+                ]);
+                let day = performed.map(|text| date(text, "performed")).transpose()?;
+                let (codes, display) = known_codes(&procedure.code);
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Procedure,
+                    status: procedure.status.as_deref(),
+                    day,
+                };
+                self.import_event(event, codes, display, 0);
+            }
+            "Immunization" => {
+                let immunization: Immunization =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let given = first_date(&[
+                    immunization.occurrence_date_time.as_ref(),
+                    immunization.recorded.as_ref(),
+                ]);
+                let day = given.map(|text| date(text, "occurrence")).transpose()?;
+                let (codes, display) = known_codes(&immunization.vaccine_code);
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Immunization,
+                    status: immunization.status.as_deref(),
+                    day,
+                };
+                self.import_event(event, codes, display, 0);
+            }
+            "AllergyIntolerance" => {
+                let allergy: AllergyIntolerance =
+                    serde_path_to_error::deserialize(resource).map_err(malformed)?;
+                let noted = first_date(&[
+                    allergy.onset_date_time.as_ref(),
+                    allergy.recorded_date.as_ref(),
+                ]);
+                let day = noted.map(|text| date(text, "onset")).transpose()?;
+                let (codes, display) = known_codes(&allergy.code);
+                let active = !matches!(
+                    status_code(allergy.clinical_status.as_ref()),
+                    Some("inactive" | "resolved")
+                );
+                let event = Event {
+                    entry: index,
+                    resource: kind,
+                    kind: ConceptKind::Allergy,
+                    status: status_code(allergy.verification_status.as_ref()),
+                    day,
+                };
+                self.import_event(event, codes, display, i64::from(active));
             }
             _ => {
                 let medication: Medication =
@@ -360,7 +451,11 @@ impl Importer<'_> {
             .map(Code::to_string)
             .unwrap_or_default();
         for slot in slots {
-            self.summary.slot_mut(*slot).record(day, value);
+            if self.counted.insert((*slot, day)) {
+                self.summary.slot_mut(*slot).record(day, value);
+            } else {
+                self.summary.slot_mut(*slot).record_same_day(day, value);
+            }
         }
         let concepts = slots
             .iter()
@@ -371,6 +466,7 @@ impl Importer<'_> {
             resource,
             code,
             concepts,
+            ingredients: Vec::new(),
             day,
         });
     }
@@ -381,10 +477,25 @@ impl Importer<'_> {
         birth_date: Option<Day>,
         deceased: Option<Day>,
     ) {
-        if let Some(died) = deceased {
-            self.report
-                .warnings
-                .push(format!("the patient died on {died}"));
+        let death_slot = self.catalog.special(ConceptKind::Death);
+        let is_deceased = deceased.is_some() || patient.deceased_boolean == Some(true);
+        match deceased {
+            Some(died) => {
+                self.summary.slot_mut(death_slot).record(died, 0);
+                self.report
+                    .warnings
+                    .push(format!("the patient died on {died}"));
+            }
+            None if is_deceased => {
+                // Dead on an unknown day: the earliest day, so no index date finds the
+                // patient alive.
+                self.summary.slot_mut(death_slot).record(DAY_MIN, 0);
+                self.report.warnings.push(
+                    "the patient died on an unrecorded day: `alive` fails for every index date"
+                        .into(),
+                );
+            }
+            None => {}
         }
         if let Some(born) = birth_date {
             let slot = self.catalog.special(ConceptKind::BirthDate);
@@ -424,7 +535,42 @@ impl Importer<'_> {
             birth_date,
             sex: patient.gender.clone(),
             deceased,
+            is_deceased,
         });
+    }
+
+    /// A procedure, immunization or allergy: one dated, coded entry.
+    fn import_event(
+        &mut self,
+        event: Event<'_>,
+        codes: Vec<Code>,
+        display: Option<String>,
+        value: i64,
+    ) {
+        let Event {
+            entry,
+            resource,
+            kind,
+            status,
+            day,
+        } = event;
+        if let Some(status @ ("entered-in-error" | "not-done" | "refuted")) = status {
+            return self.skip(entry, resource, &codes, display, format!("status {status}"));
+        }
+        let Some(day) = day else {
+            return self.skip(entry, resource, &codes, display, "no date".into());
+        };
+        let slots = self.concepts_of_kind(&codes, &[kind]);
+        if slots.is_empty() {
+            return self.skip(
+                entry,
+                resource,
+                &codes,
+                display,
+                "no catalog concept for this code".into(),
+            );
+        }
+        self.record(entry, resource, &codes, &slots, day, value);
     }
 
     fn import_condition(&mut self, entry: usize, condition: &Condition, day: Option<Day>) {
@@ -582,19 +728,50 @@ impl Importer<'_> {
                 "valueQuantity has no value".into(),
             );
         };
-        let units = [quantity.code.as_deref(), quantity.unit.as_deref()];
-        let Some(factor) = units.iter().flatten().find_map(|unit| lab.factor(unit)) else {
-            let written = units.iter().flatten().next().copied().unwrap_or("no unit");
+        let Some(reported) = Exact::from_f64(value) else {
+            let reason = format!("value {value} is not a finite number");
+            return self.skip(entry, OBSERVATION, &codes, display, reason);
+        };
+        let code = codes
+            .iter()
+            .find(|code| self.catalog.concepts_for_code(code).contains(&slot))
+            .expect("the slot was found from one of the codes");
+        let written = [quantity.code.as_deref(), quantity.unit.as_deref()];
+        let written = written.iter().flatten().next().copied();
+        let conversion = match written {
+            Some(_) => [quantity.code.as_deref(), quantity.unit.as_deref()]
+                .iter()
+                .flatten()
+                .find_map(|unit| lab.conversion(unit)),
+            None => {
+                // The LOINC code fixes the property, and so the unit, of its values.
+                let unit = lab.implied_unit(code);
+                self.report.warnings.push(format!(
+                    "entry[{entry}] {code}: no unit; read in {unit}, the unit the code implies"
+                ));
+                lab.conversion(unit)
+            }
+        };
+        let Some(conversion) = conversion else {
             let reason = format!(
-                "unit {written} cannot be converted to {} for {}",
-                lab.unit, concept.id
+                "unit {} cannot be converted to {} for {}",
+                written.unwrap_or("none"),
+                lab.unit,
+                concept.id
             );
             return self.skip(entry, OBSERVATION, &codes, display, reason);
         };
-        let Some(fixed) = lab.to_fixed(value * factor) else {
+        if conversion.variant_spelling {
+            self.report.warnings.push(format!(
+                "entry[{entry}] {code}: unit {} read as {}, the unit the code implies",
+                conversion.unit, lab.unit
+            ));
+        }
+        let canonical = conversion.apply(reported);
+        let Some(fixed) = canonical.and_then(|canonical| lab.to_stored(canonical)) else {
             let reason = format!(
                 "value {} {} is outside the plausible range for {}",
-                value * factor,
+                canonical.map_or_else(|| value.to_string(), |canonical| canonical.to_string()),
                 lab.unit,
                 concept.id
             );
@@ -629,17 +806,43 @@ impl Importer<'_> {
                 "no authored or effective date".into(),
             );
         };
-        let slots = self.concepts_of_kind(&codes, &[ConceptKind::Medication]);
-        if slots.is_empty() {
-            return self.skip(
-                entry,
-                resource,
-                &codes,
-                display,
-                "no catalog concept for this code".into(),
-            );
+        let catalog = self.catalog;
+        let texts = [display.as_deref(), concept.text.as_deref()];
+        let ingredients = catalog
+            .ingredients()
+            .of_drug(&codes, texts.into_iter().flatten());
+        let mut slots = self.concepts_of_kind(&codes, &[ConceptKind::Medication]);
+        for slot in catalog.concepts_for_ingredients(&ingredients) {
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
         }
-        let active = medication.status.as_deref() == Some("active");
+        if slots.is_empty() {
+            let name = display
+                .as_deref()
+                .or(concept.text.as_deref())
+                .unwrap_or("a drug with no name");
+            let reason = if ingredients.is_empty() {
+                format!("{name}: no catalog ingredient or class for this drug")
+            } else {
+                let names: Vec<&str> = ingredients.iter().map(|i| i.name.as_str()).collect();
+                format!(
+                    "{name}: its ingredients ({}) are in no catalog class",
+                    names.join(", ")
+                )
+            };
+            return self.skip(entry, resource, &codes, display, reason);
+        }
+        // A dead patient takes nothing, whatever status the prescription was left in.
+        let deceased = self
+            .report
+            .patient
+            .as_ref()
+            .is_some_and(|patient| patient.is_deceased);
+        let active = medication.status.as_deref() == Some("active") && !deceased;
         self.record(entry, resource, &codes, &slots, day, i64::from(active));
+        if let Some(mapped) = self.report.mapped.last_mut() {
+            mapped.ingredients = ingredients.iter().map(|i| i.name.clone()).collect();
+        }
     }
 }

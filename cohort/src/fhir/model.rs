@@ -20,6 +20,7 @@ pub(super) struct Entry {
 pub(super) struct CodeableConcept {
     #[serde(default)]
     pub(super) coding: Vec<Coding>,
+    pub(super) text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +49,7 @@ pub(super) struct Patient {
     pub(super) birth_date: Option<String>,
     pub(super) gender: Option<String>,
     pub(super) deceased_date_time: Option<String>,
+    pub(super) deceased_boolean: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -94,4 +96,32 @@ pub(super) struct Medication {
     pub(super) effective_date_time: Option<String>,
     pub(super) effective_period: Option<Period>,
     pub(super) date_asserted: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Procedure {
+    pub(super) status: Option<String>,
+    pub(super) code: CodeableConcept,
+    pub(super) performed_date_time: Option<String>,
+    pub(super) performed_period: Option<Period>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Immunization {
+    pub(super) status: Option<String>,
+    pub(super) vaccine_code: CodeableConcept,
+    pub(super) occurrence_date_time: Option<String>,
+    pub(super) recorded: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AllergyIntolerance {
+    pub(super) code: CodeableConcept,
+    pub(super) clinical_status: Option<CodeableConcept>,
+    pub(super) verification_status: Option<CodeableConcept>,
+    pub(super) onset_date_time: Option<String>,
+    pub(super) recorded_date: Option<String>,
 }

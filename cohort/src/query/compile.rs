@@ -10,10 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Decimal;
 use super::{
     Clause, Comparison, ConceptWord, Criterion, DateWord, Query, QueryError, Span, Test, ValueWord,
 };
-use crate::catalog::{Catalog, ConceptKind, SlotIndex, VALUE_BOUND};
+use crate::catalog::{Catalog, ConceptKind, Exact, SlotIndex, VALUE_BOUND};
 use crate::day::{Day, DAY_MAX, DAY_MIN};
 use crate::summary::{RecordSummary, Slot};
 
@@ -310,6 +311,16 @@ pub(crate) fn compile_clause(
             compiled.date_min = index_date.offset(-i64::from(window_days(*days)?));
             compiled
         }
+        Test::Alive => {
+            // Alive on the index date: not (a death on or before it). An empty death
+            // slot fails the count, so the negated clause holds.
+            let mut compiled = CompiledClause::unbounded(catalog.special(ConceptKind::Death));
+            compiled.min_count = 1;
+            compiled.date_field = DateField::First;
+            compiled.date_max = index_date;
+            compiled.negated = true;
+            compiled
+        }
         Test::Concept(test) => {
             let slot = catalog
                 .resolve(&test.concept)
@@ -319,6 +330,9 @@ pub(crate) fn compile_clause(
                 ConceptWord::Condition => ConceptKind::Condition,
                 ConceptWord::Lab => ConceptKind::Lab,
                 ConceptWord::Medication => ConceptKind::Medication,
+                ConceptWord::Procedure => ConceptKind::Procedure,
+                ConceptWord::Immunization => ConceptKind::Immunization,
+                ConceptWord::Allergy => ConceptKind::Allergy,
             };
             if concept.kind != expected {
                 return Err(format!(
@@ -340,8 +354,14 @@ pub(crate) fn compile_clause(
                 None => 1,
             };
             if test.active {
-                if expected == ConceptKind::Lab {
-                    return Err("`active` applies to conditions and medications, not labs".into());
+                if !matches!(
+                    expected,
+                    ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy
+                ) {
+                    return Err(format!(
+                        "`active` applies to conditions, medications and allergies, not {}s",
+                        expected.word()
+                    ));
                 }
                 (compiled.value_min, compiled.value_max) = (1, 1);
             }
@@ -352,9 +372,9 @@ pub(crate) fn compile_clause(
                         concept.id
                     )
                 })?;
-                let factor = match &value.unit {
-                    None => 1.0,
-                    Some(unit) => lab.factor(unit).ok_or_else(|| {
+                let conversion = match &value.unit {
+                    None => None,
+                    Some(unit) => Some(lab.conversion(unit).ok_or_else(|| {
                         let accepted: Vec<&str> = lab
                             .units
                             .iter()
@@ -365,37 +385,50 @@ pub(crate) fn compile_clause(
                             concept.id,
                             accepted.join(", ")
                         )
-                    })?,
-                };
-                let to_fixed = |constant: super::Decimal| -> Result<i64, String> {
-                    let canonical = constant.to_f64() * factor;
+                    })?),
+                }
+                .filter(|conversion| {
+                    conversion.factor != Decimal::new(1, 0) || !conversion.offset.is_zero()
+                });
+                // A constant in the canonical unit must sit on the lab's grid; one in
+                // another unit is converted exactly, then rounded to the grid.
+                let to_stored = |constant: Decimal| -> Result<i64, String> {
+                    let canonical = match conversion {
+                        None => Exact::from(constant),
+                        Some(conversion) => conversion
+                            .apply(Exact::from(constant))
+                            .ok_or_else(|| format!("{constant} is too large"))?,
+                    };
                     let (low, high) = lab.range;
-                    if !(low..=high).contains(&canonical) {
+                    if !(low..=high).contains(&canonical.to_f64()) {
                         return Err(format!(
                             "{constant} is out of range for {}: plausible values run from {low} to {high} {}",
                             concept.id, lab.unit
                         ));
                     }
-                    if factor == 1.0 {
-                        constant.to_fixed(lab.scale).ok_or_else(|| {
-                            format!(
-                                "{constant} has more decimal places than {} keeps ({})",
-                                concept.id, lab.scale
-                            )
-                        })
-                    } else {
-                        Ok(lab
-                            .to_fixed(canonical)
-                            .expect("checked against the range above"))
-                    }
+                    let stored = match conversion {
+                        None => constant
+                            .to_fixed(lab.scale)
+                            .ok_or_else(|| {
+                                format!(
+                                    "{constant} has more decimal places than {} keeps ({})",
+                                    concept.id, lab.scale
+                                )
+                            })?
+                            .checked_mul(2),
+                        Some(_) => lab.constant_to_stored(canonical),
+                    };
+                    stored.ok_or_else(|| format!("{constant} is too large"))
                 };
+                // Stored values count half grid steps: `2k` is exactly grid point k, `2k ± 1`
+                // strictly beside it (see `LabSpec::to_stored`).
                 let (low, high) = match value.compare {
-                    Comparison::AtLeast(x) => (to_fixed(x)?, VALUE_MAX),
-                    Comparison::Above(x) => (to_fixed(x)? + 1, VALUE_MAX),
-                    Comparison::AtMost(x) => (VALUE_MIN, to_fixed(x)?),
-                    Comparison::Below(x) => (VALUE_MIN, to_fixed(x)? - 1),
-                    Comparison::Equal(x) => (to_fixed(x)?, to_fixed(x)?),
-                    Comparison::Between(low, high) => (to_fixed(low)?, to_fixed(high)?),
+                    Comparison::AtLeast(x) => (to_stored(x)?, VALUE_MAX),
+                    Comparison::Above(x) => (to_stored(x)? + 1, VALUE_MAX),
+                    Comparison::AtMost(x) => (VALUE_MIN, to_stored(x)?),
+                    Comparison::Below(x) => (VALUE_MIN, to_stored(x)? - 1),
+                    Comparison::Equal(x) => (to_stored(x)?, to_stored(x)?),
+                    Comparison::Between(low, high) => (to_stored(low)?, to_stored(high)?),
                 };
                 if low > high {
                     return Err("the value range is empty".into());
@@ -424,7 +457,7 @@ pub(crate) fn compile_clause(
             compiled
         }
     };
-    compiled.negated = clause.negated;
+    compiled.negated ^= clause.negated;
     Ok(compiled)
 }
 

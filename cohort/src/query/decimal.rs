@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const MAX_DECIMALS: u32 = 9;
 
 /// A decimal number: `digits / 10^decimals`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Decimal {
     digits: i64,
     decimals: u32,
@@ -48,6 +48,19 @@ impl Decimal {
             let divisor = 10_i64.pow(self.decimals - scale);
             (self.digits % divisor == 0).then_some(self.digits / divisor)
         }
+    }
+
+    /// Whether the value is zero.
+    pub fn is_zero(&self) -> bool {
+        self.digits == 0
+    }
+
+    pub(crate) fn digits(self) -> i64 {
+        self.digits
+    }
+
+    pub(crate) fn decimals(self) -> u32 {
+        self.decimals
     }
 
     /// The value as a float, for unit conversion.

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{Clause, Comparison, ConceptTest, ConceptWord, Test, ValueTest, Window};
 
 /// A clause as JSON. Exactly one subject key (`age`, `sex`, `smoking`,
-/// `record_issued_within_days`, `condition`, `lab`, `medication`) is set.
+/// `record_issued_within_days`, `alive`, `condition`, `lab`, `medication`,
+/// `procedure`, `immunization`, `allergy`) is set;
+/// `alive` is `true` (write `"not": true` for "died on or before the index date").
 #[derive(Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ClauseJson {
@@ -21,12 +23,20 @@ pub(super) struct ClauseJson {
     smoking: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record_issued_within_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    alive: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lab: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     medication: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    procedure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    immunization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allergy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     count_at_least: Option<u32>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -45,6 +55,9 @@ impl TryFrom<ClauseJson> for Clause {
             (ConceptWord::Condition, json.condition),
             (ConceptWord::Lab, json.lab),
             (ConceptWord::Medication, json.medication),
+            (ConceptWord::Procedure, json.procedure),
+            (ConceptWord::Immunization, json.immunization),
+            (ConceptWord::Allergy, json.allergy),
         ];
         let mut subjects: Vec<Test> = concept_subjects
             .into_iter()
@@ -66,16 +79,17 @@ impl TryFrom<ClauseJson> for Clause {
             || json.value.is_some()
             || json.window.is_some();
         if subjects.is_empty() && has_modifiers {
-            return Err("count_at_least, active, value and window belong to a condition, lab or medication clause".into());
+            return Err("count_at_least, active, value and window belong to a condition, lab, medication, procedure, immunization or allergy clause".into());
         }
         subjects.extend(json.age.map(Test::Age));
         subjects.extend(json.sex.map(Test::Sex));
         subjects.extend(json.smoking.map(Test::Smoking));
         subjects.extend(json.record_issued_within_days.map(Test::RecordIssuedWithin));
+        subjects.extend(json.alive.then_some(Test::Alive));
         match <[Test; 1]>::try_from(subjects) {
             Ok([test]) => Ok(Clause { negated: json.not, test }),
             Err(_) => Err(
-                "a clause names exactly one of: age, sex, smoking, record_issued_within_days, condition, lab, medication"
+                "a clause names exactly one of: age, sex, smoking, record_issued_within_days, alive, condition, lab, medication, procedure, immunization, allergy"
                     .into(),
             ),
         }
@@ -93,12 +107,16 @@ impl From<Clause> for ClauseJson {
             Test::Sex(name) => json.sex = Some(name),
             Test::Smoking(name) => json.smoking = Some(name),
             Test::RecordIssuedWithin(days) => json.record_issued_within_days = Some(days),
+            Test::Alive => json.alive = true,
             Test::Concept(test) => {
                 let concept = Some(test.concept);
                 match test.kind {
                     ConceptWord::Condition => json.condition = concept,
                     ConceptWord::Lab => json.lab = concept,
                     ConceptWord::Medication => json.medication = concept,
+                    ConceptWord::Procedure => json.procedure = concept,
+                    ConceptWord::Immunization => json.immunization = concept,
+                    ConceptWord::Allergy => json.allergy = concept,
                 }
                 json.count_at_least = test.min_count;
                 json.active = test.active;

@@ -5,9 +5,14 @@
 //! Semantics: a query is satisfied when every criterion is. A `require` criterion
 //! holds when any of its clauses holds (OR); an `exclude` criterion holds when none
 //! of its clauses holds. A clause tests one concept's slot and may be negated.
+//!
+//! [`circe`] imports OHDSI ATLAS cohort definitions; [`export`] writes a study as FHIR
+//! ResearchStudy and Group resources.
 
+pub mod circe;
 pub mod compile;
 mod decimal;
+pub mod export;
 mod json;
 pub mod text;
 
@@ -75,7 +80,9 @@ pub enum Test {
     Smoking(String),
     /// The record summary was issued at most this many days before the index date (or after it).
     RecordIssuedWithin(u32),
-    /// A condition, lab or medication concept.
+    /// The record has no death on or before the index date.
+    Alive,
+    /// A condition, lab, medication, procedure, immunization or allergy concept.
     Concept(ConceptTest),
 }
 
@@ -89,6 +96,12 @@ pub enum ConceptWord {
     Lab,
     /// A medication class.
     Medication,
+    /// A procedure.
+    Procedure,
+    /// A vaccination.
+    Immunization,
+    /// An allergy or intolerance.
+    Allergy,
 }
 
 impl ConceptWord {
@@ -98,11 +111,15 @@ impl ConceptWord {
             ConceptWord::Condition => "condition",
             ConceptWord::Lab => "lab",
             ConceptWord::Medication => "medication",
+            ConceptWord::Procedure => "procedure",
+            ConceptWord::Immunization => "immunization",
+            ConceptWord::Allergy => "allergy",
         }
     }
 }
 
-/// A test of a condition, lab or medication slot. With no modifiers it tests presence.
+/// A test of a condition, lab, medication, procedure, immunization or allergy slot.
+/// With no modifiers it tests presence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConceptTest {
     /// What kind of concept the query expects.
@@ -111,7 +128,7 @@ pub struct ConceptTest {
     pub concept: String,
     /// At least this many entries (`count >= n`).
     pub min_count: Option<u32>,
-    /// The latest entry is still active (conditions and medications).
+    /// The latest entry is still active (conditions, medications and allergies).
     pub active: bool,
     /// A test of the values (labs).
     pub value: Option<ValueTest>,

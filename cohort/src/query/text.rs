@@ -13,8 +13,9 @@
 //! ```text
 //! line      := "index date" DATE | ("require" | "exclude") (clause | "any of:" clause (";" clause)*)
 //! clause    := ["not"] ( "age" compare | "sex" NAME | "smoking" NAME
-//!              | "record issued within" INT "days"
-//!              | ("condition" | "lab" | "medication") CONCEPT modifier* )
+//!              | "record issued within" INT "days" | "alive"
+//!              | ("condition" | "lab" | "medication" | "procedure" | "immunization"
+//!                 | "allergy") CONCEPT modifier* )
 //! modifier  := "count >=" INT | "active"
 //!              | ("latest" | "min" | "max") compare [UNIT]
 //!              | ["first" | "last"] "within" INT "days"
@@ -30,6 +31,7 @@ use super::{
     Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Query, QueryError, Span,
     Test, ValueTest, ValueWord, Window,
 };
+use crate::catalog::nearest;
 use crate::day::Day;
 
 /// Where each criterion's clauses start in the text, as (line, column), 1-based.
@@ -112,6 +114,20 @@ struct LineParser {
     tokens: Vec<Token>,
     position: usize,
 }
+
+const CLAUSE_WORDS: [&str; 11] = [
+    "age",
+    "sex",
+    "smoking",
+    "record",
+    "alive",
+    "condition",
+    "lab",
+    "medication",
+    "procedure",
+    "immunization",
+    "allergy",
+];
 
 const MODIFIER_WORDS: [&str; 8] = [
     "count", "active", "latest", "min", "max", "within", "first", "last",
@@ -225,24 +241,32 @@ impl LineParser {
         let negated = self.eat("not");
         let subject_column = self.column();
         let subject =
-            self.next("a clause (age, sex, smoking, record, condition, lab or medication)")?;
+            self.next("a clause (age, sex, smoking, record, alive, condition, lab, medication, procedure, immunization or allergy)")?;
         let test = match subject.as_str() {
             "age" => Test::Age(self.comparison("a whole number of years")?),
             "sex" => Test::Sex(self.next("a sex (male, female, other, unknown)")?),
-            "smoking" => Test::Smoking(self.next("a smoking status (never, former, current, unknown)")?),
+            "smoking" => {
+                Test::Smoking(self.next("a smoking status (never, former, current, unknown)")?)
+            }
             "record" => {
                 self.expect("issued")?;
                 self.expect("within")?;
                 Test::RecordIssuedWithin(self.days()?)
             }
+            "alive" => Test::Alive,
             "condition" => Test::Concept(self.concept_test(ConceptWord::Condition)?),
             "lab" => Test::Concept(self.concept_test(ConceptWord::Lab)?),
             "medication" => Test::Concept(self.concept_test(ConceptWord::Medication)?),
+            "procedure" => Test::Concept(self.concept_test(ConceptWord::Procedure)?),
+            "immunization" => Test::Concept(self.concept_test(ConceptWord::Immunization)?),
+            "allergy" => Test::Concept(self.concept_test(ConceptWord::Allergy)?),
             other => {
+                let hint = nearest(other, CLAUSE_WORDS)
+                    .map_or_else(String::new, |word| format!("did you mean `{word}`? "));
                 return Err(self.error_at(
                     subject_column,
-                    format!("unknown clause `{other}`: expected age, sex, smoking, record, condition, lab or medication"),
-                ))
+                    format!("unknown clause `{other}`: {hint}expected age, sex, smoking, record, alive, condition, lab, medication, procedure, immunization or allergy"),
+                ));
             }
         };
         if !self.at_clause_end() {
@@ -277,6 +301,17 @@ impl LineParser {
                     if test.min_count.is_some() {
                         return Err(duplicate("count"));
                     }
+                    if self.peek() == Some(">") {
+                        // `count > n` is what many write; the grammar has one form.
+                        let hint = self
+                            .tokens
+                            .get(self.position + 1)
+                            .and_then(|token| token.text.parse::<u32>().ok())
+                            .map_or("write `count >= n`".to_string(), |n| {
+                                format!("write `count >= {}`", n.saturating_add(1))
+                            });
+                        return Err(self.error(format!("counts take `>=`: {hint}")));
+                    }
                     self.expect(">=")?;
                     test.min_count = Some(self.parse_value("a count")?);
                 }
@@ -297,17 +332,31 @@ impl LineParser {
                     };
                     let compare = self.comparison("a number")?;
                     let unit = match self.peek() {
-                        Some(next) if next != ";" && !MODIFIER_WORDS.contains(&next) => Some(self.next("a unit")?),
+                        Some(next) if next != ";" && !MODIFIER_WORDS.contains(&next) => {
+                            Some(self.next("a unit")?)
+                        }
                         _ => None,
                     };
-                    test.value = Some(ValueTest { field, compare, unit });
+                    test.value = Some(ValueTest {
+                        field,
+                        compare,
+                        unit,
+                    });
                 }
                 "within" | "first" | "last" => {
                     if test.window.is_some() {
                         return Err(duplicate("date window"));
                     }
-                    let date = if word == "first" { DateWord::First } else { DateWord::Last };
-                    let keyword = if word == "within" { word.clone() } else { self.next("within, before or after")? };
+                    let date = if word == "first" {
+                        DateWord::First
+                    } else {
+                        DateWord::Last
+                    };
+                    let keyword = if word == "within" {
+                        word.clone()
+                    } else {
+                        self.next("within, before or after")?
+                    };
                     let span = match keyword.as_str() {
                         "within" => Span::WithinDays(self.days()?),
                         "before" => {
@@ -319,16 +368,29 @@ impl LineParser {
                             Span::AfterIndex
                         }
                         other => {
-                            return Err(self.error_at(column, format!("expected within, before or after, found `{other}`")))
+                            return Err(self.error_at(
+                                column,
+                                format!("expected within, before or after, found `{other}`"),
+                            ))
                         }
                     };
                     test.window = Some(Window { date, span });
                 }
                 other => {
+                    let hint = match other {
+                        "before" | "after" => {
+                            format!(": write `first {other} index` or `last {other} index`")
+                        }
+                        "value" | "values" => {
+                            ": write `latest`, `min` or `max` and a comparison".to_string()
+                        }
+                        _ => nearest(other, MODIFIER_WORDS)
+                            .map_or_else(String::new, |word| format!(": did you mean `{word}`?")),
+                    };
                     return Err(self.error_at(
                         column,
-                        format!("unknown modifier `{other}`: expected count, active, latest, min, max, within, first or last"),
-                    ))
+                        format!("unknown modifier `{other}`{hint} (expected count, active, latest, min, max, within, first or last)"),
+                    ));
                 }
             }
         }
@@ -446,6 +508,7 @@ pub fn print_clause(clause: &Clause) -> String {
         Test::RecordIssuedWithin(days) => {
             out.push_str(&format!("record issued within {days} days"))
         }
+        Test::Alive => out.push_str("alive"),
         Test::Concept(test) => {
             out.push_str(&format!("{} {}", test.kind.word(), test.concept));
             if let Some(count) = test.min_count {
@@ -566,6 +629,26 @@ mod tests {
                 "index date 2020-01-01\nrequire condition x sometimes",
                 "line 2, column 21",
                 "unknown modifier",
+            ),
+            (
+                "index date 2020-01-01\nrequire lab x lastest >= 7",
+                "line 2, column 15",
+                "unknown modifier `lastest`: did you mean `latest`?",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x before index",
+                "line 2, column 21",
+                "write `first before index` or `last before index`",
+            ),
+            (
+                "index date 2020-01-01\nrequire condition x count > 1",
+                "line 2, column 27",
+                "write `count >= 2`",
+            ),
+            (
+                "index date 2020-01-01\nrequire condtion x",
+                "line 2, column 9",
+                "did you mean `condition`?",
             ),
             (
                 "index date 2020-01-01\nrequire condition x within 30",
