@@ -145,6 +145,11 @@ impl StoredMatrices {
 
 impl ConstraintMatrices {
     fn of(shape: CircuitShape) -> Result<Self, ProverError> {
+        Ok(Self::with_wires(shape)?.0)
+    }
+
+    /// The matrices and the number of wires (the constant, the inputs and the witnesses).
+    pub(crate) fn with_wires(shape: CircuitShape) -> Result<(Self, usize), ProverError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
@@ -154,11 +159,15 @@ impl ConstraintMatrices {
         let matrices = all
             .remove(R1CS_PREDICATE_LABEL)
             .ok_or(SynthesisError::MissingCS)?;
-        Ok(ConstraintMatrices {
+        let matrices = ConstraintMatrices {
             matrices,
             num_inputs: cs.num_instance_variables(),
             num_constraints: cs.num_constraints(),
-        })
+        };
+        Ok((
+            matrices,
+            cs.num_instance_variables() + cs.num_witness_variables(),
+        ))
     }
 }
 
@@ -202,7 +211,7 @@ impl CircuitKeys {
         Self::from_parts(shape, proving_key, matrices)
     }
 
-    fn from_parts(
+    pub(crate) fn from_parts(
         shape: CircuitShape,
         proving_key: ProvingKey<Bn254>,
         matrices: ConstraintMatrices,
