@@ -144,9 +144,6 @@ pub enum Fault {
     /// A beacon contribution's key is not the one its beacon hash gives.
     #[error("the beacon's key does not follow from its beacon hash")]
     Beacon,
-    /// The recorded circuit hash is not the hash of this circuit over this phase 1.
-    #[error("the circuit hash is not that of this circuit over this phase 1")]
-    CircuitHash,
 }
 
 /// A transcript that does not verify: the first step that fails and why.

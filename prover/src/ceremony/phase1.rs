@@ -94,7 +94,7 @@ pub enum Origin {
         /// The hash of its powers (the first challenge).
         hash: Hash64,
         /// Its first values.
-        start: FirstValues,
+        start: Box<FirstValues>,
     },
 }
 
@@ -241,7 +241,7 @@ impl Phase1 {
     fn start_values(&self) -> FirstValues {
         match &self.origin {
             Origin::Fresh => FirstValues::generators(),
-            Origin::Imported { start, .. } => *start,
+            Origin::Imported { start, .. } => **start,
         }
     }
 
@@ -416,7 +416,8 @@ impl Phase1 {
                 continue;
             }
             let (low, high) = shifted_g1(points);
-            if !(low.is_zero() && high.is_zero()) && !same_ratio(&low, &high, &g2, &tau_g2) {
+            let both_zero = low.is_zero() && high.is_zero();
+            if !both_zero && !same_ratio(&low, &high, &g2, &tau_g2) {
                 return Some(Fault::Powers(name));
             }
         }
@@ -524,7 +525,7 @@ impl Phase1 {
             (
                 Origin::Imported {
                     hash: powers.hash(),
-                    start: powers.first_values(),
+                    start: Box::new(powers.first_values()),
                 },
                 Vec::new(),
             )
@@ -695,7 +696,7 @@ fn read_ours(
         0 => Origin::Fresh,
         1 => Origin::Imported {
             hash: cursor.hash()?,
-            start: cursor.first_values()?,
+            start: Box::new(cursor.first_values()?),
         },
         other => return Err(file.error(format!("unknown origin {other}"))),
     };
@@ -752,7 +753,8 @@ fn scale_g1(points: &mut [G1Affine], scalars: &[Fr], factor: Fr) {
     let scaled: Vec<G1Projective> = points
         .par_iter()
         .zip(scalars)
-        .map(|(point, scalar)| *point * (*scalar * factor))
+        // Projective: bn254's G1 multiplies through GLV there, affine points do not.
+        .map(|(point, scalar)| point.into_group() * (*scalar * factor))
         .collect();
     points.copy_from_slice(&G1Projective::normalize_batch(&scaled));
 }
@@ -781,12 +783,9 @@ fn all_levels<G: CurveGroup<ScalarField = Fr>>(powers: &[G::Affine], top: u32) -
     all
 }
 
-fn lagrange_level_matches<G: CurveGroup<ScalarField = Fr> + VariableBaseMSM>(
-    bases: &[G::Affine],
-    powers: &[G::Affine],
-) -> bool
+fn lagrange_level_matches<G>(bases: &[G::Affine], powers: &[G::Affine]) -> bool
 where
-    G: VariableBaseMSM<MulBase = <G as CurveGroup>::Affine>,
+    G: CurveGroup<ScalarField = Fr> + VariableBaseMSM<MulBase = <G as CurveGroup>::Affine>,
 {
     let r = random_scalars(bases.len());
     let domain = Radix2EvaluationDomain::<Fr>::new(bases.len()).expect("a power of two");

@@ -21,11 +21,15 @@
 //! g1_sx`; its proof of knowledge is made for `hashToG2(transcript)`. A beacon draws its
 //! secret and `g1_s` from SHA-256 iterated over the beacon hash, as `snarkjs zkey beacon`.
 //!
-//! [`Phase2::verify`] recomputes the initial key from the circuit and phase 1 and checks,
-//! as `snarkjs zkey verify` does, every transcript hash, proof of knowledge and update of
-//! δ, that nothing but δ, `L` and `H` changed, and that `L` and `H` are the initial ones
-//! divided by the final δ (pairings over random linear combinations).
-
+//! [`Phase2::verify`] checks, as `snarkjs zkey verify` does, every transcript hash,
+//! proof of knowledge and update of δ, that α, β, γ and the `A`, `B` and `IC` queries are
+//! those the circuit and phase 1 give, and that `L` and `H` are those divided by the final
+//! δ; the queries are checked with random linear combinations against the Lagrange bases
+//! of phase 1 (two MSMs each, instead of recomputing every point: see `query_fault`).
+//! The circuit hash is not recomputed there (that needs every initial point): it is the
+//! start of every transcript hash, which are checked, and what it summarizes is checked
+//! directly; [`Phase2::new`] computes it, and `snarkjs zkey verify` compares it.
+//!
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
 use ark_ff::{BigInteger, Field, One, PrimeField, UniformRand, Zero};
@@ -151,22 +155,14 @@ impl Phase2 {
     /// # Errors
     /// [`CeremonyError::TooSmall`], [`CeremonyError::NotPrepared`].
     pub fn new(circuit: &Circuit, phase1: &Phase1) -> Result<Self, CeremonyError> {
-        let power = circuit.domain_power();
-        if power > phase1.power() {
-            return Err(CeremonyError::TooSmall {
-                needed: power,
-                available: phase1.power(),
-            });
-        }
-        let lagrange = phase1.lagrange().ok_or(CeremonyError::NotPrepared)?;
-        let d = 1usize << power;
-        let tau = level(&lagrange.tau_g1, power);
-        let tau_g2 = level(&lagrange.tau_g2, power);
-        let alpha_tau = level(&lagrange.alpha_tau_g1, power);
-        let beta_tau = level(&lagrange.beta_tau_g1, power);
-        let doubled = level(&lagrange.tau_g1, power + 1);
-        let h_query: Vec<G1Affine> = (0..d).map(|i| doubled[2 * i + 1]).collect();
-
+        let Bases {
+            tau,
+            tau_g2,
+            alpha_tau,
+            beta_tau,
+            h_query,
+        } = Bases::of(circuit, phase1)?;
+        let d = tau.len();
         // Per wire, the (basis, row, coefficient) terms of its polynomials.
         let matrices = &circuit.matrices;
         let m = matrices.num_constraints;
@@ -389,15 +385,16 @@ impl Phase2 {
         if self.contributions.is_empty() {
             return fail(Fault::NoContribution);
         }
-        let initial = Phase2::new(circuit, phase1)?;
-        let (key, start) = (&self.key, &initial.key);
-        if key.vk.alpha_g1 != start.vk.alpha_g1 {
+        let bases = Bases::of(circuit, phase1)?;
+        let key = &self.key;
+        let powers = phase1.powers();
+        if key.vk.alpha_g1 != powers.alpha_tau_g1[0] {
             return fail(Fault::NotInitial("alpha·G1"));
         }
-        if key.beta_g1 != start.beta_g1 || key.vk.beta_g2 != start.vk.beta_g2 {
+        if key.beta_g1 != powers.beta_tau_g1[0] || key.vk.beta_g2 != powers.beta_g2 {
             return fail(Fault::NotInitial("beta"));
         }
-        if key.vk.gamma_g2 != start.vk.gamma_g2 {
+        if key.vk.gamma_g2 != G2Affine::generator() {
             return fail(Fault::NotInitial("gamma·G2"));
         }
         if key.delta_g1 != delta {
@@ -411,36 +408,75 @@ impl Phase2 {
         ) {
             return fail(Fault::G2Mismatch("delta"));
         }
-        if self.cs_hash != initial.cs_hash {
-            return fail(Fault::CircuitHash);
+        match self.query_fault(circuit, &bases) {
+            Some(fault) => fail(fault),
+            None => Ok(()),
         }
-        for (same, name) in [
-            (key.vk.gamma_abc_g1 == start.vk.gamma_abc_g1, "IC"),
-            (key.a_query == start.a_query, "the A query"),
-            (key.b_g1_query == start.b_g1_query, "the B·G1 query"),
-            (key.b_g2_query == start.b_g2_query, "the B·G2 query"),
-        ] {
-            if !same {
-                return fail(Fault::NotInitial(name));
+    }
+
+    /// Checks every query against the circuit and phase 1 with one random linear
+    /// combination each: for wire weights `r`, `Σ rⱼ·Aⱼ` must be `Σᵢ (Σⱼ rⱼ·Aᵢⱼ)·Lᵢ(τ)`,
+    /// and so on (a wrong point survives with probability 2⁻¹²⁸). `L` and `H` are
+    /// compared through `e(initial, G2) = e(final, δ·G2)`.
+    fn query_fault(&self, circuit: &Circuit, bases: &Bases<'_>) -> Option<Fault> {
+        let key = &self.key;
+        let matrices = &circuit.matrices;
+        let (m, public, d) = (matrices.num_constraints, circuit.public(), bases.tau.len());
+        let r = random_scalars(circuit.wires);
+        // Row weights per matrix, split by public (IC) and private (L) wires.
+        let mut weights = vec![[vec![Fr::zero(); d], vec![Fr::zero(); d]]; 3];
+        for (matrix, split) in matrices.matrices[..3].iter().zip(&mut weights) {
+            for (row, terms) in matrix.iter().enumerate().take(m) {
+                for (value, wire) in terms {
+                    split[(*wire > public) as usize][row] += r[*wire] * value;
+                }
             }
         }
-        for (now, then, name) in [
-            (&key.l_query, &start.l_query, "L"),
-            (&key.h_query, &start.h_query, "H"),
+        for (wire, weight) in r.iter().enumerate().take(public + 1) {
+            weights[0][0][m + wire] += weight;
+        }
+        let all = |split: &[Vec<Fr>; 2]| -> Vec<Fr> {
+            split[0]
+                .iter()
+                .zip(&split[1])
+                .map(|(a, b)| *a + b)
+                .collect()
+        };
+        let g1 = |points: &[G1Affine], scalars: &[Fr]| G1Projective::msm_unchecked(points, scalars);
+        let (a, b) = (all(&weights[0]), all(&weights[1]));
+        if g1(&key.a_query, &r) != g1(bases.tau, &a) {
+            return Some(Fault::NotInitial("the A query"));
+        }
+        if g1(&key.b_g1_query, &r) != g1(bases.tau, &b) {
+            return Some(Fault::NotInitial("the B·G1 query"));
+        }
+        if G2Projective::msm_unchecked(&key.b_g2_query, &r)
+            != G2Projective::msm_unchecked(bases.tau_g2, &b)
+        {
+            return Some(Fault::NotInitial("the B·G2 query"));
+        }
+        // β·A + α·B + C, over the public wires (IC) or the private ones (L).
+        let combined = |side: usize| {
+            g1(bases.beta_tau, &weights[0][side])
+                + g1(bases.alpha_tau, &weights[1][side])
+                + g1(bases.tau, &weights[2][side])
+        };
+        if g1(&key.vk.gamma_abc_g1, &r[..=public]) != combined(0) {
+            return Some(Fault::NotInitial("IC"));
+        }
+        let r_h = random_scalars(d);
+        for (before, after, name) in [
+            (combined(1), g1(&key.l_query, &r[public + 1..]), "L"),
+            (g1(&bases.h_query, &r_h), g1(&key.h_query, &r_h), "H"),
         ] {
-            if now.len() != then.len() {
-                return fail(Fault::Query(name));
-            }
-            let r = random_scalars(now.len());
-            let before = G1Projective::msm_unchecked(then, &r).into_affine();
-            let after = G1Projective::msm_unchecked(now, &r).into_affine();
+            let (before, after) = (before.into_affine(), after.into_affine());
             let both_zero = before.is_zero() && after.is_zero();
             if !both_zero && !same_ratio(&before, &after, &key.vk.delta_g2, &G2Affine::generator())
             {
-                return fail(Fault::Query(name));
+                return Some(Fault::Query(name));
             }
         }
-        Ok(())
+        None
     }
 
     /// The state as a snarkjs `.zkey` (see the module documentation).
@@ -573,6 +609,37 @@ impl Phase2 {
     }
 }
 
+/// The Lagrange bases of a circuit's domain in a prepared phase 1.
+struct Bases<'a> {
+    tau: &'a [G1Affine],
+    tau_g2: &'a [G2Affine],
+    alpha_tau: &'a [G1Affine],
+    beta_tau: &'a [G1Affine],
+    /// The odd bases of the doubled domain: the initial `H` query.
+    h_query: Vec<G1Affine>,
+}
+
+impl<'a> Bases<'a> {
+    fn of(circuit: &Circuit, phase1: &'a Phase1) -> Result<Self, CeremonyError> {
+        let power = circuit.domain_power();
+        if power > phase1.power() {
+            return Err(CeremonyError::TooSmall {
+                needed: power,
+                available: phase1.power(),
+            });
+        }
+        let lagrange = phase1.lagrange().ok_or(CeremonyError::NotPrepared)?;
+        let doubled = level(&lagrange.tau_g1, power + 1);
+        Ok(Bases {
+            tau: level(&lagrange.tau_g1, power),
+            tau_g2: level(&lagrange.tau_g2, power),
+            alpha_tau: level(&lagrange.alpha_tau_g1, power),
+            beta_tau: level(&lagrange.beta_tau_g1, power),
+            h_query: (0..1usize << power).map(|i| doubled[2 * i + 1]).collect(),
+        })
+    }
+}
+
 fn read_contributions(
     file: &Reader<'_>,
     bytes: &[u8],
@@ -660,18 +727,30 @@ fn read_contributions(
 }
 
 /// Combines Lagrange bases per wire: `Σ coefficient · basis[row]` over the wire's terms.
+/// Most wires have a few terms, most coefficients are ±1: a sum per wire, in parallel
+/// across wires (an MSM per wire would nest rayon inside rayon for a handful of points).
 fn combine<G>(terms: &[Vec<(usize, usize, Fr)>], bases: &[&[G::Affine]]) -> Vec<G::Affine>
 where
-    G: CurveGroup<ScalarField = Fr> + VariableBaseMSM<MulBase = <G as CurveGroup>::Affine>,
+    G: CurveGroup<ScalarField = Fr>,
 {
+    let minus_one = -Fr::one();
     let sums: Vec<G> = terms
         .par_iter()
         .map(|terms| {
-            let (points, scalars): (Vec<G::Affine>, Vec<Fr>) = terms
+            terms
                 .iter()
-                .map(|(basis, row, value)| (bases[*basis][*row], *value))
-                .unzip();
-            G::msm_unchecked(&points, &scalars)
+                .map(|(basis, row, value)| {
+                    let point = bases[*basis][*row];
+                    if value.is_one() {
+                        point.into_group()
+                    } else if *value == minus_one {
+                        -point.into_group()
+                    } else {
+                        // Projective: bn254's G1 multiplies through GLV there.
+                        point.into_group() * value
+                    }
+                })
+                .sum()
         })
         .collect();
     G::normalize_batch(&sums)
@@ -693,7 +772,7 @@ fn circuit_hash(key: &ProvingKey<Bn254>, tau_g1: &[G1Affine], d: usize) -> Hash6
     points(&mut hasher, key.vk.gamma_abc_g1.len(), &key.vk.gamma_abc_g1);
     const CHUNK: usize = 1 << 14;
     let snarkjs_count = (d - 1).div_ceil(CHUNK) * CHUNK;
-    let count = if d - 1 <= CHUNK || snarkjs_count + d - 1 >= tau_g1.len() {
+    let count = if d - 1 <= CHUNK || snarkjs_count + d > tau_g1.len() {
         d - 1
     } else {
         snarkjs_count
