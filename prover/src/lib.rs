@@ -44,6 +44,9 @@ pub enum ProverError {
     /// A ceremony file is malformed or its transcript does not verify.
     #[error(transparent)]
     Ceremony(#[from] ceremony::CeremonyError),
+    /// A key fails a check it must pass before it is trusted.
+    #[error("key check failed: {0}")]
+    Key(String),
     /// A key file is not what it should be.
     #[error("{path}: {reason}")]
     KeyFile {

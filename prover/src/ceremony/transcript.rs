@@ -67,3 +67,24 @@ pub fn finalize(
     let (_, phase2) = verify(&circuit, phase1, zkey)?;
     Ok((phase2.into_keys(circuit)?, TranscriptId::of(phase1, zkey)))
 }
+
+/// Checks that `keys` are exactly the keys a verified transcript gives (a wallet given
+/// keys and the ceremony's files), and returns the transcript's id to compare with the
+/// announced one.
+///
+/// # Errors
+/// As [`verify`]; [`ProverError::Key`] when the keys differ from the transcript's.
+pub fn check_keys(
+    keys: &CircuitKeys,
+    circuit: &Circuit,
+    phase1: &[u8],
+    zkey: &[u8],
+) -> Result<TranscriptId, ProverError> {
+    let (_, phase2) = verify(circuit, phase1, zkey)?;
+    if phase2.proving_key() != keys.proving_key() {
+        return Err(ProverError::Key(
+            "the proving key is not the one the ceremony transcript gives".into(),
+        ));
+    }
+    Ok(TranscriptId::of(phase1, zkey))
+}
