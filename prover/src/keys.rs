@@ -19,8 +19,8 @@
 //!   recompute it.
 //! - [`CircuitKeys::load_checked`] (a key given to a wallet) also checks every point on
 //!   the curve and in the prime-order subgroup, that the circuit id is the one announced,
-//!   and that the proving key's `β·G1` and `δ·G1` are the verifying key's `β·G2` and
-//!   `δ·G2` (pairings). A key that passes can still be wrong in its queries: its proofs
+//!   and that the proving key's `β·G1` and `δ·G1` have the ratio of the verifying key's
+//!   `β·G2` and `δ·G2` (a pairing). A key that passes can still be wrong in its queries: its proofs
 //!   would then fail to verify, which costs the wallet a proof but not soundness, which
 //!   rests on the verifier's key. [`crate::ceremony::transcript::check_keys`] compares
 //!   the whole key with a verified ceremony transcript.
@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 
 use ark_bn254::{Bn254, Fr, G1Affine, G2Affine};
 use ark_ec::pairing::Pairing;
-use ark_ec::AffineRepr;
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, SynthesisError,
@@ -350,17 +349,15 @@ impl CircuitKeys {
         }
         check_verifying_key(keys.verifying_key(), announced)
             .map_err(|error| bad(error.to_string()))?;
+        // β and δ in G1 against β and δ in G2, through their ratio, which does not depend
+        // on the generators (arkworks' setup draws random ones): e(β₁, δ₂) = e(δ₁, β₂).
         let key = &keys.proving_key;
-        let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
-        for (name, in_g1, in_g2) in [
-            ("beta", key.beta_g1, key.vk.beta_g2),
-            ("delta", key.delta_g1, key.vk.delta_g2),
-        ] {
-            if Bn254::pairing(in_g1, g2) != Bn254::pairing(g1, in_g2) {
-                return Err(bad(format!(
-                    "the proving key's {name} does not match the verifying key's"
-                )));
-            }
+        if Bn254::pairing(key.beta_g1, key.vk.delta_g2)
+            != Bn254::pairing(key.delta_g1, key.vk.beta_g2)
+        {
+            return Err(bad(
+                "the proving key's beta and delta do not match the verifying key's".into(),
+            ));
         }
         Ok(keys)
     }

@@ -76,7 +76,7 @@ fn a_wallet_refuses_bad_proving_keys() {
     });
     let reason = refusal(CircuitKeys::load_checked(mismatched.path(), SHAPE, id));
     assert!(
-        reason.contains("delta does not match the verifying key"),
+        reason.contains("beta and delta do not match the verifying key"),
         "{reason}"
     );
 }
