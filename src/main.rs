@@ -1,6 +1,7 @@
 //! `zkcohort`: the command line of the zkcohort marketplace. Thin: it parses
 //! arguments, calls the libraries and prints.
 
+mod ceremony;
 mod operator;
 mod proving;
 mod records;
@@ -71,6 +72,9 @@ enum Command {
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
     },
+    /// The multi-party trusted setup: phase 1, phase 2 per shape, verify, finalize.
+    #[command(subcommand)]
+    Ceremony(ceremony::CeremonyCommand),
     /// Export the constraint system, proving key and a sample witness for snarkjs/rapidsnark.
     CircomExport {
         /// The circuit shape.
@@ -234,6 +238,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => demo(data, keys, bundles, shape, json),
         Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
+        Command::Ceremony(command) => ceremony::run(command),
         Command::CircomExport { shape, keys, out } => {
             proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
         }

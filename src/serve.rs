@@ -107,6 +107,10 @@ impl Marketplace {
     /// As [`Marketplace::open`].
     pub fn open_with_keys(data_dir: &Path, keys: &CircuitKeys) -> Result<Self> {
         let shape = keys.shape();
+        // The verifying key is what soundness rests on: its points, gamma != delta, and
+        // its id (the key file's header names it) are checked before anything is served.
+        zkcohort_prover::keys::check_verifying_key(keys.verifying_key(), keys.circuit_id())
+            .context("the circuit's verifying key")?;
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let store_dir = data_dir.join(STORE_DIR);

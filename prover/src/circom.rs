@@ -47,19 +47,20 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use ark_bn254::{Fq, Fq2, Fr, G1Affine, G2Affine};
+use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
 use ark_ff::{BigInteger, Field, PrimeField, Zero};
 use ark_groth16::r1cs_to_qap::evaluate_constraint;
+use ark_groth16::ProvingKey;
 use ark_relations::gr1cs::SynthesisError;
 use zkcohort_circuits::circuit::EligibilityWitness;
 use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS};
 
-use crate::keys::CircuitKeys;
+use crate::keys::{CircuitKeys, ConstraintMatrices};
 use crate::ProverError;
 
 /// The bytes of one field element in every iden3 file for BN254.
-const N8: usize = 32;
+pub(crate) const N8: usize = 32;
 
 /// The files [`export_circom`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,8 +162,15 @@ pub fn is_satisfied(keys: &CircuitKeys, assignment: &[Fr]) -> bool {
 /// # Errors
 /// As `out`'s writes.
 pub fn write_r1cs(keys: &CircuitKeys, out: &mut impl Write) -> io::Result<()> {
-    let matrices = &keys.matrices;
-    let wires = wire_count(keys);
+    write_r1cs_parts(&keys.matrices, wire_count(keys), out)
+}
+
+/// [`write_r1cs`] for the matrices of a circuit with `wires` wires.
+pub(crate) fn write_r1cs_parts(
+    matrices: &ConstraintMatrices,
+    wires: usize,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let mut header = Vec::new();
     put_u32(&mut header, N8 as u32);
     header.extend_from_slice(&Fr::MODULUS.to_bytes_le());
@@ -221,9 +229,20 @@ pub fn write_wtns(assignment: &[Fr], out: &mut impl Write) -> io::Result<()> {
 /// As `out`'s writes; [`io::ErrorKind::InvalidData`] when the key does not have
 /// the sizes of the keys' shape under snarkjs's reduction.
 pub fn write_zkey(keys: &CircuitKeys, out: &mut impl Write) -> io::Result<()> {
-    let key = &keys.proving_key;
-    let matrices = &keys.matrices;
-    let wires = wire_count(keys);
+    let mut contributions = vec![0u8; 64];
+    put_u32(&mut contributions, 0);
+    write_zkey_parts(&keys.proving_key, &keys.matrices, contributions, out)
+}
+
+/// [`write_zkey`] for a proving key and the matrices of its circuit, with the given
+/// contributions section (the ceremony writes its own: circuit hash and contributions).
+pub(crate) fn write_zkey_parts(
+    key: &ProvingKey<Bn254>,
+    matrices: &ConstraintMatrices,
+    contributions: Vec<u8>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let wires = matrices.num_inputs + key.l_query.len();
     let public = PUBLIC_INPUTS;
     let domain_size = (matrices.num_constraints + matrices.num_inputs).next_power_of_two();
     let sizes = [
@@ -298,9 +317,6 @@ pub fn write_zkey(keys: &CircuitKeys, out: &mut impl Write) -> io::Result<()> {
     key.b_g2_query
         .iter()
         .for_each(|point| montgomery.g2(&mut b2, point));
-    let mut contributions = vec![0u8; 64];
-    put_u32(&mut contributions, 0);
-
     write_binfile(
         out,
         b"zkey",
@@ -328,7 +344,7 @@ fn wire_count(keys: &CircuitKeys) -> usize {
 /// A row with each wire once and no zero coefficients, by wire (circom writes
 /// linear combinations so, and snarkjs keeps only the last coefficient of a
 /// repeated wire).
-fn merged(row: &[(Fr, usize)]) -> Vec<(Fr, usize)> {
+pub(crate) fn merged(row: &[(Fr, usize)]) -> Vec<(Fr, usize)> {
     let mut terms = row.to_vec();
     terms.sort_by_key(|(_, wire)| *wire);
     let mut merged: Vec<(Fr, usize)> = Vec::with_capacity(terms.len());
@@ -343,17 +359,17 @@ fn merged(row: &[(Fr, usize)]) -> Vec<(Fr, usize)> {
 }
 
 /// A scalar in standard form, little-endian.
-fn standard(value: Fr) -> Vec<u8> {
+pub(crate) fn standard(value: Fr) -> Vec<u8> {
     value.into_bigint().to_bytes_le()
 }
 
-fn put_u32(bytes: &mut Vec<u8>, value: u32) {
+pub(crate) fn put_u32(bytes: &mut Vec<u8>, value: u32) {
     bytes.extend_from_slice(&value.to_le_bytes());
 }
 
 /// Curve points in snarkjs's Montgomery encoding, computed through the public
 /// field API: the Montgomery form of `x` is the standard form of `x·R`.
-struct MontgomeryForm {
+pub(crate) struct MontgomeryForm {
     /// `R = 2²⁵⁶ mod q`.
     r: Fq,
     /// `R² mod r` in the scalar field, for the coefficient section.
@@ -361,7 +377,7 @@ struct MontgomeryForm {
 }
 
 impl MontgomeryForm {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let r = Fq::from(2u64).pow([256u64]);
         let r_scalar = Fr::from(2u64).pow([256u64]);
         MontgomeryForm {
@@ -379,7 +395,7 @@ impl MontgomeryForm {
         self.fq(bytes, value.c1);
     }
 
-    fn g1(&self, bytes: &mut Vec<u8>, point: &G1Affine) {
+    pub(crate) fn g1(&self, bytes: &mut Vec<u8>, point: &G1Affine) {
         match point.xy() {
             Some((x, y)) => {
                 self.fq(bytes, x);
@@ -389,7 +405,7 @@ impl MontgomeryForm {
         }
     }
 
-    fn g2(&self, bytes: &mut Vec<u8>, point: &G2Affine) {
+    pub(crate) fn g2(&self, bytes: &mut Vec<u8>, point: &G2Affine) {
         match point.xy() {
             Some((x, y)) => {
                 self.fq2(bytes, x);
@@ -401,7 +417,7 @@ impl MontgomeryForm {
 }
 
 /// Writes an iden3 binfile: magic, version, section count, then the sections.
-fn write_binfile(
+pub(crate) fn write_binfile(
     out: &mut impl Write,
     magic: &[u8; 4],
     version: u32,

@@ -10,16 +10,27 @@
 //! followed by the shape's R1CS matrices, both in arkworks' uncompressed form. The
 //! matrices are stored because deriving them (synthesis and inlining every linear
 //! combination, ~0.6 s for the reference shape) costs more than loading the rest.
-//! Loading checks the header and the checksum and then
-//! skips arkworks' curve and subgroup checks, which dominate a naive load: the file is
-//! ours, the checksum catches corruption and truncation, and the embedded verifying
-//! key must hash to the circuit id. A proving key that was tampered with beyond that
-//! cannot break soundness, which rests on the verifier's key: its proofs would only
-//! fail to verify.
+//!
+//! What is checked where:
+//! - [`CircuitKeys::load`] (a key this machine made or already checked) checks the
+//!   header and the checksum and that the embedded verifying key hashes to the circuit id
+//!   in the header, and skips arkworks' curve and subgroup checks, which dominate a naive
+//!   load. The checksum catches corruption and truncation, not tampering: anyone can
+//!   recompute it.
+//! - [`CircuitKeys::load_checked`] (a key given to a wallet) also checks every point on
+//!   the curve and in the prime-order subgroup, that the circuit id is the one announced,
+//!   and that the proving key's `β·G1` and `δ·G1` have the ratio of the verifying key's
+//!   `β·G2` and `δ·G2` (a pairing). A key that passes can still be wrong in its queries: its proofs
+//!   would then fail to verify, which costs the wallet a proof but not soundness, which
+//!   rests on the verifier's key. [`crate::ceremony::transcript::check_keys`] compares
+//!   the whole key with a verified ceremony transcript.
+//! - [`check_verifying_key`] (the server, at start) checks the verifying key's points,
+//!   `γ ≠ δ` (a key with `γ = δ` lets anyone move public inputs into `C`) and its id.
 
 use std::path::{Path, PathBuf};
 
-use ark_bn254::{Bn254, Fr};
+use ark_bn254::{Bn254, Fr, G1Affine, G2Affine};
+use ark_ec::pairing::Pairing;
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, SynthesisError,
@@ -119,6 +130,11 @@ impl StoredMatrices {
 
 impl ConstraintMatrices {
     fn of(shape: CircuitShape) -> Result<Self, ProverError> {
+        Ok(Self::with_wires(shape)?.0)
+    }
+
+    /// The matrices and the number of wires (the constant, the inputs and the witnesses).
+    pub(crate) fn with_wires(shape: CircuitShape) -> Result<(Self, usize), ProverError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
@@ -128,11 +144,15 @@ impl ConstraintMatrices {
         let matrices = all
             .remove(R1CS_PREDICATE_LABEL)
             .ok_or(SynthesisError::MissingCS)?;
-        Ok(ConstraintMatrices {
+        let matrices = ConstraintMatrices {
             matrices,
             num_inputs: cs.num_instance_variables(),
             num_constraints: cs.num_constraints(),
-        })
+        };
+        Ok((
+            matrices,
+            cs.num_instance_variables() + cs.num_witness_variables(),
+        ))
     }
 }
 
@@ -176,7 +196,7 @@ impl CircuitKeys {
         Self::from_parts(shape, proving_key, matrices)
     }
 
-    fn from_parts(
+    pub(crate) fn from_parts(
         shape: CircuitShape,
         proving_key: ProvingKey<Bn254>,
         matrices: ConstraintMatrices,
@@ -274,6 +294,49 @@ impl CircuitKeys {
     /// is not a zkcohort key for this shape, is truncated or corrupt, or its verifying
     /// key does not match its circuit id.
     pub fn load(folder: &Path, shape: CircuitShape) -> Result<Self, ProverError> {
+        Self::load_from(folder, shape, false)
+    }
+
+    /// Loads a proving key someone else made, checked as a wallet must (see the module
+    /// documentation): every point, the announced circuit id, and the proving key
+    /// against its verifying key.
+    ///
+    /// # Errors
+    /// As [`CircuitKeys::load`]; [`ProverError::KeyFile`] for a point off the curve or
+    /// outside the subgroup, another circuit id, or a proving key that does not match
+    /// its verifying key.
+    pub fn load_checked(
+        folder: &Path,
+        shape: CircuitShape,
+        announced: CircuitId,
+    ) -> Result<Self, ProverError> {
+        let keys = Self::load_from(folder, shape, true)?;
+        let bad = |reason: String| ProverError::KeyFile {
+            path: Self::proving_key_path(folder, shape),
+            reason,
+        };
+        if keys.circuit_id != announced {
+            return Err(bad(format!(
+                "the key is for circuit {}, the announced circuit is {announced}",
+                keys.circuit_id
+            )));
+        }
+        check_verifying_key(keys.verifying_key(), announced)
+            .map_err(|error| bad(error.to_string()))?;
+        // β and δ in G1 against β and δ in G2, through their ratio, which does not depend
+        // on the generators (arkworks' setup draws random ones): e(β₁, δ₂) = e(δ₁, β₂).
+        let key = &keys.proving_key;
+        if Bn254::pairing(key.beta_g1, key.vk.delta_g2)
+            != Bn254::pairing(key.delta_g1, key.vk.beta_g2)
+        {
+            return Err(bad(
+                "the proving key's beta and delta do not match the verifying key's".into(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    fn load_from(folder: &Path, shape: CircuitShape, checked: bool) -> Result<Self, ProverError> {
         let path = Self::proving_key_path(folder, shape);
         let file = std::fs::read(&path).map_err(|source| ProverError::Io {
             path: path.clone(),
@@ -306,7 +369,16 @@ impl CircuitKeys {
         // Checking the checksum and decoding are independent reads of the same bytes.
         let (digest, decoded) = rayon::join(
             || <[u8; 32]>::from(Sha256::digest(payload)),
-            || <(ProvingKey<Bn254>, StoredMatrices)>::deserialize_uncompressed_unchecked(payload),
+            || {
+                if checked {
+                    // Every point on the curve and in the prime-order subgroup.
+                    <(ProvingKey<Bn254>, StoredMatrices)>::deserialize_uncompressed(payload)
+                } else {
+                    <(ProvingKey<Bn254>, StoredMatrices)>::deserialize_uncompressed_unchecked(
+                        payload,
+                    )
+                }
+            },
         );
         if digest != checksum {
             return Err(bad(
@@ -325,4 +397,40 @@ impl CircuitKeys {
         }
         Self::from_parts(shape, proving_key, matrices)
     }
+}
+
+/// Checks a verifying key as the server must before trusting it: every point on the curve
+/// and in the prime-order subgroup, `γ ≠ δ`, and its circuit id.
+///
+/// # Errors
+/// [`ProverError::Key`] naming the first check that fails.
+pub fn check_verifying_key(
+    verifying_key: &VerifyingKey<Bn254>,
+    expected: CircuitId,
+) -> Result<(), ProverError> {
+    let bad = |reason: &str| Err(ProverError::Key(reason.to_string()));
+    let g1_ok =
+        |point: &G1Affine| point.is_on_curve() && point.is_in_correct_subgroup_assuming_on_curve();
+    let g2_ok =
+        |point: &G2Affine| point.is_on_curve() && point.is_in_correct_subgroup_assuming_on_curve();
+    if !g1_ok(&verifying_key.alpha_g1) || !verifying_key.gamma_abc_g1.iter().all(g1_ok) {
+        return bad("a G1 point of the verifying key is not on the curve");
+    }
+    if ![
+        verifying_key.beta_g2,
+        verifying_key.gamma_g2,
+        verifying_key.delta_g2,
+    ]
+    .iter()
+    .all(g2_ok)
+    {
+        return bad("a G2 point of the verifying key is not on the curve or not in the subgroup");
+    }
+    if verifying_key.gamma_g2 == verifying_key.delta_g2 {
+        return bad("gamma equals delta: anyone could forge proofs");
+    }
+    if CircuitId::of(verifying_key) != expected {
+        return bad("the verifying key is not the circuit's");
+    }
+    Ok(())
 }

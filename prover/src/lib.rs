@@ -7,9 +7,12 @@
 //!   with results streamed to a callback;
 //! - [`reduction`]: snarkjs's R1CS-to-QAP reduction, so our keys and proofs are
 //!   interchangeable with snarkjs and rapidsnark;
+//! - [`ceremony`]: the multi-party trusted setup (powers of tau, phase 2 per circuit,
+//!   verification of the whole transcript), in snarkjs's file formats;
 //! - [`circom`]: the circuit as an iden3 `.r1cs`, a witness as `.wtns` and the
 //!   proving key as a snarkjs `.zkey`, for snarkjs and rapidsnark.
 
+pub mod ceremony;
 pub mod circom;
 pub mod keys;
 pub mod prove;
@@ -38,6 +41,12 @@ pub enum ProverError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A ceremony file is malformed or its transcript does not verify.
+    #[error(transparent)]
+    Ceremony(#[from] ceremony::CeremonyError),
+    /// A key fails a check it must pass before it is trusted.
+    #[error("key check failed: {0}")]
+    Key(String),
     /// A key file is not what it should be.
     #[error("{path}: {reason}")]
     KeyFile {

@@ -5,8 +5,9 @@
 //! Needs snarkjs in `node_modules` at the repository root: `.ci/run` installs it
 //! with `npm install --no-save --no-audit --no-fund snarkjs@0.7.6`. Small shape.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -15,66 +16,18 @@ use ark_groth16::Proof;
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
 };
+use common::{request, snarkjs, SHAPE};
 use rand::{rngs::StdRng, SeedableRng};
-use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
-use zkcohort_circuits::identity::{IdentitySecret, Nullifier, StudyScope};
-use zkcohort_circuits::record::IssuedRecord;
-use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::circuit::EligibilityCircuit;
+use zkcohort_circuits::identity::Nullifier;
 use zkcohort_circuits::statement::Statement;
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
 use zkcohort_prover::circom::{export_circom, full_assignment, CircomFiles};
-use zkcohort_prover::{CircuitKeys, ProofRequest, ProverError};
+use zkcohort_prover::{CircuitKeys, ProverError};
 use zkcohort_verifier::snarkjs;
-
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-const SNARKJS: &str = "snarkjs@0.7.6";
-const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
-/// Ali Harris (56, hypertension): eligible for `QUERY`.
-const PATIENT: &str = "Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json";
 
 fn keys() -> &'static CircuitKeys {
     static KEYS: OnceLock<CircuitKeys> = OnceLock::new();
     KEYS.get_or_init(|| CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap())
-}
-
-/// The fixture patient's request, registered in a registry of one.
-fn request() -> ProofRequest {
-    let catalog = Catalog::bundled();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/fhir")
-        .join(PATIENT);
-    let issued_at: Day = "2021-06-01".parse().unwrap();
-    let summary = import_bundle(catalog, &std::fs::read_to_string(path).unwrap(), issued_at)
-        .unwrap()
-        .0;
-    let mut rng = StdRng::seed_from_u64(2);
-    let secret = IdentitySecret::random_with_rng(&mut rng);
-    let record = IssuedRecord {
-        summary,
-        salt: RecordSalt::random_with_rng(&mut rng),
-        issuer_id: 3,
-        issued_at,
-    };
-    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
-    let index = registry
-        .append(
-            record
-                .registry_leaf(secret.commitment(), SHAPE.slot_depth)
-                .unwrap(),
-        )
-        .unwrap();
-    ProofRequest {
-        secret,
-        record,
-        registry_path: registry.path(index).unwrap(),
-        query: Query::parse(QUERY, catalog)
-            .unwrap()
-            .compile(catalog)
-            .unwrap(),
-        study_scope: StudyScope(Fr::from(77u64)),
-        payout_account: [7; 32],
-    }
 }
 
 /// The files for the fixture request in a fresh folder.
@@ -82,42 +35,6 @@ fn export(folder: &Path) -> (Statement, CircomFiles) {
     let (statement, witness) = request().build(SHAPE).unwrap();
     let files = export_circom(keys(), folder, Some((statement, witness))).unwrap();
     (statement, files)
-}
-
-/// What one snarkjs command did.
-struct Outcome {
-    success: bool,
-    output: String,
-}
-
-/// Runs snarkjs from the repository's `node_modules` in `folder`.
-fn snarkjs(folder: &Path, arguments: &[&str]) -> Outcome {
-    let program: PathBuf =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/.bin/snarkjs");
-    assert!(
-        program.exists(),
-        "snarkjs is not installed at {}: run `npm install --no-save --no-audit --no-fund {SNARKJS}` \
-         at the repository root (.ci/run does)",
-        program.display()
-    );
-    let output = Command::new(&program)
-        .args(arguments)
-        .current_dir(folder)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot run {}: {error} (is node installed?)",
-                program.display()
-            )
-        });
-    Outcome {
-        success: output.status.success(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
 }
 
 /// The wire and constraint counts of the shape, from arkworks directly.

@@ -1,0 +1,90 @@
+//! A finished ceremony: its two files verified together, the keys they give, and the
+//! transcript id that names the ceremony.
+//!
+//! The transcript is the phase 1 file (`.ptau`) and the final phase-2 state (`.zkey`);
+//! anyone holding both re-checks every contribution with [`verify`]. Its id is
+//! `SHA-256(SHA-256(phase 1 file) | SHA-256(zkey file))`, so a sponsor or wallet that
+//! pins the id pins every contribution, the circuit hash and the final keys.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::{Circuit, Phase1, Phase2};
+use crate::{CircuitKeys, ProverError};
+
+/// The id of a ceremony transcript (see the module documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TranscriptId(pub [u8; 32]);
+
+impl TranscriptId {
+    /// The id of a phase 1 file and a phase-2 `.zkey`.
+    pub fn of(phase1: &[u8], zkey: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(Sha256::digest(phase1));
+        hasher.update(Sha256::digest(zkey));
+        TranscriptId(hasher.finalize().into())
+    }
+}
+
+impl fmt::Display for TranscriptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for TranscriptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TranscriptId({self})")
+    }
+}
+
+/// Reads and verifies a whole transcript: phase 1, then phase 2 of `circuit` over it.
+///
+/// # Errors
+/// [`ProverError::Ceremony`]: a malformed file, or the first step that fails and why.
+pub fn verify(
+    circuit: &Circuit,
+    phase1: &[u8],
+    zkey: &[u8],
+) -> Result<(Phase1, Phase2), ProverError> {
+    let phase1 = Phase1::read(phase1)?;
+    phase1.verify().map_err(super::CeremonyError::from)?;
+    let phase2 = Phase2::from_zkey(circuit, zkey)?;
+    phase2.verify(circuit, &phase1)?;
+    Ok((phase1, phase2))
+}
+
+/// Verifies a transcript and returns the keys it gives with its id.
+///
+/// # Errors
+/// As [`verify`].
+pub fn finalize(
+    circuit: Circuit,
+    phase1: &[u8],
+    zkey: &[u8],
+) -> Result<(CircuitKeys, TranscriptId), ProverError> {
+    let (_, phase2) = verify(&circuit, phase1, zkey)?;
+    Ok((phase2.into_keys(circuit)?, TranscriptId::of(phase1, zkey)))
+}
+
+/// Checks that `keys` are exactly the keys a verified transcript gives (a wallet given
+/// keys and the ceremony's files), and returns the transcript's id to compare with the
+/// announced one.
+///
+/// # Errors
+/// As [`verify`]; [`ProverError::Key`] when the keys differ from the transcript's.
+pub fn check_keys(
+    keys: &CircuitKeys,
+    circuit: &Circuit,
+    phase1: &[u8],
+    zkey: &[u8],
+) -> Result<TranscriptId, ProverError> {
+    let (_, phase2) = verify(circuit, phase1, zkey)?;
+    if phase2.proving_key() != keys.proving_key() {
+        return Err(ProverError::Key(
+            "the proving key is not the one the ceremony transcript gives".into(),
+        ));
+    }
+    Ok(TranscriptId::of(phase1, zkey))
+}

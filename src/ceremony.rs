@@ -1,0 +1,344 @@
+//! `zkcohort ceremony`: the multi-party trusted setup, step by step. Each participant
+//! runs `contribute` on their own machine with the current file only; the secret comes
+//! from the OS RNG and is never written. The files are snarkjs's `.ptau` and `.zkey`, so
+//! `snarkjs zkey verify` and `snarkjs zkey contribute` work on them too.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use zkcohort_prover::ceremony::{transcript, Circuit, Phase1, Phase2};
+
+use crate::proving::ShapeName;
+
+#[derive(Subcommand)]
+pub(crate) enum CeremonyCommand {
+    /// Phase 1 (powers of tau, shared by every circuit).
+    #[command(subcommand)]
+    Phase1(Phase1Command),
+    /// Phase 2 (one per circuit shape).
+    #[command(subcommand)]
+    Phase2(Phase2Command),
+    /// Re-check a whole transcript (phase 1 and phase 2) from the circuit's R1CS.
+    Verify {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The phase 1 file.
+        #[arg(long)]
+        phase1: PathBuf,
+        /// The phase-2 state.
+        #[arg(long)]
+        zkey: PathBuf,
+    },
+    /// Verify a transcript, write the proving key and keep the transcript beside it.
+    Finalize {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The phase 1 file.
+        #[arg(long)]
+        phase1: PathBuf,
+        /// The final phase-2 state.
+        #[arg(long)]
+        zkey: PathBuf,
+        /// Folder for the proving key and the transcript files.
+        #[arg(long, default_value = "zkcohort-data/keys")]
+        keys: PathBuf,
+    },
+    /// Write the circuit as circuit.r1cs (for `snarkjs zkey verify`).
+    R1cs {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The file to write.
+        #[arg(long, default_value = "circuit.r1cs")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Phase1Command {
+    /// Start a phase 1 from the generators, sized for a shape (or a given power).
+    New {
+        /// The shape whose domain sets the power.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The power of tau, instead of the shape's.
+        #[arg(long)]
+        power: Option<u32>,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Start from a snarkjs `.ptau` (e.g. the Perpetual Powers of Tau); its powers are checked.
+    Import {
+        /// The `.ptau` file.
+        #[arg(long)]
+        ptau: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add a contribution (OS randomness, never written).
+    Contribute {
+        /// The current file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The participant's name (64 bytes at most).
+        #[arg(long)]
+        name: String,
+    },
+    /// Compute the Lagrange bases phase 2 needs (after the last contribution).
+    Prepare {
+        /// The current file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify phase 1 alone.
+    Verify {
+        /// The file.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Phase2Command {
+    /// The initial phase-2 state of a shape over a prepared phase 1.
+    New {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The prepared phase 1 file.
+        #[arg(long)]
+        phase1: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add a contribution (OS randomness, never written).
+    Contribute {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The current state.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The participant's name (64 bytes at most).
+        #[arg(long)]
+        name: String,
+    },
+    /// Apply a public random beacon (a value no participant knew in advance).
+    Beacon {
+        /// The circuit shape.
+        #[arg(long, value_enum, default_value = "reference")]
+        shape: ShapeName,
+        /// The current state.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The beacon value, hex.
+        #[arg(long)]
+        hash: String,
+        /// SHA-256 is iterated 2^N times over it (10 to 63).
+        #[arg(long, default_value_t = 10)]
+        iterations_exp: u8,
+        /// The name recorded with it.
+        #[arg(long, default_value = "beacon")]
+        name: String,
+    },
+}
+
+pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
+    match command {
+        CeremonyCommand::Phase1(command) => phase1(command)?,
+        CeremonyCommand::Phase2(command) => phase2(command)?,
+        CeremonyCommand::Verify {
+            shape,
+            phase1,
+            zkey,
+        } => {
+            let circuit = circuit(shape)?;
+            let started = Instant::now();
+            eprintln!("verifying phase 1 and phase 2 ...");
+            let (phase1, phase2) = transcript::verify(&circuit, &read(&phase1)?, &read(&zkey)?)?;
+            println!(
+                "transcript OK in {:.1} s: {} phase-1 contributions, {} phase-2 contributions",
+                started.elapsed().as_secs_f64(),
+                phase1.contributions().len(),
+                phase2.contributions().len()
+            );
+        }
+        CeremonyCommand::Finalize {
+            shape,
+            phase1,
+            zkey,
+            keys,
+        } => {
+            let (phase1_bytes, zkey_bytes) = (read(&phase1)?, read(&zkey)?);
+            eprintln!("verifying the transcript ...");
+            let (circuit_keys, id) =
+                transcript::finalize(circuit(shape)?, &phase1_bytes, &zkey_bytes)?;
+            let path = circuit_keys
+                .save(&keys)
+                .with_context(|| format!("saving the keys in {}", keys.display()))?;
+            let stem = path.with_extension("");
+            write(&stem.with_extension("ptau"), &phase1_bytes)?;
+            write(&stem.with_extension("zkey"), &zkey_bytes)?;
+            println!(
+                "proving key: {}\ncircuit id: {}\ntranscript id: {id}\ntranscript: {}.ptau and .zkey",
+                path.display(),
+                circuit_keys.circuit_id(),
+                stem.display()
+            );
+        }
+        CeremonyCommand::R1cs { shape, out } => {
+            let mut bytes = Vec::new();
+            circuit(shape)?.write_r1cs(&mut bytes)?;
+            write(&out, &bytes)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn phase1(command: Phase1Command) -> Result<()> {
+    match command {
+        Phase1Command::New { shape, power, out } => {
+            let power = match power {
+                Some(power) => power,
+                None => circuit(shape)?.domain_power(),
+            };
+            write(&out, &Phase1::new(power)?.to_bytes())?;
+            println!(
+                "phase 1 of 2^{power} started: its trapdoor is public until someone contributes"
+            );
+        }
+        Phase1Command::Import { ptau, out } => {
+            let phase1 = Phase1::read(&read(&ptau)?)?;
+            eprintln!("checking the imported powers ...");
+            phase1.verify()?;
+            write(&out, &phase1.to_bytes())?;
+            println!(
+                "imported 2^{} powers of tau (their own contributions are checked by `snarkjs powersoftau verify`)",
+                phase1.power()
+            );
+        }
+        Phase1Command::Contribute { input, out, name } => {
+            let mut phase1 = Phase1::read(&read(&input)?)?;
+            let started = Instant::now();
+            eprintln!("contributing to 2^{} powers of tau ...", phase1.power());
+            let response = phase1.contribute(&name, &mut rand::rngs::OsRng)?.response;
+            write(&out, &phase1.to_bytes())?;
+            println!(
+                "contributed in {:.1} s; response hash {}",
+                started.elapsed().as_secs_f64(),
+                hex::encode(response)
+            );
+        }
+        Phase1Command::Prepare { input, out } => {
+            let mut phase1 = Phase1::read(&read(&input)?)?;
+            let started = Instant::now();
+            eprintln!(
+                "computing the Lagrange bases of 2^{} powers (group FFTs) ...",
+                phase1.power()
+            );
+            phase1.prepare();
+            write(&out, &phase1.to_bytes())?;
+            println!("prepared in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Phase1Command::Verify { input } => {
+            let phase1 = Phase1::read(&read(&input)?)?;
+            let started = Instant::now();
+            phase1.verify()?;
+            println!(
+                "phase 1 OK in {:.1} s: {} contributions",
+                started.elapsed().as_secs_f64(),
+                phase1.contributions().len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn phase2(command: Phase2Command) -> Result<()> {
+    match command {
+        Phase2Command::New { shape, phase1, out } => {
+            let circuit = circuit(shape)?;
+            let phase1 = Phase1::read(&read(&phase1)?)?;
+            let started = Instant::now();
+            eprintln!("computing the initial keys from the circuit and phase 1 ...");
+            let state = Phase2::new(&circuit, &phase1)?;
+            write(&out, &state.to_zkey(&circuit))?;
+            println!(
+                "initial state in {:.1} s; circuit hash {}",
+                started.elapsed().as_secs_f64(),
+                hex::encode(state.circuit_hash())
+            );
+        }
+        Phase2Command::Contribute {
+            shape,
+            input,
+            out,
+            name,
+        } => {
+            let circuit = circuit(shape)?;
+            let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
+            let started = Instant::now();
+            let hash = state.contribute(&name, &mut rand::rngs::OsRng)?;
+            write(&out, &state.to_zkey(&circuit))?;
+            println!(
+                "contributed in {:.1} s; contribution hash {}",
+                started.elapsed().as_secs_f64(),
+                hex::encode(hash)
+            );
+        }
+        Phase2Command::Beacon {
+            shape,
+            input,
+            out,
+            hash,
+            iterations_exp,
+            name,
+        } => {
+            let circuit = circuit(shape)?;
+            let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
+            let beacon = hex::decode(&hash).context("the beacon hash is not hex")?;
+            let contribution = state.beacon(&name, &beacon, iterations_exp)?;
+            write(&out, &state.to_zkey(&circuit))?;
+            println!(
+                "beacon applied; contribution hash {}",
+                hex::encode(contribution)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn circuit(shape: ShapeName) -> Result<Circuit> {
+    Circuit::of(shape.shape()).context("synthesizing the circuit")
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes then renames, so a crash never leaves half a file under the final name.
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+}
