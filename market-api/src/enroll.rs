@@ -132,7 +132,7 @@ impl Store {
             let entry = audit::append(
                 tx,
                 at,
-                AuditEvent::Enroll(EnrollmentRecord {
+                AuditEvent::Enroll(Box::new(EnrollmentRecord {
                     study: study_id,
                     nullifier,
                     registry_root: proof.registry_root,
@@ -140,7 +140,7 @@ impl Store {
                     public_inputs: proof.public_inputs.clone(),
                     proof: proof.proof.clone(),
                     ledger: payout.clone(),
-                }),
+                })),
             )?;
             let enrollment = Enrollment {
                 study: study_id,

@@ -34,8 +34,9 @@ pub enum AuditEvent {
     EscrowFunded(LedgerChange),
     /// A researcher closed a study (with the refund of its escrow, if any).
     StudyClosed(StudyClosed),
-    /// An enrollment was accepted and its reward paid.
-    Enroll(EnrollmentRecord),
+    /// An enrollment was accepted and its reward paid (boxed: the largest
+    /// payload by far, with its proof).
+    Enroll(Box<EnrollmentRecord>),
     /// The operator minted tokens.
     Mint(LedgerChange),
     /// A signed transfer between key accounts.

@@ -103,7 +103,7 @@ fn one_of_each() -> Vec<AuditEvent> {
         AuditEvent::EscrowFunded(LedgerChange {
             ledger: ledger(1, LedgerKind::FundEscrow, researcher, Account::Escrow(1)),
         }),
-        AuditEvent::Enroll(EnrollmentRecord {
+        AuditEvent::Enroll(Box::new(EnrollmentRecord {
             study: 1,
             nullifier: [0x31; 32],
             registry_root: [0x11; 32],
@@ -111,7 +111,7 @@ fn one_of_each() -> Vec<AuditEvent> {
             public_inputs: vec!["1".into(), "2".into(), "3".into(), "4".into(), "5".into()],
             proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
             ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), patient),
-        }),
+        })),
         AuditEvent::Transfer(TransferRecord {
             ledger: ledger(3, LedgerKind::Transfer, patient, researcher),
             nonce: 0,
