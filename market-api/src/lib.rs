@@ -1,8 +1,8 @@
-//! zkcohort-market: the marketplace's storage core. Studies, the issuers'
-//! registry, anonymous enrollment, the token ledger and the audit log, all
-//! kept in one [`Store`] over an embedded sled database. The HTTP API (axum)
-//! sits on top of this crate and adds authentication, proof verification and
-//! JSON bodies; nothing here knows about HTTP.
+//! zkcohort-market: the marketplace. Studies, the issuers' registry,
+//! anonymous enrollment, the token ledger and the audit log, all kept in one
+//! [`Store`] over an embedded sled database; the HTTP API ([`http`], axum)
+//! on top adds authentication, proof verification and the JSON bodies of
+//! [`api`]. The store's modules know nothing about HTTP.
 //!
 //! Every state change is one sled transaction that also appends an entry to
 //! the hash-chained, Merkle-rooted audit log, so a change and its audit entry

@@ -27,17 +27,17 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
-//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`](crate::api::MarketplaceInfo): the marketplace key, the circuit |
 //! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
-//! | `POST /registry/revoke` | issuer | `{"index": n}` → the new [`RootRecord`](crate::RootRecord) |
+//! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
 //! | `GET /registry/roots?start&limit` | anyone | root history |
 //! | `GET /registry/leaves?start&limit` | anyone | leaves (hex) |
-//! | `POST /studies` | researcher | [`CreateStudy`] → [`Study`](crate::Study) (201) |
+//! | `POST /studies` | researcher | [`CreateStudy`](crate::api::CreateStudy) → [`Study`](crate::Study) (201) |
 //! | `POST /studies/{id}/fund` | researcher | `{"amount": n}` → ledger entry |
 //! | `POST /studies/{id}/close` | researcher | closed study and refund |
 //! | `GET /studies?start&limit`, `GET /studies/{id}` | anyone | studies |
-//! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`] → [`Enrollment`](crate::Enrollment) (201) |
+//! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`](crate::api::EnrollRequest) → [`Enrollment`](crate::Enrollment) (201) |
 //! | `GET /studies/{id}/bundle` | anyone | [`StudyBundle`](zkcohort_verifier::StudyBundle), for `zkcohort-verify` |
 //! | `POST /ledger/mint` | operator | `{"to": hex, "amount": n}` → ledger entry |
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
@@ -45,8 +45,8 @@
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
 //! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
-//! | `POST /admin/api-keys` | operator | [`CreateApiKey`] → [`CreatedApiKey`] (201), the key shown once |
-//! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`] → [`RevokedApiKey`] |
+//! | `POST /admin/api-keys` | operator | [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201), the key shown once |
+//! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`](crate::api::RevokeApiKey) → [`RevokedApiKey`](crate::api::RevokedApiKey) |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |
 //!
 //! # The OpenAPI description
