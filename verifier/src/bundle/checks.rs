@@ -247,7 +247,7 @@ fn fixed_fields_differing(study: &Study, original: &Study) -> Vec<&'static str> 
 }
 
 /// The verifying key parses and hashes to the study's circuit id; returns
-/// the key when it does.
+/// the key when it parses.
 fn check_circuit_id(
     checks: &mut Checks,
     bundle: &StudyBundle,
@@ -255,13 +255,14 @@ fn check_circuit_id(
     let study = &bundle.study;
     let (problems, key) = match bundle.verifying_key.to_verifying_key() {
         Err(error) => (vec![format!("verifying key: {error}")], None),
+        // A key of another circuit still checks the proofs: each failure is named.
         Ok(key) if CircuitId::of(&key) != study.circuit_id => (
             vec![format!(
                 "the verifying key's id is {}, the study's circuit is {}",
                 CircuitId::of(&key),
                 study.circuit_id
             )],
-            None,
+            Some(key),
         ),
         Ok(key) => (vec![], Some(key)),
     };
