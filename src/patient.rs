@@ -191,7 +191,7 @@ pub fn submit_enrollment(
 ) -> Result<Enrollment> {
     let statement = &proof.statement;
     let body = EnrollRequest {
-        proof: SnarkjsProof::from_proof(&proof.proof),
+        proof: serde_json::to_value(SnarkjsProof::from_proof(&proof.proof))?,
         registry_root: fr_to_decimal(&statement.registry_root),
         nullifier: fr_to_decimal(&statement.nullifier.0),
         payout_account: hex::encode(wallet.payout_account()),

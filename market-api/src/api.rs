@@ -6,7 +6,7 @@
 //! Encodings on the wire: field elements (registry roots, leaves,
 //! nullifiers) in requests as canonical decimal strings, as snarkjs writes
 //! public signals; keys and hashes as 64 lowercase hex digits; proofs in the
-//! snarkjs `proof.json` form ([`SnarkjsProof`]); amounts and ids as unsigned
+//! snarkjs `proof.json` form ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)); amounts and ids as unsigned
 //! integers. Records the store keeps ([`Study`](crate::Study),
 //! [`LedgerEntry`](crate::LedgerEntry), ...) are the verifier's record types
 //! (`zkcohort_verifier::records`), answered as they are stored.
@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zkcohort_circuits::CircuitId;
-use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::api_keys::ApiKeyRole;
 pub use crate::http::{ErrorBody, ErrorDetail};
@@ -67,9 +66,11 @@ pub struct RevokedApiKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
-    /// The proof, as snarkjs writes `proof.json`.
+    /// The proof, as snarkjs writes `proof.json` ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)); read in
+    /// the handler, so a proof of the wrong shape is `bad_proof` (422) like
+    /// one that does not verify, not a malformed body.
     #[schema(value_type = Object)]
-    pub proof: SnarkjsProof,
+    pub proof: serde_json::Value,
     /// The registry root the proof is against, a decimal field element.
     pub registry_root: String,
     /// The nullifier, a decimal field element.

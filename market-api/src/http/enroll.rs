@@ -96,7 +96,10 @@ async fn enroll(
         nullifier,
         &payout,
     );
-    let proof = body.proof.to_proof().map_err(|_| bad_proof())?;
+    let proof = serde_json::from_value::<SnarkjsProof>(body.proof)
+        .map_err(|_| bad_proof())?
+        .to_proof()
+        .map_err(|_| bad_proof())?;
     // Stored and audited as re-serialized from the parsed points, so nothing
     // the client added to its JSON reaches the log or the bundles.
     let canonical_proof = SnarkjsProof::from_proof(&proof);
