@@ -13,11 +13,10 @@ use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
 use zkcohort_circuits::record::IssuedRecord;
-use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
-use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::CompiledQuery;
-use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
+use zkcohort_testkit::{ali_harris, compile, Enrollee, TestRegistry};
 
 const SHAPES: [(&str, CircuitShape); 2] = [
     ("small", CircuitShape::SMALL),
@@ -32,46 +31,18 @@ struct Inputs {
 }
 
 fn inputs(shape: CircuitShape) -> Inputs {
-    let catalog = Catalog::bundled();
-    let bundle = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fhir/Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json");
-    let issued_at: Day = "2021-06-01".parse().expect("a date");
-    let summary = import_bundle(
-        catalog,
-        &std::fs::read_to_string(bundle).expect("fixture"),
-        issued_at,
-    )
-    .expect("imports")
-    .0;
     let query_text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query"),
     )
     .expect("query");
-    let query = Query::parse(&query_text, catalog)
-        .expect("parses")
-        .compile(catalog)
-        .expect("compiles");
-    let mut rng = StdRng::seed_from_u64(1);
-    let secret = IdentitySecret::random_with_rng(&mut rng);
-    let record = IssuedRecord {
-        summary,
-        salt: RecordSalt::random_with_rng(&mut rng),
-        issuer_id: 1,
-        issued_at,
-    };
-    let mut registry = RegistryTree::new(shape.registry_depth).expect("depth");
-    let index = registry
-        .append(
-            record
-                .registry_leaf(secret.commitment(), shape.slot_depth)
-                .expect("leaf"),
-        )
-        .expect("room");
+    let enrollee = Enrollee::issue(ali_harris(), 1, &mut StdRng::seed_from_u64(1));
+    let mut registry = TestRegistry::new(shape);
+    let index = registry.register(&enrollee);
     Inputs {
-        secret,
-        record,
-        path: registry.path(index).expect("path"),
-        query,
+        path: registry.path(index),
+        secret: enrollee.secret,
+        record: enrollee.record,
+        query: compile(&query_text),
     }
 }
 

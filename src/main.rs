@@ -206,6 +206,7 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    install_log();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
@@ -213,6 +214,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one `tracing` subscriber: timestamped lines on stderr (the server's request log,
+/// its notices), at the level in `ZKCOHORT_LOG` (`error` … `trace`; `info` when unset or
+/// unreadable).
+fn install_log() {
+    let level = std::env::var("ZKCOHORT_LOG")
+        .ok()
+        .and_then(|level| {
+            level
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .ok()
+        })
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

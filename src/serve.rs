@@ -44,12 +44,8 @@ use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::Router;
 use ed25519_dalek::SigningKey;
 use rand::rngs::OsRng;
@@ -77,14 +73,11 @@ pub struct Marketplace {
     state: AppState,
     operator_token: String,
     operator_token_path: PathBuf,
-    /// Whether to print one line per request to stderr (method, path,
-    /// status, time). Off after [`Marketplace::open`]; the CLI turns it on.
-    pub log_requests: bool,
 }
 
 impl Marketplace {
     /// Opens the marketplace in `data_dir` for circuit `shape`, creating what
-    /// is missing (see the module documentation); notices go to stderr.
+    /// is missing (see the module documentation); notices are `tracing` events.
     ///
     /// # Errors
     ///
@@ -144,7 +137,6 @@ impl Marketplace {
             state: AppState::new(store, config),
             operator_token,
             operator_token_path,
-            log_requests: false,
         })
     }
 
@@ -163,14 +155,9 @@ impl Marketplace {
         &self.operator_token_path
     }
 
-    /// The API's router, with the request log when [`Self::log_requests`] is on.
+    /// The API's router (its request log is a `tracing` span per request).
     pub fn router(&self) -> Router {
-        let router = app(self.state.clone());
-        if self.log_requests {
-            router.layer(middleware::from_fn(log_request))
-        } else {
-            router
-        }
+        app(self.state.clone())
     }
 
     /// Serves the API on `listener` until `shutdown` completes, lets the
@@ -284,7 +271,7 @@ impl RunningMarketplace {
 impl Drop for RunningMarketplace {
     fn drop(&mut self) {
         if let Err(error) = self.shut_down() {
-            eprintln!("zkcohort serve: {error:#}");
+            tracing::error!("zkcohort serve: {error:#}");
         }
     }
 }
@@ -297,8 +284,7 @@ impl Drop for RunningMarketplace {
 ///
 /// As [`Marketplace::open`]; the address does not bind; serving fails.
 pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape) -> Result<()> {
-    let mut marketplace = Marketplace::open(data_dir, shape)?;
-    marketplace.log_requests = true;
+    let marketplace = Marketplace::open(data_dir, shape)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -316,7 +302,7 @@ pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape) -> Result<()> {
             marketplace.operator_token_path().display()
         );
         marketplace.serve(listener, shutdown).await?;
-        eprintln!("stopped; store flushed");
+        tracing::info!("stopped; store flushed");
         Ok(())
     })
 }
@@ -330,8 +316,8 @@ fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
         let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
         Ok(async move {
             tokio::select! {
-                _ = interrupt.recv() => eprintln!("SIGINT: shutting down"),
-                _ = terminate.recv() => eprintln!("SIGTERM: shutting down"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
             }
         })
     }
@@ -343,20 +329,6 @@ fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
             }
         })
     }
-}
-
-/// One stderr line per request: method, path, status, milliseconds.
-async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    eprintln!(
-        "{method} {path} {} {:.1} ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    response
 }
 
 /// Reads the marketplace key, or creates it when there is no store yet.
@@ -383,7 +355,7 @@ fn marketplace_key(path: &Path, store_dir: &Path) -> Result<SigningKey> {
         None => {
             let key = SigningKey::generate(&mut OsRng);
             create_secret(path, &hex::encode(key.to_bytes()))?;
-            eprintln!(
+            tracing::info!(
                 "created the marketplace key {} (its identity: back it up, keep it secret)",
                 path.display()
             );
@@ -407,7 +379,7 @@ fn operator_token(path: &Path) -> Result<String> {
     OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
     create_secret(path, &token)?;
-    eprintln!("created the operator token {}", path.display());
+    tracing::info!("created the operator token {}", path.display());
     Ok(token)
 }
 
@@ -424,8 +396,8 @@ fn read_secret(path: &Path) -> Result<Option<String>> {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {
-            eprintln!(
-                "warning: {} can be read by others (mode {:o}); chmod 600 it",
+            tracing::warn!(
+                "{} can be read by others (mode {:o}); chmod 600 it",
                 path.display(),
                 mode & 0o777
             );

@@ -19,19 +19,36 @@
 //! - **eligibility circuit**: the R1CS circuit that ties them together.
 //!
 //! Native code sits next to its in-circuit twin (`poseidon/mod.rs` and
-//! `poseidon/constraints.rs`). The gadgets, and the `ark-relations` /
+//! `poseidon/gadget.rs`). The gadgets, and the `ark-relations` /
 //! `ark-r1cs-std` dependencies they need, are behind the `r1cs` feature, so
 //! the standalone verifier can use the native code without compiling the
 //! constraint system.
 //!
 //! # Modules
 //!
-//! - [`poseidon`]: Poseidon hash (circomlib's `Poseidon(n)`, 1 to
-//!   [`poseidon::MAX_ARITY`] inputs); `poseidon::constraints` holds the gadget
-//!   (feature `r1cs`).
-//! - [`registry`]: the issuers' registry, an append-only Poseidon Merkle tree
-//!   of record leaves with revocation and membership paths;
-//!   `registry::gadget` holds the membership gadget (feature `r1cs`).
+//! Each module holds native code; where the circuit needs the same computation, its
+//! gadget sits beside it in a `gadget` submodule (feature `r1cs`), so the two are read
+//! and changed together.
+//!
+//! - [`encoding`]: how slots and clauses become field elements, and their bit widths.
+//! - [`poseidon`]: circomlib's `Poseidon(n)` (1 to [`poseidon::MAX_ARITY`] inputs);
+//!   `poseidon::gadget` in the circuit.
+//! - [`slots`]: the salted 4-ary slot tree over a record summary (the record root);
+//!   `slots::gadget` opens slots against it.
+//! - [`record`]: an issued record and its registry leaf.
+//! - [`registry`]: the issuers' append-only registry tree with revocation and membership
+//!   paths; `registry::gadget` checks membership.
+//! - [`identity`]: the identity secret, its commitment, study scopes, nullifiers and the
+//!   signal hash.
+//! - [`clause`]: compiled clauses as field elements and the query hash;
+//!   `clause::gadget` evaluates a clause in the circuit.
+//! - [`statement`]: the public inputs of one proof, in order, and how a verifier rebuilds
+//!   them for an enrollment.
+//! - [`circuit_id`]: the id that names a circuit's keys everywhere.
+//! - `bits` (feature `r1cs`): range checks and comparisons by bit decomposition.
+//! - `circuit` (feature `r1cs`): the eligibility circuit and its witness.
+//!
+//! Errors: [`CircuitError`] for everything native this crate refuses.
 
 #[cfg(feature = "r1cs")]
 pub mod bits;

@@ -19,7 +19,7 @@
 //! shape (five public inputs), so the small shape stands for the reference
 //! one on the server side.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/market/common.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -84,7 +84,7 @@ impl ApiError {
 
     /// A failure of the server; `cause` is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        eprintln!("zkcohort-market: internal error: {cause}");
+        tracing::error!(%cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

@@ -73,9 +73,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
@@ -353,7 +355,22 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(TimeoutLayer::new(limits.request_timeout)),
         )
-        .layer(TraceLayer::new_for_http())
+        // The request log: a span per request (method, path) and one event per answer
+        // (status, milliseconds), at INFO so a default subscriber shows it.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Body>| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        ms = format_args!("{:.1}", latency.as_secs_f64() * 1e3),
+                        "answered"
+                    );
+                }),
+        )
         .with_state(state)
 }
 

@@ -1,0 +1,54 @@
+//! Fixtures shared by the circuit tests: a Synthea patient with an issued record
+//! registered among other leaves.
+
+use rand::{rngs::StdRng, SeedableRng};
+use zkcohort_circuits::circuit::{CircuitShape, EligibilityWitness};
+use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::Statement;
+use zkcohort_circuits::Fr;
+use zkcohort_cohort::query::CompiledQuery;
+use zkcohort_cohort::RecordSummary;
+use zkcohort_testkit::{Enrollee, TestRegistry};
+
+pub(crate) use zkcohort_testkit::{compile, fixture};
+
+pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
+
+/// A patient with an issued record registered among other leaves.
+pub(crate) struct Patient {
+    pub(crate) secret: IdentitySecret,
+    pub(crate) record: IssuedRecord,
+    pub(crate) registry: RegistryTree,
+    pub(crate) index: u64,
+}
+
+/// `summary` issued by issuer 7 (seed 42), registered after five other leaves and
+/// before one more.
+pub(crate) fn patient(summary: RecordSummary) -> Patient {
+    let enrollee = Enrollee::issue(summary, 7, &mut StdRng::seed_from_u64(42));
+    let mut registry = TestRegistry::new(SHAPE);
+    for other in 1..=5u64 {
+        registry.other_leaf(other);
+    }
+    let index = registry.register(&enrollee);
+    registry.other_leaf(99);
+    Patient {
+        secret: enrollee.secret,
+        record: enrollee.record,
+        registry: registry.tree,
+        index,
+    }
+}
+
+pub(crate) const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([11, 0, 0, 0])));
+
+pub(crate) fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWitness {
+    let path = patient.registry.path(patient.index).unwrap();
+    EligibilityWitness::assemble(SHAPE, &patient.secret, &patient.record, path, query).unwrap()
+}
+
+pub(crate) fn statement(witness: &EligibilityWitness) -> Statement {
+    witness.statement(SCOPE, signal_hash(&[3; 32], SCOPE))
+}

@@ -1,0 +1,144 @@
+//! Native/circuit equivalence: for random summaries and random compiled queries, the
+//! circuit is satisfied exactly when the native evaluator says eligible (all other
+//! checks being honest).
+
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
+use proptest::prelude::*;
+use rand::{rngs::StdRng, SeedableRng};
+use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
+use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::Fr;
+use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
+use zkcohort_cohort::{Catalog, Day, RecordSummary, Slot};
+
+const SHAPE: CircuitShape = CircuitShape::SMALL;
+const INDEX_DATE: Day = Day(18_262); // 2020-01-01
+const CONCEPTS: [&str; 6] = [
+    "birth-date",
+    "sex",
+    "hypertension",
+    "hba1c",
+    "statin",
+    "systolic-bp",
+];
+
+fn slot_strategy() -> impl Strategy<Value = Slot> {
+    prop_oneof![
+        1 => Just(Slot::default()),
+        3 => (1_u32..5, -400_i32..400, 0_i32..300, -5_i64..5, -5_i64..5, -5_i64..5).prop_map(|(count, first, length, a, b, c)| {
+            let mut values = [a, b, c];
+            values.sort();
+            Slot {
+                count,
+                first_date: Day(INDEX_DATE.0 + first),
+                last_date: Day(INDEX_DATE.0 + first + length),
+                last_value: values[1],
+                min_value: values[0],
+                max_value: values[2],
+            }
+        }),
+    ]
+}
+
+fn clause_strategy() -> impl Strategy<Value = CompiledClause> {
+    let bound = prop_oneof![Just(None), (-6_i64..6).prop_map(Some)];
+    let day_bound = prop_oneof![Just(None), (-450_i32..750).prop_map(Some)];
+    (
+        0..CONCEPTS.len(),
+        any::<(bool, bool)>(),
+        0_u32..4,
+        0_usize..3,
+        (bound.clone(), bound),
+        any::<bool>(),
+        (day_bound.clone(), day_bound),
+    )
+        .prop_map(
+            |(
+                concept,
+                (starts_group, negated),
+                min_count,
+                field,
+                (low, high),
+                first,
+                (from, to),
+            )| {
+                let catalog = Catalog::bundled();
+                CompiledClause {
+                    slot: catalog.index_of(CONCEPTS[concept]).unwrap(),
+                    starts_group,
+                    negated,
+                    min_count,
+                    value_field: [ValueField::Last, ValueField::Min, ValueField::Max][field],
+                    value_min: low.unwrap_or(zkcohort_cohort::query::compile::VALUE_MIN),
+                    value_max: high.unwrap_or(zkcohort_cohort::query::compile::VALUE_MAX),
+                    date_field: if first {
+                        DateField::First
+                    } else {
+                        DateField::Last
+                    },
+                    date_min: from.map_or(zkcohort_cohort::day::DAY_MIN, |offset| {
+                        Day(INDEX_DATE.0 + offset)
+                    }),
+                    date_max: to.map_or(zkcohort_cohort::day::DAY_MAX, |offset| {
+                        Day(INDEX_DATE.0 + offset)
+                    }),
+                }
+            },
+        )
+}
+
+fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
+    let mut rng = StdRng::seed_from_u64(5);
+    let secret = IdentitySecret::random_with_rng(&mut rng);
+    let record = IssuedRecord {
+        summary,
+        salt: RecordSalt::random_with_rng(&mut rng),
+        issuer_id: 1,
+        issued_at: INDEX_DATE,
+    };
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    let index = registry
+        .append(
+            record
+                .registry_leaf(secret.commitment(), SHAPE.slot_depth)
+                .unwrap(),
+        )
+        .unwrap();
+    let witness = EligibilityWitness::assemble(
+        SHAPE,
+        &secret,
+        &record,
+        registry.path(index).unwrap(),
+        query,
+    )
+    .unwrap();
+    let scope = StudyScope(Fr::from(3u64));
+    let statement = witness.statement(scope, signal_hash(&[1; 32], scope));
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    EligibilityCircuit::new(SHAPE, statement, witness)
+        .generate_constraints(cs.clone())
+        .unwrap();
+    cs.is_satisfied().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn circuit_agrees_with_the_native_evaluator(
+        slots in proptest::collection::vec(slot_strategy(), CONCEPTS.len()),
+        clauses in proptest::collection::vec(clause_strategy(), 1..=SHAPE.clauses),
+    ) {
+        let catalog = Catalog::bundled();
+        let mut summary = RecordSummary::empty(catalog);
+        for (id, slot) in CONCEPTS.iter().zip(slots) {
+            *summary.slot_mut(catalog.index_of(id).unwrap()) = slot;
+        }
+        let query = CompiledQuery { catalog_version: catalog.version().to_string(), index_date: INDEX_DATE, clauses };
+        let native = query.evaluate(&summary);
+        prop_assert_eq!(satisfied(summary, &query), native);
+    }
+}

@@ -1,0 +1,850 @@
+//! The query language: the README example, both forms, error positions, round trips,
+//! and the evaluator against hand-checked records and an independent oracle.
+
+use proptest::prelude::*;
+use zkcohort_cohort::catalog::{Catalog, ConceptKind};
+use zkcohort_cohort::query::{
+    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Decimal, Span, Test,
+    ValueTest, ValueWord, Window,
+};
+use zkcohort_cohort::summary::Slot;
+use zkcohort_cohort::{eligible, Day, Query, RecordSummary};
+
+const README_QUERY: &str = "index date 2020-01-01
+require age between 40 and 75
+require condition hypertension
+require any of: lab systolic-bp latest >= 140 within 730 days; medication antihypertensive
+exclude condition ckd
+";
+
+const README_QUERY_JSON: &str = r#"{
+  "index_date": "2020-01-01",
+  "criteria": [
+    {"require": [{"age": {"between": [40, 75]}}]},
+    {"require": [{"condition": "hypertension"}]},
+    {"require": [
+      {"lab": "systolic-bp", "value": {"field": "latest", "compare": {">=": 140}},
+       "window": {"date": "last", "span": {"within_days": 730}}},
+      {"medication": "antihypertensive"}
+    ]},
+    {"exclude": [{"condition": "ckd"}]}
+  ]
+}"#;
+
+fn catalog() -> &'static Catalog {
+    Catalog::bundled()
+}
+
+fn day(text: &str) -> Day {
+    text.parse().unwrap()
+}
+
+#[test]
+fn readme_query_parses_in_both_forms_to_one_ast() {
+    let text = Query::parse(README_QUERY, catalog()).unwrap();
+    let json = Query::from_json(README_QUERY_JSON, catalog()).unwrap();
+    assert_eq!(text, json);
+    assert_eq!(
+        text.to_string(),
+        README_QUERY,
+        "the README spelling is the canonical form"
+    );
+    let compiled = text.compile(catalog()).unwrap();
+    // age, hypertension, two OR-ed clauses, and the negated ckd clause.
+    assert_eq!(compiled.clauses.len(), 5);
+    let starts: Vec<bool> = compiled
+        .clauses
+        .iter()
+        .map(|clause| clause.starts_group)
+        .collect();
+    assert_eq!(starts, [true, true, true, false, true]);
+    assert!(compiled.clauses[4].negated);
+    // Age 40..=75 on 2020-01-01: born 1944-01-02 ..= 1980-01-01.
+    assert_eq!(
+        (compiled.clauses[0].date_min, compiled.clauses[0].date_max),
+        (day("1944-01-02"), day("1980-01-01"))
+    );
+    // Systolic >= 140 mm[Hg] (scale 0, stored in half steps) with the last reading in
+    // 2018-01-01 ..= 2020-01-01.
+    let systolic = compiled.clauses[2];
+    assert_eq!(
+        (systolic.value_min, systolic.date_min, systolic.date_max),
+        (2 * 140, day("2018-01-01"), day("2020-01-01"))
+    );
+}
+
+#[test]
+fn codes_work_wherever_ids_do() {
+    let by_code = "index date 2020-01-01\nrequire condition icd10:E11\nrequire lab loinc:4548-4 latest >= 6.5\nrequire medication atc:A10B\nrequire condition snomed:44054006 first before index\nrequire condition snomed:73211009\nexclude condition snomed:46635009\nrequire medication rxnorm:6809";
+    let by_id = "index date 2020-01-01\nrequire condition type-2-diabetes\nrequire lab hba1c latest >= 6.5\nrequire medication oral-antidiabetic\nrequire condition type-2-diabetes first before index\nrequire condition diabetes\nexclude condition type-1-diabetes\nrequire medication metformin";
+    let compiled = |text| {
+        Query::parse(text, catalog())
+            .unwrap()
+            .compile(catalog())
+            .unwrap()
+    };
+    assert_eq!(compiled(by_code), compiled(by_id));
+}
+
+#[test]
+fn semantic_errors_name_position_and_reason() {
+    let cases = [
+        (
+            "require condition icd10:Z999",
+            "line 2, column 9",
+            "unknown code icd10:Z999",
+        ),
+        (
+            "require condition unicorn-flu",
+            "line 2, column 9",
+            "unknown concept \"unicorn-flu\"",
+        ),
+        (
+            "require any of: condition ckd; lab hypertension",
+            "line 2, column 32",
+            "hypertension is a condition concept",
+        ),
+        (
+            "require lab hba1c latest >= 48 mg/dL",
+            "line 2, column 9",
+            "unit mg/dL is not accepted for hba1c",
+        ),
+        (
+            "require lab hba1c latest >= 99",
+            "line 2, column 9",
+            "99 is out of range for hba1c",
+        ),
+        (
+            "require lab hba1c latest >= 6.55",
+            "line 2, column 9",
+            "more decimal places than hba1c keeps (1)",
+        ),
+        (
+            "require medication rxnorm:316049",
+            "line 2, column 9",
+            "rxnorm:316049 is narrower than thiazide and antihypertensive",
+        ),
+        (
+            "require medication rxnorm:3827",
+            "line 2, column 9",
+            "rxnorm:3827 is narrower than ace-inhibitor and antihypertensive",
+        ),
+        (
+            "require medication atc:C09AA02",
+            "line 2, column 9",
+            "atc:C09AA02 is narrower than ace-inhibitor and antihypertensive",
+        ),
+        (
+            "require condition icd10:E11.9",
+            "line 2, column 9",
+            "icd10:E119 is narrower than type-2-diabetes and diabetes",
+        ),
+        (
+            "require condition snomed:59621000",
+            "line 2, column 9",
+            "snomed:59621000 is narrower than hypertension",
+        ),
+        (
+            "require sex robot",
+            "line 2, column 9",
+            "unknown sex `robot`: use one of male, female, other, unknown",
+        ),
+        (
+            "exclude age >= 200",
+            "line 2, column 9",
+            "age 200 is out of range",
+        ),
+        (
+            "require lab hba1c active",
+            "line 2, column 9",
+            "`active` applies to conditions, medications and allergies, not labs",
+        ),
+        (
+            "require condition diabetes latest >= 1",
+            "line 2, column 9",
+            "latest/min/max apply to labs",
+        ),
+        (
+            "require condition diabetes count >= 0",
+            "line 2, column 9",
+            "count >= 0",
+        ),
+        (
+            "require condition diabetes within 99999 days",
+            "line 2, column 9",
+            "99999 days is out of range",
+        ),
+        (
+            "require lab glucose latest >= 7 mg/dL/min",
+            "line 2, column 9",
+            "unit mg/dL/min is not accepted",
+        ),
+    ];
+    for (line, location, reason) in cases {
+        let text = format!("index date 2020-01-01\n{line}");
+        let error = Query::parse(&text, catalog()).unwrap_err();
+        assert_eq!(error.location, location, "{line}: {error}");
+        assert!(error.message.contains(reason), "{line}: {error}");
+    }
+}
+
+#[test]
+fn json_errors_name_the_path() {
+    let cases = [
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": [{"lab": "hba1c", "value": {"field": "latest", "compare": {">=": 99}}}]}]}"#,
+            "JSON at criteria[0].require[0]",
+            "out of range",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": [{"condition": "ckd"}]}, {"exclude": [{"condition": "x:1"}]}]}"#,
+            "JSON at criteria[1].exclude[0]",
+            "unknown code",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": [{"condition": "ckd", "lab": "hba1c"}]}]}"#,
+            "JSON at criteria[0].require[0]",
+            "exactly one",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": [{"age": {"about": 40}}]}]}"#,
+            "JSON at criteria[0].require[0].age",
+            "unknown variant",
+        ),
+        (
+            r#"{"index_date": "2020-02-30", "criteria": []}"#,
+            "JSON at index_date",
+            "not a date",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [], "extra": 1}"#,
+            "JSON at extra",
+            "unknown field `extra`",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": []}]}"#,
+            "JSON at criteria[0].require[0]",
+            "at least one clause",
+        ),
+        (
+            r#"{"index_date": "2020-01-01", "criteria": [{"require": [{"sex": "female", "count_at_least": 2}]}]}"#,
+            "JSON at criteria[0].require[0]",
+            "belong to a condition",
+        ),
+    ];
+    for (json, location, reason) in cases {
+        let error = Query::from_json(json, catalog()).unwrap_err();
+        assert_eq!(error.location, location, "{json}: {error}");
+        assert!(error.message.contains(reason), "{json}: {error}");
+    }
+}
+
+fn fixture_summary(prefix: &str) -> RecordSummary {
+    zkcohort_testkit::fixture(prefix)
+}
+
+/// Each verdict was worked out by hand from the bundle (see tests/fixtures/fhir/README.md).
+#[test]
+fn readme_query_on_the_fixtures() {
+    let query = Query::parse(README_QUERY, catalog()).unwrap();
+    let failed_criteria = |prefix: &str| -> Vec<usize> {
+        let verdict = eligible(catalog(), &fixture_summary(prefix), &query).unwrap();
+        assert_eq!(verdict.eligible, verdict.failed.is_empty());
+        verdict.failed.iter().map(|failed| failed.index).collect()
+    };
+    // Born 1963-10-29 (56 on the index date), hypertension since 1981, hydrochlorothiazide.
+    assert_eq!(failed_criteria("Ali_Harris"), Vec::<usize>::new());
+    // Born 1969-08-23 (50), hypertension 2009, hydrochlorothiazide 2009.
+    assert_eq!(failed_criteria("Estrella_Daugherty"), Vec::<usize>::new());
+    // Born 1992-07-03: 27, too young; hypertension and hydrochlorothiazide otherwise qualify.
+    assert_eq!(failed_criteria("Geoffrey_Abbott"), [0]);
+    // Born 1989-02-24: 30. Hypertension, hydrochlorothiazide.
+    assert_eq!(failed_criteria("Lemuel_Hodkiewicz"), [0]);
+    // Born 1984-07-02: 35, no hypertension, systolic readings 107–134, no antihypertensive.
+    assert_eq!(failed_criteria("Clemente_Kreiger"), [0, 1, 2]);
+    // Born 1976-06-14: 43, diabetes but no hypertension; last systolic 111 (2020-09-07,
+    // after the index date anyway), metformin is not an antihypertensive.
+    assert_eq!(failed_criteria("Renato_Dare"), [1, 2]);
+}
+
+#[test]
+fn explanations_name_the_record_facts() {
+    let query = Query::parse(
+        "index date 2020-01-01\nrequire age >= 40\nexclude condition diabetes",
+        catalog(),
+    )
+    .unwrap();
+    let verdict = eligible(catalog(), &fixture_summary("Renato_Dare"), &query).unwrap();
+    assert!(!verdict.eligible);
+    assert_eq!(verdict.failed.len(), 1);
+    assert_eq!(verdict.failed[0].text, "exclude condition diabetes");
+    // entry[13] Diabetes 2001-11-19 and entry[29] neuropathy due to type 2 diabetes 2007-11-26.
+    assert_eq!(
+        verdict.failed[0].reasons,
+        ["diabetes on 2 day(s) from 2001-11-19 to 2007-11-26, latest active"]
+    );
+}
+
+fn summary_with(entries: &[(&str, Slot)]) -> RecordSummary {
+    let mut summary = RecordSummary::empty(catalog());
+    for (id, slot) in entries {
+        *summary.slot_mut(catalog().index_of(id).unwrap()) = *slot;
+    }
+    summary
+}
+
+fn seen(first: &str, last: &str, last_value: i64) -> Slot {
+    Slot {
+        count: 1,
+        first_date: day(first),
+        last_date: day(last),
+        last_value,
+        min_value: last_value,
+        max_value: last_value,
+    }
+}
+
+#[test]
+fn boundaries_are_inclusive_where_the_grammar_says_so() {
+    let holds = |text: &str, summary: &RecordSummary| {
+        let query = Query::parse(&format!("index date 2020-01-01\n{text}"), catalog()).unwrap();
+        eligible(catalog(), summary, &query).unwrap().eligible
+    };
+    let born = |date: &str| summary_with(&[("birth-date", seen(date, date, 0))]);
+    assert!(
+        holds("require age >= 40", &born("1980-01-01")),
+        "40th birthday on the index date"
+    );
+    assert!(!holds("require age >= 40", &born("1980-01-02")));
+    assert!(
+        holds("require age <= 75", &born("1944-01-02")),
+        "75 until the day after the index date"
+    );
+    assert!(!holds("require age <= 75", &born("1944-01-01")));
+    assert!(
+        holds("require age > 39", &born("1980-01-01"))
+            && !holds("require age < 40", &born("1980-01-01"))
+    );
+    assert!(
+        !holds("require age >= 0", &RecordSummary::empty(catalog())),
+        "no birth date, no age"
+    );
+    // Bounds before 1900: nobody born in the span is 121 on 2020-01-01; everybody is at most 148.
+    assert!(!holds("require age >= 121", &born("1900-01-01")));
+    assert!(holds("require age <= 148", &born("1900-01-01")));
+
+    // Lab slots store half grid steps: a reading of exactly 140 is 280.
+    let reading =
+        |date: &str, value: i64| summary_with(&[("systolic-bp", seen(date, date, 2 * value))]);
+    let recent = "require lab systolic-bp latest >= 140 within 730 days";
+    assert!(
+        holds(recent, &reading("2018-01-01", 140)),
+        "730 days back and 140 are inside"
+    );
+    assert!(!holds(recent, &reading("2017-12-31", 150)), "731 days back");
+    assert!(
+        !holds(recent, &reading("2020-01-02", 150)),
+        "after the index date"
+    );
+    assert!(!holds(recent, &reading("2019-06-01", 139)));
+    assert!(holds(
+        "require lab systolic-bp latest > 139",
+        &reading("2019-06-01", 140)
+    ));
+    assert!(!holds(
+        "require lab systolic-bp latest < 140",
+        &reading("2019-06-01", 140)
+    ));
+    assert!(holds(
+        "require lab systolic-bp latest between 120 and 140",
+        &reading("2019-06-01", 140)
+    ));
+    assert!(holds(
+        "require lab systolic-bp count >= 1",
+        &reading("2019-06-01", 140)
+    ));
+    assert!(!holds(
+        "require lab systolic-bp count >= 2",
+        &reading("2019-06-01", 140)
+    ));
+
+    let hba1c = summary_with(&[(
+        "hba1c",
+        Slot {
+            count: 3,
+            first_date: day("2015-01-01"),
+            last_date: day("2019-01-01"),
+            last_value: 122,
+            min_value: 116,
+            max_value: 152,
+        },
+    )]);
+    assert!(
+        holds("require lab hba1c max >= 7.6", &hba1c)
+            && !holds("require lab hba1c max >= 7.7", &hba1c)
+    );
+    assert!(
+        holds("require lab hba1c min <= 5.8", &hba1c)
+            && !holds("require lab hba1c latest >= 6.2", &hba1c)
+    );
+    // Glucose converts: 7 mmol/L × 18.016 = 126.112 mg/dL, rounded to the grid (126).
+    let glucose = summary_with(&[("glucose", seen("2019-01-01", "2019-01-01", 2 * 126))]);
+    assert!(holds("require lab glucose latest >= 7 mmol/L", &glucose));
+    assert!(!holds("require lab glucose latest >= 7.1 mmol/L", &glucose));
+
+    let diabetes = |active| summary_with(&[("diabetes", seen("2010-05-01", "2012-05-01", active))]);
+    assert!(holds("require condition diabetes active", &diabetes(1)));
+    assert!(!holds("require condition diabetes active", &diabetes(0)));
+    assert!(holds(
+        "require condition diabetes first before index",
+        &diabetes(0)
+    ));
+    assert!(!holds(
+        "require condition diabetes first after index",
+        &diabetes(0)
+    ));
+    assert!(holds(
+        "require condition diabetes first within 3650 days",
+        &diabetes(0)
+    ));
+    assert!(!holds(
+        "require condition diabetes first within 3500 days",
+        &diabetes(0)
+    ));
+
+    // exclude any of: A; B — neither may hold. A negated clause inside any-of.
+    let both = summary_with(&[("ckd", seen("2015-01-01", "2015-01-01", 1))]);
+    assert!(!holds(
+        "exclude any of: condition diabetes; condition ckd",
+        &both
+    ));
+    assert!(holds(
+        "exclude any of: condition diabetes; condition copd",
+        &both
+    ));
+    assert!(holds(
+        "require any of: condition diabetes; not condition copd",
+        &both
+    ));
+    assert!(!holds(
+        "require any of: condition diabetes; not condition ckd",
+        &both
+    ));
+    assert!(holds("exclude not condition ckd", &both));
+
+    let female_smoker = summary_with(&[
+        ("sex", seen("1970-01-01", "1970-01-01", 2)),
+        ("smoking-status", seen("2010-01-01", "2019-01-01", 3)),
+    ]);
+    assert!(
+        holds("require sex female", &female_smoker) && !holds("require sex male", &female_smoker)
+    );
+    assert!(
+        holds("require smoking current", &female_smoker)
+            && !holds("require smoking never", &female_smoker)
+    );
+    let issued = |date: &str| summary_with(&[("record-issued", seen(date, date, 0))]);
+    assert!(holds(
+        "require record issued within 365 days",
+        &issued("2019-01-01")
+    ));
+    assert!(
+        holds(
+            "require record issued within 365 days",
+            &issued("2021-06-01")
+        ),
+        "issued after the index date is fresh"
+    );
+    assert!(!holds(
+        "require record issued within 365 days",
+        &issued("2018-12-31")
+    ));
+}
+
+#[test]
+fn padding_keeps_the_verdict_and_refuses_overflow() {
+    let query = Query::parse(README_QUERY, catalog())
+        .unwrap()
+        .compile(catalog())
+        .unwrap();
+    let padded = query.padded(16).unwrap();
+    assert_eq!(padded.clauses.len(), 16);
+    for prefix in ["Ali_Harris", "Geoffrey_Abbott", "Renato_Dare"] {
+        let summary = fixture_summary(prefix);
+        assert_eq!(
+            query.evaluate(&summary),
+            padded.evaluate(&summary),
+            "{prefix}"
+        );
+        assert!(
+            padded.evaluate(&RecordSummary::empty(catalog()))
+                == query.evaluate(&RecordSummary::empty(catalog()))
+        );
+    }
+    assert!(query.padded(4).unwrap_err().message.contains("at most 4"));
+}
+
+// ---- property tests -------------------------------------------------------------
+
+fn concept_references(kind: ConceptKind) -> Vec<String> {
+    let catalog = catalog();
+    let mut references = Vec::new();
+    for (index, concept) in catalog.concepts().iter().enumerate() {
+        if concept.kind != kind {
+            continue;
+        }
+        references.push(concept.id.clone());
+        references.extend(
+            concept
+                .codes
+                .iter()
+                .map(ToString::to_string)
+                .filter(|code| catalog.resolve(code) == Ok(index)),
+        );
+    }
+    references
+}
+
+fn comparison<T: Clone + Ord + std::fmt::Debug + 'static>(
+    values: impl Strategy<Value = T> + Clone,
+) -> impl Strategy<Value = Comparison<T>> {
+    prop_oneof![
+        values.clone().prop_map(Comparison::AtLeast),
+        values.clone().prop_map(Comparison::Above),
+        values.clone().prop_map(Comparison::AtMost),
+        values.clone().prop_map(Comparison::Below),
+        values.clone().prop_map(Comparison::Equal),
+        (values.clone(), values).prop_map(|(a, b)| if a <= b {
+            Comparison::Between(a, b)
+        } else {
+            Comparison::Between(b, a)
+        }),
+    ]
+}
+
+fn window() -> impl Strategy<Value = Option<Window>> {
+    let date = prop_oneof![Just(DateWord::First), Just(DateWord::Last)];
+    let span = prop_oneof![
+        (0_u32..=4000).prop_map(Span::WithinDays),
+        Just(Span::BeforeIndex),
+        Just(Span::AfterIndex)
+    ];
+    proptest::option::of((date, span).prop_map(|(date, span)| Window { date, span }))
+}
+
+fn lab_test() -> impl Strategy<Value = Test> {
+    let labs: Vec<(String, u32, (f64, f64))> = catalog()
+        .concepts()
+        .iter()
+        .filter_map(|concept| {
+            concept
+                .lab()
+                .map(|lab| (concept.id.clone(), lab.scale, lab.range))
+        })
+        .collect();
+    (
+        proptest::sample::select(labs),
+        proptest::option::of(1_u32..4),
+        any::<u64>(),
+        any::<u64>(),
+        0..6_usize,
+        window(),
+        0..3_usize,
+    )
+        .prop_map(
+            |((id, scale, (low, high)), min_count, a, b, shape, window, field)| {
+                let one = 10_i64.pow(scale);
+                let (low, high) = (
+                    (low * one as f64).ceil() as i64,
+                    (high * one as f64).floor() as i64,
+                );
+                let span = (high - low + 1) as u64;
+                let pick = |seed: u64| Decimal::new(low + (seed % span) as i64, scale);
+                let (x, y) = (pick(a), pick(b));
+                let compare = match shape {
+                    0 => Comparison::AtLeast(x),
+                    1 => Comparison::Above(x),
+                    2 => Comparison::AtMost(x),
+                    3 => Comparison::Below(x),
+                    4 => Comparison::Equal(x),
+                    _ => Comparison::Between(x.min(y), x.max(y)),
+                };
+                let field = [ValueWord::Latest, ValueWord::Min, ValueWord::Max][field];
+                let value = Some(ValueTest {
+                    field,
+                    compare,
+                    unit: None,
+                });
+                Test::Concept(ConceptTest {
+                    kind: ConceptWord::Lab,
+                    concept: id,
+                    min_count,
+                    active: false,
+                    value,
+                    window,
+                })
+            },
+        )
+}
+
+fn test_strategy() -> impl Strategy<Value = Test> {
+    let answers = |kind: ConceptKind| {
+        let concept = catalog().concept(catalog().special(kind));
+        concept
+            .answers
+            .iter()
+            .map(|answer| answer.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let presence = |kind: ConceptKind, word: ConceptWord| {
+        (
+            proptest::sample::select(concept_references(kind)),
+            proptest::option::of(1_u32..4),
+            any::<bool>(),
+            window(),
+        )
+            .prop_map(move |(concept, min_count, active, window)| {
+                Test::Concept(ConceptTest {
+                    kind: word,
+                    concept,
+                    min_count,
+                    active,
+                    value: None,
+                    window,
+                })
+            })
+    };
+    prop_oneof![
+        comparison(0_i64..=150).prop_map(Test::Age),
+        proptest::sample::select(answers(ConceptKind::Sex)).prop_map(Test::Sex),
+        proptest::sample::select(answers(ConceptKind::SmokingStatus)).prop_map(Test::Smoking),
+        (0_u32..=3000).prop_map(Test::RecordIssuedWithin),
+        Just(Test::Alive),
+        presence(ConceptKind::Condition, ConceptWord::Condition),
+        presence(ConceptKind::Medication, ConceptWord::Medication),
+        presence(ConceptKind::Allergy, ConceptWord::Allergy),
+        presence(ConceptKind::Procedure, ConceptWord::Procedure).prop_map(without_active),
+        presence(ConceptKind::Immunization, ConceptWord::Immunization).prop_map(without_active),
+        lab_test(),
+    ]
+}
+
+/// Procedures and immunizations have no `active`.
+fn without_active(test: Test) -> Test {
+    match test {
+        Test::Concept(concept) => Test::Concept(ConceptTest {
+            active: false,
+            ..concept
+        }),
+        other => other,
+    }
+}
+
+fn query_strategy() -> impl Strategy<Value = Query> {
+    let clause =
+        (any::<bool>(), test_strategy()).prop_map(|(negated, test)| Clause { negated, test });
+    let criterion =
+        (any::<bool>(), proptest::collection::vec(clause, 1..4)).prop_map(|(exclude, clauses)| {
+            if exclude {
+                Criterion::Exclude(clauses)
+            } else {
+                Criterion::Require(clauses)
+            }
+        });
+    (
+        (-8000_i32..25000).prop_map(Day),
+        proptest::collection::vec(criterion, 1..5),
+    )
+        .prop_map(|(index_date, criteria)| Query {
+            index_date,
+            criteria,
+        })
+}
+
+/// Random summaries around a query's index date, so clauses both hold and fail.
+fn summary_strategy(index_date: Day) -> impl Strategy<Value = RecordSummary> {
+    let slots = catalog().concepts().len();
+    proptest::collection::vec(
+        (
+            any::<bool>(),
+            1_u32..5,
+            -4000_i64..4000,
+            0_i64..4000,
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        ),
+        slots,
+    )
+    .prop_map(move |raw| {
+        let mut summary = RecordSummary::empty(catalog());
+        for (index, (present, count, first_offset, length, v1, v2, v3)) in
+            raw.into_iter().enumerate()
+        {
+            if !present {
+                continue;
+            }
+            let concept = catalog().concept(index);
+            let value_of = |seed: u64| match (concept.kind, concept.lab()) {
+                (_, Some(lab)) => {
+                    let one = 2.0 * lab.one() as f64;
+                    let (low, high) = (
+                        (lab.range.0 * one).ceil() as i64,
+                        (lab.range.1 * one).floor() as i64,
+                    );
+                    low + (seed % (high - low + 1) as u64) as i64
+                }
+                (ConceptKind::Sex | ConceptKind::SmokingStatus, _) => 1 + (seed % 4) as i64,
+                (ConceptKind::Condition | ConceptKind::Medication | ConceptKind::Allergy, _) => {
+                    (seed % 2) as i64
+                }
+                _ => 0,
+            };
+            let mut values = [value_of(v1), value_of(v2), value_of(v3)];
+            values.sort();
+            let first_date = if concept.kind == ConceptKind::BirthDate {
+                index_date.offset(-(first_offset.abs() * 10))
+            } else {
+                index_date.offset(first_offset)
+            };
+            *summary.slot_mut(index) = Slot {
+                count,
+                first_date,
+                last_date: first_date.offset(length),
+                last_value: values[1],
+                min_value: values[0],
+                max_value: values[2],
+            };
+        }
+        summary
+    })
+}
+
+/// A stored lab value as a number: `2k` is grid point k, `2k + 1` the midpoint of k and
+/// k + 1, which compares with every grid constant as any value strictly between them does.
+fn decimal_of(stored: i64, scale: u32) -> Decimal {
+    Decimal::new(stored * 5, scale + 1)
+}
+
+fn compare<T: Ord>(value: T, comparison: &Comparison<T>) -> bool {
+    match comparison {
+        Comparison::AtLeast(x) => value >= *x,
+        Comparison::Above(x) => value > *x,
+        Comparison::AtMost(x) => value <= *x,
+        Comparison::Below(x) => value < *x,
+        Comparison::Equal(x) => value == *x,
+        Comparison::Between(low, high) => *low <= value && value <= *high,
+    }
+}
+
+/// The query's meaning, written from the grammar's definitions without the compiler.
+fn oracle(summary: &RecordSummary, query: &Query) -> bool {
+    let catalog = catalog();
+    let index_date = query.index_date;
+    let test_holds = |test: &Test| -> bool {
+        match test {
+            Test::Age(comparison) => {
+                let slot = summary.slot(catalog.special(ConceptKind::BirthDate));
+                !slot.is_empty()
+                    && compare(
+                        i64::from(slot.first_date.years_until(index_date)),
+                        comparison,
+                    )
+            }
+            Test::Sex(name) | Test::Smoking(name) => {
+                let kind = if matches!(test, Test::Sex(_)) {
+                    ConceptKind::Sex
+                } else {
+                    ConceptKind::SmokingStatus
+                };
+                let index = catalog.special(kind);
+                let slot = summary.slot(index);
+                !slot.is_empty()
+                    && catalog.concept(index).answer_name(slot.last_value) == Some(name.as_str())
+            }
+            Test::RecordIssuedWithin(days) => {
+                let slot = summary.slot(catalog.special(ConceptKind::RecordIssued));
+                !slot.is_empty() && i64::from(index_date.0 - slot.last_date.0) <= i64::from(*days)
+            }
+            Test::Alive => {
+                let slot = summary.slot(catalog.special(ConceptKind::Death));
+                slot.is_empty() || slot.first_date > index_date
+            }
+            Test::Concept(test) => {
+                let index = catalog.resolve(&test.concept).unwrap();
+                let slot = summary.slot(index);
+                let mut holds = slot.count >= test.min_count.unwrap_or(1);
+                if test.active {
+                    holds &= slot.last_value == 1;
+                }
+                if let Some(value) = &test.value {
+                    let fixed = match value.field {
+                        ValueWord::Latest => slot.last_value,
+                        ValueWord::Min => slot.min_value,
+                        ValueWord::Max => slot.max_value,
+                    };
+                    let scale = catalog.concept(index).lab().unwrap().scale;
+                    holds &= compare(decimal_of(fixed, scale), &value.compare);
+                }
+                if let Some(window) = test.window {
+                    let date = if window.date == DateWord::First {
+                        slot.first_date
+                    } else {
+                        slot.last_date
+                    };
+                    holds &= match window.span {
+                        Span::WithinDays(days) => {
+                            date <= index_date
+                                && i64::from(index_date.0 - date.0) <= i64::from(days)
+                        }
+                        Span::BeforeIndex => date < index_date,
+                        Span::AfterIndex => date > index_date,
+                    };
+                }
+                holds
+            }
+        }
+    };
+    query.criteria.iter().all(|criterion| {
+        let any = criterion
+            .clauses()
+            .iter()
+            .any(|clause| test_holds(&clause.test) != clause.negated);
+        any != criterion.is_exclusion()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn text_form_round_trips(query in query_strategy()) {
+        let text = query.to_string();
+        prop_assert_eq!(Query::parse(&text, catalog()).unwrap(), query, "{}", text);
+    }
+
+    #[test]
+    fn json_form_round_trips(query in query_strategy()) {
+        let json = serde_json::to_string(&query).unwrap();
+        prop_assert_eq!(Query::from_json(&json, catalog()).unwrap(), query, "{}", json);
+    }
+
+    #[test]
+    fn evaluator_matches_the_oracle_and_the_compiled_query(
+        (query, summary) in query_strategy().prop_flat_map(|query| {
+            let index_date = query.index_date;
+            (Just(query), summary_strategy(index_date))
+        })
+    ) {
+        let verdict = eligible(catalog(), &summary, &query).unwrap();
+        let compiled = query.compile(catalog()).unwrap();
+        prop_assert_eq!(verdict.eligible, oracle(&summary, &query), "{}", query);
+        prop_assert_eq!(verdict.eligible, compiled.evaluate(&summary));
+        prop_assert_eq!(compiled.padded(compiled.clauses.len() + 3).unwrap().evaluate(&summary), verdict.eligible);
+    }
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_text(text in "(index date 2020-01-01\n)?[a-z0-9 :;<>=.#\n-]{0,80}") {
+        let _ = Query::parse(&text, catalog());
+    }
+}

@@ -1,0 +1,363 @@
+//! Study bundles end to end: a real server on 127.0.0.1 over a sled store in a
+//! temporary folder, real small-shape Groth16 proofs of fixture patients,
+//! `GET /studies/{id}/bundle`, `verify_bundle` and the `zkcohort-verify`
+//! binary on the written file; then each kind of tampering, rejected by the
+//! check that names it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ed25519_dalek::SigningKey;
+use rand::{rngs::StdRng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use zkcohort_circuits::identity::StudyScope;
+use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
+use zkcohort_circuits::statement::fr_to_decimal;
+use zkcohort_cohort::{Catalog, Query};
+use zkcohort_prover::{CircuitKeys, ProofRequest};
+use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
+use zkcohort_verifier::events::AuditEvent;
+use zkcohort_verifier::records::StudyStatus;
+use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
+use zkcohort_verifier::verify_bundle;
+
+use crate::common::{
+    eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
+    QUERY, RESEARCHER, REWARD, SHAPE,
+};
+
+/// The `zkcohort-verify` binary of this build (`cargo build --release -p
+/// zkcohort-verifier` puts it next to this test's folder).
+fn verifier_binary() -> PathBuf {
+    // Cargo builds only this package's binaries for its tests: build the
+    // verifier's, in this test's profile and target folder, so it is never
+    // a stale one.
+    let test = std::env::current_exe().unwrap();
+    let profile = test.parent().and_then(Path::parent).unwrap();
+    let target = profile.parent().unwrap();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "zkcohort-verifier",
+            "--bin",
+            "zkcohort-verify",
+        ])
+        .arg("--target-dir")
+        .arg(target);
+    if profile.file_name().is_some_and(|name| name == "release") {
+        build.arg("--release");
+    }
+    assert!(
+        build.status().unwrap().success(),
+        "building zkcohort-verify"
+    );
+    profile.join(format!("zkcohort-verify{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `zkcohort-verify` and returns its exit code and standard output.
+fn run_cli(args: &[&str]) -> (i32, String) {
+    let output = Command::new(verifier_binary()).args(args).output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+/// Asserts that `report` is invalid and that check `name` failed for a
+/// reason that contains `reason`.
+fn assert_rejected(report: &BundleReport, name: &str, reason: &str) {
+    assert!(!report.valid, "accepted: {report:#?}");
+    let check = report.check(name).unwrap();
+    assert!(!check.passed, "{name} passed: {report:#?}");
+    assert!(
+        check.detail.contains(reason),
+        "{name}: {:?} does not say {reason:?}",
+        check.detail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
+    let keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap();
+    let researcher = SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
+    let marketplace_key = SigningKey::from_bytes(&AUDIT_KEY)
+        .verifying_key()
+        .to_bytes();
+    let server = Server::start(&keys, researcher).await;
+
+    let catalog = Catalog::bundled();
+    let query = Query::parse(QUERY, catalog)
+        .unwrap()
+        .compile(catalog)
+        .unwrap();
+    let patients = eligible_patients(&query, 3);
+
+    // The issuer registers the first patient, then the others: two roots,
+    // the first still within the window when its patient enrolls.
+    let leaves: Vec<_> = patients
+        .iter()
+        .map(|(secret, record)| {
+            record
+                .registry_leaf(secret.commitment(), SHAPE.slot_depth)
+                .unwrap()
+        })
+        .collect();
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    let mut paths: Vec<MembershipPath> = Vec::new();
+    for batch in [&leaves[..1], &leaves[1..]] {
+        let decimal: Vec<_> = batch.iter().map(fr_to_decimal).collect();
+        let (status, body) = server
+            .post(
+                "/registry/leaves",
+                Some(ISSUER),
+                &json!({ "leaves": decimal }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        for leaf in batch {
+            registry.append(*leaf).unwrap();
+        }
+        while paths.len() < registry.len() as usize {
+            paths.push(registry.path(paths.len() as u64).unwrap());
+        }
+    }
+
+    // The researcher posts the study and funds it twice.
+    let study = study_body(5);
+    let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let study_id = created["id"].as_u64().unwrap();
+    server.mint(&researcher, 100).await;
+    for amount in [25, 20] {
+        server.fund(study_id, amount).await;
+    }
+
+    // Each patient proves and enrolls.
+    let scope = StudyScope::for_study(&marketplace_key, study_id);
+    for (number, ((secret, record), path)) in patients.iter().zip(&paths).enumerate() {
+        let payout = SigningKey::from_bytes(&[20 + number as u8; 32])
+            .verifying_key()
+            .to_bytes();
+        let request = ProofRequest {
+            secret: secret.clone(),
+            record: record.clone(),
+            registry_path: path.clone(),
+            query: query.clone(),
+            study_scope: scope,
+            payout_account: payout,
+        };
+        let proof = keys
+            .prove_with_rng(&request, &mut StdRng::seed_from_u64(3 + number as u64))
+            .unwrap();
+        let body = json!({
+            "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
+            "registry_root": fr_to_decimal(&proof.statement.registry_root),
+            "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
+            "payout_account": hex::encode(payout),
+        });
+        let (status, answer) = server
+            .post(&format!("/studies/{study_id}/enroll"), None, &body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let enrolled = patients.len();
+
+    // Fetch, verify in-process and with the binary.
+    let (bundle, text) = server.bundle(study_id).await;
+    let (status, head) = server.get_text("/audit/head").await;
+    assert_eq!(status, StatusCode::OK);
+    let head: Value = serde_json::from_str(&head).unwrap();
+    let report = verify_bundle(&bundle, Some(&marketplace_key));
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(report.enrollments, enrolled);
+    assert_eq!(report.proofs_verified, enrolled);
+    assert_eq!(report.tokens_paid, REWARD * enrolled as u64);
+    assert_eq!(report.tokens_funded, 45);
+    assert_eq!(report.head_size, head["head"]["size"].as_u64().unwrap());
+    assert_eq!(report.marketplace_key, hex::encode(marketplace_key));
+    assert_eq!(report.failures().count(), 0);
+    // study_created, 2 fundings, the enrollments, 2 registry entries.
+    assert_eq!(report.audit_entries_verified, 3 + enrolled + 2);
+    assert!(report.check("roots_used").unwrap().detail.starts_with("2 "));
+    assert_eq!(StudyBundle::from_json(&bundle.to_json()).unwrap(), bundle);
+
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("bundle.json");
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let key_hex = hex::encode(marketplace_key);
+    let (code, out) = run_cli(&["bundle", file, "--marketplace-key", &key_hex]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim_end().ends_with("VALID"), "{out}");
+    let (code, out) = run_cli(&[file]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run_cli(&[file, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let from_cli: BundleReport = serde_json::from_str(&out).unwrap();
+    assert_eq!(from_cli.enrollments, enrolled);
+    let (code, out) = run_cli(&[file, "--marketplace-key", &hex::encode([1u8; 32])]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.trim_end().ends_with("INVALID"), "{out}");
+    let garbage = folder.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"format\": 1}").unwrap();
+    assert_eq!(run_cli(&[garbage.to_str().unwrap()]).0, 2);
+    assert_eq!(run_cli(&["/nonexistent/bundle.json"]).0, 2);
+
+    // Tampering, each named by its check.
+    let tamper = |change: &dyn Fn(&mut StudyBundle)| {
+        let mut copy = bundle.clone();
+        change(&mut copy);
+        verify_bundle(&copy, Some(&marketplace_key))
+    };
+
+    // A digit of a proof point changed: not a curve point any more.
+    let report = tamper(&|b| {
+        let x = b.enrollments[0].proof.pi_a[0].clone();
+        let last = if x.ends_with('1') { '2' } else { '1' };
+        b.enrollments[0].proof.pi_a[0] = format!("{}{last}", &x[..x.len() - 1]);
+    });
+    assert_rejected(&report, "proofs", "enrollment 0");
+    assert_rejected(&report, "enrollment_entries", "proof");
+    // Valid points from two proofs crossed: well-formed, does not verify.
+    let report = tamper(&|b| {
+        let c0 = b.enrollments[0].proof.pi_c.clone();
+        b.enrollments[0].proof.pi_c = b.enrollments[1].proof.pi_c.clone();
+        b.enrollments[1].proof.pi_c = c0;
+    });
+    assert_rejected(&report, "proofs", "enrollment 0");
+    assert_rejected(&report, "proofs", "enrollment 1");
+    assert!(report
+        .check("proofs")
+        .unwrap()
+        .detail
+        .contains("does not verify"));
+
+    // The payout account swapped for another.
+    let report = tamper(&|b| b.enrollments[0].payout_account = [42; 32]);
+    assert_rejected(&report, "public_inputs", "signal_hash");
+    assert_rejected(&report, "enrollment_entries", "payout account");
+    assert_rejected(&report, "proofs", "does not verify");
+
+    // An enrollment's reward, then the study's reward, changed.
+    let report = tamper(&|b| b.enrollments[1].reward = REWARD * 2);
+    assert_rejected(&report, "rewards", "enrollment 1");
+    assert_rejected(&report, "enrollment_entries", "reward");
+    let report = tamper(&|b| b.study.reward = REWARD * 2);
+    assert_rejected(&report, "rewards", "the study's reward is 20");
+    assert_rejected(&report, "study_record", "reward");
+
+    // An enrollment dropped.
+    let report = tamper(&|b| {
+        b.enrollments.remove(1);
+    });
+    let listed = format!("lists {} enrollments", enrolled - 1);
+    assert_rejected(&report, "enrollment_count", &listed);
+    assert_rejected(&report, "enrollment_entries", "does not list");
+
+    // An extra enrollment forged from a real one with a new nullifier.
+    let report = tamper(&|b| {
+        let mut forged = b.enrollments[0].clone();
+        forged.nullifier = [0x11; 32];
+        forged.public_inputs[3] =
+            fr_to_decimal(&zkcohort_circuits::statement::fr_from_bytes(&forged.nullifier).unwrap());
+        b.enrollments.push(forged);
+        b.study.enrolled += 1;
+    });
+    assert_rejected(&report, "proofs", &format!("enrollment {enrolled}"));
+    assert_rejected(
+        &report,
+        "enrollment_entries",
+        &format!("enrollment {enrolled}"),
+    );
+
+    // The query altered: it no longer hashes to query_hash.
+    let other_query = Query::parse(
+        "index date 2021-01-01\nrequire age >= 30\nrequire condition hypertension",
+        catalog,
+    )
+    .unwrap();
+    let report = tamper(&|b| b.study.query = other_query.clone());
+    assert_rejected(&report, "query_hash", "compiles to query hash");
+
+    // Another marketplace key pinned.
+    let report = verify_bundle(&bundle, Some(&[1; 32]));
+    assert_rejected(&report, "head_signature", "not the pinned key");
+
+    // A bad head signature.
+    let report = tamper(&|b| b.head.signature[0] ^= 1);
+    assert_rejected(&report, "head_signature", "bad head signature");
+
+    // An audit entry altered: as is, then with its hash recomputed.
+    let enroll_entry = bundle
+        .audit_entries
+        .iter()
+        .position(|proven| matches!(proven.entry.event, AuditEvent::Enroll(_)))
+        .unwrap();
+    let report = tamper(&|b| {
+        let entry = &mut b.audit_entries[enroll_entry].entry;
+        *entry = crate::common::with_payload(entry, "/ledger/amount", json!(1));
+    });
+    assert_rejected(&report, "audit_entries", "hash does not match its content");
+    let report = tamper(&|b| {
+        let entry = &mut b.audit_entries[enroll_entry].entry;
+        *entry = crate::common::with_payload(entry, "/ledger/amount", json!(1));
+        entry.hash = zkcohort_verifier::audit::entry_hash(
+            &entry.prev_hash,
+            entry.index,
+            entry.at_ms,
+            &entry.event,
+        );
+    });
+    assert_rejected(&report, "audit_entries", "root mismatch");
+    assert_rejected(
+        &report,
+        "enrollment_entries",
+        "not among the verified entries",
+    );
+
+    // A bad inclusion proof.
+    let report = tamper(&|b| b.audit_entries[0].inclusion.path[0][0] ^= 1);
+    assert_rejected(&report, "audit_entries", "inclusion proof: root mismatch");
+
+    // The verifying key of another setup.
+    let other_keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(99)).unwrap();
+    let other_vk = SnarkjsVerifyingKey::from_verifying_key(other_keys.verifying_key());
+    let report = tamper(&|b| b.verifying_key = other_vk.clone());
+    assert_rejected(&report, "circuit_id", "the verifying key's id");
+    assert_rejected(&report, "proofs", "does not verify");
+
+    // Closed, with the remainder refunded: the new bundle still verifies.
+    let (status, closed) = server
+        .post(
+            &format!("/studies/{study_id}/close"),
+            Some(RESEARCHER),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let (closed_bundle, _) = server.bundle(study_id).await;
+    let report = verify_bundle(&closed_bundle, Some(&marketplace_key));
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(closed_bundle.study.status, StudyStatus::Closed);
+    let report = verify_bundle(
+        &StudyBundle {
+            study: bundle.study.clone(),
+            ..closed_bundle
+        },
+        Some(&marketplace_key),
+    );
+    assert_rejected(
+        &report,
+        "study_record",
+        "open but the log records it closed",
+    );
+
+    let (status, error) = server.get_text("/studies/99/bundle").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+
+    server.stop().await;
+}

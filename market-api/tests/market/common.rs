@@ -1,0 +1,471 @@
+//! Helpers shared by the market-api integration tests: a real server on
+//! 127.0.0.1:0 over a sled store, HTTP calls to it, the Synthea fixture
+//! patients, small-shape proofs and request bodies.
+
+// Every test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Mutex, OnceLock};
+
+use ed25519_dalek::SigningKey;
+use rand::{rngs::StdRng, SeedableRng};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::record::IssuedRecord;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::fr_to_decimal;
+use zkcohort_circuits::{CircuitId, Fr};
+use zkcohort_cohort::CompiledQuery;
+use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::AuditEntry;
+use zkcohort_market::{Store, StoreConfig};
+use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
+use zkcohort_testkit::{ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry};
+use zkcohort_verifier::bundle::StudyBundle;
+use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsProof};
+
+pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
+/// [`zkcohort_testkit::ALI_HARRIS`] is eligible for it.
+pub(crate) const QUERY: &str = zkcohort_testkit::HYPERTENSION_QUERY;
+pub(crate) const OPERATOR: &str = "operator-key";
+pub(crate) const RESEARCHER: &str = "researcher-key";
+pub(crate) const ISSUER: &str = "issuer-key";
+pub(crate) const REWARD: u64 = 10;
+/// The seed of the audit key: the same key across restarts keeps the
+/// marketplace key, and so every study scope, unchanged.
+pub(crate) const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
+
+/// The small-shape circuit keys, set up once per test binary.
+pub(crate) fn keys() -> &'static CircuitKeys {
+    static KEYS: OnceLock<CircuitKeys> = OnceLock::new();
+    KEYS.get_or_init(setup_keys)
+}
+
+/// Fresh small-shape circuit keys (seed 1, as every test uses).
+pub(crate) fn setup_keys() -> CircuitKeys {
+    CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap()
+}
+
+/// The ed25519 public key of the signing key `[seed; 32]`.
+pub(crate) fn public_key(seed: u8) -> [u8; 32] {
+    SigningKey::from_bytes(&[seed; 32])
+        .verifying_key()
+        .to_bytes()
+}
+
+/// The marketplace key of a server with the audit key [`AUDIT_KEY_SEED`].
+pub(crate) fn marketplace_key() -> [u8; 32] {
+    SigningKey::from_bytes(&AUDIT_KEY_SEED)
+        .verifying_key()
+        .to_bytes()
+}
+
+/// A store for the small shape.
+pub(crate) fn store_config() -> StoreConfig {
+    StoreConfig {
+        registry_depth: SHAPE.registry_depth,
+        root_window: 4,
+    }
+}
+
+/// The API keys: [`RESEARCHER`] for `researcher`, [`ISSUER`] for issuer `[9; 32]`.
+pub(crate) fn api_keys(researcher: [u8; 32]) -> HashMap<String, Role> {
+    HashMap::from([
+        (RESEARCHER.to_string(), Role::Researcher(researcher)),
+        (ISSUER.to_string(), Role::Issuer([9; 32])),
+    ])
+}
+
+/// A small-shape configuration verifying with `keys`, [`OPERATOR`] as the
+/// operator key, the audit key [`AUDIT_KEY_SEED`] and default limits.
+pub(crate) fn api_config(keys: &CircuitKeys, api_keys: HashMap<String, Role>) -> ApiConfig {
+    api_config_for(
+        keys.circuit_id(),
+        keys.prepared_verifying_key().clone(),
+        api_keys,
+    )
+}
+
+/// [`api_config`] for a circuit given by its id and verifying key.
+pub(crate) fn api_config_for(
+    circuit_id: CircuitId,
+    verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
+    api_keys: HashMap<String, Role>,
+) -> ApiConfig {
+    ApiConfig {
+        operator_key: OPERATOR.into(),
+        api_keys,
+        clauses: SHAPE.clauses,
+        slot_depth: SHAPE.slot_depth,
+        circuit_id,
+        verifying_key,
+        audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
+        limits: Limits::default(),
+    }
+}
+
+/// An answer: its status and its body, parsed as JSON when it is JSON.
+pub(crate) type Answer = (StatusCode, Option<Value>);
+
+/// HTTP calls to a server at `base`.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) client: Client,
+}
+
+impl Api {
+    pub(crate) fn new(base: String) -> Self {
+        Self {
+            base,
+            client: Client::new(),
+        }
+    }
+
+    /// Posts `body` as JSON; the answer's body is `null` when it is not JSON.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let (status, body) = self
+            .post_raw(
+                path,
+                key,
+                Some("application/json"),
+                body.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        (status, body.unwrap_or(Value::Null))
+    }
+
+    /// Posts raw bytes; an error only when the connection fails.
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        Ok((status, serde_json::from_slice(&bytes).ok()))
+    }
+
+    /// Posts raw bytes as `application/json`, without a key; the answer
+    /// must be JSON.
+    pub(crate) async fn post_bytes(&self, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.get_with_key(path, None).await
+    }
+
+    pub(crate) async fn get_with_key(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    pub(crate) async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// The operator mints `amount` to `to`; fails the test unless it is done.
+    pub(crate) async fn mint(&self, to: &[u8; 32], amount: u64) {
+        let (status, minted) = self
+            .post(
+                "/ledger/mint",
+                Some(OPERATOR),
+                &json!({"to": hex::encode(to), "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{minted}");
+    }
+
+    /// The researcher funds study `study_id` with `amount`; fails the test
+    /// unless it is done.
+    pub(crate) async fn fund(&self, study_id: u64, amount: u64) {
+        let (status, funded) = self
+            .post(
+                &format!("/studies/{study_id}/fund"),
+                Some(RESEARCHER),
+                &json!({ "amount": amount }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{funded}");
+    }
+
+    pub(crate) async fn balance(&self, key: &[u8; 32]) -> u64 {
+        let (status, account) = self.get(&format!("/accounts/{}", hex::encode(key))).await;
+        assert_eq!(status, StatusCode::OK, "{account}");
+        account["balance"].as_u64().unwrap()
+    }
+
+    /// The marketplace key, as a wallet learns it: from `GET /marketplace`.
+    pub(crate) async fn marketplace_key(&self) -> [u8; 32] {
+        let (status, info) = self.get("/marketplace").await;
+        assert_eq!(status, StatusCode::OK);
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(info["marketplace_key"].as_str().unwrap(), &mut key).unwrap();
+        key
+    }
+
+    /// What must not change when a request about study 1 is refused.
+    pub(crate) async fn snapshot(&self, payout: &[u8; 32]) -> (u64, Value, Value) {
+        (
+            self.balance(payout).await,
+            self.get("/studies/1").await.1,
+            self.get("/audit/head").await.1["head"].clone(),
+        )
+    }
+
+    /// The study's bundle, parsed, and its text.
+    pub(crate) async fn bundle(&self, study_id: u64) -> (StudyBundle, String) {
+        let (status, text) = self.get_text(&format!("/studies/{study_id}/bundle")).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        (StudyBundle::from_json(&text).unwrap(), text)
+    }
+}
+
+/// A running in-process server.
+pub(crate) struct TestServer {
+    pub(crate) api: Api,
+    /// The server's state, kept to check the store itself; dropped on stop
+    /// so the folder can be opened again.
+    pub(crate) state: AppState,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    /// The temporary folder of the store, when the server owns it.
+    _folder: Option<tempfile::TempDir>,
+}
+
+impl Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl TestServer {
+    /// Serves a fresh small-shape store in a temporary folder, verifying with
+    /// `keys`, with [`api_keys`]`(researcher)`.
+    pub(crate) async fn start(keys: &CircuitKeys, researcher: [u8; 32]) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(folder.path().join("db"), store_config()).unwrap();
+        let mut server = Self::serve(store, api_config(keys, api_keys(researcher))).await;
+        server._folder = Some(folder);
+        server
+    }
+
+    /// Serves `store` with `config`.
+    pub(crate) async fn serve(store: Store, config: ApiConfig) -> Self {
+        Self::serve_state(AppState::new(store, config)).await
+    }
+
+    /// Serves `state`.
+    pub(crate) async fn serve_state(state: AppState) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state.clone(), async move {
+            let _ = signal.await;
+        }));
+        Self {
+            api: Api::new(base),
+            state,
+            shutdown,
+            task,
+            _folder: None,
+        }
+    }
+
+    /// The server's address, `127.0.0.1:port`.
+    pub(crate) fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        self.state.store()
+    }
+
+    /// Stops serving, lets requests in flight finish and closes the store.
+    pub(crate) async fn stop(self) {
+        self.shutdown.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+        // The last handle on the store: sled releases the folder.
+        drop(self.state);
+    }
+}
+
+/// [`QUERY`], compiled.
+pub(crate) fn compiled_query() -> CompiledQuery {
+    compile(QUERY)
+}
+
+/// Ali Harris (56, hypertension, no CKD) with an identity and a salt (issuer 3, seed 2).
+pub(crate) fn patient() -> (IdentitySecret, IssuedRecord) {
+    let enrollee = Enrollee::issue(ali_harris(), 3, &mut StdRng::seed_from_u64(2));
+    (enrollee.secret, enrollee.record)
+}
+
+/// The fixture patients `query` admits, each with an identity and salt (issuer 3,
+/// seed 2, in file-name order).
+pub(crate) fn eligible_patients(
+    query: &CompiledQuery,
+    wanted: usize,
+) -> Vec<(IdentitySecret, IssuedRecord)> {
+    let mut rng = StdRng::seed_from_u64(2);
+    let patients: Vec<_> = fixture_paths()
+        .iter()
+        .map(|path| import(path))
+        .filter(|summary| query.evaluate(summary))
+        .take(wanted)
+        .map(|summary| {
+            let enrollee = Enrollee::issue(summary, 3, &mut rng);
+            (enrollee.secret, enrollee.record)
+        })
+        .collect();
+    assert!(
+        patients.len() >= 2,
+        "the fixtures hold too few eligible patients"
+    );
+    patients
+}
+
+/// Several identities holding the fixture patient's record, each with its
+/// own salt and so its own registry leaf (leaf `i` at index `i`).
+pub(crate) struct Cohort {
+    pub(crate) members: Vec<(IdentitySecret, IssuedRecord)>,
+    pub(crate) leaves: Vec<Fr>,
+    pub(crate) registry: RegistryTree,
+}
+
+/// Ali Harris held by `size` identities (issuer 3, seed 2).
+pub(crate) fn cohort(size: usize) -> Cohort {
+    let summary = ali_harris();
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut registry = TestRegistry::new(SHAPE);
+    let mut members = Vec::new();
+    let mut leaves = Vec::new();
+    for _ in 0..size {
+        let enrollee = Enrollee::issue(summary.clone(), 3, &mut rng);
+        registry.register(&enrollee);
+        leaves.push(enrollee.leaf(SHAPE));
+        members.push((enrollee.secret, enrollee.record));
+    }
+    Cohort {
+        members,
+        leaves,
+        registry: registry.tree,
+    }
+}
+
+/// One proof per member for `study` of the marketplace [`marketplace_key`],
+/// paying member `i` to `payout(i)`, proved in parallel with `keys`.
+pub(crate) fn prove_cohort(
+    keys: &CircuitKeys,
+    cohort: &Cohort,
+    study: u64,
+    payout: impl Fn(usize) -> [u8; 32],
+) -> Vec<EligibilityProof> {
+    let query = compiled_query();
+    let scope = StudyScope::for_study(&marketplace_key(), study);
+    let requests: Vec<ProofRequest> = cohort
+        .members
+        .iter()
+        .enumerate()
+        .map(|(index, (secret, record))| ProofRequest {
+            secret: secret.clone(),
+            record: record.clone(),
+            registry_path: cohort.registry.path(index as u64).unwrap(),
+            query: query.clone(),
+            study_scope: scope,
+            payout_account: payout(index),
+        })
+        .collect();
+    let proofs = Mutex::new(vec![None; requests.len()]);
+    keys.prove_batch_with_seed(requests, 3, |progress, proof| {
+        proofs.lock().unwrap()[progress.index] = Some(proof.unwrap());
+    });
+    proofs
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect()
+}
+
+/// A study of [`QUERY`] paying [`REWARD`], room for `max_enrollments`.
+pub(crate) fn study_body(max_enrollments: u64) -> Value {
+    json!({
+        "title": "Hypertension, 40 and over",
+        "description": "no CKD",
+        "query": QUERY,
+        "reward": REWARD,
+        "max_enrollments": max_enrollments,
+        "epsilon_budget": 1.0,
+    })
+}
+
+/// The body of `POST /studies/{id}/enroll` for `proof`, paying `payout`.
+pub(crate) fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
+    json!({
+        "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
+        "registry_root": fr_to_decimal(&proof.statement.registry_root),
+        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
+        "payout_account": hex::encode(payout),
+    })
+}
+
+/// `entry` with the payload value at JSON `pointer` (`/ledger/amount`)
+/// replaced, its hash left as it was: a tampered entry.
+pub(crate) fn with_payload(entry: &AuditEntry, pointer: &str, value: Value) -> AuditEntry {
+    let mut json = serde_json::to_value(entry).unwrap();
+    *json["payload"].pointer_mut(pointer).unwrap() = value;
+    serde_json::from_value(json).unwrap()
+}
+
+/// A well-formed proof for store-level tests, which record proofs without
+/// verifying them (the HTTP layer verifies).
+pub(crate) fn unverified_proof() -> SnarkjsProof {
+    SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default())
+}

@@ -1,0 +1,1164 @@
+//! Reliability of the HTTP API: real servers on 127.0.0.1 over sled stores in
+//! temporary folders, real small-shape Groth16 proofs for several identities.
+//!
+//! - Concurrent enrollments of different identities against an escrow that
+//!   pays only some of them.
+//! - A clean restart mid-flow, and a crash (SIGKILL of a server process)
+//!   right after an acknowledged enrollment.
+//! - Seeded fuzzing of every POST route with mutations of valid bodies:
+//!   never a 5xx, always the one error shape, and nothing changes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use zkcohort_circuits::statement::{fr_to_bytes, fr_to_decimal};
+use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
+use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
+use zkcohort_prover::{CircuitId, EligibilityProof};
+use zkcohort_verifier::events::AuditEvent;
+use zkcohort_verifier::snarkjs::{g2_to_json, verifying_key_from_json, verifying_key_to_json};
+
+use crate::common::{
+    cohort, enroll_body, keys, marketplace_key, prove_cohort, public_key, store_config, study_body,
+    Api, Cohort, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD,
+};
+
+/// Every store here gets one study, so its id is known before the server
+/// starts and proofs can be made in advance.
+const STUDY: u64 = 1;
+
+fn researcher() -> [u8; 32] {
+    public_key(7)
+}
+
+/// The payout account of identity `index` (each identity its own).
+fn payout(index: usize) -> [u8; 32] {
+    public_key(100 + u8::try_from(index).unwrap())
+}
+
+fn api_config(
+    circuit_id: CircuitId,
+    verifying_key: zkcohort_verifier::PreparedVerifyingKey<ark_bn254::Bn254>,
+) -> ApiConfig {
+    crate::common::api_config_for(
+        circuit_id,
+        verifying_key,
+        crate::common::api_keys(researcher()),
+    )
+}
+
+impl Api {
+    async fn study(&self) -> Value {
+        let (status, study) = self.get(&format!("/studies/{STUDY}")).await;
+        assert_eq!(status, StatusCode::OK, "{study}");
+        study
+    }
+
+    /// Appends the cohort's leaves, posts the study (`max_enrollments`),
+    /// mints 100 to the researcher and funds the escrow with `escrow`.
+    async fn set_up_market(&self, cohort: &Cohort, max_enrollments: u64, escrow: u64) {
+        let leaves: Vec<String> = cohort.leaves.iter().map(fr_to_decimal).collect();
+        let (status, appended) = self
+            .post(
+                "/registry/leaves",
+                Some(ISSUER),
+                &json!({ "leaves": leaves }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{appended}");
+        assert_eq!(
+            appended["first_index"], 0,
+            "the proofs assume leaves from 0"
+        );
+        let (status, study) = self
+            .post("/studies", Some(RESEARCHER), &study_body(max_enrollments))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{study}");
+        assert_eq!(study["id"], STUDY);
+        self.mint(&researcher(), 100).await;
+        self.fund(STUDY, escrow).await;
+    }
+
+    async fn enroll(&self, proof: &EligibilityProof, payout: &[u8; 32]) -> (StatusCode, Value) {
+        self.post(
+            &format!("/studies/{STUDY}/enroll"),
+            None,
+            &enroll_body(proof, payout),
+        )
+        .await
+    }
+}
+
+/// In-process servers over a store in a folder.
+struct Server;
+
+impl Server {
+    /// Serves the store in `folder` (created if new).
+    async fn start(folder: &Path) -> TestServer {
+        Self::start_with_limits(folder, Limits::default()).await
+    }
+
+    /// Serves the store in `folder` with these request limits.
+    async fn start_with_limits(folder: &Path, limits: Limits) -> TestServer {
+        let store = Store::open(folder, store_config()).unwrap();
+        let keys = keys();
+        let mut config = api_config(keys.circuit_id(), keys.prepared_verifying_key().clone());
+        config.limits = limits;
+        TestServer::serve(store, config).await
+    }
+}
+
+/// One proof per member for study [`STUDY`], paying member `i` to
+/// [`payout`]`(i)`, proved in parallel.
+fn prove_all(cohort: &Cohort) -> Vec<EligibilityProof> {
+    prove_cohort(keys(), cohort, STUDY, payout)
+}
+
+fn nullifier_bytes(proof: &EligibilityProof) -> [u8; 32] {
+    fr_to_bytes(&proof.statement.nullifier.0)
+}
+
+/// The number of `enroll` entries in the audit log from `start` on, and the
+/// number of all entries from there.
+fn audit_enrollments_since(store: &Store, start: u64) -> (usize, usize) {
+    let entries = store.audit_entries(start, usize::MAX).unwrap();
+    let enrollments = entries
+        .iter()
+        .filter(|entry| matches!(entry.event, AuditEvent::Enroll(_)))
+        .count();
+    (enrollments, entries.len())
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent enrollments of different identities.
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enrollments_past_the_escrow_pay_exactly_what_it_holds() {
+    const MEMBERS: usize = 6;
+    const PAID: usize = 3;
+    let cohort = cohort(MEMBERS);
+    let proofs = prove_all(&cohort);
+    let folder = tempfile::tempdir().unwrap();
+    let server = Server::start(folder.path()).await;
+    server
+        .api
+        .set_up_market(&cohort, 10, REWARD * PAID as u64)
+        .await;
+    let audit_before = server.store().audit_head().unwrap().size;
+
+    let submissions: Vec<_> = proofs
+        .iter()
+        .enumerate()
+        .map(|(index, proof)| {
+            let api = server.api.clone();
+            let proof = proof.clone();
+            tokio::spawn(async move { api.enroll(&proof, &payout(index)).await })
+        })
+        .collect();
+    let mut enrolled = Vec::new();
+    let mut refused = 0;
+    for (index, submission) in submissions.into_iter().enumerate() {
+        let (status, answer) = submission.await.unwrap();
+        match status {
+            StatusCode::CREATED => enrolled.push(index),
+            StatusCode::CONFLICT => {
+                assert_eq!(answer["error"]["code"], "escrow_exhausted", "{answer}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!((enrolled.len(), refused), (PAID, MEMBERS - PAID));
+
+    // Exactly the acknowledged payouts were paid, once each; the escrow is
+    // empty, not negative, and every token is accounted for.
+    for index in 0..MEMBERS {
+        let expected = if enrolled.contains(&index) { REWARD } else { 0 };
+        assert_eq!(
+            server.api.balance(&payout(index)).await,
+            expected,
+            "payout {index}"
+        );
+    }
+    assert_eq!(
+        server.api.balance(&researcher()).await,
+        100 - REWARD * PAID as u64
+    );
+    let study = server.api.study().await;
+    assert_eq!(
+        (study["enrolled"].as_u64(), study["escrow"].as_u64()),
+        (Some(PAID as u64), Some(0))
+    );
+    let store = server.store();
+    assert_eq!(store.balance(Account::Escrow(STUDY)).unwrap(), 0);
+    let report = store.check_conservation().unwrap();
+    assert_eq!(
+        (report.total_minted, report.in_keys, report.in_escrow),
+        (100, 100, 0)
+    );
+    assert_eq!(store.enrollments(STUDY).unwrap().len(), PAID);
+    assert_eq!(audit_enrollments_since(store, audit_before), (PAID, PAID));
+    store.verify_audit_log().unwrap();
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Restart and crash.
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_survives_a_restart_mid_flow() {
+    let cohort = cohort(3);
+    let proofs = prove_all(&cohort);
+    let folder = tempfile::tempdir().unwrap();
+
+    let server = Server::start(folder.path()).await;
+    server.api.set_up_market(&cohort, 5, 30).await;
+    for (index, proof) in proofs.iter().enumerate().take(2) {
+        let (status, answer) = server.api.enroll(proof, &payout(index)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let study = server.api.study().await;
+    let balances = [
+        server.api.balance(&researcher()).await,
+        server.api.balance(&payout(0)).await,
+        server.api.balance(&payout(1)).await,
+    ];
+    assert_eq!(balances, [70, REWARD, REWARD]);
+    let (_, head) = server.api.get("/audit/head").await;
+    let (_, root) = server.api.get("/registry/root").await;
+    server.stop().await;
+
+    let server = Server::start(folder.path()).await;
+    assert_eq!(server.api.study().await, study);
+    assert_eq!(
+        [
+            server.api.balance(&researcher()).await,
+            server.api.balance(&payout(0)).await,
+            server.api.balance(&payout(1)).await,
+        ],
+        balances
+    );
+    assert_eq!(server.api.get("/registry/root").await.1, root);
+    let (status, head_after) = server.api.get("/audit/head").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(head_after["head"], head["head"]);
+    let signed: SignedHead = serde_json::from_value(head_after).unwrap();
+    signed.verify(Some(&marketplace_key())).unwrap();
+    assert_eq!(server.store().verify_audit_log().unwrap(), signed.head);
+    assert_eq!(server.store().enrollments(STUDY).unwrap().len(), 2);
+
+    // The nullifiers survived: a replay is refused and changes nothing.
+    let (status, answer) = server.api.enroll(&proofs[0], &payout(0)).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("duplicate_nullifier"))
+    );
+    assert_eq!(server.api.study().await, study);
+
+    // The flow goes on where it stopped.
+    let (status, answer) = server.api.enroll(&proofs[2], &payout(2)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["position"], 2);
+    let study = server.api.study().await;
+    assert_eq!(
+        (study["enrolled"].as_u64(), study["escrow"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(server.api.balance(&payout(2)).await, REWARD);
+    server.store().check_conservation().unwrap();
+    assert_eq!(
+        server.store().verify_audit_log().unwrap().size,
+        signed.head.size + 1
+    );
+    server.stop().await;
+}
+
+/// Names the folder the crash test's server process serves; set only for
+/// that process.
+const CHILD_FOLDER_VAR: &str = "ZKCOHORT_RELIABILITY_SERVER_FOLDER";
+/// The test that acts as the server process.
+const CHILD_TEST: &str = "reliability::server_process_for_the_crash_test";
+
+/// The server process of [`acknowledged_enrollments_survive_sigkill`]: this
+/// test binary run again with `--ignored --exact` and [`CHILD_FOLDER_VAR`].
+/// It serves the store in that folder with the verifying key found there,
+/// writes its address to `addr`, and stops by itself after two minutes if
+/// nobody kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the server process of acknowledged_enrollments_survive_sigkill, started by it"]
+async fn server_process_for_the_crash_test() {
+    // Run by hand (`--include-ignored`), it has no folder to serve: nothing
+    // to do.
+    let Some(folder) = std::env::var_os(CHILD_FOLDER_VAR).map(PathBuf::from) else {
+        return;
+    };
+    let verifying_key =
+        verifying_key_from_json(&std::fs::read_to_string(folder.join("vk.json")).unwrap()).unwrap();
+    let config = api_config(
+        CircuitId::of(&verifying_key),
+        zkcohort_verifier::prepare_verifying_key(&verifying_key),
+    );
+    let store = Store::open(folder.join("db"), store_config()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Written whole, then renamed: the parent never reads half an address.
+    let address = listener.local_addr().unwrap().to_string();
+    std::fs::write(folder.join("addr.tmp"), address).unwrap();
+    std::fs::rename(folder.join("addr.tmp"), folder.join("addr")).unwrap();
+    serve(
+        listener,
+        AppState::new(store, config),
+        tokio::time::sleep(Duration::from_secs(120)),
+    )
+    .await
+    .unwrap();
+}
+
+/// A server process, killed when dropped (also when the test fails).
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// Starts [`server_process_for_the_crash_test`] on `folder` and waits
+    /// for its address.
+    fn start(folder: &Path) -> (Self, Api) {
+        std::fs::write(
+            folder.join("vk.json"),
+            verifying_key_to_json(keys().verifying_key()),
+        )
+        .unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", CHILD_TEST, "--test-threads=1"])
+            .env(CHILD_FOLDER_VAR, folder)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut process = Self(child);
+        let started = Instant::now();
+        let address = loop {
+            if let Ok(address) = std::fs::read_to_string(folder.join("addr")) {
+                break address;
+            }
+            assert!(
+                process.0.try_wait().unwrap().is_none(),
+                "the server process exited early"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the server process did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (process, Api::new(format!("http://{address}")))
+    }
+
+    /// SIGKILL: no shutdown, no flush, no destructor runs in the server.
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_enrollments_survive_sigkill() {
+    const MEMBERS: usize = 4;
+    let cohort = cohort(MEMBERS);
+    let proofs = prove_all(&cohort);
+    let folder = tempfile::tempdir().unwrap();
+    let (mut process, api) = ServerProcess::start(folder.path());
+    api.set_up_market(&cohort, 10, REWARD * MEMBERS as u64)
+        .await;
+
+    let mut acknowledged = [false; MEMBERS];
+    let (status, answer) = api.enroll(&proofs[0], &payout(0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    acknowledged[0] = true;
+    // The others at once; the server dies right after the first of them is
+    // acknowledged, with the rest in flight or not yet started.
+    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+    for (index, proof) in proofs.iter().enumerate().skip(1) {
+        let (api, proof, done) = (api.clone(), proof.clone(), done.clone());
+        tokio::spawn(async move {
+            let answer = api
+                .post_raw(
+                    &format!("/studies/{STUDY}/enroll"),
+                    None,
+                    Some("application/json"),
+                    enroll_body(&proof, &payout(index)).to_string().into_bytes(),
+                )
+                .await;
+            let _ = done.send((index, answer.map(|(status, _)| status).ok()));
+        });
+    }
+    drop(done);
+    let mut killed = false;
+    while let Some((index, status)) = results.recv().await {
+        if status == Some(StatusCode::CREATED) {
+            acknowledged[index] = true;
+            if !killed {
+                process.kill();
+                killed = true;
+            }
+        }
+    }
+    if !killed {
+        process.kill();
+    }
+
+    // Every acknowledged enrollment and payout survived; an unacknowledged
+    // one either fully happened or not at all.
+    let store = Store::open(folder.path().join("db"), store_config()).unwrap();
+    let mut recorded = Vec::new();
+    for (index, proof) in proofs.iter().enumerate() {
+        let enrollment = store.enrollment(STUDY, &nullifier_bytes(proof)).unwrap();
+        let paid = store.balance(Account::Key(payout(index))).unwrap();
+        assert_eq!(
+            paid,
+            if enrollment.is_some() { REWARD } else { 0 },
+            "member {index}"
+        );
+        if acknowledged[index] {
+            assert!(
+                enrollment.is_some(),
+                "acknowledged enrollment {index} was lost"
+            );
+        }
+        recorded.push(enrollment.is_some());
+    }
+    let count = recorded.iter().filter(|&&is| is).count() as u64;
+    let study = store.study(STUDY).unwrap();
+    assert_eq!(
+        (study.enrolled, study.escrow),
+        (count, REWARD * (MEMBERS as u64 - count))
+    );
+    store.check_conservation().unwrap();
+    store.verify_audit_log().unwrap();
+    assert_eq!(audit_enrollments_since(&store, 0).0 as u64, count);
+    drop(store);
+
+    // Served again, the recorded ones are duplicates and the rest enroll.
+    let server = Server::start(&folder.path().join("db")).await;
+    for (index, proof) in proofs.iter().enumerate() {
+        let (status, answer) = server.api.enroll(proof, &payout(index)).await;
+        if recorded[index] {
+            assert_eq!(answer["error"]["code"], "duplicate_nullifier", "{answer}");
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+        }
+    }
+    let study = server.api.study().await;
+    assert_eq!(
+        (study["enrolled"].as_u64(), study["escrow"].as_u64()),
+        (Some(MEMBERS as u64), Some(0))
+    );
+    for index in 0..MEMBERS {
+        assert_eq!(server.api.balance(&payout(index)).await, REWARD);
+    }
+    server.store().check_conservation().unwrap();
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Fuzzing the POST routes with mutations of valid bodies.
+// ---------------------------------------------------------------------------
+
+/// BN254's scalar field modulus r (field elements of the statement).
+const R: &str = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
+/// BN254's base field modulus q (proof point coordinates).
+const Q: &str = "21888242871839275222246405745257275088696311157297823662689037894645226208583";
+/// Cases generated per route.
+const CASES_PER_ROUTE: usize = 50;
+/// Where a mutation puts a raw JSON literal (one serde_json cannot hold,
+/// such as `1e400` or `18446744073709551616`).
+const RAW_MARKER: &str = "@@raw-json@@";
+
+/// What a body field holds, and so which invalid values to try in it.
+#[derive(Debug, Clone, Copy)]
+enum FieldKind {
+    /// A token amount; `max_refused` when `u64::MAX` cannot succeed here.
+    Amount { max_refused: bool },
+    /// A transfer's amount or nonce: any other value breaks the signature.
+    Signed,
+    /// A registry leaf index.
+    LeafIndex,
+    /// A positive finite epsilon.
+    Epsilon,
+    /// A non-blank title.
+    Title,
+    /// Any string (only other types are invalid).
+    AnyText,
+    /// A cohort query, text or JSON form.
+    Query,
+    /// A canonical field element in decimal.
+    Decimal,
+    /// A list of registry leaves in decimal.
+    Leaves,
+    /// Hex of this many bytes; `any_valid` when every well-formed value is
+    /// accepted (a mint's recipient), so another valid key is no mutation.
+    Hex { bytes: usize, any_valid: bool },
+    /// A snarkjs proof.
+    Proof,
+}
+
+/// One POST route and a valid request to it, which the fuzz run never sends
+/// unchanged (it is sent at the end, to show the mutations were of a body
+/// the route accepts).
+struct Route {
+    /// The path, with `{id}` where the study id goes.
+    path: &'static str,
+    key: Option<&'static str>,
+    /// Keys whose role this route refuses.
+    wrong_keys: &'static [&'static str],
+    /// The valid body; `None` for a route that reads none.
+    body: Option<Value>,
+    /// The body's fields; all are required except `description`.
+    fields: Vec<(&'static str, FieldKind)>,
+}
+
+/// One malformed request.
+#[derive(Debug)]
+struct Case {
+    what: String,
+    path: String,
+    key: Option<&'static str>,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.gen_range(0..items.len())]
+}
+
+/// Raw JSON values that are wrong for a field of this kind; `current` is the
+/// valid value (as JSON) where a variant of it is wrong.
+fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) -> Vec<String> {
+    let number_shapes = [
+        "-1",
+        "18446744073709551616",
+        "1e30",
+        "1.5",
+        "\"5\"",
+        "null",
+        "true",
+        "[]",
+        "{}",
+    ];
+    let mut values: Vec<String> = Vec::new();
+    match kind {
+        FieldKind::Amount { max_refused } => {
+            values.extend(number_shapes.iter().map(|text| text.to_string()));
+            values.push("0".into());
+            if max_refused {
+                values.push(u64::MAX.to_string());
+            }
+        }
+        FieldKind::Signed => {
+            values.extend(number_shapes.iter().map(|text| text.to_string()));
+            let current = current.as_u64().unwrap();
+            values.extend([current + 1, u64::MAX].iter().map(u64::to_string));
+        }
+        FieldKind::LeafIndex => {
+            values.extend(number_shapes.iter().map(|text| text.to_string()));
+            values.extend(["255", "1000", "18446744073709551615"].map(String::from));
+        }
+        FieldKind::Epsilon => values.extend(
+            [
+                "-1.0", "0", "0.0", "1e400", "-1e400", "\"1.0\"", "null", "[]",
+            ]
+            .map(String::from),
+        ),
+        FieldKind::Title => {
+            values.extend(["\"\"", "\"   \"", "7", "null", "[]", "{}"].map(String::from));
+        }
+        FieldKind::AnyText => values.extend(["7", "null", "[]", "{}", "false"].map(String::from)),
+        FieldKind::Query => values.extend(
+            [
+                "\"require nonsense\"",
+                "\"\"",
+                "{}",
+                "7",
+                "[]",
+                "null",
+                "{\"index_date\": \"x\"}",
+                "\"index date 2021-01-01\\nrequire age >= 400\\nrequire age <= 10\"",
+            ]
+            .map(String::from),
+        ),
+        FieldKind::Decimal => {
+            let valid = current.as_str().unwrap();
+            let r_plus_one = format!("{}{}", &R[..R.len() - 1], "8");
+            values.extend([
+                format!("\"{R}\""),
+                format!("\"{r_plus_one}\""),
+                format!("\"0{valid}\""),
+                "\"00\"".into(),
+                format!("\"0x{}\"", hex::encode(valid.as_bytes())),
+                format!("\"-{valid}\""),
+                format!("\" {valid}\""),
+                format!("\"{valid} \""),
+                format!("\"{valid}.0\""),
+                format!("\"+{valid}\""),
+                format!("\"{}\"", "9".repeat(100)),
+                "\"1e3\"".into(),
+                "\"\"".into(),
+                "\"12345\"".into(),
+                "12345".into(),
+                "null".into(),
+            ]);
+        }
+        FieldKind::Leaves => {
+            let valid = current[0].as_str().unwrap();
+            // More leaves than the tree has room for: nothing may be appended.
+            let too_many: Vec<String> = (1..=300).map(|leaf| leaf.to_string()).collect();
+            values.extend([
+                "[]".into(),
+                "[\"0\"]".into(),
+                format!("[\"{R}\"]"),
+                format!("[\"{valid}\", \"0{valid}\"]"),
+                format!("[\"{valid}\", \"x\"]"),
+                format!("[{valid}]"),
+                "[null]".into(),
+                format!("\"{valid}\""),
+                serde_json::to_string(&too_many).unwrap(),
+            ]);
+        }
+        FieldKind::Hex { bytes, any_valid } => {
+            let valid = current.as_str().unwrap();
+            if !any_valid {
+                // Well-formed, but not the key the proof or signature binds.
+                let mut flipped = valid.as_bytes().to_vec();
+                flipped[0] = if flipped[0] == b'0' { b'1' } else { b'0' };
+                values.push(format!("\"{}\"", String::from_utf8(flipped).unwrap()));
+            }
+            values.extend([
+                format!("\"{}\"", &valid[..valid.len() - 1]),
+                format!("\"{valid}0\""),
+                format!("\"{valid}00\""),
+                format!("\"0x{valid}\""),
+                format!("\"{}\"", "zz".repeat(bytes)),
+                format!("\"{}g\"", &valid[..valid.len() - 1]),
+                "\"\"".into(),
+                "7".into(),
+                "null".into(),
+            ]);
+        }
+        FieldKind::Proof => {
+            values.extend(proof_mutations(current, proof).iter().map(Value::to_string))
+        }
+    }
+    values
+}
+
+/// Proofs that must not verify: points off the curve or outside the
+/// subgroup, coordinates that are not canonical, the wrong protocol, a
+/// negated or swapped point.
+fn proof_mutations(valid: &Value, proof: &EligibilityProof) -> Vec<Value> {
+    use ark_bn254::{Fq, Fq2, G2Affine};
+    use zkcohort_verifier::snarkjs::g1_to_json;
+
+    // A point on the G2 twist outside the prime-order subgroup (the twist
+    // has a large cofactor, so the first point found will do).
+    let outside_subgroup = (1u64..)
+        .filter_map(|x| {
+            G2Affine::get_point_from_x_unchecked(Fq2::new(Fq::from(x), Fq::from(0u64)), false)
+        })
+        .find(|point| !point.is_in_correct_subgroup_assuming_on_curve())
+        .unwrap();
+    let with = |field: &str, value: Value| {
+        let mut mutated = valid.clone();
+        mutated[field] = value;
+        mutated
+    };
+    let with_coordinate = |field: &str, index: usize, value: &str| {
+        let mut mutated = valid.clone();
+        mutated[field][index] = json!(value);
+        mutated
+    };
+    let x = valid["pi_a"][0].as_str().unwrap();
+    let mut swapped_b = valid.clone();
+    swapped_b["pi_b"][0] = json!([valid["pi_b"][0][1], valid["pi_b"][0][0]]);
+    let mut without_c = valid.clone();
+    without_c.as_object_mut().unwrap().remove("pi_c");
+    vec![
+        with("pi_a", json!(["1", "1", "1"])),
+        with_coordinate("pi_a", 0, Q),
+        with_coordinate("pi_a", 1, &"9".repeat(80)),
+        with_coordinate("pi_a", 0, &format!("0{x}")),
+        with_coordinate("pi_a", 0, "0x1234"),
+        with_coordinate("pi_a", 0, "-1"),
+        with_coordinate("pi_a", 2, "2"),
+        with("pi_a", json!(["0", "1", "0"])),
+        with("pi_a", json!([x, valid["pi_a"][1]])),
+        with("pi_a", json!(g1_to_json(&(-proof.proof.a)))),
+        with("pi_a", json!(["1", "2", "1"])),
+        with("pi_b", json!(g2_to_json(&outside_subgroup))),
+        with("pi_b", json!([["1", "0"], valid["pi_b"][1], ["1", "0"]])),
+        with("pi_b", json!([[Q, "0"], valid["pi_b"][1], ["1", "0"]])),
+        swapped_b,
+        with("pi_c", valid["pi_a"].clone()),
+        with("protocol", json!("plonk")),
+        with("curve", json!("bls12381")),
+        without_c,
+        json!("proof"),
+        json!([]),
+        json!({}),
+    ]
+}
+
+/// The text of `body` with `field` replaced by the raw JSON `raw`.
+fn with_raw_field(body: &Value, field: &str, raw: &str) -> Vec<u8> {
+    let mut body = body.clone();
+    body[field] = json!(RAW_MARKER);
+    body.to_string()
+        .replace(&format!("\"{RAW_MARKER}\""), raw)
+        .into_bytes()
+}
+
+/// A random malformed request to `route`.
+fn mutate(route: &Route, rng: &mut StdRng, proof: &EligibilityProof) -> Case {
+    let valid_path = route.path.replace("{id}", &STUDY.to_string());
+    let mut case = Case {
+        what: String::new(),
+        path: valid_path,
+        key: route.key,
+        content_type: Some("application/json"),
+        body: route
+            .body
+            .as_ref()
+            .map_or_else(Vec::new, |body| body.to_string().into_bytes()),
+    };
+    let Some(body) = &route.body else {
+        // A route that reads no body: only its path and key can be wrong.
+        if route.path.contains("{id}") && rng.gen_bool(0.5) {
+            let id = *pick(
+                rng,
+                &[
+                    "999",
+                    "0",
+                    "abc",
+                    "-1",
+                    "18446744073709551616",
+                    "1.0",
+                    "%FF",
+                    "%20",
+                ],
+            );
+            case.path = route.path.replace("{id}", id);
+            case.what = format!("study id {id}");
+        } else {
+            case.key = *pick(rng, &[None, Some("guess"), Some(OPERATOR), Some(ISSUER)]);
+            let bytes: Vec<u8> = (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect();
+            case.body = bytes;
+            case.what = format!("key {:?}, random body", case.key);
+        }
+        return case;
+    };
+    let text = body.to_string();
+    let mut mutations = vec![
+        "truncated",
+        "missing field",
+        "extra field",
+        "wrong type",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "invalid value",
+        "not an object",
+        "random bytes",
+        "invalid utf-8",
+        "oversized",
+        "content type",
+        "credentials",
+    ];
+    if route.path.contains("{id}") {
+        mutations.push("study id");
+    }
+    if route.key.is_none() {
+        mutations.retain(|mutation| *mutation != "credentials");
+    }
+    let mutation = *pick(rng, &mutations);
+    let (field, kind) = *pick(rng, &route.fields);
+    case.what = match mutation {
+        "truncated" => {
+            let end = rng.gen_range(0..text.len());
+            case.body = text.as_bytes()[..end].to_vec();
+            format!("truncated at {end}")
+        }
+        "missing field" => {
+            let mut body = body.clone();
+            let required: Vec<_> = route
+                .fields
+                .iter()
+                .filter(|(name, _)| *name != "description")
+                .collect();
+            let (field, _) = pick(rng, &required);
+            body.as_object_mut().unwrap().remove(*field);
+            case.body = body.to_string().into_bytes();
+            format!("without {field}")
+        }
+        "extra field" => {
+            let mut body = body.clone();
+            let value = pick(rng, &[json!(1), json!("x"), json!(null), json!({"a": [1]})]).clone();
+            body["unexpected"] = value;
+            case.body = body.to_string().into_bytes();
+            "an unknown field".into()
+        }
+        "wrong type" => {
+            let raw = *pick(
+                rng,
+                &["null", "true", "[]", "{}", "[1, 2]", "-7", "\"text\""],
+            );
+            // A string where a string is expected may be valid: only
+            // non-strings for text fields, only non-numbers for numbers.
+            let raw = match (kind, raw) {
+                (
+                    FieldKind::AnyText
+                    | FieldKind::Title
+                    | FieldKind::Decimal
+                    | FieldKind::Hex { .. },
+                    "\"text\"",
+                ) => "17",
+                (FieldKind::Query, "{}") => "17",
+                _ => raw,
+            };
+            case.body = with_raw_field(body, field, raw);
+            format!("{field} = {raw}")
+        }
+        "invalid value" => {
+            // Every field's invalid values in one pool, so a field with many
+            // ways to be wrong (a proof) gets its share.
+            let values: Vec<(&str, String)> = route
+                .fields
+                .iter()
+                .flat_map(|&(field, kind)| {
+                    invalid_values(kind, &body[field], proof)
+                        .into_iter()
+                        .map(move |raw| (field, raw))
+                })
+                .collect();
+            let (field, raw) = pick(rng, &values);
+            case.body = with_raw_field(body, field, raw);
+            let shown: String = raw.chars().take(120).collect();
+            format!("{field} = {shown}")
+        }
+        "not an object" => {
+            let raw = *pick(rng, &["[]", "null", "7", "\"x\"", "true"]);
+            case.body = if rng.gen_bool(0.2) {
+                format!("[{text}]").into_bytes()
+            } else {
+                raw.as_bytes().to_vec()
+            };
+            "a JSON value that is not an object".into()
+        }
+        "random bytes" => {
+            case.body = (0..rng.gen_range(0..256)).map(|_| rng.gen()).collect();
+            format!("{} random bytes", case.body.len())
+        }
+        "invalid utf-8" => {
+            // Inside a key or a string value: JSON must be UTF-8.
+            let quotes: Vec<usize> = text.match_indices('"').map(|(at, _)| at + 1).collect();
+            let at = *pick(rng, &quotes);
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.splice(at..at, [0xff, 0xfe]);
+            case.body = bytes;
+            format!("invalid UTF-8 at {at}")
+        }
+        "oversized" => {
+            // Valid JSON, but longer than the body limit (64 KiB).
+            let mut bytes = text.into_bytes();
+            bytes.resize(65 * 1024 + rng.gen_range(0..8 * 1024), b' ');
+            case.body = bytes;
+            format!("{} bytes", case.body.len())
+        }
+        "content type" => {
+            case.content_type = *pick(
+                rng,
+                &[
+                    None,
+                    Some("text/plain"),
+                    Some("application/x-www-form-urlencoded"),
+                ],
+            );
+            format!("content type {:?}", case.content_type)
+        }
+        "credentials" => {
+            let mut keys = vec![None, Some("guess"), Some("")];
+            keys.extend(route.wrong_keys.iter().copied().map(Some));
+            case.key = *pick(rng, &keys);
+            format!("key {:?}", case.key)
+        }
+        "study id" => {
+            let id = *pick(
+                rng,
+                &[
+                    "999",
+                    "0",
+                    "abc",
+                    "-1",
+                    "18446744073709551616",
+                    "1.0",
+                    "%FF",
+                    "%20",
+                ],
+            );
+            case.path = route.path.replace("{id}", id);
+            format!("study id {id}")
+        }
+        other => unreachable!("no mutation {other}"),
+    };
+    case
+}
+
+/// Everything a refused request must leave as it was.
+fn state_snapshot(store: &Store, accounts: &[[u8; 32]]) -> Value {
+    let balances: Vec<(u64, u64)> = accounts
+        .iter()
+        .map(|account| {
+            (
+                store.balance(Account::Key(*account)).unwrap(),
+                store.nonce(account).unwrap(),
+            )
+        })
+        .collect();
+    json!({
+        "studies": store.studies(0, 1000).unwrap(),
+        "escrow": store.balance(Account::Escrow(STUDY)).unwrap(),
+        "balances": balances,
+        "total_minted": store.total_minted().unwrap(),
+        "ledger_entries": store.ledger_entries(0, usize::MAX).unwrap().len(),
+        "enrollments": store.enrollments(STUDY).unwrap().len(),
+        "registry_root": store.registry_root().unwrap(),
+        "registry_leaves": store.registry_len().unwrap(),
+        "audit_head": store.audit_head().unwrap(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_requests_on_every_post_route_change_nothing() {
+    let cohort = cohort(1);
+    let proof = prove_all(&cohort).remove(0);
+    let folder = tempfile::tempdir().unwrap();
+    let server = Server::start(folder.path()).await;
+    server.api.set_up_market(&cohort, 5, 30).await;
+    let sender = SigningKey::from_bytes(&[21; 32]);
+    let (status, minted) = server
+        .api
+        .post(
+            "/ledger/mint",
+            Some(OPERATOR),
+            &json!({"to": hex::encode(sender.verifying_key().to_bytes()), "amount": 50}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{minted}");
+
+    use FieldKind as F;
+    let routes = [
+        Route {
+            path: "/studies/{id}/enroll",
+            key: None,
+            wrong_keys: &[],
+            body: Some(enroll_body(&proof, &payout(0))),
+            fields: vec![
+                ("proof", F::Proof),
+                ("registry_root", F::Decimal),
+                ("nullifier", F::Decimal),
+                (
+                    "payout_account",
+                    F::Hex {
+                        bytes: 32,
+                        any_valid: false,
+                    },
+                ),
+            ],
+        },
+        Route {
+            path: "/studies",
+            key: Some(RESEARCHER),
+            wrong_keys: &[ISSUER, OPERATOR],
+            body: Some(study_body(5)),
+            fields: vec![
+                ("title", F::Title),
+                ("description", F::AnyText),
+                ("query", F::Query),
+                ("reward", F::Amount { max_refused: false }),
+                ("max_enrollments", F::Amount { max_refused: false }),
+                ("epsilon_budget", F::Epsilon),
+            ],
+        },
+        Route {
+            path: "/studies/{id}/fund",
+            key: Some(RESEARCHER),
+            wrong_keys: &[ISSUER, OPERATOR],
+            body: Some(json!({"amount": 5})),
+            fields: vec![("amount", F::Amount { max_refused: true })],
+        },
+        Route {
+            path: "/studies/{id}/close",
+            key: Some(RESEARCHER),
+            wrong_keys: &[ISSUER, OPERATOR],
+            body: None,
+            fields: vec![],
+        },
+        Route {
+            path: "/registry/leaves",
+            key: Some(ISSUER),
+            wrong_keys: &[RESEARCHER, OPERATOR],
+            body: Some(json!({"leaves": ["123456789"]})),
+            fields: vec![("leaves", F::Leaves)],
+        },
+        Route {
+            path: "/registry/revoke",
+            key: Some(ISSUER),
+            wrong_keys: &[RESEARCHER, OPERATOR],
+            body: Some(json!({"index": 0})),
+            fields: vec![("index", F::LeafIndex)],
+        },
+        Route {
+            path: "/ledger/mint",
+            key: Some(OPERATOR),
+            wrong_keys: &[RESEARCHER, ISSUER],
+            body: Some(json!({"to": hex::encode(researcher()), "amount": 5})),
+            // Minting u64::MAX overflows the supply: 150 are already minted.
+            fields: vec![
+                (
+                    "to",
+                    F::Hex {
+                        bytes: 32,
+                        any_valid: true,
+                    },
+                ),
+                ("amount", F::Amount { max_refused: true }),
+            ],
+        },
+        Route {
+            path: "/ledger/transfer",
+            key: None,
+            wrong_keys: &[],
+            body: Some(
+                serde_json::to_value(SignedTransfer::sign(&sender, payout(0), 5, 0)).unwrap(),
+            ),
+            fields: vec![
+                (
+                    "from",
+                    F::Hex {
+                        bytes: 32,
+                        any_valid: false,
+                    },
+                ),
+                (
+                    "to",
+                    F::Hex {
+                        bytes: 32,
+                        any_valid: false,
+                    },
+                ),
+                ("amount", F::Signed),
+                ("nonce", F::Signed),
+                (
+                    "signature",
+                    F::Hex {
+                        bytes: 64,
+                        any_valid: false,
+                    },
+                ),
+            ],
+        },
+    ];
+
+    let accounts = [researcher(), payout(0), sender.verifying_key().to_bytes()];
+    let before = state_snapshot(server.store(), &accounts);
+    let study_before = server.api.study().await;
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let mut statuses: HashMap<(String, u16), usize> = HashMap::new();
+    for route in &routes {
+        for number in 0..CASES_PER_ROUTE {
+            let case = mutate(route, &mut rng, &proof);
+            let context = format!(
+                "{} case {number}: {} ({:?})",
+                route.path,
+                case.what,
+                String::from_utf8_lossy(&case.body[..case.body.len().min(300)])
+            );
+            let (status, answer) = server
+                .api
+                .post_raw(&case.path, case.key, case.content_type, case.body)
+                .await
+                .unwrap_or_else(|error| panic!("{context}: {error}"));
+            assert!(status.is_client_error(), "{context}: {status} {answer:?}");
+            let answer = answer.unwrap_or_else(|| panic!("{context}: {status}, not JSON"));
+            let error = &answer["error"];
+            assert!(
+                error["code"].as_str().is_some_and(|code| !code.is_empty())
+                    && error["message"].is_string()
+                    && answer.as_object().unwrap().len() == 1
+                    && error.as_object().unwrap().len() == 2,
+                "{context}: not the error shape: {answer}"
+            );
+            assert_eq!(
+                state_snapshot(server.store(), &accounts),
+                before,
+                "{context} changed the state"
+            );
+            *statuses
+                .entry((error["code"].as_str().unwrap().to_string(), status.as_u16()))
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(server.api.study().await, study_before);
+    server.store().check_conservation().unwrap();
+    server.store().verify_audit_log().unwrap();
+    // The run reached the deep checks, not only the JSON parser.
+    for code in [
+        "malformed_json",
+        "body_too_large",
+        "bad_proof",
+        "non_canonical",
+        "bad_key",
+        "bad_signature",
+        "unauthorized",
+        "bad_path",
+        "unknown_root",
+        "invalid_study",
+        "invalid_query",
+        "invalid_amount",
+        "registry",
+    ] {
+        assert!(
+            statuses.keys().any(|(seen, _)| seen == code),
+            "no case answered {code}: {statuses:?}"
+        );
+    }
+
+    // The bodies mutated were valid: unchanged, every route accepts them.
+    for route in &routes {
+        let path = route.path.replace("{id}", &STUDY.to_string());
+        let (status, answer) = server
+            .api
+            .post(&path, route.key, route.body.as_ref().unwrap_or(&json!({})))
+            .await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+    }
+    server.stop().await;
+}

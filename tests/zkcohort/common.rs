@@ -1,0 +1,129 @@
+//! Helpers shared by the tests that run the real `zkcohort` binary.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use zkcohort::client::MarketClient;
+
+/// Runs `zkcohort` with `args` and waits for it.
+pub(crate) fn zkcohort(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+        .args(args)
+        .output()
+        .expect("the zkcohort binary runs")
+}
+
+/// A command's standard output.
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A command's standard error.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `zkcohort serve` process.
+pub(crate) struct ServerProcess {
+    child: Child,
+    /// The base URL it listens on.
+    pub(crate) url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Collects a pipe's text on a thread, so the child never blocks on a full pipe.
+pub(crate) fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = pipe.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    });
+}
+
+impl ServerProcess {
+    /// The command `zkcohort serve --shape small` on port 0 over `data`.
+    pub(crate) fn command(data: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zkcohort"));
+        command
+            .args([
+                "serve",
+                "--shape",
+                "small",
+                "--addr",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data);
+        command
+    }
+
+    /// Starts [`ServerProcess::command`] and waits until it listens.
+    pub(crate) fn start(data: &Path) -> Self {
+        let mut child = Self::command(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the zkcohort binary runs");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!(
+                    "serve ended ({status}) before listening:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        drain(stdout, Arc::new(Mutex::new(String::new())));
+        Self { child, url, stderr }
+    }
+
+    /// A client without a token.
+    pub(crate) fn client(&self) -> MarketClient {
+        MarketClient::new(&self.url).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the drain thread take the last lines.
+                thread::sleep(Duration::from_millis(100));
+                let stderr = self.stderr.lock().unwrap().clone();
+                return (status, stderr);
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,413 @@
+//! End to end, through the real binaries on the small circuit shape: the demo
+//! (every role in one process over HTTP on 127.0.0.1), and each role's commands
+//! against `zkcohort serve`.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{stderr, stdout, zkcohort, ServerProcess};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+use zkcohort::sample::demo_bundles;
+use zkcohort_cohort::{eligible, import_bundle, Catalog, Day, Query};
+use zkcohort_verifier::{verify_bundle, StudyBundle};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `zkcohort` and returns its stdout, failing with its stderr when it fails.
+fn run_ok(args: &[&str]) -> String {
+    let output = zkcohort(args);
+    assert!(
+        output.status.success(),
+        "zkcohort {args:?} failed:\n{}",
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// How many of `bundles` satisfy the query file, by the native evaluator.
+fn natively_eligible(bundles: &[PathBuf], query_file: &str) -> usize {
+    let catalog = Catalog::bundled();
+    let text = std::fs::read_to_string(root().join("queries").join(query_file)).unwrap();
+    let query = Query::parse(&text, catalog).unwrap();
+    let today = Day::from_date(chrono::Local::now().date_naive()).unwrap();
+    bundles
+        .iter()
+        .filter(|path| {
+            let (summary, _) =
+                import_bundle(catalog, &std::fs::read_to_string(path).unwrap(), today).unwrap();
+            eligible(catalog, &summary, &query).unwrap().eligible
+        })
+        .count()
+}
+
+#[test]
+fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("demo");
+    let keys = folder.path().join("keys");
+    let args = [
+        "demo",
+        "--shape",
+        "small",
+        "--json",
+        "--data",
+        path_arg(&data),
+        "--keys",
+        path_arg(&keys),
+    ];
+    let report: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+
+    let bundles = demo_bundles().unwrap();
+    assert_eq!(report["patients"], bundles.len());
+    let studies = report["studies"].as_array().unwrap();
+    let mut proofs = 0;
+    let mut paid = 0;
+    for (study, query_file) in studies.iter().zip([
+        "hypertension.query",
+        "cardiometabolic.query",
+        "respiratory.query",
+    ]) {
+        let expected = natively_eligible(&bundles, query_file);
+        assert!(expected > 0, "{query_file} selects nobody: a weak demo");
+        assert_eq!(study["eligible"], expected, "{query_file}");
+        assert_eq!(study["enrolled"], expected, "{query_file}");
+        assert_eq!(study["epsilon_spent"], 0.5);
+        assert!(study["noisy_count"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .is_ok());
+        proofs += expected;
+        paid += study["paid"].as_u64().unwrap();
+    }
+    assert_eq!(report["proofs"], proofs);
+    assert_eq!(report["tokens_paid"], paid);
+    assert_eq!(report["bundle_verified"], true);
+
+    // The sponsor's check of the exported file, independently of the demo.
+    let file = PathBuf::from(report["bundle"].as_str().unwrap());
+    let mut bundle = StudyBundle::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let verdict = verify_bundle(&bundle, None);
+    assert!(verdict.valid, "{verdict:#?}");
+    assert_eq!(
+        verdict.enrollments as u64,
+        studies
+            .iter()
+            .map(|study| study["enrolled"].as_u64().unwrap())
+            .max()
+            .unwrap()
+    );
+    bundle.enrollments[0].reward += 1;
+    assert!(
+        !verify_bundle(&bundle, None).valid,
+        "a changed payout passes"
+    );
+
+    // A second run clears the demo folder and reuses the keys.
+    let output = zkcohort(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("creating them"),
+        "the second run made new keys"
+    );
+}
+
+/// `zkcohort patient init` output: the identity commitment.
+fn commitment_of(init_output: &str) -> String {
+    init_output
+        .lines()
+        .find_map(|line| line.strip_prefix("identity commitment (give it to your issuer): "))
+        .expect("init prints the commitment")
+        .to_string()
+}
+
+fn fixture(prefix: &str) -> PathBuf {
+    zkcohort_testkit::fixture_path(prefix)
+}
+
+#[test]
+fn every_role_works_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let url = server.url.clone();
+    let token_file = data.path().join("operator.token");
+    let keys = data.path().join("keys");
+
+    // Operator: API keys for an issuer and a researcher, tokens for the researcher.
+    let researcher_account =
+        hex::encode(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes());
+    let issuer_account = hex::encode(SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes());
+    let operator = |args: &[&str]| {
+        let mut all = vec!["operator"];
+        all.extend_from_slice(args);
+        all.extend(["--server", &url, "--token-file", path_arg(&token_file)]);
+        run_ok(&all)
+    };
+    let key_of = |role: &str, account: &str| -> String {
+        let created: Value = serde_json::from_str(&operator(&[
+            "create-key",
+            "--role",
+            role,
+            "--account",
+            account,
+            "--json",
+        ]))
+        .unwrap();
+        created["api_key"].as_str().unwrap().to_string()
+    };
+    let issuer_key = key_of("issuer", &issuer_account);
+    let researcher_key = key_of("researcher", &researcher_account);
+    operator(&["mint", "--to", &researcher_account, "--amount", "1000"]);
+
+    // Patients: one eligible for the hypertension study, one not.
+    let wallet = |name: &str| work.path().join(name);
+    let alice = wallet("alice");
+    let clemente = wallet("clemente");
+    let with_server = |args: &[&str], key: Option<&str>| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &url]);
+        if let Some(key) = key {
+            all.extend(["--api-key", key]);
+        }
+        zkcohort(&all)
+    };
+    for (wallet, bundle) in [(&alice, "Ali_Harris"), (&clemente, "Clemente_Kreiger")] {
+        let commitment = commitment_of(&run_ok(&["patient", "init", "--wallet", path_arg(wallet)]));
+        let record = work.path().join(format!("{bundle}.record.json"));
+        let issued = with_server(
+            &[
+                "issuer",
+                "issue",
+                "--bundle",
+                path_arg(&fixture(bundle)),
+                "--identity",
+                &commitment,
+                "--out",
+                path_arg(&record),
+            ],
+            Some(&issuer_key),
+        );
+        assert!(issued.status.success(), "{}", stderr(&issued));
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(!text.contains("secret"), "the record file names a secret");
+        run_ok(&[
+            "patient",
+            "import",
+            "--wallet",
+            path_arg(wallet),
+            path_arg(&record),
+        ]);
+    }
+    // Another identity's record file is refused.
+    let stranger = wallet("stranger");
+    run_ok(&["patient", "init", "--wallet", path_arg(&stranger)]);
+    let refused = zkcohort(&[
+        "patient",
+        "import",
+        "--wallet",
+        path_arg(&stranger),
+        path_arg(&work.path().join("Ali_Harris.record.json")),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("another identity"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Researcher: post and fund a study.
+    let posted = with_server(
+        &[
+            "researcher",
+            "post",
+            "--query",
+            path_arg(&root().join("queries/hypertension.query")),
+            "--title",
+            "Hypertension",
+            "--reward",
+            "25",
+            "--max-enrollments",
+            "10",
+            "--epsilon",
+            "1",
+        ],
+        Some(&researcher_key),
+    );
+    assert!(posted.status.success(), "{}", stderr(&posted));
+    assert!(
+        stdout(&posted).contains("study 1 posted"),
+        "{}",
+        stdout(&posted)
+    );
+
+    // Patients: local eligibility previews, then proofs and enrollment.
+    let studies = |wallet: &Path| -> Value {
+        let output = with_server(
+            &["patient", "studies", "--json", "--wallet", path_arg(wallet)],
+            None,
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap()
+    };
+    assert_eq!(studies(&alice)["eligible"], true);
+    let not_eligible = studies(&clemente);
+    assert_eq!(not_eligible["eligible"], false);
+    assert!(
+        not_eligible["failed"].to_string().contains("age"),
+        "{not_eligible}"
+    );
+
+    let enroll = |wallet: &Path| {
+        with_server(
+            &[
+                "patient",
+                "enroll",
+                "--study",
+                "1",
+                "--shape",
+                "small",
+                "--keys",
+                path_arg(&keys),
+                "--wallet",
+                path_arg(wallet),
+            ],
+            None,
+        )
+    };
+    let enrolled = enroll(&alice);
+    assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    assert!(
+        stdout(&enrolled).contains("25 tokens paid"),
+        "{}",
+        stdout(&enrolled)
+    );
+    let replay = enroll(&alice);
+    assert!(!replay.status.success());
+    assert!(
+        stderr(&replay).contains("duplicate_nullifier"),
+        "{}",
+        stderr(&replay)
+    );
+    let ineligible = enroll(&clemente);
+    assert!(!ineligible.status.success());
+    assert!(stderr(&ineligible).contains("no record in this wallet satisfies"));
+    assert_eq!(studies(&alice)["enrolled"], true);
+
+    // Balance and a signed transfer.
+    let balance = |wallet: &Path| {
+        let output = with_server(&["patient", "balance", "--wallet", path_arg(wallet)], None);
+        stdout(&output)
+    };
+    assert!(
+        balance(&alice).starts_with("25 tokens"),
+        "{}",
+        balance(&alice)
+    );
+    let sent = with_server(
+        &[
+            "patient",
+            "transfer",
+            "--to",
+            &researcher_account,
+            "--amount",
+            "5",
+            "--wallet",
+            path_arg(&alice),
+        ],
+        None,
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    assert!(
+        balance(&alice).starts_with("20 tokens"),
+        "{}",
+        balance(&alice)
+    );
+    let overdraft = with_server(
+        &[
+            "patient",
+            "transfer",
+            "--to",
+            &researcher_account,
+            "--amount",
+            "21",
+            "--wallet",
+            path_arg(&alice),
+        ],
+        None,
+    );
+    assert!(!overdraft.status.success());
+
+    // Researcher: a noisy count, closing with a refund, the bundle.
+    let released = with_server(
+        &[
+            "researcher",
+            "release",
+            "--study",
+            "1",
+            "--epsilon",
+            "0.5",
+            "--i2b2",
+        ],
+        Some(&researcher_key),
+    );
+    assert!(released.status.success(), "{}", stderr(&released));
+    assert!(
+        stdout(&released).contains("count <10"),
+        "{}",
+        stdout(&released)
+    );
+    assert!(
+        stdout(&released).contains("spent 0.5 of 1"),
+        "{}",
+        stdout(&released)
+    );
+    let closed = with_server(
+        &["researcher", "close", "--study", "1"],
+        Some(&researcher_key),
+    );
+    assert!(
+        stdout(&closed).contains("225 tokens refunded"),
+        "{}",
+        stdout(&closed)
+    );
+    let bundle = work.path().join("study-1.json");
+    let exported = with_server(
+        &[
+            "researcher",
+            "bundle",
+            "--study",
+            "1",
+            "--out",
+            path_arg(&bundle),
+        ],
+        Some(&researcher_key),
+    );
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let bundle = StudyBundle::from_json(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let report = verify_bundle(&bundle, None);
+    assert!(report.valid, "{report:#?}");
+    assert_eq!((report.enrollments, report.tokens_paid), (1, 25));
+
+    // Issuer: revoking the record changes the registry root.
+    let revoked = with_server(&["issuer", "revoke", "--index", "0"], Some(&issuer_key));
+    assert!(
+        stdout(&revoked).contains("revoked leaf 0"),
+        "{}",
+        stderr(&revoked)
+    );
+    let someone_else = with_server(&["issuer", "revoke", "--index", "1"], Some(&researcher_key));
+    assert!(
+        !someone_else.status.success(),
+        "a researcher revoked a record"
+    );
+
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

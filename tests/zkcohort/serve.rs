@@ -1,0 +1,251 @@
+//! `zkcohort serve` and `zkcohort operator` through the real binary: a data
+//! folder in a temporary directory, the small circuit shape, port 0, SIGTERM.
+
+use std::path::Path;
+use std::process::Output;
+
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+use zkcohort::client::{ClientError, MarketClient};
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_market::{Store, StoreConfig};
+
+use crate::common::{zkcohort, ServerProcess};
+
+const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension";
+
+fn operator(args: &[&str]) -> Output {
+    zkcohort(&[&["operator"], args].concat())
+}
+
+fn account(seed: u8) -> String {
+    hex::encode(
+        SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
+fn status_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn identity_token_and_money_survive_a_restart_and_sigterm_stops_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let health: Value = server.client().get("/health").unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    let info: Value = server.client().get("/marketplace").unwrap();
+    let token = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+    let key_file = std::fs::read_to_string(data.path().join("marketplace.key")).unwrap();
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&data.path().join("operator.token")), 0o600);
+        assert_eq!(mode(&data.path().join("marketplace.key")), 0o600);
+    }
+    let researcher = account(1);
+    let operator = server.client().with_token(token.trim());
+    let minted = operator.mint(&researcher, 70).unwrap();
+    assert_eq!(minted.amount, 70);
+
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(
+        stderr.contains("POST /ledger/mint 200"),
+        "request log:\n{stderr}"
+    );
+    {
+        let store = Store::open(
+            data.path().join("market"),
+            StoreConfig {
+                registry_depth: CircuitShape::SMALL.registry_depth,
+                ..StoreConfig::default()
+            },
+        )
+        .expect("the store reopens after SIGTERM");
+        store.verify_audit_log().unwrap();
+    }
+
+    let server = ServerProcess::start(data.path());
+    let again: Value = server.client().get("/marketplace").unwrap();
+    assert_eq!(again["marketplace_key"], info["marketplace_key"]);
+    assert_eq!(again["circuit_id"], info["circuit_id"]);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("operator.token")).unwrap(),
+        token
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("marketplace.key")).unwrap(),
+        key_file
+    );
+    let balance: Value = server
+        .client()
+        .get(&format!("/accounts/{researcher}"))
+        .unwrap();
+    assert_eq!(
+        balance["balance"], 70,
+        "the mint was flushed before its 200"
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+}
+
+#[test]
+fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let token_file = data.path().join("operator.token");
+    let token_file = token_file.to_str().unwrap();
+    let researcher = account(2);
+
+    let output = operator(&[
+        "create-key",
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file,
+        "--role",
+        "researcher",
+        "--account",
+        &researcher,
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["role"], "researcher");
+    assert_eq!(created["account"], researcher.as_str());
+    let api_key = created["api_key"].as_str().unwrap();
+
+    let study = json!({
+        "title": "Hypertension over 40",
+        "query": QUERY,
+        "reward": 10,
+        "max_enrollments": 5,
+        "epsilon_budget": 1.0,
+    });
+    let posted: Value = server
+        .client()
+        .with_token(api_key)
+        .post("/studies", &study)
+        .unwrap();
+    assert_eq!(posted["researcher"], researcher.as_str());
+
+    let made_up = server.client().with_token("0".repeat(64));
+    assert_eq!(
+        status_of(made_up.post::<_, Value>("/studies", &study)),
+        (401, "unauthorized".into())
+    );
+    let mint = json!({"to": researcher, "amount": 5});
+    assert_eq!(
+        status_of(
+            server
+                .client()
+                .with_token(api_key)
+                .post::<_, Value>("/ledger/mint", &mint)
+        ),
+        (403, "forbidden".into())
+    );
+
+    // The operator's mint command, and a wrong token named clearly.
+    let output = operator(&[
+        "mint",
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file,
+        "--to",
+        &researcher,
+        "--amount",
+        "25",
+    ]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("minted 25 to "));
+    let wrong_token = data.path().join("wrong.token");
+    std::fs::write(&wrong_token, "not-the-token").unwrap();
+    let output = operator(&[
+        "create-key",
+        "--server",
+        &server.url,
+        "--token-file",
+        wrong_token.to_str().unwrap(),
+        "--role",
+        "issuer",
+        "--account",
+        &researcher,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+}
+
+#[test]
+fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
+    let data = tempfile::tempdir().unwrap();
+    let (status, _) = ServerProcess::start(data.path()).terminate();
+    assert!(status.success());
+    let key_path = data.path().join("marketplace.key");
+    std::fs::remove_file(&key_path).unwrap();
+
+    let output = ServerProcess::command(data.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("marketplace.key is missing") && stderr.contains("restore"),
+        "{stderr}"
+    );
+    assert!(!key_path.exists(), "no key was made up");
+}
+
+#[test]
+fn the_library_serves_in_process_on_a_background_thread() {
+    use zkcohort::serve::Marketplace;
+
+    let data = tempfile::tempdir().unwrap();
+    let marketplace = Marketplace::open(data.path(), CircuitShape::SMALL).unwrap();
+    let running = marketplace.spawn("127.0.0.1:0").unwrap();
+    let operator = MarketClient::new(running.url())
+        .unwrap()
+        .with_token(running.operator_token());
+    let info: Value = operator.get("/marketplace").unwrap();
+    let issuer = account(4);
+    let created = operator
+        .create_api_key(zkcohort_market::api_keys::ApiKeyRole::Issuer, &issuer)
+        .unwrap();
+    assert_eq!(created.account, issuer);
+    running.stop().unwrap();
+
+    // Reopened in the same process: same identity, the created key still works.
+    let running = Marketplace::open(data.path(), CircuitShape::SMALL)
+        .unwrap()
+        .spawn("127.0.0.1:0")
+        .unwrap();
+    let client = MarketClient::new(running.url()).unwrap();
+    let again: Value = client.get("/marketplace").unwrap();
+    assert_eq!(again["marketplace_key"], info["marketplace_key"]);
+    let appended: Value = client
+        .clone()
+        .with_token(&created.api_key)
+        .post("/registry/leaves", &json!({"leaves": ["7"]}))
+        .unwrap();
+    assert_eq!(appended["first_index"], 0);
+    running.stop().unwrap();
+}

@@ -1,0 +1,231 @@
+//! The audit log's serialized form is pinned: one entry of every event kind,
+//! chained, against `vectors/audit_events.json`. The JSON of an entry's
+//! payload is what its hash covers, so a renamed field or a changed encoding
+//! of any record type is a new log format and fails here first.
+//!
+//! After an intended format change, rewrite the vectors with
+//! `ZKCOHORT_WRITE_VECTORS=1 cargo test -p zkcohort-verifier --test verifier audit_events`
+//! and say so in the commit.
+
+use std::path::Path;
+
+use zkcohort_circuits::CircuitId;
+use zkcohort_cohort::{Catalog, Query};
+use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry};
+use zkcohort_verifier::events::{
+    ApiKeyChange, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord, LedgerChange,
+    RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, StudyClosed, StudyCreated,
+    TransferRecord,
+};
+use zkcohort_verifier::records::{
+    Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
+    Study, StudyStatus,
+};
+use zkcohort_verifier::snarkjs::SnarkjsProof;
+
+fn ledger(seq: u64, kind: LedgerKind, debit: Account, credit: Account) -> LedgerEntry {
+    LedgerEntry {
+        seq,
+        kind,
+        debit,
+        credit,
+        amount: 250,
+        study: matches!(
+            kind,
+            LedgerKind::FundEscrow | LedgerKind::Payout | LedgerKind::Refund
+        )
+        .then_some(1),
+        at_ms: 1_790_000_000_000 + seq,
+    }
+}
+
+fn root(seq: u64) -> RootChange {
+    RootChange {
+        root: [0x10 + seq as u8; 32],
+        root_seq: seq,
+        leaf_count: seq * 2,
+    }
+}
+
+fn study() -> Study {
+    Study {
+        id: 1,
+        researcher: [0xaa; 32],
+        title: "Hypertension 40-75".into(),
+        description: "vector".into(),
+        query: Query::parse(
+            "index date 2020-01-01\nrequire age between 40 and 75\nrequire condition hypertension",
+            Catalog::bundled(),
+        )
+        .unwrap(),
+        query_hash: [0x0b; 32],
+        circuit_id: CircuitId([0x0c; 32]),
+        reward: 25,
+        max_enrollments: 20,
+        epsilon_budget: 1.5,
+        status: StudyStatus::Open,
+        enrolled: 0,
+        escrow: 0,
+        created_ms: 1_790_000_000_000,
+    }
+}
+
+/// One event of every kind. The match makes a new kind fail to compile here
+/// until it has a vector.
+fn one_of_each() -> Vec<AuditEvent> {
+    let researcher = Account::Key([0xaa; 32]);
+    let patient = Account::Key([0xbb; 32]);
+    let events = vec![
+        AuditEvent::RegistryCreated(RegistryCreated {
+            depth: 20,
+            root: root(0),
+        }),
+        AuditEvent::ApiKeyCreated(ApiKeyChange {
+            key_id: [0x01; 32],
+            role: ApiKeyRole::Researcher,
+            account: [0xaa; 32],
+        }),
+        AuditEvent::ApiKeyRevoked(ApiKeyChange {
+            key_id: [0x02; 32],
+            role: ApiKeyRole::Issuer,
+            account: [0xcc; 32],
+        }),
+        AuditEvent::Mint(LedgerChange {
+            ledger: ledger(0, LedgerKind::Mint, Account::Mint, researcher),
+        }),
+        AuditEvent::RegistryAppend(RegistryAppend {
+            issuer: [0xcc; 32],
+            first_index: 0,
+            leaves: vec![[0x21; 32], [0x22; 32]],
+            root: root(1),
+        }),
+        AuditEvent::StudyCreated(StudyCreated { study: study() }),
+        AuditEvent::EscrowFunded(LedgerChange {
+            ledger: ledger(1, LedgerKind::FundEscrow, researcher, Account::Escrow(1)),
+        }),
+        AuditEvent::Enroll(Box::new(EnrollmentRecord {
+            study: 1,
+            nullifier: [0x31; 32],
+            registry_root: [0x11; 32],
+            root_seq: 1,
+            public_inputs: vec!["1".into(), "2".into(), "3".into(), "4".into(), "5".into()],
+            proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
+            ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), patient),
+        })),
+        AuditEvent::Transfer(TransferRecord {
+            ledger: ledger(3, LedgerKind::Transfer, patient, researcher),
+            nonce: 0,
+            signature: [0x41; 64],
+        }),
+        AuditEvent::DpRelease(DpReleaseRecord {
+            study: 1,
+            enrollments: 1,
+            key: "release-key".into(),
+            measure: Measure::Count,
+            mechanism: Mechanism::DiscreteLaplace,
+            post_process: PostProcess::I2b2,
+            epsilon_micros: 500_000,
+            budget_micros: BudgetMicros {
+                total: 1_500_000,
+                spent: 500_000,
+                remaining: 1_000_000,
+            },
+            counts: vec![ReleasedCount {
+                value: None,
+                display: "<10".into(),
+            }],
+        }),
+        AuditEvent::RegistryRevoke(RegistryRevoke {
+            issuer: [0xcc; 32],
+            index: 1,
+            root: root(2),
+        }),
+        AuditEvent::StudyClosed(StudyClosed {
+            study: 1,
+            enrolled: 1,
+            refund: Some(ledger(
+                4,
+                LedgerKind::Refund,
+                Account::Escrow(1),
+                researcher,
+            )),
+        }),
+    ];
+    for event in &events {
+        match event {
+            AuditEvent::ApiKeyCreated(_)
+            | AuditEvent::ApiKeyRevoked(_)
+            | AuditEvent::RegistryCreated(_)
+            | AuditEvent::RegistryAppend(_)
+            | AuditEvent::RegistryRevoke(_)
+            | AuditEvent::StudyCreated(_)
+            | AuditEvent::EscrowFunded(_)
+            | AuditEvent::StudyClosed(_)
+            | AuditEvent::Enroll(_)
+            | AuditEvent::Mint(_)
+            | AuditEvent::Transfer(_)
+            | AuditEvent::DpRelease(_) => {}
+        }
+    }
+    events
+}
+
+fn chain(events: Vec<AuditEvent>) -> Vec<AuditEntry> {
+    let mut prev_hash = [0u8; 32];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let at_ms = 1_790_000_000_000 + index as u64;
+            let hash = entry_hash(&prev_hash, index as u64, at_ms, &event);
+            let entry = AuditEntry {
+                index: index as u64,
+                at_ms,
+                event,
+                prev_hash,
+                hash,
+            };
+            prev_hash = hash;
+            entry
+        })
+        .collect()
+}
+
+#[test]
+fn every_event_kind_serializes_and_hashes_as_pinned() {
+    let entries = chain(one_of_each());
+    let kinds: std::collections::BTreeSet<_> =
+        entries.iter().map(|entry| entry.event.kind()).collect();
+    assert_eq!(kinds.len(), entries.len(), "one entry per kind");
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/audit_events.json");
+    let written = serde_json::to_string_pretty(&entries).unwrap() + "\n";
+    if std::env::var_os("ZKCOHORT_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, &written).unwrap();
+    }
+    let pinned = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        written, pinned,
+        "the audit log format changed: see this file's header"
+    );
+
+    // The pinned file reads back to the same typed entries, and its chain
+    // verifies with its own hashes.
+    let read: Vec<AuditEntry> = serde_json::from_str(&pinned).unwrap();
+    assert_eq!(read, entries);
+    assert!(read.iter().all(AuditEntry::hash_is_valid));
+    assert_eq!(verify_chain(&read).unwrap().size, entries.len() as u64);
+}
+
+#[test]
+fn an_unknown_kind_or_a_changed_payload_is_refused() {
+    let entries = chain(one_of_each());
+    let mut json = serde_json::to_value(&entries[3]).unwrap();
+    json["kind"] = "mint_more".into();
+    assert!(serde_json::from_value::<AuditEntry>(json).is_err());
+
+    let mut json = serde_json::to_value(&entries[3]).unwrap();
+    json["payload"]["ledger"]["amount"] = 251.into();
+    let changed: AuditEntry = serde_json::from_value(json).unwrap();
+    assert!(!changed.hash_is_valid());
+}

@@ -1,0 +1,9 @@
+//! The standalone verifier's integration tests, one binary: Groth16 verification, the
+//! snarkjs JSON formats, the pinned audit log vectors, and `zkcohort-verify` on files.
+
+mod audit_events;
+mod bundle_cli;
+mod cli;
+mod common;
+mod snarkjs_json;
+mod verify;
