@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use zkcohort::keys::{save_ceremony_keys, write_atomically};
 use zkcohort_prover::ceremony::{transcript, Circuit, Phase1, Phase2};
+use zkcohort_verifier::setup::split_transcript;
 
 use crate::proving::ShapeName;
 
@@ -27,11 +29,14 @@ pub(crate) enum CeremonyCommand {
         #[arg(long, value_enum, default_value = "reference")]
         shape: ShapeName,
         /// The phase 1 file.
-        #[arg(long)]
-        phase1: PathBuf,
+        #[arg(long, required_unless_present = "transcript", requires = "zkey")]
+        phase1: Option<PathBuf>,
         /// The phase-2 state.
-        #[arg(long)]
-        zkey: PathBuf,
+        #[arg(long, requires = "phase1")]
+        zkey: Option<PathBuf>,
+        /// Both in one file, as a marketplace serves them (`GET /circuits/{id}/transcript`).
+        #[arg(long, conflicts_with_all = ["phase1", "zkey"])]
+        transcript: Option<PathBuf>,
     },
     /// Verify a transcript, write the proving key and keep the transcript beside it.
     Finalize {
@@ -171,11 +176,22 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             shape,
             phase1,
             zkey,
+            transcript: one_file,
         } => {
+            let (phase1, zkey) = match (one_file, phase1, zkey) {
+                (Some(file), _, _) => {
+                    let bytes = read(&file)?;
+                    let (phase1, zkey) = split_transcript(&bytes)
+                        .with_context(|| format!("{}", file.display()))?;
+                    (phase1.to_vec(), zkey.to_vec())
+                }
+                (None, Some(phase1), Some(zkey)) => (read(&phase1)?, read(&zkey)?),
+                _ => anyhow::bail!("give --transcript, or --phase1 and --zkey"),
+            };
             let circuit = circuit(shape)?;
             let started = Instant::now();
             eprintln!("verifying phase 1 and phase 2 ...");
-            let (phase1, phase2) = transcript::verify(&circuit, &read(&phase1)?, &read(&zkey)?)?;
+            let (phase1, phase2) = transcript::verify(&circuit, &phase1, &zkey)?;
             println!(
                 "transcript OK in {:.1} s: {} phase-1 contributions, {} phase-2 contributions",
                 started.elapsed().as_secs_f64(),
@@ -193,12 +209,8 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             eprintln!("verifying the transcript ...");
             let (circuit_keys, id) =
                 transcript::finalize(circuit(shape)?, &phase1_bytes, &zkey_bytes)?;
-            let path = circuit_keys
-                .save(&keys)
-                .with_context(|| format!("saving the keys in {}", keys.display()))?;
+            let path = save_ceremony_keys(&circuit_keys, &keys, &phase1_bytes, &zkey_bytes)?;
             let stem = path.with_extension("");
-            write(&stem.with_extension("ptau"), &phase1_bytes)?;
-            write(&stem.with_extension("zkey"), &zkey_bytes)?;
             println!(
                 "proving key: {}\ncircuit id: {}\ntranscript id: {id}\ntranscript: {}.ptau and .zkey",
                 path.display(),
@@ -209,7 +221,7 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
         CeremonyCommand::R1cs { shape, out } => {
             let mut bytes = Vec::new();
             circuit(shape)?.write_r1cs(&mut bytes)?;
-            write(&out, &bytes)?;
+            write_atomically(&out, &bytes)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -222,7 +234,7 @@ fn phase1(command: Phase1Command) -> Result<()> {
                 Some(power) => power,
                 None => circuit(shape)?.domain_power(),
             };
-            write(&out, &Phase1::new(power)?.to_bytes())?;
+            write_atomically(&out, &Phase1::new(power)?.to_bytes())?;
             println!(
                 "phase 1 of 2^{power} started: its trapdoor is public until someone contributes"
             );
@@ -231,7 +243,7 @@ fn phase1(command: Phase1Command) -> Result<()> {
             let phase1 = Phase1::read(&read(&ptau)?)?;
             eprintln!("checking the imported powers ...");
             phase1.verify()?;
-            write(&out, &phase1.to_bytes())?;
+            write_atomically(&out, &phase1.to_bytes())?;
             println!(
                 "imported 2^{} powers of tau (their own contributions are checked by `snarkjs powersoftau verify`)",
                 phase1.power()
@@ -242,7 +254,7 @@ fn phase1(command: Phase1Command) -> Result<()> {
             let started = Instant::now();
             eprintln!("contributing to 2^{} powers of tau ...", phase1.power());
             let response = phase1.contribute(&name, &mut rand::rngs::OsRng)?.response;
-            write(&out, &phase1.to_bytes())?;
+            write_atomically(&out, &phase1.to_bytes())?;
             println!(
                 "contributed in {:.1} s; response hash {}",
                 started.elapsed().as_secs_f64(),
@@ -257,7 +269,7 @@ fn phase1(command: Phase1Command) -> Result<()> {
                 phase1.power()
             );
             phase1.prepare();
-            write(&out, &phase1.to_bytes())?;
+            write_atomically(&out, &phase1.to_bytes())?;
             println!("prepared in {:.1} s", started.elapsed().as_secs_f64());
         }
         Phase1Command::Verify { input } => {
@@ -282,7 +294,7 @@ fn phase2(command: Phase2Command) -> Result<()> {
             let started = Instant::now();
             eprintln!("computing the initial keys from the circuit and phase 1 ...");
             let state = Phase2::new(&circuit, &phase1)?;
-            write(&out, &state.to_zkey(&circuit))?;
+            write_atomically(&out, &state.to_zkey(&circuit))?;
             println!(
                 "initial state in {:.1} s; circuit hash {}",
                 started.elapsed().as_secs_f64(),
@@ -299,7 +311,7 @@ fn phase2(command: Phase2Command) -> Result<()> {
             let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
             let started = Instant::now();
             let hash = state.contribute(&name, &mut rand::rngs::OsRng)?;
-            write(&out, &state.to_zkey(&circuit))?;
+            write_atomically(&out, &state.to_zkey(&circuit))?;
             println!(
                 "contributed in {:.1} s; contribution hash {}",
                 started.elapsed().as_secs_f64(),
@@ -318,7 +330,7 @@ fn phase2(command: Phase2Command) -> Result<()> {
             let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
             let beacon = hex::decode(&hash).context("the beacon hash is not hex")?;
             let contribution = state.beacon(&name, &beacon, iterations_exp)?;
-            write(&out, &state.to_zkey(&circuit))?;
+            write_atomically(&out, &state.to_zkey(&circuit))?;
             println!(
                 "beacon applied; contribution hash {}",
                 hex::encode(contribution)
@@ -336,9 +348,3 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Writes then renames, so a crash never leaves half a file under the final name.
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
-}

@@ -20,12 +20,15 @@ use zkcohort_market::api::{
     RootView,
 };
 use zkcohort_market::api_keys::ApiKeyRole;
+use zkcohort_market::http::CHECKSUM_HEADER;
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, SignedTransfer, Study};
 use zkcohort_verifier::StudyBundle;
 
 /// How long one request may take (the server's own limit is 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a file download may take (a reference-shape key is tens of megabytes).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -350,16 +353,91 @@ impl MarketClient {
             return serde_json::from_slice(&body)
                 .map_err(|error| unexpected(format!("{error}: {}", excerpt(&body))));
         }
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(ErrorBody { error }) => Err(ClientError::Api {
-                method,
-                path: path.to_owned(),
-                status: status.as_u16(),
-                code: error.code,
-                message: error.message,
-            }),
-            Err(_) => Err(unexpected(excerpt(&body))),
+        Err(refusal(method, path, status.as_u16(), &body))
+    }
+
+    /// `GET path` of a file (a proving key, a transcript), read in chunks with
+    /// `progress(bytes so far, Content-Length)` after each; answers the bytes and the
+    /// checksum the server sent (`X-Content-SHA256`), which the caller compares.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn download(
+        &self,
+        path: &str,
+        mut progress: impl FnMut(u64, Option<u64>),
+    ) -> Result<Downloaded, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |source| ClientError::Transport {
+            method: Method::GET,
+            url: url.clone(),
+            source,
+        };
+        // A key of a large shape takes longer than one JSON call: a longer limit.
+        let mut response = self
+            .http
+            .get(&url)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .map_err(transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().map_err(transport)?;
+            return Err(refusal(Method::GET, path, status.as_u16(), &body));
         }
+        let length = response.content_length();
+        let checksum = response
+            .headers()
+            .get(CHECKSUM_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::with_capacity(length.unwrap_or(0).min(1 << 30) as usize);
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let read = std::io::Read::read(&mut response, &mut buffer).map_err(|error| {
+                ClientError::UnexpectedAnswer {
+                    method: Method::GET,
+                    path: path.to_owned(),
+                    status: status.as_u16(),
+                    detail: format!("the download broke off: {error}"),
+                }
+            })?;
+            if read == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buffer[..read]);
+            progress(bytes.len() as u64, length);
+        }
+        Ok(Downloaded { bytes, checksum })
+    }
+}
+
+/// A file [`MarketClient::download`] fetched.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The SHA-256 the server announced (hex), if it sent one.
+    pub checksum: Option<String>,
+}
+
+/// The error of a refused call: the API's error shape, or an unexpected answer.
+fn refusal(method: Method, path: &str, status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => ClientError::Api {
+            method,
+            path: path.to_owned(),
+            status,
+            code: error.code,
+            message: error.message,
+        },
+        Err(_) => ClientError::UnexpectedAnswer {
+            method,
+            path: path.to_owned(),
+            status,
+            detail: excerpt(body),
+        },
     }
 }
 

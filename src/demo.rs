@@ -25,11 +25,15 @@ use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
 use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
+use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
 use crate::client::MarketClient;
 use crate::issued::Issuance;
 use crate::issuer::{register, PendingRecord};
-use crate::keys::load_or_setup_keys;
+use crate::keys::{
+    load_served_circuit, run_local_ceremony, transcript_paths, ServedCircuit, SetupPolicy,
+    DEMO_PARTICIPANTS,
+};
 use crate::patient::{self, RemoteMarketplace};
 use crate::researcher::{self, StudyPost};
 use crate::serve::Marketplace;
@@ -115,6 +119,10 @@ pub struct StudyOutcome {
 pub struct DemoReport {
     /// The marketplace's address.
     pub server: String,
+    /// Where the circuit's keys came from (the demo's ceremony).
+    pub setup: KeySetup,
+    /// Seconds this run's ceremony took; `None` when an earlier run's was reused.
+    pub ceremony_seconds: Option<f64>,
     /// Patients imported.
     pub patients: usize,
     /// Per study.
@@ -149,8 +157,9 @@ const DEMO_MARKER: &str = "zkcohort-demo";
 pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
     fresh_demo_folder(&options.data)?;
-    let keys = load_or_setup_keys(options.shape, &options.keys)?;
-    let marketplace = Marketplace::open_with_keys(&options.data.join("marketplace"), &keys)?;
+    let (circuit, ceremony_seconds) = demo_circuit(options)?;
+    let keys = &circuit.keys;
+    let marketplace = Marketplace::open_with_circuit(&options.data.join("marketplace"), &circuit)?;
     let running = marketplace.spawn("127.0.0.1:0")?;
     if options.progress {
         eprintln!(
@@ -162,13 +171,39 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     }
     let report = run_roles(
         options,
-        &keys,
+        keys,
         &running.url(),
         running.operator_token(),
         started,
-    );
+    )
+    .map(|report| DemoReport {
+        setup: circuit.setup,
+        ceremony_seconds,
+        ..report
+    });
     running.stop()?;
     report
+}
+
+/// The demo's circuit: the keys and transcript of an earlier run's ceremony, or a new
+/// three-party ceremony (and how long it took) when the folder has none for the shape.
+fn demo_circuit(options: &DemoOptions) -> Result<(ServedCircuit, Option<f64>)> {
+    let (phase1, zkey) = transcript_paths(&options.keys, options.shape);
+    let key = CircuitKeys::proving_key_path(&options.keys, options.shape);
+    if key.exists() && phase1.exists() && zkey.exists() {
+        let circuit = load_served_circuit(options.shape, &options.keys, SetupPolicy::CeremonyOnly)?;
+        return Ok((circuit, None));
+    }
+    if options.progress {
+        eprintln!(
+            "keys: no ceremony keys for this shape in {}: running a {}-party ceremony (one time)",
+            options.keys.display(),
+            DEMO_PARTICIPANTS.len()
+        );
+    }
+    let started = Instant::now();
+    let circuit = run_local_ceremony(options.shape, &options.keys, &DEMO_PARTICIPANTS)?;
+    Ok((circuit, Some(started.elapsed().as_secs_f64())))
 }
 
 /// Empties `folder` when an earlier demo made it, creates it otherwise; refuses a
@@ -212,6 +247,15 @@ fn run_roles(
     let public = MarketClient::new(base)?;
     let market = RemoteMarketplace::fetch(&public)?;
     market.check_keys(keys)?;
+    // The sponsor's pin: the transcript as the marketplace serves it.
+    let transcript = match market.info.setup {
+        KeySetup::Ceremony { .. } => {
+            let path = format!("/circuits/{}/transcript", market.info.circuit_id);
+            let file = public.download(&path, |_, _| {})?;
+            Some(CeremonyTranscript::read(&file.bytes).context("the served transcript")?)
+        }
+        KeySetup::Development => None,
+    };
 
     say("operator: API keys for one issuer and two researchers, tokens for the researchers");
     let issuer = MarketClient::new(base)?.with_token(create_key(&operator, ApiKeyRole::Issuer)?.0);
@@ -334,11 +378,13 @@ fn run_roles(
         .data
         .join(format!("study-{bundle_study}.bundle.json"));
     researcher::export_bundle(&public, bundle_study, &bundle)?;
-    let verdict = researcher::verify_bundle_file(&bundle, Some(&market.key))?;
+    let verdict = researcher::verify_bundle_file(&bundle, Some(&market.key), transcript.as_ref())?;
 
     let tokens_paid = outcomes.iter().map(|outcome| outcome.paid).sum();
     Ok(DemoReport {
         server: base.to_string(),
+        setup: market.info.setup,
+        ceremony_seconds: None,
         patients: wallets.len(),
         studies: outcomes,
         proofs,
@@ -429,6 +475,14 @@ pub fn print_report(report: &DemoReport) {
         );
     }
     println!();
+    match (report.setup.transcript_id(), report.ceremony_seconds) {
+        (Some(id), Some(seconds)) => println!(
+            "keys                ceremony {id} ({} participants, {seconds:.1} s)",
+            DEMO_PARTICIPANTS.len()
+        ),
+        (Some(id), None) => println!("keys                ceremony {id} (an earlier run's)"),
+        (None, _) => println!("keys                DEVELOPMENT SETUP"),
+    }
     println!("patients            {}", report.patients);
     println!(
         "proofs              {} in {:.1} s = {:.2} proofs/s (proved and enrolled)",

@@ -1,12 +1,29 @@
-//! Circuit keys on disk: the single-party development setup behind
-//! `zkcohort setup`, and the load-or-create step `zkcohort serve` runs.
+//! Circuit keys on disk: the single-party development setup behind `zkcohort setup`,
+//! the ceremony's keys with their transcript (what `zkcohort ceremony finalize` writes),
+//! the keys a marketplace serves, and the keys a wallet downloads.
+//!
+//! A key folder holds `proving-key-c{clauses}-s{slot}-r{registry}.bin` and, for keys
+//! from a ceremony, the transcript beside it under the same stem: `.ptau` (phase 1)
+//! and `.zkey` (the final phase-2 state).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
 use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::CircuitId;
+use zkcohort_prover::ceremony::{transcript, Circuit, Phase1, Phase2};
 use zkcohort_prover::CircuitKeys;
+use zkcohort_verifier::setup::transcript_file;
+use zkcohort_verifier::{CeremonyTranscript, KeySetup};
+
+use crate::client::MarketClient;
+use crate::patient::RemoteMarketplace;
+
+/// The flag that lets `zkcohort serve` use keys without a ceremony transcript.
+pub const DEV_FLAG: &str = "--dev-unsafe-setup";
 
 /// Keys just created by [`setup_keys`].
 pub struct CreatedKeys {
@@ -39,29 +56,321 @@ pub fn setup_keys(shape: CircuitShape, keys_dir: &Path) -> Result<CreatedKeys> {
     })
 }
 
-/// Loads the keys of `shape` from `keys_dir`, or creates them there with
-/// [`setup_keys`] (saying so on stderr) when the folder has none for this shape.
+/// The transcript files beside a shape's proving key: (phase 1 `.ptau`, final `.zkey`).
+pub fn transcript_paths(keys_dir: &Path, shape: CircuitShape) -> (PathBuf, PathBuf) {
+    let stem = CircuitKeys::proving_key_path(keys_dir, shape).with_extension("");
+    (stem.with_extension("ptau"), stem.with_extension("zkey"))
+}
+
+/// Saves ceremony keys and their transcript in `keys_dir` (as `ceremony finalize`
+/// does); returns the proving key's path.
 ///
 /// # Errors
 ///
-/// A key file that does not load (corrupt, another shape, unreadable), or a
-/// failed setup.
-pub fn load_or_setup_keys(shape: CircuitShape, keys_dir: &Path) -> Result<CircuitKeys> {
+/// I/O errors.
+pub fn save_ceremony_keys(
+    keys: &CircuitKeys,
+    keys_dir: &Path,
+    phase1: &[u8],
+    zkey: &[u8],
+) -> Result<PathBuf> {
+    let path = keys
+        .save(keys_dir)
+        .with_context(|| format!("saving the keys in {}", keys_dir.display()))?;
+    let (phase1_path, zkey_path) = transcript_paths(keys_dir, keys.shape());
+    write_atomically(&phase1_path, phase1)?;
+    write_atomically(&zkey_path, zkey)?;
+    Ok(path)
+}
+
+/// Writes then renames, so a crash never leaves half a file under the final name.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// What `zkcohort serve` does with keys that have no ceremony transcript.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupPolicy {
+    /// Refuse them: only keys with a transcript beside them are served.
+    CeremonyOnly,
+    /// Serve them (and make them with a single-party setup when there are none),
+    /// announcing a development setup: [`DEV_FLAG`].
+    DevelopmentUnsafe,
+}
+
+/// The circuit a marketplace serves: its keys, where they came from, and the files it
+/// hands to wallets and sponsors.
+pub struct ServedCircuit {
+    /// The keys.
+    pub keys: CircuitKeys,
+    /// Where they came from.
+    pub setup: KeySetup,
+    /// The proving key file, as served.
+    pub proving_key_file: Vec<u8>,
+    /// The one-file ceremony transcript (`zkcohort_verifier::setup`), for ceremony keys.
+    pub transcript_file: Option<Vec<u8>>,
+}
+
+/// Loads the keys `zkcohort serve` serves from `keys_dir`.
+///
+/// Keys with a transcript beside them are checked against it at every start: the
+/// transcript's final verifying key must be the keys' (their circuit ids, hashes of
+/// the whole verifying key, are compared) and its id is what the marketplace announces
+/// and its bundles name. The contributions themselves are not re-verified here (a
+/// pairing check of every step, seconds for the small shape and minutes for the
+/// reference one): `ceremony finalize` verified them before writing the keys, and
+/// anyone re-checks the served transcript with `zkcohort ceremony verify`; the id
+/// pins exactly the files that were checked.
+///
+/// # Errors
+///
+/// Keys without a transcript (or no keys) under [`SetupPolicy::CeremonyOnly`], naming
+/// the ceremony commands and [`DEV_FLAG`]; a transcript that is not these keys'; key
+/// or transcript files that do not load; a failed development setup.
+pub fn load_served_circuit(
+    shape: CircuitShape,
+    keys_dir: &Path,
+    policy: SetupPolicy,
+) -> Result<ServedCircuit> {
     let path = CircuitKeys::proving_key_path(keys_dir, shape);
-    if path.exists() {
-        return CircuitKeys::load(keys_dir, shape)
-            .with_context(|| format!("loading the circuit keys {}", path.display()));
+    let (phase1_path, zkey_path) = transcript_paths(keys_dir, shape);
+    let has_transcript = phase1_path.exists() && zkey_path.exists();
+    let keys = if path.exists() {
+        CircuitKeys::load(keys_dir, shape)
+            .with_context(|| format!("loading the circuit keys {}", path.display()))?
+    } else if policy == SetupPolicy::DevelopmentUnsafe {
+        tracing::warn!(
+            "no circuit keys for this shape in {}: creating development keys (one time)",
+            keys_dir.display()
+        );
+        let created = setup_keys(shape, keys_dir)?;
+        tracing::info!(
+            "created {} in {:.1} s (circuit id {})",
+            created.path.display(),
+            created.elapsed.as_secs_f64(),
+            created.keys.circuit_id()
+        );
+        created.keys
+    } else {
+        bail!(
+            "no circuit keys for this shape in {}: make them with a multi-party ceremony \
+             (`zkcohort ceremony ...`, then `zkcohort ceremony finalize --keys {}`), or start \
+             with {DEV_FLAG} for a single-party development setup",
+            keys_dir.display(),
+            keys_dir.display()
+        );
+    };
+    let proving_key_file =
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    if !has_transcript {
+        if policy == SetupPolicy::CeremonyOnly {
+            bail!(
+                "{} has no ceremony transcript beside it ({} and {}, which `zkcohort ceremony \
+                 finalize` writes): whoever made these keys could forge proofs. Make keys with \
+                 `zkcohort ceremony ...` and `zkcohort ceremony finalize --keys {}`, or start \
+                 with {DEV_FLAG} to serve a development setup",
+                path.display(),
+                phase1_path.display(),
+                zkey_path.display(),
+                keys_dir.display()
+            );
+        }
+        return Ok(ServedCircuit {
+            keys,
+            setup: KeySetup::Development,
+            proving_key_file,
+            transcript_file: None,
+        });
     }
-    eprintln!(
-        "no circuit keys for this shape in {}: creating them (one time)",
-        keys_dir.display()
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let file = transcript_file(&read(&phase1_path)?, &read(&zkey_path)?);
+    let transcript = CeremonyTranscript::read(&file)
+        .with_context(|| format!("reading the transcript {}", zkey_path.display()))?;
+    let output = CircuitId::of(&transcript.verifying_key);
+    ensure!(
+        output == keys.circuit_id(),
+        "the transcript {} ends in circuit {output}, the keys {} are circuit {}: they are not \
+         this ceremony's keys (run `zkcohort ceremony finalize` again)",
+        zkey_path.display(),
+        path.display(),
+        keys.circuit_id()
     );
-    let created = setup_keys(shape, keys_dir)?;
-    eprintln!(
-        "created {} in {:.1} s (circuit id {})",
-        created.path.display(),
-        created.elapsed.as_secs_f64(),
-        created.keys.circuit_id()
-    );
-    Ok(created.keys)
+    Ok(ServedCircuit {
+        keys,
+        setup: KeySetup::Ceremony {
+            transcript_id: transcript.id,
+        },
+        proving_key_file,
+        transcript_file: Some(file),
+    })
+}
+
+/// The names of the demo's ceremony participants (each contributes to both phases).
+pub const DEMO_PARTICIPANTS: [&str; 3] = ["demo-alice", "demo-bob", "demo-carol"];
+
+/// Runs a whole ceremony in this process for `shape` (the demo's): a phase 1 of the
+/// shape's power and a phase 2, each with a contribution from every name in
+/// `participants`, verified and finalized, the keys and transcript saved in
+/// `keys_dir`. Every secret comes from the OS RNG and is dropped after its
+/// contribution, but all of them passed through this one process, so this shows the
+/// flow; real keys come from participants on their own machines.
+///
+/// # Errors
+///
+/// Synthesis, ceremony or I/O errors.
+pub fn run_local_ceremony(
+    shape: CircuitShape,
+    keys_dir: &Path,
+    participants: &[&str],
+) -> Result<ServedCircuit> {
+    let circuit = Circuit::of(shape).context("synthesizing the circuit")?;
+    let mut phase1 = Phase1::new(circuit.domain_power())?;
+    for name in participants {
+        phase1.contribute(name, &mut rand::rngs::OsRng)?;
+    }
+    phase1.prepare();
+    let mut phase2 = Phase2::new(&circuit, &phase1)?;
+    for name in participants {
+        phase2.contribute(name, &mut rand::rngs::OsRng)?;
+    }
+    let (phase1, zkey) = (phase1.to_bytes(), phase2.to_zkey(&circuit));
+    let (keys, transcript_id) = transcript::finalize(circuit, &phase1, &zkey)?;
+    let path = save_ceremony_keys(&keys, keys_dir, &phase1, &zkey)?;
+    let proving_key_file =
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(ServedCircuit {
+        keys,
+        setup: KeySetup::Ceremony { transcript_id },
+        proving_key_file,
+        transcript_file: Some(transcript_file(&phase1, &zkey)),
+    })
+}
+
+/// The marketplace's proving key, for a wallet: from the wallet's cache
+/// (`DIR/keys/<circuit id>/`) when it was downloaded before, else downloaded from
+/// `GET /circuits/{id}/proving-key` (a progress bar on stderr when `progress`) and
+/// checked before it is cached: its SHA-256 against the server's checksum header, every
+/// point on the curve and in the subgroup, its circuit id against the announced one
+/// ([`CircuitKeys::load_checked`]), and for a ceremony the transcript (downloaded too):
+/// its id must be the announced one and its final verifying key the key's.
+///
+/// # Errors
+///
+/// Network errors; a download whose checksum does not match; a key or transcript
+/// that fails a check, named; I/O errors of the cache.
+pub fn marketplace_keys(
+    client: &MarketClient,
+    market: &RemoteMarketplace,
+    wallet_dir: &Path,
+    progress: bool,
+) -> Result<CircuitKeys> {
+    let info = &market.info;
+    let announced = info.circuit_id;
+    let shape = market.shape();
+    let cache = wallet_dir.join("keys").join(announced.to_string());
+    if CircuitKeys::proving_key_path(&cache, shape).exists() {
+        // Checked when it was cached; the load still checks the checksum and the id.
+        let keys = CircuitKeys::load(&cache, shape)
+            .with_context(|| format!("loading the cached key in {}", cache.display()))?;
+        market.check_keys(&keys)?;
+        return Ok(keys);
+    }
+    let partial = wallet_dir.join("keys").join(format!("{announced}.partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("clearing {}", partial.display()))?;
+    }
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    // Nothing refused stays behind: the download lands in `partial`, removed on failure.
+    let fetched = fetch_checked_keys(client, market, &partial, progress);
+    if fetched.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    let keys = fetched?;
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).with_context(|| format!("clearing {}", cache.display()))?;
+    }
+    std::fs::rename(&partial, &cache).with_context(|| format!("caching in {}", cache.display()))?;
+    Ok(keys)
+}
+
+/// Downloads the marketplace's key (and its transcript, for a ceremony) into `partial`
+/// and checks them (see [`marketplace_keys`]).
+fn fetch_checked_keys(
+    client: &MarketClient,
+    market: &RemoteMarketplace,
+    partial: &Path,
+    progress: bool,
+) -> Result<CircuitKeys> {
+    let info = &market.info;
+    let announced = info.circuit_id;
+    let shape = market.shape();
+    let key_file = download(
+        client,
+        &format!("/circuits/{announced}/proving-key"),
+        "proving key",
+        progress,
+    )?;
+    std::fs::write(CircuitKeys::proving_key_path(partial, shape), &key_file)
+        .with_context(|| format!("writing in {}", partial.display()))?;
+    let keys = CircuitKeys::load_checked(partial, shape, announced).with_context(|| {
+        format!(
+            "the proving key {} serves is refused",
+            client.base()
+        )
+    })?;
+    if let KeySetup::Ceremony { transcript_id } = info.setup {
+        let file = download(
+            client,
+            &format!("/circuits/{announced}/transcript"),
+            "ceremony transcript",
+            progress,
+        )?;
+        let transcript = CeremonyTranscript::read(&file).context("the served transcript")?;
+        ensure!(
+            transcript.id == transcript_id,
+            "the served transcript is ceremony {}, the marketplace announces {transcript_id}",
+            transcript.id
+        );
+        ensure!(
+            CircuitId::of(&transcript.verifying_key) == announced,
+            "the served transcript does not end in the announced circuit {announced}"
+        );
+        std::fs::write(partial.join("transcript.bin"), &file)
+            .with_context(|| format!("writing in {}", partial.display()))?;
+    }
+    Ok(keys)
+}
+
+/// Downloads `path`, with a progress bar, and checks it against the checksum header.
+fn download(client: &MarketClient, path: &str, what: &str, progress: bool) -> Result<Vec<u8>> {
+    let bar = if progress {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "  {what} {{bar:40}} {{bytes}}/{{total_bytes}}, {{bytes_per_sec}}, eta {{eta}}"
+            ))
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let downloaded = client.download(path, |done, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    let digest = hex::encode(Sha256::digest(&downloaded.bytes));
+    match downloaded.checksum {
+        Some(sent) if sent == digest => Ok(downloaded.bytes),
+        Some(sent) => bail!(
+            "the {what} from {path} is damaged: its SHA-256 is {digest}, the server sent {sent}"
+        ),
+        None => bail!("the server sent the {what} without its checksum header"),
+    }
 }

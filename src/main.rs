@@ -101,6 +101,11 @@ enum Command {
         /// The circuit shape.
         #[arg(long, value_enum, default_value = "reference")]
         shape: proving::ShapeName,
+        /// Serve keys without a ceremony transcript (and make them with a single-party
+        /// setup when there are none). Whoever made such keys can forge proofs: for
+        /// development only; the marketplace announces it and its bundles say so.
+        #[arg(long)]
+        dev_unsafe_setup: bool,
     },
     /// The operator's calls to a running server.
     #[command(subcommand)]
@@ -123,7 +128,8 @@ enum Command {
         /// start of each run.
         #[arg(long, default_value = "zkcohort-data/demo")]
         data: PathBuf,
-        /// The folder of circuit keys, created on the first run and reused.
+        /// The folder of circuit keys and their transcript, made by a three-party
+        /// ceremony on the first run and reused.
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
         /// FHIR bundle files or folders (default: the 22 bundled Synthea patients).
@@ -271,8 +277,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Batch { shape, keys, count }) => {
             proving::batch(shape, &keys, count).map(|()| ExitCode::SUCCESS)
         }
-        Command::Serve { data, addr, shape } => {
-            zkcohort::serve::run(&data, &addr, shape.shape()).map(|()| ExitCode::SUCCESS)
+        Command::Serve {
+            data,
+            addr,
+            shape,
+            dev_unsafe_setup,
+        } => {
+            let policy = if dev_unsafe_setup {
+                zkcohort::keys::SetupPolicy::DevelopmentUnsafe
+            } else {
+                zkcohort::keys::SetupPolicy::CeremonyOnly
+            };
+            zkcohort::serve::run(&data, &addr, shape.shape(), policy).map(|()| ExitCode::SUCCESS)
         }
         Command::Operator(OperatorCommand::CreateKey {
             server,

@@ -4,6 +4,7 @@
 //! are sent; the record never leaves the wallet.
 
 use anyhow::{bail, Context, Result};
+use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
@@ -43,6 +44,15 @@ impl RemoteMarketplace {
     /// The scope of a study on this marketplace.
     pub fn scope(&self, study: u64) -> StudyScope {
         StudyScope::for_study(&self.key, study)
+    }
+
+    /// The circuit shape the marketplace announces.
+    pub fn shape(&self) -> CircuitShape {
+        CircuitShape {
+            clauses: self.info.clauses,
+            slot_depth: self.info.slot_depth,
+            registry_depth: self.info.registry_depth,
+        }
     }
 
     /// Fails unless `keys` are the keys of this marketplace's circuit.

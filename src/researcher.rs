@@ -10,7 +10,7 @@ use zkcohort_market::api::{ClosedStudy, CreateStudy, NewRelease};
 use zkcohort_market::dp::{Measure, Mechanism, PostProcess};
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{LedgerEntry, Study};
-use zkcohort_verifier::{verify_bundle, StudyBundle};
+use zkcohort_verifier::{verify_bundle, CeremonyTranscript, StudyBundle};
 
 use crate::client::MarketClient;
 
@@ -82,18 +82,19 @@ pub struct BundleVerdict {
 }
 
 /// Checks a bundle file with the verifier crate (what `zkcohort-verify` does),
-/// pinning the marketplace key when given.
+/// pinning the marketplace key and the ceremony transcript when given.
 ///
 /// # Errors
 /// The file cannot be read or is not a bundle.
 pub fn verify_bundle_file(
     path: &Path,
     marketplace_key: Option<&[u8; 32]>,
+    transcript: Option<&CeremonyTranscript>,
 ) -> Result<BundleVerdict> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let bundle = StudyBundle::from_json(&text).with_context(|| format!("{}", path.display()))?;
-    let report = verify_bundle(&bundle, marketplace_key);
+    let report = verify_bundle(&bundle, marketplace_key, transcript);
     let summary = if report.valid {
         format!(
             "{} proofs verified, {} tokens paid of {} funded, {} audit entries proven in a log of {}",

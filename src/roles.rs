@@ -17,7 +17,6 @@ use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
 use zkcohort_cohort::Day;
 use zkcohort_prover::CircuitKeys;
 
-use crate::proving::ShapeName;
 use crate::records::issue_day;
 
 /// Where the marketplace is, and the caller's API key when the command needs one.
@@ -127,12 +126,11 @@ pub(crate) enum PatientCommand {
         /// The study id.
         #[arg(long)]
         study: u64,
-        /// The marketplace's circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
-        /// The folder with the proving key.
-        #[arg(long, default_value = "zkcohort-data/keys")]
-        keys: PathBuf,
+        /// A folder with the marketplace's proving key. Default: the key the
+        /// marketplace serves, downloaded once into the wallet and checked (points,
+        /// circuit id, ceremony transcript).
+        #[arg(long)]
+        keys: Option<PathBuf>,
     },
     /// Show the payout account's balance.
     Balance {
@@ -364,9 +362,8 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             wallet,
             server,
             study,
-            shape,
             keys,
-        } => enroll(&wallet, &server, study, shape, &keys)?,
+        } => enroll(&wallet, &server, study, keys.as_deref())?,
         PatientCommand::Balance { wallet, server } => {
             let wallet = Wallet::open(&wallet)?;
             let account = patient::account(&server.client()?, &wallet.payout_account())?;
@@ -389,17 +386,20 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn enroll(wallet: &Path, server: &Server, study: u64, shape: ShapeName, keys: &Path) -> Result<()> {
+fn enroll(wallet_dir: &Path, server: &Server, study: u64, keys: Option<&Path>) -> Result<()> {
     let client = server.client()?;
-    let wallet = Wallet::open(wallet)?;
+    let wallet = Wallet::open(wallet_dir)?;
     let market = RemoteMarketplace::fetch(&client)?;
-    let keys = CircuitKeys::load(keys, shape.shape()).with_context(|| {
-        format!(
-            "loading the proving key from {} (run `zkcohort setup --shape ...` or copy the marketplace's keys there)",
-            keys.display()
-        )
-    })?;
-    market.check_keys(&keys)?;
+    let keys = match keys {
+        Some(folder) => CircuitKeys::load_checked(folder, market.shape(), market.info.circuit_id)
+            .with_context(|| {
+                format!(
+                    "loading the marketplace's proving key from {} (or leave out --keys to download it)",
+                    folder.display()
+                )
+            })?,
+        None => zkcohort::keys::marketplace_keys(&client, &market, wallet_dir, true)?,
+    };
     let registry = patient::sync_registry(&client, &wallet, &market)?;
     let preview = patient::preview_studies(&client, &wallet, &market)?
         .into_iter()

@@ -4,10 +4,15 @@
 //!
 //! | path | what | created |
 //! |---|---|---|
-//! | `keys/` | the circuit's proving and verifying key (as `zkcohort setup` writes them) | when the shape has none |
+//! | `keys/` | the circuit's proving key and its ceremony transcript (as `zkcohort ceremony finalize` writes them; see [`crate::keys::load_served_circuit`]) | by the operator; with `--dev-unsafe-setup`, a development setup when the shape has none |
 //! | `market/` | the sled [`Store`] (registry depth of the shape) | on first start |
 //! | `marketplace.key` | the ed25519 key that signs audit heads: the marketplace's identity, bound into every study scope (hex, mode 0600) | once, never again |
 //! | `operator.token` | the operator's bearer token (hex, mode 0600) | once |
+//!
+//! Keys without a ceremony transcript are refused unless the server is started with
+//! `--dev-unsafe-setup` ([`SetupPolicy::DevelopmentUnsafe`]); a marketplace started so
+//! logs a warning, announces `"setup": {"kind": "development"}` in `GET /marketplace`,
+//! and every study bundle it exports says so.
 //!
 //! A store without its `marketplace.key` is refused: a new key would be a new
 //! marketplace (every study scope, hence every nullifier, changes), so the key
@@ -21,11 +26,16 @@
 //! ```no_run
 //! use std::path::Path;
 //! use zkcohort::client::MarketClient;
+//! use zkcohort::keys::SetupPolicy;
 //! use zkcohort::serve::Marketplace;
 //! use zkcohort_circuits::circuit::CircuitShape;
 //!
 //! # fn main() -> anyhow::Result<()> {
-//! let marketplace = Marketplace::open(Path::new("demo-data"), CircuitShape::SMALL)?;
+//! let marketplace = Marketplace::open(
+//!     Path::new("demo-data"),
+//!     CircuitShape::SMALL,
+//!     SetupPolicy::DevelopmentUnsafe,
+//! )?;
 //! let running = marketplace.spawn("127.0.0.1:0")?;
 //! let operator = MarketClient::new(running.url())?.with_token(running.operator_token());
 //! let info = operator.marketplace()?;
@@ -53,11 +63,11 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{app, ApiConfig, AppState, Limits};
+use zkcohort_market::http::{app, ApiConfig, AppState, CircuitDownloads, Limits, ServedFile};
 use zkcohort_market::{Store, StoreConfig};
-use zkcohort_prover::CircuitKeys;
+use zkcohort_verifier::KeySetup;
 
-use crate::keys::load_or_setup_keys;
+use crate::keys::{load_served_circuit, ServedCircuit, SetupPolicy};
 
 /// The marketplace's identity key, in the data folder.
 pub const MARKETPLACE_KEY_FILE: &str = "marketplace.key";
@@ -82,24 +92,37 @@ impl Marketplace {
     /// # Errors
     ///
     /// A store whose `marketplace.key` is missing; unreadable or malformed
-    /// key or token files; circuit keys that do not load; a store that does
+    /// key or token files; circuit keys that do not load, or that have no
+    /// ceremony transcript under [`SetupPolicy::CeremonyOnly`]; a store that does
     /// not open (held by another process, created for another shape).
-    pub fn open(data_dir: &Path, shape: CircuitShape) -> Result<Self> {
+    pub fn open(data_dir: &Path, shape: CircuitShape, policy: SetupPolicy) -> Result<Self> {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
-        let keys = load_or_setup_keys(shape, &data_dir.join(KEYS_DIR))?;
-        Self::open_with_keys(data_dir, &keys)
+        let circuit = load_served_circuit(shape, &data_dir.join(KEYS_DIR), policy)?;
+        Self::open_with_circuit(data_dir, &circuit)
     }
 
-    /// Opens the marketplace in `data_dir` for the circuit of `keys` (kept
-    /// elsewhere: the demo shares one key folder between runs and with the
-    /// patients' prover). Creates what is missing, as [`Marketplace::open`].
+    /// Opens the marketplace in `data_dir` for `circuit` (kept elsewhere: the
+    /// demo shares one key folder between runs and with the patients' prover).
+    /// Creates what is missing, as [`Marketplace::open`].
     ///
     /// # Errors
     ///
     /// As [`Marketplace::open`].
-    pub fn open_with_keys(data_dir: &Path, keys: &CircuitKeys) -> Result<Self> {
+    pub fn open_with_circuit(data_dir: &Path, circuit: &ServedCircuit) -> Result<Self> {
+        let keys = &circuit.keys;
         let shape = keys.shape();
+        match circuit.setup {
+            KeySetup::Development => tracing::warn!(
+                "DEVELOPMENT SETUP: circuit {} was made by a single party, who could forge \
+                 proofs; GET /marketplace and every study bundle say so",
+                keys.circuit_id()
+            ),
+            KeySetup::Ceremony { transcript_id } => tracing::info!(
+                "circuit {} from ceremony transcript {transcript_id}",
+                keys.circuit_id()
+            ),
+        }
         // The verifying key is what soundness rests on: its points, gamma != delta, and
         // its id (the key file's header names it) are checked before anything is served.
         zkcohort_prover::keys::check_verifying_key(keys.verifying_key(), keys.circuit_id())
@@ -130,6 +153,11 @@ impl Marketplace {
             slot_depth: shape.slot_depth,
             circuit_id: keys.circuit_id(),
             verifying_key: keys.prepared_verifying_key().clone(),
+            setup: circuit.setup,
+            downloads: CircuitDownloads {
+                proving_key: Some(ServedFile::new(circuit.proving_key_file.clone())),
+                transcript: circuit.transcript_file.clone().map(ServedFile::new),
+            },
             audit_key,
             limits: Limits::default(),
         };
@@ -283,8 +311,8 @@ impl Drop for RunningMarketplace {
 /// # Errors
 ///
 /// As [`Marketplace::open`]; the address does not bind; serving fails.
-pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape) -> Result<()> {
-    let marketplace = Marketplace::open(data_dir, shape)?;
+pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape, policy: SetupPolicy) -> Result<()> {
+    let marketplace = Marketplace::open(data_dir, shape, policy)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

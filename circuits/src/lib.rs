@@ -44,7 +44,8 @@
 //!   `clause::gadget` evaluates a clause in the circuit.
 //! - [`statement`]: the public inputs of one proof, in order, and how a verifier rebuilds
 //!   them for an enrollment.
-//! - [`circuit_id`]: the id that names a circuit's keys everywhere.
+//! - [`circuit_id`]: the id that names a circuit's keys everywhere, and the id of the
+//!   ceremony transcript they came from.
 //! - `bits` (feature `r1cs`): range checks and comparisons by bit decomposition.
 //! - `circuit` (feature `r1cs`): the eligibility circuit and its witness.
 //!
@@ -66,7 +67,7 @@ pub mod statement;
 
 /// The BN254 scalar field, in which every circuit value lives.
 pub use ark_bn254::Fr;
-pub use circuit_id::CircuitId;
+pub use circuit_id::{CircuitId, TranscriptId};
 
 /// Errors of the native (out-of-circuit) code of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

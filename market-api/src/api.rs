@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zkcohort_circuits::CircuitId;
+use zkcohort_verifier::KeySetup;
 
 use crate::api_keys::ApiKeyRole;
 pub use crate::http::{ErrorBody, ErrorDetail};
@@ -187,4 +188,8 @@ pub struct MarketplaceInfo {
     pub registry_depth: usize,
     /// How many later roots a replaced registry root stays acceptable for.
     pub root_window: u64,
+    /// Where the circuit's keys came from: `{"kind": "ceremony", "transcript_id"}`
+    /// (the transcript is at `GET /circuits/{id}/transcript`), or `{"kind":
+    /// "development"}`, a single-party setup whose runner could forge proofs.
+    pub setup: KeySetup,
 }

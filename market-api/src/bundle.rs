@@ -21,7 +21,7 @@ use zkcohort_verifier::bundle::{
     BundleCircuit, BundleEnrollment, BundleRoot, ProvenEntry, StudyBundle, BUNDLE_FORMAT,
 };
 use zkcohort_verifier::snarkjs::SnarkjsVerifyingKey;
-use zkcohort_verifier::VerifyingKey;
+use zkcohort_verifier::{KeySetup, VerifyingKey};
 
 use crate::{AuditEntry, AuditHead, Enrollment, Error, SignedHead, Store, Study};
 
@@ -43,6 +43,8 @@ pub struct BundleContext<'a> {
     pub slot_depth: usize,
     /// The circuit's verifying key.
     pub verifying_key: &'a VerifyingKey<ark_bn254::Bn254>,
+    /// Where the key came from.
+    pub setup: KeySetup,
 }
 
 impl Store {
@@ -104,6 +106,7 @@ impl Store {
                 slot_depth: context.slot_depth,
             },
             verifying_key: SnarkjsVerifyingKey::from_verifying_key(context.verifying_key),
+            setup: context.setup,
             enrollments: enrollments.into_iter().map(bundle_enrollment).collect(),
             registry_roots,
             head: SignedHead::sign(head, context.audit_key),

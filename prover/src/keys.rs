@@ -385,8 +385,16 @@ impl CircuitKeys {
                 "checksum mismatch: the file is truncated or corrupt; run setup again",
             ));
         }
-        let (proving_key, stored) =
-            decoded.map_err(|error| bad(&format!("unreadable key: {error}")))?;
+        let (proving_key, stored) = decoded.map_err(|error| {
+            bad(&if checked {
+                format!(
+                    "unreadable key: a point is off the curve or outside the prime-order \
+                     subgroup, or the encoding is malformed ({error})"
+                )
+            } else {
+                format!("unreadable key: {error}")
+            })
+        })?;
         let matrices = stored
             .into_matrices()
             .ok_or_else(|| bad("matrix entry refers to a missing coefficient"))?;

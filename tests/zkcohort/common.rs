@@ -51,8 +51,9 @@ pub(crate) fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String
 }
 
 impl ServerProcess {
-    /// The command `zkcohort serve --shape small` on port 0 over `data`.
-    pub(crate) fn command(data: &Path) -> Command {
+    /// The command `zkcohort serve --shape small` on port 0 over `data`, with
+    /// `--dev-unsafe-setup` (development keys, made on first start) when `development`.
+    pub(crate) fn serve_command(data: &Path, development: bool) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_zkcohort"));
         command
             .args([
@@ -64,12 +65,25 @@ impl ServerProcess {
                 "--data",
             ])
             .arg(data);
+        if development {
+            command.arg("--dev-unsafe-setup");
+        }
         command
+    }
+
+    /// [`ServerProcess::serve_command`] on development keys.
+    pub(crate) fn command(data: &Path) -> Command {
+        Self::serve_command(data, true)
     }
 
     /// Starts [`ServerProcess::command`] and waits until it listens.
     pub(crate) fn start(data: &Path) -> Self {
-        let mut child = Self::command(data)
+        Self::start_command(Self::command(data))
+    }
+
+    /// Starts `command` (a `serve` command) and waits until it listens.
+    pub(crate) fn start_command(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -93,7 +93,7 @@ fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
     // The sponsor's check of the exported file, independently of the demo.
     let file = PathBuf::from(report["bundle"].as_str().unwrap());
     let mut bundle = StudyBundle::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let verdict = verify_bundle(&bundle, None);
+    let verdict = verify_bundle(&bundle, None, None);
     assert!(verdict.valid, "{verdict:#?}");
     assert_eq!(
         verdict.enrollments as u64,
@@ -105,17 +105,27 @@ fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
     );
     bundle.enrollments[0].reward += 1;
     assert!(
-        !verify_bundle(&bundle, None).valid,
+        !verify_bundle(&bundle, None, None).valid,
         "a changed payout passes"
     );
 
-    // A second run clears the demo folder and reuses the keys.
+    // The keys came from the demo's three-party ceremony, pinned by the bundle.
+    let transcript_id = report["setup"]["transcript_id"].as_str().unwrap();
+    assert_eq!(report["setup"]["kind"], "ceremony");
+    assert_eq!(
+        bundle.setup,
+        zkcohort_verifier::KeySetup::Ceremony {
+            transcript_id: transcript_id.parse().unwrap()
+        }
+    );
+    assert!(report["ceremony_seconds"].as_f64().unwrap() > 0.0);
+
+    // A second run clears the demo folder and reuses the ceremony's keys.
     let output = zkcohort(&args);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        !stderr(&output).contains("creating them"),
-        "the second run made new keys"
-    );
+    let again: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(again["setup"]["transcript_id"], transcript_id);
+    assert!(again["ceremony_seconds"].is_null());
 }
 
 /// `zkcohort patient init` output: the identity commitment.
@@ -138,7 +148,6 @@ fn every_role_works_from_the_command_line() {
     let server = ServerProcess::start(data.path());
     let url = server.url.clone();
     let token_file = data.path().join("operator.token");
-    let keys = data.path().join("keys");
 
     // Operator: API keys for an issuer and a researcher, tokens for the researcher.
     let researcher_account =
@@ -271,10 +280,6 @@ fn every_role_works_from_the_command_line() {
                 "enroll",
                 "--study",
                 "1",
-                "--shape",
-                "small",
-                "--keys",
-                path_arg(&keys),
                 "--wallet",
                 path_arg(wallet),
             ],
@@ -283,6 +288,12 @@ fn every_role_works_from_the_command_line() {
     };
     let enrolled = enroll(&alice);
     assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    // No --keys: the wallet downloaded the marketplace's key and cached it by circuit id.
+    let circuit_id = server.client().marketplace().unwrap().circuit_id;
+    assert!(
+        alice.join("keys").join(circuit_id.to_string()).is_dir(),
+        "the key is not cached by circuit id"
+    );
     assert!(
         stdout(&enrolled).contains("25 tokens paid"),
         "{}",
@@ -391,7 +402,7 @@ fn every_role_works_from_the_command_line() {
     );
     assert!(exported.status.success(), "{}", stderr(&exported));
     let bundle = StudyBundle::from_json(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    let report = verify_bundle(&bundle, None);
+    let report = verify_bundle(&bundle, None, None);
     assert!(report.valid, "{report:#?}");
     assert_eq!((report.enrollments, report.tokens_paid), (1, 25));
 

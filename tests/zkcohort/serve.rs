@@ -217,10 +217,11 @@ fn a_store_without_its_marketplace_key_is_refused_not_given_a_new_identity() {
 
 #[test]
 fn the_library_serves_in_process_on_a_background_thread() {
+    use zkcohort::keys::SetupPolicy;
     use zkcohort::serve::Marketplace;
 
     let data = tempfile::tempdir().unwrap();
-    let marketplace = Marketplace::open(data.path(), CircuitShape::SMALL).unwrap();
+    let marketplace = Marketplace::open(data.path(), CircuitShape::SMALL, SetupPolicy::DevelopmentUnsafe).unwrap();
     let running = marketplace.spawn("127.0.0.1:0").unwrap();
     let operator = MarketClient::new(running.url())
         .unwrap()
@@ -234,7 +235,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
     running.stop().unwrap();
 
     // Reopened in the same process: same identity, the created key still works.
-    let running = Marketplace::open(data.path(), CircuitShape::SMALL)
+    let running = Marketplace::open(data.path(), CircuitShape::SMALL, SetupPolicy::DevelopmentUnsafe)
         .unwrap()
         .spawn("127.0.0.1:0")
         .unwrap();

@@ -34,6 +34,9 @@
 //! - [`bundle`]: study bundles and [`verify_bundle`], the end-to-end check of
 //!   one study: signed head, audit entries, circuit id, query hash, every
 //!   statement and proof, nullifiers and payouts.
+//! - [`setup`]: where the keys came from ([`KeySetup`]: a ceremony's transcript id, or a
+//!   development setup), and the ceremony transcript file a bundle's key is checked
+//!   against.
 //!
 //! The binary `zkcohort-verify` is a thin command line over them.
 //!
@@ -46,12 +49,14 @@ pub mod events;
 #[doc(hidden)]
 pub mod hex_serde;
 pub mod records;
+pub mod setup;
 pub mod snarkjs;
 pub mod verify;
 
 pub use ark_groth16::{prepare_verifying_key, PreparedVerifyingKey, Proof, VerifyingKey};
 pub use bundle::{verify_bundle, BundleReport, StudyBundle};
 pub use events::AuditEvent;
+pub use setup::{CeremonyTranscript, KeySetup, TranscriptId};
 pub use snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 pub use verify::{verify, verify_batch, verify_batch_with_rng, verify_inputs, BatchReport};
 pub use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS, PUBLIC_INPUT_NAMES};
@@ -119,6 +124,9 @@ pub enum Error {
         /// The number given.
         got: usize,
     },
+    /// A ceremony transcript file that is malformed (see [`setup`]).
+    #[error("ceremony transcript: {0}")]
+    Transcript(String),
     /// A public input that is not a canonical scalar-field element, or the wrong
     /// number of them for the eligibility statement.
     #[error("public inputs: {0}")]

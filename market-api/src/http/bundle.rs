@@ -31,6 +31,7 @@ async fn bundle(
                 clauses: config.clauses,
                 slot_depth: config.slot_depth,
                 verifying_key: &config.verifying_key.vk,
+                setup: config.setup,
             };
             Ok(state.store().study_bundle(id, &context)?)
         })

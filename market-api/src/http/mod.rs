@@ -27,7 +27,9 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
-//! | `GET /marketplace` | anyone | [`MarketplaceInfo`](crate::api::MarketplaceInfo): the marketplace key, the circuit |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`](crate::api::MarketplaceInfo): the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
+//! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
+//! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
 //! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
 //! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
@@ -60,6 +62,7 @@
 
 mod admin;
 mod bundle;
+mod circuits;
 mod enroll;
 mod error;
 mod extract;
@@ -93,12 +96,13 @@ use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::CircuitId;
-use zkcohort_verifier::PreparedVerifyingKey;
+use zkcohort_verifier::{KeySetup, PreparedVerifyingKey};
 
 use crate::api::MarketplaceInfo;
 use crate::api_keys::{api_key_id, ApiKeyRole};
 use crate::{Bytes32, SignedHead, Store};
 
+pub use circuits::{CircuitDownloads, ServedFile, CHECKSUM_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 /// What an API key may do.
@@ -149,6 +153,11 @@ pub struct ApiConfig {
     pub circuit_id: CircuitId,
     /// The verifying key of the circuit, prepared for pairings.
     pub verifying_key: PreparedVerifyingKey<ark_bn254::Bn254>,
+    /// Where the keys came from: announced in `GET /marketplace`, carried by every
+    /// study bundle.
+    pub setup: KeySetup,
+    /// The circuit's files served to wallets and sponsors.
+    pub downloads: CircuitDownloads,
     /// The key that signs audit-log heads.
     pub audit_key: SigningKey,
     /// Request limits.
@@ -320,6 +329,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(studies::routes())
         .merge(enroll::routes())
         .merge(bundle::routes())
+        .merge(circuits::routes())
         .merge(ledger::routes())
         .merge(releases::routes())
         .merge(admin::routes())
@@ -397,7 +407,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 #[utoipa::path(get, path = "/marketplace", tag = "marketplace",
-    responses((status = 200, description = "the marketplace key and circuit", body = MarketplaceInfo)))]
+    responses((status = 200, description = "the marketplace key, the circuit and where its keys came from", body = MarketplaceInfo)))]
 async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
     let config = state.config();
     let store = state.store().config();
@@ -408,6 +418,7 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
         slot_depth: config.slot_depth,
         registry_depth: store.registry_depth,
         root_window: store.root_window,
+        setup: config.setup,
     })
 }
 

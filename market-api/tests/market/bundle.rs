@@ -15,8 +15,12 @@ use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
 use zkcohort_circuits::statement::fr_to_decimal;
 use zkcohort_cohort::{Catalog, Query};
+use zkcohort_circuits::TranscriptId;
+use zkcohort_market::bundle::BundleContext;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
+use zkcohort_verifier::setup::{split_transcript, transcript_file};
+use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::records::StudyStatus;
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
@@ -171,7 +175,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let (status, head) = server.get_text("/audit/head").await;
     assert_eq!(status, StatusCode::OK);
     let head: Value = serde_json::from_str(&head).unwrap();
-    let report = verify_bundle(&bundle, Some(&marketplace_key));
+    let report = verify_bundle(&bundle, Some(&marketplace_key), None);
     assert!(report.valid, "{report:#?}");
     assert_eq!(report.enrollments, enrolled);
     assert_eq!(report.proofs_verified, enrolled);
@@ -211,7 +215,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let tamper = |change: &dyn Fn(&mut StudyBundle)| {
         let mut copy = bundle.clone();
         change(&mut copy);
-        verify_bundle(&copy, Some(&marketplace_key))
+        verify_bundle(&copy, Some(&marketplace_key), None)
     };
 
     // A digit of a proof point changed: not a curve point any more.
@@ -284,7 +288,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     assert_rejected(&report, "query_hash", "compiles to query hash");
 
     // Another marketplace key pinned.
-    let report = verify_bundle(&bundle, Some(&[1; 32]));
+    let report = verify_bundle(&bundle, Some(&[1; 32]), None);
     assert_rejected(&report, "head_signature", "not the pinned key");
 
     // A bad head signature.
@@ -340,7 +344,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
         .await;
     assert_eq!(status, StatusCode::OK, "{closed}");
     let (closed_bundle, _) = server.bundle(study_id).await;
-    let report = verify_bundle(&closed_bundle, Some(&marketplace_key));
+    let report = verify_bundle(&closed_bundle, Some(&marketplace_key), None);
     assert!(report.valid, "{report:#?}");
     assert_eq!(closed_bundle.study.status, StudyStatus::Closed);
     let report = verify_bundle(
@@ -349,6 +353,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             ..closed_bundle
         },
         Some(&marketplace_key),
+        None,
     );
     assert_rejected(
         &report,
@@ -359,5 +364,118 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     let (status, error) = server.get_text("/studies/99/bundle").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
 
+    server.stop().await;
+}
+
+/// A one-file transcript whose final state is `keys`' (the `.zkey` the prover writes
+/// for them, after a stand-in phase 1: the verifier hashes phase 1 and reads only the
+/// zkey's verifying key).
+fn transcript_of(keys: &CircuitKeys, phase1: &[u8]) -> (Vec<u8>, CeremonyTranscript) {
+    let folder = tempfile::tempdir().unwrap();
+    let files = zkcohort_prover::circom::export_circom(keys, folder.path(), None).unwrap();
+    let file = transcript_file(phase1, &std::fs::read(files.zkey).unwrap());
+    let transcript = CeremonyTranscript::read(&file).unwrap();
+    (file, transcript)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
+    let keys = crate::common::keys();
+    let researcher = SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
+    let marketplace_key = SigningKey::from_bytes(&AUDIT_KEY)
+        .verifying_key()
+        .to_bytes();
+    let server = Server::start(keys, researcher).await;
+    let (status, created) = server
+        .post("/studies", Some(RESEARCHER), &study_body(5))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let study_id = created["id"].as_u64().unwrap();
+
+    // The verifier reads the key out of the prover's zkey: the same key.
+    let (file, transcript) = transcript_of(keys, b"phase 1");
+    assert_eq!(&transcript.verifying_key, keys.verifying_key());
+    assert_eq!(transcript.id, TranscriptId::of(b"phase 1", &split_transcript(&file).unwrap().1));
+
+    // The test server's keys are a development setup: its bundle says so, verifies
+    // unpinned (reported), and fails against a transcript.
+    let (development, text) = server.bundle(study_id).await;
+    assert_eq!(development.setup, KeySetup::Development);
+    let report = verify_bundle(&development, Some(&marketplace_key), None);
+    assert!(report.valid, "{report:#?}");
+    assert!(report.check("setup").unwrap().detail.contains("DEVELOPMENT SETUP"));
+    assert_rejected(
+        &verify_bundle(&development, Some(&marketplace_key), Some(&transcript)),
+        "setup",
+        "development setup, not ceremony",
+    );
+
+    // A ceremony bundle against its transcript, another transcript, another key's.
+    let ceremony_bundle = |transcript_id| {
+        let config = server.state.config();
+        server
+            .store()
+            .study_bundle(
+                study_id,
+                &BundleContext {
+                    audit_key: &config.audit_key,
+                    clauses: SHAPE.clauses,
+                    slot_depth: SHAPE.slot_depth,
+                    verifying_key: keys.verifying_key(),
+                    setup: KeySetup::Ceremony { transcript_id },
+                },
+            )
+            .unwrap()
+    };
+    let bundle = ceremony_bundle(transcript.id);
+    let report = verify_bundle(&bundle, Some(&marketplace_key), Some(&transcript));
+    assert!(report.valid, "{report:#?}");
+    let (_, other) = transcript_of(keys, b"another phase 1");
+    assert_rejected(
+        &verify_bundle(&bundle, Some(&marketplace_key), Some(&other)),
+        "setup",
+        &format!("the pinned transcript is {}", other.id),
+    );
+    let other_keys = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(2)).unwrap();
+    let (other_file, other_circuit) = transcript_of(&other_keys, b"phase 1");
+    assert_rejected(
+        &verify_bundle(
+            &ceremony_bundle(other_circuit.id),
+            Some(&marketplace_key),
+            Some(&other_circuit),
+        ),
+        "setup",
+        "is not the transcript's output",
+    );
+
+    // The binary: --transcript pins it; a development bundle is announced loudly.
+    let folder = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = folder.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let bundle_file = write("ceremony.json", bundle.to_json().as_bytes());
+    let transcript_path = write("transcript.bin", &file);
+    let (code, out) = run_cli(&["bundle", &bundle_file, "--transcript", &transcript_path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("output of the pinned ceremony transcript") && !out.contains("WARNING"), "{out}");
+    let other_path = write("other.bin", &other_file);
+    let (code, out) = run_cli(&["bundle", &bundle_file, "--transcript", &other_path]);
+    assert_eq!(code, 1, "{out}");
+    let development_file = write("development.json", text.as_bytes());
+    let (code, out) = run_cli(&[&development_file]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("WARNING: DEVELOPMENT SETUP") && out.trim_end().ends_with("could forge every proof in this bundle"),
+        "{out}"
+    );
+    let broken = write("broken.bin", &file[..file.len() - 1]);
+    let output = Command::new(verifier_binary())
+        .args(["bundle", &bundle_file, "--transcript", &broken])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("truncated"));
     server.stop().await;
 }

@@ -23,7 +23,8 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_decimal;
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
-use zkcohort_market::http::{serve, ApiConfig, AppState, Limits, Role};
+use zkcohort_market::http::{serve, ApiConfig, CircuitDownloads, AppState, Limits, Role};
+use zkcohort_verifier::KeySetup;
 use zkcohort_market::AuditEntry;
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
@@ -106,6 +107,8 @@ pub(crate) fn api_config_for(
         slot_depth: SHAPE.slot_depth,
         circuit_id,
         verifying_key,
+        setup: KeySetup::Development,
+        downloads: CircuitDownloads::default(),
         audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
         limits: Limits::default(),
     }
@@ -274,7 +277,7 @@ pub(crate) struct TestServer {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     /// The temporary folder of the store, when the server owns it.
-    _folder: Option<tempfile::TempDir>,
+    pub(crate) _folder: Option<tempfile::TempDir>,
 }
 
 impl Deref for TestServer {

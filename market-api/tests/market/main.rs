@@ -4,6 +4,7 @@
 
 mod admin;
 mod bundle;
+mod circuits;
 mod common;
 mod http;
 mod openapi;

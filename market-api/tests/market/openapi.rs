@@ -25,6 +25,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/studies/{id}/close"),
     ("post", "/studies/{id}/enroll"),
     ("get", "/studies/{id}/bundle"),
+    ("get", "/circuits/{id}/proving-key"),
+    ("get", "/circuits/{id}/transcript"),
     ("post", "/studies/{id}/releases"),
     ("get", "/studies/{id}/releases"),
     ("post", "/ledger/mint"),

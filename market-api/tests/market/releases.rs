@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::CircuitId;
 use zkcohort_market::dp::Epsilon;
-use zkcohort_market::http::{ApiConfig, Limits, Role};
+use zkcohort_market::http::{ApiConfig, CircuitDownloads, Limits, Role};
+use zkcohort_verifier::KeySetup;
 use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
 
 use crate::common::{public_key as public, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD};
@@ -45,6 +46,8 @@ impl Server {
             circuit_id: CircuitId([7; 32]),
             // No route here verifies a proof.
             verifying_key: Default::default(),
+            setup: KeySetup::Development,
+            downloads: CircuitDownloads::default(),
             audit_key: SigningKey::from_bytes(&[5; 32]),
             limits: Limits::default(),
         };

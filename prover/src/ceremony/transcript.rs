@@ -2,42 +2,15 @@
 //! transcript id that names the ceremony.
 //!
 //! The transcript is the phase 1 file (`.ptau`) and the final phase-2 state (`.zkey`);
-//! anyone holding both re-checks every contribution with [`verify`]. Its id is
-//! `SHA-256(SHA-256(phase 1 file) | SHA-256(zkey file))`, so a sponsor or wallet that
+//! anyone holding both re-checks every contribution with [`verify`]. Its id
+//! ([`TranscriptId`], in `zkcohort-circuits` beside the circuit id, since the marketplace
+//! and the verifier name it too) is `SHA-256(SHA-256(phase 1 file) | SHA-256(zkey file))`, so a sponsor or wallet that
 //! pins the id pins every contribution, the circuit hash and the final keys.
 
-use std::fmt;
-
-use sha2::{Digest, Sha256};
-
 use super::{Circuit, Phase1, Phase2};
+pub use zkcohort_circuits::TranscriptId;
+
 use crate::{CircuitKeys, ProverError};
-
-/// The id of a ceremony transcript (see the module documentation).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TranscriptId(pub [u8; 32]);
-
-impl TranscriptId {
-    /// The id of a phase 1 file and a phase-2 `.zkey`.
-    pub fn of(phase1: &[u8], zkey: &[u8]) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(Sha256::digest(phase1));
-        hasher.update(Sha256::digest(zkey));
-        TranscriptId(hasher.finalize().into())
-    }
-}
-
-impl fmt::Display for TranscriptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-impl fmt::Debug for TranscriptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TranscriptId({self})")
-    }
-}
 
 /// Reads and verifies a whole transcript: phase 1, then phase 2 of `circuit` over it.
 ///

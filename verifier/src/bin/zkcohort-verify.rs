@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! zkcohort-verify proof --vk verification_key.json --proof proof.json --public public.json
-//! zkcohort-verify bundle study.json [--marketplace-key HEX] [--json]
+//! zkcohort-verify bundle study.json [--marketplace-key HEX] [--transcript FILE] [--json]
 //! zkcohort-verify study.json        (the same as `bundle study.json`)
 //! ```
 //!
 //! `proof` prints each public input by name, `bundle` a table of checks, then
-//! `VALID` or `INVALID`. Exit status: 0 when valid, 1 when not, 2 for
+//! `VALID` or `INVALID`; a bundle whose keys are a development setup gets a warning
+//! line before the table and after the verdict, since its proofs may be forged. Exit status: 0 when valid, 1 when not, 2 for
 //! malformed or unreadable input (the error names the file and the field).
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ use zkcohort_verifier::snarkjs::{
     proof_from_json, public_signals_from_json, verifying_key_from_json,
 };
 use zkcohort_verifier::{
-    prepare_verifying_key, verify, verify_bundle, Statement, StudyBundle, PUBLIC_INPUT_NAMES,
+    prepare_verifying_key, verify, verify_bundle, CeremonyTranscript, KeySetup, Statement,
+    StudyBundle, PUBLIC_INPUT_NAMES,
 };
 
 /// Verify zkcohort eligibility proofs offline (snarkjs Groth16 JSON, BN254).
@@ -54,6 +56,11 @@ enum Command {
         /// The marketplace's ed25519 key (hex) the bundle must be signed by.
         #[arg(long, value_name = "HEX")]
         marketplace_key: Option<String>,
+        /// The ceremony transcript to pin (as `GET /circuits/{id}/transcript` serves
+        /// it): the bundle's verifying key must be its output and the bundle must
+        /// name its id. Its contributions are checked by `zkcohort ceremony verify`.
+        #[arg(long, value_name = "FILE")]
+        transcript: Option<PathBuf>,
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -90,12 +97,18 @@ fn run(command: Command) -> Result<bool> {
         Command::Bundle {
             file,
             marketplace_key,
+            transcript,
             json,
-        } => check_bundle(&file, marketplace_key.as_deref(), json),
+        } => check_bundle(&file, marketplace_key.as_deref(), transcript.as_deref(), json),
     }
 }
 
-fn check_bundle(path: &Path, marketplace_key: Option<&str>, json: bool) -> Result<bool> {
+fn check_bundle(
+    path: &Path,
+    marketplace_key: Option<&str>,
+    transcript: Option<&Path>,
+    json: bool,
+) -> Result<bool> {
     let pinned = marketplace_key
         .map(|text| {
             let mut key = [0u8; 32];
@@ -104,12 +117,24 @@ fn check_bundle(path: &Path, marketplace_key: Option<&str>, json: bool) -> Resul
                 .context("--marketplace-key: expected 64 hex digits")
         })
         .transpose()?;
+    let transcript = transcript
+        .map(|file| {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            CeremonyTranscript::read(&bytes).with_context(|| format!("{}", file.display()))
+        })
+        .transpose()?;
     let bundle = StudyBundle::from_json(&read(path)?)
         .with_context(|| format!("{}: not a study bundle", path.display()))?;
-    let report = verify_bundle(&bundle, pinned.as_ref());
+    let report = verify_bundle(&bundle, pinned.as_ref(), transcript.as_ref());
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(report.valid);
+    }
+    let development = report.setup == KeySetup::Development;
+    const WARNING: &str = "WARNING: DEVELOPMENT SETUP: the circuit keys were made by a single party, who could forge every proof in this bundle";
+    if development {
+        println!("{WARNING}");
     }
     println!("bundle {}", path.display());
     println!(
@@ -130,6 +155,9 @@ fn check_bundle(path: &Path, marketplace_key: Option<&str>, json: bool) -> Resul
         println!("  {mark} {:<18} {}", check.name, check.detail);
     }
     println!("{}", if report.valid { "VALID" } else { "INVALID" });
+    if development {
+        println!("{WARNING}");
+    }
     Ok(report.valid)
 }
 

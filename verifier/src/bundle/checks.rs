@@ -14,6 +14,7 @@ use super::{BundleEnrollment, BundleReport, StudyBundle, BUNDLE_FORMAT};
 use crate::audit::{verify_inclusion, AuditEntry, Bytes32};
 use crate::events::{AuditEvent, EnrollmentRecord};
 use crate::records::{Account, LedgerEntry, LedgerKind, Study, StudyStatus};
+use crate::setup::{CeremonyTranscript, KeySetup};
 use crate::{prepare_verifying_key, verify_batch, VerifyingKey};
 
 /// The verified audit entries, by index.
@@ -28,11 +29,14 @@ fn name_of(position: usize, enrollment: &BundleEnrollment) -> String {
 }
 
 /// Checks a study bundle end to end (see the module documentation). With
-/// `expected_marketplace_key`, the bundle must be signed by that key. Never
-/// fails: every problem is a failed check with its reason.
+/// `expected_marketplace_key`, the bundle must be signed by that key; with
+/// `transcript`, its verifying key must be that ceremony's output and its setup
+/// must name that transcript. Never fails: every problem is a failed check with
+/// its reason.
 pub fn verify_bundle(
     bundle: &StudyBundle,
     expected_marketplace_key: Option<&[u8; 32]>,
+    transcript: Option<&CeremonyTranscript>,
 ) -> BundleReport {
     let mut checks = Checks::default();
     check_format(&mut checks, bundle);
@@ -40,6 +44,7 @@ pub fn verify_bundle(
     let trusted = check_audit_entries(&mut checks, bundle);
     check_study_record(&mut checks, bundle, &trusted);
     let verifying_key = check_circuit_id(&mut checks, bundle);
+    check_setup(&mut checks, bundle, verifying_key.as_ref(), transcript);
     check_query_hash(&mut checks, bundle);
     check_registry_roots(&mut checks, bundle, &trusted);
     check_enrollment_entries(&mut checks, bundle, &trusted);
@@ -56,6 +61,7 @@ pub fn verify_bundle(
         valid: checks.0.iter().all(|check| check.passed),
         study_id: study.id,
         marketplace_key: hex::encode(bundle.marketplace_key),
+        setup: bundle.setup,
         head_size: bundle.head.head.size,
         audit_entries_verified: trusted.len(),
         enrollments: bundle.enrollments.len(),
@@ -272,6 +278,53 @@ fn check_circuit_id(
         format!("the verifying key hashes to {}", study.circuit_id),
     );
     key
+}
+
+/// Where the key came from. Unpinned, the bundle's word is reported (a development
+/// setup prominently, by the command line). With a pinned transcript, the bundle must
+/// name it and its verifying key must be the transcript's final key (compared by
+/// circuit id, the hash of the whole key).
+fn check_setup(
+    checks: &mut Checks,
+    bundle: &StudyBundle,
+    verifying_key: Option<&VerifyingKey<ark_bn254::Bn254>>,
+    transcript: Option<&CeremonyTranscript>,
+) {
+    let mut problems = Vec::new();
+    let detail = match (bundle.setup, transcript) {
+        (KeySetup::Development, None) => {
+            "DEVELOPMENT SETUP: a single party made the keys and could forge every proof".into()
+        }
+        (KeySetup::Development, Some(transcript)) => {
+            problems.push(format!(
+                "the bundle's keys are a development setup, not ceremony {}",
+                transcript.id
+            ));
+            String::new()
+        }
+        (KeySetup::Ceremony { transcript_id }, None) => format!(
+            "ceremony transcript {transcript_id}, as the marketplace says (pin it with --transcript)"
+        ),
+        (KeySetup::Ceremony { transcript_id }, Some(transcript)) => {
+            if transcript_id != transcript.id {
+                problems.push(format!(
+                    "the bundle names ceremony {transcript_id}, the pinned transcript is {}",
+                    transcript.id
+                ));
+            }
+            let ours = CircuitId::of(&transcript.verifying_key);
+            match verifying_key {
+                Some(key) if CircuitId::of(key) == ours => {}
+                Some(key) => problems.push(format!(
+                    "the bundle's verifying key (circuit {}) is not the transcript's output (circuit {ours})",
+                    CircuitId::of(key)
+                )),
+                None => problems.push("the bundle's verifying key does not read".into()),
+            }
+            format!("the verifying key is the output of the pinned ceremony transcript {transcript_id}")
+        }
+    };
+    checks.record("setup", problems, detail);
 }
 
 /// The study's query, recompiled for the bundle's circuit shape, hashes to

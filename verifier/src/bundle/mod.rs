@@ -7,7 +7,8 @@
 //!
 //! A bundle (JSON, [`BUNDLE_FORMAT`]) holds the marketplace key, the study as
 //! the marketplace stores it, the circuit shape its query is compiled for,
-//! the verifying key (snarkjs form), every enrollment with its proof, the
+//! the verifying key (snarkjs form), where that key came from ([`KeySetup`]: the
+//! ceremony transcript's id, or a development setup), every enrollment with its proof, the
 //! registry roots those proofs use, and the audit entries that concern the
 //! study, each with an RFC 9162 inclusion proof against the one signed head
 //! in the bundle.
@@ -18,6 +19,11 @@
 //! enrollment and payout, each root). Everything else is recomputed: the
 //! circuit id from the key, the query hash from the query, the scope from
 //! the marketplace key and study id, and every statement from those.
+//!
+//! The setup is the marketplace's word until the sponsor pins a transcript: with one
+//! (`zkcohort-verify --transcript FILE`), the bundle must name its id and its key must be
+//! the transcript's final key. A development-setup bundle can verify, but whoever ran the
+//! setup could have forged its proofs: the report says so first.
 //!
 //! What a bundle cannot show: enrollments the marketplace left out of both
 //! the bundle and the study's counters (a sponsor compares
@@ -35,11 +41,12 @@ pub use report::{BundleCheck, BundleReport};
 
 use crate::audit::{AuditEntry, Bytes32, InclusionProof, SignedHead};
 use crate::records::Study;
+use crate::setup::KeySetup;
 use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 use crate::Error;
 
-/// The bundle format this verifier reads.
-pub const BUNDLE_FORMAT: u32 = 1;
+/// The bundle format this verifier reads (2: the key's setup was added).
+pub const BUNDLE_FORMAT: u32 = 2;
 
 /// A study bundle, as `GET /studies/{id}/bundle` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +63,8 @@ pub struct StudyBundle {
     pub circuit: BundleCircuit,
     /// The circuit's verifying key (snarkjs `verification_key.json`).
     pub verifying_key: SnarkjsVerifyingKey,
+    /// Where the verifying key came from.
+    pub setup: KeySetup,
     /// Every enrollment of the study.
     pub enrollments: Vec<BundleEnrollment>,
     /// The registry roots the enrollments' proofs use.

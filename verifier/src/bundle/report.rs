@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::setup::KeySetup;
+
 /// One check of [`verify_bundle`] and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleCheck {
     /// The check: `format`, `head_signature`, `audit_entries`, `study_record`,
-    /// `circuit_id`, `query_hash`, `registry_roots`, `enrollment_entries`,
+    /// `circuit_id`, `setup`, `query_hash`, `registry_roots`, `enrollment_entries`,
     /// `public_inputs`, `proofs`, `nullifiers_unique`, `rewards`,
     /// `enrollment_count`, `funds`, `roots_used`.
     pub name: String,
@@ -25,6 +27,9 @@ pub struct BundleReport {
     pub study_id: u64,
     /// The marketplace key the bundle claims (hex).
     pub marketplace_key: String,
+    /// Where the bundle says its verifying key came from (checked against the
+    /// transcript when one is pinned).
+    pub setup: KeySetup,
     /// The size of the signed audit head.
     pub head_size: u64,
     /// Audit entries whose hash and inclusion proof verified.

@@ -5,5 +5,6 @@ mod audit_events;
 mod bundle_cli;
 mod cli;
 mod common;
+mod setup;
 mod snarkjs_json;
 mod verify;

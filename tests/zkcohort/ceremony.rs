@@ -1,0 +1,184 @@
+//! `zkcohort serve` and ceremony keys: development keys are refused without
+//! `--dev-unsafe-setup`; ceremony keys start, are announced with their transcript id and
+//! served; a wallet downloads, checks and caches them, and refuses a served key of
+//! another circuit or with a point off the curve (real HTTP on 127.0.0.1).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use sha2::{Digest, Sha256};
+use zkcohort::client::MarketClient;
+use zkcohort::keys::{
+    load_served_circuit, marketplace_keys, run_local_ceremony, ServedCircuit, SetupPolicy,
+};
+use zkcohort::patient::RemoteMarketplace;
+use zkcohort::serve::Marketplace;
+use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_prover::CircuitKeys;
+use zkcohort_verifier::{CeremonyTranscript, KeySetup};
+
+use crate::common::ServerProcess;
+
+const SHAPE: CircuitShape = CircuitShape::SMALL;
+
+/// A key folder with small-shape keys from a one-participant ceremony, made once per
+/// test run (under Cargo's temporary folder for tests).
+fn ceremony_folder() -> &'static Path {
+    static FOLDER: OnceLock<tempfile::TempDir> = OnceLock::new();
+    FOLDER
+        .get_or_init(|| {
+            let folder = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            run_local_ceremony(SHAPE, folder.path(), &["test"]).unwrap();
+            folder
+        })
+        .path()
+}
+
+/// Copies every file of `from` into `to` (created).
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn refused(data: &Path) -> String {
+    let output = ServerProcess::serve_command(data, false).output().unwrap();
+    assert!(!output.status.success(), "serve started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn serve_refuses_keys_without_a_ceremony_transcript_unless_started_for_development() {
+    let data = tempfile::tempdir().unwrap();
+    let no_keys = refused(data.path());
+    assert!(
+        no_keys.contains("no circuit keys")
+            && no_keys.contains("--dev-unsafe-setup")
+            && no_keys.contains("zkcohort ceremony finalize"),
+        "{no_keys}"
+    );
+
+    let server = ServerProcess::start(data.path());
+    let info = server.client().marketplace().unwrap();
+    assert_eq!(info.setup, KeySetup::Development);
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    assert!(log.contains("DEVELOPMENT SETUP"), "{log}");
+
+    let development_keys = refused(data.path());
+    assert!(
+        development_keys.contains("has no ceremony transcript")
+            && development_keys.contains("--dev-unsafe-setup")
+            && development_keys.contains("zkcohort ceremony finalize"),
+        "{development_keys}"
+    );
+}
+
+#[test]
+fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them() {
+    let data = tempfile::tempdir().unwrap();
+    let keys_dir = data.path().join("keys");
+    copy_folder(ceremony_folder(), &keys_dir);
+    let served = load_served_circuit(SHAPE, &keys_dir, SetupPolicy::CeremonyOnly).unwrap();
+    let KeySetup::Ceremony { transcript_id } = served.setup else {
+        panic!("not ceremony keys");
+    };
+
+    let server = ServerProcess::start_command(ServerProcess::serve_command(data.path(), false));
+    let client = server.client();
+    let market = RemoteMarketplace::fetch(&client).unwrap();
+    assert_eq!(market.info.setup, served.setup);
+    assert_eq!(market.info.circuit_id, served.keys.circuit_id());
+
+    let id = market.info.circuit_id;
+    let key = client
+        .download(&format!("/circuits/{id}/proving-key"), |_, _| {})
+        .unwrap();
+    assert_eq!(key.bytes, served.proving_key_file);
+    assert_eq!(key.checksum.unwrap(), hex::encode(Sha256::digest(&key.bytes)));
+    let transcript = client
+        .download(&format!("/circuits/{id}/transcript"), |_, _| {})
+        .unwrap();
+    assert_eq!(CeremonyTranscript::read(&transcript.bytes).unwrap().id, transcript_id);
+
+    let wallet = tempfile::tempdir().unwrap();
+    let downloaded = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
+    assert_eq!(downloaded.circuit_id(), id);
+    let cache = wallet.path().join("keys").join(id.to_string());
+    assert!(CircuitKeys::proving_key_path(&cache, SHAPE).exists());
+    assert!(cache.join("transcript.bin").exists());
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    assert!(log.contains(&format!("ceremony transcript {transcript_id}")), "{log}");
+    // The server is gone: the cache answers.
+    let cached = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
+    assert_eq!(cached.circuit_id(), id);
+
+    // Keys that are not the transcript's output are refused at start.
+    let other = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(9)).unwrap();
+    other.save(&keys_dir).unwrap();
+    let mismatch = refused(data.path());
+    assert!(mismatch.contains("not this ceremony's keys"), "{mismatch}");
+}
+
+/// The wallet's error when the marketplace serves `proving_key_file` for the
+/// ceremony keys' circuit, and whether anything was cached.
+fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
+    let keys_dir = ceremony_folder();
+    let served = load_served_circuit(SHAPE, keys_dir, SetupPolicy::CeremonyOnly).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let circuit = ServedCircuit {
+        proving_key_file,
+        ..served
+    };
+    let running = Marketplace::open_with_circuit(data.path(), &circuit)
+        .unwrap()
+        .spawn("127.0.0.1:0")
+        .unwrap();
+    let client = MarketClient::new(running.url()).unwrap();
+    let market = RemoteMarketplace::fetch(&client).unwrap();
+    let wallet = tempfile::tempdir().unwrap();
+    let error = marketplace_keys(&client, &market, wallet.path(), false)
+        .err()
+        .expect("the key was accepted");
+    running.stop().unwrap();
+    let cached = wallet
+        .path()
+        .join("keys")
+        .join(market.info.circuit_id.to_string())
+        .exists();
+    (format!("{error:#}"), cached)
+}
+
+#[test]
+fn a_wallet_refuses_a_served_key_of_another_circuit_or_with_a_point_off_the_curve() {
+    let other_folder = tempfile::tempdir().unwrap();
+    let other: PathBuf = CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(5))
+        .unwrap()
+        .save(other_folder.path())
+        .unwrap();
+    let (error, cached) = refusal_of(std::fs::read(other).unwrap());
+    assert!(
+        error.contains("is refused") && error.contains("the announced circuit is"),
+        "{error}"
+    );
+    assert!(!cached);
+
+    // α·G1 (the payload's first point) moved off the curve, the file's own checksum
+    // recomputed so only the point check can catch it.
+    let mut file = std::fs::read(CircuitKeys::proving_key_path(ceremony_folder(), SHAPE)).unwrap();
+    const HEADER: usize = 92;
+    file[HEADER] ^= 1;
+    let checksum = Sha256::digest(&file[HEADER..]);
+    file[60..HEADER].copy_from_slice(&checksum);
+    let (error, cached) = refusal_of(file);
+    assert!(
+        error.contains("is refused") && error.contains("off the curve"),
+        "{error}"
+    );
+    assert!(!cached);
+}
