@@ -181,8 +181,8 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             let (phase1, zkey) = match (one_file, phase1, zkey) {
                 (Some(file), _, _) => {
                     let bytes = read(&file)?;
-                    let (phase1, zkey) = split_transcript(&bytes)
-                        .with_context(|| format!("{}", file.display()))?;
+                    let (phase1, zkey) =
+                        split_transcript(&bytes).with_context(|| format!("{}", file.display()))?;
                     (phase1.to_vec(), zkey.to_vec())
                 }
                 (None, Some(phase1), Some(zkey)) => (read(&phase1)?, read(&zkey)?),
@@ -347,4 +347,3 @@ fn circuit(shape: ShapeName) -> Result<Circuit> {
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
-

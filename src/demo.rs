@@ -177,7 +177,6 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
         started,
     )
     .map(|report| DemoReport {
-        setup: circuit.setup,
         ceremony_seconds,
         ..report
     });

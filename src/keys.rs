@@ -184,7 +184,8 @@ pub fn load_served_circuit(
             transcript_file: None,
         });
     }
-    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     let file = transcript_file(&read(&phase1_path)?, &read(&zkey_path)?);
     let transcript = CeremonyTranscript::read(&file)
         .with_context(|| format!("reading the transcript {}", zkey_path.display()))?;
@@ -315,12 +316,8 @@ fn fetch_checked_keys(
     )?;
     std::fs::write(CircuitKeys::proving_key_path(partial, shape), &key_file)
         .with_context(|| format!("writing in {}", partial.display()))?;
-    let keys = CircuitKeys::load_checked(partial, shape, announced).with_context(|| {
-        format!(
-            "the proving key {} serves is refused",
-            client.base()
-        )
-    })?;
+    let keys = CircuitKeys::load_checked(partial, shape, announced)
+        .with_context(|| format!("the proving key {} serves is refused", client.base()))?;
     if let KeySetup::Ceremony { transcript_id } = info.setup {
         let file = download(
             client,

@@ -99,11 +99,17 @@ fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them()
         .download(&format!("/circuits/{id}/proving-key"), |_, _| {})
         .unwrap();
     assert_eq!(key.bytes, served.proving_key_file);
-    assert_eq!(key.checksum.unwrap(), hex::encode(Sha256::digest(&key.bytes)));
+    assert_eq!(
+        key.checksum.unwrap(),
+        hex::encode(Sha256::digest(&key.bytes))
+    );
     let transcript = client
         .download(&format!("/circuits/{id}/transcript"), |_, _| {})
         .unwrap();
-    assert_eq!(CeremonyTranscript::read(&transcript.bytes).unwrap().id, transcript_id);
+    assert_eq!(
+        CeremonyTranscript::read(&transcript.bytes).unwrap().id,
+        transcript_id
+    );
 
     let wallet = tempfile::tempdir().unwrap();
     let downloaded = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
@@ -113,7 +119,10 @@ fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them()
     assert!(cache.join("transcript.bin").exists());
     let (status, log) = server.terminate();
     assert!(status.success());
-    assert!(log.contains(&format!("ceremony transcript {transcript_id}")), "{log}");
+    assert!(
+        log.contains(&format!("ceremony transcript {transcript_id}")),
+        "{log}"
+    );
     // The server is gone: the cache answers.
     let cached = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
     assert_eq!(cached.circuit_id(), id);

@@ -221,7 +221,12 @@ fn the_library_serves_in_process_on_a_background_thread() {
     use zkcohort::serve::Marketplace;
 
     let data = tempfile::tempdir().unwrap();
-    let marketplace = Marketplace::open(data.path(), CircuitShape::SMALL, SetupPolicy::DevelopmentUnsafe).unwrap();
+    let marketplace = Marketplace::open(
+        data.path(),
+        CircuitShape::SMALL,
+        SetupPolicy::DevelopmentUnsafe,
+    )
+    .unwrap();
     let running = marketplace.spawn("127.0.0.1:0").unwrap();
     let operator = MarketClient::new(running.url())
         .unwrap()
@@ -235,10 +240,14 @@ fn the_library_serves_in_process_on_a_background_thread() {
     running.stop().unwrap();
 
     // Reopened in the same process: same identity, the created key still works.
-    let running = Marketplace::open(data.path(), CircuitShape::SMALL, SetupPolicy::DevelopmentUnsafe)
-        .unwrap()
-        .spawn("127.0.0.1:0")
-        .unwrap();
+    let running = Marketplace::open(
+        data.path(),
+        CircuitShape::SMALL,
+        SetupPolicy::DevelopmentUnsafe,
+    )
+    .unwrap()
+    .spawn("127.0.0.1:0")
+    .unwrap();
     let client = MarketClient::new(running.url()).unwrap();
     let again: Value = client.get("/marketplace").unwrap();
     assert_eq!(again["marketplace_key"], info["marketplace_key"]);

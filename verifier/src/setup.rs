@@ -171,8 +171,12 @@ fn zkey_verifying_key(zkey: &[u8]) -> Result<VerifyingKey<Bn254>, Error> {
         return Err(bad("the Groth16 header is not BN254's".into()));
     }
     let public = u32_at(header, fixed - 8).expect("checked length") as usize;
-    let g1 = |bytes: &[u8], what: &str| g1(bytes).ok_or_else(|| bad(format!("{what} is not a G1 point of the subgroup")));
-    let g2 = |bytes: &[u8], what: &str| g2(bytes).ok_or_else(|| bad(format!("{what} is not a G2 point of the subgroup")));
+    let g1 = |bytes: &[u8], what: &str| {
+        g1(bytes).ok_or_else(|| bad(format!("{what} is not a G1 point of the subgroup")))
+    };
+    let g2 = |bytes: &[u8], what: &str| {
+        g2(bytes).ok_or_else(|| bad(format!("{what} is not a G2 point of the subgroup")))
+    };
     let at = |offset: usize, size: usize| &header[fixed + offset..fixed + offset + size];
     let ic = section(3)?;
     if ic.len() != 64 * (public + 1) {

@@ -14,17 +14,17 @@ use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
 use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_cohort::{Catalog, Query};
 use zkcohort_circuits::TranscriptId;
+use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::bundle::BundleContext;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
-use zkcohort_verifier::setup::{split_transcript, transcript_file};
-use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::records::StudyStatus;
+use zkcohort_verifier::setup::{split_transcript, transcript_file};
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsVerifyingKey};
 use zkcohort_verifier::verify_bundle;
+use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
 use crate::common::{
     eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
@@ -395,7 +395,10 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
     // The verifier reads the key out of the prover's zkey: the same key.
     let (file, transcript) = transcript_of(keys, b"phase 1");
     assert_eq!(&transcript.verifying_key, keys.verifying_key());
-    assert_eq!(transcript.id, TranscriptId::of(b"phase 1", &split_transcript(&file).unwrap().1));
+    assert_eq!(
+        transcript.id,
+        TranscriptId::of(b"phase 1", &split_transcript(&file).unwrap().1)
+    );
 
     // The test server's keys are a development setup: its bundle says so, verifies
     // unpinned (reported), and fails against a transcript.
@@ -403,7 +406,11 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
     assert_eq!(development.setup, KeySetup::Development);
     let report = verify_bundle(&development, Some(&marketplace_key), None);
     assert!(report.valid, "{report:#?}");
-    assert!(report.check("setup").unwrap().detail.contains("DEVELOPMENT SETUP"));
+    assert!(report
+        .check("setup")
+        .unwrap()
+        .detail
+        .contains("DEVELOPMENT SETUP"));
     assert_rejected(
         &verify_bundle(&development, Some(&marketplace_key), Some(&transcript)),
         "setup",
@@ -459,7 +466,10 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
     let transcript_path = write("transcript.bin", &file);
     let (code, out) = run_cli(&["bundle", &bundle_file, "--transcript", &transcript_path]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("output of the pinned ceremony transcript") && !out.contains("WARNING"), "{out}");
+    assert!(
+        out.contains("output of the pinned ceremony transcript") && !out.contains("WARNING"),
+        "{out}"
+    );
     let other_path = write("other.bin", &other_file);
     let (code, out) = run_cli(&["bundle", &bundle_file, "--transcript", &other_path]);
     assert_eq!(code, 1, "{out}");
@@ -467,7 +477,10 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
     let (code, out) = run_cli(&[&development_file]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("WARNING: DEVELOPMENT SETUP") && out.trim_end().ends_with("could forge every proof in this bundle"),
+        out.starts_with("WARNING: DEVELOPMENT SETUP")
+            && out
+                .trim_end()
+                .ends_with("could forge every proof in this bundle"),
         "{out}"
     );
     let broken = write("broken.bin", &file[..file.len() - 1]);

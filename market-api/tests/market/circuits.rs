@@ -25,7 +25,10 @@ async fn server(setup: KeySetup, downloads: CircuitDownloads) -> TestServer {
 }
 
 /// The status, the headers and the body of a GET.
-async fn fetch(server: &TestServer, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+async fn fetch(
+    server: &TestServer,
+    path: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let response = server
         .client
         .get(format!("{}{path}", server.base))
@@ -68,7 +71,10 @@ async fn the_served_files_come_with_their_length_and_checksum() {
             headers[CHECKSUM_HEADER].to_str().unwrap(),
             hex::encode(Sha256::digest(expected))
         );
-        assert_eq!(headers[reqwest::header::CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(
+            headers[reqwest::header::CONTENT_TYPE],
+            "application/octet-stream"
+        );
     }
 
     for path in ["proving-key", "transcript"] {
@@ -77,7 +83,10 @@ async fn the_served_files_come_with_their_length_and_checksum() {
             assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
             assert_eq!(body["error"]["code"], "unknown_circuit", "{body}");
             assert!(
-                body["error"]["message"].as_str().unwrap().contains(&CIRCUIT.to_string()),
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&CIRCUIT.to_string()),
                 "{body}"
             );
         }

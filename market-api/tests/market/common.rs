@@ -23,14 +23,14 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_decimal;
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
-use zkcohort_market::http::{serve, ApiConfig, CircuitDownloads, AppState, Limits, Role};
-use zkcohort_verifier::KeySetup;
+use zkcohort_market::http::{serve, ApiConfig, AppState, CircuitDownloads, Limits, Role};
 use zkcohort_market::AuditEntry;
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_testkit::{ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry};
 use zkcohort_verifier::bundle::StudyBundle;
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsProof};
+use zkcohort_verifier::KeySetup;
 
 pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
 /// [`zkcohort_testkit::ALI_HARRIS`] is eligible for it.

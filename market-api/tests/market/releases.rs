@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use zkcohort_circuits::CircuitId;
 use zkcohort_market::dp::Epsilon;
 use zkcohort_market::http::{ApiConfig, CircuitDownloads, Limits, Role};
-use zkcohort_verifier::KeySetup;
 use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
+use zkcohort_verifier::KeySetup;
 
 use crate::common::{public_key as public, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD};
 

@@ -99,7 +99,12 @@ fn run(command: Command) -> Result<bool> {
             marketplace_key,
             transcript,
             json,
-        } => check_bundle(&file, marketplace_key.as_deref(), transcript.as_deref(), json),
+        } => check_bundle(
+            &file,
+            marketplace_key.as_deref(),
+            transcript.as_deref(),
+            json,
+        ),
     }
 }
 

@@ -30,7 +30,7 @@ fn a_transcript_file_splits_into_its_two_files_and_malformed_ones_are_named() {
         TranscriptId::of(b"phase one", b"another zkey")
     );
     assert!(refusal(&file[..file.len() - 1]).contains("truncated"));
-    assert!(refusal(&[&file[..], b"!"].concat()).contains("bytes after the zkey"));
+    assert!(refusal(&[&file[..], &b"!"[..]].concat()).contains("bytes after the zkey"));
     let mut other = file.clone();
     other[0] = b'X';
     assert!(refusal(&other).contains("not a zkcohort ceremony transcript"));
@@ -44,7 +44,10 @@ fn the_setup_is_tagged_json() {
     let text = serde_json::to_string(&ceremony).unwrap();
     assert_eq!(
         text,
-        format!(r#"{{"kind":"ceremony","transcript_id":"{}"}}"#, "ab".repeat(32))
+        format!(
+            r#"{{"kind":"ceremony","transcript_id":"{}"}}"#,
+            "ab".repeat(32)
+        )
     );
     assert_eq!(serde_json::from_str::<KeySetup>(&text).unwrap(), ceremony);
     assert_eq!(
