@@ -83,7 +83,7 @@ const RELEASE_EPSILON: f64 = 0.5;
 pub struct DemoOptions {
     /// The folder for the marketplace, the wallets and the exported bundle.
     pub data: PathBuf,
-    /// The folder of cached proving keys.
+    /// The folder of the ceremony's keys and transcript (made on the first run, reused).
     pub keys: PathBuf,
     /// The patients' FHIR bundles.
     pub bundles: Vec<PathBuf>,
@@ -148,7 +148,8 @@ pub struct DemoReport {
 /// The file that marks a folder as the demo's own, which a later run may clear.
 const DEMO_MARKER: &str = "zkcohort-demo";
 
-/// Runs the whole demo: keys (created once in [`DemoOptions::keys`]), a fresh
+/// Runs the whole demo: keys (from a three-party ceremony run once into
+/// [`DemoOptions::keys`]), a fresh
 /// marketplace served on 127.0.0.1 in this process, every role, and the report.
 ///
 /// # Errors

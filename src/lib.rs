@@ -3,7 +3,9 @@
 //!
 //! - [`sample`]: patients' proof requests built from FHIR bundles, registered by one
 //!   issuer in a fresh registry (the demo, the bench command and the benches use it).
-//! - [`keys`]: circuit keys on disk: the development setup, load or create.
+//! - [`keys`]: circuit keys on disk: the development setup, ceremony keys with their
+//!   transcript (what `serve` loads and serves), the demo's ceremony, and the
+//!   marketplace's key as a wallet downloads, checks and caches it.
 //! - [`serve`]: the marketplace server over a data folder (`zkcohort serve`), also
 //!   runnable in process on a background thread.
 //! - [`client`]: a blocking client of the marketplace API for the role commands.

@@ -397,7 +397,7 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
     assert_eq!(&transcript.verifying_key, keys.verifying_key());
     assert_eq!(
         transcript.id,
-        TranscriptId::of(b"phase 1", &split_transcript(&file).unwrap().1)
+        TranscriptId::of(b"phase 1", split_transcript(&file).unwrap().1)
     );
 
     // The test server's keys are a development setup: its bundle says so, verifies
