@@ -218,20 +218,27 @@ fn main() -> ExitCode {
 
 /// The one `tracing` subscriber: timestamped lines on stderr (the server's request log,
 /// its notices), at the level in `ZKCOHORT_LOG` (`error` … `trace`; `info` when unset or
-/// unreadable).
+/// unreadable). Only zkcohort's own events pass: arkworks instruments every gadget call
+/// with a span (target `r1cs`), and recording those would slow a setup or a proof many
+/// times over and hold gigabytes.
 fn install_log() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+
     let level = std::env::var("ZKCOHORT_LOG")
         .ok()
-        .and_then(|level| {
-            level
-                .parse::<tracing_subscriber::filter::LevelFilter>()
-                .ok()
-        })
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let ours = Targets::new()
+        .with_target("zkcohort", level)
+        .with_target("zkcohort_market", level);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(ours),
+        )
         .init();
 }
 
