@@ -54,7 +54,7 @@ impl Store {
     ///
     /// [`StoreError::UnknownStudy`]; [`StoreError::Storage`]; [`StoreError::Corrupt`] if
     /// stored data does not read back, a used root has no record, or the
-    /// study kept changing over [`ATTEMPTS`] reads.
+    /// study kept changing over 16 reads.
     pub fn study_bundle(
         &self,
         study_id: u64,

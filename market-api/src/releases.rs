@@ -30,7 +30,7 @@
 //! recruitment and refund the escrow), and it is sound: repeating a request
 //! cannot average the noise away at a fixed data set, and every fresh answer
 //! is paid for from the same bounded budget (sequential composition). The
-//! enrollment count itself is public (every [`Study`](crate::Study) shows it),
+//! enrollment count itself is public (every [`Study`] shows it),
 //! so keying on it reveals nothing.
 //!
 //! A closed study still releases: analysis happens after recruitment ends,

@@ -104,7 +104,7 @@ pub struct Release {
     pub epsilon: Epsilon,
     /// OpenDP's privacy loss at sensitivity 1 (at most `epsilon`, exactly).
     pub opendp_epsilon: f64,
-    /// The delta of the guarantee: 0 for discrete Laplace, [`GAUSSIAN_DELTA`] for the
+    /// The delta of the guarantee: 0 for discrete Laplace, [`GAUSSIAN_DELTA`](super::GAUSSIAN_DELTA) for the
     /// discrete Gaussian.
     pub delta: f64,
     /// The noise distribution.

@@ -27,7 +27,7 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
-//! | `GET /marketplace` | anyone | [`MarketplaceInfo`](crate::api::MarketplaceInfo): the marketplace key, the circuit |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit |
 //! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
 //! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
