@@ -9,6 +9,7 @@ mod roles;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::filter::LevelFilter;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -212,8 +213,15 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
-    install_log();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The server's log is its request log; elsewhere (the demo serves in process) only
+    // warnings, so a command's own output is not buried under request lines.
+    let default_level = match cli.command {
+        Command::Serve { .. } => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
+    };
+    install_log(default_level);
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -223,21 +231,28 @@ fn main() -> ExitCode {
 }
 
 /// The one `tracing` subscriber: timestamped lines on stderr (the server's request log,
-/// its notices), at the level in `ZKCOHORT_LOG` (`error` … `trace`; `info` when unset or
-/// unreadable).
-fn install_log() {
+/// its notices), at the level in `ZKCOHORT_LOG` (`error` … `trace`; `default_level` when
+/// unset or unreadable). Only zkcohort's own events pass: arkworks instruments every gadget call
+/// with a span (target `r1cs`), and recording those would slow a setup or a proof many
+/// times over and hold gigabytes.
+fn install_log(default_level: LevelFilter) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+
     let level = std::env::var("ZKCOHORT_LOG")
         .ok()
-        .and_then(|level| {
-            level
-                .parse::<tracing_subscriber::filter::LevelFilter>()
-                .ok()
-        })
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(default_level);
+    let ours = Targets::new()
+        .with_target("zkcohort", level)
+        .with_target("zkcohort_market", level);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(ours),
+        )
         .init();
 }
 

@@ -21,14 +21,14 @@ use crate::clause::gadget::{query_hash_gadget, ClauseVar};
 use crate::clause::{encode_query, query_hash_of, ClauseEncoding};
 use crate::encoding::{encode_day, encode_slot, SLOT_FIELDS};
 use crate::identity::{IdentitySecret, StudyScope};
-use crate::poseidon::constraints::{poseidon_hash2_gadget, poseidon_hash_gadget};
+use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
 use crate::registry::{MembershipPath, DEFAULT_REGISTRY_DEPTH};
 use crate::slots::gadget::slot_root_gadget;
 use crate::slots::{levels, SlotTree};
 use crate::statement::Statement;
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// The fixed dimensions of a circuit, chosen at setup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,12 +58,12 @@ impl CircuitShape {
     /// Checks the dimensions.
     ///
     /// # Errors
-    /// [`Error::Shape`] for zero clauses, an odd or oversized slot depth, or a
+    /// [`CircuitError::Shape`] for zero clauses, an odd or oversized slot depth, or a
     /// registry depth outside 1..=32.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), CircuitError> {
         levels(self.slot_depth)?;
         if self.clauses == 0 || self.clauses > 64 {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "{} clauses: a circuit takes 1 to 64",
                 self.clauses
             )));
@@ -109,8 +109,8 @@ impl EligibilityWitness {
     /// The witness for proving that `record` satisfies `query`.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the query, catalog or path does not fit the shape;
-    /// [`Error::NotEligible`] when the record does not satisfy the query (checked
+    /// [`CircuitError::Shape`] when the query, catalog or path does not fit the shape;
+    /// [`CircuitError::NotEligible`] when the record does not satisfy the query (checked
     /// natively first, so a prover gets a clear answer instead of an unsatisfiable circuit).
     pub fn new(
         shape: CircuitShape,
@@ -118,10 +118,10 @@ impl EligibilityWitness {
         record: &IssuedRecord,
         registry_path: MembershipPath,
         query: &CompiledQuery,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, CircuitError> {
         check_catalog(record, query)?;
         if !query.evaluate(&record.summary) {
-            return Err(Error::NotEligible);
+            return Err(CircuitError::NotEligible);
         }
         Self::assemble(shape, secret, record, registry_path, query)
     }
@@ -130,18 +130,18 @@ impl EligibilityWitness {
     /// satisfy the query the circuit is unsatisfiable. Soundness tests use it.
     ///
     /// # Errors
-    /// [`Error::Shape`] or [`Error::OutOfRange`] when the data does not fit the shape.
+    /// [`CircuitError::Shape`] or [`CircuitError::OutOfRange`] when the data does not fit the shape.
     pub fn assemble(
         shape: CircuitShape,
         secret: &IdentitySecret,
         record: &IssuedRecord,
         registry_path: MembershipPath,
         query: &CompiledQuery,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, CircuitError> {
         shape.validate()?;
         check_catalog(record, query)?;
         if registry_path.depth() != shape.registry_depth {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "the registry path has depth {}, the circuit {}",
                 registry_path.depth(),
                 shape.registry_depth
@@ -165,7 +165,7 @@ impl EligibilityWitness {
                     siblings: tree.open(index)?.siblings,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, CircuitError>>()?;
         Ok(EligibilityWitness {
             identity_secret: secret.0,
             slots_root: tree.root(),
@@ -202,9 +202,9 @@ impl EligibilityWitness {
     }
 }
 
-fn check_catalog(record: &IssuedRecord, query: &CompiledQuery) -> Result<(), Error> {
+fn check_catalog(record: &IssuedRecord, query: &CompiledQuery) -> Result<(), CircuitError> {
     if query.catalog_version != record.summary.catalog_version() {
-        return Err(Error::Shape(format!(
+        return Err(CircuitError::Shape(format!(
             "the query follows catalog {}, the record {}",
             query.catalog_version,
             record.summary.catalog_version()

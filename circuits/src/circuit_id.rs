@@ -16,7 +16,7 @@ use ark_serialize::CanonicalSerialize;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::CircuitError;
 
 /// The SHA-256 of a compressed verifying key, written as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,12 +46,12 @@ impl fmt::Debug for CircuitId {
 }
 
 impl FromStr for CircuitId {
-    type Err = Error;
+    type Err = CircuitError;
 
-    fn from_str(text: &str) -> Result<Self, Error> {
+    fn from_str(text: &str) -> Result<Self, CircuitError> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(text, &mut bytes)
-            .map_err(|_| Error::CircuitId(format!("{text:?} is not 64 hex digits")))?;
+            .map_err(|_| CircuitError::CircuitId(format!("{text:?} is not 64 hex digits")))?;
         Ok(CircuitId(bytes))
     }
 }

@@ -11,7 +11,7 @@ use ark_ff::PrimeField;
 use zkcohort_cohort::catalog::VALUE_BOUND;
 use zkcohort_cohort::{Day, Slot};
 
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// Bits of a slot's count and a clause's minimum count.
 pub const COUNT_BITS: usize = 32;
@@ -31,8 +31,8 @@ pub const SLOT_FIELDS: usize = 6;
 /// A day as the circuit sees it.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] for a day outside the supported span.
-pub fn encode_day(day: Day) -> Result<u64, Error> {
+/// [`CircuitError::OutOfRange`] for a day outside the supported span.
+pub fn encode_day(day: Day) -> Result<u64, CircuitError> {
     let encoded = i64::from(day.0) + DATE_OFFSET;
     check_width("day", encoded, DATE_BITS)
 }
@@ -40,20 +40,22 @@ pub fn encode_day(day: Day) -> Result<u64, Error> {
 /// A fixed-point value as the circuit sees it.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] outside `-2^40 <= value < 2^40`.
-pub fn encode_value(value: i64) -> Result<u64, Error> {
-    let encoded = value.checked_add(VALUE_OFFSET).ok_or(Error::OutOfRange {
-        what: "value",
-        value: value.to_string(),
-    })?;
+/// [`CircuitError::OutOfRange`] outside `-2^40 <= value < 2^40`.
+pub fn encode_value(value: i64) -> Result<u64, CircuitError> {
+    let encoded = value
+        .checked_add(VALUE_OFFSET)
+        .ok_or(CircuitError::OutOfRange {
+            what: "value",
+            value: value.to_string(),
+        })?;
     check_width("value", encoded, VALUE_BITS)
 }
 
-fn check_width(what: &'static str, encoded: i64, bits: usize) -> Result<u64, Error> {
+fn check_width(what: &'static str, encoded: i64, bits: usize) -> Result<u64, CircuitError> {
     u64::try_from(encoded)
         .ok()
         .filter(|encoded| *encoded < 1 << bits)
-        .ok_or(Error::OutOfRange {
+        .ok_or(CircuitError::OutOfRange {
             what,
             value: encoded.to_string(),
         })
@@ -62,8 +64,8 @@ fn check_width(what: &'static str, encoded: i64, bits: usize) -> Result<u64, Err
 /// A slot's fields in leaf order: count, first date, last date, last value, min value, max value.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] for a date or value the circuit cannot represent.
-pub fn encode_slot(slot: &Slot) -> Result<[Fr; SLOT_FIELDS], Error> {
+/// [`CircuitError::OutOfRange`] for a date or value the circuit cannot represent.
+pub fn encode_slot(slot: &Slot) -> Result<[Fr; SLOT_FIELDS], CircuitError> {
     Ok([
         Fr::from(slot.count),
         Fr::from(encode_day(slot.first_date)?),

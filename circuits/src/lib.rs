@@ -72,7 +72,7 @@ pub use circuit_id::{CircuitId, TranscriptId};
 /// Errors of the native (out-of-circuit) code of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum CircuitError {
     /// A Poseidon hash was asked for a number of inputs it has no parameters
     /// for.
     #[error("Poseidon takes {min} to {max} inputs, got {got}")]

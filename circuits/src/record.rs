@@ -7,7 +7,7 @@ use crate::encoding::encode_day;
 use crate::identity::IdentityCommitment;
 use crate::poseidon::poseidon_hash_fixed;
 use crate::slots::{record_root, RecordSalt, SlotTree};
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// A record summary with what the issuer attested alongside it.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ impl IssuedRecord {
     ///
     /// # Errors
     /// As [`SlotTree::new`].
-    pub fn record_root(&self, slot_depth: usize) -> Result<Fr, Error> {
+    pub fn record_root(&self, slot_depth: usize) -> Result<Fr, CircuitError> {
         Ok(record_root(
             SlotTree::new(&self.summary, slot_depth)?.root(),
             self.salt,
@@ -42,7 +42,7 @@ impl IssuedRecord {
         &self,
         identity: IdentityCommitment,
         slot_depth: usize,
-    ) -> Result<Fr, Error> {
+    ) -> Result<Fr, CircuitError> {
         registry_leaf(
             identity,
             self.record_root(slot_depth)?,
@@ -55,13 +55,13 @@ impl IssuedRecord {
 /// `Poseidon(identity_commitment, record_root, issuer_id, issued_at)`.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] for an issue date outside the supported span.
+/// [`CircuitError::OutOfRange`] for an issue date outside the supported span.
 pub fn registry_leaf(
     identity: IdentityCommitment,
     record_root: Fr,
     issuer_id: u64,
     issued_at: Day,
-) -> Result<Fr, Error> {
+) -> Result<Fr, CircuitError> {
     Ok(poseidon_hash_fixed(&[
         identity.0,
         record_root,

@@ -9,7 +9,7 @@
 use ark_ff::{BigInteger, BigInteger256, PrimeField};
 
 use crate::identity::{Nullifier, StudyScope};
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// The number of public inputs.
 pub const PUBLIC_INPUTS: usize = 5;
@@ -74,11 +74,11 @@ impl Statement {
     /// The statement from public inputs in circuit order.
     ///
     /// # Errors
-    /// [`Error::PublicInputs`] when there are not exactly five.
-    pub fn from_public_inputs(inputs: &[Fr]) -> Result<Self, Error> {
+    /// [`CircuitError::PublicInputs`] when there are not exactly five.
+    pub fn from_public_inputs(inputs: &[Fr]) -> Result<Self, CircuitError> {
         let [registry_root, query_hash, study_scope, nullifier, signal_hash]: [Fr; PUBLIC_INPUTS] =
             inputs.try_into().map_err(|_| {
-                Error::PublicInputs(format!(
+                CircuitError::PublicInputs(format!(
                     "expected {PUBLIC_INPUTS} public inputs, got {}",
                     inputs.len()
                 ))
@@ -100,9 +100,9 @@ impl Statement {
     /// Reads public inputs from decimal strings.
     ///
     /// # Errors
-    /// [`Error::PublicInputs`] for a wrong count, [`Error::NonCanonical`] for a value
+    /// [`CircuitError::PublicInputs`] for a wrong count, [`CircuitError::NonCanonical`] for a value
     /// that is not a canonical field element in plain decimal.
-    pub fn from_decimal_strings<S: AsRef<str>>(inputs: &[S]) -> Result<Self, Error> {
+    pub fn from_decimal_strings<S: AsRef<str>>(inputs: &[S]) -> Result<Self, CircuitError> {
         let values = inputs
             .iter()
             .map(|input| fr_from_decimal(input.as_ref()))
@@ -120,9 +120,9 @@ pub fn fr_to_decimal(value: &Fr) -> String {
 /// except `0` itself, below the modulus).
 ///
 /// # Errors
-/// [`Error::NonCanonical`] naming the problem.
-pub fn fr_from_decimal(text: &str) -> Result<Fr, Error> {
-    field_from_decimal(text).map_err(|why| Error::NonCanonical(format!("{text:?}: {why}")))
+/// [`CircuitError::NonCanonical`] naming the problem.
+pub fn fr_from_decimal(text: &str) -> Result<Fr, CircuitError> {
+    field_from_decimal(text).map_err(|why| CircuitError::NonCanonical(format!("{text:?}: {why}")))
 }
 
 /// A canonical element of any 256-bit prime field (BN254's scalar or base field)
@@ -167,14 +167,15 @@ pub fn fr_to_bytes(value: &Fr) -> [u8; 32] {
 /// A canonical field element from 32 big-endian bytes.
 ///
 /// # Errors
-/// [`Error::NonCanonical`] when the integer is not below the field modulus.
-pub fn fr_from_bytes(bytes: &[u8; 32]) -> Result<Fr, Error> {
+/// [`CircuitError::NonCanonical`] when the integer is not below the field modulus.
+pub fn fr_from_bytes(bytes: &[u8; 32]) -> Result<Fr, CircuitError> {
     let mut limbs = [0u64; 4];
     for (limb, chunk) in limbs.iter_mut().zip(bytes.rchunks(8)) {
         *limb = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
     }
-    Fr::from_bigint(BigInteger256::new(limbs))
-        .ok_or_else(|| Error::NonCanonical("32-byte value is not below the field modulus".into()))
+    Fr::from_bigint(BigInteger256::new(limbs)).ok_or_else(|| {
+        CircuitError::NonCanonical("32-byte value is not below the field modulus".into())
+    })
 }
 
 #[cfg(test)]
@@ -203,7 +204,7 @@ mod tests {
             &"9".repeat(80),
         ] {
             assert!(
-                matches!(fr_from_decimal(bad), Err(Error::NonCanonical(_))),
+                matches!(fr_from_decimal(bad), Err(CircuitError::NonCanonical(_))),
                 "{bad:?}"
             );
         }
@@ -227,11 +228,11 @@ mod tests {
         assert_eq!(statement.to_decimal_strings(), inputs);
         assert!(matches!(
             Statement::from_decimal_strings(&inputs[..4]),
-            Err(Error::PublicInputs(_))
+            Err(CircuitError::PublicInputs(_))
         ));
         assert!(matches!(
             Statement::from_decimal_strings(&["1", "2", "3", MODULUS, "5"]),
-            Err(Error::NonCanonical(_))
+            Err(CircuitError::NonCanonical(_))
         ));
     }
 

@@ -7,8 +7,8 @@
 //! nullifiers) in requests as canonical decimal strings, as snarkjs writes
 //! public signals; keys and hashes as 64 lowercase hex digits; proofs in the
 //! snarkjs `proof.json` form ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)); amounts and ids as unsigned
-//! integers. Records the store keeps ([`Study`](crate::Study),
-//! [`LedgerEntry`](crate::LedgerEntry), ...) are the verifier's record types
+//! integers. Records the store keeps ([`Study`],
+//! [`LedgerEntry`], ...) are the verifier's record types
 //! (`zkcohort_verifier::records`), answered as they are stored.
 
 use serde::{Deserialize, Serialize};

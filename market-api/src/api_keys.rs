@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use zkcohort_verifier::events::{ApiKeyChange, AuditEvent};
 
 use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
-use crate::{audit, Bytes32, Error, Store};
+use crate::{audit, Bytes32, Store, StoreError};
 
 /// The prefix of API-key records in the `meta` tree.
 const KEY_PREFIX: &[u8] = b"apikey/";
@@ -58,9 +58,13 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`]; [`Error::Corrupt`] if the new key's id is already
+    /// [`StoreError::Storage`]; [`StoreError::Corrupt`] if the new key's id is already
     /// stored (which a working RNG never produces). On error nothing changes.
-    pub fn create_api_key(&self, role: ApiKeyRole, account: Bytes32) -> Result<NewApiKey, Error> {
+    pub fn create_api_key(
+        &self,
+        role: ApiKeyRole,
+        account: Bytes32,
+    ) -> Result<NewApiKey, StoreError> {
         self.create_api_key_with_rng(role, account, &mut OsRng)
     }
 
@@ -74,7 +78,7 @@ impl Store {
         role: ApiKeyRole,
         account: Bytes32,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<NewApiKey, Error> {
+    ) -> Result<NewApiKey, StoreError> {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let api_key = hex::encode(secret);
@@ -87,7 +91,7 @@ impl Store {
         let record = record_key(&key_id);
         self.transact(|tx| {
             if tx.meta.get(&record[..])?.is_some() {
-                return abort(Error::Corrupt("API key id collision".into()));
+                return abort(StoreError::Corrupt("API key id collision".into()));
             }
             tx_put_json(tx.meta, &record, &grant)?;
             audit::append(
@@ -113,8 +117,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn api_key(&self, api_key: &str) -> Result<Option<ApiKeyGrant>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn api_key(&self, api_key: &str) -> Result<Option<ApiKeyGrant>, StoreError> {
         get_json(&self.meta, &record_key(&api_key_id(api_key)))
     }
 
@@ -123,8 +127,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn revoke_api_key(&self, key_id: Bytes32) -> Result<Option<ApiKeyGrant>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn revoke_api_key(&self, key_id: Bytes32) -> Result<Option<ApiKeyGrant>, StoreError> {
         let at = now_ms();
         let record = record_key(&key_id);
         self.transact(|tx| {

@@ -34,7 +34,7 @@
 //! [`SignedHead::verify`], [`merkle_root`]) live in `zkcohort_verifier::audit`
 //! and are re-exported here: the sponsor's offline verifier and the store run
 //! one implementation, so hashes agree byte for byte. Their [`AuditError`]
-//! becomes [`Error::AuditVerification`].
+//! becomes [`StoreError::AuditVerification`].
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ pub use zkcohort_verifier::audit::{
 };
 
 use crate::store::{abort, prefixed_u64, tx_get_json, tx_put_json, Tx, TxResult};
-use crate::{Bytes32, Error, Store};
+use crate::{Bytes32, Store, StoreError};
 
 /// The key of the log's state in the `audit` tree.
 const STATE_KEY: &[u8] = b"head";
@@ -56,9 +56,9 @@ const ENTRY_PREFIX: u8 = b'e';
 /// The key prefix of Merkle nodes.
 const NODE_PREFIX: u8 = b'n';
 
-impl From<AuditError> for Error {
+impl From<AuditError> for StoreError {
     fn from(error: AuditError) -> Self {
-        Error::AuditVerification(error.0)
+        StoreError::AuditVerification(error.0)
     }
 }
 
@@ -145,7 +145,7 @@ pub(crate) fn append(tx: &Tx<'_>, at_ms: u64, event: AuditEvent) -> TxResult<Aud
         tx.audit.insert(&node_key(level, position)[..], &node[..])?;
     }
     if frontier.size != index + 1 {
-        return abort(Error::Corrupt("audit frontier".into()));
+        return abort(StoreError::Corrupt("audit frontier".into()));
     }
     tx_put_json(tx.audit, &prefixed_u64(ENTRY_PREFIX, index), &entry)?;
     tx_put_json(tx.audit, STATE_KEY, &frontier)?;
@@ -157,8 +157,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn audit_head(&self) -> Result<AuditHead, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn audit_head(&self) -> Result<AuditHead, StoreError> {
         Ok(self.frontier()?.head())
     }
 
@@ -168,7 +168,7 @@ impl Store {
     /// # Errors
     ///
     /// As [`Store::audit_head`].
-    pub fn signed_audit_head(&self, key: &SigningKey) -> Result<SignedHead, Error> {
+    pub fn signed_audit_head(&self, key: &SigningKey) -> Result<SignedHead, StoreError> {
         Ok(SignedHead::sign(self.audit_head()?, key))
     }
 
@@ -176,12 +176,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::AuditIndex`] if there is none; [`Error::Storage`],
-    /// [`Error::Corrupt`].
-    pub fn audit_entry(&self, index: u64) -> Result<AuditEntry, Error> {
+    /// [`StoreError::AuditIndex`] if there is none; [`StoreError::Storage`],
+    /// [`StoreError::Corrupt`].
+    pub fn audit_entry(&self, index: u64) -> Result<AuditEntry, StoreError> {
         match crate::store::get_json(&self.audit, &prefixed_u64(ENTRY_PREFIX, index))? {
             Some(entry) => Ok(entry),
-            None => Err(Error::AuditIndex {
+            None => Err(StoreError::AuditIndex {
                 index,
                 size: self.frontier()?.size,
             }),
@@ -192,8 +192,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn audit_entries(&self, start: u64, limit: usize) -> Result<Vec<AuditEntry>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn audit_entries(&self, start: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit
             .range(prefixed_u64(ENTRY_PREFIX, start)..=prefixed_u64(ENTRY_PREFIX, u64::MAX))
             .take(limit)
@@ -206,12 +206,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::AuditIndex`] if `index >= size` or `size` exceeds the log;
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, Error> {
+    /// [`StoreError::AuditIndex`] if `index >= size` or `size` exceeds the log;
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
         let current = self.frontier()?.size;
         if index >= size || size > current {
-            return Err(Error::AuditIndex {
+            return Err(StoreError::AuditIndex {
                 index,
                 size: current,
             });
@@ -227,14 +227,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::AuditVerification`] for a broken log; [`Error::Storage`],
-    /// [`Error::Corrupt`].
-    pub fn verify_audit_log(&self) -> Result<AuditHead, Error> {
+    /// [`StoreError::AuditVerification`] for a broken log; [`StoreError::Storage`],
+    /// [`StoreError::Corrupt`].
+    pub fn verify_audit_log(&self) -> Result<AuditHead, StoreError> {
         let entries = self.audit_entries(0, usize::MAX)?;
         let computed = verify_chain(&entries)?;
         let stored = self.audit_head()?;
         if computed != stored {
-            return Err(Error::AuditVerification(
+            return Err(StoreError::AuditVerification(
                 "the stored head differs from the entries".into(),
             ));
         }
@@ -242,12 +242,18 @@ impl Store {
     }
 
     /// The stored frontier.
-    fn frontier(&self) -> Result<Frontier, Error> {
+    fn frontier(&self) -> Result<Frontier, StoreError> {
         Ok(crate::store::get_json(&self.audit, STATE_KEY)?.unwrap_or_default())
     }
 
     /// RFC 9162 `PATH(m, D[start..start + n])`, appended bottom-up.
-    fn audit_path(&self, m: u64, start: u64, n: u64, path: &mut Vec<Bytes32>) -> Result<(), Error> {
+    fn audit_path(
+        &self,
+        m: u64,
+        start: u64,
+        n: u64,
+        path: &mut Vec<Bytes32>,
+    ) -> Result<(), StoreError> {
         if n <= 1 {
             return Ok(());
         }
@@ -265,16 +271,15 @@ impl Store {
     /// The Merkle tree hash of entries `start..start + n`, from stored nodes
     /// (`start` is a multiple of the largest power of two up to `n`, as in
     /// every range an audit path asks for).
-    fn subtree_hash(&self, start: u64, n: u64) -> Result<Bytes32, Error> {
+    fn subtree_hash(&self, start: u64, n: u64) -> Result<Bytes32, StoreError> {
         if n.is_power_of_two() {
             let level = n.trailing_zeros();
             let key = node_key(level as u8, start >> level);
-            let bytes = self
-                .audit
-                .get(key)?
-                .ok_or_else(|| Error::Corrupt(format!("missing audit node {level}/{start}")))?;
+            let bytes = self.audit.get(key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("missing audit node {level}/{start}"))
+            })?;
             return <[u8; 32]>::try_from(bytes.as_ref())
-                .map_err(|_| Error::Corrupt("audit node length".into()));
+                .map_err(|_| StoreError::Corrupt("audit node length".into()));
         }
         let split = largest_power_of_two_below(n);
         Ok(node_hash(

@@ -23,7 +23,7 @@ use zkcohort_verifier::bundle::{
 use zkcohort_verifier::snarkjs::SnarkjsVerifyingKey;
 use zkcohort_verifier::{KeySetup, VerifyingKey};
 
-use crate::{AuditEntry, AuditHead, Enrollment, Error, SignedHead, Store, Study};
+use crate::{AuditEntry, AuditHead, Enrollment, SignedHead, Store, StoreError, Study};
 
 /// How many times [`Store::study_bundle`] starts over when the study keeps
 /// changing while it reads.
@@ -54,14 +54,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`]; [`Error::Storage`]; [`Error::Corrupt`] if
+    /// [`StoreError::UnknownStudy`]; [`StoreError::Storage`]; [`StoreError::Corrupt`] if
     /// stored data does not read back, a used root has no record, or the
-    /// study kept changing over [`ATTEMPTS`] reads.
+    /// study kept changing over 16 reads.
     pub fn study_bundle(
         &self,
         study_id: u64,
         context: &BundleContext<'_>,
-    ) -> Result<StudyBundle, Error> {
+    ) -> Result<StudyBundle, StoreError> {
         let (study, mut enrollments, head) = self.consistent_view(study_id)?;
         enrollments.sort_by_key(|enrollment| enrollment.audit_index);
 
@@ -73,7 +73,7 @@ impl Store {
                 .root_history(seq, 1)?
                 .into_iter()
                 .find(|record| record.seq == seq)
-                .ok_or_else(|| Error::Corrupt(format!("no record of registry root {seq}")))?;
+                .ok_or_else(|| StoreError::Corrupt(format!("no record of registry root {seq}")))?;
             if let std::collections::btree_map::Entry::Vacant(slot) =
                 entries.entry(record.audit_index)
             {
@@ -95,7 +95,7 @@ impl Store {
                     entry,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
 
         Ok(StudyBundle {
             format: BUNDLE_FORMAT,
@@ -116,7 +116,10 @@ impl Store {
 
     /// The study, its enrollments and an audit head that include each
     /// other's changes: read until the study is the same before and after.
-    fn consistent_view(&self, study_id: u64) -> Result<(Study, Vec<Enrollment>, AuditHead), Error> {
+    fn consistent_view(
+        &self,
+        study_id: u64,
+    ) -> Result<(Study, Vec<Enrollment>, AuditHead), StoreError> {
         for _ in 0..ATTEMPTS {
             let study = self.study(study_id)?;
             let enrollments = self.enrollments(study_id)?;
@@ -125,14 +128,18 @@ impl Store {
                 return Ok((study, enrollments, head));
             }
         }
-        Err(Error::Corrupt(format!(
+        Err(StoreError::Corrupt(format!(
             "study {study_id} kept changing while its bundle was read"
         )))
     }
 
     /// The entries among the first `size` that concern the study: its
     /// creation, fundings, enrollments and close.
-    fn study_entries(&self, study_id: u64, size: u64) -> Result<BTreeMap<u64, AuditEntry>, Error> {
+    fn study_entries(
+        &self,
+        study_id: u64,
+        size: u64,
+    ) -> Result<BTreeMap<u64, AuditEntry>, StoreError> {
         let mut found = BTreeMap::new();
         let mut start = 0;
         while start < size {

@@ -8,7 +8,7 @@
 //! nullifier with the proof (for the study bundle), pays the reward from the
 //! escrow to the payout account, counts the enrollment and appends the audit
 //! entry. Under concurrent duplicate submissions exactly one commits; the
-//! others see the nullifier and fail with [`Error::DuplicateNullifier`].
+//! others see the nullifier and fail with [`StoreError::DuplicateNullifier`].
 
 use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, EnrollmentRecord};
@@ -18,7 +18,7 @@ use crate::ledger::{post, Account, LedgerKind};
 use crate::registry::tx_check_root;
 use crate::store::{abort, now_ms, tx_put_json};
 use crate::study::{study_key, tx_study};
-use crate::{audit, Bytes32, Error, Store, StudyStatus};
+use crate::{audit, Bytes32, Store, StoreError, StudyStatus};
 
 /// The proof of an enrollment, kept for the study bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,10 +79,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::StudyClosed`],
-    /// [`Error::UnknownRoot`] or [`Error::RootExpired`] for the proof's
-    /// registry root, [`Error::DuplicateNullifier`], [`Error::StudyFull`],
-    /// [`Error::EscrowExhausted`], [`Error::Storage`]. On error nothing
+    /// [`StoreError::UnknownStudy`], [`StoreError::StudyClosed`],
+    /// [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`] for the proof's
+    /// registry root, [`StoreError::DuplicateNullifier`], [`StoreError::StudyFull`],
+    /// [`StoreError::EscrowExhausted`], [`StoreError::Storage`]. On error nothing
     /// changes.
     pub fn enroll(
         &self,
@@ -90,27 +90,27 @@ impl Store {
         nullifier: Bytes32,
         payout_account: Bytes32,
         proof: ProofRecord,
-    ) -> Result<Enrollment, Error> {
+    ) -> Result<Enrollment, StoreError> {
         let at = now_ms();
         let key = nullifier_key(study_id, &nullifier);
         let window = self.config.root_window;
         self.transact(|tx| {
             let mut study = tx_study(tx, study_id)?;
             if study.status != StudyStatus::Open {
-                return abort(Error::StudyClosed(study_id));
+                return abort(StoreError::StudyClosed(study_id));
             }
             let root = tx_check_root(tx, &proof.registry_root, window)?;
             if tx.nullifiers.get(key)?.is_some() {
-                return abort(Error::DuplicateNullifier { study: study_id });
+                return abort(StoreError::DuplicateNullifier { study: study_id });
             }
             if study.enrolled >= study.max_enrollments {
-                return abort(Error::StudyFull {
+                return abort(StoreError::StudyFull {
                     study: study_id,
                     max: study.max_enrollments,
                 });
             }
             if study.escrow < study.reward {
-                return abort(Error::EscrowExhausted {
+                return abort(StoreError::EscrowExhausted {
                     study: study_id,
                     escrow: study.escrow,
                     reward: study.reward,
@@ -162,12 +162,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
     pub fn enrollment(
         &self,
         study_id: u64,
         nullifier: &Bytes32,
-    ) -> Result<Option<Enrollment>, Error> {
+    ) -> Result<Option<Enrollment>, StoreError> {
         crate::store::get_json(&self.nullifiers, &nullifier_key(study_id, nullifier))
     }
 
@@ -176,8 +176,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn enrollments(&self, study_id: u64) -> Result<Vec<Enrollment>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn enrollments(&self, study_id: u64) -> Result<Vec<Enrollment>, StoreError> {
         self.nullifiers
             .scan_prefix(study_id.to_be_bytes())
             .map(|item| crate::store::decode_json(&item?.1))

@@ -26,7 +26,7 @@ use crate::store::{
     abort, get_u64, now_ms, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
     TxResult,
 };
-use crate::{audit, Bytes32, Error, Store, Study};
+use crate::{audit, Bytes32, Store, StoreError, Study};
 
 /// The domain separator of transfer signatures.
 pub const TRANSFER_DOMAIN: &[u8] = b"zkcohort-transfer-v1";
@@ -92,14 +92,14 @@ impl SignedTransfer {
     ///
     /// # Errors
     ///
-    /// [`Error::BadSignature`].
-    pub fn verify_signature(&self) -> Result<(), Error> {
-        let key = VerifyingKey::from_bytes(&self.from).map_err(|_| Error::BadSignature)?;
+    /// [`StoreError::BadSignature`].
+    pub fn verify_signature(&self) -> Result<(), StoreError> {
+        let key = VerifyingKey::from_bytes(&self.from).map_err(|_| StoreError::BadSignature)?;
         key.verify_strict(
             &transfer_message(&self.from, &self.to, self.amount, self.nonce),
             &Signature::from_bytes(&self.signature),
         )
-        .map_err(|_| Error::BadSignature)
+        .map_err(|_| StoreError::BadSignature)
     }
 }
 
@@ -130,7 +130,7 @@ pub struct ConservationReport {
 
 /// Posts one balanced entry inside a transaction: debits `debit` (which
 /// must hold `amount`, unless it is the mint), credits `credit`, writes the
-/// entry. Aborts with [`Error::InsufficientBalance`] or [`Error::Overflow`].
+/// entry. Aborts with [`StoreError::InsufficientBalance`] or [`StoreError::Overflow`].
 pub(crate) fn post(
     tx: &Tx<'_>,
     kind: LedgerKind,
@@ -143,7 +143,7 @@ pub(crate) fn post(
     if let Some(key) = balance_key(&debit) {
         let balance = tx_get_u64(tx.accounts, &key)?;
         if balance < amount {
-            return abort(Error::InsufficientBalance {
+            return abort(StoreError::InsufficientBalance {
                 account: debit.to_string(),
                 balance,
                 amount,
@@ -153,18 +153,20 @@ pub(crate) fn post(
     } else {
         let minted = tx_get_u64(tx.meta, TOTAL_MINTED)?;
         let Some(minted) = minted.checked_add(amount) else {
-            return abort(Error::Overflow);
+            return abort(StoreError::Overflow);
         };
         tx_put_u64(tx.meta, TOTAL_MINTED, minted)?;
     }
     if let Some(key) = balance_key(&credit) {
         let balance = tx_get_u64(tx.accounts, &key)?;
         let Some(balance) = balance.checked_add(amount) else {
-            return abort(Error::Overflow);
+            return abort(StoreError::Overflow);
         };
         tx_put_u64(tx.accounts, &key, balance)?;
     } else {
-        return abort(Error::InvalidAmount("the mint cannot be credited".into()));
+        return abort(StoreError::InvalidAmount(
+            "the mint cannot be credited".into(),
+        ));
     }
     let seq = tx_get_u64(tx.meta, LEDGER_SEQ)?;
     tx_put_u64(tx.meta, LEDGER_SEQ, seq + 1)?;
@@ -182,9 +184,11 @@ pub(crate) fn post(
 }
 
 /// Refuses a zero amount.
-fn check_amount(amount: u64) -> Result<(), Error> {
+fn check_amount(amount: u64) -> Result<(), StoreError> {
     if amount == 0 {
-        Err(Error::InvalidAmount("the amount must be positive".into()))
+        Err(StoreError::InvalidAmount(
+            "the amount must be positive".into(),
+        ))
     } else {
         Ok(())
     }
@@ -197,9 +201,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidAmount`] for zero; [`Error::Overflow`] if the total
-    /// supply would pass `u64::MAX`; [`Error::Storage`].
-    pub fn mint(&self, to: Bytes32, amount: u64) -> Result<LedgerEntry, Error> {
+    /// [`StoreError::InvalidAmount`] for zero; [`StoreError::Overflow`] if the total
+    /// supply would pass `u64::MAX`; [`StoreError::Storage`].
+    pub fn mint(&self, to: Bytes32, amount: u64) -> Result<LedgerEntry, StoreError> {
         check_amount(amount)?;
         let at = now_ms();
         self.transact(|tx| {
@@ -229,13 +233,13 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::BadSignature`], [`Error::BadNonce`],
-    /// [`Error::InsufficientBalance`], [`Error::InvalidAmount`] (zero, or to
-    /// oneself), [`Error::Storage`]. On error nothing changes.
-    pub fn transfer(&self, transfer: &SignedTransfer) -> Result<LedgerEntry, Error> {
+    /// [`StoreError::BadSignature`], [`StoreError::BadNonce`],
+    /// [`StoreError::InsufficientBalance`], [`StoreError::InvalidAmount`] (zero, or to
+    /// oneself), [`StoreError::Storage`]. On error nothing changes.
+    pub fn transfer(&self, transfer: &SignedTransfer) -> Result<LedgerEntry, StoreError> {
         check_amount(transfer.amount)?;
         if transfer.from == transfer.to {
-            return Err(Error::InvalidAmount("a transfer to oneself".into()));
+            return Err(StoreError::InvalidAmount("a transfer to oneself".into()));
         }
         transfer.verify_signature()?;
         let at = now_ms();
@@ -243,7 +247,7 @@ impl Store {
         self.transact(|tx| {
             let expected = tx_get_u64(tx.accounts, &nonce_key)?;
             if transfer.nonce != expected {
-                return abort(Error::BadNonce {
+                return abort(StoreError::BadNonce {
                     expected,
                     got: transfer.nonce,
                 });
@@ -276,8 +280,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn balance(&self, account: Account) -> Result<u64, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn balance(&self, account: Account) -> Result<u64, StoreError> {
         match balance_key(&account) {
             Some(key) => get_u64(&self.accounts, &key),
             None => Ok(0),
@@ -288,8 +292,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn nonce(&self, key: &Bytes32) -> Result<u64, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn nonce(&self, key: &Bytes32) -> Result<u64, StoreError> {
         get_u64(&self.accounts, &prefixed_32(KEY_NONCE, key))
     }
 
@@ -297,8 +301,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn total_minted(&self) -> Result<u64, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn total_minted(&self) -> Result<u64, StoreError> {
         get_u64(&self.meta, TOTAL_MINTED)
     }
 
@@ -306,8 +310,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn ledger_entries(&self, start: u64, limit: usize) -> Result<Vec<LedgerEntry>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn ledger_entries(&self, start: u64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError> {
         self.ledger
             .range(start.to_be_bytes()..)
             .take(limit)
@@ -325,9 +329,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Conservation`] naming the first discrepancy;
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn check_conservation(&self) -> Result<ConservationReport, Error> {
+    /// [`StoreError::Conservation`] naming the first discrepancy;
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn check_conservation(&self) -> Result<ConservationReport, StoreError> {
         let total_minted = self.total_minted()?;
         let mut stored: BTreeMap<Account, u64> = BTreeMap::new();
         for item in self.accounts.iter() {
@@ -336,7 +340,7 @@ impl Store {
                 Some(&KEY_BALANCE) => Account::Key(
                     key[1..]
                         .try_into()
-                        .map_err(|_| Error::Corrupt("account key length".into()))?,
+                        .map_err(|_| StoreError::Corrupt("account key length".into()))?,
                 ),
                 Some(&ESCROW_BALANCE) => Account::Escrow(crate::store::decode_u64(&key[1..])?),
                 _ => continue,
@@ -352,7 +356,7 @@ impl Store {
         };
         let (in_keys, in_escrow) = (sum(false), sum(true));
         if in_keys + in_escrow != u128::from(total_minted) {
-            return Err(Error::Conservation(format!(
+            return Err(StoreError::Conservation(format!(
                 "keys {in_keys} + escrow {in_escrow} != minted {total_minted}"
             )));
         }
@@ -362,7 +366,7 @@ impl Store {
         for item in self.ledger.iter() {
             let entry: LedgerEntry = crate::store::decode_json(&item?.1)?;
             if entry.seq != entries {
-                return Err(Error::Conservation(format!(
+                return Err(StoreError::Conservation(format!(
                     "ledger entry {} found at position {entries}",
                     entry.seq
                 )));
@@ -373,7 +377,7 @@ impl Store {
         }
         let minted_out = -replayed.remove(&Account::Mint).unwrap_or(0);
         if minted_out != i128::from(total_minted) {
-            return Err(Error::Conservation(format!(
+            return Err(StoreError::Conservation(format!(
                 "the ledger mints {minted_out}, the counter says {total_minted}"
             )));
         }
@@ -381,7 +385,7 @@ impl Store {
             let balance = i128::from(stored.get(account).copied().unwrap_or(0));
             let net = replayed.get(account).copied().unwrap_or(0);
             if balance != net {
-                return Err(Error::Conservation(format!(
+                return Err(StoreError::Conservation(format!(
                     "{account}: balance {balance}, ledger {net}"
                 )));
             }
@@ -391,7 +395,7 @@ impl Store {
             let study: Study = crate::store::decode_json(&item?.1)?;
             let escrow = stored.get(&Account::Escrow(study.id)).copied().unwrap_or(0);
             if study.escrow != escrow {
-                return Err(Error::Conservation(format!(
+                return Err(StoreError::Conservation(format!(
                     "study {} records escrow {}, its account holds {escrow}",
                     study.id, study.escrow
                 )));
@@ -401,14 +405,14 @@ impl Store {
                 .scan_prefix(study.id.to_be_bytes())
                 .try_fold(0u64, |count, item| item.map(|_| count + 1))?;
             if enrollments != study.enrolled {
-                return Err(Error::Conservation(format!(
+                return Err(StoreError::Conservation(format!(
                     "study {} records {} enrollments, {enrollments} nullifiers are stored",
                     study.id, study.enrolled
                 )));
             }
         }
 
-        let narrow = |value: u128| u64::try_from(value).map_err(|_| Error::Overflow);
+        let narrow = |value: u128| u64::try_from(value).map_err(|_| StoreError::Overflow);
         Ok(ConservationReport {
             total_minted,
             in_keys: narrow(in_keys)?,

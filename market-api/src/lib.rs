@@ -60,7 +60,7 @@ pub type Bytes32 = [u8; 32];
 /// Errors of the marketplace store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum StoreError {
     /// The storage engine failed (I/O, a corrupt file, a lock held by another
     /// process).
     #[error("storage: {0}")]
@@ -161,7 +161,7 @@ pub enum Error {
     /// A registry operation failed (zero leaf, full tree, unknown or revoked
     /// index, non-canonical field element).
     #[error("registry: {0}")]
-    Registry(#[from] zkcohort_circuits::Error),
+    Registry(#[from] zkcohort_circuits::CircuitError),
     /// No audit entry at this index (or a proof asked for a tree size larger
     /// than the log).
     #[error("audit log: no entry {index} (size {size})")]

@@ -34,7 +34,7 @@ use crate::store::{
     abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
     tx_put_json, Tx, TxResult,
 };
-use crate::{audit, Bytes32, Error, Store};
+use crate::{audit, Bytes32, Store, StoreError};
 
 /// Key prefixes and keys in the `registry` tree.
 const LEAF: u8 = b'l';
@@ -114,25 +114,25 @@ fn status_of(record: RootRecord, current: u64, window: u64) -> RootStatus {
 }
 
 /// Checks inside a transaction that `root` is acceptable; returns its
-/// record. Aborts with [`Error::UnknownRoot`] or [`Error::RootExpired`].
+/// record. Aborts with [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`].
 pub(crate) fn tx_check_root(tx: &Tx<'_>, root: &Bytes32, window: u64) -> TxResult<RootRecord> {
     let Some(seq) = tx.registry.get(prefixed_32(ROOT_INDEX, root))? else {
-        return abort(Error::UnknownRoot);
+        return abort(StoreError::UnknownRoot);
     };
     let seq = match decode_u64(&seq) {
         Ok(seq) => seq,
         Err(error) => return abort(error),
     };
     let Some(head) = tx_get_json::<RegistryHead>(tx.registry, HEAD)? else {
-        return abort(Error::Corrupt("no registry head".into()));
+        return abort(StoreError::Corrupt("no registry head".into()));
     };
     let Some(record) = tx_get_json::<RootRecord>(tx.registry, &prefixed_u64(ROOT_RECORD, seq))?
     else {
-        return abort(Error::Corrupt(format!("no root record {seq}")));
+        return abort(StoreError::Corrupt(format!("no root record {seq}")));
     };
     match status_of(record, head.current.seq, window) {
         RootStatus::Current(record) | RootStatus::Acceptable { record, .. } => Ok(record),
-        _ => abort(Error::RootExpired {
+        _ => abort(StoreError::RootExpired {
             seq,
             current: head.current.seq,
             window,
@@ -184,7 +184,7 @@ impl Store {
     /// At open: records the empty root of a new registry, or rebuilds the
     /// in-memory tree of an existing one and checks it against the stored
     /// root.
-    pub(crate) fn init_registry(&self) -> Result<(), Error> {
+    pub(crate) fn init_registry(&self) -> Result<(), StoreError> {
         let depth = self.config.registry_depth;
         match get_json::<RegistryHead>(&self.registry, HEAD)? {
             None => {
@@ -197,7 +197,7 @@ impl Store {
                 })?;
                 Ok(())
             }
-            Some(head) if head.depth != depth => Err(Error::Config(format!(
+            Some(head) if head.depth != depth => Err(StoreError::Config(format!(
                 "the store's registry has depth {}, opened with {depth}",
                 head.depth
             ))),
@@ -206,7 +206,7 @@ impl Store {
                 if fr_to_bytes(&tree.root()) != head.current.root
                     || tree.len() != head.current.leaf_count
                 {
-                    return Err(Error::Corrupt(
+                    return Err(StoreError::Corrupt(
                         "the stored registry leaves do not give the stored root".into(),
                     ));
                 }
@@ -217,7 +217,7 @@ impl Store {
     }
 
     /// The registry tree rebuilt from the stored leaves.
-    fn load_registry_tree(&self) -> Result<RegistryTree, Error> {
+    fn load_registry_tree(&self) -> Result<RegistryTree, StoreError> {
         let leaves = self
             .registry
             .scan_prefix([LEAF])
@@ -226,10 +226,10 @@ impl Store {
                 let bytes: Bytes32 = value
                     .as_ref()
                     .try_into()
-                    .map_err(|_| Error::Corrupt("registry leaf length".into()))?;
+                    .map_err(|_| StoreError::Corrupt("registry leaf length".into()))?;
                 Ok(fr_from_bytes(&bytes)?)
             })
-            .collect::<Result<Vec<Fr>, Error>>()?;
+            .collect::<Result<Vec<Fr>, StoreError>>()?;
         Ok(RegistryTree::from_leaves(
             self.config.registry_depth,
             &leaves,
@@ -257,9 +257,9 @@ impl Store {
     /// transaction fails the tree is rebuilt from disk.
     fn change_registry<T>(
         &self,
-        change: impl FnOnce(&mut RegistryTree) -> Result<T, Error>,
+        change: impl FnOnce(&mut RegistryTree) -> Result<T, StoreError>,
         write: impl Fn(&Tx<'_>, &T, Bytes32, u64) -> TxResult<RootRecord>,
-    ) -> Result<(T, RootRecord), Error> {
+    ) -> Result<(T, RootRecord), StoreError> {
         let mut tree = self.lock_registry_tree();
         let changed = change(&mut tree)?;
         let root = fr_to_bytes(&tree.root());
@@ -280,16 +280,16 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Registry`] for a non-canonical or zero leaf, or a full tree
-    /// (then nothing is appended); [`Error::InvalidAmount`] for an empty
-    /// list; [`Error::Storage`].
+    /// [`StoreError::Registry`] for a non-canonical or zero leaf, or a full tree
+    /// (then nothing is appended); [`StoreError::InvalidAmount`] for an empty
+    /// list; [`StoreError::Storage`].
     pub fn append_leaves(
         &self,
         issuer: Bytes32,
         leaves: &[Bytes32],
-    ) -> Result<RegistryAppend, Error> {
+    ) -> Result<RegistryAppend, StoreError> {
         if leaves.is_empty() {
-            return Err(Error::InvalidAmount("no leaves to append".into()));
+            return Err(StoreError::InvalidAmount("no leaves to append".into()));
         }
         let values = leaves
             .iter()
@@ -328,12 +328,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::NotLeafIssuer`]; [`Error::Registry`] for an index never
-    /// appended or already revoked; [`Error::Storage`].
-    pub fn revoke_leaf(&self, issuer: Bytes32, index: u64) -> Result<RootRecord, Error> {
+    /// [`StoreError::NotLeafIssuer`]; [`StoreError::Registry`] for an index never
+    /// appended or already revoked; [`StoreError::Storage`].
+    pub fn revoke_leaf(&self, issuer: Bytes32, index: u64) -> Result<RootRecord, StoreError> {
         let owner = self.registry.get(prefixed_u64(ISSUER, index))?;
         if owner.as_deref().is_some_and(|owner| owner != &issuer[..]) {
-            return Err(Error::NotLeafIssuer { index });
+            return Err(StoreError::NotLeafIssuer { index });
         }
         let depth = self.config.registry_depth;
         let at = now_ms();
@@ -358,8 +358,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn registry_root(&self) -> Result<RootRecord, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn registry_root(&self) -> Result<RootRecord, StoreError> {
         Ok(self.registry_head()?.current)
     }
 
@@ -367,8 +367,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn root_status(&self, root: &Bytes32) -> Result<RootStatus, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn root_status(&self, root: &Bytes32) -> Result<RootStatus, StoreError> {
         let Some(seq) = self.registry.get(prefixed_32(ROOT_INDEX, root))? else {
             return Ok(RootStatus::Unknown);
         };
@@ -376,7 +376,7 @@ impl Store {
             &self.registry,
             &prefixed_u64(ROOT_RECORD, decode_u64(&seq)?),
         )?
-        .ok_or_else(|| Error::Corrupt("missing root record".into()))?;
+        .ok_or_else(|| StoreError::Corrupt("missing root record".into()))?;
         let current = self.registry_head()?.current.seq;
         Ok(status_of(record, current, self.config.root_window))
     }
@@ -385,8 +385,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn root_history(&self, start: u64, limit: usize) -> Result<Vec<RootRecord>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn root_history(&self, start: u64, limit: usize) -> Result<Vec<RootRecord>, StoreError> {
         self.registry
             .range(prefixed_u64(ROOT_RECORD, start)..=prefixed_u64(ROOT_RECORD, u64::MAX))
             .take(limit)
@@ -399,8 +399,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn registry_leaves(&self, start: u64, limit: usize) -> Result<Vec<Bytes32>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn registry_leaves(&self, start: u64, limit: usize) -> Result<Vec<Bytes32>, StoreError> {
         self.registry
             .range(prefixed_u64(LEAF, start)..=prefixed_u64(LEAF, u64::MAX))
             .take(limit)
@@ -409,7 +409,7 @@ impl Store {
                 value
                     .as_ref()
                     .try_into()
-                    .map_err(|_| Error::Corrupt("registry leaf length".into()))
+                    .map_err(|_| StoreError::Corrupt("registry leaf length".into()))
             })
             .collect()
     }
@@ -418,13 +418,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn registry_len(&self) -> Result<u64, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn registry_len(&self) -> Result<u64, StoreError> {
         Ok(self.registry_head()?.current.leaf_count)
     }
 
     /// The stored head.
-    fn registry_head(&self) -> Result<RegistryHead, Error> {
-        get_json(&self.registry, HEAD)?.ok_or_else(|| Error::Corrupt("no registry head".into()))
+    fn registry_head(&self) -> Result<RegistryHead, StoreError> {
+        get_json(&self.registry, HEAD)?
+            .ok_or_else(|| StoreError::Corrupt("no registry head".into()))
     }
 }

@@ -30,7 +30,7 @@
 //! recruitment and refund the escrow), and it is sound: repeating a request
 //! cannot average the noise away at a fixed data set, and every fresh answer
 //! is paid for from the same bounded budget (sequential composition). The
-//! enrollment count itself is public (every [`Study`](crate::Study) shows it),
+//! enrollment count itself is public (every [`Study`] shows it),
 //! so keying on it reveals nothing.
 //!
 //! A closed study still releases: analysis happens after recruitment ends,
@@ -57,7 +57,7 @@ use crate::dp::{
 };
 use crate::store::{decode_json, get_json, get_u64, now_ms, prefixed_u64, tx_get_json, tx_get_u64};
 use crate::store::{tx_put_u64, TxResult};
-use crate::{audit, Bytes32, Error, Store, Study};
+use crate::{audit, Bytes32, Store, StoreError, Study};
 
 /// The key prefix of releases.
 const RELEASE_PREFIX: u8 = b'r';
@@ -150,10 +150,10 @@ pub struct StudyReleases {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReleaseError {
-    /// The store refused or failed ([`Error::UnknownStudy`],
-    /// [`Error::NotStudyOwner`], storage).
+    /// The store refused or failed ([`StoreError::UnknownStudy`],
+    /// [`StoreError::NotStudyOwner`], storage).
     #[error(transparent)]
-    Store(#[from] Error),
+    Store(#[from] StoreError),
     /// The request is not a valid DP release (its epsilon), or the budget is
     /// exhausted ([`DpError::BudgetExceeded`]).
     #[error(transparent)]
@@ -197,8 +197,8 @@ fn budget_total(study: &Study) -> Epsilon {
 }
 
 /// The budget of a study with `total` that has spent `spent_micros`.
-fn budget(total: Epsilon, spent_micros: u64) -> Result<PrivacyBudget, Error> {
-    let corrupt = || Error::Corrupt(format!("{spent_micros} micro-epsilon spent of {total}"));
+fn budget(total: Epsilon, spent_micros: u64) -> Result<PrivacyBudget, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("{spent_micros} micro-epsilon spent of {total}"));
     let mut budget = PrivacyBudget::new(total);
     let spent = Epsilon::from_micros(spent_micros).map_err(|_| corrupt())?;
     budget.charge(spent).map_err(|_| corrupt())?;
@@ -217,10 +217,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`] (checked before the
+    /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`] (checked before the
     /// cache), [`ReleaseError::UnsupportedBreakdown`],
     /// [`DpError::InvalidEpsilon`], [`DpError::BudgetExceeded`] (nothing
-    /// changes), other [`DpError`]s if OpenDP fails, [`Error::Storage`].
+    /// changes), other [`DpError`]s if OpenDP fails, [`StoreError::Storage`].
     pub fn release(
         &self,
         researcher: Bytes32,
@@ -283,7 +283,7 @@ impl Store {
             };
             let bytes = match serde_json::to_vec(&record) {
                 Ok(bytes) => bytes,
-                Err(error) => return crate::store::abort(Error::Corrupt(error.to_string())),
+                Err(error) => return crate::store::abort(StoreError::Corrupt(error.to_string())),
             };
             tx.releases.insert(key.as_slice(), bytes.as_slice())?;
             // Answer what a cache hit will read back, so the first answer and
@@ -304,8 +304,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::Storage`], [`Error::Corrupt`].
-    pub fn releases(&self, study_id: u64) -> Result<StudyReleases, Error> {
+    /// [`StoreError::UnknownStudy`], [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn releases(&self, study_id: u64) -> Result<StudyReleases, StoreError> {
         let study = self.study(study_id)?;
         let spent = get_u64(&self.releases, &prefixed_u64(SPENT_PREFIX, study_id))?;
         let budget = budget(budget_total(&study), spent)?;

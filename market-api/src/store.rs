@@ -6,7 +6,7 @@
 //! `Store` is the storage interface: the HTTP layer calls its domain
 //! operations ([`Store::enroll`], [`Store::transfer`],
 //! [`Store::append_leaves`], ...) and reads, and never sees a sled type
-//! (except inside [`Error::Storage`]). A PostgreSQL backend for stateless API
+//! (except inside [`StoreError::Storage`]). A PostgreSQL backend for stateless API
 //! nodes would re-implement these methods with the same signatures and the
 //! same one-transaction-per-operation rule, in a type with the same name
 //! behind a feature, or behind a trait extracted from this `impl` when a
@@ -49,7 +49,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use zkcohort_circuits::registry::{RegistryTree, DEFAULT_REGISTRY_DEPTH};
 
-use crate::Error;
+use crate::StoreError;
 
 /// How a [`Store`] is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,12 +103,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if sled cannot open the folder (for instance when
-    /// another process holds it); [`Error::Config`] if the registry depth
-    /// differs from the stored one; [`Error::Corrupt`] if stored data does
-    /// not read back or the rebuilt root differs; [`Error::Registry`] for an
+    /// [`StoreError::Storage`] if sled cannot open the folder (for instance when
+    /// another process holds it); [`StoreError::Config`] if the registry depth
+    /// differs from the stored one; [`StoreError::Corrupt`] if stored data does
+    /// not read back or the rebuilt root differs; [`StoreError::Registry`] for an
     /// invalid depth.
-    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, Error> {
+    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
         let db = open_db(path.as_ref())?;
         let open_tree = |name: &str| db.open_tree(name);
         let store = Self {
@@ -138,8 +138,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] on an I/O error.
-    pub fn flush(&self) -> Result<usize, Error> {
+    /// [`StoreError::Storage`] on an I/O error.
+    pub fn flush(&self) -> Result<usize, StoreError> {
         Ok(self.db.flush()?)
     }
 
@@ -149,7 +149,7 @@ impl Store {
     pub(crate) fn transact<T>(
         &self,
         operation: impl Fn(&Tx<'_>) -> TxResult<T>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, StoreError> {
         (
             &self.studies,
             &self.accounts,
@@ -176,7 +176,7 @@ impl Store {
             )
             .map_err(|error| match error {
                 TransactionError::Abort(error) => error,
-                TransactionError::Storage(error) => Error::Storage(error),
+                TransactionError::Storage(error) => StoreError::Storage(error),
             })
     }
 }
@@ -188,7 +188,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// sled 0.34 releases the lock from a background thread after the last
 /// handle drops, so an immediate reopen in the same process (a restart)
 /// can find it still taken.
-fn open_db(path: &Path) -> Result<sled::Db, Error> {
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = Duration::from_millis(5);
     loop {
@@ -223,10 +223,10 @@ pub(crate) struct Tx<'a> {
 }
 
 /// What a transaction closure returns.
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<Error>>;
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// Aborts the transaction with `error` (nothing it wrote is kept).
-pub(crate) fn abort<T>(error: Error) -> TxResult<T> {
+pub(crate) fn abort<T>(error: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(error))
 }
 
@@ -239,7 +239,7 @@ pub(crate) fn tx_get_json<T: DeserializeOwned>(
         None => Ok(None),
         Some(bytes) => match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(Some(value)),
-            Err(error) => abort(Error::Corrupt(format!("{error}"))),
+            Err(error) => abort(StoreError::Corrupt(format!("{error}"))),
         },
     }
 }
@@ -255,7 +255,7 @@ pub(crate) fn tx_put_json<T: Serialize>(
             tree.insert(key, bytes)?;
             Ok(())
         }
-        Err(error) => abort(Error::Corrupt(format!("{error}"))),
+        Err(error) => abort(StoreError::Corrupt(format!("{error}"))),
     }
 }
 
@@ -280,25 +280,25 @@ pub(crate) fn tx_put_u64(tree: &TransactionalTree, key: &[u8], value: u64) -> Tx
 pub(crate) fn get_json<T: DeserializeOwned>(
     tree: &sled::Tree,
     key: &[u8],
-) -> Result<Option<T>, Error> {
+) -> Result<Option<T>, StoreError> {
     tree.get(key)?.map(|bytes| decode_json(&bytes)).transpose()
 }
 
 /// Decodes stored JSON.
-pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|error| Error::Corrupt(format!("{error}")))
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(format!("{error}")))
 }
 
 /// Decodes a stored big-endian `u64`.
-pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, Error> {
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes
         .try_into()
-        .map_err(|_| Error::Corrupt(format!("expected 8 bytes, got {}", bytes.len())))?;
+        .map_err(|_| StoreError::Corrupt(format!("expected 8 bytes, got {}", bytes.len())))?;
     Ok(u64::from_be_bytes(array))
 }
 
 /// Reads a `u64` (absent = 0) outside a transaction.
-pub(crate) fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, Error> {
+pub(crate) fn get_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
     tree.get(key)?.map_or(Ok(0), |bytes| decode_u64(&bytes))
 }
 

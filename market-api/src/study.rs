@@ -9,7 +9,7 @@ use zkcohort_verifier::events::{AuditEvent, LedgerChange, StudyClosed, StudyCrea
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
-use crate::{audit, Bytes32, Error, LedgerEntry, Store};
+use crate::{audit, Bytes32, LedgerEntry, Store, StoreError};
 
 /// The counter of study ids in the `meta` tree.
 const STUDY_SEQ: &[u8] = b"study_seq";
@@ -48,11 +48,11 @@ pub(crate) fn study_key(id: u64) -> [u8; 8] {
 }
 
 /// Reads a study inside a transaction, aborting with
-/// [`Error::UnknownStudy`].
+/// [`StoreError::UnknownStudy`].
 pub(crate) fn tx_study(tx: &Tx<'_>, id: u64) -> TxResult<Study> {
     match tx_get_json(tx.studies, &study_key(id))? {
         Some(study) => Ok(study),
-        None => abort(Error::UnknownStudy(id)),
+        None => abort(StoreError::UnknownStudy(id)),
     }
 }
 
@@ -61,10 +61,10 @@ pub(crate) fn tx_study(tx: &Tx<'_>, id: u64) -> TxResult<Study> {
 fn tx_open_study_of(tx: &Tx<'_>, study_id: u64, researcher: Bytes32) -> TxResult<Study> {
     let study = tx_study(tx, study_id)?;
     if study.researcher != researcher {
-        return abort(Error::NotStudyOwner(study_id));
+        return abort(StoreError::NotStudyOwner(study_id));
     }
     if study.status != StudyStatus::Open {
-        return abort(Error::StudyClosed(study_id));
+        return abort(StoreError::StudyClosed(study_id));
     }
     Ok(study)
 }
@@ -74,20 +74,20 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidStudy`] for an empty title, a zero reward or maximum,
+    /// [`StoreError::InvalidStudy`] for an empty title, a zero reward or maximum,
     /// or an epsilon budget that is not a positive finite number;
-    /// [`Error::Storage`].
-    pub fn create_study(&self, new: NewStudy) -> Result<Study, Error> {
+    /// [`StoreError::Storage`].
+    pub fn create_study(&self, new: NewStudy) -> Result<Study, StoreError> {
         if new.title.trim().is_empty() {
-            return Err(Error::InvalidStudy("the title is empty".into()));
+            return Err(StoreError::InvalidStudy("the title is empty".into()));
         }
         if new.reward == 0 || new.max_enrollments == 0 {
-            return Err(Error::InvalidStudy(
+            return Err(StoreError::InvalidStudy(
                 "the reward and the maximum number of enrollments must be positive".into(),
             ));
         }
         if !(new.epsilon_budget.is_finite() && new.epsilon_budget > 0.0) {
-            return Err(Error::InvalidStudy(
+            return Err(StoreError::InvalidStudy(
                 "the epsilon budget must be a positive number".into(),
             ));
         }
@@ -129,17 +129,19 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`],
-    /// [`Error::StudyClosed`], [`Error::InsufficientBalance`],
-    /// [`Error::InvalidAmount`], [`Error::Storage`].
+    /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`],
+    /// [`StoreError::StudyClosed`], [`StoreError::InsufficientBalance`],
+    /// [`StoreError::InvalidAmount`], [`StoreError::Storage`].
     pub fn fund_escrow(
         &self,
         study_id: u64,
         researcher: Bytes32,
         amount: u64,
-    ) -> Result<LedgerEntry, Error> {
+    ) -> Result<LedgerEntry, StoreError> {
         if amount == 0 {
-            return Err(Error::InvalidAmount("the amount must be positive".into()));
+            return Err(StoreError::InvalidAmount(
+                "the amount must be positive".into(),
+            ));
         }
         let at = now_ms();
         self.transact(|tx| {
@@ -172,13 +174,13 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`],
-    /// [`Error::StudyClosed`] if already closed, [`Error::Storage`].
+    /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`],
+    /// [`StoreError::StudyClosed`] if already closed, [`StoreError::Storage`].
     pub fn close_study(
         &self,
         study_id: u64,
         researcher: Bytes32,
-    ) -> Result<(Study, Option<LedgerEntry>), Error> {
+    ) -> Result<(Study, Option<LedgerEntry>), StoreError> {
         let at = now_ms();
         self.transact(|tx| {
             let mut study = tx_open_study_of(tx, study_id, researcher)?;
@@ -215,21 +217,21 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::Storage`], [`Error::Corrupt`].
-    pub fn study(&self, id: u64) -> Result<Study, Error> {
-        crate::store::get_json(&self.studies, &study_key(id))?.ok_or(Error::UnknownStudy(id))
+    /// [`StoreError::UnknownStudy`], [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn study(&self, id: u64) -> Result<Study, StoreError> {
+        crate::store::get_json(&self.studies, &study_key(id))?.ok_or(StoreError::UnknownStudy(id))
     }
 
     /// The study with this id, which `researcher` must own (open or closed).
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownStudy`], [`Error::NotStudyOwner`], [`Error::Storage`],
-    /// [`Error::Corrupt`].
-    pub fn study_of(&self, id: u64, researcher: &Bytes32) -> Result<Study, Error> {
+    /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`], [`StoreError::Storage`],
+    /// [`StoreError::Corrupt`].
+    pub fn study_of(&self, id: u64, researcher: &Bytes32) -> Result<Study, StoreError> {
         let study = self.study(id)?;
         if &study.researcher != researcher {
-            return Err(Error::NotStudyOwner(id));
+            return Err(StoreError::NotStudyOwner(id));
         }
         Ok(study)
     }
@@ -238,8 +240,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`], [`Error::Corrupt`].
-    pub fn studies(&self, start: u64, limit: usize) -> Result<Vec<Study>, Error> {
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn studies(&self, start: u64, limit: usize) -> Result<Vec<Study>, StoreError> {
         self.studies
             .range(study_key(start)..)
             .take(limit)

@@ -29,7 +29,7 @@ pub use prove::{BatchProgress, EligibilityProof, ProofRequest};
 pub enum ProverError {
     /// The witness could not be built (not eligible, or does not fit the shape).
     #[error(transparent)]
-    Circuit(#[from] zkcohort_circuits::Error),
+    Circuit(#[from] zkcohort_circuits::CircuitError),
     /// Constraint synthesis or the Groth16 prover failed.
     #[error("proving failed: {0}")]
     Synthesis(#[from] ark_relations::gr1cs::SynthesisError),

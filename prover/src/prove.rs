@@ -47,7 +47,7 @@ impl ProofRequest {
     ///
     /// # Errors
     /// [`ProverError::Circuit`]: the record does not satisfy the query
-    /// ([`zkcohort_circuits::Error::NotEligible`]) or the data does not fit the shape.
+    /// ([`zkcohort_circuits::CircuitError::NotEligible`]) or the data does not fit the shape.
     pub fn build(
         &self,
         shape: CircuitShape,

@@ -60,8 +60,11 @@ fn identity_token_and_money_survive_a_restart_and_sigterm_stops_cleanly() {
 
     let (status, stderr) = server.terminate();
     assert!(status.success(), "exit {status}:\n{stderr}");
+    // The request log: one timestamped line per answer, in its request's span.
     assert!(
-        stderr.contains("POST /ledger/mint 200"),
+        stderr.lines().any(|line| line.contains(" INFO ")
+            && line.contains("method=POST path=/ledger/mint")
+            && line.contains("status=200")),
         "request log:\n{stderr}"
     );
     {

@@ -12,7 +12,7 @@
 //!
 //! Everything read from files is untrusted: coordinates must be canonical field
 //! elements, points must lie on the curve and in the prime-order subgroup, and the
-//! number of public inputs must match the key. Such input is an [`Error`], never a
+//! number of public inputs must match the key. Such input is an [`VerifierError`], never a
 //! panic; a well-formed proof that does not verify is `Ok(false)`.
 //!
 //! # Modules
@@ -65,7 +65,7 @@ pub use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS, PUBLIC_INPUT_NA
 /// that simply does not verify is not an error but `Ok(false)`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum VerifierError {
     /// The text is not JSON of the expected shape.
     #[error("malformed JSON at {path}: {message}")]
     Json {
@@ -130,5 +130,5 @@ pub enum Error {
     /// A public input that is not a canonical scalar-field element, or the wrong
     /// number of them for the eligibility statement.
     #[error("public inputs: {0}")]
-    Statement(#[from] zkcohort_circuits::Error),
+    Statement(#[from] zkcohort_circuits::CircuitError),
 }

@@ -41,7 +41,7 @@ use zkcohort_circuits::statement::{
     field_from_decimal, fr_from_decimal, fr_to_decimal, Statement, PUBLIC_INPUT_NAMES,
 };
 
-use crate::Error;
+use crate::VerifierError;
 
 /// The `protocol` value of snarkjs Groth16 files.
 pub const PROTOCOL: &str = "groth16";
@@ -116,10 +116,10 @@ impl SnarkjsProof {
     /// The proof, with every coordinate and point checked.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for another protocol or curve; [`Error::Coordinate`],
-    /// [`Error::NotOnCurve`], [`Error::NotInSubgroup`] or [`Error::Infinity`]
+    /// [`VerifierError::Unsupported`] for another protocol or curve; [`VerifierError::Coordinate`],
+    /// [`VerifierError::NotOnCurve`], [`VerifierError::NotInSubgroup`] or [`VerifierError::Infinity`]
     /// naming the bad point.
-    pub fn to_proof(&self) -> Result<Proof<Bn254>, Error> {
+    pub fn to_proof(&self) -> Result<Proof<Bn254>, VerifierError> {
         check_protocol(&self.protocol)?;
         if let Some(curve) = &self.curve {
             check_curve(curve)?;
@@ -135,8 +135,8 @@ impl SnarkjsProof {
     /// values).
     ///
     /// # Errors
-    /// [`Error::Json`] with the path of the first problem.
-    pub fn from_json(text: &str) -> Result<Self, Error> {
+    /// [`VerifierError::Json`] with the path of the first problem.
+    pub fn from_json(text: &str) -> Result<Self, VerifierError> {
         from_json(text)
     }
 
@@ -165,14 +165,14 @@ impl SnarkjsVerifyingKey {
     /// The verifying key, with every coordinate, point and count checked.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for another protocol or curve; [`Error::Key`] when
+    /// [`VerifierError::Unsupported`] for another protocol or curve; [`VerifierError::Key`] when
     /// `nPublic` does not match `IC`, `vk_gamma_2 == vk_delta_2` or
     /// `vk_alphabeta_12` is wrong; the point errors naming the bad point.
-    pub fn to_verifying_key(&self) -> Result<VerifyingKey<Bn254>, Error> {
+    pub fn to_verifying_key(&self) -> Result<VerifyingKey<Bn254>, VerifierError> {
         check_protocol(&self.protocol)?;
         check_curve(&self.curve)?;
         if self.ic.len() != self.n_public.saturating_add(1) {
-            return Err(Error::Key(format!(
+            return Err(VerifierError::Key(format!(
                 "nPublic is {} but IC has {} entries (expected nPublic + 1)",
                 self.n_public,
                 self.ic.len()
@@ -183,7 +183,7 @@ impl SnarkjsVerifyingKey {
         let gamma_g2 = g2_from_json(&self.vk_gamma_2, "vk_gamma_2", false)?;
         let delta_g2 = g2_from_json(&self.vk_delta_2, "vk_delta_2", false)?;
         if gamma_g2 == delta_g2 {
-            return Err(Error::Key(
+            return Err(VerifierError::Key(
                 "vk_gamma_2 equals vk_delta_2: the setup had no phase-2 contribution \
                  and proofs can be forged"
                     .into(),
@@ -202,7 +202,7 @@ impl SnarkjsVerifyingKey {
         {
             let written = fq12_from_json(json, "vk_alphabeta_12")?;
             if written != Bn254::pairing(alpha_g1, beta_g2).0 {
-                return Err(Error::Key(
+                return Err(VerifierError::Key(
                     "vk_alphabeta_12 is not e(vk_alpha_1, vk_beta_2)".into(),
                 ));
             }
@@ -220,8 +220,8 @@ impl SnarkjsVerifyingKey {
     /// [`SnarkjsVerifyingKey::to_verifying_key`] checks the values).
     ///
     /// # Errors
-    /// [`Error::Json`] with the path of the first problem.
-    pub fn from_json(text: &str) -> Result<Self, Error> {
+    /// [`VerifierError::Json`] with the path of the first problem.
+    pub fn from_json(text: &str) -> Result<Self, VerifierError> {
         from_json(text)
     }
 
@@ -235,7 +235,7 @@ impl SnarkjsVerifyingKey {
 ///
 /// # Errors
 /// As [`SnarkjsProof::from_json`] and [`SnarkjsProof::to_proof`].
-pub fn proof_from_json(text: &str) -> Result<Proof<Bn254>, Error> {
+pub fn proof_from_json(text: &str) -> Result<Proof<Bn254>, VerifierError> {
     SnarkjsProof::from_json(text)?.to_proof()
 }
 
@@ -249,7 +249,7 @@ pub fn proof_to_json(proof: &Proof<Bn254>) -> String {
 /// # Errors
 /// As [`SnarkjsVerifyingKey::from_json`] and
 /// [`SnarkjsVerifyingKey::to_verifying_key`].
-pub fn verifying_key_from_json(text: &str) -> Result<VerifyingKey<Bn254>, Error> {
+pub fn verifying_key_from_json(text: &str) -> Result<VerifyingKey<Bn254>, VerifierError> {
     SnarkjsVerifyingKey::from_json(text)?.to_verifying_key()
 }
 
@@ -262,10 +262,10 @@ pub fn verifying_key_to_json(vk: &VerifyingKey<Bn254>) -> String {
 /// scalar-field elements.
 ///
 /// # Errors
-/// [`Error::Json`] unless the text is an array of strings;
-/// [`Error::Statement`] naming the first signal that is not a canonical
+/// [`VerifierError::Json`] unless the text is an array of strings;
+/// [`VerifierError::Statement`] naming the first signal that is not a canonical
 /// decimal below the scalar-field modulus.
-pub fn public_signals_from_json(text: &str) -> Result<Vec<Fr>, Error> {
+pub fn public_signals_from_json(text: &str) -> Result<Vec<Fr>, VerifierError> {
     let signals: Vec<String> = from_json(text)?;
     signals
         .iter()
@@ -275,7 +275,7 @@ pub fn public_signals_from_json(text: &str) -> Result<Vec<Fr>, Error> {
                 let name = PUBLIC_INPUT_NAMES
                     .get(index)
                     .map_or(String::new(), |name| format!(" ({name})"));
-                Error::Statement(zkcohort_circuits::Error::NonCanonical(format!(
+                VerifierError::Statement(zkcohort_circuits::CircuitError::NonCanonical(format!(
                     "public signal {index}{name}: {error}"
                 )))
             })
@@ -292,9 +292,9 @@ pub fn public_signals_to_json(inputs: &[Fr]) -> String {
 /// order `registry_root, query_hash, study_scope, nullifier, signal_hash`.
 ///
 /// # Errors
-/// As [`public_signals_from_json`], and [`Error::Statement`] for a count other
+/// As [`public_signals_from_json`], and [`VerifierError::Statement`] for a count other
 /// than five.
-pub fn statement_from_json(text: &str) -> Result<Statement, Error> {
+pub fn statement_from_json(text: &str) -> Result<Statement, VerifierError> {
     Ok(Statement::from_public_inputs(&public_signals_from_json(
         text,
     )?)?)
@@ -305,7 +305,7 @@ pub fn statement_to_json(statement: &Statement) -> String {
     public_signals_to_json(&statement.to_public_inputs())
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, VerifierError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         // serde_path_to_error writes `?` where the input ends before any value.
@@ -313,12 +313,12 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
             unknown if unknown == "?" => ".".to_owned(),
             path => path,
         };
-        Error::Json {
+        VerifierError::Json {
             path,
             message: error.inner().to_string(),
         }
     })?;
-    deserializer.end().map_err(|error| Error::Json {
+    deserializer.end().map_err(|error| VerifierError::Json {
         path: ".".into(),
         message: error.to_string(),
     })?;
@@ -331,11 +331,11 @@ fn to_json<T: Serialize>(value: &T) -> String {
     text
 }
 
-fn check_protocol(protocol: &str) -> Result<(), Error> {
+fn check_protocol(protocol: &str) -> Result<(), VerifierError> {
     if protocol == PROTOCOL {
         Ok(())
     } else {
-        Err(Error::Unsupported {
+        Err(VerifierError::Unsupported {
             field: "protocol",
             expected: PROTOCOL,
             found: protocol.to_owned(),
@@ -345,7 +345,7 @@ fn check_protocol(protocol: &str) -> Result<(), Error> {
 
 /// Accepts the names snarkjs accepts for BN254 (`getCurveFromName`: `bn128`,
 /// `bn254`, `alt_bn128`, any case and punctuation).
-fn check_curve(curve: &str) -> Result<(), Error> {
+fn check_curve(curve: &str) -> Result<(), VerifierError> {
     let normalized: String = curve
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -354,7 +354,7 @@ fn check_curve(curve: &str) -> Result<(), Error> {
     if ["BN128", "BN254", "ALTBN128"].contains(&normalized.as_str()) {
         Ok(())
     } else {
-        Err(Error::Unsupported {
+        Err(VerifierError::Unsupported {
             field: "curve",
             expected: CURVE,
             found: curve.to_owned(),
@@ -364,8 +364,8 @@ fn check_curve(curve: &str) -> Result<(), Error> {
 
 /// A canonical base-field element from plain decimal digits: no sign, no
 /// leading zeros except `0` itself, below the modulus `q`.
-pub(crate) fn fq_from_decimal(text: &str, field: &str) -> Result<Fq, Error> {
-    field_from_decimal(text).map_err(|why| Error::Coordinate {
+pub(crate) fn fq_from_decimal(text: &str, field: &str) -> Result<Fq, VerifierError> {
+    field_from_decimal(text).map_err(|why| VerifierError::Coordinate {
         field: field.to_owned(),
         reason: format!("{text:?}: {why}"),
     })
@@ -375,7 +375,7 @@ fn fq_to_decimal(value: &Fq) -> String {
     value.into_bigint().to_string()
 }
 
-fn fq2_from_json(json: &[String; 2], field: &str) -> Result<Fq2, Error> {
+fn fq2_from_json(json: &[String; 2], field: &str) -> Result<Fq2, VerifierError> {
     Ok(Fq2::new(
         fq_from_decimal(&json[0], &format!("{field}[0]"))?,
         fq_from_decimal(&json[1], &format!("{field}[1]"))?,
@@ -387,7 +387,11 @@ fn fq2_to_json(value: &Fq2) -> [String; 2] {
 }
 
 /// A G1 point: affine with `z = 1`, or infinity as `[0, 1, 0]` where allowed.
-fn g1_from_json(json: &G1Json, field: &str, infinity_allowed: bool) -> Result<G1Affine, Error> {
+fn g1_from_json(
+    json: &G1Json,
+    field: &str,
+    infinity_allowed: bool,
+) -> Result<G1Affine, VerifierError> {
     let x = fq_from_decimal(&json[0], &format!("{field}[0]"))?;
     let y = fq_from_decimal(&json[1], &format!("{field}[1]"))?;
     let z = fq_from_decimal(&json[2], &format!("{field}[2]"))?;
@@ -407,7 +411,11 @@ fn g1_from_json(json: &G1Json, field: &str, infinity_allowed: bool) -> Result<G1
 
 /// A G2 point: affine with `z = [1, 0]`, or infinity as `[[0, 0], [1, 0], [0, 0]]`
 /// where allowed.
-fn g2_from_json(json: &G2Json, field: &str, infinity_allowed: bool) -> Result<G2Affine, Error> {
+fn g2_from_json(
+    json: &G2Json,
+    field: &str,
+    infinity_allowed: bool,
+) -> Result<G2Affine, VerifierError> {
     let x = fq2_from_json(&json[0], &format!("{field}[0]"))?;
     let y = fq2_from_json(&json[1], &format!("{field}[1]"))?;
     let z = fq2_from_json(&json[2], &format!("{field}[2]"))?;
@@ -430,14 +438,14 @@ fn infinity<P: AffineRepr>(
     field: &str,
     allowed: bool,
     form: &str,
-) -> Result<P, Error> {
+) -> Result<P, VerifierError> {
     if !canonical {
-        Err(Error::Coordinate {
+        Err(VerifierError::Coordinate {
             field: field.to_owned(),
             reason: format!("z is zero but the point is not written as infinity {form}"),
         })
     } else if !allowed {
-        Err(Error::Infinity {
+        Err(VerifierError::Infinity {
             field: field.to_owned(),
         })
     } else {
@@ -445,8 +453,8 @@ fn infinity<P: AffineRepr>(
     }
 }
 
-fn not_normalized(field: &str) -> Error {
-    Error::Coordinate {
+fn not_normalized(field: &str) -> VerifierError {
+    VerifierError::Coordinate {
         field: field.to_owned(),
         reason: "z must be 1 (an affine point) or 0 (the point at infinity)".into(),
     }
@@ -458,14 +466,14 @@ fn not_normalized(field: &str) -> Error {
 fn checked<P: ark_ec::short_weierstrass::SWCurveConfig>(
     point: ark_ec::short_weierstrass::Affine<P>,
     field: &str,
-) -> Result<ark_ec::short_weierstrass::Affine<P>, Error> {
+) -> Result<ark_ec::short_weierstrass::Affine<P>, VerifierError> {
     if !point.is_on_curve() {
-        return Err(Error::NotOnCurve {
+        return Err(VerifierError::NotOnCurve {
             field: field.to_owned(),
         });
     }
     if !point.is_in_correct_subgroup_assuming_on_curve() {
-        return Err(Error::NotInSubgroup {
+        return Err(VerifierError::NotInSubgroup {
             field: field.to_owned(),
         });
     }
@@ -504,10 +512,10 @@ fn fq12_to_json(value: &Fq12) -> Fq12Json {
         .collect()
 }
 
-fn fq12_from_json(json: &Fq12Json, field: &str) -> Result<Fq12, Error> {
-    let shape = || Error::Key(format!("{field} must be 2 x 3 pairs of decimal strings"));
+fn fq12_from_json(json: &Fq12Json, field: &str) -> Result<Fq12, VerifierError> {
+    let shape = || VerifierError::Key(format!("{field} must be 2 x 3 pairs of decimal strings"));
     let [c0, c1]: &[Vec<[String; 2]>; 2] = json.as_slice().try_into().map_err(|_| shape())?;
-    let half = |coefficients: &Vec<[String; 2]>, index: usize| -> Result<Fq6, Error> {
+    let half = |coefficients: &Vec<[String; 2]>, index: usize| -> Result<Fq6, VerifierError> {
         let [a, b, c]: &[[String; 2]; 3] =
             coefficients.as_slice().try_into().map_err(|_| shape())?;
         Ok(Fq6::new(
@@ -543,7 +551,7 @@ mod tests {
             &"9".repeat(80),
         ] {
             match fq_from_decimal(bad, "pi_a[0]") {
-                Err(Error::Coordinate { field, .. }) => assert_eq!(field, "pi_a[0]"),
+                Err(VerifierError::Coordinate { field, .. }) => assert_eq!(field, "pi_a[0]"),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
@@ -556,7 +564,7 @@ mod tests {
         }
         for bad in ["bls12381", "bn", ""] {
             assert!(
-                matches!(check_curve(bad), Err(Error::Unsupported { .. })),
+                matches!(check_curve(bad), Err(VerifierError::Unsupported { .. })),
                 "{bad}"
             );
         }
@@ -572,19 +580,19 @@ mod tests {
         );
         assert!(matches!(
             g1_from_json(&json, "pi_a", false),
-            Err(Error::Infinity { .. })
+            Err(VerifierError::Infinity { .. })
         ));
         let json = g2_to_json(&G2Affine::zero());
         assert_eq!(g2_from_json(&json, "x", true).unwrap(), G2Affine::zero());
         assert!(matches!(
             g2_from_json(&json, "pi_b", false),
-            Err(Error::Infinity { .. })
+            Err(VerifierError::Infinity { .. })
         ));
         // z = 0 with other coordinates is not the form snarkjs writes.
         let odd = ["5".to_owned(), "1".to_owned(), "0".to_owned()];
         assert!(matches!(
             g1_from_json(&odd, "IC[0]", true),
-            Err(Error::Coordinate { .. })
+            Err(VerifierError::Coordinate { .. })
         ));
     }
 }

@@ -30,7 +30,7 @@ use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
 use zkcohort_circuits::statement::Statement;
 
-use crate::Error;
+use crate::VerifierError;
 
 /// The outcome of verifying a batch of proofs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,13 +59,13 @@ impl BatchReport {
 /// Returns `Ok(false)` for a well-formed proof that does not verify.
 ///
 /// # Errors
-/// [`Error::InputCount`] when the key does not take the statement's five public
+/// [`VerifierError::InputCount`] when the key does not take the statement's five public
 /// inputs.
 pub fn verify(
     prepared: &PreparedVerifyingKey<Bn254>,
     statement: &Statement,
     proof: &Proof<Bn254>,
-) -> Result<bool, Error> {
+) -> Result<bool, VerifierError> {
     verify_inputs(prepared, &statement.to_public_inputs(), proof)
 }
 
@@ -73,12 +73,12 @@ pub fn verify(
 /// circuits, as in snarkjs test vectors).
 ///
 /// # Errors
-/// [`Error::InputCount`] when `inputs` does not match the key.
+/// [`VerifierError::InputCount`] when `inputs` does not match the key.
 pub fn verify_inputs(
     prepared: &PreparedVerifyingKey<Bn254>,
     inputs: &[Fr],
     proof: &Proof<Bn254>,
-) -> Result<bool, Error> {
+) -> Result<bool, VerifierError> {
     check_input_count(&prepared.vk, inputs.len())?;
     // ark-groth16 zips inputs with IC and would silently ignore extra or missing
     // ones: the count is checked above. Its pairing check cannot fail to run.
@@ -93,7 +93,7 @@ pub fn verify_inputs(
 pub fn verify_batch(
     prepared: &PreparedVerifyingKey<Bn254>,
     items: &[(Statement, Proof<Bn254>)],
-) -> Result<BatchReport, Error> {
+) -> Result<BatchReport, VerifierError> {
     verify_batch_with_rng(prepared, items, &mut OsRng)
 }
 
@@ -106,12 +106,12 @@ pub fn verify_batch(
 /// cryptographic RNG; a seeded one is for tests and benchmarks only.
 ///
 /// # Errors
-/// [`Error::InputCount`] when the key does not take five public inputs.
+/// [`VerifierError::InputCount`] when the key does not take five public inputs.
 pub fn verify_batch_with_rng<R: RngCore + CryptoRng>(
     prepared: &PreparedVerifyingKey<Bn254>,
     items: &[(Statement, Proof<Bn254>)],
     rng: &mut R,
-) -> Result<BatchReport, Error> {
+) -> Result<BatchReport, VerifierError> {
     check_input_count(&prepared.vk, zkcohort_circuits::statement::PUBLIC_INPUTS)?;
     if items.is_empty() {
         return Ok(BatchReport {
@@ -132,7 +132,7 @@ pub fn verify_batch_with_rng<R: RngCore + CryptoRng>(
     let verdicts = items
         .par_iter()
         .map(|(statement, proof)| verify(prepared, statement, proof))
-        .collect::<Result<Vec<bool>, Error>>()?;
+        .collect::<Result<Vec<bool>, VerifierError>>()?;
     let invalid = (0..items.len()).filter(|&index| !verdicts[index]).collect();
     Ok(BatchReport {
         total: items.len(),
@@ -142,10 +142,10 @@ pub fn verify_batch_with_rng<R: RngCore + CryptoRng>(
     })
 }
 
-fn check_input_count(vk: &VerifyingKey<Bn254>, got: usize) -> Result<(), Error> {
+fn check_input_count(vk: &VerifyingKey<Bn254>, got: usize) -> Result<(), VerifierError> {
     let expected = vk.gamma_abc_g1.len().saturating_sub(1);
     if vk.gamma_abc_g1.is_empty() || got != expected {
-        return Err(Error::InputCount { expected, got });
+        return Err(VerifierError::InputCount { expected, got });
     }
     Ok(())
 }
@@ -216,7 +216,7 @@ mod tests {
         let statement = Statement::from_public_inputs(&[Fr::zero(); 5]).unwrap();
         assert_eq!(
             verify(&prepared, &statement, &Proof::default()),
-            Err(Error::InputCount {
+            Err(VerifierError::InputCount {
                 expected: 0,
                 got: 5
             })

@@ -9,7 +9,7 @@ use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 use super::{ClauseEncoding, QUERY_HASH_CHUNK};
 use crate::bits::{is_less_or_equal, to_bits_bounded};
 use crate::encoding::{COUNT_BITS, DATE_BITS, SLOT_FIELDS, VALUE_BITS};
-use crate::poseidon::constraints::poseidon_hash_gadget;
+use crate::poseidon::gadget::poseidon_hash_gadget;
 use crate::Fr;
 
 /// A clause's fields as circuit variables; every field is range-checked to its width.

@@ -21,7 +21,7 @@ use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueFiel
 
 use crate::encoding::{encode_day, encode_value, COUNT_BITS, DATE_BITS, VALUE_BITS};
 use crate::poseidon::poseidon_hash;
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// Bits reserved for the slot index in word a.
 pub const SLOT_BITS_RESERVED: usize = 16;
@@ -68,12 +68,12 @@ impl ClauseEncoding {
     /// Encodes a compiled clause for a circuit whose slot tree holds `2^slot_depth` slots.
     ///
     /// # Errors
-    /// [`Error::Shape`] for a slot past the tree; [`Error::OutOfRange`] for bounds the
+    /// [`CircuitError::Shape`] for a slot past the tree; [`CircuitError::OutOfRange`] for bounds the
     /// circuit cannot represent.
-    pub fn new(clause: &CompiledClause, slot_depth: usize) -> Result<Self, Error> {
+    pub fn new(clause: &CompiledClause, slot_depth: usize) -> Result<Self, CircuitError> {
         let slot = u64::try_from(clause.slot).unwrap_or(u64::MAX);
         if slot >= 1 << slot_depth.min(SLOT_BITS_RESERVED) {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "slot {slot} does not fit slot depth {slot_depth}"
             )));
         }
@@ -112,16 +112,16 @@ impl ClauseEncoding {
 /// A query padded to `clauses` clauses and encoded, with its encoded index date.
 ///
 /// # Errors
-/// [`Error::Shape`] when the query has more clauses than the shape or a slot past
-/// the tree; [`Error::OutOfRange`] for unrepresentable bounds.
+/// [`CircuitError::Shape`] when the query has more clauses than the shape or a slot past
+/// the tree; [`CircuitError::OutOfRange`] for unrepresentable bounds.
 pub fn encode_query(
     query: &CompiledQuery,
     clauses: usize,
     slot_depth: usize,
-) -> Result<(u64, Vec<ClauseEncoding>), Error> {
+) -> Result<(u64, Vec<ClauseEncoding>), CircuitError> {
     let padded = query
         .padded(clauses)
-        .map_err(|error| Error::Shape(error.message))?;
+        .map_err(|error| CircuitError::Shape(error.message))?;
     let encoded = padded
         .clauses
         .iter()
@@ -148,7 +148,11 @@ pub fn query_hash_of(index_date: u64, clauses: &[ClauseEncoding]) -> Fr {
 ///
 /// # Errors
 /// As [`encode_query`].
-pub fn query_hash(query: &CompiledQuery, clauses: usize, slot_depth: usize) -> Result<Fr, Error> {
+pub fn query_hash(
+    query: &CompiledQuery,
+    clauses: usize,
+    slot_depth: usize,
+) -> Result<Fr, CircuitError> {
     let (index_date, encoded) = encode_query(query, clauses, slot_depth)?;
     Ok(query_hash_of(index_date, &encoded))
 }
@@ -224,15 +228,21 @@ mod tests {
     #[test]
     fn queries_that_do_not_fit_the_shape_are_refused() {
         let query = compiled("index date 2020-01-01\nrequire any of: condition ckd; condition copd; condition asthma");
-        assert!(matches!(query_hash(&query, 2, 10), Err(Error::Shape(_))));
+        assert!(matches!(
+            query_hash(&query, 2, 10),
+            Err(CircuitError::Shape(_))
+        ));
         let mut far = query.clone();
         far.clauses[0].slot = 300;
-        assert!(matches!(query_hash(&far, 4, 8), Err(Error::Shape(_))));
+        assert!(matches!(
+            query_hash(&far, 4, 8),
+            Err(CircuitError::Shape(_))
+        ));
         far.clauses[0].slot = 0;
         far.clauses[0].value_min = i64::MIN;
         assert!(matches!(
             query_hash(&far, 4, 8),
-            Err(Error::OutOfRange { .. })
+            Err(CircuitError::OutOfRange { .. })
         ));
     }
 }

@@ -18,14 +18,14 @@
 //! The R1CS twin of this module is `constraints` (feature `r1cs`).
 
 #[cfg(feature = "r1cs")]
-pub mod constraints;
+pub mod gadget;
 
 use std::sync::OnceLock;
 
 use ark_bn254::Fr;
 use ark_ff::{Field, Zero};
 
-use crate::Error;
+use crate::CircuitError;
 
 /// The smallest number of inputs Poseidon accepts.
 pub const MIN_ARITY: usize = 1;
@@ -137,12 +137,12 @@ impl PoseidonParameters {
 ///
 /// # Errors
 ///
-/// [`Error::PoseidonArity`] if `arity` is not in `MIN_ARITY..=MAX_ARITY`.
-pub fn parameters(arity: usize) -> Result<&'static PoseidonParameters, Error> {
+/// [`CircuitError::PoseidonArity`] if `arity` is not in `MIN_ARITY..=MAX_ARITY`.
+pub fn parameters(arity: usize) -> Result<&'static PoseidonParameters, CircuitError> {
     static CACHE: [OnceLock<PoseidonParameters>; MAX_ARITY] =
         [const { OnceLock::new() }; MAX_ARITY];
     if !(MIN_ARITY..=MAX_ARITY).contains(&arity) {
-        return Err(Error::PoseidonArity {
+        return Err(CircuitError::PoseidonArity {
             got: arity,
             min: MIN_ARITY,
             max: MAX_ARITY,
@@ -155,9 +155,9 @@ pub fn parameters(arity: usize) -> Result<&'static PoseidonParameters, Error> {
 ///
 /// # Errors
 ///
-/// [`Error::PoseidonArity`] if there are no inputs or more than
+/// [`CircuitError::PoseidonArity`] if there are no inputs or more than
 /// [`MAX_ARITY`].
-pub fn poseidon_hash(inputs: &[Fr]) -> Result<Fr, Error> {
+pub fn poseidon_hash(inputs: &[Fr]) -> Result<Fr, CircuitError> {
     let params = parameters(inputs.len())?;
     Ok(match params.width {
         2 => hash_with::<2>(params, inputs),
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn bad_arity_is_an_error() {
-        let expected = |got| Error::PoseidonArity {
+        let expected = |got| CircuitError::PoseidonArity {
             got,
             min: MIN_ARITY,
             max: MAX_ARITY,

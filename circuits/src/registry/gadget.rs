@@ -36,7 +36,7 @@ use ark_r1cs_std::{
 use ark_relations::gr1cs::{ConstraintSystemRef, Namespace, SynthesisError};
 
 use super::{MembershipPath, MAX_REGISTRY_DEPTH, MIN_REGISTRY_DEPTH};
-use crate::poseidon::constraints::{
+use crate::poseidon::gadget::{
     constraint_count as poseidon_constraint_count, poseidon_hash2_gadget,
 };
 

@@ -17,7 +17,7 @@
 //!
 //! **Revocation** sets a leaf back to the zero leaf. Since zero means
 //! "empty or revoked", the zero leaf cannot be appended
-//! ([`Error::RegistryZeroLeaf`]); a real leaf is a Poseidon output, so a
+//! ([`CircuitError::RegistryZeroLeaf`]); a real leaf is a Poseidon output, so a
 //! prover cannot exhibit a preimage of a revoked (zero) position.
 //!
 //! # Index convention
@@ -52,7 +52,7 @@ use ark_bn254::Fr;
 use ark_ff::Zero;
 
 use crate::poseidon::poseidon_hash2;
-use crate::Error;
+use crate::CircuitError;
 
 /// The registry depth of the reference circuit shape: room for 2^20
 /// (about a million) record leaves.
@@ -63,11 +63,11 @@ pub const MIN_REGISTRY_DEPTH: usize = 1;
 pub const MAX_REGISTRY_DEPTH: usize = 32;
 
 /// Checks that `depth` is in `MIN_REGISTRY_DEPTH..=MAX_REGISTRY_DEPTH`.
-fn check_depth(depth: usize) -> Result<(), Error> {
+fn check_depth(depth: usize) -> Result<(), CircuitError> {
     if (MIN_REGISTRY_DEPTH..=MAX_REGISTRY_DEPTH).contains(&depth) {
         Ok(())
     } else {
-        Err(Error::RegistryDepth {
+        Err(CircuitError::RegistryDepth {
             got: depth,
             min: MIN_REGISTRY_DEPTH,
             max: MAX_REGISTRY_DEPTH,
@@ -83,9 +83,9 @@ fn check_depth(depth: usize) -> Result<(), Error> {
 ///
 /// # Errors
 ///
-/// [`Error::RegistryDepth`] if `depth` is not in
+/// [`CircuitError::RegistryDepth`] if `depth` is not in
 /// `MIN_REGISTRY_DEPTH..=MAX_REGISTRY_DEPTH`.
-pub fn zero_hashes(depth: usize) -> Result<&'static [Fr], Error> {
+pub fn zero_hashes(depth: usize) -> Result<&'static [Fr], CircuitError> {
     check_depth(depth)?;
     Ok(&all_zero_hashes()[..=depth])
 }
@@ -94,9 +94,9 @@ pub fn zero_hashes(depth: usize) -> Result<&'static [Fr], Error> {
 ///
 /// # Errors
 ///
-/// [`Error::RegistryDepth`] if `depth` is not in
+/// [`CircuitError::RegistryDepth`] if `depth` is not in
 /// `MIN_REGISTRY_DEPTH..=MAX_REGISTRY_DEPTH`.
-pub fn empty_root(depth: usize) -> Result<Fr, Error> {
+pub fn empty_root(depth: usize) -> Result<Fr, CircuitError> {
     Ok(zero_hashes(depth)?[depth])
 }
 
@@ -136,9 +136,9 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryDepth`] if `depth` is not in
+    /// [`CircuitError::RegistryDepth`] if `depth` is not in
     /// `MIN_REGISTRY_DEPTH..=MAX_REGISTRY_DEPTH`.
-    pub fn new(depth: usize) -> Result<Self, Error> {
+    pub fn new(depth: usize) -> Result<Self, CircuitError> {
         let zeros = zero_hashes(depth)?;
         Ok(Self {
             depth,
@@ -156,13 +156,13 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryDepth`] for a bad depth; [`Error::RegistryFull`] if
+    /// [`CircuitError::RegistryDepth`] for a bad depth; [`CircuitError::RegistryFull`] if
     /// there are more than `2^depth` leaves.
-    pub fn from_leaves(depth: usize, leaves: &[Fr]) -> Result<Self, Error> {
+    pub fn from_leaves(depth: usize, leaves: &[Fr]) -> Result<Self, CircuitError> {
         let mut tree = Self::new(depth)?;
         let capacity = capacity_of(depth);
         if leaves.len() as u64 > capacity {
-            return Err(Error::RegistryFull { depth, capacity });
+            return Err(CircuitError::RegistryFull { depth, capacity });
         }
         tree.levels[0] = leaves.to_vec();
         for level in 1..=depth {
@@ -226,15 +226,15 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryZeroLeaf`] if `leaf` is zero (it would read as
-    /// revoked); [`Error::RegistryFull`] if the tree holds `2^depth` leaves.
-    pub fn append(&mut self, leaf: Fr) -> Result<u64, Error> {
+    /// [`CircuitError::RegistryZeroLeaf`] if `leaf` is zero (it would read as
+    /// revoked); [`CircuitError::RegistryFull`] if the tree holds `2^depth` leaves.
+    pub fn append(&mut self, leaf: Fr) -> Result<u64, CircuitError> {
         if leaf.is_zero() {
-            return Err(Error::RegistryZeroLeaf);
+            return Err(CircuitError::RegistryZeroLeaf);
         }
         let index = self.len();
         if index >= self.capacity() {
-            return Err(Error::RegistryFull {
+            return Err(CircuitError::RegistryFull {
                 depth: self.depth,
                 capacity: self.capacity(),
             });
@@ -252,15 +252,15 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryZeroLeaf`] if any leaf is zero;
-    /// [`Error::RegistryFull`] if they do not all fit.
-    pub fn extend(&mut self, leaves: &[Fr]) -> Result<Range<u64>, Error> {
+    /// [`CircuitError::RegistryZeroLeaf`] if any leaf is zero;
+    /// [`CircuitError::RegistryFull`] if they do not all fit.
+    pub fn extend(&mut self, leaves: &[Fr]) -> Result<Range<u64>, CircuitError> {
         if leaves.iter().any(Zero::is_zero) {
-            return Err(Error::RegistryZeroLeaf);
+            return Err(CircuitError::RegistryZeroLeaf);
         }
         let first = self.len();
         if leaves.len() as u64 > self.capacity() - first {
-            return Err(Error::RegistryFull {
+            return Err(CircuitError::RegistryFull {
                 depth: self.depth,
                 capacity: self.capacity(),
             });
@@ -281,12 +281,12 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryLeafIndex`] if no leaf was appended at `index`;
-    /// [`Error::RegistryLeafRevoked`] if it is already revoked.
-    pub fn revoke(&mut self, index: u64) -> Result<(), Error> {
+    /// [`CircuitError::RegistryLeafIndex`] if no leaf was appended at `index`;
+    /// [`CircuitError::RegistryLeafRevoked`] if it is already revoked.
+    pub fn revoke(&mut self, index: u64) -> Result<(), CircuitError> {
         let position = self.position(index)?;
         if self.levels[0][position].is_zero() {
-            return Err(Error::RegistryLeafRevoked { index });
+            return Err(CircuitError::RegistryLeafRevoked { index });
         }
         self.levels[0][position] = Fr::zero();
         self.rehash(position, position + 1);
@@ -298,8 +298,8 @@ impl RegistryTree {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryLeafIndex`] if no leaf was appended at `index`.
-    pub fn path(&self, index: u64) -> Result<MembershipPath, Error> {
+    /// [`CircuitError::RegistryLeafIndex`] if no leaf was appended at `index`.
+    pub fn path(&self, index: u64) -> Result<MembershipPath, CircuitError> {
         let mut position = self.position(index)?;
         let siblings = (0..self.depth)
             .map(|level| {
@@ -312,11 +312,11 @@ impl RegistryTree {
     }
 
     /// The vector position of an appended leaf.
-    fn position(&self, index: u64) -> Result<usize, Error> {
+    fn position(&self, index: u64) -> Result<usize, CircuitError> {
         usize::try_from(index)
             .ok()
             .filter(|&position| position < self.levels[0].len())
-            .ok_or(Error::RegistryLeafIndex {
+            .ok_or(CircuitError::RegistryLeafIndex {
                 index,
                 len: self.len(),
             })
@@ -374,13 +374,13 @@ impl MembershipPath {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryDepth`] if the number of siblings is not a valid
-    /// depth; [`Error::RegistryPathIndex`] if `index >= 2^depth`.
-    pub fn new(index: u64, siblings: Vec<Fr>) -> Result<Self, Error> {
+    /// [`CircuitError::RegistryDepth`] if the number of siblings is not a valid
+    /// depth; [`CircuitError::RegistryPathIndex`] if `index >= 2^depth`.
+    pub fn new(index: u64, siblings: Vec<Fr>) -> Result<Self, CircuitError> {
         let depth = siblings.len();
         check_depth(depth)?;
         if index >= capacity_of(depth) {
-            return Err(Error::RegistryPathIndex { index, depth });
+            return Err(CircuitError::RegistryPathIndex { index, depth });
         }
         Ok(Self { index, siblings })
     }
@@ -391,8 +391,8 @@ impl MembershipPath {
     ///
     /// # Errors
     ///
-    /// [`Error::RegistryDepth`] for a bad depth.
-    pub fn placeholder(depth: usize) -> Result<Self, Error> {
+    /// [`CircuitError::RegistryDepth`] for a bad depth.
+    pub fn placeholder(depth: usize) -> Result<Self, CircuitError> {
         Self::new(0, vec![Fr::zero(); depth])
     }
 
@@ -526,13 +526,13 @@ mod tests {
         assert_eq!(tree.leaf(0), None);
         assert_eq!(
             tree.path(0),
-            Err(Error::RegistryLeafIndex { index: 0, len: 0 })
+            Err(CircuitError::RegistryLeafIndex { index: 0, len: 0 })
         );
     }
 
     #[test]
     fn depth_is_checked() {
-        let expected = |got| Error::RegistryDepth {
+        let expected = |got| CircuitError::RegistryDepth {
             got,
             min: MIN_REGISTRY_DEPTH,
             max: MAX_REGISTRY_DEPTH,
@@ -639,7 +639,7 @@ mod tests {
             let root = tree.root();
             assert_eq!(
                 tree.revoke(index as u64),
-                Err(Error::RegistryLeafRevoked {
+                Err(CircuitError::RegistryLeafRevoked {
                     index: index as u64
                 })
             );
@@ -657,7 +657,7 @@ mod tests {
     fn revoke_unknown_index_is_an_error() {
         let mut tree = RegistryTree::new(4).unwrap();
         tree.append(Fr::from(1u64)).unwrap();
-        let expected = |index| Error::RegistryLeafIndex { index, len: 1 };
+        let expected = |index| CircuitError::RegistryLeafIndex { index, len: 1 };
         assert_eq!(tree.revoke(1), Err(expected(1)));
         assert_eq!(tree.revoke(16), Err(expected(16)));
         assert_eq!(tree.revoke(u64::MAX), Err(expected(u64::MAX)));
@@ -672,17 +672,17 @@ mod tests {
     fn zero_leaf_cannot_be_appended() {
         let mut tree = RegistryTree::new(4).unwrap();
         let root = tree.root();
-        assert_eq!(tree.append(Fr::zero()), Err(Error::RegistryZeroLeaf));
+        assert_eq!(tree.append(Fr::zero()), Err(CircuitError::RegistryZeroLeaf));
         assert!(tree.is_empty());
         assert_eq!(tree.root(), root);
-        assert!(!Error::RegistryZeroLeaf.to_string().is_empty());
+        assert!(!CircuitError::RegistryZeroLeaf.to_string().is_empty());
     }
 
     #[test]
     fn full_tree_is_an_error() {
         let mut rng = StdRng::seed_from_u64(0x5eed_0104);
         let leaves = random_leaves(&mut rng, 9);
-        let full = Error::RegistryFull {
+        let full = CircuitError::RegistryFull {
             depth: 3,
             capacity: 8,
         };
@@ -707,7 +707,7 @@ mod tests {
         assert_eq!(tiny.root(), poseidon_hash2(leaves[0], leaves[1]));
         assert!(matches!(
             tiny.append(leaves[2]),
-            Err(Error::RegistryFull { .. })
+            Err(CircuitError::RegistryFull { .. })
         ));
     }
 
@@ -715,7 +715,7 @@ mod tests {
     fn path_parts_are_checked() {
         assert_eq!(
             MembershipPath::new(16, vec![Fr::zero(); 4]),
-            Err(Error::RegistryPathIndex {
+            Err(CircuitError::RegistryPathIndex {
                 index: 16,
                 depth: 4
             })
@@ -740,11 +740,11 @@ mod tests {
         assert_eq!(tree.extend(&leaves[..3]).unwrap(), 0..3);
         let before = tree.clone();
         let with_zero = [leaves[3], Fr::zero(), leaves[4]];
-        assert_eq!(tree.extend(&with_zero), Err(Error::RegistryZeroLeaf));
+        assert_eq!(tree.extend(&with_zero), Err(CircuitError::RegistryZeroLeaf));
         assert_eq!(tree, before);
         assert_eq!(
             tree.extend(&leaves[3..]),
-            Err(Error::RegistryFull {
+            Err(CircuitError::RegistryFull {
                 depth: 3,
                 capacity: 8
             })

@@ -4,7 +4,7 @@ use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::SynthesisError;
 
-use crate::poseidon::constraints::poseidon_hash_gadget;
+use crate::poseidon::gadget::poseidon_hash_gadget;
 use crate::Fr;
 
 /// The root reached from `leaf` with the slot index's bits (little-endian, two per

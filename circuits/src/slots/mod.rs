@@ -23,7 +23,7 @@ use zkcohort_cohort::{RecordSummary, Slot};
 
 use crate::encoding::encode_slot;
 use crate::poseidon::{poseidon_hash2, poseidon_hash_fixed};
-use crate::{Error, Fr};
+use crate::{CircuitError, Fr};
 
 /// Children per node.
 pub const ARITY: usize = 4;
@@ -48,7 +48,7 @@ impl RecordSalt {
 ///
 /// # Errors
 /// When the slot holds a date or value outside the circuit's widths.
-pub fn slot_leaf(slot: &Slot) -> Result<Fr, Error> {
+pub fn slot_leaf(slot: &Slot) -> Result<Fr, CircuitError> {
     Ok(poseidon_hash_fixed(&encode_slot(slot)?))
 }
 
@@ -66,10 +66,10 @@ pub fn record_root(slots_root: Fr, salt: RecordSalt) -> Fr {
 /// The number of 4-ary levels for a slot depth (log2 of the capacity).
 ///
 /// # Errors
-/// [`Error::Shape`] when the depth is odd, zero or above 16.
-pub fn levels(slot_depth: usize) -> Result<usize, Error> {
+/// [`CircuitError::Shape`] when the depth is odd, zero or above 16.
+pub fn levels(slot_depth: usize) -> Result<usize, CircuitError> {
     if slot_depth == 0 || slot_depth % 2 != 0 || slot_depth > 16 {
-        return Err(Error::Shape(format!(
+        return Err(CircuitError::Shape(format!(
             "slot depth {slot_depth} must be even, from 2 to 16"
         )));
     }
@@ -131,13 +131,13 @@ impl SlotTree {
     /// The tree of `summary` for a circuit with the given slot depth.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the catalog does not fit the depth; [`Error::OutOfRange`]
+    /// [`CircuitError::Shape`] when the catalog does not fit the depth; [`CircuitError::OutOfRange`]
     /// for a slot the circuit cannot encode.
-    pub fn new(summary: &RecordSummary, slot_depth: usize) -> Result<Self, Error> {
+    pub fn new(summary: &RecordSummary, slot_depth: usize) -> Result<Self, CircuitError> {
         levels(slot_depth)?;
         let capacity = 1_usize << slot_depth;
         if summary.slots().len() > capacity {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "the catalog has {} slots; slot depth {slot_depth} holds {capacity}",
                 summary.slots().len()
             )));
@@ -154,11 +154,11 @@ impl SlotTree {
     /// instead of the summary; tests use it to commit to slots no summary could hold.
     ///
     /// # Errors
-    /// [`Error::Shape`] for an invalid depth or more leaves than it holds.
-    pub fn from_leaves(leaves: Vec<Fr>, slot_depth: usize) -> Result<Self, Error> {
+    /// [`CircuitError::Shape`] for an invalid depth or more leaves than it holds.
+    pub fn from_leaves(leaves: Vec<Fr>, slot_depth: usize) -> Result<Self, CircuitError> {
         let levels = levels(slot_depth)?;
         if leaves.len() > 1 << slot_depth {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "{} leaves do not fit slot depth {slot_depth}",
                 leaves.len()
             )));
@@ -207,11 +207,11 @@ impl SlotTree {
     /// The opening of slot `index`.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the index is past the tree's capacity.
-    pub fn open(&self, index: usize) -> Result<SlotOpening, Error> {
+    /// [`CircuitError::Shape`] when the index is past the tree's capacity.
+    pub fn open(&self, index: usize) -> Result<SlotOpening, CircuitError> {
         let levels = self.nodes.len() - 1;
         if index >= ARITY.pow(levels as u32) {
-            return Err(Error::Shape(format!(
+            return Err(CircuitError::Shape(format!(
                 "slot {index} is past the tree's capacity"
             )));
         }
@@ -308,11 +308,11 @@ mod tests {
     fn shapes_that_cannot_hold_the_catalog_are_refused() {
         let summary = sample_summary();
         assert!(
-            matches!(SlotTree::new(&summary, 6), Err(Error::Shape(_))),
+            matches!(SlotTree::new(&summary, 6), Err(CircuitError::Shape(_))),
             "155 slots do not fit 64"
         );
         assert!(
-            matches!(SlotTree::new(&summary, 9), Err(Error::Shape(_))),
+            matches!(SlotTree::new(&summary, 9), Err(CircuitError::Shape(_))),
             "odd depth"
         );
         assert!(SlotTree::new(&summary, 8).unwrap().open(256).is_err());
@@ -320,7 +320,7 @@ mod tests {
         out_of_range.slot_mut(0).last_value = i64::MAX;
         assert!(matches!(
             SlotTree::new(&out_of_range, 8),
-            Err(Error::OutOfRange { .. })
+            Err(CircuitError::OutOfRange { .. })
         ));
     }
 

@@ -11,14 +11,14 @@ use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWi
 use zkcohort_circuits::clause::gadget::{query_hash_gadget, ClauseVar};
 use zkcohort_circuits::encoding::encode_slot;
 use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
-use zkcohort_circuits::poseidon::constraints::poseidon_hash_gadget;
+use zkcohort_circuits::poseidon::gadget::poseidon_hash_gadget;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
 use zkcohort_circuits::registry::gadget::MembershipPathVar;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::gadget::slot_root_gadget;
 use zkcohort_circuits::slots::{RecordSalt, SlotTree};
 use zkcohort_circuits::statement::Statement;
-use zkcohort_circuits::{Error, Fr};
+use zkcohort_circuits::{CircuitError, Fr};
 use zkcohort_cohort::Catalog;
 
 fn satisfied(statement: Statement, witness: EligibilityWitness) -> bool {
@@ -63,7 +63,7 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         path,
         &compile(&too_young),
     );
-    assert!(matches!(refused, Err(Error::NotEligible)));
+    assert!(matches!(refused, Err(CircuitError::NotEligible)));
 }
 
 /// One proof per clause kind, each true for Ali Harris (born 1963-10-29, male, former

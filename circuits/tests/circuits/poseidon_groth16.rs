@@ -10,7 +10,7 @@ use ark_relations::gr1cs::{
 use ark_snark::SNARK;
 use ark_std::rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::poseidon::{
-    constraints::{constraint_count, poseidon_hash2_gadget},
+    gadget::{constraint_count, poseidon_hash2_gadget},
     poseidon_hash2,
 };
 

@@ -62,7 +62,7 @@ async fn enroll(
             let store = state.store();
             let study = store.study(id)?;
             if study.status != StudyStatus::Open {
-                return Err(crate::Error::StudyClosed(id).into());
+                return Err(crate::StoreError::StudyClosed(id).into());
             }
             if study.circuit_id != state.config().circuit_id {
                 return Err(ApiError::new(
@@ -73,7 +73,7 @@ async fn enroll(
             }
             match store.root_status(&root_bytes)? {
                 RootStatus::Current(_) | RootStatus::Acceptable { .. } => {}
-                RootStatus::Unknown => return Err(crate::Error::UnknownRoot.into()),
+                RootStatus::Unknown => return Err(crate::StoreError::UnknownRoot.into()),
                 RootStatus::Expired(record) => {
                     return Err(ApiError::unprocessable(
                         "root_expired",
@@ -82,7 +82,7 @@ async fn enroll(
                 }
             }
             if store.enrollment(id, &nullifier_bytes)?.is_some() {
-                return Err(crate::Error::DuplicateNullifier { study: id }.into());
+                return Err(crate::StoreError::DuplicateNullifier { study: id }.into());
             }
             Ok(study)
         })

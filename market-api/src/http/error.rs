@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::Error;
+use crate::StoreError;
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -110,33 +110,33 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(error: Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
         use StatusCode as S;
         let message = error.to_string();
         let (status, code) = match &error {
-            Error::UnknownStudy(_) => (S::NOT_FOUND, "unknown_study"),
-            Error::StudyClosed(_) => (S::CONFLICT, "study_closed"),
-            Error::NotStudyOwner(_) => (S::FORBIDDEN, "not_study_owner"),
-            Error::InvalidStudy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_study"),
-            Error::DuplicateNullifier { .. } => (S::CONFLICT, "duplicate_nullifier"),
-            Error::StudyFull { .. } => (S::CONFLICT, "study_full"),
-            Error::EscrowExhausted { .. } => (S::CONFLICT, "escrow_exhausted"),
-            Error::InsufficientBalance { .. } => (S::CONFLICT, "insufficient_balance"),
-            Error::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount"),
-            Error::Overflow => (S::UNPROCESSABLE_ENTITY, "overflow"),
-            Error::BadSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
-            Error::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
-            Error::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
-            Error::RootExpired { .. } => (S::UNPROCESSABLE_ENTITY, "root_expired"),
-            Error::NotLeafIssuer { .. } => (S::FORBIDDEN, "not_leaf_issuer"),
-            Error::Registry(_) => (S::UNPROCESSABLE_ENTITY, "registry"),
-            Error::AuditIndex { .. } => (S::NOT_FOUND, "unknown_audit_entry"),
-            Error::Storage(_)
-            | Error::Corrupt(_)
-            | Error::Config(_)
-            | Error::AuditVerification(_)
-            | Error::Conservation(_) => return Self::internal(message),
+            StoreError::UnknownStudy(_) => (S::NOT_FOUND, "unknown_study"),
+            StoreError::StudyClosed(_) => (S::CONFLICT, "study_closed"),
+            StoreError::NotStudyOwner(_) => (S::FORBIDDEN, "not_study_owner"),
+            StoreError::InvalidStudy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_study"),
+            StoreError::DuplicateNullifier { .. } => (S::CONFLICT, "duplicate_nullifier"),
+            StoreError::StudyFull { .. } => (S::CONFLICT, "study_full"),
+            StoreError::EscrowExhausted { .. } => (S::CONFLICT, "escrow_exhausted"),
+            StoreError::InsufficientBalance { .. } => (S::CONFLICT, "insufficient_balance"),
+            StoreError::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount"),
+            StoreError::Overflow => (S::UNPROCESSABLE_ENTITY, "overflow"),
+            StoreError::BadSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
+            StoreError::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
+            StoreError::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
+            StoreError::RootExpired { .. } => (S::UNPROCESSABLE_ENTITY, "root_expired"),
+            StoreError::NotLeafIssuer { .. } => (S::FORBIDDEN, "not_leaf_issuer"),
+            StoreError::Registry(_) => (S::UNPROCESSABLE_ENTITY, "registry"),
+            StoreError::AuditIndex { .. } => (S::NOT_FOUND, "unknown_audit_entry"),
+            StoreError::Storage(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Config(_)
+            | StoreError::AuditVerification(_)
+            | StoreError::Conservation(_) => return Self::internal(message),
         };
         Self::new(status, code, message)
     }
@@ -189,7 +189,8 @@ mod tests {
 
     #[tokio::test]
     async fn server_errors_reveal_nothing() {
-        let (status, body) = answer(Error::Corrupt("study 7 patient cohort".into()).into()).await;
+        let (status, body) =
+            answer(StoreError::Corrupt("study 7 patient cohort".into()).into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             body,
@@ -201,11 +202,11 @@ mod tests {
 
     #[tokio::test]
     async fn client_errors_name_the_failure() {
-        let (status, body) = answer(Error::DuplicateNullifier { study: 3 }.into()).await;
+        let (status, body) = answer(StoreError::DuplicateNullifier { study: 3 }.into()).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body["error"]["code"], "duplicate_nullifier");
         let (status, body) = answer(
-            Error::EscrowExhausted {
+            StoreError::EscrowExhausted {
                 study: 3,
                 escrow: 1,
                 reward: 2,

@@ -27,7 +27,7 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
-//! | `GET /marketplace` | anyone | [`MarketplaceInfo`](crate::api::MarketplaceInfo): the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
 //! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |

@@ -391,8 +391,8 @@ pub(crate) fn cohort(size: usize) -> Cohort {
     let mut leaves = Vec::new();
     for _ in 0..size {
         let enrollee = Enrollee::issue(summary.clone(), 3, &mut rng);
-        registry.register(&enrollee);
-        leaves.push(enrollee.leaf(SHAPE));
+        let index = registry.register(&enrollee);
+        leaves.push(registry.tree.leaf(index).expect("just registered"));
         members.push((enrollee.secret, enrollee.record));
     }
     Cohort {

@@ -12,8 +12,8 @@ use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::Query;
 use zkcohort_market::audit::{verify_chain, verify_inclusion, verify_log};
 use zkcohort_market::{
-    Account, AuditHead, Error, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store,
-    StoreConfig, Study, StudyStatus,
+    Account, AuditHead, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store, StoreConfig,
+    StoreError, Study, StudyStatus,
 };
 
 const WINDOW: u64 = 2;
@@ -180,7 +180,7 @@ fn duplicate_nullifier_is_rejected_and_nothing_changes() {
     let error = store
         .enroll(study.id, nullifier(1), public(4), proof(&store))
         .unwrap_err();
-    assert!(matches!(error, Error::DuplicateNullifier { study: id } if id == study.id));
+    assert!(matches!(error, StoreError::DuplicateNullifier { study: id } if id == study.id));
     assert_eq!(snapshot(&store), before);
 
     // The same nullifier is fine in another study (nullifiers are scoped).
@@ -197,7 +197,7 @@ fn enrollment_errors_are_distinct() {
     let store = open(dir.path());
     assert!(matches!(
         store.enroll(99, nullifier(1), public(3), proof(&store)),
-        Err(Error::UnknownStudy(99))
+        Err(StoreError::UnknownStudy(99))
     ));
 
     let full = study(&store, 10, 1, 100);
@@ -206,7 +206,7 @@ fn enrollment_errors_are_distinct() {
         .unwrap();
     assert!(matches!(
         store.enroll(full.id, nullifier(2), public(3), proof(&store)),
-        Err(Error::StudyFull { max: 1, .. })
+        Err(StoreError::StudyFull { max: 1, .. })
     ));
 
     let poor = study(&store, 10, 5, 15);
@@ -215,7 +215,7 @@ fn enrollment_errors_are_distinct() {
         .unwrap();
     assert!(matches!(
         store.enroll(poor.id, nullifier(2), public(3), proof(&store)),
-        Err(Error::EscrowExhausted {
+        Err(StoreError::EscrowExhausted {
             escrow: 5,
             reward: 10,
             ..
@@ -227,13 +227,13 @@ fn enrollment_errors_are_distinct() {
     let open_study = study(&store, 1, 5, 5);
     assert!(matches!(
         store.enroll(open_study.id, nullifier(1), public(3), unknown_root),
-        Err(Error::UnknownRoot)
+        Err(StoreError::UnknownRoot)
     ));
 
     let before = snapshot(&store);
     assert!(matches!(
         store.close_study(open_study.id, public(3)),
-        Err(Error::NotStudyOwner(_))
+        Err(StoreError::NotStudyOwner(_))
     ));
     assert_eq!(snapshot(&store), before);
     let researcher_before = store.balance(Account::Key(public(RESEARCHER))).unwrap();
@@ -249,11 +249,11 @@ fn enrollment_errors_are_distinct() {
     assert_eq!(store.balance(Account::Escrow(open_study.id)).unwrap(), 0);
     assert!(matches!(
         store.enroll(open_study.id, nullifier(1), public(3), proof(&store)),
-        Err(Error::StudyClosed(_))
+        Err(StoreError::StudyClosed(_))
     ));
     assert!(matches!(
         store.fund_escrow(open_study.id, public(RESEARCHER), 1),
-        Err(Error::StudyClosed(_))
+        Err(StoreError::StudyClosed(_))
     ));
     store.check_conservation().unwrap();
     store.verify_audit_log().unwrap();
@@ -284,7 +284,7 @@ fn fifty_concurrent_submissions_of_one_nullifier_pay_once() {
     assert!(results
         .iter()
         .filter_map(|result| result.as_ref().err())
-        .all(|error| matches!(error, Error::DuplicateNullifier { .. })));
+        .all(|error| matches!(error, StoreError::DuplicateNullifier { .. })));
     let paid = store.balance(Account::Key(public(3))).unwrap()
         + store.balance(Account::Key(public(4))).unwrap();
     assert_eq!(paid, 10);
@@ -320,7 +320,7 @@ fn concurrent_enrollments_never_overdraw_the_escrow() {
     assert!(results
         .iter()
         .filter_map(|result| result.as_ref().err())
-        .all(|error| matches!(error, Error::EscrowExhausted { .. })));
+        .all(|error| matches!(error, StoreError::EscrowExhausted { .. })));
     let mut positions: Vec<u64> = results
         .iter()
         .filter_map(|result| result.as_ref().ok())
@@ -371,12 +371,12 @@ fn state_survives_reopening_the_database() {
     assert!(store.enrollment(study_id, &nullifier(1)).unwrap().is_some());
     assert!(matches!(
         store.enroll(study_id, nullifier(1), public(3), proof(&store)),
-        Err(Error::DuplicateNullifier { .. })
+        Err(StoreError::DuplicateNullifier { .. })
     ));
     // The replayed transfer is still refused, and the next nonce works.
     assert!(matches!(
         store.transfer(&SignedTransfer::sign(&key(3), public(4), 4, 0)),
-        Err(Error::BadNonce {
+        Err(StoreError::BadNonce {
             expected: 1,
             got: 0
         })
@@ -401,7 +401,7 @@ fn state_survives_reopening_the_database() {
             root_window: WINDOW,
         },
     );
-    assert!(matches!(wrong, Err(Error::Config(_))));
+    assert!(matches!(wrong, Err(StoreError::Config(_))));
 }
 
 #[test]
@@ -413,16 +413,19 @@ fn bad_transfers_are_rejected_without_state_change() {
 
     let mut forged = SignedTransfer::sign(&key(3), public(4), 10, 0);
     forged.amount = 20;
-    assert!(matches!(store.transfer(&forged), Err(Error::BadSignature)));
+    assert!(matches!(
+        store.transfer(&forged),
+        Err(StoreError::BadSignature)
+    ));
     let mut wrong_signer = SignedTransfer::sign(&key(5), public(4), 10, 0);
     wrong_signer.from = public(3);
     assert!(matches!(
         store.transfer(&wrong_signer),
-        Err(Error::BadSignature)
+        Err(StoreError::BadSignature)
     ));
     assert!(matches!(
         store.transfer(&SignedTransfer::sign(&key(3), public(4), 51, 0)),
-        Err(Error::InsufficientBalance {
+        Err(StoreError::InsufficientBalance {
             balance: 50,
             amount: 51,
             ..
@@ -430,14 +433,14 @@ fn bad_transfers_are_rejected_without_state_change() {
     ));
     assert!(matches!(
         store.transfer(&SignedTransfer::sign(&key(3), public(4), 10, 1)),
-        Err(Error::BadNonce {
+        Err(StoreError::BadNonce {
             expected: 0,
             got: 1
         })
     ));
     assert!(matches!(
         store.transfer(&SignedTransfer::sign(&key(3), public(4), 0, 0)),
-        Err(Error::InvalidAmount(_))
+        Err(StoreError::InvalidAmount(_))
     ));
     assert_eq!(snapshot(&store), before);
 
@@ -446,7 +449,7 @@ fn bad_transfers_are_rejected_without_state_change() {
     let after_one = snapshot(&store);
     assert!(matches!(
         store.transfer(&transfer),
-        Err(Error::BadNonce {
+        Err(StoreError::BadNonce {
             expected: 1,
             got: 0
         })
@@ -457,7 +460,7 @@ fn bad_transfers_are_rejected_without_state_change() {
     // Someone with no tokens cannot move any.
     assert!(matches!(
         store.transfer(&SignedTransfer::sign(&key(6), public(4), 1, 0)),
-        Err(Error::InsufficientBalance { balance: 0, .. })
+        Err(StoreError::InsufficientBalance { balance: 0, .. })
     ));
     assert_eq!(snapshot(&store), after_one);
     store.check_conservation().unwrap();
@@ -599,7 +602,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     let before = snapshot(&store);
     assert!(matches!(
         store.enroll(study.id, nullifier(2), public(3), old),
-        Err(Error::RootExpired {
+        Err(StoreError::RootExpired {
             seq: 0,
             current: 3,
             window: WINDOW
@@ -621,23 +624,23 @@ fn registry_roots_stay_acceptable_for_the_window() {
     let before = snapshot(&store);
     assert!(matches!(
         store.revoke_leaf(public(ISSUER), 0),
-        Err(Error::Registry(_))
+        Err(StoreError::Registry(_))
     ));
     assert!(matches!(
         store.revoke_leaf(public(5), 1),
-        Err(Error::NotLeafIssuer { index: 1 })
+        Err(StoreError::NotLeafIssuer { index: 1 })
     ));
     assert!(matches!(
         store.revoke_leaf(public(ISSUER), 7),
-        Err(Error::Registry(_))
+        Err(StoreError::Registry(_))
     ));
     assert!(matches!(
         store.append_leaves(public(ISSUER), &[[0xff; 32]]),
-        Err(Error::Registry(_))
+        Err(StoreError::Registry(_))
     ));
     assert!(matches!(
         store.append_leaves(public(ISSUER), &[leaf(9), [0; 32]]),
-        Err(Error::Registry(_))
+        Err(StoreError::Registry(_))
     ));
     assert_eq!(snapshot(&store), before);
     // Failed appends left the in-memory tree as it was.

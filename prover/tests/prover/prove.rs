@@ -45,7 +45,9 @@ fn proofs_verify_and_match_arkworks_own_prover() {
     .unwrap());
     assert!(matches!(
         keys.prove(&requests[1]),
-        Err(ProverError::Circuit(zkcohort_circuits::Error::NotEligible))
+        Err(ProverError::Circuit(
+            zkcohort_circuits::CircuitError::NotEligible
+        ))
     ));
 }
 
@@ -127,7 +129,7 @@ fn batches_stream_every_result_with_progress() {
             Err(error) => assert!(
                 matches!(
                     error,
-                    ProverError::Circuit(zkcohort_circuits::Error::NotEligible)
+                    ProverError::Circuit(zkcohort_circuits::CircuitError::NotEligible)
                 ),
                 "{error}"
             ),

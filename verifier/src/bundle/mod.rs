@@ -43,7 +43,7 @@ use crate::audit::{AuditEntry, Bytes32, InclusionProof, SignedHead};
 use crate::records::Study;
 use crate::setup::KeySetup;
 use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
-use crate::Error;
+use crate::VerifierError;
 
 /// The bundle format this verifier reads (2: the key's setup was added).
 pub const BUNDLE_FORMAT: u32 = 2;
@@ -141,10 +141,10 @@ impl StudyBundle {
     ///
     /// # Errors
     ///
-    /// [`Error::Json`] naming where the document is malformed.
-    pub fn from_json(text: &str) -> Result<Self, Error> {
+    /// [`VerifierError::Json`] naming where the document is malformed.
+    pub fn from_json(text: &str) -> Result<Self, VerifierError> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|error| Error::Json {
+        serde_path_to_error::deserialize(deserializer).map_err(|error| VerifierError::Json {
             path: error.path().to_string(),
             message: error.inner().to_string(),
         })

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::setup::KeySetup;
 
-/// One check of [`verify_bundle`] and its outcome.
+/// One check of [`verify_bundle`](super::verify_bundle) and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleCheck {
     /// The check: `format`, `head_signature`, `audit_entries`, `study_record`,
@@ -18,7 +18,7 @@ pub struct BundleCheck {
     pub detail: String,
 }
 
-/// What [`verify_bundle`] checked and found.
+/// What [`verify_bundle`](super::verify_bundle) checked and found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleReport {
     /// Whether every check passed.

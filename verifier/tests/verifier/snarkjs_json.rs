@@ -12,7 +12,7 @@ use zkcohort_verifier::snarkjs::{
     statement_from_json, statement_to_json, verifying_key_from_json, verifying_key_to_json,
     SnarkjsProof, SnarkjsVerifyingKey,
 };
-use zkcohort_verifier::{prepare_verifying_key, verify_inputs, Error};
+use zkcohort_verifier::{prepare_verifying_key, verify_inputs, VerifierError};
 
 /// A `verification_key.json` written by snarkjs (nPublic 2), from the public
 /// repository that vectors/README.md names.
@@ -101,7 +101,7 @@ fn a_key_written_by_snarkjs_reads_and_round_trips() {
     });
     assert_eq!(
         verifying_key_from_json(&swapped),
-        Err(Error::NotOnCurve {
+        Err(VerifierError::NotOnCurve {
             field: "vk_beta_2".into()
         })
     );
@@ -123,7 +123,7 @@ fn public_signals_round_trip_and_must_be_canonical() {
     assert!(!big.add_with_carry(&Fr::MODULUS));
     signals[3] = big.to_string();
     let error = statement_from_json(&serde_json::to_string(&signals).unwrap()).unwrap_err();
-    assert!(matches!(error, Error::Statement(_)), "{error}");
+    assert!(matches!(error, VerifierError::Statement(_)), "{error}");
     assert!(error.to_string().contains("nullifier"), "{error}");
 
     for bad in [
@@ -132,16 +132,16 @@ fn public_signals_round_trip_and_must_be_canonical() {
     ] {
         assert!(matches!(
             statement_from_json(&bad.to_string()),
-            Err(Error::Statement(_))
+            Err(VerifierError::Statement(_))
         ));
     }
     match public_signals_from_json(r#"["1", 2]"#) {
-        Err(Error::Json { path, .. }) => assert_eq!(path, "[1]"),
+        Err(VerifierError::Json { path, .. }) => assert_eq!(path, "[1]"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         public_signals_from_json(r#"["1", "-2"]"#),
-        Err(Error::Statement(_))
+        Err(VerifierError::Statement(_))
     ));
 }
 
@@ -162,7 +162,9 @@ fn coordinates_must_be_canonical_decimals() {
     for (point, index, replacement) in cases {
         let bad = edit(&text, |value| value[point][index] = replacement.clone());
         match proof_from_json(&bad) {
-            Err(Error::Coordinate { field, .. }) => assert_eq!(field, format!("{point}[{index}]")),
+            Err(VerifierError::Coordinate { field, .. }) => {
+                assert_eq!(field, format!("{point}[{index}]"))
+            }
             other => panic!("{point}[{index}] = {replacement}: {other:?}"),
         }
     }
@@ -170,7 +172,7 @@ fn coordinates_must_be_canonical_decimals() {
         value["pi_b"][1][1] = json!(plus_modulus(&proof.b.y().unwrap().c1))
     });
     match proof_from_json(&bad) {
-        Err(Error::Coordinate { field, reason }) => {
+        Err(VerifierError::Coordinate { field, reason }) => {
             assert_eq!(field, "pi_b[1][1]");
             assert!(reason.contains("modulus"), "{reason}");
         }
@@ -186,17 +188,17 @@ fn projective_z_must_be_one_or_infinity() {
     // writes affine points.
     let bad = edit(&text, |value| value["pi_a"][2] = json!("2"));
     assert!(
-        matches!(proof_from_json(&bad), Err(Error::Coordinate { field, .. }) if field == "pi_a")
+        matches!(proof_from_json(&bad), Err(VerifierError::Coordinate { field, .. }) if field == "pi_a")
     );
     let bad = edit(&text, |value| value["pi_b"][2] = json!(["1", "1"]));
     assert!(
-        matches!(proof_from_json(&bad), Err(Error::Coordinate { field, .. }) if field == "pi_b")
+        matches!(proof_from_json(&bad), Err(VerifierError::Coordinate { field, .. }) if field == "pi_b")
     );
     // Infinity in the snarkjs form is understood, but not allowed in a proof.
     let bad = edit(&text, |value| value["pi_c"] = json!(["0", "1", "0"]));
     assert_eq!(
         proof_from_json(&bad),
-        Err(Error::Infinity {
+        Err(VerifierError::Infinity {
             field: "pi_c".into()
         })
     );
@@ -211,7 +213,7 @@ fn points_off_the_curve_are_rejected() {
     json.pi_a = g1_to_json(&a);
     assert_eq!(
         json.to_proof(),
-        Err(Error::NotOnCurve {
+        Err(VerifierError::NotOnCurve {
             field: "pi_a".into()
         })
     );
@@ -221,7 +223,7 @@ fn points_off_the_curve_are_rejected() {
     json.pi_b = g2_to_json(&b);
     assert_eq!(
         json.to_proof(),
-        Err(Error::NotOnCurve {
+        Err(VerifierError::NotOnCurve {
             field: "pi_b".into()
         })
     );
@@ -231,7 +233,7 @@ fn points_off_the_curve_are_rejected() {
     key.ic[4] = g1_to_json(&ic);
     assert_eq!(
         key.to_verifying_key(),
-        Err(Error::NotOnCurve {
+        Err(VerifierError::NotOnCurve {
             field: "IC[4]".into()
         })
     );
@@ -265,7 +267,7 @@ fn g2_points_outside_the_subgroup_are_rejected() {
     json.pi_b = g2_to_json(&rogue);
     assert_eq!(
         json.to_proof(),
-        Err(Error::NotInSubgroup {
+        Err(VerifierError::NotInSubgroup {
             field: "pi_b".into()
         })
     );
@@ -274,7 +276,7 @@ fn g2_points_outside_the_subgroup_are_rejected() {
     key.vk_alphabeta_12 = None;
     assert_eq!(
         key.to_verifying_key(),
-        Err(Error::NotInSubgroup {
+        Err(VerifierError::NotInSubgroup {
             field: "vk_delta_2".into()
         })
     );
@@ -288,19 +290,19 @@ fn inconsistent_keys_are_rejected() {
     let mut wrong = key.clone();
     wrong.n_public = 4;
     assert!(
-        matches!(wrong.to_verifying_key(), Err(Error::Key(message)) if message.contains("nPublic"))
+        matches!(wrong.to_verifying_key(), Err(VerifierError::Key(message)) if message.contains("nPublic"))
     );
 
     let mut wrong = key.clone();
     wrong.vk_delta_2 = wrong.vk_gamma_2.clone();
     assert!(
-        matches!(wrong.to_verifying_key(), Err(Error::Key(message)) if message.contains("vk_gamma_2"))
+        matches!(wrong.to_verifying_key(), Err(VerifierError::Key(message)) if message.contains("vk_gamma_2"))
     );
 
     let mut wrong = key.clone();
     wrong.vk_alpha_1 = g1_to_json(&(vk.alpha_g1 + G1Affine::generator()).into_affine());
     assert!(
-        matches!(wrong.to_verifying_key(), Err(Error::Key(message)) if message.contains("vk_alphabeta_12"))
+        matches!(wrong.to_verifying_key(), Err(VerifierError::Key(message)) if message.contains("vk_alphabeta_12"))
     );
 
     let mut wrong = key.clone();
@@ -308,7 +310,7 @@ fn inconsistent_keys_are_rejected() {
     wrong.vk_alphabeta_12 = None;
     assert_eq!(
         wrong.to_verifying_key(),
-        Err(Error::Infinity {
+        Err(VerifierError::Infinity {
             field: "vk_beta_2".into()
         })
     );
@@ -325,7 +327,7 @@ fn inconsistent_keys_are_rejected() {
         let text = edit(&key.to_json(), |json| json[field] = json!(value));
         assert!(matches!(
             verifying_key_from_json(&text),
-            Err(Error::Unsupported { field: found, .. }) if found == field
+            Err(VerifierError::Unsupported { field: found, .. }) if found == field
         ));
     }
     let text = edit(&proof_to_json(&proof), |json| {
@@ -333,7 +335,7 @@ fn inconsistent_keys_are_rejected() {
     });
     assert!(matches!(
         proof_from_json(&text),
-        Err(Error::Unsupported {
+        Err(VerifierError::Unsupported {
             field: "protocol",
             ..
         })
@@ -347,7 +349,7 @@ fn inconsistent_keys_are_rejected() {
             &statement.to_public_inputs(),
             &proof
         ),
-        Err(Error::InputCount {
+        Err(VerifierError::InputCount {
             expected: 2,
             got: 5
         })
@@ -375,18 +377,18 @@ fn malformed_json_names_the_path() {
     ];
     for (bad, path) in cases {
         match proof_from_json(&bad) {
-            Err(Error::Json { path: found, .. }) => assert_eq!(found, path, "{bad}"),
+            Err(VerifierError::Json { path: found, .. }) => assert_eq!(found, path, "{bad}"),
             other => panic!("{bad}: {other:?}"),
         }
     }
     let key = verifying_key_to_json(&vk);
     let bad = edit(&key, |json| json["IC"][2] = json!("12"));
     assert!(
-        matches!(verifying_key_from_json(&bad), Err(Error::Json { path, .. }) if path == "IC[2]")
+        matches!(verifying_key_from_json(&bad), Err(VerifierError::Json { path, .. }) if path == "IC[2]")
     );
     let bad = edit(&key, |json| json["nPublic"] = json!(-1));
     assert!(
-        matches!(verifying_key_from_json(&bad), Err(Error::Json { path, .. }) if path == "nPublic")
+        matches!(verifying_key_from_json(&bad), Err(VerifierError::Json { path, .. }) if path == "nPublic")
     );
 }
 

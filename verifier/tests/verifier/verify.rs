@@ -6,8 +6,8 @@ use ark_bn254::{Fr, G1Affine, G2Affine};
 use ark_ec::{AffineRepr, CurveGroup};
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_verifier::{
-    prepare_verifying_key, verify, verify_batch, verify_batch_with_rng, verify_inputs, Error,
-    Proof, Statement,
+    prepare_verifying_key, verify, verify_batch, verify_batch_with_rng, verify_inputs, Proof,
+    Statement, VerifierError,
 };
 
 #[test]
@@ -54,7 +54,7 @@ fn a_valid_proof_verifies_and_any_change_is_caught() {
         let inputs = vec![Fr::from(1u64); count];
         assert_eq!(
             verify_inputs(&prepared, &inputs, &proof),
-            Err(Error::InputCount {
+            Err(VerifierError::InputCount {
                 expected: 5,
                 got: count
             })
@@ -65,7 +65,7 @@ fn a_valid_proof_verifies_and_any_change_is_caught() {
     let short_key = prepare_verifying_key(&short_key);
     assert_eq!(
         verify(&short_key, &statement, &proof),
-        Err(Error::InputCount {
+        Err(VerifierError::InputCount {
             expected: 4,
             got: 5
         })

@@ -1,0 +1,248 @@
+//! Privacy accounting: [`Epsilon`] as a whole number of micro-epsilons, and the
+//! [`PrivacyBudget`] a study spends from. Integers only, so no float drift lets a
+//! budget overspend.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::DpError;
+
+/// Micro-epsilons per epsilon: the resolution of every epsilon in the marketplace.
+pub const MICROS_PER_EPSILON: u64 = 1_000_000;
+
+/// The largest epsilon accepted anywhere (a request or a budget), so that every
+/// [`Epsilon`] converts to `f64` and back exactly.
+pub const MAX_EPSILON: u64 = 1_000_000_000;
+
+/// A privacy loss, held exactly as a whole number of micro-epsilons.
+///
+/// JSON carries it as a plain number (`0.5`); a request's epsilon is rounded to the
+/// nearest micro-epsilon, and the rounded value is both the one OpenDP calibrates to
+/// and the one charged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epsilon {
+    micros: u64,
+}
+
+impl Epsilon {
+    /// No privacy loss: what a fresh budget has spent.
+    pub const ZERO: Epsilon = Epsilon { micros: 0 };
+
+    /// A positive epsilon, rounded to the nearest micro-epsilon.
+    ///
+    /// # Errors
+    /// [`DpError::InvalidEpsilon`] for zero, negative, NaN or infinite values, values
+    /// that round to zero, and values above [`MAX_EPSILON`].
+    pub fn new(epsilon: f64) -> Result<Self, DpError> {
+        let eps = Self::non_negative(epsilon)?;
+        if eps == Epsilon::ZERO {
+            return Err(DpError::InvalidEpsilon(epsilon.to_string()));
+        }
+        Ok(eps)
+    }
+
+    /// A non-negative epsilon (zero allowed: a budget's spent amount), rounded to the
+    /// nearest micro-epsilon.
+    fn non_negative(epsilon: f64) -> Result<Self, DpError> {
+        if !epsilon.is_finite() || epsilon < 0.0 || epsilon > MAX_EPSILON as f64 {
+            return Err(DpError::InvalidEpsilon(epsilon.to_string()));
+        }
+        // At most 1e15 < 2^53: the product and its rounding are exact enough, and the
+        // cast cannot saturate.
+        let micros = (epsilon * MICROS_PER_EPSILON as f64).round() as u64;
+        Ok(Epsilon { micros })
+    }
+
+    /// An epsilon of `micros` micro-epsilons.
+    ///
+    /// # Errors
+    /// [`DpError::InvalidEpsilon`] above [`MAX_EPSILON`].
+    pub fn from_micros(micros: u64) -> Result<Self, DpError> {
+        if micros > MAX_EPSILON * MICROS_PER_EPSILON {
+            return Err(DpError::InvalidEpsilon(format!("{micros} micro-epsilon")));
+        }
+        Ok(Epsilon { micros })
+    }
+
+    /// The number of micro-epsilons.
+    pub fn micros(self) -> u64 {
+        self.micros
+    }
+
+    /// The nearest `f64` (exact for every epsilon whose micro count is below 2^53,
+    /// which [`MAX_EPSILON`] guarantees, up to the rounding of one division).
+    pub fn to_f64(self) -> f64 {
+        self.micros as f64 / MICROS_PER_EPSILON as f64
+    }
+
+    /// Is `loss` (a float from OpenDP) at most this epsilon, compared as exact rationals?
+    pub(super) fn covers(self, loss: f64) -> bool {
+        f64_at_most_micros(loss, self.micros)
+    }
+}
+
+impl fmt::Display for Epsilon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.micros / MICROS_PER_EPSILON;
+        let frac = self.micros % MICROS_PER_EPSILON;
+        if frac == 0 {
+            write!(f, "{whole}")
+        } else {
+            let digits = format!("{frac:06}");
+            write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+        }
+    }
+}
+
+impl FromStr for Epsilon {
+    type Err = DpError;
+
+    /// Parses a decimal (`"0.1"`, `"2"`) exactly, with at most six fractional digits.
+    fn from_str(text: &str) -> Result<Self, DpError> {
+        let invalid = || DpError::InvalidEpsilon(text.to_string());
+        let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && frac.is_empty())
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || frac.len() > 6
+        {
+            return Err(invalid());
+        }
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        let frac: u64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<6}").parse().map_err(|_| invalid())?
+        };
+        let micros = whole
+            .checked_mul(MICROS_PER_EPSILON)
+            .and_then(|w| w.checked_add(frac))
+            .ok_or_else(invalid)?;
+        if micros == 0 {
+            return Err(invalid());
+        }
+        Epsilon::from_micros(micros).map_err(|_| invalid())
+    }
+}
+
+impl Serialize for Epsilon {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.to_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Epsilon {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Epsilon::non_negative(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Is the float `x` at most `micros / 10^6`, compared as exact rationals?
+///
+/// NaN is never covered; negative values always are.
+pub(super) fn f64_at_most_micros(x: f64, micros: u64) -> bool {
+    if x.is_nan() || x == f64::INFINITY {
+        return false;
+    }
+    if x <= 0.0 {
+        return true;
+    }
+    // x = mantissa * 2^exp exactly.
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mantissa, exp) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1u64 << 52), biased - 1075)
+    };
+    // Compare mantissa * 2^exp * 10^6 <= micros; mantissa * 10^6 < 2^73.
+    let lhs = u128::from(mantissa) * u128::from(MICROS_PER_EPSILON);
+    if exp >= 0 {
+        if exp > 54 {
+            return false; // lhs * 2^exp >= 2^exp > 2^64 > micros
+        }
+        lhs << exp <= u128::from(micros)
+    } else {
+        let shift = exp.unsigned_abs();
+        if micros == 0 {
+            return false;
+        }
+        if shift >= 127 {
+            return true; // micros * 2^shift >= 2^127 > lhs
+        }
+        match u128::from(micros).checked_mul(1u128 << shift) {
+            Some(rhs) => lhs <= rhs,
+            None => true, // rhs >= 2^128 > lhs
+        }
+    }
+}
+
+/// A privacy budget: the epsilon a study (or a researcher) may spend, and what it has
+/// spent. Plain data, so the store persists it; every change goes through
+/// [`PrivacyBudget::charge`], which refuses to pass the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyBudget {
+    total: Epsilon,
+    spent: Epsilon,
+}
+
+impl PrivacyBudget {
+    /// A budget of `total` with nothing spent.
+    pub fn new(total: Epsilon) -> Self {
+        PrivacyBudget {
+            total,
+            spent: Epsilon::ZERO,
+        }
+    }
+
+    /// The epsilon this budget allows in all.
+    pub fn total(&self) -> Epsilon {
+        self.total
+    }
+
+    /// The epsilon charged so far.
+    pub fn spent(&self) -> Epsilon {
+        self.spent
+    }
+
+    /// The epsilon still available.
+    pub fn remaining(&self) -> Epsilon {
+        Epsilon {
+            micros: self.total.micros.saturating_sub(self.spent.micros),
+        }
+    }
+
+    /// Would charging `epsilon` fit?
+    ///
+    /// # Errors
+    /// [`DpError::BudgetExceeded`] if it would pass the total.
+    pub fn check(&self, epsilon: Epsilon) -> Result<(), DpError> {
+        match self.spent.micros.checked_add(epsilon.micros) {
+            Some(after) if after <= self.total.micros => Ok(()),
+            _ => Err(DpError::BudgetExceeded {
+                requested: epsilon,
+                remaining: self.remaining(),
+                total: self.total,
+            }),
+        }
+    }
+
+    /// Charges `epsilon`, or refuses and leaves the budget unchanged.
+    ///
+    /// # Errors
+    /// [`DpError::BudgetExceeded`] if it would pass the total.
+    pub fn charge(&mut self, epsilon: Epsilon) -> Result<(), DpError> {
+        self.check(epsilon)?;
+        self.spent.micros += epsilon.micros;
+        Ok(())
+    }
+}
