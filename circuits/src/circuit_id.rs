@@ -96,12 +96,12 @@ impl fmt::Debug for TranscriptId {
 }
 
 impl FromStr for TranscriptId {
-    type Err = Error;
+    type Err = CircuitError;
 
-    fn from_str(text: &str) -> Result<Self, Error> {
+    fn from_str(text: &str) -> Result<Self, CircuitError> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(text, &mut bytes)
-            .map_err(|_| Error::CircuitId(format!("{text:?} is not 64 hex digits")))?;
+            .map_err(|_| CircuitError::CircuitId(format!("{text:?} is not 64 hex digits")))?;
         Ok(TranscriptId(bytes))
     }
 }

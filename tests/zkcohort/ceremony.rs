@@ -4,46 +4,18 @@
 //! another circuit or with a point off the curve (real HTTP on 127.0.0.1).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use zkcohort::client::MarketClient;
-use zkcohort::keys::{
-    load_served_circuit, marketplace_keys, run_local_ceremony, ServedCircuit, SetupPolicy,
-};
+use zkcohort::keys::{load_served_circuit, marketplace_keys, ServedCircuit, SetupPolicy};
 use zkcohort::patient::RemoteMarketplace;
 use zkcohort::serve::Marketplace;
-use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_prover::CircuitKeys;
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
-use crate::common::ServerProcess;
-
-const SHAPE: CircuitShape = CircuitShape::SMALL;
-
-/// A key folder with small-shape keys from a one-participant ceremony, made once per
-/// test run (under Cargo's temporary folder for tests).
-fn ceremony_folder() -> &'static Path {
-    static FOLDER: OnceLock<tempfile::TempDir> = OnceLock::new();
-    FOLDER
-        .get_or_init(|| {
-            let folder = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            run_local_ceremony(SHAPE, folder.path(), &["test"]).unwrap();
-            folder
-        })
-        .path()
-}
-
-/// Copies every file of `from` into `to` (created).
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
+use crate::common::{ceremony_folder, copy_folder, ServerProcess, SHAPE};
 
 fn refused(data: &Path) -> String {
     let output = ServerProcess::serve_command(data, false).output().unwrap();

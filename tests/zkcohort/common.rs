@@ -3,11 +3,13 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use zkcohort::client::MarketClient;
+use zkcohort::keys::run_local_ceremony;
+use zkcohort_circuits::circuit::CircuitShape;
 
 /// Runs `zkcohort` with `args` and waits for it.
 pub(crate) fn zkcohort(args: &[&str]) -> Output {
@@ -139,5 +141,30 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The circuit shape of these tests.
+pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
+
+/// A key folder with small-shape keys from a one-participant ceremony, made once per
+/// test run (under Cargo's temporary folder for tests).
+pub(crate) fn ceremony_folder() -> &'static Path {
+    static FOLDER: OnceLock<tempfile::TempDir> = OnceLock::new();
+    FOLDER
+        .get_or_init(|| {
+            let folder = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            run_local_ceremony(SHAPE, folder.path(), &["test"]).unwrap();
+            folder
+        })
+        .path()
+}
+
+/// Copies every file of `from` into `to` (created).
+pub(crate) fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }

@@ -28,7 +28,7 @@ use ark_groth16::VerifyingKey;
 use serde::{Deserialize, Serialize};
 pub use zkcohort_circuits::TranscriptId;
 
-use crate::Error;
+use crate::VerifierError;
 
 /// How a circuit's keys were made, as the marketplace announces it and bundles carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,9 +75,9 @@ pub fn transcript_file(phase1: &[u8], zkey: &[u8]) -> Vec<u8> {
 /// The phase 1 file and the `.zkey` of a one-file transcript.
 ///
 /// # Errors
-/// [`Error::Transcript`] when the file is not a transcript or is truncated.
-pub fn split_transcript(file: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    let bad = |reason: &str| Error::Transcript(reason.to_string());
+/// [`VerifierError::Transcript`] when the file is not a transcript or is truncated.
+pub fn split_transcript(file: &[u8]) -> Result<(&[u8], &[u8]), VerifierError> {
+    let bad = |reason: &str| VerifierError::Transcript(reason.to_string());
     if file.len() < 16 || &file[..12] != MAGIC {
         return Err(bad("not a zkcohort ceremony transcript"));
     }
@@ -85,7 +85,7 @@ pub fn split_transcript(file: &[u8]) -> Result<(&[u8], &[u8]), Error> {
         return Err(bad("unsupported transcript format"));
     }
     let mut rest = &file[16..];
-    let mut take = || -> Result<&[u8], Error> {
+    let mut take = || -> Result<&[u8], VerifierError> {
         let length = rest
             .get(..8)
             .map(|bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
@@ -116,9 +116,9 @@ impl CeremonyTranscript {
     /// Reads a one-file transcript: its id and its final verifying key.
     ///
     /// # Errors
-    /// [`Error::Transcript`] for a malformed file or a point off the curve or outside
+    /// [`VerifierError::Transcript`] for a malformed file or a point off the curve or outside
     /// the subgroup.
-    pub fn read(file: &[u8]) -> Result<Self, Error> {
+    pub fn read(file: &[u8]) -> Result<Self, VerifierError> {
         let (phase1, zkey) = split_transcript(file)?;
         Ok(CeremonyTranscript {
             id: TranscriptId::of(phase1, zkey),
@@ -130,8 +130,8 @@ impl CeremonyTranscript {
 /// The verifying key in a snarkjs Groth16 `.zkey`: section 2 (`n8q | q | n8r | r |
 /// wires | public | domain | α·G1 | β·G1 | β·G2 | γ·G2 | δ·G1 | δ·G2`) and section 3
 /// (`IC`, `public + 1` G1 points).
-fn zkey_verifying_key(zkey: &[u8]) -> Result<VerifyingKey<Bn254>, Error> {
-    let bad = |reason: String| Error::Transcript(format!("zkey: {reason}"));
+fn zkey_verifying_key(zkey: &[u8]) -> Result<VerifyingKey<Bn254>, VerifierError> {
+    let bad = |reason: String| VerifierError::Transcript(format!("zkey: {reason}"));
     if zkey.len() < 12 || &zkey[..4] != b"zkey" || u32_at(zkey, 4) != Some(1) {
         return Err(bad("not a version-1 zkey".into()));
     }

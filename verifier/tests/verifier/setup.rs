@@ -4,11 +4,11 @@
 //! writer in `market-api/tests/market/bundle.rs`.
 
 use zkcohort_verifier::setup::{split_transcript, transcript_file};
-use zkcohort_verifier::{CeremonyTranscript, Error, KeySetup, TranscriptId};
+use zkcohort_verifier::{CeremonyTranscript, KeySetup, TranscriptId, VerifierError};
 
 fn refusal(file: &[u8]) -> String {
     match CeremonyTranscript::read(file) {
-        Err(Error::Transcript(reason)) => reason,
+        Err(VerifierError::Transcript(reason)) => reason,
         other => panic!("expected a transcript error, got {other:?}"),
     }
 }
