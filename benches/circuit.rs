@@ -12,11 +12,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::CompiledQuery;
-use zkcohort_testkit::{ali_harris, compile, Enrollee, TestRegistry};
+use zkcohort_testkit::{ali_harris, compile, Enrollee, TestRegistry, ISSUER};
 
 const SHAPES: [(&str, CircuitShape); 2] = [
     ("small", CircuitShape::SMALL),
@@ -27,6 +28,7 @@ struct Inputs {
     secret: IdentitySecret,
     record: IssuedRecord,
     path: MembershipPath,
+    issuers: IssuerSet,
     query: CompiledQuery,
 }
 
@@ -35,11 +37,12 @@ fn inputs(shape: CircuitShape) -> Inputs {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/hypertension.query"),
     )
     .expect("query");
-    let enrollee = Enrollee::issue(ali_harris(), 1, &mut StdRng::seed_from_u64(1));
+    let enrollee = Enrollee::issue(ali_harris(), ISSUER, &mut StdRng::seed_from_u64(1));
     let mut registry = TestRegistry::new(shape);
     let index = registry.register(&enrollee);
     Inputs {
         path: registry.path(index),
+        issuers: registry.issuers.clone(),
         secret: enrollee.secret,
         record: enrollee.record,
         query: compile(&query_text),
@@ -57,6 +60,7 @@ fn witness_generation(c: &mut Criterion) {
                     &inputs.secret,
                     &inputs.record,
                     inputs.path.clone(),
+                    &inputs.issuers,
                     &inputs.query,
                 )
                 .expect("eligible")
@@ -76,6 +80,7 @@ fn synthesis(c: &mut Criterion) {
             &inputs.secret,
             &inputs.record,
             inputs.path.clone(),
+            &inputs.issuers,
             &inputs.query,
         )
         .expect("eligible");

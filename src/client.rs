@@ -15,9 +15,9 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zkcohort_market::api::{
-    AccountView, AppendLeaves, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
-    EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RevokeLeaf,
-    RootView,
+    AccountView, AppendRecords, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
+    EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RecordToAppend,
+    RevokeLeaf, RootView,
 };
 use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_market::http::CHECKSUM_HEADER;
@@ -189,13 +189,16 @@ impl MarketClient {
         self.post("/ledger/mint", &body)
     }
 
-    /// Issuer: appends record leaves (decimal field elements).
+    /// Issuer: appends records; the marketplace computes their leaves.
     ///
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn append_leaves(&self, leaves: Vec<String>) -> Result<RegistryAppend, ClientError> {
-        self.post("/registry/leaves", &AppendLeaves { leaves })
+    pub fn append_records(
+        &self,
+        records: Vec<RecordToAppend>,
+    ) -> Result<RegistryAppend, ClientError> {
+        self.post("/registry/records", &AppendRecords { records })
     }
 
     /// Issuer: revokes the leaf at `index`; answers the new current root.

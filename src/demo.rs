@@ -291,6 +291,7 @@ fn run_roles(
                 reward: demo.reward,
                 max_enrollments: demo.max_enrollments,
                 epsilon_budget: demo.epsilon_budget,
+                issuers: Vec::new(),
             },
         )?;
         researcher::fund(client, study.id, demo.reward * demo.max_enrollments)?;
@@ -425,7 +426,6 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
         let issuance = Issuance::from_bundle(
             &text,
             wallet.identity_commitment(),
-            1,
             issued_at,
             options.shape.slot_depth,
         )

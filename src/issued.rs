@@ -1,18 +1,21 @@
 //! The file an issuer hands a patient: the record summary it attested, the salt of
-//! its commitment and where the commitment sits in the registry. It carries no
-//! identity secret: the issuer only ever sees the patient's identity commitment.
+//! its commitment, the issuer account the marketplace bound into the leaf and where
+//! the leaf sits in the registry. It carries no identity secret: the issuer only ever
+//! sees the patient's identity commitment.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use zkcohort_circuits::encoding::catalog_tag;
 use zkcohort_circuits::identity::IdentityCommitment;
-use zkcohort_circuits::record::IssuedRecord;
-use zkcohort_circuits::slots::RecordSalt;
+use zkcohort_circuits::issuers::IssuerId;
+use zkcohort_circuits::record::{record_commitment, registry_leaf, IssuedRecord};
+use zkcohort_circuits::slots::{record_root, RecordSalt, SlotTree};
 use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::{import_bundle, Catalog, Day, ImportReport, RecordSummary};
 
 /// The format tag of [`IssuedRecordFile`].
-pub const ISSUED_RECORD_FORMAT: &str = "zkcohort-issued-record-v1";
+pub const ISSUED_RECORD_FORMAT: &str = "zkcohort-issued-record-v2";
 
 /// What an issuer gives the patient after appending the record's commitment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,8 +25,8 @@ pub struct IssuedRecordFile {
     pub format: String,
     /// Where the record came from (the bundle's file name), for the patient's eyes.
     pub source: String,
-    /// The issuer's number, committed in the registry leaf.
-    pub issuer_id: u64,
+    /// The issuer's account (hex): the marketplace put its id in the registry leaf.
+    pub issuer: String,
     /// The day the issuer attested the summary.
     pub issued_at: Day,
     /// The salt of the record commitment, decimal.
@@ -58,11 +61,13 @@ impl IssuedRecordFile {
         if commitment != identity.0 {
             bail!("this record was issued to another identity");
         }
+        let mut issuer = [0u8; 32];
+        hex::decode_to_slice(&self.issuer, &mut issuer).context("issuer: not 64 hex digits")?;
         let record = IssuedRecord {
             summary: RecordSummary::from_json(Catalog::bundled(), self.summary.clone())
                 .context("the record's summary")?,
             salt: RecordSalt(decimal(&self.salt, "salt")?),
-            issuer_id: self.issuer_id,
+            issuer,
             issued_at: self.issued_at,
         };
         let leaf = decimal(&self.leaf, "leaf")?;
@@ -82,10 +87,14 @@ fn decimal(text: &str, what: &str) -> Result<Fr> {
 pub struct Issuance {
     /// The slot-tree depth the record is committed for.
     pub slot_depth: usize,
-    /// The record as the patient will hold it.
-    pub record: IssuedRecord,
-    /// The registry leaf to append.
-    pub leaf: Fr,
+    /// The summary as the patient will hold it.
+    pub summary: RecordSummary,
+    /// The salt of its commitment.
+    pub salt: RecordSalt,
+    /// The issue day.
+    pub issued_at: Day,
+    /// `Poseidon(identity_commitment, record_root)`: what the issuer posts.
+    pub commitment: Fr,
     /// What the import mapped and skipped.
     pub report: ImportReport,
 }
@@ -98,45 +107,65 @@ impl Issuance {
     pub fn from_bundle(
         bundle_json: &str,
         identity: IdentityCommitment,
-        issuer_id: u64,
         issued_at: Day,
         slot_depth: usize,
     ) -> Result<Self> {
         let (summary, report) = import_bundle(Catalog::bundled(), bundle_json, issued_at)?;
-        let record = IssuedRecord {
-            summary,
-            salt: RecordSalt::random(),
-            issuer_id,
-            issued_at,
-        };
-        let leaf = record.registry_leaf(identity, slot_depth)?;
+        let salt = RecordSalt::random();
+        let record_root = record_root(
+            SlotTree::new(&summary, slot_depth)?.root(),
+            salt,
+            catalog_tag(summary.catalog_version()),
+        );
         Ok(Self {
             slot_depth,
-            record,
-            leaf,
+            summary,
+            salt,
+            issued_at,
+            commitment: record_commitment(identity, record_root),
             report,
         })
     }
 
-    /// The file for the patient, once the leaf sits at `leaf_index`.
+    /// The record as the patient holds it once `issuer` appended it.
+    pub fn record(&self, issuer: [u8; 32]) -> IssuedRecord {
+        IssuedRecord {
+            summary: self.summary.clone(),
+            salt: self.salt,
+            issuer,
+            issued_at: self.issued_at,
+        }
+    }
+
+    /// The file for the patient, once the marketplace appended the leaf for `issuer`
+    /// at `leaf_index`.
+    ///
+    /// # Errors
+    /// An issue day outside the circuit's span (refused before it was appended).
     pub fn file(
         &self,
         source: &str,
         identity: IdentityCommitment,
+        issuer: [u8; 32],
         leaf_index: u64,
-    ) -> IssuedRecordFile {
-        IssuedRecordFile {
+    ) -> Result<IssuedRecordFile> {
+        let leaf = registry_leaf(
+            self.commitment,
+            IssuerId::for_account(&issuer),
+            self.issued_at,
+        )?;
+        Ok(IssuedRecordFile {
             format: ISSUED_RECORD_FORMAT.to_string(),
             source: source.to_string(),
-            issuer_id: self.record.issuer_id,
-            issued_at: self.record.issued_at,
-            salt: fr_to_decimal(&self.record.salt.0),
+            issuer: hex::encode(issuer),
+            issued_at: self.issued_at,
+            salt: fr_to_decimal(&self.salt.0),
             identity_commitment: fr_to_decimal(&identity.0),
             slot_depth: self.slot_depth,
-            leaf: fr_to_decimal(&self.leaf),
+            leaf: fr_to_decimal(&leaf),
             leaf_index,
-            summary: self.record.summary.to_json(Catalog::bundled()),
-        }
+            summary: self.summary.to_json(Catalog::bundled()),
+        })
     }
 }
 
@@ -146,31 +175,44 @@ mod tests {
     use zkcohort_circuits::circuit::CircuitShape;
     use zkcohort_circuits::identity::IdentitySecret;
 
+    const ISSUER: [u8; 32] = [3; 32];
+
     fn fixture_issuance(identity: IdentityCommitment) -> Issuance {
         let path = &crate::sample::fixture_bundles().unwrap()[0];
         let text = std::fs::read_to_string(path).unwrap();
         let day: Day = "2025-06-01".parse().unwrap();
-        Issuance::from_bundle(&text, identity, 7, day, CircuitShape::SMALL.slot_depth).unwrap()
+        Issuance::from_bundle(&text, identity, day, CircuitShape::SMALL.slot_depth).unwrap()
     }
 
     #[test]
     fn the_patient_opens_what_the_issuer_issued() {
         let secret = IdentitySecret::random();
         let issuance = fixture_issuance(secret.commitment());
-        let file = issuance.file("a.json", secret.commitment(), 3);
+        let file = issuance
+            .file("a.json", secret.commitment(), ISSUER, 3)
+            .unwrap();
         let text = serde_json::to_string(&file).unwrap();
         let read: IssuedRecordFile = serde_json::from_str(&text).unwrap();
         let (record, leaf) = read.open(secret.commitment()).unwrap();
-        assert_eq!(leaf, issuance.leaf);
-        assert_eq!(record.summary, issuance.record.summary);
-        assert_eq!(record.salt, issuance.record.salt);
+        let expected = issuance.record(ISSUER);
+        assert_eq!(
+            leaf,
+            expected
+                .registry_leaf(secret.commitment(), issuance.slot_depth)
+                .unwrap()
+        );
+        assert_eq!(record.summary, expected.summary);
+        assert_eq!(record.salt, expected.salt);
+        assert_eq!(record.issuer, ISSUER);
     }
 
     #[test]
     fn another_identity_or_a_tampered_record_is_refused() {
         let secret = IdentitySecret::random();
         let issuance = fixture_issuance(secret.commitment());
-        let file = issuance.file("a.json", secret.commitment(), 0);
+        let file = issuance
+            .file("a.json", secret.commitment(), ISSUER, 0)
+            .unwrap();
         let stranger = IdentitySecret::random().commitment();
         assert!(file
             .open(stranger)
@@ -179,7 +221,7 @@ mod tests {
             .contains("another identity"));
 
         let mut tampered = file.clone();
-        tampered.issuer_id += 1;
+        tampered.issuer = hex::encode([4u8; 32]);
         assert!(tampered
             .open(secret.commitment())
             .unwrap_err()

@@ -1,10 +1,11 @@
-//! What an issuer does against a marketplace: append the leaves of the records it
-//! attests (one request for a batch) and revoke them.
+//! What an issuer does against a marketplace: append the records it attests (one
+//! request for a batch; the marketplace computes each leaf over the issuer id of the
+//! key that appended it) and revoke them.
 
 use anyhow::{ensure, Result};
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_market::api::RootView;
+use zkcohort_market::api::{RecordToAppend, RootView};
 
 use crate::client::MarketClient;
 use crate::issued::{Issuance, IssuedRecordFile};
@@ -19,32 +20,35 @@ pub struct PendingRecord {
     pub issuance: Issuance,
 }
 
-/// Appends the records' leaves in one request and returns each patient's file.
+/// Appends the records in one request and returns each patient's file.
 ///
 /// # Errors
-/// The marketplace refuses (not an issuer key, registry full), or answers with
-/// another number of leaves.
+/// The marketplace refuses (not an issuer key, registry full, an issue day after
+/// today), or answers with another number of leaves.
 pub fn register(client: &MarketClient, records: &[PendingRecord]) -> Result<Vec<IssuedRecordFile>> {
-    let leaves: Vec<String> = records
+    let to_append: Vec<RecordToAppend> = records
         .iter()
-        .map(|pending| fr_to_decimal(&pending.issuance.leaf))
+        .map(|pending| RecordToAppend {
+            commitment: fr_to_decimal(&pending.issuance.commitment),
+            issued_at: pending.issuance.issued_at,
+        })
         .collect();
-    let appended = client.append_leaves(leaves)?;
+    let appended = client.append_records(to_append)?;
     ensure!(
         appended.count == records.len() as u64,
         "the marketplace appended {} leaves, {} were sent",
         appended.count,
         records.len()
     );
-    Ok(records
+    records
         .iter()
         .zip(appended.first_index..)
         .map(|(pending, index)| {
             pending
                 .issuance
-                .file(&pending.source, pending.identity, index)
+                .file(&pending.source, pending.identity, appended.issuer, index)
         })
-        .collect())
+        .collect()
 }
 
 /// Revokes the leaf at `index` (only the issuer that appended it may).

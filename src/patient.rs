@@ -148,7 +148,7 @@ pub fn preview_studies(
         let record = records
             .iter()
             .zip(&verdicts)
-            .find(|(_, verdict)| verdict.eligible)
+            .find(|(held, verdict)| verdict.eligible && study.issuers.contains(&held.record.issuer))
             .map(|(held, _)| held.clone());
         let is_enrolled = enrolled.iter().any(|made| {
             made.study == study.id && made.marketplace_key == market.info.marketplace_key
@@ -182,7 +182,7 @@ pub fn enrollment_request(
     wallet.proof_request(
         held,
         registry,
-        &preview.study.query,
+        &preview.study,
         market.scope(preview.study.id),
     )
 }

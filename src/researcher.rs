@@ -29,6 +29,9 @@ pub struct StudyPost {
     pub max_enrollments: u64,
     /// The differential-privacy budget (epsilon).
     pub epsilon_budget: f64,
+    /// The issuer accounts (hex) the study accepts; empty for every issuer the
+    /// marketplace has when it is posted.
+    pub issuers: Vec<String>,
 }
 
 /// Posts a study; the marketplace compiles its query and answers its `query_hash`.
@@ -44,6 +47,7 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
         reward: post.reward,
         max_enrollments: post.max_enrollments,
         epsilon_budget: post.epsilon_budget,
+        issuers: (!post.issuers.is_empty()).then(|| post.issuers.clone()),
     };
     Ok(client.create_study(&body)?)
 }

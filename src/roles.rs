@@ -53,9 +53,6 @@ pub(crate) enum IssuerCommand {
         /// The patient's identity commitment (from `zkcohort patient init`).
         #[arg(long)]
         identity: String,
-        /// Your issuer number, committed in the leaf.
-        #[arg(long, default_value_t = 1)]
-        issuer_id: u64,
         /// The issue date (YYYY-MM-DD); today when absent.
         #[arg(long)]
         issued_at: Option<Day>,
@@ -183,6 +180,10 @@ pub(crate) enum ResearcherCommand {
         /// Tokens to move into the escrow now (default: reward x max enrollments).
         #[arg(long)]
         fund: Option<u64>,
+        /// An issuer account (hex) whose records the study accepts; repeat for more.
+        /// Without it the study accepts every issuer the marketplace has now.
+        #[arg(long = "issuer")]
+        issuers: Vec<String>,
     },
     /// Move tokens into a study's escrow.
     Fund {
@@ -245,7 +246,6 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             server,
             bundle,
             identity,
-            issuer_id,
             issued_at,
             out,
         } => {
@@ -260,7 +260,6 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             let issuance = Issuance::from_bundle(
                 &text,
                 identity,
-                issuer_id,
                 issue_day(issued_at)?,
                 market.info.slot_depth,
             )
@@ -308,7 +307,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             let held = Wallet::open(&wallet)?.import_record(record)?;
             println!(
                 "imported the record from {} (issuer {}, issued {}, leaf {})",
-                held.file.source, held.file.issuer_id, held.file.issued_at, held.file.leaf_index
+                held.file.source, held.file.issuer, held.file.issued_at, held.file.leaf_index
             );
         }
         PatientCommand::Sync { wallet, server } => {
@@ -428,6 +427,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             reward,
             max_enrollments,
             epsilon,
+            issuers,
             fund,
         } => {
             let client = server.client()?;
@@ -439,6 +439,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 reward,
                 max_enrollments,
                 epsilon_budget: epsilon,
+                issuers,
             };
             let study = researcher::post_study(&client, &post)?;
             let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));

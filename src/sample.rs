@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
@@ -15,8 +16,8 @@ use zkcohort_cohort::query::CompiledQuery;
 use zkcohort_cohort::{import_bundle, Catalog, Day, Query};
 use zkcohort_prover::ProofRequest;
 
-/// The issuer number sample records carry.
-const SAMPLE_ISSUER: u64 = 1;
+/// The issuer account of sample records (a fixed test account).
+const SAMPLE_ISSUER: [u8; 32] = [1; 32];
 
 /// One sample patient.
 pub struct SamplePatient {
@@ -101,6 +102,7 @@ pub fn sample_patients(
     let issued_at = Day::from_date(chrono::Local::now().date_naive())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut registry = RegistryTree::new(shape.registry_depth)?;
+    let issuers = IssuerSet::new(&[SAMPLE_ISSUER])?;
     let mut registered = Vec::with_capacity(bundles.len());
     for path in bundles {
         let text =
@@ -111,7 +113,7 @@ pub fn sample_patients(
         let record = IssuedRecord {
             summary,
             salt: RecordSalt::random_with_rng(&mut rng),
-            issuer_id: SAMPLE_ISSUER,
+            issuer: SAMPLE_ISSUER,
             issued_at,
         };
         let leaf = record.registry_leaf(secret.commitment(), shape.slot_depth)?;
@@ -129,6 +131,7 @@ pub fn sample_patients(
                 secret,
                 record,
                 registry_path: registry.path(index)?,
+                issuers: issuers.clone(),
                 query: query.clone(),
                 study_scope,
                 payout_account,

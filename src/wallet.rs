@@ -18,11 +18,13 @@ use ed25519_dalek::SigningKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zkcohort_circuits::identity::{IdentityCommitment, IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::{eligible, Catalog, Eligibility, Query};
+use zkcohort_market::Study;
 use zkcohort_prover::ProofRequest;
 
 use crate::issued::IssuedRecordFile;
@@ -268,19 +270,28 @@ impl Wallet {
         Ok(eligible(Catalog::bundled(), &held.record.summary, query)?)
     }
 
-    /// The proof request for enrolling `held` in a study: the wallet's secret, the
-    /// record, its path in `registry`, the compiled query and the study's scope.
+    /// The proof request for enrolling `held` in `study`: the wallet's secret, the
+    /// record, its path in `registry`, the study's issuer set, its compiled query and
+    /// its scope.
     ///
     /// # Errors
-    /// A leaf missing from the registry copy (sync first) or revoked, or a query
-    /// that does not compile.
+    /// A leaf missing from the registry copy (sync first) or revoked, a study that does
+    /// not accept the record's issuer or whose issuers do not give its issuers root, or a
+    /// query that does not compile.
     pub fn proof_request(
         &self,
         held: &HeldRecord,
         registry: &RegistryTree,
-        query: &Query,
+        study: &Study,
         scope: StudyScope,
     ) -> Result<ProofRequest> {
+        let issuers = IssuerSet::new(&study.issuers)?;
+        if fr_to_bytes(&issuers.root()) != study.issuers_root {
+            bail!(
+                "study {}'s issuers do not give its issuers root: the marketplace served an inconsistent study",
+                study.id
+            );
+        }
         let index = held.file.leaf_index;
         match registry.leaf(index) {
             Some(leaf) if leaf == held.leaf => {}
@@ -294,7 +305,8 @@ impl Wallet {
             secret: self.secret.clone(),
             record: held.record.clone(),
             registry_path: registry.path(index)?,
-            query: query.compile(Catalog::bundled())?,
+            issuers,
+            query: study.query.compile(Catalog::bundled())?,
             study_scope: scope,
             payout_account: self.payout_account(),
         })

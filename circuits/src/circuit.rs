@@ -2,15 +2,18 @@
 //! record satisfies a study's query.
 //!
 //! Public inputs ([`Statement`]): `registry_root, query_hash, study_scope, nullifier,
-//! signal_hash`. The circuit proves knowledge of an identity secret, a salted record
-//! summary, a registry path and the compiled query such that
-//! 1. `leaf = Poseidon(Poseidon(secret), Poseidon(slots_root, salt), issuer_id, issued_at)`
-//!    is under `registry_root`;
-//! 2. every clause opens a slot of `slots_root` at the clause's slot index and tests it;
+//! signal_hash, issuers_root`. The circuit proves knowledge of an identity secret, a
+//! salted record summary, its issuer, a registry path, an issuer-set path and the
+//! compiled query such that
+//! 1. `leaf = Poseidon(Poseidon(Poseidon(secret), Poseidon(slots_root, salt, catalog)),
+//!    issuer_id, issued_at)` is under `registry_root`;
+//! 2. `issuer_id` is non-zero and a leaf of the issuer set under `issuers_root`;
+//! 3. every clause opens a slot of `slots_root` at the clause's slot index and tests it;
 //!    OR within groups, AND across groups, negation per clause;
-//! 3. `query_hash` is the hash of the index date and the clauses used;
-//! 4. `nullifier = Poseidon(secret, study_scope)`;
-//! 5. `signal_hash` is squared in a constraint, so it cannot be swapped on a copied proof.
+//! 4. `query_hash` is the hash of the same catalog tag, the index date and the clauses
+//!    used;
+//! 5. `nullifier = Poseidon(secret, study_scope)`;
+//! 6. `signal_hash` is squared in a constraint, so it cannot be swapped on a copied proof.
 
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
@@ -19,8 +22,9 @@ use zkcohort_cohort::query::CompiledQuery;
 
 use crate::clause::gadget::{query_hash_gadget, ClauseVar};
 use crate::clause::{encode_query, query_hash_of, ClauseEncoding};
-use crate::encoding::{encode_day, encode_slot, SLOT_FIELDS};
+use crate::encoding::{catalog_tag, encode_day, encode_slot, SLOT_FIELDS};
 use crate::identity::{IdentitySecret, StudyScope};
+use crate::issuers::{IssuerId, IssuerSet, ISSUER_SET_DEPTH};
 use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
@@ -93,8 +97,12 @@ pub struct EligibilityWitness {
     pub slots_root: Fr,
     /// The record salt.
     pub salt: Fr,
-    /// The issuer's number.
+    /// The catalog version's tag ([`catalog_tag`]).
+    pub catalog_tag: Fr,
+    /// The issuer's id ([`IssuerId`]).
     pub issuer_id: Fr,
+    /// The issuer id's path in the study's issuer set.
+    pub issuer_path: MembershipPath,
     /// The encoded issue day.
     pub issued_at: Fr,
     /// The registry path of the record's leaf.
@@ -112,18 +120,21 @@ impl EligibilityWitness {
     /// [`CircuitError::Shape`] when the query, catalog or path does not fit the shape;
     /// [`CircuitError::NotEligible`] when the record does not satisfy the query (checked
     /// natively first, so a prover gets a clear answer instead of an unsatisfiable circuit).
+    /// [`CircuitError::Issuers`] when the study does not accept the record's issuer.
     pub fn new(
         shape: CircuitShape,
         secret: &IdentitySecret,
         record: &IssuedRecord,
         registry_path: MembershipPath,
+        issuers: &IssuerSet,
         query: &CompiledQuery,
     ) -> Result<Self, CircuitError> {
         check_catalog(record, query)?;
         if !query.evaluate(&record.summary) {
             return Err(CircuitError::NotEligible);
         }
-        Self::assemble(shape, secret, record, registry_path, query)
+        let issuer_path = issuers.path(&record.issuer)?;
+        Self::assemble(shape, secret, record, registry_path, issuer_path, query)
     }
 
     /// The witness without the native eligibility check: for a record that does not
@@ -136,6 +147,7 @@ impl EligibilityWitness {
         secret: &IdentitySecret,
         record: &IssuedRecord,
         registry_path: MembershipPath,
+        issuer_path: MembershipPath,
         query: &CompiledQuery,
     ) -> Result<Self, CircuitError> {
         shape.validate()?;
@@ -145,6 +157,12 @@ impl EligibilityWitness {
                 "the registry path has depth {}, the circuit {}",
                 registry_path.depth(),
                 shape.registry_depth
+            )));
+        }
+        if issuer_path.depth() != ISSUER_SET_DEPTH {
+            return Err(CircuitError::Shape(format!(
+                "the issuer path has depth {}, the circuit {ISSUER_SET_DEPTH}",
+                issuer_path.depth()
             )));
         }
         let tree = SlotTree::new(&record.summary, shape.slot_depth)?;
@@ -170,7 +188,9 @@ impl EligibilityWitness {
             identity_secret: secret.0,
             slots_root: tree.root(),
             salt: record.salt.0,
-            issuer_id: Fr::from(record.issuer_id),
+            catalog_tag: catalog_tag(record.summary.catalog_version()),
+            issuer_id: IssuerId::for_account(&record.issuer).0,
+            issuer_path,
             issued_at: Fr::from(encode_day(record.issued_at)?),
             registry_path,
             index_date: Fr::from(index_date),
@@ -181,11 +201,13 @@ impl EligibilityWitness {
     /// The public statement this witness proves, for a study and signal.
     pub fn statement(&self, study_scope: StudyScope, signal_hash: Fr) -> Statement {
         let secret = IdentitySecret(self.identity_secret);
-        let record_root =
-            crate::slots::record_root(self.slots_root, crate::slots::RecordSalt(self.salt));
+        let record_root = crate::slots::record_root(
+            self.slots_root,
+            crate::slots::RecordSalt(self.salt),
+            self.catalog_tag,
+        );
         let leaf = crate::poseidon::poseidon_hash_fixed(&[
-            secret.commitment().0,
-            record_root,
+            crate::record::record_commitment(secret.commitment(), record_root),
             self.issuer_id,
             self.issued_at,
         ]);
@@ -194,10 +216,11 @@ impl EligibilityWitness {
         let index_date = crate::encoding::fr_to_u64(&self.index_date).unwrap_or(u64::MAX);
         Statement {
             registry_root: self.registry_path.root_for(leaf),
-            query_hash: query_hash_of(index_date, &clauses),
+            query_hash: query_hash_of(self.catalog_tag, index_date, &clauses),
             study_scope,
             nullifier: secret.nullifier(study_scope),
             signal_hash,
+            issuers_root: self.issuer_path.root_for(self.issuer_id),
         }
     }
 }
@@ -270,8 +293,14 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
             FpVar::new_witness(cs.clone(), || value(witness.map(read)))
         };
 
-        let [registry_root, query_hash, study_scope, nullifier, signal_hash] =
-            [public(0)?, public(1)?, public(2)?, public(3)?, public(4)?];
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root] = [
+            public(0)?,
+            public(1)?,
+            public(2)?,
+            public(3)?,
+            public(4)?,
+            public(5)?,
+        ];
         // An input no constraint touches could be changed freely on a valid proof.
         let _signal_square = signal_hash.square()?;
 
@@ -281,15 +310,24 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
 
         let slots_root = private(|witness| witness.slots_root)?;
         let salt = private(|witness| witness.salt)?;
-        let record_root = poseidon_hash2_gadget(&slots_root, &salt)?;
+        let catalog_tag = private(|witness| witness.catalog_tag)?;
+        let record_root = poseidon_hash_gadget(&[slots_root.clone(), salt, catalog_tag.clone()])?;
+        let record_commitment = poseidon_hash2_gadget(&identity_commitment, &record_root)?;
         let issuer_id = private(|witness| witness.issuer_id)?;
         let issued_at = private(|witness| witness.issued_at)?;
-        let leaf = poseidon_hash_gadget(&[identity_commitment, record_root, issuer_id, issued_at])?;
+        let leaf = poseidon_hash_gadget(&[record_commitment, issuer_id.clone(), issued_at])?;
         let path =
             MembershipPathVar::new_witness_with_depth(cs.clone(), shape.registry_depth, || {
                 value(witness.map(|witness| witness.registry_path.clone()))
             })?;
         path.root(&leaf)?.enforce_equal(&registry_root)?;
+        // A zero id would open an empty position of the issuer set.
+        issuer_id.enforce_not_equal(&FpVar::zero())?;
+        let issuer_path =
+            MembershipPathVar::new_witness_with_depth(cs.clone(), ISSUER_SET_DEPTH, || {
+                value(witness.map(|witness| witness.issuer_path.clone()))
+            })?;
+        issuer_path.root(&issuer_id)?.enforce_equal(&issuers_root)?;
 
         let index_date = private(|witness| witness.index_date)?;
         let mut words = Vec::with_capacity(2 * shape.clauses);
@@ -339,7 +377,7 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
             words.extend(clause.words()?);
         }
         (&all_groups & &group).enforce_equal(&Boolean::TRUE)?;
-        query_hash_gadget(&index_date, &words)?.enforce_equal(&query_hash)?;
+        query_hash_gadget(&catalog_tag, &index_date, &words)?.enforce_equal(&query_hash)?;
         Ok(())
     }
 }

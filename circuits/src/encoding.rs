@@ -28,6 +28,19 @@ pub const VALUE_OFFSET: i64 = VALUE_BOUND;
 /// The number of field elements a slot leaf hashes.
 pub const SLOT_FIELDS: usize = 6;
 
+/// A catalog version as the circuit sees it: the first 31 bytes of
+/// `SHA-256("zkcohort/catalog/" || version)` as a big-endian integer. The record root and
+/// the query hash both take it, so a record is only ever proven against a query of its own
+/// catalog version.
+pub fn catalog_tag(version: &str) -> Fr {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"zkcohort/catalog/")
+        .chain_update(version.as_bytes())
+        .finalize();
+    Fr::from_be_bytes_mod_order(&digest[..31])
+}
+
 /// A day as the circuit sees it.
 ///
 /// # Errors

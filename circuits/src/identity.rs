@@ -82,7 +82,7 @@ pub fn signal_hash(payout_account: &[u8; 32], scope: StudyScope) -> Fr {
 }
 
 /// A 32-byte key as two field elements: its big-endian high and low 128 bits.
-fn key_halves(key: &[u8; 32]) -> [Fr; 2] {
+pub(crate) fn key_halves(key: &[u8; 32]) -> [Fr; 2] {
     let (high, low) = key.split_at(16);
     let half = |bytes: &[u8]| Fr::from(u128::from_be_bytes(bytes.try_into().expect("16 bytes")));
     [half(high), half(low)]

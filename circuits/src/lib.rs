@@ -15,7 +15,7 @@
 //! - **slot and registry trees**: the salted Poseidon Merkle tree over a
 //!   record's concept slots, and the issuers' registry tree of record leaves;
 //! - **public statement**: the public inputs of one proof, in order
-//!   (`registry_root, query_hash, study_scope, nullifier, signal_hash`);
+//!   (`registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`);
 //! - **eligibility circuit**: the R1CS circuit that ties them together.
 //!
 //! Native code sits next to its in-circuit twin (`poseidon/mod.rs` and
@@ -35,7 +35,9 @@
 //!   `poseidon::gadget` in the circuit.
 //! - [`slots`]: the salted 4-ary slot tree over a record summary (the record root);
 //!   `slots::gadget` opens slots against it.
-//! - [`record`]: an issued record and its registry leaf.
+//! - [`record`]: an issued record, the commitment its issuer posts and its registry leaf.
+//! - [`issuers`]: issuer ids (fixed by the issuer's account) and a study's set of
+//!   accepted issuers, a tree the circuit opens.
 //! - [`registry`]: the issuers' append-only registry tree with revocation and membership
 //!   paths; `registry::gadget` checks membership.
 //! - [`identity`]: the identity secret, its commitment, study scopes, nullifiers and the
@@ -59,6 +61,7 @@ pub mod circuit_id;
 pub mod clause;
 pub mod encoding;
 pub mod identity;
+pub mod issuers;
 pub mod poseidon;
 pub mod record;
 pub mod registry;
@@ -144,6 +147,9 @@ pub enum CircuitError {
         /// The revoked leaf's index.
         index: u64,
     },
+    /// A study's issuer set is empty, too large, or lacks the record's issuer.
+    #[error("issuers: {0}")]
+    Issuers(String),
     /// A membership path index does not fit the path's depth.
     #[error("registry path index {index} does not fit depth {depth}")]
     RegistryPathIndex {

@@ -1,5 +1,10 @@
 //! The public statement of one eligibility proof, shared by prover and verifier:
-//! `registry_root, query_hash, study_scope, nullifier, signal_hash`, in that order.
+//! `registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`, in
+//! that order.
+//!
+//! The order is fixed for good: what later proofs add (a commitment to measured
+//! values) is appended after `issuers_root`, so existing positions keep their meaning
+//! in every tool that reads `public.json`.
 //!
 //! Every public value must be a canonical field element (`0 <= x < r`). Accepting
 //! `x + r` as well as `x` would let one proof carry two different-looking
@@ -12,7 +17,7 @@ use crate::identity::{Nullifier, StudyScope};
 use crate::{CircuitError, Fr};
 
 /// The number of public inputs.
-pub const PUBLIC_INPUTS: usize = 5;
+pub const PUBLIC_INPUTS: usize = 6;
 
 /// The names of the public inputs, in order.
 pub const PUBLIC_INPUT_NAMES: [&str; PUBLIC_INPUTS] = [
@@ -21,6 +26,7 @@ pub const PUBLIC_INPUT_NAMES: [&str; PUBLIC_INPUTS] = [
     "study_scope",
     "nullifier",
     "signal_hash",
+    "issuers_root",
 ];
 
 /// The public inputs of an eligibility proof.
@@ -36,6 +42,8 @@ pub struct Statement {
     pub nullifier: Nullifier,
     /// The hash binding the payout account and study.
     pub signal_hash: Fr,
+    /// The root of the study's accepted issuers ([`crate::issuers::IssuerSet`]).
+    pub issuers_root: Fr,
 }
 
 impl Statement {
@@ -49,6 +57,7 @@ impl Statement {
         study_id: u64,
         nullifier: Fr,
         payout_account: &[u8; 32],
+        issuers_root: Fr,
     ) -> Self {
         let study_scope = StudyScope::for_study(marketplace_key, study_id);
         Statement {
@@ -57,6 +66,7 @@ impl Statement {
             study_scope,
             nullifier: Nullifier(nullifier),
             signal_hash: crate::identity::signal_hash(payout_account, study_scope),
+            issuers_root,
         }
     }
 
@@ -68,27 +78,29 @@ impl Statement {
             self.study_scope.0,
             self.nullifier.0,
             self.signal_hash,
+            self.issuers_root,
         ]
     }
 
     /// The statement from public inputs in circuit order.
     ///
     /// # Errors
-    /// [`CircuitError::PublicInputs`] when there are not exactly five.
+    /// [`CircuitError::PublicInputs`] when there are not exactly [`PUBLIC_INPUTS`].
     pub fn from_public_inputs(inputs: &[Fr]) -> Result<Self, CircuitError> {
-        let [registry_root, query_hash, study_scope, nullifier, signal_hash]: [Fr; PUBLIC_INPUTS] =
-            inputs.try_into().map_err(|_| {
-                CircuitError::PublicInputs(format!(
-                    "expected {PUBLIC_INPUTS} public inputs, got {}",
-                    inputs.len()
-                ))
-            })?;
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root]: [Fr;
+            PUBLIC_INPUTS] = inputs.try_into().map_err(|_| {
+            CircuitError::PublicInputs(format!(
+                "expected {PUBLIC_INPUTS} public inputs, got {}",
+                inputs.len()
+            ))
+        })?;
         Ok(Statement {
             registry_root,
             query_hash,
             study_scope: StudyScope(study_scope),
             nullifier: Nullifier(nullifier),
             signal_hash,
+            issuers_root,
         })
     }
 

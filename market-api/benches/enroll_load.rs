@@ -31,15 +31,18 @@ use rand::{rngs::StdRng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::{NewStudy, ProofRecord, Store};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
+use zkcohort_testkit::{issued_at, ISSUER as ISSUER_ACCOUNT};
+use zkcohort_verifier::events::AppendedRecord;
 use zkcohort_verifier::snarkjs::{proof_from_json, proof_to_json};
 
 use common::{
     api_config, api_keys, cohort, compiled_query, enroll_body, marketplace_key, public_key,
-    store_config, Cohort, TestServer, ISSUER, OPERATOR, QUERY, RESEARCHER, SHAPE,
+    records_body, store_config, test_issuers, Cohort, TestServer, ISSUER, OPERATOR, QUERY,
+    RESEARCHER, SHAPE,
 };
 
 const REWARD: u64 = 1;
@@ -103,16 +106,17 @@ fn payout(index: usize) -> [u8; 32] {
 }
 
 /// `count` identities holding the fixture patient's record (each its own
-/// salt and leaf), their leaves, and one proof each for [`STUDY`].
-fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<EligibilityProof>) {
+/// salt and leaf), the records the issuer posts for them, and one proof each for
+/// [`STUDY`].
+fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<AppendedRecord>, Vec<EligibilityProof>) {
     let query = compiled_query();
     let scope = StudyScope::for_study(&marketplace_key(), STUDY);
     let Cohort {
         members,
-        leaves,
+        records,
         registry,
+        ..
     } = cohort(count);
-    let leaves: Vec<[u8; 32]> = leaves.iter().map(fr_to_bytes).collect();
     let requests: Vec<ProofRequest> = members
         .into_iter()
         .enumerate()
@@ -120,6 +124,7 @@ fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<Eligibi
             secret,
             record,
             registry_path: registry.path(index as u64).expect("an appended leaf"),
+            issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
             payout_account: payout(index),
@@ -142,7 +147,7 @@ fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<[u8; 32]>, Vec<Eligibi
         .into_iter()
         .map(|proof| proof.expect("every request proved"))
         .collect();
-    (leaves, proofs)
+    (records, proofs)
 }
 
 /// One concurrency level's figures.
@@ -165,7 +170,7 @@ fn quantile(sorted: &[Duration], quantile: f64) -> Duration {
 /// latency and the time all of them took.
 async fn run_round(
     keys: &CircuitKeys,
-    leaves: &[[u8; 32]],
+    records: &[AppendedRecord],
     bodies: &Arc<Vec<Value>>,
     concurrency: usize,
 ) -> (Vec<Duration>, Duration) {
@@ -184,12 +189,8 @@ async fn run_round(
             .send()
     };
     let count = bodies.len() as u64;
-    let leaves: Vec<String> = leaves
-        .iter()
-        .map(|leaf| fr_to_decimal(&fr_from_bytes(leaf).expect("a canonical leaf")))
-        .collect();
     for (path, key, body) in [
-        ("/registry/leaves", ISSUER, json!({ "leaves": leaves })),
+        ("/registry/records", ISSUER, records_body(records)),
         (
             "/studies",
             RESEARCHER,
@@ -260,7 +261,7 @@ async fn run_round(
 /// `rounds` rounds at one concurrency level.
 async fn run_level(
     keys: &CircuitKeys,
-    leaves: &[[u8; 32]],
+    records: &[AppendedRecord],
     bodies: &Arc<Vec<Value>>,
     concurrency: usize,
     rounds: usize,
@@ -268,7 +269,7 @@ async fn run_level(
     let mut latencies = Vec::new();
     let mut elapsed = Duration::ZERO;
     for _ in 0..rounds {
-        let (round, took) = run_round(keys, leaves, bodies, concurrency).await;
+        let (round, took) = run_round(keys, records, bodies, concurrency).await;
         latencies.extend(round);
         elapsed += took;
     }
@@ -296,7 +297,7 @@ fn ms_per_item<T>(items: &[T], mut work: impl FnMut(&T)) -> f64 {
 /// each pass).
 fn split_costs(
     keys: &CircuitKeys,
-    leaves: &[[u8; 32]],
+    records: &[AppendedRecord],
     proofs: &[EligibilityProof],
     rounds: usize,
 ) -> (f64, f64, f64) {
@@ -318,7 +319,7 @@ fn split_costs(
             .expect("five public inputs");
             assert!(valid, "a valid proof verifies");
         });
-        store_ms += store_ms_per_enrollment(keys, leaves, proofs, &texts);
+        store_ms += store_ms_per_enrollment(keys, records, proofs, &texts);
     }
     let rounds = rounds as f64;
     (parse_ms / rounds, verify_ms / rounds, store_ms / rounds)
@@ -328,7 +329,7 @@ fn split_costs(
 /// store with the study set up.
 fn store_ms_per_enrollment(
     keys: &CircuitKeys,
-    leaves: &[[u8; 32]],
+    records: &[AppendedRecord],
     proofs: &[EligibilityProof],
     texts: &[String],
 ) -> f64 {
@@ -337,7 +338,7 @@ fn store_ms_per_enrollment(
     let researcher = public_key(7);
     let count = proofs.len() as u64;
     store
-        .append_leaves([9; 32], leaves)
+        .append_records(ISSUER_ACCOUNT, records, issued_at())
         .expect("room in the registry");
     store.mint(researcher, count * REWARD).expect("mints");
     let study = store
@@ -348,6 +349,7 @@ fn store_ms_per_enrollment(
             query: Query::parse(QUERY, Catalog::bundled()).expect("a valid query"),
             query_hash: fr_to_bytes(&proofs[0].statement.query_hash),
             circuit_id: keys.circuit_id(),
+            issuers: vec![ISSUER_ACCOUNT],
             reward: REWARD,
             max_enrollments: count,
             epsilon_budget: 1.0,
@@ -393,7 +395,7 @@ fn main() {
     eprintln!("setting up the small-shape circuit keys");
     let keys =
         CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).expect("circuit setup");
-    let (leaves, proofs) = prove_cohort(&keys, options.proofs);
+    let (records, proofs) = prove_cohort(&keys, options.proofs);
     let bodies: Arc<Vec<Value>> = Arc::new(
         proofs
             .iter()
@@ -417,7 +419,7 @@ fn main() {
             );
             runtime.block_on(run_level(
                 &keys,
-                &leaves,
+                &records,
                 &bodies,
                 concurrency,
                 options.rounds,
@@ -425,7 +427,7 @@ fn main() {
         })
         .collect();
     eprintln!("timing verification and storage alone");
-    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &leaves, &proofs, options.rounds);
+    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &records, &proofs, options.rounds);
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(

@@ -101,12 +101,24 @@ pub struct AccountView {
     pub nonce: u64,
 }
 
-/// The body of `POST /registry/leaves`.
+/// The body of `POST /registry/records`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AppendLeaves {
-    /// Record leaves, canonical field elements in decimal.
-    pub leaves: Vec<String>,
+pub struct AppendRecords {
+    /// The records, in the order their leaves are appended.
+    pub records: Vec<RecordToAppend>,
+}
+
+/// One record an issuer attests: the marketplace computes its leaf over the
+/// commitment, the authenticated issuer's id and the issue day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordToAppend {
+    /// `Poseidon(identity_commitment, record_root)`, a canonical field element in decimal.
+    pub commitment: String,
+    /// The day the record was issued (`YYYY-MM-DD`), not after today.
+    #[schema(value_type = String)]
+    pub issued_at: zkcohort_cohort::Day,
 }
 
 /// The body of `POST /registry/revoke`.
@@ -145,6 +157,10 @@ pub struct CreateStudy {
     pub max_enrollments: u64,
     /// The differential-privacy budget (epsilon).
     pub epsilon_budget: f64,
+    /// The issuer accounts (hex) whose records the study accepts; every issuer the
+    /// marketplace has when the study is posted if left out.
+    #[serde(default)]
+    pub issuers: Option<Vec<String>>,
 }
 
 /// The body of `POST /studies/{id}/fund`.

@@ -122,6 +122,24 @@ impl Store {
         get_json(&self.meta, &record_key(&api_key_id(api_key)))
     }
 
+    /// The accounts that hold an issuer key now, ascending.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn issuer_accounts(&self) -> Result<Vec<Bytes32>, StoreError> {
+        let mut accounts = Vec::new();
+        for item in self.meta.scan_prefix(KEY_PREFIX) {
+            let grant: ApiKeyGrant = crate::store::decode_json(&item?.1)?;
+            if grant.role == ApiKeyRole::Issuer {
+                accounts.push(grant.account);
+            }
+        }
+        accounts.sort_unstable();
+        accounts.dedup();
+        Ok(accounts)
+    }
+
     /// Revokes the key with id `key_id` and returns what it granted, or
     /// `None` (and changes nothing) if no such key is stored.
     ///

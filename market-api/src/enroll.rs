@@ -100,6 +100,13 @@ impl Store {
                 return abort(StoreError::StudyClosed(study_id));
             }
             let root = tx_check_root(tx, &proof.registry_root, window)?;
+            if root.seq < study.min_root_seq {
+                return abort(StoreError::RootBeforeStudy {
+                    study: study_id,
+                    seq: root.seq,
+                    min: study.min_root_seq,
+                });
+            }
             if tx.nullifiers.get(key)?.is_some() {
                 return abort(StoreError::DuplicateNullifier { study: study_id });
             }

@@ -85,6 +85,9 @@ pub enum StoreError {
     /// A study definition is invalid (empty title, zero reward, ...).
     #[error("invalid study: {0}")]
     InvalidStudy(String),
+    /// A record an issuer appends is refused (an issue day after today).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     /// This nullifier already enrolled in this study.
     #[error("this nullifier has already enrolled in study {study}")]
     DuplicateNullifier {
@@ -151,6 +154,17 @@ pub enum StoreError {
         current: u64,
         /// How many later roots a replaced root stays acceptable for.
         window: u64,
+    },
+    /// The registry root is older than the study: records revoked before the study
+    /// was posted could still be under it.
+    #[error("registry root {seq} is older than study {study}, which takes root {min} or later")]
+    RootBeforeStudy {
+        /// The study.
+        study: u64,
+        /// The root's sequence number.
+        seq: u64,
+        /// The root current when the study was posted.
+        min: u64,
     },
     /// Only the issuer that appended a registry leaf may revoke it.
     #[error("registry leaf {index} was appended by another issuer")]

@@ -25,10 +25,15 @@
 //! revocation latency for proofs in flight.
 
 use serde::{Deserialize, Serialize};
+use zkcohort_circuits::issuers::IssuerId;
+use zkcohort_circuits::record::registry_leaf;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
 use zkcohort_circuits::Fr;
-use zkcohort_verifier::events::{self, AuditEvent, RegistryCreated, RegistryRevoke, RootChange};
+use zkcohort_cohort::Day;
+use zkcohort_verifier::events::{
+    self, AppendedRecord, AuditEvent, RegistryCreated, RegistryRevoke, RootChange,
+};
 
 use crate::store::{
     abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
@@ -88,9 +93,13 @@ pub enum RootStatus {
     Unknown,
 }
 
-/// What [`Store::append_leaves`] did.
+/// What [`Store::append_records`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryAppend {
+    /// The issuer account the leaves were computed for (its id is in each leaf).
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub issuer: Bytes32,
     /// The index of the first appended leaf.
     pub first_index: u64,
     /// How many leaves were appended.
@@ -137,6 +146,14 @@ pub(crate) fn tx_check_root(tx: &Tx<'_>, root: &Bytes32, window: u64) -> TxResul
             current: head.current.seq,
             window,
         }),
+    }
+}
+
+/// The current root's record, inside a transaction.
+pub(crate) fn tx_current_root(tx: &Tx<'_>) -> TxResult<RootRecord> {
+    match tx_get_json::<RegistryHead>(tx.registry, HEAD)? {
+        Some(head) => Ok(head.current),
+        None => abort(StoreError::Corrupt("no registry head".into())),
     }
 }
 
@@ -275,32 +292,49 @@ impl Store {
         }
     }
 
-    /// Appends record leaves (32-byte big-endian canonical field elements)
-    /// for `issuer` (the authenticated issuer's key) and makes one new root.
+    /// Appends the leaves of records `issuer` (the authenticated issuer's account)
+    /// attests, each `Poseidon(commitment, issuer_id(issuer), issued_at)`, and makes one
+    /// new root.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Registry`] for a non-canonical or zero leaf, or a full tree
-    /// (then nothing is appended); [`StoreError::InvalidAmount`] for an empty
-    /// list; [`StoreError::Storage`].
-    pub fn append_leaves(
+    /// [`StoreError::Registry`] for a non-canonical commitment or a full tree (then
+    /// nothing is appended); [`StoreError::InvalidRecord`] for an issue day after
+    /// `today` (UTC; one day of grace for time zones) or outside the circuit's span; [`StoreError::InvalidAmount`] for an
+    /// empty list; [`StoreError::Storage`].
+    pub fn append_records(
         &self,
         issuer: Bytes32,
-        leaves: &[Bytes32],
+        records: &[AppendedRecord],
+        today: Day,
     ) -> Result<RegistryAppend, StoreError> {
-        if leaves.is_empty() {
-            return Err(StoreError::InvalidAmount("no leaves to append".into()));
+        if records.is_empty() {
+            return Err(StoreError::InvalidAmount("no records to append".into()));
         }
-        let values = leaves
+        let issuer_id = IssuerId::for_account(&issuer);
+        // A day of grace: an issuer east of UTC is already in tomorrow.
+        let latest = Day(today.0 + 1);
+        let values = records
             .iter()
-            .map(fr_from_bytes)
+            .map(|record| {
+                if record.issued_at > latest {
+                    return Err(StoreError::InvalidRecord(format!(
+                        "issued on {}, after today ({today} UTC)",
+                        record.issued_at
+                    )));
+                }
+                let commitment = fr_from_bytes(&record.commitment)?;
+                registry_leaf(commitment, issuer_id, record.issued_at)
+                    .map_err(|error| StoreError::InvalidRecord(error.to_string()))
+            })
             .collect::<Result<Vec<Fr>, _>>()?;
+        let leaves: Vec<Bytes32> = values.iter().map(fr_to_bytes).collect();
         let depth = self.config.registry_depth;
         let at = now_ms();
         let (range, root) = self.change_registry(
             |tree| Ok(tree.extend(&values)?),
             |tx, range, root, leaf_count| {
-                for (index, leaf) in range.clone().zip(leaves) {
+                for (index, leaf) in range.clone().zip(&leaves) {
                     tx.registry
                         .insert(&prefixed_u64(LEAF, index)[..], &leaf[..])?;
                     tx.registry
@@ -310,13 +344,14 @@ impl Store {
                     AuditEvent::RegistryAppend(events::RegistryAppend {
                         issuer,
                         first_index: range.start,
-                        leaves: leaves.to_vec(),
+                        records: records.to_vec(),
                         root,
                     })
                 })
             },
         )?;
         Ok(RegistryAppend {
+            issuer,
             first_index: range.start,
             count: range.end - range.start,
             root,

@@ -3,11 +3,14 @@
 //! refund of what is left.
 
 use serde::{Deserialize, Serialize};
+use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::query::Query;
 use zkcohort_verifier::events::{AuditEvent, LedgerChange, StudyClosed, StudyCreated};
 
 use crate::ledger::{post, Account, LedgerKind};
+use crate::registry::tx_current_root;
 use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
 use crate::{audit, Bytes32, LedgerEntry, Store, StoreError};
 
@@ -34,6 +37,9 @@ pub struct NewStudy {
     pub query_hash: Bytes32,
     /// The circuit's id (the hash of its verifying key).
     pub circuit_id: CircuitId,
+    /// The issuer accounts whose records the study accepts.
+    #[serde(with = "zkcohort_verifier::hex_serde::vec32")]
+    pub issuers: Vec<Bytes32>,
     /// Tokens paid per enrollment.
     pub reward: u64,
     /// The most enrollments the study takes.
@@ -91,8 +97,12 @@ impl Store {
                 "the epsilon budget must be a positive number".into(),
             ));
         }
+        let issuers = IssuerSet::new(&new.issuers)
+            .map_err(|error| StoreError::InvalidStudy(error.to_string()))?;
+        let issuers_root = fr_to_bytes(&issuers.root());
         let at = now_ms();
         self.transact(|tx| {
+            let min_root_seq = tx_current_root(tx)?.seq;
             let id = tx_get_u64(tx.meta, STUDY_SEQ)? + 1;
             tx_put_u64(tx.meta, STUDY_SEQ, id)?;
             let study = Study {
@@ -103,6 +113,9 @@ impl Store {
                 query: new.query.clone(),
                 query_hash: new.query_hash,
                 circuit_id: new.circuit_id,
+                issuers: issuers.accounts().to_vec(),
+                issuers_root,
+                min_root_seq,
                 reward: new.reward,
                 max_enrollments: new.max_enrollments,
                 epsilon_budget: new.epsilon_budget,

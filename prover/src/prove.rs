@@ -17,6 +17,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::statement::Statement;
@@ -34,6 +35,8 @@ pub struct ProofRequest {
     pub record: IssuedRecord,
     /// The record leaf's path in the registry, rebuilt locally from downloaded leaves.
     pub registry_path: MembershipPath,
+    /// The issuers the study accepts.
+    pub issuers: IssuerSet,
     /// The study's compiled query.
     pub query: CompiledQuery,
     /// The study's scope.
@@ -57,6 +60,7 @@ impl ProofRequest {
             &self.secret,
             &self.record,
             self.registry_path.clone(),
+            &self.issuers,
             &self.query,
         )?;
         let statement = witness.statement(

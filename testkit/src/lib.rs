@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use rand::{CryptoRng, RngCore};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityWitness};
 use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
@@ -27,6 +28,13 @@ use zkcohort_prover::ProofRequest;
 
 /// Ali Harris (56, hypertension, no CKD): the patient most tests prove for.
 pub const ALI_HARRIS: &str = "Ali_Harris_eed1d00b-7665-4da3-88b7-c37cfb2ed245.json";
+
+/// The issuer account the tests' records come from (the market tests' issuer key acts
+/// as it), and the one issuer every [`TestRegistry`]'s study accepts.
+pub const ISSUER: [u8; 32] = [9; 32];
+
+/// A second issuer account, which studies of a [`TestRegistry`] do not accept.
+pub const OTHER_ISSUER: [u8; 32] = [10; 32];
 
 /// The study most tests run: hypertension, 40 and over, no CKD. [`ALI_HARRIS`] matches.
 pub const HYPERTENSION_QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
@@ -115,18 +123,18 @@ pub struct Enrollee {
 }
 
 impl Enrollee {
-    /// A fresh identity holding `summary` as issuer `issuer_id` issues it, both secrets
-    /// drawn from `rng` (the identity first).
+    /// A fresh identity holding `summary` as the issuer acting as account `issuer`
+    /// issues it, both secrets drawn from `rng` (the identity first).
     pub fn issue<R: RngCore + CryptoRng>(
         summary: RecordSummary,
-        issuer_id: u64,
+        issuer: [u8; 32],
         rng: &mut R,
     ) -> Self {
         let secret = IdentitySecret::random_with_rng(rng);
         let record = IssuedRecord {
             summary,
             salt: RecordSalt::random_with_rng(rng),
-            issuer_id,
+            issuer,
             issued_at: issued_at(),
         };
         Self { secret, record }
@@ -140,10 +148,13 @@ impl Enrollee {
     }
 }
 
-/// A registry of `shape`'s depth that tests fill with enrollees and other leaves.
+/// A registry of `shape`'s depth that tests fill with enrollees and other leaves, and
+/// the issuers its studies accept.
 pub struct TestRegistry {
     /// The tree itself.
     pub tree: RegistryTree,
+    /// The issuers a study accepts: [`ISSUER`] alone.
+    pub issuers: IssuerSet,
     shape: CircuitShape,
 }
 
@@ -152,6 +163,7 @@ impl TestRegistry {
     pub fn new(shape: CircuitShape) -> Self {
         Self {
             tree: RegistryTree::new(shape.registry_depth).expect("a valid registry depth"),
+            issuers: IssuerSet::new(&[ISSUER]).expect("one issuer"),
             shape,
         }
     }
@@ -175,7 +187,8 @@ impl TestRegistry {
         self.tree.path(index).expect("a registered leaf")
     }
 
-    /// The eligibility witness of `enrollee`, registered at `index`, for `query`.
+    /// The eligibility witness of `enrollee`, registered at `index`, for `query` (the
+    /// issuer path opens the enrollee's issuer when the study accepts it, else position 0).
     pub fn witness(
         &self,
         enrollee: &Enrollee,
@@ -187,6 +200,10 @@ impl TestRegistry {
             &enrollee.secret,
             &enrollee.record,
             self.path(index),
+            self.issuers
+                .path(&enrollee.record.issuer)
+                .or_else(|_| self.issuers.path(&self.issuers.accounts()[0]))
+                .expect("a set has a first member"),
             query,
         )
         .expect("the witness assembles")
@@ -206,6 +223,7 @@ impl TestRegistry {
             secret: enrollee.secret.clone(),
             record: enrollee.record.clone(),
             registry_path: self.path(index),
+            issuers: self.issuers.clone(),
             query: query.clone(),
             study_scope,
             payout_account,

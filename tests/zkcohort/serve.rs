@@ -257,7 +257,10 @@ fn the_library_serves_in_process_on_a_background_thread() {
     let appended: Value = client
         .clone()
         .with_token(&created.api_key)
-        .post("/registry/leaves", &json!({"leaves": ["7"]}))
+        .post(
+            "/registry/records",
+            &json!({"records": [{"commitment": "7", "issued_at": "2021-06-01"}]}),
+        )
         .unwrap();
     assert_eq!(appended["first_index"], 0);
     running.stop().unwrap();

@@ -112,6 +112,16 @@ pub struct RootChange {
     pub leaf_count: u64,
 }
 
+/// One record an issuer appended: what it posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendedRecord {
+    /// `Poseidon(identity_commitment, record_root)`, 32 big-endian bytes.
+    #[serde(with = "crate::hex_serde")]
+    pub commitment: Bytes32,
+    /// The day the issuer issued the record.
+    pub issued_at: zkcohort_cohort::Day,
+}
+
 /// The registry's creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryCreated {
@@ -122,7 +132,10 @@ pub struct RegistryCreated {
     pub root: RootChange,
 }
 
-/// Leaves appended by an issuer.
+/// Records appended by an issuer. Each leaf is
+/// `Poseidon(commitment, issuer_id(issuer), issued_at)`
+/// ([`zkcohort_circuits::record::registry_leaf`]): anyone can recompute the leaves from
+/// this entry and see that each one carries the id of the issuer that appended it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryAppend {
     /// The issuer's account.
@@ -130,9 +143,8 @@ pub struct RegistryAppend {
     pub issuer: Bytes32,
     /// The index of the first leaf appended.
     pub first_index: u64,
-    /// The leaves, in order.
-    #[serde(with = "crate::hex_serde::vec32")]
-    pub leaves: Vec<Bytes32>,
+    /// The records, in leaf order.
+    pub records: Vec<AppendedRecord>,
     /// The root after the append.
     #[serde(flatten)]
     pub root: RootChange,

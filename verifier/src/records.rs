@@ -112,6 +112,19 @@ pub struct Study {
     /// The circuit's id.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub circuit_id: CircuitId,
+    /// The issuer accounts whose records the study accepts, ascending.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub issuers: Vec<Bytes32>,
+    /// The root of their issuer set ([`zkcohort_circuits::issuers::IssuerSet`]), every
+    /// proof's `issuers_root`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(with = "crate::hex_serde")]
+    pub issuers_root: Bytes32,
+    /// The registry root current when the study was posted: a proof must use this
+    /// root or a later one, so a record revoked before the study was posted never
+    /// enrolls in it.
+    pub min_root_seq: u64,
     /// Tokens paid per enrollment.
     pub reward: u64,
     /// The most enrollments the study takes.

@@ -142,11 +142,12 @@ impl ClauseVar {
 /// # Errors
 /// The constraint system's errors.
 pub fn query_hash_gadget(
+    catalog_tag: &FpVar<Fr>,
     index_date: &FpVar<Fr>,
     words: &[FpVar<Fr>],
 ) -> Result<FpVar<Fr>, SynthesisError> {
     let clause_count = words.len() / 2;
-    let mut elements = vec![index_date.clone()];
+    let mut elements = vec![catalog_tag.clone(), index_date.clone()];
     elements.extend_from_slice(words);
     let mut accumulator = FpVar::constant(Fr::from(clause_count as u64));
     for chunk in elements.chunks(QUERY_HASH_CHUNK) {

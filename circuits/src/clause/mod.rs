@@ -130,9 +130,10 @@ pub fn encode_query(
     Ok((encode_day(query.index_date)?, encoded))
 }
 
-/// `query_hash` over an encoded index date and clauses.
-pub fn query_hash_of(index_date: u64, clauses: &[ClauseEncoding]) -> Fr {
-    let mut elements = vec![Fr::from(index_date)];
+/// `query_hash` over a catalog tag ([`crate::encoding::catalog_tag`]), an encoded index
+/// date and clauses.
+pub fn query_hash_of(catalog_tag: Fr, index_date: u64, clauses: &[ClauseEncoding]) -> Fr {
+    let mut elements = vec![catalog_tag, Fr::from(index_date)];
     elements.extend(clauses.iter().flat_map(ClauseEncoding::words));
     let mut accumulator = Fr::from(clauses.len() as u64);
     for chunk in elements.chunks(QUERY_HASH_CHUNK) {
@@ -154,7 +155,11 @@ pub fn query_hash(
     slot_depth: usize,
 ) -> Result<Fr, CircuitError> {
     let (index_date, encoded) = encode_query(query, clauses, slot_depth)?;
-    Ok(query_hash_of(index_date, &encoded))
+    Ok(query_hash_of(
+        crate::encoding::catalog_tag(&query.catalog_version),
+        index_date,
+        &encoded,
+    ))
 }
 
 #[cfg(test)]
@@ -222,6 +227,13 @@ mod tests {
             query_hash(&compiled(text), 16, 10).unwrap(),
             base,
             "deterministic"
+        );
+        let mut other_catalog = compiled(text);
+        other_catalog.catalog_version.push_str("-next");
+        assert_ne!(
+            query_hash(&other_catalog, 16, 10).unwrap(),
+            base,
+            "the catalog version is absorbed"
         );
     }
 

@@ -22,7 +22,7 @@ use ark_ff::UniformRand;
 use zkcohort_cohort::{RecordSummary, Slot};
 
 use crate::encoding::encode_slot;
-use crate::poseidon::{poseidon_hash2, poseidon_hash_fixed};
+use crate::poseidon::poseidon_hash_fixed;
 use crate::{CircuitError, Fr};
 
 /// Children per node.
@@ -58,9 +58,10 @@ pub fn empty_slot_leaf() -> Fr {
     *EMPTY.get_or_init(|| slot_leaf(&Slot::default()).expect("the empty slot encodes"))
 }
 
-/// The record root: the slots root salted.
-pub fn record_root(slots_root: Fr, salt: RecordSalt) -> Fr {
-    poseidon_hash2(slots_root, salt.0)
+/// The record root: the slots root salted and bound to the catalog version its
+/// slots follow (`Poseidon(slots_root, salt, catalog_tag)`).
+pub fn record_root(slots_root: Fr, salt: RecordSalt, catalog_tag: Fr) -> Fr {
+    poseidon_hash_fixed(&[slots_root, salt.0, catalog_tag])
 }
 
 /// The number of 4-ary levels for a slot depth (log2 of the capacity).
@@ -332,6 +333,14 @@ mod tests {
             RecordSalt::random_with_rng(&mut rng),
             RecordSalt::random_with_rng(&mut rng),
         );
-        assert_ne!(record_root(tree.root(), a), record_root(tree.root(), b));
+        let tag = crate::encoding::catalog_tag("test");
+        assert_ne!(
+            record_root(tree.root(), a, tag),
+            record_root(tree.root(), b, tag)
+        );
+        assert_ne!(
+            record_root(tree.root(), a, tag),
+            record_root(tree.root(), a, crate::encoding::catalog_tag("other"))
+        );
     }
 }

@@ -4,15 +4,16 @@
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::Statement;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::CompiledQuery;
 use zkcohort_cohort::RecordSummary;
-use zkcohort_testkit::{Enrollee, TestRegistry};
+use zkcohort_testkit::{Enrollee, TestRegistry, ISSUER};
 
-pub(crate) use zkcohort_testkit::{compile, fixture};
+pub(crate) use zkcohort_testkit::{compile, fixture, OTHER_ISSUER};
 
 pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
 
@@ -24,10 +25,10 @@ pub(crate) struct Patient {
     pub(crate) index: u64,
 }
 
-/// `summary` issued by issuer 7 (seed 42), registered after five other leaves and
+/// `summary` issued by [`ISSUER`] (seed 42), registered after five other leaves and
 /// before one more.
 pub(crate) fn patient(summary: RecordSummary) -> Patient {
-    let enrollee = Enrollee::issue(summary, 7, &mut StdRng::seed_from_u64(42));
+    let enrollee = Enrollee::issue(summary, ISSUER, &mut StdRng::seed_from_u64(42));
     let mut registry = TestRegistry::new(SHAPE);
     for other in 1..=5u64 {
         registry.other_leaf(other);
@@ -44,9 +45,23 @@ pub(crate) fn patient(summary: RecordSummary) -> Patient {
 
 pub(crate) const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([11, 0, 0, 0])));
 
+/// The issuers the tests' studies accept: [`ISSUER`] alone.
+pub(crate) fn issuers() -> IssuerSet {
+    IssuerSet::new(&[ISSUER]).unwrap()
+}
+
 pub(crate) fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWitness {
     let path = patient.registry.path(patient.index).unwrap();
-    EligibilityWitness::assemble(SHAPE, &patient.secret, &patient.record, path, query).unwrap()
+    let issuer_path = issuers().path(&ISSUER).unwrap();
+    EligibilityWitness::assemble(
+        SHAPE,
+        &patient.secret,
+        &patient.record,
+        path,
+        issuer_path,
+        query,
+    )
+    .unwrap()
 }
 
 pub(crate) fn statement(witness: &EligibilityWitness) -> Statement {

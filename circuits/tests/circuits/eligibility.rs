@@ -1,18 +1,23 @@
 //! The eligibility circuit: honest witnesses satisfy it, and every false statement
 //! leaves it unsatisfied. Records are real Synthea fixtures.
 
-use crate::common::{compile, fixture, patient, statement, witness, SCOPE, SHAPE};
+use crate::common::{
+    compile, fixture, issuers, patient, statement, witness, OTHER_ISSUER, SCOPE, SHAPE,
+};
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, SynthesisMode,
 };
+use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::clause::gadget::{query_hash_gadget, ClauseVar};
 use zkcohort_circuits::encoding::encode_slot;
 use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
+use zkcohort_circuits::issuers::{IssuerId, IssuerSet, ISSUER_SET_DEPTH};
 use zkcohort_circuits::poseidon::gadget::poseidon_hash_gadget;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
+use zkcohort_circuits::record::record_commitment;
 use zkcohort_circuits::registry::gadget::MembershipPathVar;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::gadget::slot_root_gadget;
@@ -20,6 +25,7 @@ use zkcohort_circuits::slots::{RecordSalt, SlotTree};
 use zkcohort_circuits::statement::Statement;
 use zkcohort_circuits::{CircuitError, Fr};
 use zkcohort_cohort::Catalog;
+use zkcohort_testkit::{Enrollee, TestRegistry, ISSUER};
 
 fn satisfied(statement: Statement, witness: EligibilityWitness) -> bool {
     let cs = ConstraintSystem::<Fr>::new_ref();
@@ -52,6 +58,7 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         &patient.secret,
         &patient.record,
         path.clone(),
+        &issuers(),
         &compile(README)
     )
     .is_ok());
@@ -60,10 +67,21 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         SHAPE,
         &patient.secret,
         &patient.record,
-        path,
+        path.clone(),
+        &issuers(),
         &compile(&too_young),
     );
     assert!(matches!(refused, Err(CircuitError::NotEligible)));
+    let elsewhere = IssuerSet::new(&[OTHER_ISSUER]).unwrap();
+    let not_accepted = EligibilityWitness::new(
+        SHAPE,
+        &patient.secret,
+        &patient.record,
+        path,
+        &elsewhere,
+        &compile(README),
+    );
+    assert!(matches!(not_accepted, Err(CircuitError::Issuers(_))));
 }
 
 /// One proof per clause kind, each true for Ali Harris (born 1963-10-29, male, former
@@ -172,6 +190,7 @@ fn wrong_registry_path_root_or_leaf_is_unsatisfiable() {
                 as fn(&mut EligibilityWitness),
         ),
         ("issue date", |witness| witness.issued_at += Fr::from(1u64)),
+        ("catalog", |witness| witness.catalog_tag += Fr::from(1u64)),
         ("salt", |witness| witness.salt += Fr::from(1u64)),
         ("identity", |witness| {
             witness.identity_secret += Fr::from(1u64)
@@ -244,11 +263,13 @@ fn field_overflow_slot_values_cannot_pass_comparisons() {
             }
         }
         // Register the forged record so everything but the comparison is consistent.
-        let record_root =
-            zkcohort_circuits::slots::record_root(tree.root(), RecordSalt(witness.salt));
+        let record_root = zkcohort_circuits::slots::record_root(
+            tree.root(),
+            RecordSalt(witness.salt),
+            witness.catalog_tag,
+        );
         let leaf = poseidon_hash_fixed(&[
-            patient.secret.commitment().0,
-            record_root,
+            record_commitment(patient.secret.commitment(), record_root),
             witness.issuer_id,
             witness.issued_at,
         ]);
@@ -315,6 +336,66 @@ fn query_hash_pins_the_clauses_and_group_logic() {
     assert!(!satisfied(wrong_hash, moved), "wrong query hash");
 }
 
+#[test]
+fn only_an_accepted_issuer_s_record_proves() {
+    let patient = patient(fixture(ALI));
+    let query = compile(README);
+    let honest_witness = witness(&patient, &query);
+    let honest_statement = statement(&honest_witness);
+    assert!(satisfied(honest_statement, honest_witness.clone()));
+
+    let mut other_set = honest_statement;
+    other_set.issuers_root = IssuerSet::new(&[OTHER_ISSUER]).unwrap().root();
+    assert!(
+        !satisfied(other_set, honest_witness.clone()),
+        "a study accepting only another issuer"
+    );
+    let mut wider = honest_statement;
+    wider.issuers_root = IssuerSet::new(&[ISSUER, OTHER_ISSUER]).unwrap().root();
+    assert!(
+        !satisfied(wider, honest_witness.clone()),
+        "another study's issuers root"
+    );
+
+    // A record of an issuer the study does not accept, opened at the accepted
+    // issuer's position of the study's set.
+    let outsider = Enrollee::issue(fixture(ALI), OTHER_ISSUER, &mut StdRng::seed_from_u64(3));
+    let mut registry = TestRegistry::new(SHAPE);
+    let index = registry.register(&outsider);
+    let outsider_witness = registry.witness(&outsider, index, &query);
+    let mut outsider_statement = statement(&outsider_witness);
+    assert_ne!(outsider_statement.issuers_root, issuers().root());
+    outsider_statement.issuers_root = issuers().root();
+    assert!(!satisfied(outsider_statement, outsider_witness));
+
+    // Issuer id zero opens the empty position of the study's set: refused, even for a
+    // leaf registered with that id.
+    let mut zero_issuer = honest_witness;
+    zero_issuer.issuer_id = Fr::from(0u64);
+    let accepted = IssuerId::for_account(&ISSUER).0;
+    let with_empty =
+        RegistryTree::from_leaves(ISSUER_SET_DEPTH, &[accepted, Fr::from(0u64)]).unwrap();
+    assert_eq!(with_empty.root(), issuers().root());
+    zero_issuer.issuer_path = with_empty.path(1).unwrap();
+    let record_root = zkcohort_circuits::slots::record_root(
+        zero_issuer.slots_root,
+        RecordSalt(zero_issuer.salt),
+        zero_issuer.catalog_tag,
+    );
+    let leaf = poseidon_hash_fixed(&[
+        record_commitment(patient.secret.commitment(), record_root),
+        Fr::from(0u64),
+        zero_issuer.issued_at,
+    ]);
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    let index = registry.append(leaf).unwrap();
+    zero_issuer.registry_path = registry.path(index).unwrap();
+    let zero_statement = statement(&zero_issuer);
+    assert_eq!(zero_statement.registry_root, registry.root());
+    assert_eq!(zero_statement.issuers_root, issuers().root());
+    assert!(!satisfied(zero_statement, zero_issuer), "issuer id zero");
+}
+
 fn statement_of(witness: &EligibilityWitness) -> Statement {
     statement(witness)
 }
@@ -341,6 +422,14 @@ fn wrong_nullifier_is_unsatisfiable() {
     assert!(!satisfied(random, witness), "an arbitrary nullifier");
 }
 
+/// Pinned constraint counts: a change to the circuit shows here first.
+const SMALL_TOTAL: usize = 17_428;
+const REFERENCE_TOTAL: usize = 46_235;
+const QUERY_HASH: usize = 1_749;
+const ISSUER_SET: usize = 1_452;
+const HASH3: usize = 261;
+const GLUE: usize = 83;
+
 fn setup_count(build: impl FnOnce(ConstraintSystemRef<Fr>)) -> usize {
     let cs = ConstraintSystem::<Fr>::new_ref();
     cs.set_mode(SynthesisMode::Setup);
@@ -359,12 +448,12 @@ fn constraint_counts_are_pinned() {
     };
     assert_eq!(
         count(CircuitShape::SMALL),
-        15_713,
+        SMALL_TOTAL,
         "small shape (6 clauses, slot depth 8, registry depth 8)"
     );
     assert_eq!(
         count(CircuitShape::REFERENCE),
-        44_316,
+        REFERENCE_TOTAL,
         "reference shape (16, 10, 20), target <= 60,000"
     );
 }
@@ -398,7 +487,7 @@ fn reference_shape_cost_by_component() {
     });
     let query_hash = setup_count(|cs| {
         let words: Vec<FpVar<Fr>> = (0..2 * shape.clauses).map(|_| witness(&cs)).collect();
-        let _ = query_hash_gadget(&witness(&cs), &words).unwrap();
+        let _ = query_hash_gadget(&witness(&cs), &witness(&cs), &words).unwrap();
     });
     let registry = setup_count(|cs| {
         let path =
@@ -414,19 +503,38 @@ fn reference_shape_cost_by_component() {
             let _ = poseidon_hash_gadget(&inputs).unwrap();
         })
     };
-    let (identity, nullifier, record_root, leaf) = (hash(1), hash(2), hash(2), hash(4));
-    println!("per clause {clause} (slot opening {clause_opening}, clause fields and tests {}), query hash {query_hash}, registry path {registry}, nullifier {nullifier}, identity commitment {identity}, record root {record_root}, registry leaf {leaf}", clause - clause_opening);
+    let issuer_set = setup_count(|cs| {
+        let path = MembershipPathVar::new_witness_with_depth(cs.clone(), ISSUER_SET_DEPTH, || {
+            Err(ark_relations::gr1cs::SynthesisError::AssignmentMissing)
+        })
+        .unwrap();
+        let _ = path.root(&witness(&cs)).unwrap();
+    });
+    let (identity, nullifier, record_root, commitment, leaf) =
+        (hash(1), hash(2), hash(3), hash(2), hash(3));
+    println!("per clause {clause} (slot opening {clause_opening}, clause fields and tests {}), query hash {query_hash}, registry path {registry}, issuer set path {issuer_set}, nullifier {nullifier}, identity commitment {identity}, record root {record_root}, record commitment {commitment}, registry leaf {leaf}", clause - clause_opening);
     assert_eq!(clause, 2_306);
     assert_eq!(clause_opening, 1_889);
-    assert_eq!(query_hash, 1_509);
+    assert_eq!(query_hash, QUERY_HASH);
     assert_eq!(registry, 4_840);
+    assert_eq!(issuer_set, ISSUER_SET);
     assert_eq!(
-        (identity, nullifier, record_root, leaf),
-        (213, 240, 240, 297)
+        (identity, nullifier, record_root, commitment, leaf),
+        (213, 240, HASH3, 240, HASH3)
     );
-    // Group logic (4 per clause after the first), the final AND, the signal square and
-    // five equalities (nullifier, registry root, query hash, eligibility, slot roots per clause).
-    let glue =
-        44_316 - (16 * clause + query_hash + registry + identity + nullifier + record_root + leaf);
-    assert_eq!(glue, 81, "glue constraints");
+    // Group logic (4 per clause after the first), the final AND, the signal square, the
+    // non-zero issuer id and six equalities (nullifier, registry root, issuers root, query
+    // hash, eligibility, slot roots per clause).
+    let glue = REFERENCE_TOTAL
+        - (16 * clause
+            + query_hash
+            + registry
+            + issuer_set
+            + identity
+            + nullifier
+            + record_root
+            + commitment
+            + leaf);
+    println!("glue {glue}");
+    assert_eq!(glue, GLUE, "glue constraints");
 }

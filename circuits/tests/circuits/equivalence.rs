@@ -7,12 +7,14 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
 use zkcohort_cohort::{Catalog, Day, RecordSummary, Slot};
+use zkcohort_testkit::ISSUER;
 
 const SHAPE: CircuitShape = CircuitShape::SMALL;
 const INDEX_DATE: Day = Day(18_262); // 2020-01-01
@@ -96,7 +98,7 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
     let record = IssuedRecord {
         summary,
         salt: RecordSalt::random_with_rng(&mut rng),
-        issuer_id: 1,
+        issuer: ISSUER,
         issued_at: INDEX_DATE,
     };
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
@@ -112,6 +114,7 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
         &secret,
         &record,
         registry.path(index).unwrap(),
+        IssuerSet::new(&[ISSUER]).unwrap().path(&ISSUER).unwrap(),
         query,
     )
     .unwrap();

@@ -95,6 +95,7 @@ async fn enroll(
         id,
         nullifier,
         &payout,
+        fr_from_bytes(&study.issuers_root).map_err(ApiError::internal)?,
     );
     let proof = serde_json::from_value::<SnarkjsProof>(body.proof)
         .map_err(|_| bad_proof())?

@@ -30,7 +30,7 @@
 //! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
-//! | `POST /registry/leaves` | issuer | `{"leaves": [decimal]}` → [`RegistryAppend`](crate::RegistryAppend) |
+//! | `POST /registry/records` | issuer | `{"records": [{"commitment": decimal, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id |
 //! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
 //! | `GET /registry/roots?start&limit` | anyone | root history |
@@ -233,6 +233,24 @@ impl AppState {
             Role::Issuer(issuer) => Ok(issuer),
             Role::Researcher(_) => Err(ApiError::forbidden("this route needs an issuer key")),
         }
+    }
+
+    /// Every account that holds an issuer key, configured or created, ascending: the
+    /// issuers a study accepts when it names none.
+    fn known_issuers(&self) -> Result<Vec<Bytes32>, ApiError> {
+        let mut accounts = self.store().issuer_accounts()?;
+        accounts.extend(
+            self.config()
+                .api_keys
+                .values()
+                .filter_map(|role| match role {
+                    Role::Issuer(account) => Some(*account),
+                    Role::Researcher(_) => None,
+                }),
+        );
+        accounts.sort_unstable();
+        accounts.dedup();
+        Ok(accounts)
     }
 
     /// Fails unless the request carries the operator key.

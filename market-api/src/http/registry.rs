@@ -10,7 +10,10 @@ use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, 
 
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, ErrorBody, Page};
-use crate::api::{AppendLeaves, RevokeLeaf, RootView};
+use zkcohort_cohort::Day;
+use zkcohort_verifier::events::AppendedRecord;
+
+use crate::api::{AppendRecords, RevokeLeaf, RootView};
 use crate::{RegistryAppend, RootRecord};
 
 /// A root record as answered, with its root in decimal too.
@@ -24,35 +27,42 @@ fn root_view(record: RootRecord) -> Result<RootView, ApiError> {
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(append, leaves))
+        .routes(routes!(append))
+        .routes(routes!(leaves))
         .routes(routes!(revoke))
         .routes(routes!(root))
         .routes(routes!(roots))
 }
 
-#[utoipa::path(post, path = "/registry/leaves", operation_id = "append_registry_leaves", tag = "registry", security(("api_key" = [])),
-    request_body = AppendLeaves,
+#[utoipa::path(post, path = "/registry/records", operation_id = "append_registry_records", tag = "registry", security(("api_key" = [])),
+    request_body = AppendRecords,
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<AppendLeaves>,
+    ApiJson(body): ApiJson<AppendRecords>,
 ) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
     let issuer = state.issuer(&headers)?;
-    let leaves = body
-        .leaves
+    let records = body
+        .records
         .iter()
-        .map(|leaf| {
-            fr_from_decimal(leaf)
-                .map(|value| fr_to_bytes(&value))
-                .map_err(|error| {
-                    ApiError::unprocessable("non_canonical", format!("leaf {leaf:?}: {error}"))
-                })
+        .map(|record| {
+            let commitment = fr_from_decimal(&record.commitment).map_err(|error| {
+                ApiError::unprocessable(
+                    "non_canonical",
+                    format!("commitment {:?}: {error}", record.commitment),
+                )
+            })?;
+            Ok(AppendedRecord {
+                commitment: fr_to_bytes(&commitment),
+                issued_at: record.issued_at,
+            })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let today = Day::from_date(chrono::Utc::now().date_naive()).map_err(ApiError::internal)?;
     let appended = state
         .blocking(move |state| {
-            let appended = state.store().append_leaves(issuer, &leaves)?;
+            let appended = state.store().append_records(issuer, &records, today)?;
             state.store().flush()?;
             Ok(appended)
         })

@@ -59,6 +59,22 @@ async fn create(
     let study = state
         .blocking(move |state| {
             let (query, query_hash) = compile(state, &body.query)?;
+            let issuers = match &body.issuers {
+                Some(named) => named
+                    .iter()
+                    .map(|account| super::ledger::key_from_hex(account, "issuers"))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => {
+                    let known = state.known_issuers()?;
+                    if known.is_empty() {
+                        return Err(crate::StoreError::InvalidStudy(
+                            "the marketplace has no issuer yet, and a study accepts the records of at least one".into(),
+                        )
+                        .into());
+                    }
+                    known
+                }
+            };
             let study = state.store().create_study(NewStudy {
                 researcher,
                 title: body.title,
@@ -66,6 +82,7 @@ async fn create(
                 query,
                 query_hash,
                 circuit_id: state.config().circuit_id,
+                issuers,
                 reward: body.reward,
                 max_enrollments: body.max_enrollments,
                 epsilon_budget: body.epsilon_budget,

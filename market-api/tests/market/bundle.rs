@@ -27,8 +27,8 @@ use zkcohort_verifier::verify_bundle;
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
 use crate::common::{
-    eligible_patients, study_body, TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER,
-    QUERY, RESEARCHER, REWARD, SHAPE,
+    appended_record, eligible_patients, records_body, study_body, test_issuers,
+    TestServer as Server, AUDIT_KEY_SEED as AUDIT_KEY, ISSUER, QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 /// The `zkcohort-verify` binary of this build (`cargo build --release -p
@@ -100,8 +100,18 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
         .unwrap();
     let patients = eligible_patients(&query, 3);
 
-    // The issuer registers the first patient, then the others: two roots,
-    // the first still within the window when its patient enrolls.
+    // The researcher posts the study and funds it twice.
+    let study = study_body(5);
+    let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let study_id = created["id"].as_u64().unwrap();
+    server.mint(&researcher, 100).await;
+    for amount in [25, 20] {
+        server.fund(study_id, amount).await;
+    }
+
+    // Then the issuer registers the first patient, then the others: two roots, both
+    // newer than the study, the first still within the window when its patient enrolls.
     let leaves: Vec<_> = patients
         .iter()
         .map(|(secret, record)| {
@@ -112,13 +122,16 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
         .collect();
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
     let mut paths: Vec<MembershipPath> = Vec::new();
-    for batch in [&leaves[..1], &leaves[1..]] {
-        let decimal: Vec<_> = batch.iter().map(fr_to_decimal).collect();
+    let records: Vec<_> = patients
+        .iter()
+        .map(|(secret, record)| appended_record(secret, record))
+        .collect();
+    for (batch, batch_records) in [(&leaves[..1], &records[..1]), (&leaves[1..], &records[1..])] {
         let (status, body) = server
             .post(
-                "/registry/leaves",
+                "/registry/records",
                 Some(ISSUER),
-                &json!({ "leaves": decimal }),
+                &records_body(batch_records),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -128,16 +141,6 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
         while paths.len() < registry.len() as usize {
             paths.push(registry.path(paths.len() as u64).unwrap());
         }
-    }
-
-    // The researcher posts the study and funds it twice.
-    let study = study_body(5);
-    let (status, created) = server.post("/studies", Some(RESEARCHER), &study).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let study_id = created["id"].as_u64().unwrap();
-    server.mint(&researcher, 100).await;
-    for amount in [25, 20] {
-        server.fund(study_id, amount).await;
     }
 
     // Each patient proves and enrolls.
@@ -150,6 +153,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             secret: secret.clone(),
             record: record.clone(),
             registry_path: path.clone(),
+            issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
             payout_account: payout,

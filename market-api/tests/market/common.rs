@@ -18,17 +18,21 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::fr_to_decimal;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
 use zkcohort_market::http::{serve, ApiConfig, AppState, CircuitDownloads, Limits, Role};
 use zkcohort_market::AuditEntry;
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
-use zkcohort_testkit::{ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry};
+use zkcohort_testkit::{
+    ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry, ISSUER as ISSUER_ACCOUNT,
+};
 use zkcohort_verifier::bundle::StudyBundle;
+use zkcohort_verifier::events::AppendedRecord;
 use zkcohort_verifier::snarkjs::{proof_to_json, SnarkjsProof};
 use zkcohort_verifier::KeySetup;
 
@@ -80,7 +84,7 @@ pub(crate) fn store_config() -> StoreConfig {
 pub(crate) fn api_keys(researcher: [u8; 32]) -> HashMap<String, Role> {
     HashMap::from([
         (RESEARCHER.to_string(), Role::Researcher(researcher)),
-        (ISSUER.to_string(), Role::Issuer([9; 32])),
+        (ISSUER.to_string(), Role::Issuer(ISSUER_ACCOUNT)),
     ])
 }
 
@@ -346,7 +350,7 @@ pub(crate) fn compiled_query() -> CompiledQuery {
 
 /// Ali Harris (56, hypertension, no CKD) with an identity and a salt (issuer 3, seed 2).
 pub(crate) fn patient() -> (IdentitySecret, IssuedRecord) {
-    let enrollee = Enrollee::issue(ali_harris(), 3, &mut StdRng::seed_from_u64(2));
+    let enrollee = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(2));
     (enrollee.secret, enrollee.record)
 }
 
@@ -363,7 +367,7 @@ pub(crate) fn eligible_patients(
         .filter(|summary| query.evaluate(summary))
         .take(wanted)
         .map(|summary| {
-            let enrollee = Enrollee::issue(summary, 3, &mut rng);
+            let enrollee = Enrollee::issue(summary, ISSUER_ACCOUNT, &mut rng);
             (enrollee.secret, enrollee.record)
         })
         .collect();
@@ -378,8 +382,48 @@ pub(crate) fn eligible_patients(
 /// own salt and so its own registry leaf (leaf `i` at index `i`).
 pub(crate) struct Cohort {
     pub(crate) members: Vec<(IdentitySecret, IssuedRecord)>,
+    /// What the issuer posts for each member.
+    pub(crate) records: Vec<AppendedRecord>,
     pub(crate) leaves: Vec<Fr>,
     pub(crate) registry: RegistryTree,
+}
+
+impl Cohort {
+    /// The body of `POST /registry/records` that appends every member's record.
+    pub(crate) fn records_body(&self) -> Value {
+        records_body(&self.records)
+    }
+}
+
+/// What the issuer posts for `record` of `secret`'s identity.
+pub(crate) fn appended_record(secret: &IdentitySecret, record: &IssuedRecord) -> AppendedRecord {
+    AppendedRecord {
+        commitment: fr_to_bytes(
+            &record
+                .commitment(secret.commitment(), SHAPE.slot_depth)
+                .unwrap(),
+        ),
+        issued_at: record.issued_at,
+    }
+}
+
+/// The body of `POST /registry/records` for these records.
+pub(crate) fn records_body(records: &[AppendedRecord]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            json!({
+                "commitment": fr_to_decimal(&fr_from_bytes(&record.commitment).unwrap()),
+                "issued_at": record.issued_at,
+            })
+        })
+        .collect();
+    json!({ "records": records })
+}
+
+/// The issuers a study of these tests accepts: the tests' issuer alone.
+pub(crate) fn test_issuers() -> IssuerSet {
+    IssuerSet::new(&[ISSUER_ACCOUNT]).unwrap()
 }
 
 /// Ali Harris held by `size` identities (issuer 3, seed 2).
@@ -388,15 +432,18 @@ pub(crate) fn cohort(size: usize) -> Cohort {
     let mut rng = StdRng::seed_from_u64(2);
     let mut registry = TestRegistry::new(SHAPE);
     let mut members = Vec::new();
+    let mut records = Vec::new();
     let mut leaves = Vec::new();
     for _ in 0..size {
-        let enrollee = Enrollee::issue(summary.clone(), 3, &mut rng);
+        let enrollee = Enrollee::issue(summary.clone(), ISSUER_ACCOUNT, &mut rng);
         let index = registry.register(&enrollee);
         leaves.push(registry.tree.leaf(index).expect("just registered"));
+        records.push(appended_record(&enrollee.secret, &enrollee.record));
         members.push((enrollee.secret, enrollee.record));
     }
     Cohort {
         members,
+        records,
         leaves,
         registry: registry.tree,
     }
@@ -420,6 +467,7 @@ pub(crate) fn prove_cohort(
             secret: secret.clone(),
             record: record.clone(),
             registry_path: cohort.registry.path(index as u64).unwrap(),
+            issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
             payout_account: payout(index),

@@ -11,15 +11,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
+use zkcohort_circuits::statement::fr_from_decimal;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::http::{AppState, Role};
 use zkcohort_market::Store;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
 use crate::common::{
-    api_config, enroll_body, patient, store_config, study_body, TestServer as Server, ISSUER,
-    QUERY, RESEARCHER, REWARD, SHAPE,
+    api_config, appended_record, enroll_body, patient, records_body, store_config, study_body,
+    test_issuers, TestServer as Server, ISSUER, QUERY, RESEARCHER, REWARD, SHAPE,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -39,21 +39,10 @@ async fn enrollment_over_http_with_a_real_proof() {
     let leaf = record
         .registry_leaf(secret.commitment(), SHAPE.slot_depth)
         .unwrap();
-    let (status, body) = server
-        .post(
-            "/registry/leaves",
-            None,
-            &json!({"leaves": [fr_to_decimal(&leaf)]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let (status, appended) = server
-        .post(
-            "/registry/leaves",
-            Some(ISSUER),
-            &json!({"leaves": [fr_to_decimal(&leaf)]}),
-        )
-        .await;
+    let body = records_body(&[appended_record(&secret, &record)]);
+    let (status, refused) = server.post("/registry/records", None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    let (status, appended) = server.post("/registry/records", Some(ISSUER), &body).await;
     assert_eq!(status, StatusCode::CREATED, "{appended}");
     let index = appended["first_index"].as_u64().unwrap();
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
@@ -86,6 +75,7 @@ async fn enrollment_over_http_with_a_real_proof() {
         secret,
         record,
         registry_path: registry.path(index).unwrap(),
+        issuers: test_issuers(),
         query,
         study_scope: StudyScope::for_study(&server.marketplace_key().await, study_id),
         payout_account: payout,
@@ -251,7 +241,13 @@ async fn refusals_share_one_error_shape() {
         }
     };
     let mint = json!({"to": hex::encode([1u8; 32]), "amount": 5});
-    let study = |query: Value| json!({"title": "t", "query": query, "reward": 1, "max_enrollments": 1, "epsilon_budget": 1.0});
+    let accepted = hex::encode([9u8; 32]);
+    let study = |query: Value| json!({"title": "t", "query": query, "reward": 1, "max_enrollments": 1, "epsilon_budget": 1.0, "issuers": [accepted]});
+    let with_issuers = |issuers: Value| {
+        let mut body = study(json!(QUERY));
+        body["issuers"] = issuers;
+        body
+    };
     let cases = [
         (
             call("GET", "/nowhere", None, json!(null)).await,
@@ -298,6 +294,36 @@ async fn refusals_share_one_error_shape() {
         (
             call("POST", "/studies", Some(RESEARCHER), study(json!(7))).await,
             (StatusCode::BAD_REQUEST, "malformed_json"),
+        ),
+        (
+            // This marketplace has no issuer yet, and the study names none.
+            call("POST", "/studies", Some(RESEARCHER), {
+                let mut body = study(json!(QUERY));
+                body.as_object_mut().unwrap().remove("issuers");
+                body
+            })
+            .await,
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_study"),
+        ),
+        (
+            call(
+                "POST",
+                "/studies",
+                Some(RESEARCHER),
+                with_issuers(json!(["zz"])),
+            )
+            .await,
+            (StatusCode::BAD_REQUEST, "bad_key"),
+        ),
+        (
+            call(
+                "POST",
+                "/studies",
+                Some(RESEARCHER),
+                with_issuers(json!([])),
+            )
+            .await,
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_study"),
         ),
     ];
     for (got, (status, code)) in cases {

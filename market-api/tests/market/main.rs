@@ -11,3 +11,4 @@ mod openapi;
 mod releases;
 mod reliability;
 mod store;
+mod trust;

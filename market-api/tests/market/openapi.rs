@@ -13,7 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/marketplace"),
     ("get", "/audit/head"),
-    ("post", "/registry/leaves"),
+    ("post", "/registry/records"),
     ("get", "/registry/leaves"),
     ("post", "/registry/revoke"),
     ("get", "/registry/root"),

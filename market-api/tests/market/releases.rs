@@ -96,6 +96,7 @@ impl TestServer {
                 .unwrap(),
                 query_hash: [7; 32],
                 circuit_id: CircuitId([7; 32]),
+                issuers: vec![[9; 32]],
                 reward: REWARD,
                 max_enrollments: max,
                 epsilon_budget: budget,

@@ -8,13 +8,17 @@ use std::thread;
 
 use ed25519_dalek::SigningKey;
 use serde_json::json;
+use zkcohort_circuits::issuers::IssuerId;
+use zkcohort_circuits::record::registry_leaf;
 use zkcohort_circuits::CircuitId;
-use zkcohort_cohort::Query;
+use zkcohort_cohort::{Day, Query};
 use zkcohort_market::audit::{verify_chain, verify_inclusion, verify_log};
 use zkcohort_market::{
     Account, AuditHead, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store, StoreConfig,
     StoreError, Study, StudyStatus,
 };
+use zkcohort_testkit::issued_at;
+use zkcohort_verifier::events::AppendedRecord;
 
 const WINDOW: u64 = 2;
 
@@ -42,6 +46,26 @@ fn leaf(value: u64) -> [u8; 32] {
     let mut bytes = [0u8; 32];
     bytes[24..].copy_from_slice(&(value + 1).to_be_bytes());
     bytes
+}
+
+/// The leaf the store computes for `commitment` appended by [`ISSUER`].
+fn stored(commitment: [u8; 32]) -> [u8; 32] {
+    let commitment = zkcohort_circuits::statement::fr_from_bytes(&commitment).unwrap();
+    let issuer = IssuerId::for_account(&public(ISSUER));
+    zkcohort_circuits::statement::fr_to_bytes(
+        &registry_leaf(commitment, issuer, issued_at()).unwrap(),
+    )
+}
+
+/// Records with these commitments, issued on the testkit's issue day.
+fn records(commitments: &[[u8; 32]]) -> Vec<AppendedRecord> {
+    commitments
+        .iter()
+        .map(|commitment| AppendedRecord {
+            commitment: *commitment,
+            issued_at: issued_at(),
+        })
+        .collect()
 }
 
 fn nullifier(value: u64) -> [u8; 32] {
@@ -72,6 +96,7 @@ fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
             query: query(),
             query_hash: [7; 32],
             circuit_id: CircuitId([7; 32]),
+            issuers: vec![[9; 32]],
             reward,
             max_enrollments,
             epsilon_budget: 1.0,
@@ -342,7 +367,11 @@ fn state_survives_reopening_the_database() {
         let store = open(dir.path());
         let study = study(&store, 10, 5, 100);
         store
-            .append_leaves(public(ISSUER), &[leaf(1), leaf(2), leaf(3)])
+            .append_records(
+                public(ISSUER),
+                &records(&[leaf(1), leaf(2), leaf(3)]),
+                issued_at(),
+            )
             .unwrap();
         store.revoke_leaf(public(ISSUER), 1).unwrap();
         store
@@ -366,7 +395,7 @@ fn state_survives_reopening_the_database() {
     assert_eq!(store.verify_audit_log().unwrap(), head);
     assert_eq!(
         store.registry_leaves(0, 10).unwrap(),
-        vec![leaf(1), [0; 32], leaf(3)]
+        vec![stored(leaf(1)), [0; 32], stored(leaf(3))]
     );
     assert!(store.enrollment(study_id, &nullifier(1)).unwrap().is_some());
     assert!(matches!(
@@ -385,7 +414,9 @@ fn state_survives_reopening_the_database() {
         .transfer(&SignedTransfer::sign(&key(3), public(4), 1, 1))
         .unwrap();
     // The in-memory registry tree was rebuilt: appends continue in sync.
-    let appended = store.append_leaves(public(ISSUER), &[leaf(4)]).unwrap();
+    let appended = store
+        .append_records(public(ISSUER), &records(&[leaf(4)]), issued_at())
+        .unwrap();
     assert_eq!(appended.first_index, 3);
     store.check_conservation().unwrap();
     drop(store);
@@ -476,7 +507,9 @@ fn audit_log_verifies_and_tampering_is_detected() {
             .enroll(study.id, nullifier(i), public(3), proof(&store))
             .unwrap();
     }
-    store.append_leaves(public(ISSUER), &[leaf(1)]).unwrap();
+    store
+        .append_records(public(ISSUER), &records(&[leaf(1)]), issued_at())
+        .unwrap();
     // Enough entries for several levels of perfect subtrees.
     for amount in 1..=30 {
         store.mint(public(5), amount).unwrap();
@@ -571,11 +604,13 @@ fn registry_roots_stay_acceptable_for_the_window() {
     ));
 
     let first = store
-        .append_leaves(public(ISSUER), &[leaf(1), leaf(2)])
+        .append_records(public(ISSUER), &records(&[leaf(1), leaf(2)]), issued_at())
         .unwrap();
     assert_eq!((first.first_index, first.count, first.root.seq), (0, 2, 1));
     assert_eq!(first.root.leaf_count, 2);
-    let second = store.append_leaves(public(ISSUER), &[leaf(3)]).unwrap();
+    let second = store
+        .append_records(public(ISSUER), &records(&[leaf(3)]), issued_at())
+        .unwrap();
     assert_eq!(second.first_index, 2);
     assert!(matches!(
         store.root_status(&empty.root).unwrap(),
@@ -618,7 +653,10 @@ fn registry_roots_stay_acceptable_for_the_window() {
         vec![0, 1, 2, 3]
     );
     assert_eq!(history[1], first.root);
-    assert_eq!(store.registry_leaves(1, 2).unwrap(), vec![leaf(2), leaf(3)]);
+    assert_eq!(
+        store.registry_leaves(1, 2).unwrap(),
+        vec![stored(leaf(2)), stored(leaf(3))]
+    );
     assert_eq!(store.registry_leaves(0, 1).unwrap(), vec![[0; 32]]);
     assert_eq!(store.registry_len().unwrap(), 3);
     let before = snapshot(&store);
@@ -635,16 +673,20 @@ fn registry_roots_stay_acceptable_for_the_window() {
         Err(StoreError::Registry(_))
     ));
     assert!(matches!(
-        store.append_leaves(public(ISSUER), &[[0xff; 32]]),
+        store.append_records(public(ISSUER), &records(&[[0xff; 32]]), issued_at()),
         Err(StoreError::Registry(_))
     ));
+    let mut after_tomorrow = records(&[leaf(9)]);
+    after_tomorrow[0].issued_at = Day(issued_at().0 + 2);
     assert!(matches!(
-        store.append_leaves(public(ISSUER), &[leaf(9), [0; 32]]),
-        Err(StoreError::Registry(_))
+        store.append_records(public(ISSUER), &after_tomorrow, issued_at()),
+        Err(StoreError::InvalidRecord(_))
     ));
     assert_eq!(snapshot(&store), before);
     // Failed appends left the in-memory tree as it was.
-    let next = store.append_leaves(public(ISSUER), &[leaf(9)]).unwrap();
+    let next = store
+        .append_records(public(ISSUER), &records(&[leaf(9)]), issued_at())
+        .unwrap();
     assert_eq!(next.first_index, 3);
     store.verify_audit_log().unwrap();
 }
@@ -657,11 +699,19 @@ fn registry_roots_match_the_circuit_tree() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let leaves: Vec<[u8; 32]> = (0..5).map(leaf).collect();
-    let appended = store.append_leaves(public(ISSUER), &leaves).unwrap();
+    let appended = store
+        .append_records(public(ISSUER), &records(&leaves), issued_at())
+        .unwrap();
+    let issuer = IssuerId::for_account(&public(ISSUER));
     let values: Vec<_> = leaves
         .iter()
-        .map(|bytes| fr_from_bytes(bytes).unwrap())
+        .map(|bytes| registry_leaf(fr_from_bytes(bytes).unwrap(), issuer, issued_at()).unwrap())
         .collect();
+    assert_eq!(
+        store.registry_leaves(0, 10).unwrap(),
+        values.iter().map(fr_to_bytes).collect::<Vec<_>>(),
+        "each leaf carries the appending issuer's id"
+    );
     let mut tree = RegistryTree::from_leaves(8, &values).unwrap();
     assert_eq!(appended.root.root, fr_to_bytes(&tree.root()));
     let revoked = store.revoke_leaf(public(ISSUER), 2).unwrap();

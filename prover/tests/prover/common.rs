@@ -10,7 +10,9 @@ use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
-use zkcohort_testkit::{ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry};
+use zkcohort_testkit::{
+    ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry, ISSUER,
+};
 
 pub(crate) const SHAPE: CircuitShape = CircuitShape::SMALL;
 pub(crate) const SNARKJS: &str = "snarkjs@0.7.6";
@@ -43,7 +45,7 @@ pub(crate) fn request() -> ProofRequest {
 /// Ali Harris's request for `query` (issuer 3, seed 2), alone in a registry of `shape`,
 /// paying `[7; 32]`.
 pub(crate) fn request_for(shape: CircuitShape, query: &str) -> ProofRequest {
-    let enrollee = Enrollee::issue(ali_harris(), 3, &mut StdRng::seed_from_u64(2));
+    let enrollee = Enrollee::issue(ali_harris(), ISSUER, &mut StdRng::seed_from_u64(2));
     let mut registry = TestRegistry::new(shape);
     let index = registry.register(&enrollee);
     registry.proof_request(&enrollee, index, &compile(query), SCOPE, [7; 32])
@@ -58,7 +60,7 @@ pub(crate) fn requests() -> Vec<ProofRequest> {
     let enrollees: Vec<(Enrollee, u64)> = fixture_paths()
         .iter()
         .map(|path| {
-            let enrollee = Enrollee::issue(import(path), 3, &mut rng);
+            let enrollee = Enrollee::issue(import(path), ISSUER, &mut rng);
             let index = registry.register(&enrollee);
             (enrollee, index)
         })

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use zkcohort_circuits::clause::query_hash;
+use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement, PUBLIC_INPUT_NAMES};
-use zkcohort_circuits::CircuitId;
+use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::Catalog;
 
 use super::report::Checks;
@@ -46,9 +47,10 @@ pub fn verify_bundle(
     let verifying_key = check_circuit_id(&mut checks, bundle);
     check_setup(&mut checks, bundle, verifying_key.as_ref(), transcript);
     check_query_hash(&mut checks, bundle);
+    let issuers_root = check_issuers(&mut checks, bundle);
     check_registry_roots(&mut checks, bundle, &trusted);
     check_enrollment_entries(&mut checks, bundle, &trusted);
-    let statements = check_public_inputs(&mut checks, bundle);
+    let statements = check_public_inputs(&mut checks, bundle, issuers_root);
     let proofs_verified = check_proofs(&mut checks, bundle, verifying_key, &statements);
     check_nullifiers_unique(&mut checks, bundle);
     check_rewards(&mut checks, bundle);
@@ -235,6 +237,9 @@ fn fixed_fields_differing(study: &Study, original: &Study) -> Vec<&'static str> 
         ("query", study.query == original.query),
         ("query_hash", study.query_hash == original.query_hash),
         ("circuit_id", study.circuit_id == original.circuit_id),
+        ("issuers", study.issuers == original.issuers),
+        ("issuers_root", study.issuers_root == original.issuers_root),
+        ("min_root_seq", study.min_root_seq == original.min_root_seq),
         ("reward", study.reward == original.reward),
         (
             "max_enrollments",
@@ -348,6 +353,43 @@ fn check_query_hash(checks: &mut Checks, bundle: &StudyBundle) {
             bundle.circuit.clauses, bundle.circuit.slot_depth
         ),
     );
+}
+
+/// The study's issuer set gives the issuers root it claims; returns the recomputed root
+/// (every statement is rebuilt with it), `None` when the set is not a valid one.
+fn check_issuers(checks: &mut Checks, bundle: &StudyBundle) -> Option<Fr> {
+    let study = &bundle.study;
+    let (problems, root) = match IssuerSet::new(&study.issuers) {
+        Err(error) => (vec![error.to_string()], None),
+        Ok(set) if set.accounts() != study.issuers.as_slice() => (
+            vec!["the study's issuers are not listed once each in ascending order".into()],
+            Some(set.root()),
+        ),
+        Ok(set) if fr_to_bytes(&set.root()) != study.issuers_root => (
+            vec![format!(
+                "the study's issuers give issuers root {}, the study claims {}",
+                hex::encode(fr_to_bytes(&set.root())),
+                hex::encode(study.issuers_root)
+            )],
+            Some(set.root()),
+        ),
+        Ok(set) => (vec![], Some(set.root())),
+    };
+    checks.record(
+        "issuers",
+        problems,
+        format!(
+            "the study accepts records of {} issuer(s): {}",
+            study.issuers.len(),
+            study
+                .issuers
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    root
 }
 
 /// The study's query, recompiled and hashed for the bundle's circuit shape.
@@ -502,7 +544,11 @@ fn check_enrollment_entries(checks: &mut Checks, bundle: &StudyBundle, trusted: 
 /// Each enrollment's statement, recomputed from public data; checks the
 /// public inputs the bundle lists are exactly these. `None` where an
 /// enrollment's nullifier or root is not a field element.
-fn check_public_inputs(checks: &mut Checks, bundle: &StudyBundle) -> Vec<Option<Statement>> {
+fn check_public_inputs(
+    checks: &mut Checks,
+    bundle: &StudyBundle,
+    issuers_root: Option<Fr>,
+) -> Vec<Option<Statement>> {
     let study = &bundle.study;
     let query_hash = fr_from_bytes(&study.query_hash).ok();
     let mut problems = Vec::new();
@@ -516,10 +562,13 @@ fn check_public_inputs(checks: &mut Checks, bundle: &StudyBundle) -> Vec<Option<
                 fr_from_bytes(&enrollment.registry_root).ok(),
                 query_hash,
                 fr_from_bytes(&enrollment.nullifier).ok(),
+                issuers_root,
             );
-            let (Some(registry_root), Some(query_hash), Some(nullifier)) = fields else {
+            let (Some(registry_root), Some(query_hash), Some(nullifier), Some(issuers_root)) =
+                fields
+            else {
                 problems.push(format!(
-                    "{name}: the root, query hash or nullifier is not a field element"
+                    "{name}: the root, query hash, nullifier or issuers root is not a field element"
                 ));
                 return None;
             };
@@ -530,6 +579,7 @@ fn check_public_inputs(checks: &mut Checks, bundle: &StudyBundle) -> Vec<Option<
                 study.id,
                 nullifier,
                 &enrollment.payout_account,
+                issuers_root,
             );
             let expected = statement.to_decimal_strings();
             if expected != enrollment.public_inputs {
@@ -758,6 +808,12 @@ fn check_roots_used(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted
                     record.seq
                 ))
             }
+            Some(record) if record.seq < bundle.study.min_root_seq => problems.push(format!(
+                "{}: root {} is older than the study, which takes root {} or later",
+                name_of(position, enrollment),
+                record.seq,
+                bundle.study.min_root_seq
+            )),
             Some(record) => {
                 used.insert(record.seq);
             }
@@ -767,7 +823,7 @@ fn check_roots_used(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted
         "roots_used",
         problems,
         format!(
-            "{} distinct registry roots used, each recorded in the log first",
+            "{} distinct registry roots used, each recorded in the log first, none older than the study",
             used.len()
         ),
     );

@@ -10,12 +10,12 @@
 use std::path::Path;
 
 use zkcohort_circuits::CircuitId;
-use zkcohort_cohort::{Catalog, Query};
+use zkcohort_cohort::{Catalog, Day, Query};
 use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry};
 use zkcohort_verifier::events::{
-    ApiKeyChange, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord, LedgerChange,
-    RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, StudyClosed, StudyCreated,
-    TransferRecord,
+    ApiKeyChange, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord,
+    LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, StudyClosed,
+    StudyCreated, TransferRecord,
 };
 use zkcohort_verifier::records::{
     Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
@@ -60,6 +60,9 @@ fn study() -> Study {
         .unwrap(),
         query_hash: [0x0b; 32],
         circuit_id: CircuitId([0x0c; 32]),
+        issuers: vec![[0xcc; 32]],
+        issuers_root: [0x0d; 32],
+        min_root_seq: 1,
         reward: 25,
         max_enrollments: 20,
         epsilon_budget: 1.5,
@@ -96,7 +99,16 @@ fn one_of_each() -> Vec<AuditEvent> {
         AuditEvent::RegistryAppend(RegistryAppend {
             issuer: [0xcc; 32],
             first_index: 0,
-            leaves: vec![[0x21; 32], [0x22; 32]],
+            records: vec![
+                AppendedRecord {
+                    commitment: [0x21; 32],
+                    issued_at: Day(19_000),
+                },
+                AppendedRecord {
+                    commitment: [0x22; 32],
+                    issued_at: Day(19_001),
+                },
+            ],
             root: root(1),
         }),
         AuditEvent::StudyCreated(StudyCreated { study: study() }),
@@ -108,7 +120,14 @@ fn one_of_each() -> Vec<AuditEvent> {
             nullifier: [0x31; 32],
             registry_root: [0x11; 32],
             root_seq: 1,
-            public_inputs: vec!["1".into(), "2".into(), "3".into(), "4".into(), "5".into()],
+            public_inputs: vec![
+                "1".into(),
+                "2".into(),
+                "3".into(),
+                "4".into(),
+                "5".into(),
+                "6".into(),
+            ],
             proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
             ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), patient),
         })),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
 use zkcohort_circuits::identity::{signal_hash, StudyScope};
 use zkcohort_circuits::Fr;
-use zkcohort_testkit::{compile, fixture, Enrollee, TestRegistry};
+use zkcohort_testkit::{compile, fixture, Enrollee, TestRegistry, ISSUER};
 use zkcohort_verifier::snarkjs::{proof_to_json, statement_to_json, verifying_key_to_json};
 use zkcohort_verifier::{Proof, Statement, VerifyingKey};
 
@@ -25,7 +25,7 @@ const SHAPE: CircuitShape = CircuitShape::SMALL;
 fn eligibility_proof() -> (VerifyingKey<Bn254>, Statement, Proof<Bn254>) {
     let query = compile("index date 2021-01-01\nrequire condition hypertension");
     let mut rng = StdRng::seed_from_u64(42);
-    let enrollee = Enrollee::issue(fixture("Ali_Harris"), 7, &mut rng);
+    let enrollee = Enrollee::issue(fixture("Ali_Harris"), ISSUER, &mut rng);
     let mut registry = TestRegistry::new(SHAPE);
     for other in 1..=5u64 {
         registry.other_leaf(other);
@@ -124,15 +124,15 @@ fn the_binary_checks_a_real_eligibility_proof() {
     let off_curve = edit(&proof, |json| {
         json["pi_a"][1] = json!("1");
     });
-    let four = edit(&public, |json| {
+    let short = edit(&public, |json| {
         json.as_array_mut().unwrap().pop();
     });
     let wrong_key = edit(&vk, |json| json["nPublic"] = json!(4));
     let cases = [
         (write(&vk, &off_curve, &public), vec!["proof.json", "pi_a"]),
         (
-            write(&vk, &proof, &four),
-            vec!["public.json", "4 public signals"],
+            write(&vk, &proof, &short),
+            vec!["public.json", "5 public signals"],
         ),
         (
             write(&wrong_key, &proof, &public),

@@ -1,5 +1,5 @@
-//! Shared test fixtures: a small Groth16 circuit with the eligibility statement's
-//! five public inputs, so tests and timings can make many real proofs quickly.
+//! Shared test fixtures: a small Groth16 circuit with as many public inputs as the
+//! eligibility statement, so tests and timings can make many real proofs quickly.
 
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
@@ -8,16 +8,17 @@ use ark_relations::gr1cs::{
 };
 use ark_snark::SNARK;
 use rand::{rngs::StdRng, SeedableRng};
-use zkcohort_verifier::{Proof, Statement};
+use zkcohort_verifier::{Proof, Statement, PUBLIC_INPUTS};
 
-/// Proves knowledge of `w` with public inputs `w^2, w^3, w^4, w^5, w^6`.
+/// Proves knowledge of `w` with public inputs `w^2, w^3, ...`, one per input of the
+/// eligibility statement.
 #[derive(Clone)]
 pub(crate) struct PowersCircuit {
     pub(crate) w: Option<Fr>,
 }
 
-pub(crate) fn powers(w: Fr) -> [Fr; 5] {
-    let mut out = [Fr::from(0u64); 5];
+pub(crate) fn powers(w: Fr) -> [Fr; PUBLIC_INPUTS] {
+    let mut out = [Fr::from(0u64); PUBLIC_INPUTS];
     let mut power = w * w;
     for slot in &mut out {
         *slot = power;
@@ -29,7 +30,7 @@ pub(crate) fn powers(w: Fr) -> [Fr; 5] {
 impl ConstraintSynthesizer<Fr> for PowersCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
         let values = self.w.map(powers);
-        let inputs = (0..5)
+        let inputs = (0..PUBLIC_INPUTS)
             .map(|index| {
                 cs.new_input_variable(|| {
                     values

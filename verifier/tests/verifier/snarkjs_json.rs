@@ -12,7 +12,7 @@ use zkcohort_verifier::snarkjs::{
     statement_from_json, statement_to_json, verifying_key_from_json, verifying_key_to_json,
     SnarkjsProof, SnarkjsVerifyingKey,
 };
-use zkcohort_verifier::{prepare_verifying_key, verify_inputs, VerifierError};
+use zkcohort_verifier::{prepare_verifying_key, verify_inputs, VerifierError, PUBLIC_INPUTS};
 
 /// A `verification_key.json` written by snarkjs (nPublic 2), from the public
 /// repository that vectors/README.md names.
@@ -69,8 +69,8 @@ fn keys_round_trip_with_alphabeta() {
     let (vk, _, _) = fixture();
     let text = verifying_key_to_json(&vk);
     let json = SnarkjsVerifyingKey::from_json(&text).unwrap();
-    assert_eq!(json.n_public, 5);
-    assert_eq!(json.ic.len(), 6);
+    assert_eq!(json.n_public, PUBLIC_INPUTS);
+    assert_eq!(json.ic.len(), PUBLIC_INPUTS + 1);
     assert!(json.vk_alphabeta_12.is_some());
     assert_eq!(verifying_key_from_json(&text).unwrap(), vk);
     // Without vk_alphabeta_12, or with the empty array some tools write.
@@ -127,8 +127,8 @@ fn public_signals_round_trip_and_must_be_canonical() {
     assert!(error.to_string().contains("nullifier"), "{error}");
 
     for bad in [
-        json!(["1", "2", "3", "4"]),
-        json!(["1", "2", "3", "4", "5", "6"]),
+        json!(["1", "2", "3", "4", "5"]),
+        json!(["1", "2", "3", "4", "5", "6", "7"]),
     ] {
         assert!(matches!(
             statement_from_json(&bad.to_string()),
@@ -351,7 +351,7 @@ fn inconsistent_keys_are_rejected() {
         ),
         Err(VerifierError::InputCount {
             expected: 2,
-            got: 5
+            got: PUBLIC_INPUTS
         })
     );
 }

@@ -7,7 +7,7 @@ use ark_ec::{AffineRepr, CurveGroup};
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_verifier::{
     prepare_verifying_key, verify, verify_batch, verify_batch_with_rng, verify_inputs, Proof,
-    Statement, VerifierError,
+    Statement, VerifierError, PUBLIC_INPUTS,
 };
 
 #[test]
@@ -50,12 +50,12 @@ fn a_valid_proof_verifies_and_any_change_is_caught() {
     }
 
     // The wrong number of inputs is an error, not a verdict.
-    for count in [4, 6] {
+    for count in [PUBLIC_INPUTS - 1, PUBLIC_INPUTS + 1] {
         let inputs = vec![Fr::from(1u64); count];
         assert_eq!(
             verify_inputs(&prepared, &inputs, &proof),
             Err(VerifierError::InputCount {
-                expected: 5,
+                expected: PUBLIC_INPUTS,
                 got: count
             })
         );
@@ -66,8 +66,8 @@ fn a_valid_proof_verifies_and_any_change_is_caught() {
     assert_eq!(
         verify(&short_key, &statement, &proof),
         Err(VerifierError::InputCount {
-            expected: 4,
-            got: 5
+            expected: PUBLIC_INPUTS - 1,
+            got: PUBLIC_INPUTS
         })
     );
     assert!(verify_batch(&short_key, &[(statement, proof)]).is_err());

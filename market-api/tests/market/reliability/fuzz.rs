@@ -32,8 +32,8 @@ enum FieldKind {
     Query,
     /// A canonical field element in decimal.
     Decimal,
-    /// A list of registry leaves in decimal.
-    Leaves,
+    /// A list of records to append (a commitment in decimal and an issue day each).
+    Records,
     /// Hex of this many bytes; `any_valid` when every well-formed value is
     /// accepted (a mint's recipient), so another valid key is no mutation.
     Hex { bytes: usize, any_valid: bool },
@@ -147,21 +147,37 @@ fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) ->
                 "null".into(),
             ]);
         }
-        FieldKind::Leaves => {
-            let valid = current[0].as_str().unwrap();
-            // More leaves than the tree has room for: nothing may be appended.
-            let too_many: Vec<String> = (1..=300).map(|leaf| leaf.to_string()).collect();
-            values.extend([
-                "[]".into(),
-                "[\"0\"]".into(),
-                format!("[\"{R}\"]"),
-                format!("[\"{valid}\", \"0{valid}\"]"),
-                format!("[\"{valid}\", \"x\"]"),
-                format!("[{valid}]"),
-                "[null]".into(),
-                format!("\"{valid}\""),
-                serde_json::to_string(&too_many).unwrap(),
-            ]);
+        FieldKind::Records => {
+            let valid = &current[0];
+            let with = |field: &str, value: Value| {
+                let mut record = valid.clone();
+                record[field] = value;
+                record
+            };
+            // More records than the tree has room for: nothing may be appended.
+            let too_many: Vec<Value> = (1..=300)
+                .map(|commitment| with("commitment", json!(commitment.to_string())))
+                .collect();
+            let mut extra = valid.clone();
+            extra["issuer"] = json!("someone else");
+            let mut no_day = valid.clone();
+            no_day.as_object_mut().unwrap().remove("issued_at");
+            for records in [
+                json!([]),
+                json!([with("commitment", json!(R))]),
+                json!([valid, with("commitment", json!("x"))]),
+                json!([with("commitment", json!(12345))]),
+                json!([with("issued_at", json!("2199-12-31"))]),
+                json!([with("issued_at", json!("yesterday"))]),
+                json!([with("issued_at", json!(19_000))]),
+                json!([no_day]),
+                json!([extra]),
+                json!([null]),
+                valid.clone(),
+                Value::Array(too_many),
+            ] {
+                values.push(records.to_string());
+            }
         }
         FieldKind::Hex { bytes, any_valid } => {
             let valid = current.as_str().unwrap();
@@ -545,11 +561,13 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             fields: vec![],
         },
         Route {
-            path: "/registry/leaves",
+            path: "/registry/records",
             key: Some(ISSUER),
             wrong_keys: &[RESEARCHER, OPERATOR],
-            body: Some(json!({"leaves": ["123456789"]})),
-            fields: vec![("leaves", F::Leaves)],
+            body: Some(
+                json!({"records": [{"commitment": "123456789", "issued_at": "2021-06-01"}]}),
+            ),
+            fields: vec![("records", F::Records)],
         },
         Route {
             path: "/registry/revoke",

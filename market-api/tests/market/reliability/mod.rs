@@ -22,7 +22,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use zkcohort_circuits::statement::{fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
 use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
 use zkcohort_prover::{CircuitId, EligibilityProof};
@@ -68,13 +68,8 @@ impl Api {
     /// Appends the cohort's leaves, posts the study (`max_enrollments`),
     /// mints 100 to the researcher and funds the escrow with `escrow`.
     async fn set_up_market(&self, cohort: &Cohort, max_enrollments: u64, escrow: u64) {
-        let leaves: Vec<String> = cohort.leaves.iter().map(fr_to_decimal).collect();
         let (status, appended) = self
-            .post(
-                "/registry/leaves",
-                Some(ISSUER),
-                &json!({ "leaves": leaves }),
-            )
+            .post("/registry/records", Some(ISSUER), &cohort.records_body())
             .await;
         assert_eq!(status, StatusCode::CREATED, "{appended}");
         assert_eq!(

@@ -1,0 +1,205 @@
+//! Attacks by a party the protocol does not trust, each refused: an issuer putting a
+//! record under another issuer's id, and a record revoked before a study was posted
+//! enrolling in it through an older root. Real proofs, real HTTP on 127.0.0.1.
+
+use std::collections::HashMap;
+
+use rand::{rngs::StdRng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use zkcohort_circuits::identity::StudyScope;
+use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::fr_to_bytes;
+use zkcohort_circuits::CircuitError;
+use zkcohort_market::http::Role;
+use zkcohort_market::Store;
+use zkcohort_prover::{ProofRequest, ProverError};
+use zkcohort_testkit::{ali_harris, Enrollee, ISSUER as ISSUER_ACCOUNT, OTHER_ISSUER};
+
+use crate::common::{
+    api_config, api_keys, appended_record, compiled_query, enroll_body, keys, public_key,
+    records_body, store_config, study_body, TestServer, ISSUER, RESEARCHER, SHAPE,
+};
+
+/// The API key of a second issuer, acting as [`OTHER_ISSUER`].
+const OTHER_ISSUER_KEY: &str = "other-issuer-key";
+
+async fn server_with_two_issuers() -> (TestServer, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    let store = Store::open(folder.path(), store_config()).unwrap();
+    let mut keys_by_token: HashMap<String, Role> = api_keys(public_key(7));
+    keys_by_token.insert(OTHER_ISSUER_KEY.into(), Role::Issuer(OTHER_ISSUER));
+    let server = TestServer::serve(store, api_config(keys(), keys_by_token)).await;
+    (server, folder)
+}
+
+/// Posts a study of the common query accepting `issuers` (all when `None`), funded
+/// for `max` enrollments; returns its id.
+async fn funded_study(server: &TestServer, max: u64, issuers: Option<&[[u8; 32]]>) -> u64 {
+    let mut body = study_body(max);
+    if let Some(issuers) = issuers {
+        body["issuers"] = json!(issuers.iter().map(hex::encode).collect::<Vec<_>>());
+    }
+    let (status, study) = server.post("/studies", Some(RESEARCHER), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{study}");
+    let id = study["id"].as_u64().unwrap();
+    server.mint(&public_key(7), 100).await;
+    server.fund(id, 10 * max).await;
+    id
+}
+
+fn request(
+    enrollee: &Enrollee,
+    registry: &RegistryTree,
+    index: u64,
+    issuers: &IssuerSet,
+    scope: StudyScope,
+) -> ProofRequest {
+    ProofRequest {
+        secret: enrollee.secret.clone(),
+        record: enrollee.record.clone(),
+        registry_path: registry.path(index).unwrap(),
+        issuers: issuers.clone(),
+        query: compiled_query(),
+        study_scope: scope,
+        payout_account: public_key(40),
+    }
+}
+
+async fn enroll(server: &TestServer, study: u64, request: &ProofRequest) -> (StatusCode, Value) {
+    let proof = keys()
+        .prove_with_rng(request, &mut StdRng::seed_from_u64(5))
+        .unwrap();
+    server
+        .post(
+            &format!("/studies/{study}/enroll"),
+            None,
+            &enroll_body(&proof, &request.payout_account),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_cannot_register_a_record_under_another_issuer_s_id() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let study = funded_study(&server, 2, Some(&[OTHER_ISSUER])).await;
+    let scope = StudyScope::for_study(&server.marketplace_key().await, study);
+    let accepted = IssuerSet::new(&[OTHER_ISSUER]).unwrap();
+
+    // The first issuer invents a record in the name of the second and appends it
+    // with its own key: the marketplace computes the leaf over its own id.
+    let forged = Enrollee::issue(ali_harris(), OTHER_ISSUER, &mut StdRng::seed_from_u64(11));
+    let (status, appended) = server
+        .post(
+            "/registry/records",
+            Some(ISSUER),
+            &records_body(&[appended_record(&forged.secret, &forged.record)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    assert_eq!(appended["issuer"], hex::encode(ISSUER_ACCOUNT));
+    let stored = server.store().registry_leaves(0, 1).unwrap()[0];
+    assert_ne!(
+        stored,
+        fr_to_bytes(&forged.leaf(SHAPE)),
+        "the claimed issuer's leaf"
+    );
+    let mut as_stored = forged.clone();
+    as_stored.record.issuer = ISSUER_ACCOUNT;
+    assert_eq!(stored, fr_to_bytes(&as_stored.leaf(SHAPE)));
+
+    // Proving the record as the registry holds it: the study does not accept that issuer.
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    registry.append(as_stored.leaf(SHAPE)).unwrap();
+    assert_eq!(
+        fr_to_bytes(&registry.root()),
+        server.store().registry_root().unwrap().root
+    );
+    let refused = keys().prove(&request(&as_stored, &registry, 0, &accepted, scope));
+    assert!(matches!(
+        refused,
+        Err(ProverError::Circuit(CircuitError::Issuers(_)))
+    ));
+
+    // Proving it as claimed: a valid proof, but under a root the registry never had.
+    let mut claimed = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    claimed.append(forged.leaf(SHAPE)).unwrap();
+    let before = server.store().study(study).unwrap();
+    let (status, error) = enroll(
+        &server,
+        study,
+        &request(&forged, &claimed, 0, &accepted, scope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "unknown_root");
+    assert_eq!(server.store().study(study).unwrap(), before);
+
+    // The same record appended by the issuer it names enrolls.
+    let (status, appended) = server
+        .post(
+            "/registry/records",
+            Some(OTHER_ISSUER_KEY),
+            &records_body(&[appended_record(&forged.secret, &forged.record)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    registry.append(forged.leaf(SHAPE)).unwrap();
+    let (status, enrolled) = enroll(
+        &server,
+        study,
+        &request(&forged, &registry, 1, &accepted, scope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let enrollee = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(12));
+    let (status, appended) = server
+        .post(
+            "/registry/records",
+            Some(ISSUER),
+            &records_body(&[appended_record(&enrollee.secret, &enrollee.record)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    registry.append(enrollee.leaf(SHAPE)).unwrap();
+
+    let earlier = funded_study(&server, 2, None).await;
+    let (status, revoked) = server
+        .post("/registry/revoke", Some(ISSUER), &json!({"index": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    let later = funded_study(&server, 2, None).await;
+    let key = server.marketplace_key().await;
+    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER]).unwrap();
+
+    // The root from before the revocation is still inside the count window...
+    let scope = StudyScope::for_study(&key, later);
+    let before = server.store().study(later).unwrap();
+    let (status, error) = enroll(
+        &server,
+        later,
+        &request(&enrollee, &registry, 0, &issuers, scope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "root_before_study");
+    assert_eq!(server.store().study(later).unwrap(), before);
+
+    // ...so the study posted before the revocation still takes it (until the window
+    // closes), which shows the refusal above is the study's minimum root.
+    let scope = StudyScope::for_study(&key, earlier);
+    let (status, enrolled) = enroll(
+        &server,
+        earlier,
+        &request(&enrollee, &registry, 0, &issuers, scope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+}
