@@ -24,6 +24,7 @@ use serde::Serialize;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
 use zkcohort_market::api_keys::ApiKeyRole;
+use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
@@ -160,7 +161,11 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     fresh_demo_folder(&options.data)?;
     let (circuit, ceremony_seconds) = demo_circuit(options)?;
     let keys = &circuit.keys;
-    let marketplace = Marketplace::open_with_circuit(&options.data.join("marketplace"), &circuit)?;
+    let marketplace = Marketplace::open_with_circuit(
+        &options.data.join("marketplace"),
+        &circuit,
+        DEFAULT_ROOT_WINDOW_MS,
+    )?;
     let running = marketplace.spawn("127.0.0.1:0")?;
     if options.progress {
         eprintln!(

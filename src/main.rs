@@ -91,6 +91,15 @@ enum Command {
     /// Prover measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// What a marketplace announces: the key a sponsor pins when checking its bundles,
+    /// its circuit, where the circuit's keys came from and its root window.
+    Marketplace {
+        #[command(flatten)]
+        server: roles::Server,
+        /// Print `GET /marketplace` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the marketplace server over a data folder (keys, store, identity, operator token).
     Serve {
         /// The data folder; what is missing in it is created.
@@ -107,6 +116,11 @@ enum Command {
         /// development only; the marketplace announces it and its bundles say so.
         #[arg(long)]
         dev_unsafe_setup: bool,
+        /// How long a replaced registry root stays acceptable for enrollments: the
+        /// longest a revocation takes to reach every study, and the time a patient
+        /// has between syncing the registry and enrolling.
+        #[arg(long, default_value_t = 24)]
+        root_window_hours: u64,
     },
     /// The operator's calls to a running server.
     #[command(subcommand)]
@@ -279,6 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => demo(data, keys, bundles, shape, json),
         Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
+        Command::Marketplace { server, json } => roles::marketplace(&server, json),
         Command::Ceremony(command) => ceremony::run(command),
         Command::CircomExport { shape, keys, out } => {
             proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
@@ -297,13 +312,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             addr,
             shape,
             dev_unsafe_setup,
+            root_window_hours,
         } => {
             let policy = if dev_unsafe_setup {
                 zkcohort::keys::SetupPolicy::DevelopmentUnsafe
             } else {
                 zkcohort::keys::SetupPolicy::CeremonyOnly
             };
-            zkcohort::serve::run(&data, &addr, shape.shape(), policy).map(|()| ExitCode::SUCCESS)
+            let root_window_ms = root_window_hours.saturating_mul(60 * 60 * 1000);
+            zkcohort::serve::run(&data, &addr, shape.shape(), policy, root_window_ms)
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::Operator(OperatorCommand::CreateKey {
             server,

@@ -226,7 +226,8 @@ pub fn account(client: &MarketClient, key: &[u8; 32]) -> Result<AccountView> {
     Ok(client.account(key)?)
 }
 
-/// Transfers `amount` from the wallet's payout account to `to`, signed with its key.
+/// Transfers `amount` from the wallet's payout account to `to`, signed with its key for
+/// this marketplace only.
 ///
 /// # Errors
 /// The marketplace refuses it (balance, nonce), or network errors.
@@ -236,7 +237,8 @@ pub fn transfer(
     to: [u8; 32],
     amount: u64,
 ) -> Result<LedgerEntry> {
+    let market = RemoteMarketplace::fetch(client)?;
     let nonce = account(client, &wallet.payout_account())?.nonce;
-    let transfer = SignedTransfer::sign(wallet.payout_key(), to, amount, nonce);
+    let transfer = SignedTransfer::sign(wallet.payout_key(), &market.key, to, amount, nonce);
     Ok(client.transfer(&transfer)?)
 }

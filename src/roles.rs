@@ -40,6 +40,37 @@ impl Server {
     }
 }
 
+/// `zkcohort marketplace`: prints what the marketplace announces, first the key to pin.
+pub(crate) fn marketplace(server: &Server, json: bool) -> Result<ExitCode> {
+    let info = server.client()?.marketplace()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("marketplace key  {}", info.marketplace_key);
+    println!(
+        "                 pin it: zkcohort-verify BUNDLE --marketplace-key {}",
+        info.marketplace_key
+    );
+    println!(
+        "circuit          {} ({} clauses, slot depth {}, registry depth {})",
+        info.circuit_id, info.clauses, info.slot_depth, info.registry_depth
+    );
+    match info.setup {
+        zkcohort_verifier::KeySetup::Ceremony { transcript_id } => {
+            println!("setup            ceremony, transcript {transcript_id}")
+        }
+        zkcohort_verifier::KeySetup::Development => println!(
+            "setup            DEVELOPMENT: a single party made the keys and could forge proofs"
+        ),
+    }
+    println!(
+        "root window      {} s (how long a replaced registry root stays acceptable)",
+        info.root_window_ms / 1000
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Subcommand)]
 pub(crate) enum IssuerCommand {
     /// Import a patient's FHIR bundle, register its commitment, and write the record
@@ -498,9 +529,12 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             );
         }
         ResearcherCommand::Bundle { server, study, out } => {
-            researcher::export_bundle(&server.client()?, study, &out)?;
+            let client = server.client()?;
+            researcher::export_bundle(&client, study, &out)?;
+            let key = client.marketplace()?.marketplace_key;
             println!(
-                "wrote {}; check it with `zkcohort-verify {}`",
+                "wrote {}; a sponsor checks it with `zkcohort-verify {} --marketplace-key {key}`, \
+                 having got that key from the marketplace by a channel of their own",
                 out.display(),
                 out.display()
             );

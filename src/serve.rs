@@ -29,12 +29,14 @@
 //! use zkcohort::keys::SetupPolicy;
 //! use zkcohort::serve::Marketplace;
 //! use zkcohort_circuits::circuit::CircuitShape;
+//! use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let marketplace = Marketplace::open(
 //!     Path::new("demo-data"),
 //!     CircuitShape::SMALL,
 //!     SetupPolicy::DevelopmentUnsafe,
+//!     DEFAULT_ROOT_WINDOW_MS,
 //! )?;
 //! let running = marketplace.spawn("127.0.0.1:0")?;
 //! let operator = MarketClient::new(running.url())?.with_token(running.operator_token());
@@ -95,21 +97,31 @@ impl Marketplace {
     /// key or token files; circuit keys that do not load, or that have no
     /// ceremony transcript under [`SetupPolicy::CeremonyOnly`]; a store that does
     /// not open (held by another process, created for another shape).
-    pub fn open(data_dir: &Path, shape: CircuitShape, policy: SetupPolicy) -> Result<Self> {
+    pub fn open(
+        data_dir: &Path,
+        shape: CircuitShape,
+        policy: SetupPolicy,
+        root_window_ms: u64,
+    ) -> Result<Self> {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let circuit = load_served_circuit(shape, &data_dir.join(KEYS_DIR), policy)?;
-        Self::open_with_circuit(data_dir, &circuit)
+        Self::open_with_circuit(data_dir, &circuit, root_window_ms)
     }
 
     /// Opens the marketplace in `data_dir` for `circuit` (kept elsewhere: the
     /// demo shares one key folder between runs and with the patients' prover).
-    /// Creates what is missing, as [`Marketplace::open`].
+    /// Creates what is missing, as [`Marketplace::open`]. A replaced registry root
+    /// stays acceptable for `root_window_ms`.
     ///
     /// # Errors
     ///
     /// As [`Marketplace::open`].
-    pub fn open_with_circuit(data_dir: &Path, circuit: &ServedCircuit) -> Result<Self> {
+    pub fn open_with_circuit(
+        data_dir: &Path,
+        circuit: &ServedCircuit,
+        root_window_ms: u64,
+    ) -> Result<Self> {
         let keys = &circuit.keys;
         let shape = keys.shape();
         match circuit.setup {
@@ -137,7 +149,7 @@ impl Marketplace {
             &store_dir,
             StoreConfig {
                 registry_depth: shape.registry_depth,
-                ..StoreConfig::default()
+                root_window_ms,
             },
         )
         .with_context(|| {
@@ -311,8 +323,14 @@ impl Drop for RunningMarketplace {
 /// # Errors
 ///
 /// As [`Marketplace::open`]; the address does not bind; serving fails.
-pub fn run(data_dir: &Path, addr: &str, shape: CircuitShape, policy: SetupPolicy) -> Result<()> {
-    let marketplace = Marketplace::open(data_dir, shape, policy)?;
+pub fn run(
+    data_dir: &Path,
+    addr: &str,
+    shape: CircuitShape,
+    policy: SetupPolicy,
+    root_window_ms: u64,
+) -> Result<()> {
+    let marketplace = Marketplace::open(data_dir, shape, policy, root_window_ms)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

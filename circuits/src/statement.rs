@@ -233,17 +233,18 @@ mod tests {
     }
 
     #[test]
-    fn statement_needs_exactly_five_inputs() {
-        let inputs = ["1", "2", "3", "4", "5"];
+    fn statement_needs_exactly_six_inputs() {
+        let inputs = ["1", "2", "3", "4", "5", "6"];
         let statement = Statement::from_decimal_strings(&inputs).unwrap();
         assert_eq!(statement.nullifier, Nullifier(Fr::from(4u64)));
+        assert_eq!(statement.issuers_root, Fr::from(6u64));
         assert_eq!(statement.to_decimal_strings(), inputs);
         assert!(matches!(
-            Statement::from_decimal_strings(&inputs[..4]),
+            Statement::from_decimal_strings(&inputs[..5]),
             Err(CircuitError::PublicInputs(_))
         ));
         assert!(matches!(
-            Statement::from_decimal_strings(&["1", "2", "3", MODULUS, "5"]),
+            Statement::from_decimal_strings(&["1", "2", "3", MODULUS, "5", "6"]),
             Err(CircuitError::NonCanonical(_))
         ));
     }

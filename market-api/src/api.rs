@@ -52,6 +52,23 @@ pub struct RevokeApiKey {
     pub key_id: String,
 }
 
+/// The body of `POST /admin/issuers/suspend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendIssuer {
+    /// The issuer's account (hex).
+    pub issuer: String,
+}
+
+/// The answer of `POST /admin/issuers/suspend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SuspendedIssuer {
+    /// The issuer's account (hex).
+    pub issuer: String,
+    /// `false` when it was already suspended (nothing changed).
+    pub newly_suspended: bool,
+}
+
 /// The answer of `POST /admin/api-keys/revoke`: what the revoked key granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RevokedApiKey {
@@ -202,8 +219,8 @@ pub struct MarketplaceInfo {
     pub slot_depth: usize,
     /// The registry tree's depth.
     pub registry_depth: usize,
-    /// How many later roots a replaced registry root stays acceptable for.
-    pub root_window: u64,
+    /// How long a replaced registry root stays acceptable, in milliseconds.
+    pub root_window_ms: u64,
     /// Where the circuit's keys came from: `{"kind": "ceremony", "transcript_id"}`
     /// (the transcript is at `GET /circuits/{id}/transcript`), or `{"kind":
     /// "development"}`, a single-party setup whose runner could forge proofs.

@@ -11,13 +11,28 @@ use rand::rngs::OsRng;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zkcohort_verifier::events::{ApiKeyChange, AuditEvent};
+use zkcohort_verifier::events::{ApiKeyChange, AuditEvent, IssuerSuspension};
 
 use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
 use crate::{audit, Bytes32, Store, StoreError};
 
 /// The prefix of API-key records in the `meta` tree.
 const KEY_PREFIX: &[u8] = b"apikey/";
+
+/// The prefix of suspended issuers in the `meta` tree (the value: when, in ms).
+const SUSPENDED_PREFIX: &[u8] = b"suspended/";
+
+fn suspension_key(issuer: &Bytes32) -> Vec<u8> {
+    [SUSPENDED_PREFIX, &issuer[..]].concat()
+}
+
+/// Whether `issuer` is suspended, inside a transaction.
+pub(crate) fn tx_is_suspended(
+    tx: &crate::store::Tx<'_>,
+    issuer: &Bytes32,
+) -> crate::store::TxResult<bool> {
+    Ok(tx.meta.get(suspension_key(issuer))?.is_some())
+}
 
 pub use zkcohort_verifier::records::ApiKeyRole;
 
@@ -140,6 +155,41 @@ impl Store {
         Ok(accounts)
     }
 
+    /// Suspends the issuer acting as `issuer`, with its audit entry, in one
+    /// transaction: its appends are refused from now on and studies posted later do
+    /// not accept it. Studies already posted keep the issuer set they were posted
+    /// with (their proofs commit to it). Returns `false`, changing nothing, when the
+    /// issuer was already suspended.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`].
+    pub fn suspend_issuer(&self, issuer: Bytes32) -> Result<bool, StoreError> {
+        let at = now_ms();
+        self.transact(|tx| {
+            if tx_is_suspended(tx, &issuer)? {
+                return Ok(false);
+            }
+            tx.meta
+                .insert(suspension_key(&issuer), &at.to_be_bytes()[..])?;
+            audit::append(
+                tx,
+                at,
+                AuditEvent::IssuerSuspended(IssuerSuspension { issuer }),
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Whether the issuer acting as `issuer` is suspended.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`].
+    pub fn is_suspended(&self, issuer: &Bytes32) -> Result<bool, StoreError> {
+        Ok(self.meta.get(suspension_key(issuer))?.is_some())
+    }
+
     /// Revokes the key with id `key_id` and returns what it granted, or
     /// `None` (and changes nothing) if no such key is stored.
     ///
@@ -181,7 +231,7 @@ mod tests {
             folder.path().join("db"),
             StoreConfig {
                 registry_depth: 8,
-                root_window: 4,
+                root_window_ms: 60_000,
             },
         )
         .unwrap();

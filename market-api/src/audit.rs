@@ -320,7 +320,7 @@ mod tests {
             dir.path(),
             crate::StoreConfig {
                 registry_depth: 4,
-                root_window: 1,
+                root_window_ms: 1_000,
             },
         )
         .unwrap();

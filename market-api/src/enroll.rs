@@ -93,13 +93,13 @@ impl Store {
     ) -> Result<Enrollment, StoreError> {
         let at = now_ms();
         let key = nullifier_key(study_id, &nullifier);
-        let window = self.config.root_window;
+        let window_ms = self.config.root_window_ms;
         self.transact(|tx| {
             let mut study = tx_study(tx, study_id)?;
             if study.status != StudyStatus::Open {
                 return abort(StoreError::StudyClosed(study_id));
             }
-            let root = tx_check_root(tx, &proof.registry_root, window)?;
+            let root = tx_check_root(tx, &proof.registry_root, at, window_ms)?;
             if root.seq < study.min_root_seq {
                 return abort(StoreError::RootBeforeStudy {
                     study: study_id,

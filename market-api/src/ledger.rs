@@ -29,7 +29,7 @@ use crate::store::{
 use crate::{audit, Bytes32, Store, StoreError, Study};
 
 /// The domain separator of transfer signatures.
-pub const TRANSFER_DOMAIN: &[u8] = b"zkcohort-transfer-v1";
+pub const TRANSFER_DOMAIN: &[u8] = b"zkcohort-transfer-v2";
 
 /// Key prefixes in the `accounts` tree.
 const KEY_BALANCE: u8 = b'k';
@@ -73,8 +73,15 @@ pub struct SignedTransfer {
 }
 
 impl SignedTransfer {
-    /// A transfer signed with the sender's key (a wallet's side).
-    pub fn sign(key: &SigningKey, to: Bytes32, amount: u64, nonce: u64) -> Self {
+    /// A transfer on the marketplace whose key is `marketplace_key`, signed with the
+    /// sender's key (a wallet's side).
+    pub fn sign(
+        key: &SigningKey,
+        marketplace_key: &Bytes32,
+        to: Bytes32,
+        amount: u64,
+        nonce: u64,
+    ) -> Self {
         let from = key.verifying_key().to_bytes();
         Self {
             from,
@@ -82,32 +89,53 @@ impl SignedTransfer {
             amount,
             nonce,
             signature: key
-                .sign(&transfer_message(&from, &to, amount, nonce))
+                .sign(&transfer_message(
+                    marketplace_key,
+                    &from,
+                    &to,
+                    amount,
+                    nonce,
+                ))
                 .to_bytes(),
         }
     }
 
-    /// Checks the signature under `from` (strict ed25519: no malleable or
-    /// small-order signatures).
+    /// Checks the signature under `from` for the marketplace whose key is
+    /// `marketplace_key` (strict ed25519: no malleable or small-order signatures).
     ///
     /// # Errors
     ///
-    /// [`StoreError::BadSignature`].
-    pub fn verify_signature(&self) -> Result<(), StoreError> {
+    /// [`StoreError::BadSignature`], also for a transfer signed for another marketplace.
+    pub fn verify_signature(&self, marketplace_key: &Bytes32) -> Result<(), StoreError> {
         let key = VerifyingKey::from_bytes(&self.from).map_err(|_| StoreError::BadSignature)?;
         key.verify_strict(
-            &transfer_message(&self.from, &self.to, self.amount, self.nonce),
+            &transfer_message(
+                marketplace_key,
+                &self.from,
+                &self.to,
+                self.amount,
+                self.nonce,
+            ),
             &Signature::from_bytes(&self.signature),
         )
         .map_err(|_| StoreError::BadSignature)
     }
 }
 
-/// The bytes a transfer signature covers: `"zkcohort-transfer-v1" || from ||
-/// to || amount (u64 BE) || nonce (u64 BE)`.
-pub fn transfer_message(from: &Bytes32, to: &Bytes32, amount: u64, nonce: u64) -> Vec<u8> {
-    let mut message = Vec::with_capacity(TRANSFER_DOMAIN.len() + 80);
+/// The bytes a transfer signature covers: `"zkcohort-transfer-v2" || marketplace key
+/// || from || to || amount (u64 BE) || nonce (u64 BE)`. Naming the marketplace keeps a
+/// transfer signed for one marketplace from being replayed on another, where the same
+/// account may hold tokens under the same nonce.
+pub fn transfer_message(
+    marketplace_key: &Bytes32,
+    from: &Bytes32,
+    to: &Bytes32,
+    amount: u64,
+    nonce: u64,
+) -> Vec<u8> {
+    let mut message = Vec::with_capacity(TRANSFER_DOMAIN.len() + 112);
     message.extend_from_slice(TRANSFER_DOMAIN);
+    message.extend_from_slice(marketplace_key);
     message.extend_from_slice(from);
     message.extend_from_slice(to);
     message.extend_from_slice(&amount.to_be_bytes());
@@ -227,21 +255,26 @@ impl Store {
         })
     }
 
-    /// Moves tokens between key accounts on the sender's signature. The
-    /// signature is checked before the transaction; the nonce (which must be
-    /// the sender's next one) and the balance inside it.
+    /// Moves tokens between key accounts on the sender's signature for the
+    /// marketplace whose key is `marketplace_key`. The signature is checked before the
+    /// transaction; the nonce (which must be the sender's next one) and the balance
+    /// inside it.
     ///
     /// # Errors
     ///
     /// [`StoreError::BadSignature`], [`StoreError::BadNonce`],
     /// [`StoreError::InsufficientBalance`], [`StoreError::InvalidAmount`] (zero, or to
     /// oneself), [`StoreError::Storage`]. On error nothing changes.
-    pub fn transfer(&self, transfer: &SignedTransfer) -> Result<LedgerEntry, StoreError> {
+    pub fn transfer(
+        &self,
+        transfer: &SignedTransfer,
+        marketplace_key: &Bytes32,
+    ) -> Result<LedgerEntry, StoreError> {
         check_amount(transfer.amount)?;
         if transfer.from == transfer.to {
             return Err(StoreError::InvalidAmount("a transfer to oneself".into()));
         }
-        transfer.verify_signature()?;
+        transfer.verify_signature(marketplace_key)?;
         let at = now_ms();
         let nonce_key = prefixed_32(KEY_NONCE, &transfer.from);
         self.transact(|tx| {

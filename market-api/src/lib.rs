@@ -50,7 +50,7 @@ pub use audit::{AuditEntry, AuditHead, InclusionProof, SignedHead};
 pub use enroll::{Enrollment, ProofRecord};
 pub use ledger::{Account, ConservationReport, LedgerEntry, LedgerKind, SignedTransfer};
 pub use registry::{RegistryAppend, RootRecord, RootStatus};
-pub use store::{Store, StoreConfig};
+pub use store::{Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 pub use study::{NewStudy, Study, StudyStatus};
 
 /// A 32-byte value: a public key, a hash, a field element in big-endian
@@ -85,6 +85,9 @@ pub enum StoreError {
     /// A study definition is invalid (empty title, zero reward, ...).
     #[error("invalid study: {0}")]
     InvalidStudy(String),
+    /// The operator suspended this issuer.
+    #[error("this issuer is suspended: the marketplace takes no more records from it")]
+    IssuerSuspended,
     /// A record an issuer appends is refused (an issue day after today).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
@@ -145,15 +148,15 @@ pub enum StoreError {
     UnknownRoot,
     /// The registry root was replaced too long ago.
     #[error(
-        "registry root {seq} expired: the current root is {current}, the window is {window} roots"
+        "registry root {seq} expired: it was replaced more than {window_ms} ms ago (the current root is {current})"
     )]
     RootExpired {
         /// The root's sequence number.
         seq: u64,
         /// The current root's sequence number.
         current: u64,
-        /// How many later roots a replaced root stays acceptable for.
-        window: u64,
+        /// How long a replaced root stays acceptable, in milliseconds.
+        window_ms: u64,
     },
     /// The registry root is older than the study: records revoked before the study
     /// was posted could still be under it.

@@ -11,18 +11,16 @@
 //! # Roots and the acceptance window
 //!
 //! Every change gives a new root with the next sequence number (root 0 is
-//! the empty tree's). A root with sequence number `s` stays acceptable while
-//! the current root's sequence number is at most `s + root_window`
-//! ([`StoreConfig::root_window`](crate::StoreConfig)). The window counts
-//! later roots, not seconds, so whether a root was acceptable when an
-//! enrollment used it follows from the audit log's order alone: a sponsor
-//! can re-check it offline without trusting anyone's clock. Issuers that
-//! append in batches ([`Store::append_leaves`] takes many leaves and makes one
-//! root) keep the number of roots, and so the window's pace, low.
-//!
-//! A revocation is a new root too, so a proof against a root from before the
-//! revocation is accepted for `root_window` more roots: the window trades
-//! revocation latency for proofs in flight.
+//! the empty tree's). A replaced root stays acceptable for a time, not for a
+//! number of later roots: root `s` is accepted until
+//! [`StoreConfig::root_window_ms`](crate::StoreConfig) have passed since root
+//! `s + 1` replaced it (24 hours by default, as Semaphore's root duration). So a
+//! revocation takes effect everywhere within the window, and nobody (an issuer
+//! appending junk records, say) can expire proofs in flight faster than that.
+//! A study also refuses every root older than the one current when it was
+//! posted (`min_root_seq`), so a record revoked before a study exists never
+//! enrolls in it. Both times are the marketplace's clock, written in the audit
+//! entries that made each root current.
 
 use serde::{Deserialize, Serialize};
 use zkcohort_circuits::issuers::IssuerId;
@@ -80,12 +78,12 @@ struct RegistryHead {
 pub enum RootStatus {
     /// The current root.
     Current(RootRecord),
-    /// Replaced, but within the window: accepted for `remaining` more roots.
+    /// Replaced, but within the window.
     Acceptable {
         /// The root.
         record: RootRecord,
-        /// How many more changes it stays acceptable for.
-        remaining: u64,
+        /// How many more milliseconds it stays acceptable.
+        remaining_ms: u64,
     },
     /// Replaced too long ago.
     Expired(RootRecord),
@@ -108,23 +106,36 @@ pub struct RegistryAppend {
     pub root: RootRecord,
 }
 
-/// Decides a root's status from its sequence number and the current one.
-fn status_of(record: RootRecord, current: u64, window: u64) -> RootStatus {
-    if record.seq == current {
-        RootStatus::Current(record)
-    } else if current - record.seq <= window {
+/// Decides a root's status at `now_ms` from when its successor replaced it
+/// (`None` for the current root).
+fn status_of(
+    record: RootRecord,
+    replaced_ms: Option<u64>,
+    now_ms: u64,
+    window_ms: u64,
+) -> RootStatus {
+    let Some(replaced_ms) = replaced_ms else {
+        return RootStatus::Current(record);
+    };
+    let age = now_ms.saturating_sub(replaced_ms);
+    if age <= window_ms {
         RootStatus::Acceptable {
             record,
-            remaining: window - (current - record.seq),
+            remaining_ms: window_ms - age,
         }
     } else {
         RootStatus::Expired(record)
     }
 }
 
-/// Checks inside a transaction that `root` is acceptable; returns its
+/// Checks inside a transaction that `root` is acceptable at `now_ms`; returns its
 /// record. Aborts with [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`].
-pub(crate) fn tx_check_root(tx: &Tx<'_>, root: &Bytes32, window: u64) -> TxResult<RootRecord> {
+pub(crate) fn tx_check_root(
+    tx: &Tx<'_>,
+    root: &Bytes32,
+    now_ms: u64,
+    window_ms: u64,
+) -> TxResult<RootRecord> {
     let Some(seq) = tx.registry.get(prefixed_32(ROOT_INDEX, root))? else {
         return abort(StoreError::UnknownRoot);
     };
@@ -139,12 +150,20 @@ pub(crate) fn tx_check_root(tx: &Tx<'_>, root: &Bytes32, window: u64) -> TxResul
     else {
         return abort(StoreError::Corrupt(format!("no root record {seq}")));
     };
-    match status_of(record, head.current.seq, window) {
+    let replaced_ms = if seq == head.current.seq {
+        None
+    } else {
+        match tx_get_json::<RootRecord>(tx.registry, &prefixed_u64(ROOT_RECORD, seq + 1))? {
+            Some(successor) => Some(successor.at_ms),
+            None => return abort(StoreError::Corrupt(format!("no root record {}", seq + 1))),
+        }
+    };
+    match status_of(record, replaced_ms, now_ms, window_ms) {
         RootStatus::Current(record) | RootStatus::Acceptable { record, .. } => Ok(record),
         _ => abort(StoreError::RootExpired {
             seq,
             current: head.current.seq,
-            window,
+            window_ms,
         }),
     }
 }
@@ -299,7 +318,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Registry`] for a non-canonical commitment or a full tree (then
-    /// nothing is appended); [`StoreError::InvalidRecord`] for an issue day after
+    /// nothing is appended); [`StoreError::IssuerSuspended`]; [`StoreError::InvalidRecord`] for an issue day after
     /// `today` (UTC; one day of grace for time zones) or outside the circuit's span; [`StoreError::InvalidAmount`] for an
     /// empty list; [`StoreError::Storage`].
     pub fn append_records(
@@ -329,6 +348,9 @@ impl Store {
             })
             .collect::<Result<Vec<Fr>, _>>()?;
         let leaves: Vec<Bytes32> = values.iter().map(fr_to_bytes).collect();
+        if self.is_suspended(&issuer)? {
+            return Err(StoreError::IssuerSuspended);
+        }
         let depth = self.config.registry_depth;
         let at = now_ms();
         let (range, root) = self.change_registry(
@@ -413,7 +435,20 @@ impl Store {
         )?
         .ok_or_else(|| StoreError::Corrupt("missing root record".into()))?;
         let current = self.registry_head()?.current.seq;
-        Ok(status_of(record, current, self.config.root_window))
+        let replaced_ms = if record.seq == current {
+            None
+        } else {
+            let successor: RootRecord =
+                get_json(&self.registry, &prefixed_u64(ROOT_RECORD, record.seq + 1))?
+                    .ok_or_else(|| StoreError::Corrupt("missing root record".into()))?;
+            Some(successor.at_ms)
+        };
+        Ok(status_of(
+            record,
+            replaced_ms,
+            now_ms(),
+            self.config.root_window_ms,
+        ))
     }
 
     /// Up to `limit` root records from sequence number `start` on.

@@ -57,19 +57,21 @@ pub struct StoreConfig {
     /// The registry tree depth (the circuit shape's registry depth). Fixed
     /// when the store is created; opening it with another depth fails.
     pub registry_depth: usize,
-    /// How many later roots a replaced registry root stays acceptable for:
-    /// a root with sequence number `s` is accepted while the current root's
-    /// sequence number is at most `s + root_window`. `0` accepts only the
-    /// current root.
-    pub root_window: u64,
+    /// How long a replaced registry root stays acceptable, in milliseconds
+    /// from the moment the next root replaced it. `0` accepts only the current
+    /// root.
+    pub root_window_ms: u64,
 }
 
+/// The default root window: 24 hours.
+pub const DEFAULT_ROOT_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
 impl Default for StoreConfig {
-    /// The reference registry depth (20) and a window of 32 roots.
+    /// The reference registry depth (20) and a window of 24 hours.
     fn default() -> Self {
         Self {
             registry_depth: DEFAULT_REGISTRY_DEPTH,
-            root_window: 32,
+            root_window_ms: DEFAULT_ROOT_WINDOW_MS,
         }
     }
 }

@@ -116,10 +116,14 @@ fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
         proving_key_file,
         ..served
     };
-    let running = Marketplace::open_with_circuit(data.path(), &circuit)
-        .unwrap()
-        .spawn("127.0.0.1:0")
-        .unwrap();
+    let running = Marketplace::open_with_circuit(
+        data.path(),
+        &circuit,
+        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
+    )
+    .unwrap()
+    .spawn("127.0.0.1:0")
+    .unwrap();
     let client = MarketClient::new(running.url()).unwrap();
     let market = RemoteMarketplace::fetch(&client).unwrap();
     let wallet = tempfile::tempdir().unwrap();

@@ -133,12 +133,14 @@ fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
     assert_eq!(created["account"], researcher.as_str());
     let api_key = created["api_key"].as_str().unwrap();
 
+    // No issuer holds a key yet, so the study names the one it will accept.
     let study = json!({
         "title": "Hypertension over 40",
         "query": QUERY,
         "reward": 10,
         "max_enrollments": 5,
         "epsilon_budget": 1.0,
+        "issuers": [hex::encode([9u8; 32])],
     });
     let posted: Value = server
         .client()
@@ -228,6 +230,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
         data.path(),
         CircuitShape::SMALL,
         SetupPolicy::DevelopmentUnsafe,
+        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
     )
     .unwrap();
     let running = marketplace.spawn("127.0.0.1:0").unwrap();
@@ -247,6 +250,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
         data.path(),
         CircuitShape::SMALL,
         SetupPolicy::DevelopmentUnsafe,
+        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
     )
     .unwrap()
     .spawn("127.0.0.1:0")

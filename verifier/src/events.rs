@@ -43,6 +43,9 @@ pub enum AuditEvent {
     Transfer(TransferRecord),
     /// A differentially private release was charged and stored.
     DpRelease(DpReleaseRecord),
+    /// The operator suspended an issuer: its appends are refused and studies
+    /// posted later do not accept it.
+    IssuerSuspended(IssuerSuspension),
 }
 
 impl AuditEvent {
@@ -61,6 +64,7 @@ impl AuditEvent {
             AuditEvent::Mint(_) => "mint",
             AuditEvent::Transfer(_) => "transfer",
             AuditEvent::DpRelease(_) => "dp_release",
+            AuditEvent::IssuerSuspended(_) => "issuer_suspended",
         }
     }
 
@@ -98,6 +102,14 @@ pub struct ApiKeyChange {
     /// The account it acts as.
     #[serde(with = "crate::hex_serde")]
     pub account: Bytes32,
+}
+
+/// An issuer the operator suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerSuspension {
+    /// The issuer's account.
+    #[serde(with = "crate::hex_serde")]
+    pub issuer: Bytes32,
 }
 
 /// The registry root a registry change made current.

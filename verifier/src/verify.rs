@@ -213,12 +213,15 @@ mod tests {
     #[test]
     fn empty_key_is_an_input_count_error() {
         let prepared = PreparedVerifyingKey::<Bn254>::default();
-        let statement = Statement::from_public_inputs(&[Fr::zero(); 5]).unwrap();
+        let statement = Statement::from_public_inputs(
+            &[Fr::zero(); zkcohort_circuits::statement::PUBLIC_INPUTS],
+        )
+        .unwrap();
         assert_eq!(
             verify(&prepared, &statement, &Proof::default()),
             Err(VerifierError::InputCount {
                 expected: 0,
-                got: 5
+                got: zkcohort_circuits::statement::PUBLIC_INPUTS
             })
         );
         assert!(verify_batch(&prepared, &[]).is_err());

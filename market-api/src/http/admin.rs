@@ -1,4 +1,4 @@
-//! Operator routes: API keys created and revoked at run time.
+//! Operator routes: API keys created and revoked at run time; issuers suspended.
 //!
 //! `POST /admin/api-keys` answers the new key once; the store keeps only its
 //! SHA-256 (see [`crate::api_keys`]). The account must be an ed25519 public
@@ -14,12 +14,38 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::ledger::key_from_hex;
 use super::{ApiError, AppState, ErrorBody};
-use crate::api::{CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey};
+use crate::api::{
+    CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey, SuspendIssuer, SuspendedIssuer,
+};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(revoke))
+        .routes(routes!(suspend_issuer))
+}
+
+#[utoipa::path(post, path = "/admin/issuers/suspend", operation_id = "suspend_issuer", tag = "admin", security(("api_key" = [])),
+    request_body = SuspendIssuer,
+    responses((status = 200, description = "the issuer is suspended: its appends are refused, later studies do not accept it", body = SuspendedIssuer), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn suspend_issuer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SuspendIssuer>,
+) -> Result<Json<SuspendedIssuer>, ApiError> {
+    state.operator(&headers)?;
+    let issuer = key_from_hex(&body.issuer, "issuer")?;
+    let newly_suspended = state
+        .blocking(move |state| {
+            let changed = state.store().suspend_issuer(issuer)?;
+            state.store().flush()?;
+            Ok(changed)
+        })
+        .await?;
+    Ok(Json(SuspendedIssuer {
+        issuer: hex::encode(issuer),
+        newly_suspended,
+    }))
 }
 
 /// The account of a new key: 64 hex digits that decode to an ed25519 point.

@@ -120,6 +120,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotStudyOwner(_) => (S::FORBIDDEN, "not_study_owner"),
             StoreError::InvalidStudy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_study"),
             StoreError::InvalidRecord(_) => (S::UNPROCESSABLE_ENTITY, "invalid_record"),
+            StoreError::IssuerSuspended => (S::FORBIDDEN, "issuer_suspended"),
             StoreError::DuplicateNullifier { .. } => (S::CONFLICT, "duplicate_nullifier"),
             StoreError::StudyFull { .. } => (S::CONFLICT, "study_full"),
             StoreError::EscrowExhausted { .. } => (S::CONFLICT, "escrow_exhausted"),

@@ -56,7 +56,7 @@ async fn transfer(
 ) -> Result<Json<LedgerEntry>, ApiError> {
     state
         .blocking(move |state| {
-            let entry = state.store().transfer(&body)?;
+            let entry = state.store().transfer(&body, &state.marketplace_key())?;
             state.store().flush()?;
             Ok(entry)
         })

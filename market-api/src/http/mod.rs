@@ -49,6 +49,7 @@
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
 //! | `POST /admin/api-keys` | operator | [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201), the key shown once |
 //! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`](crate::api::RevokeApiKey) → [`RevokedApiKey`](crate::api::RevokedApiKey) |
+//! | `POST /admin/issuers/suspend` | operator | `{"issuer": hex}`: its appends are refused (403 `issuer_suspended`), later studies do not accept it |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |
 //!
 //! # The OpenAPI description
@@ -235,8 +236,8 @@ impl AppState {
         }
     }
 
-    /// Every account that holds an issuer key, configured or created, ascending: the
-    /// issuers a study accepts when it names none.
+    /// Every account that holds an issuer key, configured or created, and is not
+    /// suspended, ascending: the issuers a study accepts when it names none.
     fn known_issuers(&self) -> Result<Vec<Bytes32>, ApiError> {
         let mut accounts = self.store().issuer_accounts()?;
         accounts.extend(
@@ -250,7 +251,13 @@ impl AppState {
         );
         accounts.sort_unstable();
         accounts.dedup();
-        Ok(accounts)
+        let mut active = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            if !self.store().is_suspended(&account)? {
+                active.push(account);
+            }
+        }
+        Ok(active)
     }
 
     /// Fails unless the request carries the operator key.
@@ -435,7 +442,7 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
         clauses: config.clauses,
         slot_depth: config.slot_depth,
         registry_depth: store.registry_depth,
-        root_window: store.root_window,
+        root_window_ms: store.root_window_ms,
         setup: config.setup,
     })
 }

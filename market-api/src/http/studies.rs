@@ -75,6 +75,15 @@ async fn create(
                     known
                 }
             };
+            for issuer in &issuers {
+                if state.store().is_suspended(issuer)? {
+                    return Err(crate::StoreError::InvalidStudy(format!(
+                        "issuer {} is suspended",
+                        hex::encode(issuer)
+                    ))
+                    .into());
+                }
+            }
             let study = state.store().create_study(NewStudy {
                 researcher,
                 title: body.title,

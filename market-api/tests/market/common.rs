@@ -76,7 +76,7 @@ pub(crate) fn marketplace_key() -> [u8; 32] {
 pub(crate) fn store_config() -> StoreConfig {
     StoreConfig {
         registry_depth: SHAPE.registry_depth,
-        root_window: 4,
+        root_window_ms: 60_000,
     }
 }
 

@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/accounts/{key}"),
     ("post", "/admin/api-keys"),
     ("post", "/admin/api-keys/revoke"),
+    ("post", "/admin/issuers/suspend"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,7 @@ impl Server {
             folder,
             StoreConfig {
                 registry_depth: 8,
-                root_window: 4,
+                root_window_ms: 60_000,
             },
         )
         .unwrap();

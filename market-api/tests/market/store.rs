@@ -20,12 +20,17 @@ use zkcohort_market::{
 use zkcohort_testkit::issued_at;
 use zkcohort_verifier::events::AppendedRecord;
 
-const WINDOW: u64 = 2;
+/// How long a replaced root stays acceptable in these stores: long enough for a
+/// burst of appends on a loaded machine, short enough to wait out.
+const WINDOW_MS: u64 = 1_500;
+
+/// The marketplace key transfers here are signed for.
+const MARKET: [u8; 32] = [0x4d; 32];
 
 fn config() -> StoreConfig {
     StoreConfig {
         registry_depth: 8,
-        root_window: WINDOW,
+        root_window_ms: WINDOW_MS,
     }
 }
 
@@ -378,7 +383,10 @@ fn state_survives_reopening_the_database() {
             .enroll(study.id, nullifier(1), public(3), proof(&store))
             .unwrap();
         store
-            .transfer(&SignedTransfer::sign(&key(3), public(4), 4, 0))
+            .transfer(
+                &SignedTransfer::sign(&key(3), &MARKET, public(4), 4, 0),
+                &MARKET,
+            )
             .unwrap();
         store.flush().unwrap();
         (
@@ -404,14 +412,20 @@ fn state_survives_reopening_the_database() {
     ));
     // The replayed transfer is still refused, and the next nonce works.
     assert!(matches!(
-        store.transfer(&SignedTransfer::sign(&key(3), public(4), 4, 0)),
+        store.transfer(
+            &SignedTransfer::sign(&key(3), &MARKET, public(4), 4, 0),
+            &MARKET
+        ),
         Err(StoreError::BadNonce {
             expected: 1,
             got: 0
         })
     ));
     store
-        .transfer(&SignedTransfer::sign(&key(3), public(4), 1, 1))
+        .transfer(
+            &SignedTransfer::sign(&key(3), &MARKET, public(4), 1, 1),
+            &MARKET,
+        )
         .unwrap();
     // The in-memory registry tree was rebuilt: appends continue in sync.
     let appended = store
@@ -429,7 +443,7 @@ fn state_survives_reopening_the_database() {
         dir.path(),
         StoreConfig {
             registry_depth: 9,
-            root_window: WINDOW,
+            root_window_ms: WINDOW_MS,
         },
     );
     assert!(matches!(wrong, Err(StoreError::Config(_))));
@@ -442,20 +456,29 @@ fn bad_transfers_are_rejected_without_state_change() {
     store.mint(public(3), 50).unwrap();
     let before = snapshot(&store);
 
-    let mut forged = SignedTransfer::sign(&key(3), public(4), 10, 0);
+    let mut forged = SignedTransfer::sign(&key(3), &MARKET, public(4), 10, 0);
     forged.amount = 20;
     assert!(matches!(
-        store.transfer(&forged),
+        store.transfer(&forged, &MARKET),
         Err(StoreError::BadSignature)
     ));
-    let mut wrong_signer = SignedTransfer::sign(&key(5), public(4), 10, 0);
+    // Signed for another marketplace, where the account has the same nonce: a replay.
+    let elsewhere = SignedTransfer::sign(&key(3), &public(77), public(4), 10, 0);
+    assert!(matches!(
+        store.transfer(&elsewhere, &MARKET),
+        Err(StoreError::BadSignature)
+    ));
+    let mut wrong_signer = SignedTransfer::sign(&key(5), &MARKET, public(4), 10, 0);
     wrong_signer.from = public(3);
     assert!(matches!(
-        store.transfer(&wrong_signer),
+        store.transfer(&wrong_signer, &MARKET),
         Err(StoreError::BadSignature)
     ));
     assert!(matches!(
-        store.transfer(&SignedTransfer::sign(&key(3), public(4), 51, 0)),
+        store.transfer(
+            &SignedTransfer::sign(&key(3), &MARKET, public(4), 51, 0),
+            &MARKET
+        ),
         Err(StoreError::InsufficientBalance {
             balance: 50,
             amount: 51,
@@ -463,23 +486,29 @@ fn bad_transfers_are_rejected_without_state_change() {
         })
     ));
     assert!(matches!(
-        store.transfer(&SignedTransfer::sign(&key(3), public(4), 10, 1)),
+        store.transfer(
+            &SignedTransfer::sign(&key(3), &MARKET, public(4), 10, 1),
+            &MARKET
+        ),
         Err(StoreError::BadNonce {
             expected: 0,
             got: 1
         })
     ));
     assert!(matches!(
-        store.transfer(&SignedTransfer::sign(&key(3), public(4), 0, 0)),
+        store.transfer(
+            &SignedTransfer::sign(&key(3), &MARKET, public(4), 0, 0),
+            &MARKET
+        ),
         Err(StoreError::InvalidAmount(_))
     ));
     assert_eq!(snapshot(&store), before);
 
-    let transfer = SignedTransfer::sign(&key(3), public(4), 10, 0);
-    store.transfer(&transfer).unwrap();
+    let transfer = SignedTransfer::sign(&key(3), &MARKET, public(4), 10, 0);
+    store.transfer(&transfer, &MARKET).unwrap();
     let after_one = snapshot(&store);
     assert!(matches!(
-        store.transfer(&transfer),
+        store.transfer(&transfer, &MARKET),
         Err(StoreError::BadNonce {
             expected: 1,
             got: 0
@@ -490,7 +519,10 @@ fn bad_transfers_are_rejected_without_state_change() {
     assert_eq!(store.balance(Account::Key(public(4))).unwrap(), 10);
     // Someone with no tokens cannot move any.
     assert!(matches!(
-        store.transfer(&SignedTransfer::sign(&key(6), public(4), 1, 0)),
+        store.transfer(
+            &SignedTransfer::sign(&key(6), &MARKET, public(4), 1, 0),
+            &MARKET
+        ),
         Err(StoreError::InsufficientBalance { balance: 0, .. })
     ));
     assert_eq!(snapshot(&store), after_one);
@@ -612,24 +644,36 @@ fn registry_roots_stay_acceptable_for_the_window() {
         .append_records(public(ISSUER), &records(&[leaf(3)]), issued_at())
         .unwrap();
     assert_eq!(second.first_index, 2);
-    assert!(matches!(
-        store.root_status(&empty.root).unwrap(),
-        RootStatus::Acceptable { remaining: 0, .. }
-    ));
-    assert!(matches!(
-        store.root_status(&first.root.root).unwrap(),
-        RootStatus::Acceptable { remaining: 1, .. }
-    ));
+    let replaced = store.root_history(1, 1).unwrap()[0].at_ms;
+    let remaining = |root: &[u8; 32]| match store.root_status(root).unwrap() {
+        RootStatus::Acceptable { remaining_ms, .. } => remaining_ms,
+        other => panic!("{other:?}"),
+    };
+    assert!(remaining(&empty.root) <= WINDOW_MS);
+    assert!(remaining(&first.root.root) >= remaining(&empty.root));
 
-    // An old root within the window enrolls.
+    // A burst of appends (junk, say) does not expire a root: only time does.
+    let last_index = (10..20u64).fold(0, |_, value| {
+        store
+            .append_records(public(ISSUER), &records(&[leaf(value)]), issued_at())
+            .unwrap()
+            .first_index
+    });
+    assert_eq!(last_index, 12);
     let mut old = proof(&store);
     old.registry_root = empty.root;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let burst_took = now_ms - replaced;
+    assert!(burst_took < WINDOW_MS, "the appends took {burst_took} ms");
     store
         .enroll(study.id, nullifier(1), public(3), old.clone())
         .unwrap();
 
-    // A revocation is a new root: the empty root leaves the window.
-    store.revoke_leaf(public(ISSUER), 0).unwrap();
+    // Once the window has passed since root 1 replaced it, the empty root expires.
+    std::thread::sleep(std::time::Duration::from_millis(WINDOW_MS + 100));
     assert!(matches!(
         store.root_status(&empty.root).unwrap(),
         RootStatus::Expired(_)
@@ -639,18 +683,19 @@ fn registry_roots_stay_acceptable_for_the_window() {
         store.enroll(study.id, nullifier(2), public(3), old),
         Err(StoreError::RootExpired {
             seq: 0,
-            current: 3,
-            window: WINDOW
+            current: 12,
+            window_ms: WINDOW_MS
         })
     ));
     assert_eq!(snapshot(&store), before);
     assert_eq!(store.root_status(&[5; 32]).unwrap(), RootStatus::Unknown);
+    store.revoke_leaf(public(ISSUER), 0).unwrap();
 
     // History, pages, and refusals.
-    let history = store.root_history(0, 10).unwrap();
+    let history = store.root_history(0, 20).unwrap();
     assert_eq!(
         history.iter().map(|record| record.seq).collect::<Vec<_>>(),
-        vec![0, 1, 2, 3]
+        (0..=13).collect::<Vec<_>>()
     );
     assert_eq!(history[1], first.root);
     assert_eq!(
@@ -658,7 +703,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
         vec![stored(leaf(2)), stored(leaf(3))]
     );
     assert_eq!(store.registry_leaves(0, 1).unwrap(), vec![[0; 32]]);
-    assert_eq!(store.registry_len().unwrap(), 3);
+    assert_eq!(store.registry_len().unwrap(), 13);
     let before = snapshot(&store);
     assert!(matches!(
         store.revoke_leaf(public(ISSUER), 0),
@@ -669,7 +714,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
         Err(StoreError::NotLeafIssuer { index: 1 })
     ));
     assert!(matches!(
-        store.revoke_leaf(public(ISSUER), 7),
+        store.revoke_leaf(public(ISSUER), 70),
         Err(StoreError::Registry(_))
     ));
     assert!(matches!(
@@ -687,7 +732,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     let next = store
         .append_records(public(ISSUER), &records(&[leaf(9)]), issued_at())
         .unwrap();
-    assert_eq!(next.first_index, 3);
+    assert_eq!(next.first_index, 13);
     store.verify_audit_log().unwrap();
 }
 

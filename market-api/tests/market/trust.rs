@@ -1,6 +1,7 @@
 //! Attacks by a party the protocol does not trust, each refused: an issuer putting a
-//! record under another issuer's id, and a record revoked before a study was posted
-//! enrolling in it through an older root. Real proofs, real HTTP on 127.0.0.1.
+//! record under another issuer's id, a record revoked before a study was posted
+//! enrolling in it through an older root, and one revoked later enrolling after the
+//! root window; and an issuer the operator suspended. Real proofs, real HTTP on 127.0.0.1.
 
 use std::collections::HashMap;
 
@@ -13,21 +14,30 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitError;
 use zkcohort_market::http::Role;
-use zkcohort_market::Store;
+use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{ProofRequest, ProverError};
 use zkcohort_testkit::{ali_harris, Enrollee, ISSUER as ISSUER_ACCOUNT, OTHER_ISSUER};
+use zkcohort_verifier::events::AuditEvent;
 
 use crate::common::{
     api_config, api_keys, appended_record, compiled_query, enroll_body, keys, public_key,
-    records_body, store_config, study_body, TestServer, ISSUER, RESEARCHER, SHAPE,
+    records_body, store_config, study_body, TestServer, ISSUER, OPERATOR, RESEARCHER, SHAPE,
 };
 
 /// The API key of a second issuer, acting as [`OTHER_ISSUER`].
 const OTHER_ISSUER_KEY: &str = "other-issuer-key";
 
 async fn server_with_two_issuers() -> (TestServer, tempfile::TempDir) {
+    server_with_window(store_config().root_window_ms).await
+}
+
+async fn server_with_window(root_window_ms: u64) -> (TestServer, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
-    let store = Store::open(folder.path(), store_config()).unwrap();
+    let config = StoreConfig {
+        root_window_ms,
+        ..store_config()
+    };
+    let store = Store::open(folder.path(), config).unwrap();
     let mut keys_by_token: HashMap<String, Role> = api_keys(public_key(7));
     keys_by_token.insert(OTHER_ISSUER_KEY.into(), Role::Issuer(OTHER_ISSUER));
     let server = TestServer::serve(store, api_config(keys(), keys_by_token)).await;
@@ -202,4 +212,97 @@ async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_passed() {
+    const WINDOW_MS: u64 = 1_000;
+    let (server, _folder) = server_with_window(WINDOW_MS).await;
+    let study = funded_study(&server, 2, None).await;
+    let enrollee = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(13));
+    let (status, appended) = server
+        .post(
+            "/registry/records",
+            Some(ISSUER),
+            &records_body(&[appended_record(&enrollee.secret, &enrollee.record)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    registry.append(enrollee.leaf(SHAPE)).unwrap();
+    let scope = StudyScope::for_study(&server.marketplace_key().await, study);
+    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER]).unwrap();
+    let proof = keys()
+        .prove_with_rng(
+            &request(&enrollee, &registry, 0, &issuers, scope),
+            &mut StdRng::seed_from_u64(6),
+        )
+        .unwrap();
+    let body = enroll_body(&proof, &public_key(40));
+
+    let (status, revoked) = server
+        .post("/registry/revoke", Some(ISSUER), &json!({"index": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    tokio::time::sleep(std::time::Duration::from_millis(WINDOW_MS + 200)).await;
+    let before = server.store().study(study).unwrap();
+    let (status, error) = server
+        .post(&format!("/studies/{study}/enroll"), None, &body)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "root_expired");
+    assert_eq!(server.store().study(study).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_issuer_appends_nothing_and_later_studies_do_not_accept_it() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let enrollee = Enrollee::issue(ali_harris(), OTHER_ISSUER, &mut StdRng::seed_from_u64(14));
+    let body = records_body(&[appended_record(&enrollee.secret, &enrollee.record)]);
+    let suspend = json!({"issuer": hex::encode(OTHER_ISSUER)});
+
+    let (status, refused) = server
+        .post("/admin/issuers/suspend", Some(ISSUER), &suspend)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, suspended) = server
+        .post("/admin/issuers/suspend", Some(OPERATOR), &suspend)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{suspended}");
+    assert_eq!(suspended["newly_suspended"], true);
+    let entries = server.store().audit_entries(0, usize::MAX).unwrap();
+    assert!(matches!(
+        &entries.last().unwrap().event,
+        AuditEvent::IssuerSuspended(suspension) if suspension.issuer == OTHER_ISSUER
+    ));
+
+    let leaves_before = server.store().registry_len().unwrap();
+    let (status, error) = server
+        .post("/registry/records", Some(OTHER_ISSUER_KEY), &body)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
+    assert_eq!(error["error"]["code"], "issuer_suspended");
+    assert_eq!(server.store().registry_len().unwrap(), leaves_before);
+
+    let mut naming = study_body(2);
+    naming["issuers"] = json!([hex::encode(OTHER_ISSUER)]);
+    let (status, error) = server.post("/studies", Some(RESEARCHER), &naming).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "invalid_study");
+    let (status, study) = server
+        .post("/studies", Some(RESEARCHER), &study_body(2))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{study}");
+    assert_eq!(study["issuers"], json!([hex::encode(ISSUER_ACCOUNT)]));
+
+    let (status, again) = server
+        .post("/admin/issuers/suspend", Some(OPERATOR), &suspend)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["newly_suspended"], false);
+    assert_eq!(
+        server.store().audit_entries(0, usize::MAX).unwrap().len(),
+        entries.len() + 1,
+        "only the study was recorded since the suspension"
+    );
 }

@@ -17,7 +17,7 @@ use ark_relations::gr1cs::{
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::EligibilityCircuit;
 use zkcohort_circuits::identity::Nullifier;
-use zkcohort_circuits::statement::Statement;
+use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS};
 use zkcohort_prover::circom::{export_circom, full_assignment, CircomFiles};
 use zkcohort_prover::ProverError;
 use zkcohort_verifier::snarkjs;
@@ -58,7 +58,7 @@ fn snarkjs_reads_our_r1cs_and_checks_our_witness() {
         format!("# of Wires: {wires}"),
         format!("# of Constraints: {constraints}"),
         "# of Private Inputs: 0".to_string(),
-        "# of Public Inputs: 5".to_string(),
+        format!("# of Public Inputs: {PUBLIC_INPUTS}"),
         format!("# of Labels: {wires}"),
         "# of Outputs: 0".to_string(),
     ] {

@@ -3,14 +3,18 @@
 //!
 //! ```text
 //! zkcohort-verify proof --vk verification_key.json --proof proof.json --public public.json
-//! zkcohort-verify bundle study.json [--marketplace-key HEX] [--transcript FILE] [--json]
-//! zkcohort-verify study.json        (the same as `bundle study.json`)
+//! zkcohort-verify bundle study.json --marketplace-key HEX [--transcript FILE] [--json]
+//! zkcohort-verify study.json ...    (the same as `bundle study.json ...`)
 //! ```
 //!
 //! `proof` prints each public input by name, `bundle` a table of checks, then
 //! `VALID` or `INVALID`; a bundle whose keys are a development setup gets a warning
-//! line before the table and after the verdict, since its proofs may be forged. Exit status: 0 when valid, 1 when not, 2 for
-//! malformed or unreadable input (the error names the file and the field).
+//! line before the table and after the verdict, since its proofs may be forged. A bundle
+//! checked without `--marketplace-key` was only checked against the key it carries, which
+//! anyone can write: the verdict is followed by an `UNPINNED` line and the exit status is
+//! 1 unless `--allow-unpinned` is given (`zkcohort marketplace --server URL` prints the
+//! key to pin). Exit status: 0 when valid (and pinned), 1 when not, 2 for malformed or
+//! unreadable input (the error names the file and the field).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +68,10 @@ enum Command {
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Accept a bundle checked only against the key it carries (no
+        /// `--marketplace-key`): a forger's own bundle passes that way.
+        #[arg(long)]
+        allow_unpinned: bool,
     },
 }
 
@@ -99,12 +107,25 @@ fn run(command: Command) -> Result<bool> {
             marketplace_key,
             transcript,
             json,
-        } => check_bundle(
-            &file,
-            marketplace_key.as_deref(),
-            transcript.as_deref(),
-            json,
-        ),
+            allow_unpinned,
+        } => {
+            let valid = check_bundle(
+                &file,
+                marketplace_key.as_deref(),
+                transcript.as_deref(),
+                json,
+            )?;
+            if marketplace_key.is_some() {
+                return Ok(valid);
+            }
+            let line = "UNPINNED: checked against the key inside the bundle, which anyone can write; pin the marketplace's key with --marketplace-key HEX (`zkcohort marketplace --server URL` prints it)";
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            Ok(valid && allow_unpinned)
+        }
     }
 }
 

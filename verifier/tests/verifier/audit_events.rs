@@ -14,8 +14,8 @@ use zkcohort_cohort::{Catalog, Day, Query};
 use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry};
 use zkcohort_verifier::events::{
     ApiKeyChange, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord,
-    LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, StudyClosed,
-    StudyCreated, TransferRecord,
+    IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange,
+    StudyClosed, StudyCreated, TransferRecord,
 };
 use zkcohort_verifier::records::{
     Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
@@ -159,6 +159,7 @@ fn one_of_each() -> Vec<AuditEvent> {
             index: 1,
             root: root(2),
         }),
+        AuditEvent::IssuerSuspended(IssuerSuspension { issuer: [0xcc; 32] }),
         AuditEvent::StudyClosed(StudyClosed {
             study: 1,
             enrolled: 1,
@@ -183,7 +184,8 @@ fn one_of_each() -> Vec<AuditEvent> {
             | AuditEvent::Enroll(_)
             | AuditEvent::Mint(_)
             | AuditEvent::Transfer(_)
-            | AuditEvent::DpRelease(_) => {}
+            | AuditEvent::DpRelease(_)
+            | AuditEvent::IssuerSuspended(_) => {}
         }
     }
     events

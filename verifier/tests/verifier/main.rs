@@ -3,6 +3,7 @@
 
 mod audit_events;
 mod bundle_cli;
+mod bundle_vector;
 mod cli;
 mod common;
 mod setup;

@@ -598,7 +598,14 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             key: None,
             wrong_keys: &[],
             body: Some(
-                serde_json::to_value(SignedTransfer::sign(&sender, payout(0), 5, 0)).unwrap(),
+                serde_json::to_value(SignedTransfer::sign(
+                    &sender,
+                    &marketplace_key(),
+                    payout(0),
+                    5,
+                    0,
+                ))
+                .unwrap(),
             ),
             fields: vec![
                 (
