@@ -17,7 +17,7 @@ use serde::Serialize;
 use zkcohort_market::api::{
     AccountView, AppendRecords, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
     EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RecordToAppend,
-    RevokeLeaf, RootView,
+    RevokeLeaf, RootView, SuspendIssuer, SuspendedIssuer,
 };
 use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_market::http::CHECKSUM_HEADER;
@@ -155,6 +155,20 @@ impl MarketClient {
     /// See [`ClientError`] (also for every method below).
     pub fn marketplace(&self) -> Result<MarketplaceInfo, ClientError> {
         self.get("/marketplace")
+    }
+
+    /// Operator: suspends the issuer acting as `issuer` (hex).
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn suspend_issuer(&self, issuer: &str) -> Result<SuspendedIssuer, ClientError> {
+        self.post(
+            "/admin/issuers/suspend",
+            &SuspendIssuer {
+                issuer: issuer.to_owned(),
+            },
+        )
     }
 
     /// Operator: creates an API key for `role` acting as `account` (hex);

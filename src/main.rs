@@ -178,6 +178,19 @@ enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Suspend an issuer: the marketplace takes no more records from it, and studies
+    /// posted from now on do not accept it (audited).
+    SuspendIssuer {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The file with the operator token.
+        #[arg(long, default_value = "zkcohort-data/operator.token")]
+        token_file: PathBuf,
+        /// The issuer's account: an ed25519 public key, hex.
+        #[arg(long)]
+        issuer: String,
+    },
     /// Mint tokens to an account.
     Mint {
         /// The server's base URL.
@@ -330,6 +343,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             account,
             json,
         }) => operator::create_key(&server, &token_file, role, &account, json),
+        Command::Operator(OperatorCommand::SuspendIssuer {
+            server,
+            token_file,
+            issuer,
+        }) => operator::suspend_issuer(&server, &token_file, &issuer),
         Command::Operator(OperatorCommand::Mint {
             server,
             token_file,

@@ -55,6 +55,19 @@ pub(crate) fn create_key(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) fn suspend_issuer(server: &str, token_file: &Path, issuer: &str) -> Result<ExitCode> {
+    let answer = operator_client(server, token_file)?.suspend_issuer(issuer)?;
+    if answer.newly_suspended {
+        println!(
+            "issuer {} suspended: its appends are refused, studies posted from now on do not accept it",
+            answer.issuer
+        );
+    } else {
+        println!("issuer {} was already suspended", answer.issuer);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn mint(
     server: &str,
     token_file: &Path,

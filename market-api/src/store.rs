@@ -5,7 +5,7 @@
 //!
 //! `Store` is the storage interface: the HTTP layer calls its domain
 //! operations ([`Store::enroll`], [`Store::transfer`],
-//! [`Store::append_leaves`], ...) and reads, and never sees a sled type
+//! [`Store::append_records`], ...) and reads, and never sees a sled type
 //! (except inside [`StoreError::Storage`]). A PostgreSQL backend for stateless API
 //! nodes would re-implement these methods with the same signatures and the
 //! same one-transaction-per-operation rule, in a type with the same name

@@ -425,6 +425,42 @@ fn every_role_works_from_the_command_line() {
         "a researcher revoked a record"
     );
 
+    // Operator: the marketplace key to pin, then a suspended issuer registers nothing.
+    let announced = run_ok(&["marketplace", "--server", &url]);
+    let info: Value =
+        serde_json::from_str(&run_ok(&["marketplace", "--server", &url, "--json"])).unwrap();
+    let key = info["marketplace_key"].as_str().unwrap();
+    assert!(
+        announced.contains(&format!("--marketplace-key {key}")),
+        "{announced}"
+    );
+    let suspended = operator(&["suspend-issuer", "--issuer", &issuer_account]);
+    assert!(suspended.contains("suspended"), "{suspended}");
+    let commitment = commitment_of(&run_ok(&[
+        "patient",
+        "init",
+        "--wallet",
+        path_arg(&wallet("late")),
+    ]));
+    let late = with_server(
+        &[
+            "issuer",
+            "issue",
+            "--bundle",
+            path_arg(&fixture("Ali_Harris")),
+            "--identity",
+            &commitment,
+            "--out",
+            path_arg(&work.path().join("late.record.json")),
+        ],
+        Some(&issuer_key),
+    );
+    assert!(
+        !late.status.success() && stderr(&late).contains("issuer_suspended"),
+        "{}",
+        stderr(&late)
+    );
+
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }

@@ -59,8 +59,8 @@ impl BatchReport {
 /// Returns `Ok(false)` for a well-formed proof that does not verify.
 ///
 /// # Errors
-/// [`VerifierError::InputCount`] when the key does not take the statement's five public
-/// inputs.
+/// [`VerifierError::InputCount`] when the key does not take the statement's
+/// [`PUBLIC_INPUTS`](zkcohort_circuits::statement::PUBLIC_INPUTS) public inputs.
 pub fn verify(
     prepared: &PreparedVerifyingKey<Bn254>,
     statement: &Statement,
@@ -106,7 +106,7 @@ pub fn verify_batch(
 /// cryptographic RNG; a seeded one is for tests and benchmarks only.
 ///
 /// # Errors
-/// [`VerifierError::InputCount`] when the key does not take five public inputs.
+/// [`VerifierError::InputCount`] when the key does not take the statement's public inputs.
 pub fn verify_batch_with_rng<R: RngCore + CryptoRng>(
     prepared: &PreparedVerifyingKey<Bn254>,
     items: &[(Statement, Proof<Bn254>)],

@@ -1,9 +1,9 @@
 //! The issuers' registry: an append-only binary Poseidon Merkle tree of record
 //! leaves, whose root is the public `registry_root` of every proof.
 //!
-//! Each leaf is `Poseidon(identity_commitment, record_root, issuer_id,
-//! issued_at)`, computed by the issuer side; this module takes leaves as
-//! field elements. Nodes are hashed as in Semaphore and LeanIMT:
+//! Each leaf is `Poseidon(record_commitment, issuer_id, issued_at)`
+//! ([`crate::record::registry_leaf`]), computed by the marketplace over the
+//! authenticated issuer's id; this module takes leaves as field elements. Nodes are hashed as in Semaphore and LeanIMT:
 //! `node = Poseidon(left, right)` ([`poseidon_hash2`]), the circomlib
 //! `Poseidon(2)`.
 //!

@@ -1,8 +1,8 @@
 //! `POST /studies/{id}/enroll`: anonymous enrollment with an eligibility proof.
 //!
 //! The server never trusts the client's statement: it rebuilds it from the
-//! study (`query_hash`), the marketplace key and study id (the scope), the
-//! payout account (`signal_hash`), and the client's registry root and
+//! study (`query_hash`, `issuers_root`), the marketplace key and study id (the
+//! scope), the payout account (`signal_hash`), and the client's registry root and
 //! nullifier ([`Statement::for_enrollment`]),
 //! verifies the Groth16 proof against it on the blocking pool, then records
 //! the enrollment and pays the reward in one store transaction, flushed
