@@ -25,7 +25,7 @@ use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
 use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
-use zkcohort_prover::{CircuitKeys, ProofRequest};
+use zkcohort_prover::{CircuitKeys, ProofRequest, ProverError};
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
 use crate::client::MarketClient;
@@ -196,8 +196,19 @@ fn demo_circuit(options: &DemoOptions) -> Result<(ServedCircuit, Option<f64>)> {
     let (phase1, zkey) = transcript_paths(&options.keys, options.shape);
     let key = CircuitKeys::proving_key_path(&options.keys, options.shape);
     if key.exists() && phase1.exists() && zkey.exists() {
-        let circuit = load_served_circuit(options.shape, &options.keys, SetupPolicy::CeremonyOnly)?;
-        return Ok((circuit, None));
+        match load_served_circuit(options.shape, &options.keys, SetupPolicy::CeremonyOnly) {
+            Ok(circuit) => return Ok((circuit, None)),
+            // Keys an earlier version of the demo made, for an earlier circuit.
+            Err(error)
+                if matches!(
+                    error.downcast_ref::<ProverError>(),
+                    Some(ProverError::KeyFormat { .. })
+                ) =>
+            {
+                eprintln!("keys: {error:#}; the demo makes them again");
+            }
+            Err(error) => return Err(error),
+        }
     }
     if options.progress {
         eprintln!(

@@ -45,7 +45,9 @@ use crate::reduction::CircomReduction;
 use crate::ProverError;
 
 const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
-const FORMAT: u32 = 3;
+/// The key file format. It changes whenever the circuit does (4: the issuer-set input and
+/// the issuer-bound leaf), since a key file holds that circuit's matrices and keys.
+const FORMAT: u32 = 4;
 const HEADER: usize = 12 + 4 * 4 + 32 + 32;
 
 /// Groth16 over BN254 with snarkjs's reduction.
@@ -357,7 +359,11 @@ impl CircuitKeys {
             )
         };
         if word(0) != FORMAT {
-            return Err(bad("unsupported key file format"));
+            return Err(ProverError::KeyFormat {
+                path: path.clone(),
+                found: word(0),
+                expected: FORMAT,
+            });
         }
         let stored_shape = (word(1) as usize, word(2) as usize, word(3) as usize);
         if stored_shape != (shape.clauses, shape.slot_depth, shape.registry_depth) {

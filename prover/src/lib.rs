@@ -47,6 +47,20 @@ pub enum ProverError {
     /// A key fails a check it must pass before it is trusted.
     #[error("key check failed: {0}")]
     Key(String),
+    /// A key file of another key format: made by another version of zkcohort,
+    /// whose circuit (and so the stored matrices and verifying key) differs.
+    #[error(
+        "{path}: made by another version of zkcohort (key format {found}, this build reads {expected}): \
+         its circuit differs; make the keys again (a ceremony, or `setup` for development)"
+    )]
+    KeyFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format it has.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
     /// A key file is not what it should be.
     #[error("{path}: {reason}")]
     KeyFile {

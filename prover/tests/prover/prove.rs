@@ -82,6 +82,17 @@ fn key_files_round_trip_and_refuse_damage() {
     assert!(damage(flipped).contains("checksum"));
     assert!(damage(original[..original.len() / 2].to_vec()).contains("checksum"));
     assert!(damage(b"not a key".to_vec()).contains("not a zkcohort proving key"));
+    // A key file of an earlier format belongs to an earlier circuit: named as such.
+    let mut older = original.clone();
+    let format = u32::from_le_bytes(older[12..16].try_into().unwrap());
+    older[12..16].copy_from_slice(&(format - 1).to_le_bytes());
+    std::fs::write(&path, older).unwrap();
+    match CircuitKeys::load(folder.path(), SHAPE) {
+        Err(ProverError::KeyFormat {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (format - 1, format)),
+        other => panic!("expected a key format error, got {:?}", other.err()),
+    }
     let mut other_id = original.clone();
     other_id[30] ^= 1;
     assert!(damage(other_id).contains("circuit id"));
