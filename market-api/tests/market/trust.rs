@@ -77,6 +77,19 @@ fn request(
     }
 }
 
+/// Appends `enrollee`'s record with the issuer API key `key`; returns the answer.
+async fn append(server: &TestServer, key: &str, enrollee: &Enrollee) -> Value {
+    let (status, appended) = server
+        .post(
+            "/registry/records",
+            Some(key),
+            &records_body(&[appended_record(&enrollee.secret, &enrollee.record)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    appended
+}
+
 async fn enroll(server: &TestServer, study: u64, request: &ProofRequest) -> (StatusCode, Value) {
     let proof = keys()
         .prove_with_rng(request, &mut StdRng::seed_from_u64(5))
@@ -100,14 +113,7 @@ async fn an_issuer_cannot_register_a_record_under_another_issuer_s_id() {
     // The first issuer invents a record in the name of the second and appends it
     // with its own key: the marketplace computes the leaf over its own id.
     let forged = Enrollee::issue(ali_harris(), OTHER_ISSUER, &mut StdRng::seed_from_u64(11));
-    let (status, appended) = server
-        .post(
-            "/registry/records",
-            Some(ISSUER),
-            &records_body(&[appended_record(&forged.secret, &forged.record)]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    let appended = append(&server, ISSUER, &forged).await;
     assert_eq!(appended["issuer"], hex::encode(ISSUER_ACCOUNT));
     let stored = server.store().registry_leaves(0, 1).unwrap()[0];
     assert_ne!(
@@ -147,14 +153,7 @@ async fn an_issuer_cannot_register_a_record_under_another_issuer_s_id() {
     assert_eq!(server.store().study(study).unwrap(), before);
 
     // The same record appended by the issuer it names enrolls.
-    let (status, appended) = server
-        .post(
-            "/registry/records",
-            Some(OTHER_ISSUER_KEY),
-            &records_body(&[appended_record(&forged.secret, &forged.record)]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    append(&server, OTHER_ISSUER_KEY, &forged).await;
     registry.append(forged.leaf(SHAPE)).unwrap();
     let (status, enrolled) = enroll(
         &server,
@@ -169,14 +168,7 @@ async fn an_issuer_cannot_register_a_record_under_another_issuer_s_id() {
 async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
     let (server, _folder) = server_with_two_issuers().await;
     let enrollee = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(12));
-    let (status, appended) = server
-        .post(
-            "/registry/records",
-            Some(ISSUER),
-            &records_body(&[appended_record(&enrollee.secret, &enrollee.record)]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    append(&server, ISSUER, &enrollee).await;
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
     registry.append(enrollee.leaf(SHAPE)).unwrap();
 
@@ -189,7 +181,7 @@ async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
     let key = server.marketplace_key().await;
     let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER]).unwrap();
 
-    // The root from before the revocation is still inside the count window...
+    // The root from before the revocation is still inside the time window...
     let scope = StudyScope::for_study(&key, later);
     let before = server.store().study(later).unwrap();
     let (status, error) = enroll(
@@ -220,14 +212,7 @@ async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_pas
     let (server, _folder) = server_with_window(WINDOW_MS).await;
     let study = funded_study(&server, 2, None).await;
     let enrollee = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(13));
-    let (status, appended) = server
-        .post(
-            "/registry/records",
-            Some(ISSUER),
-            &records_body(&[appended_record(&enrollee.secret, &enrollee.record)]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    append(&server, ISSUER, &enrollee).await;
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
     registry.append(enrollee.leaf(SHAPE)).unwrap();
     let scope = StudyScope::for_study(&server.marketplace_key().await, study);
