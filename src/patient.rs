@@ -52,6 +52,7 @@ impl RemoteMarketplace {
             clauses: self.info.clauses,
             slot_depth: self.info.slot_depth,
             registry_depth: self.info.registry_depth,
+            issuer_depth: self.info.issuer_depth,
         }
     }
 
@@ -184,6 +185,7 @@ pub fn enrollment_request(
         registry,
         &preview.study,
         market.scope(preview.study.id),
+        market.shape().issuer_depth,
     )
 }
 

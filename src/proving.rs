@@ -13,9 +13,9 @@ use zkcohort_verifier::snarkjs;
 /// Circuit shapes by name.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub(crate) enum ShapeName {
-    /// 6 clauses, 256 slots, 256 registry leaves (tests).
+    /// 6 clauses, 256 slots, 256 registry leaves, 2 issuers per study (tests, the demo).
     Small,
-    /// 16 clauses, 1024 slots, 2^20 registry leaves.
+    /// 16 clauses, 1024 slots, 2^20 registry leaves, 64 issuers per study.
     Reference,
 }
 
@@ -36,10 +36,11 @@ pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
         elapsed,
     } = setup_keys(shape, keys_dir)?;
     println!(
-        "shape: {} clauses, slot depth {}, registry depth {}\ncircuit id: {}\nproving key: {} ({:.1} MB) in {:.1} s",
+        "shape: {} clauses, slot depth {}, registry depth {}, issuer depth {}\ncircuit id: {}\nproving key: {} ({:.1} MB) in {:.1} s",
         shape.clauses,
         shape.slot_depth,
         shape.registry_depth,
+        shape.issuer_depth,
         keys.circuit_id(),
         path.display(),
         std::fs::metadata(&path)?.len() as f64 / 1e6,

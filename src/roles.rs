@@ -53,8 +53,8 @@ pub(crate) fn marketplace(server: &Server, json: bool) -> Result<ExitCode> {
         info.marketplace_key
     );
     println!(
-        "circuit          {} ({} clauses, slot depth {}, registry depth {})",
-        info.circuit_id, info.clauses, info.slot_depth, info.registry_depth
+        "circuit          {} ({} clauses, slot depth {}, registry depth {}, issuer depth {})",
+        info.circuit_id, info.clauses, info.slot_depth, info.registry_depth, info.issuer_depth
     );
     match info.setup {
         zkcohort_verifier::KeySetup::Ceremony { transcript_id } => {

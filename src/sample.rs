@@ -102,7 +102,7 @@ pub fn sample_patients(
     let issued_at = Day::from_date(chrono::Local::now().date_naive())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut registry = RegistryTree::new(shape.registry_depth)?;
-    let issuers = IssuerSet::new(&[SAMPLE_ISSUER])?;
+    let issuers = IssuerSet::new(&[SAMPLE_ISSUER], shape.issuer_depth)?;
     let mut registered = Vec::with_capacity(bundles.len());
     for path in bundles {
         let text =

@@ -161,8 +161,7 @@ impl Marketplace {
         let config = ApiConfig {
             operator_key: operator_token.clone(),
             api_keys: Default::default(),
-            clauses: shape.clauses,
-            slot_depth: shape.slot_depth,
+            shape,
             circuit_id: keys.circuit_id(),
             verifying_key: keys.prepared_verifying_key().clone(),
             setup: circuit.setup,

@@ -271,8 +271,8 @@ impl Wallet {
     }
 
     /// The proof request for enrolling `held` in `study`: the wallet's secret, the
-    /// record, its path in `registry`, the study's issuer set, its compiled query and
-    /// its scope.
+    /// record, its path in `registry`, the study's issuer set (a tree of the circuit's
+    /// `issuer_depth`), its compiled query and its scope.
     ///
     /// # Errors
     /// A leaf missing from the registry copy (sync first) or revoked, a study that does
@@ -284,8 +284,9 @@ impl Wallet {
         registry: &RegistryTree,
         study: &Study,
         scope: StudyScope,
+        issuer_depth: usize,
     ) -> Result<ProofRequest> {
-        let issuers = IssuerSet::new(&study.issuers)?;
+        let issuers = IssuerSet::new(&study.issuers, issuer_depth)?;
         if fr_to_bytes(&issuers.root()) != study.issuers_root {
             bail!(
                 "study {}'s issuers do not give its issuers root: the marketplace served an inconsistent study",

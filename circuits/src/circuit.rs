@@ -24,7 +24,7 @@ use crate::clause::gadget::{query_hash_gadget, ClauseVar};
 use crate::clause::{encode_query, query_hash_of, ClauseEncoding};
 use crate::encoding::{catalog_tag, encode_day, encode_slot, SLOT_FIELDS};
 use crate::identity::{IdentitySecret, StudyScope};
-use crate::issuers::{IssuerId, IssuerSet, ISSUER_SET_DEPTH};
+use crate::issuers::{IssuerId, IssuerSet, DEFAULT_ISSUER_DEPTH, MAX_ISSUER_DEPTH};
 use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
@@ -43,27 +43,35 @@ pub struct CircuitShape {
     pub slot_depth: usize,
     /// Depth of the binary registry tree.
     pub registry_depth: usize,
+    /// Depth of a study's issuer set ([`IssuerSet`]): a study accepts up to
+    /// `2^issuer_depth` issuers. Each level costs one Poseidon hash.
+    pub issuer_depth: usize,
 }
 
 impl CircuitShape {
-    /// The reference shape: 16 clauses, 1024 slots, 2^20 registry leaves.
+    /// The reference shape: 16 clauses, 1024 slots, 2^20 registry leaves, 64 issuers
+    /// per study.
     pub const REFERENCE: CircuitShape = CircuitShape {
         clauses: 16,
         slot_depth: 10,
         registry_depth: DEFAULT_REGISTRY_DEPTH,
+        issuer_depth: DEFAULT_ISSUER_DEPTH,
     };
-    /// A small shape for tests: 6 clauses, 256 slots (the catalog has 155), 256 leaves.
+    /// A small shape for tests and the demo: 6 clauses, 256 slots (the catalog has
+    /// 155), 256 leaves, 2 issuers per study: 16,218 constraints, so its QAP domain
+    /// (constraints plus public inputs) is 2^14.
     pub const SMALL: CircuitShape = CircuitShape {
         clauses: 6,
         slot_depth: 8,
         registry_depth: 8,
+        issuer_depth: 1,
     };
 
     /// Checks the dimensions.
     ///
     /// # Errors
-    /// [`CircuitError::Shape`] for zero clauses, an odd or oversized slot depth, or a
-    /// registry depth outside 1..=32.
+    /// [`CircuitError::Shape`] for zero clauses, an odd or oversized slot depth, a
+    /// registry depth outside 1..=32 or an issuer depth outside 1..=[`MAX_ISSUER_DEPTH`].
     pub fn validate(&self) -> Result<(), CircuitError> {
         levels(self.slot_depth)?;
         if self.clauses == 0 || self.clauses > 64 {
@@ -73,6 +81,12 @@ impl CircuitShape {
             )));
         }
         MembershipPath::placeholder(self.registry_depth)?;
+        if !(1..=MAX_ISSUER_DEPTH).contains(&self.issuer_depth) {
+            return Err(CircuitError::Shape(format!(
+                "issuer depth {}: a circuit takes 1 to {MAX_ISSUER_DEPTH}",
+                self.issuer_depth
+            )));
+        }
         Ok(())
     }
 }
@@ -159,10 +173,11 @@ impl EligibilityWitness {
                 shape.registry_depth
             )));
         }
-        if issuer_path.depth() != ISSUER_SET_DEPTH {
+        if issuer_path.depth() != shape.issuer_depth {
             return Err(CircuitError::Shape(format!(
-                "the issuer path has depth {}, the circuit {ISSUER_SET_DEPTH}",
-                issuer_path.depth()
+                "the issuer path has depth {}, the circuit {}",
+                issuer_path.depth(),
+                shape.issuer_depth
             )));
         }
         let tree = SlotTree::new(&record.summary, shape.slot_depth)?;
@@ -324,7 +339,7 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
         // A zero id would open an empty position of the issuer set.
         issuer_id.enforce_not_equal(&FpVar::zero())?;
         let issuer_path =
-            MembershipPathVar::new_witness_with_depth(cs.clone(), ISSUER_SET_DEPTH, || {
+            MembershipPathVar::new_witness_with_depth(cs.clone(), shape.issuer_depth, || {
                 value(witness.map(|witness| witness.issuer_path.clone()))
             })?;
         issuer_path.root(&issuer_id)?.enforce_equal(&issuers_root)?;

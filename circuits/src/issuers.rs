@@ -8,8 +8,8 @@
 //! record under another issuer's id; a sponsor recomputes a study's issuer ids
 //! from the accounts the study names.
 //!
-//! An [`IssuerSet`] is a binary Poseidon Merkle tree of depth [`ISSUER_SET_DEPTH`]
-//! (the registry's tree, [`RegistryTree`]) over the ids of the accepted accounts
+//! An [`IssuerSet`] is a binary Poseidon Merkle tree of the circuit shape's issuer
+//! depth (the registry's tree, [`RegistryTree`]) over the ids of the accepted accounts
 //! in ascending account order, the zero leaf filling the rest. The circuit shows
 //! that the issuer id of the proven leaf is non-zero and a leaf of the set, so an
 //! empty position proves nothing.
@@ -18,11 +18,11 @@ use crate::poseidon::poseidon_hash_fixed;
 use crate::registry::{MembershipPath, RegistryTree};
 use crate::{CircuitError, Fr};
 
-/// The depth of a study's issuer set: up to 64 accepted issuers.
-pub const ISSUER_SET_DEPTH: usize = 6;
+/// The reference shape's issuer depth: up to 64 accepted issuers per study.
+pub const DEFAULT_ISSUER_DEPTH: usize = 6;
 
-/// The most issuers one study accepts.
-pub const MAX_STUDY_ISSUERS: usize = 1 << ISSUER_SET_DEPTH;
+/// The deepest issuer set a circuit may open (65,536 issuers).
+pub const MAX_ISSUER_DEPTH: usize = 16;
 
 /// The domain tag of [`IssuerId::for_account`] ("zkissuer" in ASCII).
 const ISSUER_ID_TAG: u64 = 0x7a6b_6973_7375_6572;
@@ -47,17 +47,25 @@ pub struct IssuerSet {
 }
 
 impl IssuerSet {
-    /// The set of these issuer accounts (sorted, duplicates dropped).
+    /// The set of these issuer accounts (sorted, duplicates dropped) in a tree of
+    /// `depth` levels, the circuit shape's `issuer_depth`.
     ///
     /// # Errors
-    /// [`CircuitError::Issuers`] for no account or more than [`MAX_STUDY_ISSUERS`].
-    pub fn new(accounts: &[[u8; 32]]) -> Result<Self, CircuitError> {
+    /// [`CircuitError::Issuers`] for no account or more than `2^depth`;
+    /// [`CircuitError::Shape`] for a depth outside 1..=[`MAX_ISSUER_DEPTH`].
+    pub fn new(accounts: &[[u8; 32]], depth: usize) -> Result<Self, CircuitError> {
+        if !(1..=MAX_ISSUER_DEPTH).contains(&depth) {
+            return Err(CircuitError::Shape(format!(
+                "issuer depth {depth}: a circuit takes 1 to {MAX_ISSUER_DEPTH}"
+            )));
+        }
         let mut accounts = accounts.to_vec();
         accounts.sort_unstable();
         accounts.dedup();
-        if accounts.is_empty() || accounts.len() > MAX_STUDY_ISSUERS {
+        let capacity = 1usize << depth;
+        if accounts.is_empty() || accounts.len() > capacity {
             return Err(CircuitError::Issuers(format!(
-                "a study accepts 1 to {MAX_STUDY_ISSUERS} issuers, {} were named",
+                "a study of this circuit accepts 1 to {capacity} issuers, {} were named",
                 accounts.len()
             )));
         }
@@ -65,7 +73,7 @@ impl IssuerSet {
             .iter()
             .map(|account| IssuerId::for_account(account).0)
             .collect();
-        let tree = RegistryTree::from_leaves(ISSUER_SET_DEPTH, &ids)?;
+        let tree = RegistryTree::from_leaves(depth, &ids)?;
         Ok(IssuerSet { accounts, tree })
     }
 
@@ -98,6 +106,8 @@ impl IssuerSet {
 mod tests {
     use super::*;
 
+    const DEPTH: usize = 3;
+
     #[test]
     fn issuer_ids_bind_every_account_byte() {
         let account = [5u8; 32];
@@ -113,23 +123,24 @@ mod tests {
     #[test]
     fn a_set_is_the_same_for_any_order_and_opens_only_its_members() {
         let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
-        let set = IssuerSet::new(&[b, a, b]).unwrap();
+        let set = IssuerSet::new(&[b, a, b], DEPTH).unwrap();
         assert_eq!(set.accounts(), &[a, b]);
-        assert_eq!(set.root(), IssuerSet::new(&[a, b]).unwrap().root());
-        assert_ne!(set.root(), IssuerSet::new(&[a, c]).unwrap().root());
+        assert_eq!(set.root(), IssuerSet::new(&[a, b], DEPTH).unwrap().root());
+        assert_ne!(set.root(), IssuerSet::new(&[a, c], DEPTH).unwrap().root());
         let path = set.path(&b).unwrap();
         assert_eq!(path.root_for(IssuerId::for_account(&b).0), set.root());
         assert_ne!(path.root_for(IssuerId::for_account(&c).0), set.root());
         assert!(matches!(set.path(&c), Err(CircuitError::Issuers(_))));
-        assert!(IssuerSet::new(&[]).is_err());
-        let too_many: Vec<[u8; 32]> = (0..=MAX_STUDY_ISSUERS)
+        assert!(IssuerSet::new(&[], DEPTH).is_err());
+        assert!(matches!(IssuerSet::new(&[a], 0), Err(CircuitError::Shape(_))));
+        let too_many: Vec<[u8; 32]> = (0..=1 << DEPTH)
             .map(|n| {
                 let mut account = [0u8; 32];
                 account[..8].copy_from_slice(&(n as u64).to_be_bytes());
                 account
             })
             .collect();
-        assert!(IssuerSet::new(&too_many).is_err());
-        assert!(IssuerSet::new(&too_many[1..]).is_ok());
+        assert!(IssuerSet::new(&too_many, DEPTH).is_err());
+        assert!(IssuerSet::new(&too_many[1..], DEPTH).is_ok());
     }
 }

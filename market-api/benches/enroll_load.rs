@@ -350,6 +350,7 @@ fn store_ms_per_enrollment(
             query_hash: fr_to_bytes(&proofs[0].statement.query_hash),
             circuit_id: keys.circuit_id(),
             issuers: vec![ISSUER_ACCOUNT],
+            issuer_depth: SHAPE.issuer_depth,
             reward: REWARD,
             max_enrollments: count,
             epsilon_budget: 1.0,

@@ -219,6 +219,9 @@ pub struct MarketplaceInfo {
     pub slot_depth: usize,
     /// The registry tree's depth.
     pub registry_depth: usize,
+    /// The depth of a study's issuer set: a study accepts up to `2^issuer_depth`
+    /// issuers.
+    pub issuer_depth: usize,
     /// How long a replaced registry root stays acceptable, in milliseconds.
     pub root_window_ms: u64,
     /// Where the circuit's keys came from: `{"kind": "ceremony", "transcript_id"}`

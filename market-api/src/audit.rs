@@ -44,6 +44,7 @@ use zkcohort_verifier::events::AuditEvent;
 pub use zkcohort_verifier::audit::{
     empty_root, entry_hash, head_message, leaf_hash, merkle_root, node_hash, verify_chain,
     verify_inclusion, verify_log, AuditEntry, AuditHead, InclusionProof, SignedHead,
+    SignedStudyHead, StudyHead,
 };
 
 use crate::store::{abort, prefixed_u64, tx_get_json, tx_put_json, Tx, TxResult};
@@ -55,6 +56,8 @@ const STATE_KEY: &[u8] = b"head";
 const ENTRY_PREFIX: u8 = b'e';
 /// The key prefix of Merkle nodes.
 const NODE_PREFIX: u8 = b'n';
+/// The key prefix of study heads (by study id).
+const STUDY_HEAD_PREFIX: u8 = b's';
 
 impl From<AuditError> for StoreError {
     fn from(error: AuditError) -> Self {
@@ -128,16 +131,30 @@ fn node_key(level: u8, index: u64) -> [u8; 10] {
 }
 
 /// Appends an entry inside a transaction: writes it, the Merkle nodes it
-/// completes and the new frontier.
+/// completes, the new frontier and, for an entry of a study, the study's new head
+/// (the entry names the study's previous one).
 pub(crate) fn append(tx: &Tx<'_>, at_ms: u64, event: AuditEvent) -> TxResult<AuditEntry> {
     let mut frontier: Frontier = tx_get_json(tx.audit, STATE_KEY)?.unwrap_or_default();
     let index = frontier.size;
     let prev_hash = frontier.last_hash;
-    let hash = entry_hash(&prev_hash, index, at_ms, &event);
+    let mut study_prev = None;
+    if let Some(study) = event.study() {
+        let key = prefixed_u64(STUDY_HEAD_PREFIX, study);
+        let head: Option<StudyHead> = tx_get_json(tx.audit, &key)?;
+        study_prev = head.map(|head| head.last_index);
+        let next = StudyHead {
+            study,
+            last_index: index,
+            entries: head.map_or(0, |head| head.entries) + 1,
+        };
+        tx_put_json(tx.audit, &key, &next)?;
+    }
+    let hash = entry_hash(&prev_hash, index, at_ms, &event, study_prev);
     let entry = AuditEntry {
         index,
         at_ms,
         event,
+        study_prev,
         prev_hash,
         hash,
     };
@@ -170,6 +187,17 @@ impl Store {
     /// As [`Store::audit_head`].
     pub fn signed_audit_head(&self, key: &SigningKey) -> Result<SignedHead, StoreError> {
         Ok(SignedHead::sign(self.audit_head()?, key))
+    }
+
+    /// Where study `study`'s chain ends now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownStudy`] for a study never created; [`StoreError::Storage`],
+    /// [`StoreError::Corrupt`].
+    pub fn study_head(&self, study: u64) -> Result<StudyHead, StoreError> {
+        crate::store::get_json(&self.audit, &prefixed_u64(STUDY_HEAD_PREFIX, study))?
+            .ok_or(StoreError::UnknownStudy(study))
     }
 
     /// The entry at `index`.
@@ -339,7 +367,13 @@ mod tests {
             panic!("entry 2 is the mint");
         };
         mint.ledger.amount = 1_000;
-        entry.hash = entry_hash(&entry.prev_hash, entry.index, entry.at_ms, &entry.event);
+        entry.hash = entry_hash(
+            &entry.prev_hash,
+            entry.index,
+            entry.at_ms,
+            &entry.event,
+            entry.study_prev,
+        );
         store
             .audit
             .insert(

@@ -2,45 +2,40 @@
 //! everything a sponsor's `zkcohort-verify` re-checks offline (the format
 //! and its checks are `zkcohort_verifier::bundle`).
 //!
-//! The store reads the study, its enrollments (stored with their proofs)
-//! and the audit head outside any transaction, then reads the study again:
-//! if it changed meanwhile (an enrollment, a funding, a close), it starts
-//! over, so the study, its enrollments and the head always agree.
+//! The store reads the study, its enrollments (stored with their proofs), the
+//! study's head and the audit head outside any transaction, then reads the study
+//! and its head again: if either changed meanwhile (an enrollment, a funding, a
+//! close), it starts over, so the study, its enrollments and both heads always
+//! agree. The bundle is signed over both heads ([`SignedStudyHead`]).
 //!
-//! The study's audit entries are found by scanning the log up to the head
-//! (`O(log size)` reads per entry for its inclusion proof, `O(size)` for the
-//! scan): no index to keep in step with every operation, at the cost of a
-//! linear read per bundle, which is fine for logs of up to a few hundred
-//! thousand entries and a bundle fetched now and then. An index by study
-//! written in each entry's transaction is the step up if that changes.
+//! The study's audit entries are found by walking its chain back from the study's
+//! head (each entry names the study's previous one): one read per entry and
+//! `O(log size)` for its inclusion proof.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
+use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_verifier::bundle::{
     BundleCircuit, BundleEnrollment, BundleRoot, ProvenEntry, StudyBundle, BUNDLE_FORMAT,
 };
 use zkcohort_verifier::snarkjs::SnarkjsVerifyingKey;
 use zkcohort_verifier::{KeySetup, VerifyingKey};
 
-use crate::{AuditEntry, AuditHead, Enrollment, SignedHead, Store, StoreError, Study};
+use crate::audit::{SignedStudyHead, StudyHead};
+use crate::{AuditEntry, AuditHead, Enrollment, Store, StoreError, Study};
 
 /// How many times [`Store::study_bundle`] starts over when the study keeps
 /// changing while it reads.
 const ATTEMPTS: usize = 16;
-
-/// How many audit entries are read at once while scanning the log.
-const SCAN_PAGE: usize = 1024;
 
 /// What a bundle needs beyond the store: the marketplace key and the circuit.
 #[derive(Debug, Clone, Copy)]
 pub struct BundleContext<'a> {
     /// The marketplace key: signs the bundle's audit head.
     pub audit_key: &'a SigningKey,
-    /// Clauses per query of the circuit.
-    pub clauses: usize,
-    /// The circuit's slot-tree depth.
-    pub slot_depth: usize,
+    /// The circuit's shape.
+    pub shape: CircuitShape,
     /// The circuit's verifying key.
     pub verifying_key: &'a VerifyingKey<ark_bn254::Bn254>,
     /// Where the key came from.
@@ -62,10 +57,10 @@ impl Store {
         study_id: u64,
         context: &BundleContext<'_>,
     ) -> Result<StudyBundle, StoreError> {
-        let (study, mut enrollments, head) = self.consistent_view(study_id)?;
+        let (study, mut enrollments, study_head, head) = self.consistent_view(study_id)?;
         enrollments.sort_by_key(|enrollment| enrollment.audit_index);
 
-        let mut entries = self.study_entries(study_id, head.size)?;
+        let mut entries = self.study_entries(&study_head)?;
         let mut registry_roots = Vec::new();
         let used: BTreeSet<u64> = enrollments.iter().map(|e| e.root_seq).collect();
         for seq in used {
@@ -102,30 +97,36 @@ impl Store {
             marketplace_key: context.audit_key.verifying_key().to_bytes(),
             study,
             circuit: BundleCircuit {
-                clauses: context.clauses,
-                slot_depth: context.slot_depth,
+                clauses: context.shape.clauses,
+                slot_depth: context.shape.slot_depth,
+                issuer_depth: context.shape.issuer_depth,
             },
             verifying_key: SnarkjsVerifyingKey::from_verifying_key(context.verifying_key),
             setup: context.setup,
             enrollments: enrollments.into_iter().map(bundle_enrollment).collect(),
             registry_roots,
-            head: SignedHead::sign(head, context.audit_key),
+            head: SignedStudyHead::sign(head, study_head, context.audit_key),
             audit_entries,
         })
     }
 
-    /// The study, its enrollments and an audit head that include each
-    /// other's changes: read until the study is the same before and after.
+    /// The study, its enrollments, its head and an audit head that include each
+    /// other's changes: read until the study and its head are the same before and
+    /// after.
     fn consistent_view(
         &self,
         study_id: u64,
-    ) -> Result<(Study, Vec<Enrollment>, AuditHead), StoreError> {
+    ) -> Result<(Study, Vec<Enrollment>, StudyHead, AuditHead), StoreError> {
         for _ in 0..ATTEMPTS {
             let study = self.study(study_id)?;
             let enrollments = self.enrollments(study_id)?;
+            let study_head = self.study_head(study_id)?;
             let head = self.audit_head()?;
-            if self.study(study_id)? == study && enrollments.len() as u64 == study.enrolled {
-                return Ok((study, enrollments, head));
+            if self.study(study_id)? == study
+                && self.study_head(study_id)? == study_head
+                && enrollments.len() as u64 == study.enrolled
+            {
+                return Ok((study, enrollments, study_head, head));
             }
         }
         Err(StoreError::Corrupt(format!(
@@ -133,24 +134,21 @@ impl Store {
         )))
     }
 
-    /// The entries among the first `size` that concern the study: its
+    /// The study's chain, from its head back to its `study_created` entry: its
     /// creation, fundings, enrollments and close.
-    fn study_entries(
-        &self,
-        study_id: u64,
-        size: u64,
-    ) -> Result<BTreeMap<u64, AuditEntry>, StoreError> {
+    fn study_entries(&self, head: &StudyHead) -> Result<BTreeMap<u64, AuditEntry>, StoreError> {
         let mut found = BTreeMap::new();
-        let mut start = 0;
-        while start < size {
-            let page = self.audit_entries(start, SCAN_PAGE)?;
-            let Some(last) = page.last() else { break };
-            start = last.index + 1;
-            for entry in page {
-                if entry.index < size && entry.event.study() == Some(study_id) {
-                    found.insert(entry.index, entry);
-                }
+        let mut next = Some(head.last_index);
+        while let Some(index) = next {
+            let entry = self.audit_entry(index)?;
+            if entry.event.study() != Some(head.study) || found.len() as u64 >= head.entries {
+                return Err(StoreError::Corrupt(format!(
+                    "study {}'s audit chain is broken at entry {index}",
+                    head.study
+                )));
             }
+            next = entry.study_prev;
+            found.insert(index, entry);
         }
         Ok(found)
     }

@@ -40,6 +40,8 @@ pub struct NewStudy {
     /// The issuer accounts whose records the study accepts.
     #[serde(with = "zkcohort_verifier::hex_serde::vec32")]
     pub issuers: Vec<Bytes32>,
+    /// The circuit's issuer depth: the issuer set's tree has this many levels.
+    pub issuer_depth: usize,
     /// Tokens paid per enrollment.
     pub reward: u64,
     /// The most enrollments the study takes.
@@ -97,7 +99,7 @@ impl Store {
                 "the epsilon budget must be a positive number".into(),
             ));
         }
-        let issuers = IssuerSet::new(&new.issuers)
+        let issuers = IssuerSet::new(&new.issuers, new.issuer_depth)
             .map_err(|error| StoreError::InvalidStudy(error.to_string()))?;
         let issuers_root = fr_to_bytes(&issuers.root());
         let at = now_ms();

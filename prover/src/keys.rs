@@ -4,9 +4,9 @@
 //! Setup here is a single-party development setup: whoever runs it knows the toxic
 //! waste and could forge proofs. Production keys come from a multi-party ceremony.
 //!
-//! Proving key file (`proving-key-c{clauses}-s{slot_depth}-r{registry_depth}.bin`):
+//! Proving key file (`proving-key-c{clauses}-s{slot_depth}-r{registry_depth}-i{issuer_depth}.bin`):
 //! `"ZKCOHORT-PK" 0x00 | format u32 | clauses u32 | slot depth u32 | registry depth u32
-//! | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key
+//! | issuer depth u32 | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key
 //! followed by the shape's R1CS matrices, both in arkworks' uncompressed form. The
 //! matrices are stored because deriving them (synthesis and inlining every linear
 //! combination, ~0.6 s for the reference shape) costs more than loading the rest.
@@ -45,10 +45,12 @@ use crate::reduction::CircomReduction;
 use crate::ProverError;
 
 const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
-/// The key file format. It changes whenever the circuit does (4: the issuer-set input and
-/// the issuer-bound leaf), since a key file holds that circuit's matrices and keys.
-const FORMAT: u32 = 4;
-const HEADER: usize = 12 + 4 * 4 + 32 + 32;
+/// The key file format. It changes whenever the circuit does (5: the issuer depth is a
+/// shape dimension), since a key file holds that circuit's matrices and keys.
+const FORMAT: u32 = 5;
+const SHAPE_WORDS: usize = 4;
+const CIRCUIT_ID_AT: usize = 12 + 4 * (1 + SHAPE_WORDS);
+const HEADER: usize = CIRCUIT_ID_AT + 32 + 32;
 
 /// Groth16 over BN254 with snarkjs's reduction.
 pub(crate) type Snark = Groth16<Bn254, CircomReduction>;
@@ -242,8 +244,8 @@ impl CircuitKeys {
     /// The proving key file for a shape in `folder`.
     pub fn proving_key_path(folder: &Path, shape: CircuitShape) -> PathBuf {
         folder.join(format!(
-            "proving-key-c{}-s{}-r{}.bin",
-            shape.clauses, shape.slot_depth, shape.registry_depth
+            "proving-key-c{}-s{}-r{}-i{}.bin",
+            shape.clauses, shape.slot_depth, shape.registry_depth, shape.issuer_depth
         ))
     }
 
@@ -275,6 +277,7 @@ impl CircuitKeys {
             self.shape.clauses as u32,
             self.shape.slot_depth as u32,
             self.shape.registry_depth as u32,
+            self.shape.issuer_depth as u32,
         ] {
             file.extend_from_slice(&value.to_le_bytes());
         }
@@ -365,12 +368,25 @@ impl CircuitKeys {
                 expected: FORMAT,
             });
         }
-        let stored_shape = (word(1) as usize, word(2) as usize, word(3) as usize);
-        if stored_shape != (shape.clauses, shape.slot_depth, shape.registry_depth) {
+        let stored_shape = [word(1), word(2), word(3), word(4)].map(|word| word as usize);
+        if stored_shape
+            != [
+                shape.clauses,
+                shape.slot_depth,
+                shape.registry_depth,
+                shape.issuer_depth,
+            ]
+        {
             return Err(bad("the key is for another circuit shape"));
         }
-        let circuit_id = CircuitId(file[28..60].try_into().expect("32 bytes"));
-        let checksum: [u8; 32] = file[60..92].try_into().expect("32 bytes");
+        let circuit_id = CircuitId(
+            file[CIRCUIT_ID_AT..CIRCUIT_ID_AT + 32]
+                .try_into()
+                .expect("32 bytes"),
+        );
+        let checksum: [u8; 32] = file[CIRCUIT_ID_AT + 32..HEADER]
+            .try_into()
+            .expect("32 bytes");
         let payload = &file[HEADER..];
         // Checking the checksum and decoding are independent reads of the same bytes.
         let (digest, decoded) = rayon::join(

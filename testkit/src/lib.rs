@@ -163,7 +163,7 @@ impl TestRegistry {
     pub fn new(shape: CircuitShape) -> Self {
         Self {
             tree: RegistryTree::new(shape.registry_depth).expect("a valid registry depth"),
-            issuers: IssuerSet::new(&[ISSUER]).expect("one issuer"),
+            issuers: IssuerSet::new(&[ISSUER], shape.issuer_depth).expect("one issuer"),
             shape,
         }
     }

@@ -6,13 +6,23 @@
 //!
 //! # Entries and the chain
 //!
-//! Entry `i` is `{index, at_ms, kind, payload, prev_hash, hash}` where
-//! `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
+//! Entry `i` is `{index, at_ms, kind, payload, study_prev, prev_hash, hash}`
+//! where `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
 //! `hash = SHA-256(prev_hash || canonical bytes)` ([`entry_hash`]). The
-//! canonical bytes are `"zkcohort-audit-v1"`, then `index` and `at_ms` as
+//! canonical bytes are `"zkcohort-audit-v2"`, then `index` and `at_ms` as
 //! u64 big-endian, then the [`AuditEvent`]'s `kind` and its payload's compact
 //! JSON (serde_json, object keys sorted), each as a u32 big-endian length and
-//! the bytes.
+//! the bytes, then `study_prev + 1` as u64 big-endian (0 for none).
+//!
+//! # Study chains
+//!
+//! The entries of one study (those whose [`AuditEvent::study`] names it) form a
+//! chain of their own: each names the index of the study's previous entry in
+//! `study_prev`, the study's `study_created` entry none. A [`SignedStudyHead`]
+//! commits to a study's latest entry and its number of entries together with the
+//! log's head, so a bundle that leaves out an entry of its study (an enrollment, the
+//! close) breaks the chain it must hold, or needs a signed head that the log itself
+//! contradicts.
 //!
 //! # The Merkle tree
 //!
@@ -26,7 +36,11 @@
 //!
 //! The head `{size, root, last_hash}` is signed with ed25519 over
 //! `"zkcohort-audit-head-v1" || size (u64 BE) || root || last_hash`
-//! ([`head_message`]).
+//! ([`head_message`]). A study head is signed over `"zkcohort-study-head-v1" ||
+//! head_message || study || last_index || entries` (u64 BE each,
+//! [`study_head_message`]).
+
+use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -43,9 +57,11 @@ pub type Bytes32 = [u8; 32];
 pub struct AuditError(pub String);
 
 /// The domain separator of entry hashes.
-const ENTRY_DOMAIN: &[u8] = b"zkcohort-audit-v1";
+const ENTRY_DOMAIN: &[u8] = b"zkcohort-audit-v2";
 /// The domain separator of signed heads.
 const HEAD_DOMAIN: &[u8] = b"zkcohort-audit-head-v1";
+/// The domain separator of signed study heads.
+const STUDY_HEAD_DOMAIN: &[u8] = b"zkcohort-study-head-v1";
 
 /// One audit log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +73,10 @@ pub struct AuditEntry {
     /// What changed: `kind` and `payload` in JSON.
     #[serde(flatten)]
     pub event: AuditEvent,
+    /// For an entry of a study: the index of the study's previous entry (none for
+    /// its `study_created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_prev: Option<u64>,
     /// The previous entry's hash (zeros for entry 0).
     #[serde(with = "crate::hex_serde")]
     pub prev_hash: Bytes32,
@@ -68,7 +88,13 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Whether `hash` is the hash of this entry's content and `prev_hash`.
     pub fn hash_is_valid(&self) -> bool {
-        entry_hash(&self.prev_hash, self.index, self.at_ms, &self.event) == self.hash
+        entry_hash(
+            &self.prev_hash,
+            self.index,
+            self.at_ms,
+            &self.event,
+            self.study_prev,
+        ) == self.hash
     }
 }
 
@@ -129,6 +155,73 @@ impl SignedHead {
     }
 }
 
+/// Where a study's chain ends in a log: its latest entry and how many it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyHead {
+    /// The study.
+    pub study: u64,
+    /// The index of the study's latest entry.
+    pub last_index: u64,
+    /// The number of the study's entries, `study_created` included.
+    pub entries: u64,
+}
+
+/// A log head and a study's head in it, signed together by the marketplace key: what
+/// a study bundle is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedStudyHead {
+    /// The log's head.
+    pub head: AuditHead,
+    /// The study's head in that log.
+    pub study: StudyHead,
+    /// The marketplace's ed25519 public key.
+    #[serde(with = "crate::hex_serde")]
+    pub public_key: Bytes32,
+    /// The signature over [`study_head_message`].
+    #[serde(with = "crate::hex_serde")]
+    pub signature: [u8; 64],
+}
+
+impl SignedStudyHead {
+    /// Signs `head` and `study` with `key`.
+    pub fn sign(head: AuditHead, study: StudyHead, key: &SigningKey) -> Self {
+        Self {
+            head,
+            study,
+            public_key: key.verifying_key().to_bytes(),
+            signature: key.sign(&study_head_message(&head, &study)).to_bytes(),
+        }
+    }
+
+    /// Checks the signature, and that it was made by `expected_key` when one is given.
+    ///
+    /// # Errors
+    ///
+    /// [`AuditError`] if the key differs or the signature does not verify.
+    pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), AuditError> {
+        if expected_key.is_some_and(|key| key != &self.public_key) {
+            return Err(AuditError("the head is signed by another key".into()));
+        }
+        let key = VerifyingKey::from_bytes(&self.public_key)
+            .map_err(|_| AuditError("invalid public key".into()))?;
+        key.verify_strict(
+            &study_head_message(&self.head, &self.study),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| AuditError("bad head signature".into()))
+    }
+}
+
+/// The message a study head signature covers.
+pub fn study_head_message(head: &AuditHead, study: &StudyHead) -> Vec<u8> {
+    let mut message = STUDY_HEAD_DOMAIN.to_vec();
+    message.extend_from_slice(&head_message(head));
+    for value in [study.study, study.last_index, study.entries] {
+        message.extend_from_slice(&value.to_be_bytes());
+    }
+    message
+}
+
 /// An inclusion proof: entry `index` is in the log of `size` entries whose
 /// root is the head's root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +237,13 @@ pub struct InclusionProof {
 
 /// The canonical bytes and hash of an entry: `SHA-256(prev_hash ||
 /// canonical bytes)`.
-pub fn entry_hash(prev_hash: &Bytes32, index: u64, at_ms: u64, event: &AuditEvent) -> Bytes32 {
+pub fn entry_hash(
+    prev_hash: &Bytes32,
+    index: u64,
+    at_ms: u64,
+    event: &AuditEvent,
+    study_prev: Option<u64>,
+) -> Bytes32 {
     // The event's types have string map keys and no fallible serializers.
     let payload = match serde_json::to_value(event).expect("audit events serialize") {
         serde_json::Value::Object(mut fields) => fields.remove("payload").unwrap_or_default(),
@@ -162,6 +261,7 @@ pub fn entry_hash(prev_hash: &Bytes32, index: u64, at_ms: u64, event: &AuditEven
         hasher.update(length.to_be_bytes());
         hasher.update(part);
     }
+    hasher.update(study_prev.map_or(0, |index| index + 1).to_be_bytes());
     hasher.finalize().into()
 }
 
@@ -265,7 +365,8 @@ pub fn verify_inclusion(
 }
 
 /// Checks a whole log from entry 0: indices in order, each hash valid, each
-/// entry chained to the previous one. Returns the head it computes.
+/// entry chained to the previous one and each study entry to its study's previous
+/// entry. Returns the head it computes.
 ///
 /// # Errors
 ///
@@ -273,6 +374,7 @@ pub fn verify_inclusion(
 pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
     let mut prev_hash = [0u8; 32];
     let mut hashes = Vec::with_capacity(entries.len());
+    let mut studies = StudyHeads::default();
     for (position, entry) in entries.iter().enumerate() {
         let bad = |why: &str| Err(AuditError(format!("entry {position}: {why}")));
         if entry.index != position as u64 {
@@ -284,6 +386,9 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
         if !entry.hash_is_valid() {
             return bad("hash does not match its content");
         }
+        if let Err(why) = studies.push(entry) {
+            return bad(&why);
+        }
         prev_hash = entry.hash;
         hashes.push(entry.hash);
     }
@@ -292,6 +397,49 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
         root: merkle_root(&hashes),
         last_hash: prev_hash,
     })
+}
+
+/// The head of every study's chain, built entry by entry from the start of a log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StudyHeads(pub BTreeMap<u64, StudyHead>);
+
+impl StudyHeads {
+    /// Adds the next entry of the log.
+    ///
+    /// # Errors
+    ///
+    /// Why the entry's `study_prev` is not its study's latest entry (or is set on an
+    /// entry of no study).
+    pub fn push(&mut self, entry: &AuditEntry) -> Result<(), String> {
+        let Some(study) = entry.event.study() else {
+            return match entry.study_prev {
+                None => Ok(()),
+                Some(_) => Err("names a previous study entry but concerns no study".into()),
+            };
+        };
+        let head = self.0.get(&study);
+        if head.is_none() != matches!(entry.event, AuditEvent::StudyCreated(_)) {
+            return Err(format!(
+                "study {study}'s chain must start with its study_created entry, once"
+            ));
+        }
+        let expected = head.map(|head| head.last_index);
+        if entry.study_prev != expected {
+            return Err(format!(
+                "names {:?} as study {study}'s previous entry, which is {expected:?}",
+                entry.study_prev
+            ));
+        }
+        self.0.insert(
+            study,
+            StudyHead {
+                study,
+                last_index: entry.index,
+                entries: head.map_or(0, |head| head.entries) + 1,
+            },
+        );
+        Ok(())
+    }
 }
 
 /// Checks a whole log against a signed head: the signature (by

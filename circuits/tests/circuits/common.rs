@@ -47,7 +47,7 @@ pub(crate) const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([11, 0, 0
 
 /// The issuers the tests' studies accept: [`ISSUER`] alone.
 pub(crate) fn issuers() -> IssuerSet {
-    IssuerSet::new(&[ISSUER]).unwrap()
+    IssuerSet::new(&[ISSUER], SHAPE.issuer_depth).unwrap()
 }
 
 pub(crate) fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWitness {

@@ -14,7 +14,7 @@ use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWi
 use zkcohort_circuits::clause::gadget::{query_hash_gadget, ClauseVar};
 use zkcohort_circuits::encoding::encode_slot;
 use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
-use zkcohort_circuits::issuers::{IssuerId, IssuerSet, ISSUER_SET_DEPTH};
+use zkcohort_circuits::issuers::{IssuerId, IssuerSet};
 use zkcohort_circuits::poseidon::gadget::poseidon_hash_gadget;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
 use zkcohort_circuits::record::record_commitment;
@@ -72,7 +72,7 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         &compile(&too_young),
     );
     assert!(matches!(refused, Err(CircuitError::NotEligible)));
-    let elsewhere = IssuerSet::new(&[OTHER_ISSUER]).unwrap();
+    let elsewhere = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
     let not_accepted = EligibilityWitness::new(
         SHAPE,
         &patient.secret,
@@ -345,13 +345,13 @@ fn only_an_accepted_issuer_s_record_proves() {
     assert!(satisfied(honest_statement, honest_witness.clone()));
 
     let mut other_set = honest_statement;
-    other_set.issuers_root = IssuerSet::new(&[OTHER_ISSUER]).unwrap().root();
+    other_set.issuers_root = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth).unwrap().root();
     assert!(
         !satisfied(other_set, honest_witness.clone()),
         "a study accepting only another issuer"
     );
     let mut wider = honest_statement;
-    wider.issuers_root = IssuerSet::new(&[ISSUER, OTHER_ISSUER]).unwrap().root();
+    wider.issuers_root = IssuerSet::new(&[ISSUER, OTHER_ISSUER], SHAPE.issuer_depth).unwrap().root();
     assert!(
         !satisfied(wider, honest_witness.clone()),
         "another study's issuers root"
@@ -374,7 +374,7 @@ fn only_an_accepted_issuer_s_record_proves() {
     zero_issuer.issuer_id = Fr::from(0u64);
     let accepted = IssuerId::for_account(&ISSUER).0;
     let with_empty =
-        RegistryTree::from_leaves(ISSUER_SET_DEPTH, &[accepted, Fr::from(0u64)]).unwrap();
+        RegistryTree::from_leaves(SHAPE.issuer_depth, &[accepted, Fr::from(0u64)]).unwrap();
     assert_eq!(with_empty.root(), issuers().root());
     zero_issuer.issuer_path = with_empty.path(1).unwrap();
     let record_root = zkcohort_circuits::slots::record_root(
@@ -423,7 +423,7 @@ fn wrong_nullifier_is_unsatisfiable() {
 }
 
 /// Pinned constraint counts: a change to the circuit shows here first.
-const SMALL_TOTAL: usize = 17_428;
+const SMALL_TOTAL: usize = 16_218;
 const REFERENCE_TOTAL: usize = 46_235;
 const QUERY_HASH: usize = 1_749;
 const ISSUER_SET: usize = 1_452;
@@ -449,12 +449,12 @@ fn constraint_counts_are_pinned() {
     assert_eq!(
         count(CircuitShape::SMALL),
         SMALL_TOTAL,
-        "small shape (6 clauses, slot depth 8, registry depth 8)"
+        "small shape (6 clauses, slot depth 8, registry depth 8, issuer depth 1)"
     );
     assert_eq!(
         count(CircuitShape::REFERENCE),
         REFERENCE_TOTAL,
-        "reference shape (16, 10, 20), target <= 60,000"
+        "reference shape (16, 10, 20, 6), target <= 60,000"
     );
 }
 
@@ -504,7 +504,7 @@ fn reference_shape_cost_by_component() {
         })
     };
     let issuer_set = setup_count(|cs| {
-        let path = MembershipPathVar::new_witness_with_depth(cs.clone(), ISSUER_SET_DEPTH, || {
+        let path = MembershipPathVar::new_witness_with_depth(cs.clone(), shape.issuer_depth, || {
             Err(ark_relations::gr1cs::SynthesisError::AssignmentMissing)
         })
         .unwrap();

@@ -114,7 +114,7 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
         &secret,
         &record,
         registry.path(index).unwrap(),
-        IssuerSet::new(&[ISSUER]).unwrap().path(&ISSUER).unwrap(),
+        IssuerSet::new(&[ISSUER], SHAPE.issuer_depth).unwrap().path(&ISSUER).unwrap(),
         query,
     )
     .unwrap();

@@ -28,8 +28,7 @@ async fn bundle(
             let config = state.config();
             let context = BundleContext {
                 audit_key: &config.audit_key,
-                clauses: config.clauses,
-                slot_depth: config.slot_depth,
+                shape: config.shape,
                 verifying_key: &config.verifying_key.vk,
                 setup: config.setup,
             };

@@ -96,6 +96,7 @@ use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::CircuitId;
 use zkcohort_verifier::{KeySetup, PreparedVerifyingKey};
 
@@ -145,11 +146,10 @@ pub struct ApiConfig {
     /// Researcher and issuer API keys given at startup (the operator adds
     /// more at run time, kept in the store).
     pub api_keys: HashMap<String, Role>,
-    /// Clauses per query of the circuit (its `CircuitShape::clauses`):
-    /// studies are compiled and hashed for it.
-    pub clauses: usize,
-    /// The circuit's slot-tree depth (its `CircuitShape::slot_depth`).
-    pub slot_depth: usize,
+    /// The circuit's shape: studies are compiled and hashed for its clauses and slot
+    /// depth, their issuer sets built to its issuer depth. Its registry depth is the
+    /// store's.
+    pub shape: CircuitShape,
     /// The circuit id (the hash of its verifying key) stored in each study.
     pub circuit_id: CircuitId,
     /// The verifying key of the circuit, prepared for pairings.
@@ -439,9 +439,10 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
     Json(MarketplaceInfo {
         marketplace_key: hex::encode(state.marketplace_key()),
         circuit_id: config.circuit_id,
-        clauses: config.clauses,
-        slot_depth: config.slot_depth,
+        clauses: config.shape.clauses,
+        slot_depth: config.shape.slot_depth,
         registry_depth: store.registry_depth,
+        issuer_depth: config.shape.issuer_depth,
         root_window_ms: store.root_window_ms,
         setup: config.setup,
     })

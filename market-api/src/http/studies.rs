@@ -42,7 +42,7 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
         .compile(catalog)
         .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
     let config = state.config();
-    let hash = query_hash(&compiled, config.clauses, config.slot_depth)
+    let hash = query_hash(&compiled, config.shape.clauses, config.shape.slot_depth)
         .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
     Ok((parsed, fr_to_bytes(&hash)))
 }
@@ -92,6 +92,7 @@ async fn create(
                 query_hash,
                 circuit_id: state.config().circuit_id,
                 issuers,
+                issuer_depth: state.config().shape.issuer_depth,
                 reward: body.reward,
                 max_enrollments: body.max_enrollments,
                 epsilon_budget: body.epsilon_budget,

@@ -336,8 +336,7 @@ async fn a_bundle_names_its_setup_and_is_checked_against_a_pinned_transcript() {
                 study_id,
                 &BundleContext {
                     audit_key: &config.audit_key,
-                    clauses: SHAPE.clauses,
-                    slot_depth: SHAPE.slot_depth,
+                    shape: SHAPE,
                     verifying_key: keys.verifying_key(),
                     setup: KeySetup::Ceremony { transcript_id },
                 },

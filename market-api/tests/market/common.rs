@@ -107,8 +107,7 @@ pub(crate) fn api_config_for(
     ApiConfig {
         operator_key: OPERATOR.into(),
         api_keys,
-        clauses: SHAPE.clauses,
-        slot_depth: SHAPE.slot_depth,
+        shape: SHAPE,
         circuit_id,
         verifying_key,
         setup: KeySetup::Development,
@@ -423,7 +422,7 @@ pub(crate) fn records_body(records: &[AppendedRecord]) -> Value {
 
 /// The issuers a study of these tests accepts: the tests' issuer alone.
 pub(crate) fn test_issuers() -> IssuerSet {
-    IssuerSet::new(&[ISSUER_ACCOUNT]).unwrap()
+    IssuerSet::new(&[ISSUER_ACCOUNT], SHAPE.issuer_depth).unwrap()
 }
 
 /// Ali Harris held by `size` identities (issuer 3, seed 2).

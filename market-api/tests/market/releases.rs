@@ -9,6 +9,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::CircuitId;
 use zkcohort_market::dp::Epsilon;
 use zkcohort_market::http::{ApiConfig, CircuitDownloads, Limits, Role};
@@ -41,8 +42,12 @@ impl Server {
         let config = ApiConfig {
             operator_key: OPERATOR.into(),
             api_keys,
-            clauses: 4,
-            slot_depth: 4,
+            shape: CircuitShape {
+                clauses: 4,
+                slot_depth: 4,
+                registry_depth: 8,
+                issuer_depth: 1,
+            },
             circuit_id: CircuitId([7; 32]),
             // No route here verifies a proof.
             verifying_key: Default::default(),
@@ -97,6 +102,7 @@ impl TestServer {
                 query_hash: [7; 32],
                 circuit_id: CircuitId([7; 32]),
                 issuers: vec![[9; 32]],
+            issuer_depth: 1,
                 reward: REWARD,
                 max_enrollments: max,
                 epsilon_budget: budget,

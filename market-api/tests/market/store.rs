@@ -102,6 +102,7 @@ fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
             query_hash: [7; 32],
             circuit_id: CircuitId([7; 32]),
             issuers: vec![[9; 32]],
+            issuer_depth: 1,
             reward,
             max_enrollments,
             epsilon_budget: 1.0,
@@ -572,6 +573,7 @@ fn audit_log_verifies_and_tampering_is_detected() {
         rehashed[3].index,
         rehashed[3].at_ms,
         &rehashed[3].event,
+        rehashed[3].study_prev,
     );
     assert!(verify_chain(&rehashed).is_err());
     let mut dropped = entries.clone();

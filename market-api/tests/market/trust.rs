@@ -108,7 +108,7 @@ async fn an_issuer_cannot_register_a_record_under_another_issuer_s_id() {
     let (server, _folder) = server_with_two_issuers().await;
     let study = funded_study(&server, 2, Some(&[OTHER_ISSUER])).await;
     let scope = StudyScope::for_study(&server.marketplace_key().await, study);
-    let accepted = IssuerSet::new(&[OTHER_ISSUER]).unwrap();
+    let accepted = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
 
     // The first issuer invents a record in the name of the second and appends it
     // with its own key: the marketplace computes the leaf over its own id.
@@ -179,7 +179,7 @@ async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
     assert_eq!(status, StatusCode::OK, "{revoked}");
     let later = funded_study(&server, 2, None).await;
     let key = server.marketplace_key().await;
-    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER]).unwrap();
+    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
 
     // The root from before the revocation is still inside the time window...
     let scope = StudyScope::for_study(&key, later);
@@ -216,7 +216,7 @@ async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_pas
     let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
     registry.append(enrollee.leaf(SHAPE)).unwrap();
     let scope = StudyScope::for_study(&server.marketplace_key().await, study);
-    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER]).unwrap();
+    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
     let proof = keys()
         .prove_with_rng(
             &request(&enrollee, &registry, 0, &issuers, scope),

@@ -10,7 +10,7 @@ use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM};
 use ark_ff::{Field, UniformRand};
 use ark_groth16::{Groth16, Proof, VerifyingKey};
 use rand::{rngs::StdRng, SeedableRng};
-use zkcohort_circuits::circuit::EligibilityCircuit;
+use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
 use zkcohort_circuits::identity::Nullifier;
 use zkcohort_circuits::statement::Statement;
 use zkcohort_prover::ceremony::{
@@ -25,6 +25,16 @@ const NAMES: [&str; 3] = ["alice", "bobby", "carol"];
 fn circuit() -> &'static Circuit {
     static CIRCUIT: OnceLock<Circuit> = OnceLock::new();
     CIRCUIT.get_or_init(|| Circuit::of(SHAPE).unwrap())
+}
+
+/// Every test ceremony's cost doubles with its domain: the shapes the suites set up stay
+/// under their powers of two (the tiny one here, the small one of the market and CLI
+/// suites and the demo).
+#[test]
+fn the_test_shapes_fit_their_power_of_two_domains() {
+    assert_eq!(circuit().domain_power(), 12, "the tiny shape");
+    let small = Circuit::of(CircuitShape::SMALL).unwrap();
+    assert_eq!(small.domain_power(), 14, "the small shape");
 }
 
 /// A prepared phase 1 with two contributions, and a phase 2 over it with three: the files.

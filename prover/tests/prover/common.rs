@@ -26,7 +26,8 @@ const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([77, 0, 0, 0])));
 pub(crate) const TINY: CircuitShape = CircuitShape {
     clauses: 1,
     slot_depth: 8,
-    registry_depth: 2,
+    registry_depth: 1,
+    issuer_depth: 1,
 };
 /// A query that fits [`TINY`].
 pub(crate) const TINY_QUERY: &str = "index date 2021-01-01\nrequire condition hypertension";

@@ -94,7 +94,7 @@ fn key_files_round_trip_and_refuse_damage() {
         other => panic!("expected a key format error, got {:?}", other.err()),
     }
     let mut other_id = original.clone();
-    other_id[30] ^= 1;
+    other_id[40] ^= 1;
     assert!(damage(other_id).contains("circuit id"));
     std::fs::write(&path, &original).unwrap();
     let other_shape = CircuitShape {

@@ -43,6 +43,7 @@ pub fn verify_bundle(
     check_format(&mut checks, bundle);
     check_head_signature(&mut checks, bundle, expected_marketplace_key);
     let trusted = check_audit_entries(&mut checks, bundle);
+    check_study_chain(&mut checks, bundle, &trusted);
     check_study_record(&mut checks, bundle, &trusted);
     let verifying_key = check_circuit_id(&mut checks, bundle);
     check_setup(&mut checks, bundle, verifying_key.as_ref(), transcript);
@@ -161,6 +162,67 @@ fn check_audit_entries<'a>(checks: &mut Checks, bundle: &'a StudyBundle) -> Trus
         ),
     );
     trusted
+}
+
+/// The bundle holds the study's whole chain, from the signed study head back to the
+/// study's `study_created` entry, and no other entry of the study.
+fn check_study_chain(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
+    let study_id = bundle.study.id;
+    let signed = &bundle.head.study;
+    let mut problems = Vec::new();
+    if signed.study != study_id {
+        problems.push(format!(
+            "the signed study head is study {}'s, the bundle is study {study_id}'s",
+            signed.study
+        ));
+    }
+    let mut chain = BTreeSet::new();
+    let mut next = Some(signed.last_index);
+    while let Some(index) = next {
+        let Some(entry) = trusted.get(&index) else {
+            problems.push(format!(
+                "the study's entry {index} is not among the verified entries: the bundle leaves out part of the study's chain"
+            ));
+            break;
+        };
+        if entry.event.study() != Some(study_id) {
+            problems.push(format!("entry {index} in the study's chain is not the study's"));
+            break;
+        }
+        if entry.study_prev.is_some_and(|prev| prev >= index) || !chain.insert(index) {
+            problems.push(format!("entry {index} does not link back to an earlier entry"));
+            break;
+        }
+        if entry.study_prev.is_none() && !matches!(entry.event, AuditEvent::StudyCreated(_)) {
+            problems.push(format!(
+                "the chain ends at entry {index}, which is not the study's study_created entry"
+            ));
+        }
+        next = entry.study_prev;
+    }
+    if problems.is_empty() && chain.len() as u64 != signed.entries {
+        problems.push(format!(
+            "the chain has {} entries, the signed study head {}",
+            chain.len(),
+            signed.entries
+        ));
+    }
+    for entry in trusted.values() {
+        if entry.event.study() == Some(study_id) && !chain.contains(&entry.index) {
+            problems.push(format!(
+                "entry {} is the study's but not in its chain up to the signed study head",
+                entry.index
+            ));
+        }
+    }
+    checks.record(
+        "study_chain",
+        problems,
+        format!(
+            "the study's {} entries, chained from its signed head (entry {}) back to study_created",
+            signed.entries, signed.last_index
+        ),
+    );
 }
 
 /// The study agrees with its `study_created` entry in every field fixed at
@@ -359,7 +421,7 @@ fn check_query_hash(checks: &mut Checks, bundle: &StudyBundle) {
 /// (every statement is rebuilt with it), `None` when the set is not a valid one.
 fn check_issuers(checks: &mut Checks, bundle: &StudyBundle) -> Option<Fr> {
     let study = &bundle.study;
-    let (problems, root) = match IssuerSet::new(&study.issuers) {
+    let (problems, root) = match IssuerSet::new(&study.issuers, bundle.circuit.issuer_depth) {
         Err(error) => (vec![error.to_string()], None),
         Ok(set) if set.accounts() != study.issuers.as_slice() => (
             vec!["the study's issuers are not listed once each in ascending order".into()],

@@ -9,9 +9,10 @@
 //! the marketplace stores it, the circuit shape its query is compiled for,
 //! the verifying key (snarkjs form), where that key came from ([`KeySetup`]: the
 //! ceremony transcript's id, or a development setup), every enrollment with its proof, the
-//! registry roots those proofs use, and the audit entries that concern the
-//! study, each with an RFC 9162 inclusion proof against the one signed head
-//! in the bundle.
+//! registry roots those proofs use, and the study's whole audit chain (every entry
+//! of the study names the study's previous one, see [`crate::audit`]), each entry
+//! with an RFC 9162 inclusion proof against the one signed head in the bundle,
+//! which also names the study's latest entry and its number of entries.
 //!
 //! The sponsor trusts nothing in the bundle but the marketplace key it pins:
 //! the head's signature vouches for the log, inclusion proofs for each entry,
@@ -25,11 +26,13 @@
 //! the transcript's final key. A development-setup bundle can verify, but whoever ran the
 //! setup could have forged its proofs: the report says so first.
 //!
-//! What a bundle cannot show: enrollments the marketplace left out of both
-//! the bundle and the study's counters (a sponsor compares
-//! `study.enrolled` over time, or fetches the whole log), and whether a
-//! replaced registry root was still within the acceptance window (the bundle
-//! holds only the roots used, each proven to precede its enrollment).
+//! The `study_chain` check walks the chain back from the signed study head: an
+//! enrollment, funding or close left out of the bundle breaks it. A marketplace that
+//! wants to hide its study's latest entries must sign a study head the log contradicts
+//! (anyone holding the log, or a receipt of a later entry, can show the signed lie).
+//! What a bundle cannot show: whether a replaced registry root was still within the
+//! acceptance window (the bundle holds only the roots used, each proven to precede its
+//! enrollment).
 
 mod checks;
 pub mod report;
@@ -39,14 +42,14 @@ use serde::{Deserialize, Serialize};
 pub use checks::verify_bundle;
 pub use report::{BundleCheck, BundleReport};
 
-use crate::audit::{AuditEntry, Bytes32, InclusionProof, SignedHead};
+use crate::audit::{AuditEntry, Bytes32, InclusionProof, SignedStudyHead};
 use crate::records::Study;
 use crate::setup::KeySetup;
 use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 use crate::VerifierError;
 
-/// The bundle format this verifier reads (2: the key's setup was added).
-pub const BUNDLE_FORMAT: u32 = 2;
+/// The bundle format this verifier reads (3: study chains and the signed study head).
+pub const BUNDLE_FORMAT: u32 = 3;
 
 /// A study bundle, as `GET /studies/{id}/bundle` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,12 +72,12 @@ pub struct StudyBundle {
     pub enrollments: Vec<BundleEnrollment>,
     /// The registry roots the enrollments' proofs use.
     pub registry_roots: Vec<BundleRoot>,
-    /// The audit head every inclusion proof is against, signed by the
-    /// marketplace key.
-    pub head: SignedHead,
-    /// The audit entries that concern the study: `study_created`, each
-    /// `escrow_funded`, each `enroll`, `study_closed` if any, and the
-    /// registry entries that made each used root current.
+    /// The audit head every inclusion proof is against and the study's head in it,
+    /// signed by the marketplace key.
+    pub head: SignedStudyHead,
+    /// The study's chain (`study_created`, each `escrow_funded`, each `enroll`,
+    /// `study_closed` if any) and the registry entries that made each used root
+    /// current.
     pub audit_entries: Vec<ProvenEntry>,
 }
 
@@ -85,6 +88,8 @@ pub struct BundleCircuit {
     pub clauses: usize,
     /// The slot-tree depth.
     pub slot_depth: usize,
+    /// The issuer-set depth: the study's issuers root is of a tree this deep.
+    pub issuer_depth: usize,
 }
 
 /// One enrollment: who was paid what, for which proof.

@@ -7,7 +7,7 @@ use crate::setup::KeySetup;
 /// One check of [`verify_bundle`](super::verify_bundle) and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleCheck {
-    /// The check: `format`, `head_signature`, `audit_entries`, `study_record`,
+    /// The check: `format`, `head_signature`, `audit_entries`, `study_chain`, `study_record`,
     /// `circuit_id`, `setup`, `query_hash`, `registry_roots`, `enrollment_entries`,
     /// `public_inputs`, `proofs`, `nullifiers_unique`, `rewards`,
     /// `enrollment_count`, `funds`, `roots_used`.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::{Catalog, Day, Query};
-use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry};
+use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry, StudyHeads};
 use zkcohort_verifier::events::{
     ApiKeyChange, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord,
     IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange,
@@ -193,19 +193,26 @@ fn one_of_each() -> Vec<AuditEvent> {
 
 fn chain(events: Vec<AuditEvent>) -> Vec<AuditEntry> {
     let mut prev_hash = [0u8; 32];
+    let mut studies = StudyHeads::default();
     events
         .into_iter()
         .enumerate()
         .map(|(index, event)| {
             let at_ms = 1_790_000_000_000 + index as u64;
-            let hash = entry_hash(&prev_hash, index as u64, at_ms, &event);
+            let study_prev = event
+                .study()
+                .and_then(|study| studies.0.get(&study))
+                .map(|head| head.last_index);
+            let hash = entry_hash(&prev_hash, index as u64, at_ms, &event, study_prev);
             let entry = AuditEntry {
                 index: index as u64,
                 at_ms,
                 event,
+                study_prev,
                 prev_hash,
                 hash,
             };
+            studies.push(&entry).expect("the events chain per study");
             prev_hash = hash;
             entry
         })
@@ -249,4 +256,54 @@ fn an_unknown_kind_or_a_changed_payload_is_refused() {
     json["payload"]["ledger"]["amount"] = 251.into();
     let changed: AuditEntry = serde_json::from_value(json).unwrap();
     assert!(!changed.hash_is_valid());
+}
+
+/// The entries with `change` applied to one and every hash from it on recomputed, as
+/// a marketplace rewriting its log would.
+fn rewritten(mut entries: Vec<AuditEntry>, change: impl FnOnce(&mut [AuditEntry])) -> Vec<AuditEntry> {
+    change(&mut entries);
+    let mut prev_hash = [0u8; 32];
+    for entry in &mut entries {
+        entry.prev_hash = prev_hash;
+        entry.hash = entry_hash(
+            &prev_hash,
+            entry.index,
+            entry.at_ms,
+            &entry.event,
+            entry.study_prev,
+        );
+        prev_hash = entry.hash;
+    }
+    entries
+}
+
+#[test]
+fn a_study_entry_not_linked_to_its_study_s_previous_entry_breaks_the_log() {
+    let entries = chain(one_of_each());
+    let linked: Vec<usize> = (0..entries.len())
+        .filter(|&position| entries[position].study_prev.is_some())
+        .collect();
+    assert!(!linked.is_empty(), "the vector chains study entries");
+    let first = linked[0];
+
+    let unlinked = rewritten(entries.clone(), |entries| entries[first].study_prev = None);
+    let error = verify_chain(&unlinked).unwrap_err().0;
+    assert!(error.contains("names None as study"), "{error}");
+
+    let skipped = rewritten(entries.clone(), |entries| {
+        entries[first].study_prev = Some(entries[first].index + 1)
+    });
+    let error = verify_chain(&skipped).unwrap_err().0;
+    assert!(error.contains("previous entry"), "{error}");
+
+    let stray = entries
+        .iter()
+        .position(|entry| entry.event.study().is_none())
+        .unwrap();
+    let error = verify_chain(&rewritten(entries, |entries| {
+        entries[stray].study_prev = Some(0)
+    }))
+    .unwrap_err()
+    .0;
+    assert!(error.contains("concerns no study"), "{error}");
 }

@@ -57,6 +57,9 @@ fn the_vector_verifies_and_every_tampering_is_named() {
     let report = tamper(&|b| b.study.issuers.push([0xee; 32]));
     assert_rejected(&report, "issuers", "issuers root");
     assert_rejected(&report, "study_record", "issuers");
+    // A bundle claiming another issuer depth gives another issuers root.
+    let report = tamper(&|b| b.circuit.issuer_depth += 1);
+    assert_rejected(&report, "issuers", "issuers root");
     let report = tamper(&|b| b.study.min_root_seq = b.enrollments[0].root_seq + 1);
     assert_rejected(&report, "roots_used", "older than the study");
 
@@ -107,6 +110,29 @@ fn the_vector_verifies_and_every_tampering_is_named() {
     let listed = format!("lists {} enrollments", enrolled - 1);
     assert_rejected(&report, "enrollment_count", &listed);
     assert_rejected(&report, "enrollment_entries", "does not list");
+
+    // An enrollment left out with its audit entry and from the study's counter: the
+    // study's chain breaks where it was.
+    let report = tamper(&|b| {
+        let dropped = b.enrollments.remove(1);
+        b.audit_entries
+            .retain(|proven| proven.entry.index != dropped.audit_index);
+        b.study.enrolled -= 1;
+    });
+    assert_rejected(&report, "study_chain", "leaves out part of the study's chain");
+    // The study head lowered past the latest entry: the signature no longer covers it.
+    let report = tamper(&|b| {
+        let latest = b
+            .audit_entries
+            .iter()
+            .find(|proven| proven.entry.index == b.head.study.last_index)
+            .unwrap();
+        b.head.study.last_index = latest.entry.study_prev.unwrap();
+        b.head.study.entries -= 1;
+    });
+    assert_rejected(&report, "head_signature", "bad head signature");
+    let report = tamper(&|b| b.head.study.study += 1);
+    assert_rejected(&report, "study_chain", "the signed study head is study");
 
     // An extra enrollment forged from a real one with a new nullifier.
     let report = tamper(&|b| {
@@ -160,6 +186,7 @@ fn the_vector_verifies_and_every_tampering_is_named() {
             entry.index,
             entry.at_ms,
             &entry.event,
+            entry.study_prev,
         );
     });
     assert_rejected(&report, "audit_entries", "root mismatch");
