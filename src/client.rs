@@ -274,8 +274,8 @@ impl MarketClient {
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn fund_study(&self, study: u64, amount: u64) -> Result<LedgerEntry, ClientError> {
-        self.post(&format!("/studies/{study}/fund"), &FundStudy { amount })
+    pub fn fund_study(&self, study: u64, order: &FundStudy) -> Result<LedgerEntry, ClientError> {
+        self.post(&format!("/studies/{study}/fund"), order)
     }
 
     /// Researcher: closes a study, refunding its escrow.

@@ -277,9 +277,12 @@ fn run_roles(
     let issuer = MarketClient::new(base)?.with_token(create_key(&operator, ApiKeyRole::Issuer)?.0);
     let mut researchers = Vec::new();
     for _ in 0..2 {
-        let (token, account) = create_key(&operator, ApiKeyRole::Researcher)?;
-        operator.mint(&hex::encode(account), RESEARCHER_GRANT)?;
-        researchers.push(MarketClient::new(base)?.with_token(token));
+        let (token, account_key) = create_key(&operator, ApiKeyRole::Researcher)?;
+        operator.mint(
+            &hex::encode(account_key.verifying_key().to_bytes()),
+            RESEARCHER_GRANT,
+        )?;
+        researchers.push((MarketClient::new(base)?.with_token(token), account_key));
     }
 
     say(&format!(
@@ -291,7 +294,7 @@ fn run_roles(
     say("researchers: posting and funding three studies");
     let mut studies = Vec::new();
     for (position, demo) in STUDIES.iter().enumerate() {
-        let client = &researchers[position % researchers.len()];
+        let (client, account_key) = &researchers[position % researchers.len()];
         let study = researcher::post_study(
             client,
             &StudyPost {
@@ -310,7 +313,12 @@ fn run_roles(
                 issuers: Vec::new(),
             },
         )?;
-        researcher::fund(client, study.id, demo.reward * demo.max_enrollments)?;
+        researcher::fund(
+            client,
+            account_key,
+            study.id,
+            demo.reward * demo.max_enrollments,
+        )?;
         studies.push((study, client));
     }
 
@@ -417,12 +425,13 @@ fn run_roles(
 
 /// Asks the operator for an API key bound to a fresh account; returns the key and
 /// the account.
-fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, [u8; 32])> {
-    let account = SigningKey::generate(&mut rand::rngs::OsRng)
-        .verifying_key()
-        .to_bytes();
-    let created = operator.create_api_key(role, &hex::encode(account))?;
-    Ok((created.api_key, account))
+/// A new account and an API key acting as it: the key answered once, and the
+/// account's signing key.
+fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, SigningKey)> {
+    let account_key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let account = hex::encode(account_key.verifying_key().to_bytes());
+    let created = operator.create_api_key(role, &account)?;
+    Ok((created.api_key, account_key))
 }
 
 /// One wallet per bundle; the issuer imports each bundle for the wallet's identity,

@@ -15,6 +15,7 @@
 //!   registry copy, eligibility previews and proof requests.
 //! - [`demo`]: every role end to end against an in-process marketplace.
 
+pub mod account;
 pub mod client;
 pub mod demo;
 pub mod issued;

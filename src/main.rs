@@ -125,6 +125,10 @@ enum Command {
     /// The operator's calls to a running server.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Account keys: the ed25519 key that signs every order moving an account's tokens
+    /// (a researcher funding an escrow); the API key alone moves nothing.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Hospitals: register patients' record commitments, hand over record files, revoke.
     #[command(subcommand)]
     Issuer(roles::IssuerCommand),
@@ -155,6 +159,23 @@ enum Command {
         /// Print the report as JSON (and no progress).
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account key file (mode 0600, never overwritten) and print its account,
+    /// the public key the operator binds an API key to.
+    New {
+        /// Where to write the key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the account of a key file.
+    Show {
+        /// The key file.
+        #[arg(long)]
+        key: PathBuf,
     },
 }
 
@@ -343,6 +364,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             account,
             json,
         }) => operator::create_key(&server, &token_file, role, &account, json),
+        Command::Account(AccountCommand::New { out }) => {
+            let key = zkcohort::account::create(&out)?;
+            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            eprintln!(
+                "account key written to {}: keep it secret, it signs every funding",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Account(AccountCommand::Show { key }) => {
+            let key = zkcohort::account::load(&key)?;
+            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Operator(OperatorCommand::SuspendIssuer {
             server,
             token_file,

@@ -5,14 +5,16 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use ed25519_dalek::SigningKey;
 use serde::Serialize;
-use zkcohort_market::api::{ClosedStudy, CreateStudy, NewRelease};
+use zkcohort_market::api::{ClosedStudy, CreateStudy, FundStudy, NewRelease};
 use zkcohort_market::dp::{Measure, Mechanism, PostProcess};
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{LedgerEntry, Study};
 use zkcohort_verifier::{verify_bundle, CeremonyTranscript, StudyBundle};
 
 use crate::client::MarketClient;
+use crate::patient::RemoteMarketplace;
 
 /// A study to post.
 #[derive(Debug, Clone, Serialize)]
@@ -52,12 +54,23 @@ pub fn post_study(client: &MarketClient, post: &StudyPost) -> Result<Study> {
     Ok(client.create_study(&body)?)
 }
 
-/// Moves `amount` tokens from the researcher's account into the study's escrow.
+/// Moves `amount` tokens from the researcher's account into the study's escrow, on
+/// an order signed with the account's `key` for this marketplace at the account's next
+/// nonce.
 ///
 /// # Errors
-/// The marketplace refuses it (balance, closed study, another researcher's study).
-pub fn fund(client: &MarketClient, study: u64, amount: u64) -> Result<LedgerEntry> {
-    Ok(client.fund_study(study, amount)?)
+/// The marketplace refuses it (balance, closed study, another researcher's study, a
+/// key that is not the API key's account).
+pub fn fund(
+    client: &MarketClient,
+    key: &SigningKey,
+    study: u64,
+    amount: u64,
+) -> Result<LedgerEntry> {
+    let market = RemoteMarketplace::fetch(client)?;
+    let nonce = client.account(&key.verifying_key().to_bytes())?.nonce;
+    let order = FundStudy::sign(key, &market.key, study, amount, nonce);
+    Ok(client.fund_study(study, &order)?)
 }
 
 /// Closes a study; the escrow remainder goes back to the researcher.

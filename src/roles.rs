@@ -208,9 +208,14 @@ pub(crate) enum ResearcherCommand {
         /// The privacy budget (epsilon) for released counts.
         #[arg(long)]
         epsilon: f64,
-        /// Tokens to move into the escrow now (default: reward x max enrollments).
+        /// Tokens to move into the escrow now (default: reward x max enrollments; 0 to
+        /// post without funding).
         #[arg(long)]
         fund: Option<u64>,
+        /// The researcher's account key file (`zkcohort account new`), which signs the
+        /// funding; needed unless `--fund 0`.
+        #[arg(long, env = "ZKCOHORT_ACCOUNT_KEY")]
+        account_key: Option<PathBuf>,
         /// An issuer account (hex) whose records the study accepts; repeat for more.
         /// Without it the study accepts every issuer the marketplace has now.
         #[arg(long = "issuer")]
@@ -226,6 +231,9 @@ pub(crate) enum ResearcherCommand {
         /// Tokens to move.
         #[arg(long)]
         amount: u64,
+        /// The researcher's account key file (`zkcohort account new`): it signs the order.
+        #[arg(long, env = "ZKCOHORT_ACCOUNT_KEY")]
+        account_key: PathBuf,
     },
     /// Show a study: enrollment, escrow, query hash.
     Show {
@@ -460,8 +468,17 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             epsilon,
             issuers,
             fund,
+            account_key,
         } => {
             let client = server.client()?;
+            let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));
+            let key = match (&account_key, amount) {
+                (_, 0) => None,
+                (Some(path), _) => Some(zkcohort::account::load(path)?),
+                (None, _) => anyhow::bail!(
+                    "funding the escrow needs the researcher's account key: pass --account-key FILE, or --fund 0 to post without funding"
+                ),
+            };
             let post = StudyPost {
                 title,
                 description,
@@ -473,9 +490,8 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 issuers,
             };
             let study = researcher::post_study(&client, &post)?;
-            let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));
-            if amount > 0 {
-                researcher::fund(&client, study.id, amount).with_context(|| {
+            if let Some(key) = key {
+                researcher::fund(&client, &key, study.id, amount).with_context(|| {
                     format!(
                         "study {} is posted but its escrow is empty, so no one can enroll yet; \
                          fund it with `zkcohort researcher fund --study {} --amount N`",
@@ -493,8 +509,10 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             server,
             study,
             amount,
+            account_key,
         } => {
-            let entry = researcher::fund(&server.client()?, study, amount)?;
+            let key = zkcohort::account::load(&account_key)?;
+            let entry = researcher::fund(&server.client()?, &key, study, amount)?;
             println!("moved {} tokens into study {study}'s escrow", entry.amount);
         }
         ResearcherCommand::Show { server, study } => {

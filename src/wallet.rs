@@ -377,7 +377,7 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes a file only its owner may read.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

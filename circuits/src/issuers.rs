@@ -132,7 +132,10 @@ mod tests {
         assert_ne!(path.root_for(IssuerId::for_account(&c).0), set.root());
         assert!(matches!(set.path(&c), Err(CircuitError::Issuers(_))));
         assert!(IssuerSet::new(&[], DEPTH).is_err());
-        assert!(matches!(IssuerSet::new(&[a], 0), Err(CircuitError::Shape(_))));
+        assert!(matches!(
+            IssuerSet::new(&[a], 0),
+            Err(CircuitError::Shape(_))
+        ));
         let too_many: Vec<[u8; 32]> = (0..=1 << DEPTH)
             .map(|n| {
                 let mut account = [0u8; 32];

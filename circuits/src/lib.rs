@@ -49,6 +49,7 @@
 //! - [`circuit_id`]: the id that names a circuit's keys everywhere, and the id of the
 //!   ceremony transcript they came from.
 //! - `bits` (feature `r1cs`): range checks and comparisons by bit decomposition.
+//! - [`shape`]: a circuit's dimensions (clauses, slot, registry and issuer depths).
 //! - `circuit` (feature `r1cs`): the eligibility circuit and its witness.
 //!
 //! Errors: [`CircuitError`] for everything native this crate refuses.
@@ -65,6 +66,7 @@ pub mod issuers;
 pub mod poseidon;
 pub mod record;
 pub mod registry;
+pub mod shape;
 pub mod slots;
 pub mod statement;
 

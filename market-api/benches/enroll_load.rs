@@ -40,10 +40,11 @@ use zkcohort_verifier::events::AppendedRecord;
 use zkcohort_verifier::snarkjs::{proof_from_json, proof_to_json};
 
 use common::{
-    api_config, api_keys, cohort, compiled_query, enroll_body, marketplace_key, public_key,
-    records_body, store_config, test_issuers, Cohort, TestServer, ISSUER, OPERATOR, QUERY,
-    RESEARCHER, SHAPE,
+    api_config, api_keys, cohort, compiled_query, enroll_body, fund_through_store, marketplace_key,
+    public_key, records_body, researcher_key, store_config, test_issuers, Cohort, TestServer,
+    ISSUER, OPERATOR, QUERY, RESEARCHER, SHAPE,
 };
+use zkcohort_market::api::FundStudy;
 
 const REWARD: u64 = 1;
 /// The one study of every store here.
@@ -205,7 +206,15 @@ async fn run_round(
         (
             "/studies/1/fund",
             RESEARCHER,
-            json!({ "amount": count * REWARD }),
+            // The researcher's first order (nonce 0) on this server's marketplace key.
+            serde_json::to_value(FundStudy::sign(
+                &researcher_key(),
+                &marketplace_key(),
+                1,
+                count * REWARD,
+                0,
+            ))
+            .expect("an order serializes"),
         ),
     ] {
         let response = post(path, key, body).await.expect("the server answers");
@@ -356,9 +365,7 @@ fn store_ms_per_enrollment(
             epsilon_budget: 1.0,
         })
         .expect("creates the study");
-    store
-        .fund_escrow(study.id, researcher, count * REWARD)
-        .expect("funds the escrow");
+    fund_through_store(&store, 7, study.id, count * REWARD).expect("funds the escrow");
     store.flush().expect("flushes");
     let records: Vec<(usize, &EligibilityProof, ProofRecord)> = proofs
         .iter()

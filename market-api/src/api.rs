@@ -19,7 +19,7 @@ use zkcohort_verifier::KeySetup;
 use crate::api_keys::ApiKeyRole;
 pub use crate::http::{ErrorBody, ErrorDetail};
 pub use crate::releases::NewRelease;
-use crate::{LedgerEntry, RootRecord, Study};
+use crate::{Bytes32, LedgerEntry, RootRecord, Study};
 
 /// The body of `POST /admin/api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -186,6 +186,40 @@ pub struct CreateStudy {
 pub struct FundStudy {
     /// The tokens to move from the researcher's account into the escrow.
     pub amount: u64,
+    /// The researcher account's next nonce (`GET /accounts/{key}`).
+    pub nonce: u64,
+    /// The researcher's ed25519 signature over the funding order
+    /// (`zkcohort_verifier::records::funding_message`), 128 hex digits: the API key
+    /// alone moves no money.
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub signature: [u8; 64],
+}
+
+impl FundStudy {
+    /// The order moving `amount` from `key`'s account into study `study`'s escrow on the
+    /// marketplace whose key is `marketplace_key`, at the account's `nonce`.
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        marketplace_key: &Bytes32,
+        study: u64,
+        amount: u64,
+        nonce: u64,
+    ) -> Self {
+        use ed25519_dalek::Signer;
+        let message = zkcohort_verifier::records::funding_message(
+            marketplace_key,
+            &key.verifying_key().to_bytes(),
+            study,
+            amount,
+            nonce,
+        );
+        Self {
+            amount,
+            nonce,
+            signature: key.sign(&message).to_bytes(),
+        }
+    }
 }
 
 /// The answer of `POST /studies/{id}/close`.

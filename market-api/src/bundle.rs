@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
-use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::shape::CircuitShape;
 use zkcohort_verifier::bundle::{
     BundleCircuit, BundleEnrollment, BundleRoot, ProvenEntry, StudyBundle, BUNDLE_FORMAT,
 };

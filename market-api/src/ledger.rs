@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use zkcohort_verifier::events::{AuditEvent, LedgerChange, TransferRecord};
+use zkcohort_verifier::events::{AuditEvent, LedgerChange, SignedLedgerChange};
 
 use crate::store::{
     abort, get_u64, now_ms, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
@@ -156,6 +156,20 @@ pub struct ConservationReport {
     pub entries: u64,
 }
 
+/// Takes `account`'s next nonce inside a transaction: `nonce` must be it. Transfers
+/// and escrow fundings share the sequence, so each signed order is used once.
+pub(crate) fn tx_take_nonce(tx: &Tx<'_>, account: &Bytes32, nonce: u64) -> TxResult<()> {
+    let key = prefixed_32(KEY_NONCE, account);
+    let expected = tx_get_u64(tx.accounts, &key)?;
+    if nonce != expected {
+        return abort(StoreError::BadNonce {
+            expected,
+            got: nonce,
+        });
+    }
+    tx_put_u64(tx.accounts, &key, expected + 1)
+}
+
 /// Posts one balanced entry inside a transaction: debits `debit` (which
 /// must hold `amount`, unless it is the mint), credits `credit`, writes the
 /// entry. Aborts with [`StoreError::InsufficientBalance`] or [`StoreError::Overflow`].
@@ -276,16 +290,8 @@ impl Store {
         }
         transfer.verify_signature(marketplace_key)?;
         let at = now_ms();
-        let nonce_key = prefixed_32(KEY_NONCE, &transfer.from);
         self.transact(|tx| {
-            let expected = tx_get_u64(tx.accounts, &nonce_key)?;
-            if transfer.nonce != expected {
-                return abort(StoreError::BadNonce {
-                    expected,
-                    got: transfer.nonce,
-                });
-            }
-            tx_put_u64(tx.accounts, &nonce_key, expected + 1)?;
+            tx_take_nonce(tx, &transfer.from, transfer.nonce)?;
             let entry = post(
                 tx,
                 LedgerKind::Transfer,
@@ -298,7 +304,7 @@ impl Store {
             audit::append(
                 tx,
                 at,
-                AuditEvent::Transfer(TransferRecord {
+                AuditEvent::Transfer(SignedLedgerChange {
                     ledger: entry.clone(),
                     nonce: transfer.nonce,
                     signature: transfer.signature,

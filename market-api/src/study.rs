@@ -7,9 +7,11 @@ use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::query::Query;
-use zkcohort_verifier::events::{AuditEvent, LedgerChange, StudyClosed, StudyCreated};
+use zkcohort_verifier::events::{AuditEvent, SignedLedgerChange, StudyClosed, StudyCreated};
+use zkcohort_verifier::records::funding_signature_is_valid;
 
-use crate::ledger::{post, Account, LedgerKind};
+use crate::api::FundStudy;
+use crate::ledger::{post, tx_take_nonce, Account, LedgerKind};
 use crate::registry::tx_current_root;
 use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
 use crate::{audit, Bytes32, LedgerEntry, Store, StoreError};
@@ -138,12 +140,16 @@ impl Store {
         })
     }
 
-    /// Moves `amount` from the researcher's account into the study's escrow.
-    /// `researcher` is the authenticated caller (the HTTP layer checked its
-    /// API key or signature) and must own the study.
+    /// Moves `order.amount` from the researcher's account into the study's escrow on
+    /// the researcher's signed order for this marketplace (whose key is
+    /// `marketplace_key`). `researcher` is the caller the HTTP layer authenticated by its
+    /// API key and must own the study; the signature, checked before the transaction,
+    /// must be its account key's, so whoever holds or issued the API key cannot move
+    /// the account's tokens without it. The order's nonce is the account's next one.
     ///
     /// # Errors
     ///
+    /// [`StoreError::BadSignature`], [`StoreError::BadNonce`],
     /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`],
     /// [`StoreError::StudyClosed`], [`StoreError::InsufficientBalance`],
     /// [`StoreError::InvalidAmount`], [`StoreError::Storage`].
@@ -151,16 +157,29 @@ impl Store {
         &self,
         study_id: u64,
         researcher: Bytes32,
-        amount: u64,
+        order: &FundStudy,
+        marketplace_key: &Bytes32,
     ) -> Result<LedgerEntry, StoreError> {
+        let amount = order.amount;
         if amount == 0 {
             return Err(StoreError::InvalidAmount(
                 "the amount must be positive".into(),
             ));
         }
+        if !funding_signature_is_valid(
+            marketplace_key,
+            &researcher,
+            study_id,
+            amount,
+            order.nonce,
+            &order.signature,
+        ) {
+            return Err(StoreError::BadSignature);
+        }
         let at = now_ms();
         self.transact(|tx| {
             let mut study = tx_open_study_of(tx, study_id, researcher)?;
+            tx_take_nonce(tx, &researcher, order.nonce)?;
             let entry = post(
                 tx,
                 LedgerKind::FundEscrow,
@@ -175,8 +194,10 @@ impl Store {
             audit::append(
                 tx,
                 at,
-                AuditEvent::EscrowFunded(LedgerChange {
+                AuditEvent::EscrowFunded(SignedLedgerChange {
                     ledger: entry.clone(),
+                    nonce: order.nonce,
+                    signature: order.signature,
                 }),
             )?;
             Ok(entry)

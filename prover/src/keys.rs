@@ -50,7 +50,9 @@ const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
 const FORMAT: u32 = 5;
 const SHAPE_WORDS: usize = 4;
 const CIRCUIT_ID_AT: usize = 12 + 4 * (1 + SHAPE_WORDS);
-const HEADER: usize = CIRCUIT_ID_AT + 32 + 32;
+/// The key file's header length: the payload starts here, right after the payload's
+/// SHA-256 (the header's last 32 bytes).
+pub const HEADER: usize = CIRCUIT_ID_AT + 32 + 32;
 
 /// Groth16 over BN254 with snarkjs's reduction.
 pub(crate) type Snark = Groth16<Bn254, CircomReduction>;

@@ -156,7 +156,7 @@ fn a_wallet_refuses_a_served_key_of_another_circuit_or_with_a_point_off_the_curv
     // α·G1 (the payload's first point) moved off the curve, the file's own checksum
     // recomputed so only the point check can catch it.
     let mut file = std::fs::read(CircuitKeys::proving_key_path(ceremony_folder(), SHAPE)).unwrap();
-    const HEADER: usize = 96;
+    const HEADER: usize = zkcohort_prover::keys::HEADER;
     file[HEADER] ^= 1;
     let checksum = Sha256::digest(&file[HEADER..]);
     file[HEADER - 32..HEADER].copy_from_slice(&checksum);

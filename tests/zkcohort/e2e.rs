@@ -155,9 +155,16 @@ fn every_role_works_from_the_command_line() {
     let url = server.url.clone();
     let token_file = data.path().join("operator.token");
 
-    // Operator: API keys for an issuer and a researcher, tokens for the researcher.
-    let researcher_account =
-        hex::encode(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes());
+    // The researcher makes its account key; the operator: API keys for an issuer and
+    // the researcher, tokens for the researcher.
+    let account_key = work.path().join("researcher.key");
+    let researcher_account = run_ok(&["account", "new", "--out", path_arg(&account_key)])
+        .trim()
+        .to_string();
+    assert_eq!(
+        run_ok(&["account", "show", "--key", path_arg(&account_key)]).trim(),
+        researcher_account
+    );
     let issuer_account = hex::encode(SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes());
     let operator = |args: &[&str]| {
         let mut all = vec!["operator"];
@@ -237,22 +244,32 @@ fn every_role_works_from_the_command_line() {
         stderr(&refused)
     );
 
-    // Researcher: post and fund a study.
+    // Researcher: post and fund a study; funding needs the account key, and without it
+    // nothing is posted.
+    let query_file = root().join("queries/hypertension.query");
+    let post = [
+        "researcher",
+        "post",
+        "--query",
+        path_arg(&query_file),
+        "--title",
+        "Hypertension",
+        "--reward",
+        "25",
+        "--max-enrollments",
+        "10",
+        "--epsilon",
+        "1",
+    ];
+    let unsigned = with_server(&post, Some(&researcher_key));
+    assert!(!unsigned.status.success());
+    assert!(
+        stderr(&unsigned).contains("needs the researcher's account key"),
+        "{}",
+        stderr(&unsigned)
+    );
     let posted = with_server(
-        &[
-            "researcher",
-            "post",
-            "--query",
-            path_arg(&root().join("queries/hypertension.query")),
-            "--title",
-            "Hypertension",
-            "--reward",
-            "25",
-            "--max-enrollments",
-            "10",
-            "--epsilon",
-            "1",
-        ],
+        &[&post[..], &["--account-key", path_arg(&account_key)]].concat(),
         Some(&researcher_key),
     );
     assert!(posted.status.success(), "{}", stderr(&posted));

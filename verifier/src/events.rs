@@ -30,8 +30,9 @@ pub enum AuditEvent {
     RegistryRevoke(RegistryRevoke),
     /// A researcher posted a study.
     StudyCreated(StudyCreated),
-    /// A researcher funded a study's escrow.
-    EscrowFunded(LedgerChange),
+    /// A researcher funded a study's escrow, on its signed order
+    /// ([`crate::records::funding_message`]).
+    EscrowFunded(SignedLedgerChange),
     /// A researcher closed a study (with the refund of its escrow, if any).
     StudyClosed(StudyClosed),
     /// An enrollment was accepted and its reward paid (boxed: the largest
@@ -40,7 +41,7 @@ pub enum AuditEvent {
     /// The operator minted tokens.
     Mint(LedgerChange),
     /// A signed transfer between key accounts.
-    Transfer(TransferRecord),
+    Transfer(SignedLedgerChange),
     /// A differentially private release was charged and stored.
     DpRelease(DpReleaseRecord),
     /// The operator suspended an issuer: its appends are refused and studies
@@ -182,7 +183,7 @@ pub struct StudyCreated {
     pub study: Study,
 }
 
-/// A change that is one ledger entry (a mint, an escrow funding).
+/// A change that is one ledger entry (a mint).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerChange {
     /// The entry.
@@ -221,14 +222,16 @@ pub struct EnrollmentRecord {
     pub ledger: LedgerEntry,
 }
 
-/// A signed transfer.
+/// A ledger entry moved on the debited account's signature: a transfer between key
+/// accounts, or a researcher funding its study's escrow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransferRecord {
+pub struct SignedLedgerChange {
     /// The ledger entry.
     pub ledger: LedgerEntry,
-    /// The sender's nonce it used.
+    /// The nonce of the debited account it used.
     pub nonce: u64,
-    /// The sender's ed25519 signature.
+    /// The debited account's ed25519 signature over the order (a transfer's or a
+    /// funding's message).
     #[serde(with = "crate::hex_serde")]
     pub signature: [u8; 64],
 }

@@ -16,6 +16,49 @@ use zkcohort_cohort::Query;
 
 use crate::audit::Bytes32;
 
+/// The domain separator of funding orders.
+const FUNDING_DOMAIN: &[u8] = b"zkcohort-funding-v1";
+
+/// The bytes a researcher signs to move `amount` tokens from its account into study
+/// `study`'s escrow: `"zkcohort-funding-v1" || marketplace key || researcher || study ||
+/// amount || nonce` (u64 BE each). The nonce is the researcher account's next one, the
+/// sequence its transfers use, so an order funds once; naming the marketplace keeps it
+/// from being replayed on another.
+pub fn funding_message(
+    marketplace_key: &Bytes32,
+    researcher: &Bytes32,
+    study: u64,
+    amount: u64,
+    nonce: u64,
+) -> Vec<u8> {
+    let mut message = FUNDING_DOMAIN.to_vec();
+    message.extend_from_slice(marketplace_key);
+    message.extend_from_slice(researcher);
+    for value in [study, amount, nonce] {
+        message.extend_from_slice(&value.to_be_bytes());
+    }
+    message
+}
+
+/// Whether `signature` is `researcher`'s strict ed25519 signature over
+/// [`funding_message`].
+pub fn funding_signature_is_valid(
+    marketplace_key: &Bytes32,
+    researcher: &Bytes32,
+    study: u64,
+    amount: u64,
+    nonce: u64,
+    signature: &[u8; 64],
+) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(researcher).is_ok_and(|key| {
+        key.verify_strict(
+            &funding_message(marketplace_key, researcher, study, amount, nonce),
+            &ed25519_dalek::Signature::from_bytes(signature),
+        )
+        .is_ok()
+    })
+}
+
 /// A ledger account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -345,13 +345,17 @@ fn only_an_accepted_issuer_s_record_proves() {
     assert!(satisfied(honest_statement, honest_witness.clone()));
 
     let mut other_set = honest_statement;
-    other_set.issuers_root = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth).unwrap().root();
+    other_set.issuers_root = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth)
+        .unwrap()
+        .root();
     assert!(
         !satisfied(other_set, honest_witness.clone()),
         "a study accepting only another issuer"
     );
     let mut wider = honest_statement;
-    wider.issuers_root = IssuerSet::new(&[ISSUER, OTHER_ISSUER], SHAPE.issuer_depth).unwrap().root();
+    wider.issuers_root = IssuerSet::new(&[ISSUER, OTHER_ISSUER], SHAPE.issuer_depth)
+        .unwrap()
+        .root();
     assert!(
         !satisfied(wider, honest_witness.clone()),
         "another study's issuers root"
@@ -504,10 +508,11 @@ fn reference_shape_cost_by_component() {
         })
     };
     let issuer_set = setup_count(|cs| {
-        let path = MembershipPathVar::new_witness_with_depth(cs.clone(), shape.issuer_depth, || {
-            Err(ark_relations::gr1cs::SynthesisError::AssignmentMissing)
-        })
-        .unwrap();
+        let path =
+            MembershipPathVar::new_witness_with_depth(cs.clone(), shape.issuer_depth, || {
+                Err(ark_relations::gr1cs::SynthesisError::AssignmentMissing)
+            })
+            .unwrap();
         let _ = path.root(&witness(&cs)).unwrap();
     });
     let (identity, nullifier, record_root, commitment, leaf) =

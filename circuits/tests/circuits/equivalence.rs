@@ -114,7 +114,10 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
         &secret,
         &record,
         registry.path(index).unwrap(),
-        IssuerSet::new(&[ISSUER], SHAPE.issuer_depth).unwrap().path(&ISSUER).unwrap(),
+        IssuerSet::new(&[ISSUER], SHAPE.issuer_depth)
+            .unwrap()
+            .path(&ISSUER)
+            .unwrap(),
         query,
     )
     .unwrap();

@@ -96,7 +96,7 @@ use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::shape::CircuitShape;
 use zkcohort_circuits::CircuitId;
 use zkcohort_verifier::{KeySetup, PreparedVerifyingKey};
 

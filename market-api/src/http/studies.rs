@@ -116,7 +116,10 @@ async fn fund(
     let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
-            let entry = state.store().fund_escrow(id, researcher, body.amount)?;
+            let entry =
+                state
+                    .store()
+                    .fund_escrow(id, researcher, &body, &state.marketplace_key())?;
             state.store().flush()?;
             Ok(entry)
         })

@@ -24,6 +24,7 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
+use zkcohort_market::api::FundStudy;
 use zkcohort_market::http::{serve, ApiConfig, AppState, CircuitDownloads, Limits, Role};
 use zkcohort_market::AuditEntry;
 use zkcohort_market::{Store, StoreConfig};
@@ -59,6 +60,31 @@ pub(crate) fn setup_keys() -> CircuitKeys {
 }
 
 /// The ed25519 public key of the signing key `[seed; 32]`.
+/// Funds study `study` with `amount` from the account of the key with `seed`, straight
+/// through the store, on an order signed for [`marketplace_key`].
+pub(crate) fn fund_through_store(
+    store: &Store,
+    seed: u8,
+    study: u64,
+    amount: u64,
+) -> Result<zkcohort_market::LedgerEntry, zkcohort_market::StoreError> {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let account = key.verifying_key().to_bytes();
+    let order = FundStudy::sign(
+        &key,
+        &marketplace_key(),
+        study,
+        amount,
+        store.nonce(&account)?,
+    );
+    store.fund_escrow(study, account, &order, &marketplace_key())
+}
+
+/// The account key of the researcher in every test: [`public_key`]`(7)`.
+pub(crate) fn researcher_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
 pub(crate) fn public_key(seed: u8) -> [u8; 32] {
     SigningKey::from_bytes(&[seed; 32])
         .verifying_key()
@@ -226,17 +252,45 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{minted}");
     }
 
-    /// The researcher funds study `study_id` with `amount`; fails the test
-    /// unless it is done.
+    /// The researcher ([`researcher_key`]) funds study `study_id` with `amount` on a
+    /// signed order; fails the test unless it is done.
     pub(crate) async fn fund(&self, study_id: u64, amount: u64) {
+        let order = self
+            .funding_order(&researcher_key(), study_id, amount)
+            .await;
         let (status, funded) = self
             .post(
                 &format!("/studies/{study_id}/fund"),
                 Some(RESEARCHER),
-                &json!({ "amount": amount }),
+                &order,
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{funded}");
+    }
+
+    /// An order signed by `key` moving `amount` into study `study_id`'s escrow, at the
+    /// account's next nonce.
+    pub(crate) async fn funding_order(
+        &self,
+        key: &SigningKey,
+        study_id: u64,
+        amount: u64,
+    ) -> Value {
+        let account = key.verifying_key().to_bytes();
+        let (status, view) = self
+            .get(&format!("/accounts/{}", hex::encode(account)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        let nonce = view["nonce"].as_u64().unwrap();
+        let marketplace_key = self.marketplace_key().await;
+        serde_json::to_value(FundStudy::sign(
+            key,
+            &marketplace_key,
+            study_id,
+            amount,
+            nonce,
+        ))
+        .unwrap()
     }
 
     pub(crate) async fn balance(&self, key: &[u8; 32]) -> u64 {

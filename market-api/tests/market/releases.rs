@@ -102,16 +102,14 @@ impl TestServer {
                 query_hash: [7; 32],
                 circuit_id: CircuitId([7; 32]),
                 issuers: vec![[9; 32]],
-            issuer_depth: 1,
+                issuer_depth: 1,
                 reward: REWARD,
                 max_enrollments: max,
                 epsilon_budget: budget,
             })
             .unwrap();
         store.mint(public(1), REWARD * max).unwrap();
-        store
-            .fund_escrow(study.id, public(1), REWARD * max)
-            .unwrap();
+        crate::common::fund_through_store(store, 1, study.id, REWARD * max).unwrap();
         study.id
     }
 

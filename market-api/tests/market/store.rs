@@ -110,9 +110,7 @@ fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
         .expect("create study");
     if fund > 0 {
         store.mint(public(RESEARCHER), fund).expect("mint");
-        store
-            .fund_escrow(study.id, public(RESEARCHER), fund)
-            .expect("fund");
+        crate::common::fund_through_store(store, RESEARCHER, study.id, fund).expect("fund");
     }
     store.study(study.id).expect("study")
 }
@@ -283,7 +281,7 @@ fn enrollment_errors_are_distinct() {
         Err(StoreError::StudyClosed(_))
     ));
     assert!(matches!(
-        store.fund_escrow(open_study.id, public(RESEARCHER), 1),
+        crate::common::fund_through_store(&store, RESEARCHER, open_study.id, 1),
         Err(StoreError::StudyClosed(_))
     ));
     store.check_conservation().unwrap();

@@ -1,10 +1,13 @@
 //! Attacks by a party the protocol does not trust, each refused: an issuer putting a
 //! record under another issuer's id, a record revoked before a study was posted
 //! enrolling in it through an older root, and one revoked later enrolling after the
-//! root window; and an issuer the operator suspended. Real proofs, real HTTP on 127.0.0.1.
+//! root window; an issuer the operator suspended; and the holder of a researcher's API
+//! key moving the researcher's tokens without the account's signature. Real proofs, real
+//! HTTP on 127.0.0.1.
 
 use std::collections::HashMap;
 
+use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -13,15 +16,19 @@ use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitError;
+use zkcohort_market::api::FundStudy;
+use zkcohort_market::bundle::BundleContext;
 use zkcohort_market::http::Role;
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_prover::{ProofRequest, ProverError};
 use zkcohort_testkit::{ali_harris, Enrollee, ISSUER as ISSUER_ACCOUNT, OTHER_ISSUER};
 use zkcohort_verifier::events::AuditEvent;
+use zkcohort_verifier::{verify_bundle, KeySetup};
 
 use crate::common::{
     api_config, api_keys, appended_record, compiled_query, enroll_body, keys, public_key,
-    records_body, store_config, study_body, TestServer, ISSUER, OPERATOR, RESEARCHER, SHAPE,
+    records_body, researcher_key, store_config, study_body, TestServer, ISSUER, OPERATOR,
+    RESEARCHER, SHAPE,
 };
 
 /// The API key of a second issuer, acting as [`OTHER_ISSUER`].
@@ -290,4 +297,108 @@ async fn a_suspended_issuer_appends_nothing_and_later_studies_do_not_accept_it()
         entries.len() + 1,
         "only the study was recorded since the suspension"
     );
+}
+
+/// The operator (who issues API keys) or anyone holding a researcher's API key cannot
+/// move the researcher's tokens: funding needs the account key's signature for this
+/// marketplace, once per order.
+#[tokio::test]
+async fn funding_without_the_account_holder_s_signature_is_refused() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let (status, study) = server
+        .post("/studies", Some(RESEARCHER), &study_body(2))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{study}");
+    let id = study["id"].as_u64().unwrap();
+    let researcher = public_key(7);
+    server.mint(&researcher, 100).await;
+    let fund = |order: Value| {
+        let server = &server;
+        async move {
+            server
+                .post(&format!("/studies/{id}/fund"), Some(RESEARCHER), &order)
+                .await
+        }
+    };
+
+    // The API key with an order the operator signed with its own key.
+    let operator_key = SigningKey::from_bytes(&[42; 32]);
+    let forged = server.funding_order(&operator_key, id, 50).await;
+    let (status, body) = fund(forged).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "bad_signature");
+    // The API key with no signature at all.
+    let (status, body) = fund(json!({"amount": 50})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The researcher's own order, signed for another marketplace.
+    let mut elsewhere = server.funding_order(&researcher_key(), id, 50).await;
+    let order = FundStudy::sign(&researcher_key(), &[1; 32], id, 50, 0);
+    elsewhere["signature"] = json!(hex::encode(order.signature));
+    let (status, body) = fund(elsewhere).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(server.balance(&researcher).await, 100);
+
+    // Signed by the researcher it funds once; the same order again is a replay.
+    let order = server.funding_order(&researcher_key(), id, 50).await;
+    let (status, body) = fund(order.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = fund(order).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "bad_nonce");
+    assert_eq!(server.balance(&researcher).await, 50);
+    server.store().check_conservation().unwrap();
+}
+
+/// A marketplace that books a funding on an order the researcher signed for another
+/// marketplace (its store takes whatever key it is told) is caught by the sponsor:
+/// the bundle's `funds` check verifies every funding's signature for the bundle's
+/// marketplace key.
+#[tokio::test]
+async fn a_funding_the_researcher_did_not_sign_for_this_marketplace_fails_the_bundle() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let (status, study) = server
+        .post("/studies", Some(RESEARCHER), &study_body(2))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{study}");
+    let id = study["id"].as_u64().unwrap();
+    let researcher = public_key(7);
+    server.mint(&researcher, 100).await;
+    server.fund(id, 10).await;
+    let other_marketplace = [1; 32];
+    let store = server.store();
+    let order = FundStudy::sign(
+        &researcher_key(),
+        &other_marketplace,
+        id,
+        20,
+        store.nonce(&researcher).unwrap(),
+    );
+    store
+        .fund_escrow(id, researcher, &order, &other_marketplace)
+        .unwrap();
+
+    let config = server.state.config();
+    let bundle = store
+        .study_bundle(
+            id,
+            &BundleContext {
+                audit_key: &config.audit_key,
+                shape: SHAPE,
+                verifying_key: keys().verifying_key(),
+                setup: KeySetup::Development,
+            },
+        )
+        .unwrap();
+    let report = verify_bundle(&bundle, Some(&server.marketplace_key().await), None);
+    let funds = report.check("funds").unwrap();
+    assert!(!funds.passed, "{report:#?}");
+    assert!(
+        funds
+            .detail
+            .contains("is not the study researcher's signed order"),
+        "{}",
+        funds.detail
+    );
+    let failed: Vec<&str> = report.failures().map(|check| check.name.as_str()).collect();
+    assert_eq!(failed, ["funds"]);
 }

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use zkcohort_prover::keys::check_verifying_key;
 use zkcohort_prover::{CircuitId, CircuitKeys, ProverError};
 
-/// The key file's header: magic (12), four words, circuit id (32), then the checksum.
-const CHECKSUM: std::ops::Range<usize> = 60..92;
-const PAYLOAD: usize = 92;
+/// The key file's header ends with the payload's checksum.
+const PAYLOAD: usize = zkcohort_prover::keys::HEADER;
+const CHECKSUM: std::ops::Range<usize> = PAYLOAD - 32..PAYLOAD;
 // The payload starts with the verifying key, uncompressed: alpha_g1 (64), beta_g2, gamma_g2,
 // delta_g2 (128 each), gamma_abc_g1 (u64 length + 6 points); then beta_g1 (64), delta_g1
 // (64), a_query (u64 length, points).

@@ -14,7 +14,9 @@ use super::report::Checks;
 use super::{BundleEnrollment, BundleReport, StudyBundle, BUNDLE_FORMAT};
 use crate::audit::{verify_inclusion, AuditEntry, Bytes32};
 use crate::events::{AuditEvent, EnrollmentRecord};
-use crate::records::{Account, LedgerEntry, LedgerKind, Study, StudyStatus};
+use crate::records::{
+    funding_signature_is_valid, Account, LedgerEntry, LedgerKind, Study, StudyStatus,
+};
 use crate::setup::{CeremonyTranscript, KeySetup};
 use crate::{prepare_verifying_key, verify_batch, VerifyingKey};
 
@@ -186,11 +188,15 @@ fn check_study_chain(checks: &mut Checks, bundle: &StudyBundle, trusted: &Truste
             break;
         };
         if entry.event.study() != Some(study_id) {
-            problems.push(format!("entry {index} in the study's chain is not the study's"));
+            problems.push(format!(
+                "entry {index} in the study's chain is not the study's"
+            ));
             break;
         }
         if entry.study_prev.is_some_and(|prev| prev >= index) || !chain.insert(index) {
-            problems.push(format!("entry {index} does not link back to an earlier entry"));
+            problems.push(format!(
+                "entry {index} does not link back to an earlier entry"
+            ));
             break;
         }
         if entry.study_prev.is_none() && !matches!(entry.event, AuditEvent::StudyCreated(_)) {
@@ -798,8 +804,8 @@ fn check_enrollment_count(checks: &mut Checks, bundle: &StudyBundle) {
     );
 }
 
-/// Payouts against funding, per the verified ledger entries; returns
-/// `(paid, funded)`.
+/// Payouts against funding, per the verified ledger entries, each funding signed
+/// by the study's researcher for this marketplace; returns `(paid, funded)`.
 fn check_funds(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) -> (u64, u64) {
     let study = &bundle.study;
     let escrow = Account::Escrow(study.id);
@@ -813,6 +819,21 @@ fn check_funds(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>)
                     && funding.ledger.kind == LedgerKind::FundEscrow
                     && funding.ledger.credit == escrow =>
             {
+                if funding.ledger.debit != Account::Key(study.researcher)
+                    || !funding_signature_is_valid(
+                        &bundle.marketplace_key,
+                        &study.researcher,
+                        study.id,
+                        funding.ledger.amount,
+                        funding.nonce,
+                        &funding.signature,
+                    )
+                {
+                    problems.push(format!(
+                        "escrow_funded entry {} is not the study researcher's signed order",
+                        entry.index
+                    ));
+                }
                 funded = funded.saturating_add(funding.ledger.amount);
             }
             AuditEvent::StudyClosed(closed) if closed.study == study.id => {

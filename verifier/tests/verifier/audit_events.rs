@@ -15,7 +15,7 @@ use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry, StudyHeads}
 use zkcohort_verifier::events::{
     ApiKeyChange, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord,
     IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange,
-    StudyClosed, StudyCreated, TransferRecord,
+    SignedLedgerChange, StudyClosed, StudyCreated,
 };
 use zkcohort_verifier::records::{
     Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
@@ -112,8 +112,10 @@ fn one_of_each() -> Vec<AuditEvent> {
             root: root(1),
         }),
         AuditEvent::StudyCreated(StudyCreated { study: study() }),
-        AuditEvent::EscrowFunded(LedgerChange {
+        AuditEvent::EscrowFunded(SignedLedgerChange {
             ledger: ledger(1, LedgerKind::FundEscrow, researcher, Account::Escrow(1)),
+            nonce: 0,
+            signature: [0x51; 64],
         }),
         AuditEvent::Enroll(Box::new(EnrollmentRecord {
             study: 1,
@@ -131,7 +133,7 @@ fn one_of_each() -> Vec<AuditEvent> {
             proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
             ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), patient),
         })),
-        AuditEvent::Transfer(TransferRecord {
+        AuditEvent::Transfer(SignedLedgerChange {
             ledger: ledger(3, LedgerKind::Transfer, patient, researcher),
             nonce: 0,
             signature: [0x41; 64],
@@ -260,7 +262,10 @@ fn an_unknown_kind_or_a_changed_payload_is_refused() {
 
 /// The entries with `change` applied to one and every hash from it on recomputed, as
 /// a marketplace rewriting its log would.
-fn rewritten(mut entries: Vec<AuditEntry>, change: impl FnOnce(&mut [AuditEntry])) -> Vec<AuditEntry> {
+fn rewritten(
+    mut entries: Vec<AuditEntry>,
+    change: impl FnOnce(&mut [AuditEntry]),
+) -> Vec<AuditEntry> {
     change(&mut entries);
     let mut prev_hash = [0u8; 32];
     for entry in &mut entries {

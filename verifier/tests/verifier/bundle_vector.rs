@@ -119,7 +119,11 @@ fn the_vector_verifies_and_every_tampering_is_named() {
             .retain(|proven| proven.entry.index != dropped.audit_index);
         b.study.enrolled -= 1;
     });
-    assert_rejected(&report, "study_chain", "leaves out part of the study's chain");
+    assert_rejected(
+        &report,
+        "study_chain",
+        "leaves out part of the study's chain",
+    );
     // The study head lowered past the latest entry: the signature no longer covers it.
     let report = tamper(&|b| {
         let latest = b

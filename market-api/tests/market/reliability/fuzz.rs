@@ -550,8 +550,27 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             path: "/studies/{id}/fund",
             key: Some(RESEARCHER),
             wrong_keys: &[ISSUER, OPERATOR],
-            body: Some(json!({"amount": 5})),
-            fields: vec![("amount", F::Amount { max_refused: true })],
+            body: Some(
+                serde_json::to_value(FundStudy::sign(
+                    &researcher_key(),
+                    &marketplace_key(),
+                    STUDY,
+                    5,
+                    server.store().nonce(&researcher()).unwrap(),
+                ))
+                .unwrap(),
+            ),
+            fields: vec![
+                ("amount", F::Signed),
+                ("nonce", F::Signed),
+                (
+                    "signature",
+                    F::Hex {
+                        bytes: 64,
+                        any_valid: false,
+                    },
+                ),
+            ],
         },
         Route {
             path: "/studies/{id}/close",

@@ -23,6 +23,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use zkcohort_circuits::statement::fr_to_bytes;
+use zkcohort_market::api::FundStudy;
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
 use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
 use zkcohort_prover::{CircuitId, EligibilityProof};
@@ -30,8 +31,8 @@ use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::snarkjs::{g2_to_json, verifying_key_from_json, verifying_key_to_json};
 
 use crate::common::{
-    cohort, enroll_body, keys, marketplace_key, prove_cohort, public_key, store_config, study_body,
-    Api, Cohort, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD,
+    cohort, enroll_body, keys, marketplace_key, prove_cohort, public_key, researcher_key,
+    store_config, study_body, Api, Cohort, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD,
 };
 
 /// Every store here gets one study, so its id is known before the server
@@ -39,7 +40,7 @@ use crate::common::{
 const STUDY: u64 = 1;
 
 fn researcher() -> [u8; 32] {
-    public_key(7)
+    researcher_key().verifying_key().to_bytes()
 }
 
 /// The payout account of identity `index` (each identity its own).
