@@ -4,12 +4,13 @@
 //!
 //! # Entries and the chain
 //!
-//! Entry `i` is `{index, at_ms, kind, payload, prev_hash, hash}` where
-//! `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
-//! `hash = SHA-256(prev_hash || canonical bytes)` ([`entry_hash`]). The
-//! canonical bytes are `"zkcohort-audit-v1"`, then `index` and `at_ms` as
-//! u64 big-endian, then `kind` and the payload's compact JSON (serde_json,
-//! object keys sorted), each as a u32 big-endian length and the bytes.
+//! Entry `i` is `{index, at_ms, kind, payload, study_prev, prev_hash, hash}`
+//! where `prev_hash` is entry `i - 1`'s hash (32 zero bytes for entry 0) and
+//! `hash = SHA-256(prev_hash || canonical bytes)` ([`entry_hash`]; the canonical
+//! bytes are defined in `zkcohort_verifier::audit`). An entry of a study names the
+//! study's previous entry in `study_prev`; the store keeps each study's head (its
+//! latest entry and count, [`Store::study_head`]) in the same transaction, and a
+//! study bundle is signed over it ([`SignedStudyHead`]).
 //!
 //! # The Merkle tree
 //!

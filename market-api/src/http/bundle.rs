@@ -18,7 +18,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/studies/{id}/bundle", tag = "studies",
     params(("id" = u64, Path, description = "the study id")),
-    responses((status = 200, description = "the study bundle (zkcohort_verifier::StudyBundle, format `zkcohort-study-bundle-v1`)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 200, description = "the study bundle (zkcohort_verifier::StudyBundle, format 3: the study's whole audit chain under a head signed with the study's latest entry)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn bundle(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,
