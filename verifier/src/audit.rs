@@ -142,16 +142,12 @@ impl SignedHead {
     /// [`AuditError`] if the key differs or the signature does
     /// not verify.
     pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), AuditError> {
-        if expected_key.is_some_and(|key| key != &self.public_key) {
-            return Err(AuditError("the head is signed by another key".into()));
-        }
-        let key = VerifyingKey::from_bytes(&self.public_key)
-            .map_err(|_| AuditError("invalid public key".into()))?;
-        key.verify_strict(
+        verify_head_signature(
+            &self.public_key,
+            &self.signature,
             &head_message(&self.head),
-            &Signature::from_bytes(&self.signature),
+            expected_key,
         )
-        .map_err(|_| AuditError("bad head signature".into()))
     }
 }
 
@@ -199,17 +195,30 @@ impl SignedStudyHead {
     ///
     /// [`AuditError`] if the key differs or the signature does not verify.
     pub fn verify(&self, expected_key: Option<&Bytes32>) -> Result<(), AuditError> {
-        if expected_key.is_some_and(|key| key != &self.public_key) {
-            return Err(AuditError("the head is signed by another key".into()));
-        }
-        let key = VerifyingKey::from_bytes(&self.public_key)
-            .map_err(|_| AuditError("invalid public key".into()))?;
-        key.verify_strict(
+        verify_head_signature(
+            &self.public_key,
+            &self.signature,
             &study_head_message(&self.head, &self.study),
-            &Signature::from_bytes(&self.signature),
+            expected_key,
         )
-        .map_err(|_| AuditError("bad head signature".into()))
     }
+}
+
+/// Checks a head's strict ed25519 `signature` over `message` by `public_key`, which
+/// must be `expected_key` when one is given.
+fn verify_head_signature(
+    public_key: &Bytes32,
+    signature: &[u8; 64],
+    message: &[u8],
+    expected_key: Option<&Bytes32>,
+) -> Result<(), AuditError> {
+    if expected_key.is_some_and(|key| key != public_key) {
+        return Err(AuditError("the head is signed by another key".into()));
+    }
+    let key = VerifyingKey::from_bytes(public_key)
+        .map_err(|_| AuditError("invalid public key".into()))?;
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .map_err(|_| AuditError("bad head signature".into()))
 }
 
 /// The message a study head signature covers.

@@ -51,17 +51,22 @@ async fn server_with_window(root_window_ms: u64) -> (TestServer, tempfile::TempD
     (server, folder)
 }
 
-/// Posts a study of the common query accepting `issuers` (all when `None`), funded
-/// for `max` enrollments; returns its id.
-async fn funded_study(server: &TestServer, max: u64, issuers: Option<&[[u8; 32]]>) -> u64 {
+/// Posts a study of the common query accepting `issuers` (all when `None`) for `max`
+/// enrollments and mints 100 to its researcher; returns its id.
+async fn posted_study(server: &TestServer, max: u64, issuers: Option<&[[u8; 32]]>) -> u64 {
     let mut body = study_body(max);
     if let Some(issuers) = issuers {
         body["issuers"] = json!(issuers.iter().map(hex::encode).collect::<Vec<_>>());
     }
     let (status, study) = server.post("/studies", Some(RESEARCHER), &body).await;
     assert_eq!(status, StatusCode::CREATED, "{study}");
-    let id = study["id"].as_u64().unwrap();
     server.mint(&public_key(7), 100).await;
+    study["id"].as_u64().unwrap()
+}
+
+/// [`posted_study`], its escrow funded for all `max` enrollments.
+async fn funded_study(server: &TestServer, max: u64, issuers: Option<&[[u8; 32]]>) -> u64 {
+    let id = posted_study(server, max, issuers).await;
     server.fund(id, 10 * max).await;
     id
 }
@@ -305,13 +310,8 @@ async fn a_suspended_issuer_appends_nothing_and_later_studies_do_not_accept_it()
 #[tokio::test]
 async fn funding_without_the_account_holder_s_signature_is_refused() {
     let (server, _folder) = server_with_two_issuers().await;
-    let (status, study) = server
-        .post("/studies", Some(RESEARCHER), &study_body(2))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{study}");
-    let id = study["id"].as_u64().unwrap();
+    let id = posted_study(&server, 2, None).await;
     let researcher = public_key(7);
-    server.mint(&researcher, 100).await;
     let fund = |order: Value| {
         let server = &server;
         async move {
@@ -356,13 +356,8 @@ async fn funding_without_the_account_holder_s_signature_is_refused() {
 #[tokio::test]
 async fn a_funding_the_researcher_did_not_sign_for_this_marketplace_fails_the_bundle() {
     let (server, _folder) = server_with_two_issuers().await;
-    let (status, study) = server
-        .post("/studies", Some(RESEARCHER), &study_body(2))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{study}");
-    let id = study["id"].as_u64().unwrap();
+    let id = posted_study(&server, 2, None).await;
     let researcher = public_key(7);
-    server.mint(&researcher, 100).await;
     server.fund(id, 10).await;
     let other_marketplace = [1; 32];
     let store = server.store();
