@@ -19,7 +19,6 @@ use zkcohort_market::api::{
     EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RecordToAppend,
     RevokeLeaf, RootView, SuspendIssuer, SuspendedIssuer,
 };
-use zkcohort_market::api_keys::ApiKeyRole;
 use zkcohort_market::http::CHECKSUM_HEADER;
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, SignedTransfer, Study};
@@ -171,23 +170,16 @@ impl MarketClient {
         )
     }
 
-    /// Operator: creates an API key for `role` acting as `account` (hex);
-    /// `unauthorized` or `forbidden` without the operator token, `bad_key`
-    /// for an account that is not an ed25519 key.
+    /// Operator: binds the key an account holder drew to its account, on the holder's
+    /// signed `request`; `unauthorized` or `forbidden` without the operator token,
+    /// `bad_signature` for a request the account's key did not sign for this marketplace,
+    /// `api_key_exists` for a key already bound or revoked.
     ///
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn create_api_key(
-        &self,
-        role: ApiKeyRole,
-        account: &str,
-    ) -> Result<CreatedApiKey, ClientError> {
-        let body = CreateApiKey {
-            role,
-            account: account.to_owned(),
-        };
-        self.post("/admin/api-keys", &body)
+    pub fn create_api_key(&self, request: &CreateApiKey) -> Result<CreatedApiKey, ClientError> {
+        self.post("/admin/api-keys", request)
     }
 
     /// Operator: mints `amount` tokens to the account `to` (hex).

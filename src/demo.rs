@@ -23,7 +23,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
-use zkcohort_market::api_keys::ApiKeyRole;
+use zkcohort_market::api::CreateApiKey;
+use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
 use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
 use zkcohort_prover::{CircuitKeys, ProofRequest, ProverError};
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
@@ -423,15 +424,19 @@ fn run_roles(
     })
 }
 
-/// Asks the operator for an API key bound to a fresh account; returns the key and
-/// the account.
-/// A new account and an API key acting as it: the key answered once, and the
-/// account's signing key.
+/// A new account with an API key bound to it on the account's signed request: the
+/// key, and the account's signing key.
 fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, SigningKey)> {
     let account_key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let account = hex::encode(account_key.verifying_key().to_bytes());
-    let created = operator.create_api_key(role, &account)?;
-    Ok((created.api_key, account_key))
+    let market = RemoteMarketplace::fetch(operator)?;
+    let api_key = draw_api_key();
+    operator.create_api_key(&CreateApiKey::sign(
+        &account_key,
+        &market.key,
+        role,
+        &api_key,
+    ))?;
+    Ok((api_key, account_key))
 }
 
 /// One wallet per bundle; the issuer imports each bundle for the wallet's identity,

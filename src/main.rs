@@ -177,11 +177,29 @@ enum AccountCommand {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Draw an API key for this account and write the request that binds it, signed
+    /// by the account key, for the operator (`zkcohort operator create-key
+    /// --request`). Prints the API key: keep it, the marketplace never sees it.
+    RequestKey {
+        /// The server's base URL (its marketplace key is signed into the request).
+        #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The account key file.
+        #[arg(long, env = "ZKCOHORT_ACCOUNT_KEY")]
+        key: PathBuf,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: operator::RoleName,
+        /// Where to write the request (JSON, nothing secret in it).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum OperatorCommand {
-    /// Create an API key for a researcher or an issuer (printed once).
+    /// Bind a researcher's or an issuer's API key on its holder's signed request
+    /// (`zkcohort account request-key`); the key itself is the holder's alone.
     CreateKey {
         /// The server's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -189,12 +207,9 @@ enum OperatorCommand {
         /// The file with the operator token.
         #[arg(long, default_value = "zkcohort-data/operator.token")]
         token_file: PathBuf,
-        /// What the key may do.
-        #[arg(long, value_enum)]
-        role: operator::RoleName,
-        /// The account the key acts as: an ed25519 public key, hex.
+        /// The holder's request file.
         #[arg(long)]
-        account: String,
+        request: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -360,10 +375,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operator(OperatorCommand::CreateKey {
             server,
             token_file,
-            role,
-            account,
+            request,
             json,
-        }) => operator::create_key(&server, &token_file, role, &account, json),
+        }) => operator::create_key(&server, &token_file, &request, json),
         Command::Account(AccountCommand::New { out }) => {
             let key = zkcohort::account::create(&out)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
@@ -376,6 +390,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Account(AccountCommand::Show { key }) => {
             let key = zkcohort::account::load(&key)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Account(AccountCommand::RequestKey {
+            server,
+            key,
+            role,
+            out,
+        }) => {
+            let client = zkcohort::client::MarketClient::new(server)?;
+            let api_key = zkcohort::account::request_api_key(&client, &key, role.into(), &out)?;
+            println!("{api_key}");
+            eprintln!(
+                "request written to {}: give it to the operator (`zkcohort operator create-key \
+                 --request`). The API key above works once it is bound; keep it secret, it is \
+                 shown only here",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Operator(OperatorCommand::SuspendIssuer {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use zkcohort::client::MarketClient;
+use zkcohort_market::api::CreateApiKey;
 use zkcohort_market::api_keys::ApiKeyRole;
 
 /// The roles an operator can give a key.
@@ -35,22 +36,27 @@ fn operator_client(server: &str, token_file: &Path) -> Result<MarketClient> {
 pub(crate) fn create_key(
     server: &str,
     token_file: &Path,
-    role: RoleName,
-    account: &str,
+    request_file: &Path,
     json: bool,
 ) -> Result<ExitCode> {
-    let created = operator_client(server, token_file)?.create_api_key(role.into(), account)?;
+    let text = std::fs::read_to_string(request_file)
+        .with_context(|| format!("reading the key request {}", request_file.display()))?;
+    let request: CreateApiKey = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a key request (as `zkcohort account request-key` writes)",
+            request_file.display()
+        )
+    })?;
+    let created = operator_client(server, token_file)?.create_api_key(&request)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {
-        println!("api key: {}", created.api_key);
         println!(
-            "role: {}",
-            serde_json::to_value(created.role)?.as_str().unwrap_or("?")
+            "bound key {} ({}) to account {}: its holder can use it now",
+            created.key_id,
+            serde_json::to_value(created.role)?.as_str().unwrap_or("?"),
+            created.account
         );
-        println!("account: {}", created.account);
-        println!("key id: {}", created.key_id);
-        println!("The key is shown only this once: the server keeps only its hash.");
     }
     Ok(ExitCode::SUCCESS)
 }

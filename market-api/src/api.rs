@@ -21,21 +21,56 @@ pub use crate::http::{ErrorBody, ErrorDetail};
 pub use crate::releases::NewRelease;
 use crate::{Bytes32, LedgerEntry, RootRecord, Study};
 
-/// The body of `POST /admin/api-keys`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// The body of `POST /admin/api-keys`: an account holder's signed request, which the
+/// operator forwards. The holder draws the key ([`crate::api_keys::draw_api_key`]) and
+/// sends only its id, so the operator never learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// What the key may do.
     pub role: ApiKeyRole,
     /// The account the key acts as: an ed25519 public key, 64 hex digits.
-    pub account: String,
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub account: Bytes32,
+    /// SHA-256 of the key's text, 64 hex digits.
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub key_id: Bytes32,
+    /// The account's ed25519 signature over the request
+    /// (`zkcohort_verifier::records::api_key_message`), 128 hex digits: its proof of
+    /// possession.
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub possession: [u8; 64],
 }
 
-/// The answer of `POST /admin/api-keys`: the only time the key is shown.
+impl CreateApiKey {
+    /// The request that binds `api_key` for `role` to `key`'s account on the marketplace
+    /// whose key is `marketplace_key`.
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        marketplace_key: &Bytes32,
+        role: ApiKeyRole,
+        api_key: &str,
+    ) -> Self {
+        use ed25519_dalek::Signer;
+        let account = key.verifying_key().to_bytes();
+        let key_id = crate::api_keys::api_key_id(api_key);
+        let message =
+            zkcohort_verifier::records::api_key_message(marketplace_key, &account, role, &key_id);
+        Self {
+            role,
+            account,
+            key_id,
+            possession: key.sign(&message).to_bytes(),
+        }
+    }
+}
+
+/// The answer of `POST /admin/api-keys`: what the key now grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
-    /// The bearer key (64 hex digits); not stored, not shown again.
-    pub api_key: String,
     /// SHA-256 of the key, hex: names it in the audit log and for revocation.
     pub key_id: String,
     /// What the key may do.

@@ -1,23 +1,32 @@
 //! API keys the operator creates at run time (`POST /admin/api-keys`).
 //!
-//! A key is 32 random bytes, written as 64 hex digits, and is shown once: the
-//! store keeps only its SHA-256 (the key id) with the role and account it
-//! grants, in the `meta` tree under the prefix `apikey/`. Creating and
-//! revoking a key are each one transaction together with their audit entry
-//! (`api_key_created`, `api_key_revoked`), which records the key id, the role
-//! and the account, never the key.
+//! A key is 32 random bytes, written as 64 hex digits, that the account holder draws
+//! ([`draw_api_key`]) and keeps: the holder signs a request naming the key's SHA-256
+//! (the key id), its role and this marketplace ([`CreateApiKey::sign`]), the operator
+//! forwards it, and the store keeps the id with the role and account it grants, in the
+//! `meta` tree under the prefix `apikey/`. Neither the operator nor the store ever sees
+//! the key, so nobody but the holder can act as the account, and nobody can bind a key to
+//! an account without its holder's signature. Creating and revoking a key are each one
+//! transaction together with their audit entry (`api_key_created` with the holder's
+//! signature, `api_key_revoked`); a revoked id is never bound again.
 
 use rand::rngs::OsRng;
-use rand::{CryptoRng, RngCore};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zkcohort_verifier::events::{ApiKeyChange, AuditEvent, IssuerSuspension};
+use zkcohort_verifier::events::{ApiKeyChange, ApiKeyCreation, AuditEvent, IssuerSuspension};
+use zkcohort_verifier::records::api_key_possession_is_valid;
+
+use crate::api::CreateApiKey;
 
 use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
 use crate::{audit, Bytes32, Store, StoreError};
 
 /// The prefix of API-key records in the `meta` tree.
 const KEY_PREFIX: &[u8] = b"apikey/";
+
+/// The prefix of revoked key ids in the `meta` tree (the value: when, in ms).
+const REVOKED_PREFIX: &[u8] = b"revokedkey/";
 
 /// The prefix of suspended issuers in the `meta` tree (the value: when, in ms).
 const SUSPENDED_PREFIX: &[u8] = b"suspended/";
@@ -48,17 +57,6 @@ pub struct ApiKeyGrant {
     pub created_ms: u64,
 }
 
-/// A key just created: the secret, shown once, and its grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewApiKey {
-    /// The bearer key (64 hex digits). The store does not keep it.
-    pub api_key: String,
-    /// SHA-256 of the key: how the store, the audit log and revocation name it.
-    pub key_id: Bytes32,
-    /// What the key grants.
-    pub grant: ApiKeyGrant,
-}
-
 /// The id of a key: SHA-256 of its text.
 pub fn api_key_id(api_key: &str) -> Bytes32 {
     Sha256::digest(api_key.as_bytes()).into()
@@ -68,62 +66,67 @@ fn record_key(key_id: &Bytes32) -> Vec<u8> {
     [KEY_PREFIX, &key_id[..]].concat()
 }
 
+/// The record that a key id was revoked: it is never bound again, so a holder's
+/// request cannot be replayed to bring back a key it gave up.
+fn revoked_key(key_id: &Bytes32) -> Vec<u8> {
+    [REVOKED_PREFIX, &key_id[..]].concat()
+}
+
+/// Draws a new API key from the OS RNG: 32 bytes as 64 hex digits. The account holder
+/// draws it and keeps it; the marketplace learns only its id.
+pub fn draw_api_key() -> String {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    hex::encode(secret)
+}
+
 impl Store {
-    /// Creates an API key for `role` acting as `account`, from the OS RNG.
+    /// Binds the key named in `request` to its account, with its audit entry, in one
+    /// transaction, once the account's proof of possession for the marketplace
+    /// `marketplace_key` verifies.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Storage`]; [`StoreError::Corrupt`] if the new key's id is already
-    /// stored (which a working RNG never produces). On error nothing changes.
+    /// [`StoreError::BadSignature`] for a possession that does not verify;
+    /// [`StoreError::ApiKeyExists`] for a key id already bound or revoked (a replayed
+    /// request); [`StoreError::Storage`]. On error nothing changes.
     pub fn create_api_key(
         &self,
-        role: ApiKeyRole,
-        account: Bytes32,
-    ) -> Result<NewApiKey, StoreError> {
-        self.create_api_key_with_rng(role, account, &mut OsRng)
-    }
-
-    /// [`Store::create_api_key`] with the key drawn from `rng`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::create_api_key`].
-    pub fn create_api_key_with_rng(
-        &self,
-        role: ApiKeyRole,
-        account: Bytes32,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<NewApiKey, StoreError> {
-        let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut secret);
-        let api_key = hex::encode(secret);
-        let key_id = api_key_id(&api_key);
+        request: &CreateApiKey,
+        marketplace_key: &Bytes32,
+    ) -> Result<ApiKeyGrant, StoreError> {
+        if !api_key_possession_is_valid(
+            marketplace_key,
+            &request.account,
+            request.role,
+            &request.key_id,
+            &request.possession,
+        ) {
+            return Err(StoreError::BadSignature);
+        }
         let grant = ApiKeyGrant {
-            role,
-            account,
+            role: request.role,
+            account: request.account,
             created_ms: now_ms(),
         };
-        let record = record_key(&key_id);
+        let record = record_key(&request.key_id);
+        let tombstone = revoked_key(&request.key_id);
         self.transact(|tx| {
-            if tx.meta.get(&record[..])?.is_some() {
-                return abort(StoreError::Corrupt("API key id collision".into()));
+            if tx.meta.get(&record[..])?.is_some() || tx.meta.get(&tombstone[..])?.is_some() {
+                return abort(StoreError::ApiKeyExists);
             }
             tx_put_json(tx.meta, &record, &grant)?;
             audit::append(
                 tx,
                 grant.created_ms,
-                AuditEvent::ApiKeyCreated(ApiKeyChange {
-                    key_id,
-                    role,
-                    account,
+                AuditEvent::ApiKeyCreated(ApiKeyCreation {
+                    key_id: request.key_id,
+                    role: request.role,
+                    account: request.account,
+                    possession: request.possession,
                 }),
             )?;
-            Ok(())
-        })?;
-        Ok(NewApiKey {
-            api_key,
-            key_id,
-            grant,
+            Ok(grant)
         })
     }
 
@@ -204,6 +207,8 @@ impl Store {
                 return Ok(None);
             };
             tx.meta.remove(&record[..])?;
+            tx.meta
+                .insert(revoked_key(&key_id), &at.to_be_bytes()[..])?;
             audit::append(
                 tx,
                 at,
@@ -220,10 +225,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use rand::{rngs::StdRng, SeedableRng};
+    use ed25519_dalek::SigningKey;
 
     use super::*;
     use crate::StoreConfig;
+
+    const MARKETPLACE: Bytes32 = [9; 32];
 
     fn store() -> (tempfile::TempDir, Store) {
         let folder = tempfile::tempdir().unwrap();
@@ -238,23 +245,20 @@ mod tests {
         (folder, store)
     }
 
+    fn holder() -> SigningKey {
+        SigningKey::from_bytes(&[3; 32])
+    }
+
     #[test]
-    fn a_created_key_is_found_by_its_text_and_only_its_hash_is_stored() {
+    fn a_bound_key_is_found_by_its_text_and_neither_the_key_nor_its_text_is_stored() {
         let (_folder, store) = store();
-        let created = store
-            .create_api_key_with_rng(
-                ApiKeyRole::Researcher,
-                [7; 32],
-                &mut StdRng::seed_from_u64(1),
-            )
-            .unwrap();
-        assert_eq!(created.api_key.len(), 64);
-        assert_eq!(
-            store.api_key(&created.api_key).unwrap(),
-            Some(created.grant)
-        );
-        assert_eq!(store.api_key(&"0".repeat(64)).unwrap(), None);
-        let secret = created.api_key.as_bytes();
+        let api_key = draw_api_key();
+        let request = CreateApiKey::sign(&holder(), &MARKETPLACE, ApiKeyRole::Researcher, &api_key);
+        let grant = store.create_api_key(&request, &MARKETPLACE).unwrap();
+        assert_eq!(grant.account, holder().verifying_key().to_bytes());
+        assert_eq!(store.api_key(&api_key).unwrap(), Some(grant));
+        assert_eq!(store.api_key(&draw_api_key()).unwrap(), None);
+        let secret = api_key.as_bytes();
         for item in store
             .db
             .iter()
@@ -269,38 +273,82 @@ mod tests {
     }
 
     #[test]
-    fn creation_and_revocation_are_audited_without_the_key() {
+    fn a_request_binds_only_with_its_holder_s_signature_for_this_marketplace() {
+        let (_folder, store) = store();
+        let api_key = draw_api_key();
+        let request = CreateApiKey::sign(&holder(), &MARKETPLACE, ApiKeyRole::Issuer, &api_key);
+        let someone_else = SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes();
+        let refused = [
+            CreateApiKey::sign(&holder(), &[8; 32], ApiKeyRole::Issuer, &api_key),
+            CreateApiKey {
+                account: someone_else,
+                ..request
+            },
+            CreateApiKey {
+                role: ApiKeyRole::Researcher,
+                ..request
+            },
+            CreateApiKey {
+                key_id: api_key_id(&draw_api_key()),
+                ..request
+            },
+        ];
+        let size = store.audit_head().unwrap().size;
+        for forged in refused {
+            assert!(matches!(
+                store.create_api_key(&forged, &MARKETPLACE),
+                Err(StoreError::BadSignature)
+            ));
+        }
+        assert_eq!(store.audit_head().unwrap().size, size, "nothing audited");
+        assert_eq!(store.api_key(&api_key).unwrap(), None);
+        store.create_api_key(&request, &MARKETPLACE).unwrap();
+    }
+
+    #[test]
+    fn creation_and_revocation_are_audited_and_a_revoked_key_never_comes_back() {
         let (_folder, store) = store();
         let before = store.audit_head().unwrap().size;
-        let created = store.create_api_key(ApiKeyRole::Issuer, [3; 32]).unwrap();
+        let api_key = draw_api_key();
+        let request = CreateApiKey::sign(&holder(), &MARKETPLACE, ApiKeyRole::Issuer, &api_key);
+        let grant = store.create_api_key(&request, &MARKETPLACE).unwrap();
         let entry = store.audit_entry(before).unwrap();
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["kind"], "api_key_created");
         assert_eq!(
             json["payload"],
             serde_json::json!({
-                "key_id": hex::encode(created.key_id),
+                "key_id": hex::encode(request.key_id),
                 "role": "issuer",
-                "account": hex::encode([3; 32]),
+                "account": hex::encode(request.account),
+                "possession": hex::encode(request.possession),
             })
         );
-        assert!(!json.to_string().contains(&created.api_key));
+        assert!(matches!(
+            store.create_api_key(&request, &MARKETPLACE),
+            Err(StoreError::ApiKeyExists)
+        ));
 
-        assert_eq!(
-            store.revoke_api_key(created.key_id).unwrap(),
-            Some(created.grant)
-        );
-        assert_eq!(store.api_key(&created.api_key).unwrap(), None);
+        assert_eq!(store.revoke_api_key(request.key_id).unwrap(), Some(grant));
+        assert_eq!(store.api_key(&api_key).unwrap(), None);
         assert_eq!(
             store.audit_entry(before + 1).unwrap().event.kind(),
             "api_key_revoked"
         );
         let size = store.audit_head().unwrap().size;
-        assert_eq!(store.revoke_api_key(created.key_id).unwrap(), None);
+        assert_eq!(store.revoke_api_key(request.key_id).unwrap(), None);
+        assert!(
+            matches!(
+                store.create_api_key(&request, &MARKETPLACE),
+                Err(StoreError::ApiKeyExists)
+            ),
+            "the holder's old request cannot bring the key back"
+        );
+        assert_eq!(store.api_key(&api_key).unwrap(), None);
         assert_eq!(
             store.audit_head().unwrap().size,
             size,
-            "nothing to revoke, nothing audited"
+            "nothing to revoke or bind, nothing audited"
         );
     }
 }

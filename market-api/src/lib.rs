@@ -135,6 +135,9 @@ pub enum StoreError {
     /// key is not a valid ed25519 point).
     #[error("bad signature")]
     BadSignature,
+    /// An API key request names a key id already bound or revoked.
+    #[error("this API key is already bound or was revoked: draw a new key")]
+    ApiKeyExists,
     /// A transfer's nonce is not the sender's next nonce (a replay or a gap).
     #[error("bad nonce: expected {expected}, got {got}")]
     BadNonce {

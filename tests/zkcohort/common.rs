@@ -1,7 +1,7 @@
 //! Helpers shared by the tests that run the real `zkcohort` binary.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -27,6 +27,53 @@ pub(crate) fn stdout(output: &Output) -> String {
 /// A command's standard error.
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An account made with `zkcohort account new`, and its API key request made with
+/// `zkcohort account request-key` for the operator to bind.
+pub(crate) struct KeyRequest {
+    /// The account key file.
+    pub(crate) key_file: PathBuf,
+    /// The account, hex.
+    pub(crate) account: String,
+    /// The API key the holder drew.
+    pub(crate) api_key: String,
+    /// The request file.
+    pub(crate) request: PathBuf,
+}
+
+/// A new account `name` in `folder` and its request for a `role` API key on `server`.
+pub(crate) fn request_key(folder: &Path, name: &str, server: &str, role: &str) -> KeyRequest {
+    let key_file = folder.join(format!("{name}.key"));
+    let request = folder.join(format!("{name}.request.json"));
+    let run = |args: &[&str]| {
+        let output = zkcohort(args);
+        assert!(
+            output.status.success(),
+            "zkcohort {args:?} failed:\n{}",
+            stderr(&output)
+        );
+        stdout(&output).trim().to_string()
+    };
+    let account = run(&["account", "new", "--out", key_file.to_str().unwrap()]);
+    let api_key = run(&[
+        "account",
+        "request-key",
+        "--server",
+        server,
+        "--key",
+        key_file.to_str().unwrap(),
+        "--role",
+        role,
+        "--out",
+        request.to_str().unwrap(),
+    ]);
+    KeyRequest {
+        key_file,
+        account,
+        api_key,
+        request,
+    }
 }
 
 /// A `zkcohort serve` process.

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{ceremony_folder, copy_folder, stderr, stdout, zkcohort, ServerProcess};
-use ed25519_dalek::SigningKey;
+use crate::common::{
+    ceremony_folder, copy_folder, request_key, stderr, stdout, zkcohort, ServerProcess,
+};
 use serde_json::Value;
 use zkcohort::sample::demo_bundles;
 use zkcohort_cohort::{eligible, import_bundle, Catalog, Day, Query};
@@ -155,37 +156,29 @@ fn every_role_works_from_the_command_line() {
     let url = server.url.clone();
     let token_file = data.path().join("operator.token");
 
-    // The researcher makes its account key; the operator: API keys for an issuer and
-    // the researcher, tokens for the researcher.
-    let account_key = work.path().join("researcher.key");
-    let researcher_account = run_ok(&["account", "new", "--out", path_arg(&account_key)])
-        .trim()
-        .to_string();
+    // The researcher and the issuer make their account keys and request API keys; the
+    // operator binds them and mints tokens for the researcher.
+    let researcher = request_key(work.path(), "researcher", &url, "researcher");
+    let account_key = researcher.key_file.clone();
+    let researcher_account = researcher.account.clone();
     assert_eq!(
         run_ok(&["account", "show", "--key", path_arg(&account_key)]).trim(),
         researcher_account
     );
-    let issuer_account = hex::encode(SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes());
+    let issuer = request_key(work.path(), "issuer", &url, "issuer");
+    let issuer_account = issuer.account.clone();
     let operator = |args: &[&str]| {
         let mut all = vec!["operator"];
         all.extend_from_slice(args);
         all.extend(["--server", &url, "--token-file", path_arg(&token_file)]);
         run_ok(&all)
     };
-    let key_of = |role: &str, account: &str| -> String {
-        let created: Value = serde_json::from_str(&operator(&[
-            "create-key",
-            "--role",
-            role,
-            "--account",
-            account,
-            "--json",
-        ]))
-        .unwrap();
-        created["api_key"].as_str().unwrap().to_string()
-    };
-    let issuer_key = key_of("issuer", &issuer_account);
-    let researcher_key = key_of("researcher", &researcher_account);
+    for request in [&issuer, &researcher] {
+        let bound = operator(&["create-key", "--request", path_arg(&request.request)]);
+        assert!(bound.contains(&request.account), "{bound}");
+    }
+    let issuer_key = issuer.api_key.clone();
+    let researcher_key = researcher.api_key.clone();
     operator(&["mint", "--to", &researcher_account, "--amount", "1000"]);
 
     // Patients: one eligible for the hypertension study, one not.

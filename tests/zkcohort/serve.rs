@@ -10,7 +10,7 @@ use zkcohort::client::{ClientError, MarketClient};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::{Store, StoreConfig};
 
-use crate::common::{zkcohort, ServerProcess};
+use crate::common::{request_key, stderr, zkcohort, ServerProcess};
 
 const QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension";
 
@@ -104,12 +104,15 @@ fn identity_token_and_money_survive_a_restart_and_sigterm_stops_cleanly() {
 }
 
 #[test]
-fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
+fn a_researcher_key_bound_on_the_holder_s_request_posts_studies_and_cannot_mint() {
     let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path());
     let token_file = data.path().join("operator.token");
     let token_file = token_file.to_str().unwrap();
-    let researcher = account(2);
+    let holder = request_key(work.path(), "researcher", &server.url, "researcher");
+    let researcher = holder.account.clone();
+    let api_key = holder.api_key.as_str();
 
     let output = operator(&[
         "create-key",
@@ -117,10 +120,8 @@ fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
         &server.url,
         "--token-file",
         token_file,
-        "--role",
-        "researcher",
-        "--account",
-        &researcher,
+        "--request",
+        holder.request.to_str().unwrap(),
         "--json",
     ]);
     assert!(
@@ -131,7 +132,24 @@ fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
     let created: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(created["role"], "researcher");
     assert_eq!(created["account"], researcher.as_str());
-    let api_key = created["api_key"].as_str().unwrap();
+    assert!(
+        created.get("api_key").is_none(),
+        "the operator never sees the key"
+    );
+    let replayed = operator(&[
+        "create-key",
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file,
+        "--request",
+        holder.request.to_str().unwrap(),
+    ]);
+    assert!(
+        !replayed.status.success() && stderr(&replayed).contains("api_key_exists"),
+        "{}",
+        stderr(&replayed)
+    );
 
     // No issuer holds a key yet, so the study names the one it will accept.
     let study = json!({
@@ -181,16 +199,15 @@ fn an_operator_created_researcher_key_posts_studies_and_cannot_mint() {
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("minted 25 to "));
     let wrong_token = data.path().join("wrong.token");
     std::fs::write(&wrong_token, "not-the-token").unwrap();
+    let issuer = request_key(work.path(), "issuer", &server.url, "issuer");
     let output = operator(&[
         "create-key",
         "--server",
         &server.url,
         "--token-file",
         wrong_token.to_str().unwrap(),
-        "--role",
-        "issuer",
-        "--account",
-        &researcher,
+        "--request",
+        issuer.request.to_str().unwrap(),
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -238,11 +255,23 @@ fn the_library_serves_in_process_on_a_background_thread() {
         .unwrap()
         .with_token(running.operator_token());
     let info: Value = operator.get("/marketplace").unwrap();
-    let issuer = account(4);
+    let issuer = SigningKey::from_bytes(&[4; 32]);
+    let api_key = zkcohort_market::api_keys::draw_api_key();
+    let mut marketplace_key = [0u8; 32];
+    hex::decode_to_slice(
+        info["marketplace_key"].as_str().unwrap(),
+        &mut marketplace_key,
+    )
+    .unwrap();
     let created = operator
-        .create_api_key(zkcohort_market::api_keys::ApiKeyRole::Issuer, &issuer)
+        .create_api_key(&zkcohort_market::api::CreateApiKey::sign(
+            &issuer,
+            &marketplace_key,
+            zkcohort_market::api_keys::ApiKeyRole::Issuer,
+            &api_key,
+        ))
         .unwrap();
-    assert_eq!(created.account, issuer);
+    assert_eq!(created.account, account(4));
     running.stop().unwrap();
 
     // Reopened in the same process: same identity, the created key still works.
@@ -260,7 +289,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
     assert_eq!(again["marketplace_key"], info["marketplace_key"]);
     let appended: Value = client
         .clone()
-        .with_token(&created.api_key)
+        .with_token(&api_key)
         .post(
             "/registry/records",
             &json!({"records": [{"commitment": "7", "issued_at": "2021-06-01"}]}),

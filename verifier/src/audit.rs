@@ -452,8 +452,9 @@ impl StudyHeads {
 }
 
 /// Checks a whole log against a signed head: the signature (by
-/// `expected_key` when given), the chain, and that the entries give exactly
-/// the signed size, root and last hash.
+/// `expected_key` when given), the chain, that the entries give exactly
+/// the signed size, root and last hash, and that every API key binding and escrow
+/// funding carries its account holder's signature for this marketplace.
 ///
 /// # Errors
 ///
@@ -471,7 +472,48 @@ pub fn verify_log(
             computed.size, signed.head.size
         )));
     }
+    for entry in entries {
+        if !holder_signature_is_valid(&entry.event, &signed.public_key) {
+            return Err(AuditError(format!(
+                "entry {}: its {} carries no valid signature of the account holder for this marketplace",
+                entry.index,
+                entry.event.kind()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Whether an event that needs an account holder's consent carries the holder's
+/// signature for the marketplace `marketplace_key`: an API key bound to an account (its
+/// proof of possession), an escrow funded from a researcher's account. Other events need
+/// none.
+pub(crate) fn holder_signature_is_valid(event: &AuditEvent, marketplace_key: &Bytes32) -> bool {
+    match event {
+        AuditEvent::ApiKeyCreated(created) => crate::records::api_key_possession_is_valid(
+            marketplace_key,
+            &created.account,
+            created.role,
+            &created.key_id,
+            &created.possession,
+        ),
+        AuditEvent::EscrowFunded(funded) => {
+            let (crate::records::Account::Key(researcher), Some(study)) =
+                (funded.ledger.debit, funded.ledger.study)
+            else {
+                return false;
+            };
+            crate::records::funding_signature_is_valid(
+                marketplace_key,
+                &researcher,
+                study,
+                funded.ledger.amount,
+                funded.nonce,
+                &funded.signature,
+            )
+        }
+        _ => true,
+    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ use crate::snarkjs::SnarkjsProof;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum AuditEvent {
-    /// The operator created an API key.
-    ApiKeyCreated(ApiKeyChange),
+    /// The operator created an API key on its holder's request
+    /// ([`crate::records::api_key_message`]).
+    ApiKeyCreated(ApiKeyCreation),
     /// The operator revoked an API key.
     ApiKeyRevoked(ApiKeyChange),
     /// The registry was created empty.
@@ -92,7 +93,24 @@ impl AuditEvent {
     }
 }
 
-/// An API key created or revoked (never the key itself).
+/// An API key created on its account holder's signed request (never the key itself,
+/// which the operator never sees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyCreation {
+    /// The key's id (SHA-256 of the key).
+    #[serde(with = "crate::hex_serde")]
+    pub key_id: Bytes32,
+    /// What the key may do.
+    pub role: ApiKeyRole,
+    /// The account it acts as.
+    #[serde(with = "crate::hex_serde")]
+    pub account: Bytes32,
+    /// The account's signature over the request, its proof of possession.
+    #[serde(with = "crate::hex_serde")]
+    pub possession: [u8; 64],
+}
+
+/// An API key revoked (never the key itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyChange {
     /// The key's id (SHA-256 of the key).

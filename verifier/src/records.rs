@@ -50,12 +50,59 @@ pub fn funding_signature_is_valid(
     nonce: u64,
     signature: &[u8; 64],
 ) -> bool {
-    ed25519_dalek::VerifyingKey::from_bytes(researcher).is_ok_and(|key| {
-        key.verify_strict(
-            &funding_message(marketplace_key, researcher, study, amount, nonce),
-            &ed25519_dalek::Signature::from_bytes(signature),
-        )
-        .is_ok()
+    signature_is_valid(
+        researcher,
+        &funding_message(marketplace_key, researcher, study, amount, nonce),
+        signature,
+    )
+}
+
+/// The domain separator of API key requests.
+const API_KEY_DOMAIN: &[u8] = b"zkcohort-api-key-v1";
+
+/// The bytes an account holder signs to have an API key bound to its account (its proof
+/// of possession): `"zkcohort-api-key-v1" || marketplace key || account || role (0
+/// researcher, 1 issuer) || key id`. The holder draws the key and sends only its id
+/// (SHA-256), so the operator who creates the grant never learns the key and cannot act
+/// as the account; naming the marketplace keeps the request from being used on another.
+pub fn api_key_message(
+    marketplace_key: &Bytes32,
+    account: &Bytes32,
+    role: ApiKeyRole,
+    key_id: &Bytes32,
+) -> Vec<u8> {
+    let mut message = API_KEY_DOMAIN.to_vec();
+    message.extend_from_slice(marketplace_key);
+    message.extend_from_slice(account);
+    message.push(match role {
+        ApiKeyRole::Researcher => 0,
+        ApiKeyRole::Issuer => 1,
+    });
+    message.extend_from_slice(key_id);
+    message
+}
+
+/// Whether `possession` is `account`'s strict ed25519 signature over
+/// [`api_key_message`].
+pub fn api_key_possession_is_valid(
+    marketplace_key: &Bytes32,
+    account: &Bytes32,
+    role: ApiKeyRole,
+    key_id: &Bytes32,
+    possession: &[u8; 64],
+) -> bool {
+    signature_is_valid(
+        account,
+        &api_key_message(marketplace_key, account, role, key_id),
+        possession,
+    )
+}
+
+/// Whether `signature` is `signer`'s strict ed25519 signature over `message`.
+fn signature_is_valid(signer: &Bytes32, message: &[u8], signature: &[u8; 64]) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(signer).is_ok_and(|key| {
+        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+            .is_ok()
     })
 }
 

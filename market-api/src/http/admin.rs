@@ -1,8 +1,9 @@
 //! Operator routes: API keys created and revoked at run time; issuers suspended.
 //!
-//! `POST /admin/api-keys` answers the new key once; the store keeps only its
-//! SHA-256 (see [`crate::api_keys`]). The account must be an ed25519 public
-//! key: researchers' accounts pay escrows and issuers' keys own leaves.
+//! `POST /admin/api-keys` binds a key the account holder drew to its account, on the
+//! holder's signed request (its proof of possession); the operator forwards the request
+//! and never sees the key (see [`crate::api_keys`]). The account must be an ed25519
+//! public key: researchers' accounts pay escrows and issuers' keys own leaves.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -48,38 +49,31 @@ async fn suspend_issuer(
     }))
 }
 
-/// The account of a new key: 64 hex digits that decode to an ed25519 point.
-fn account_key(text: &str) -> Result<[u8; 32], ApiError> {
-    let account = key_from_hex(text, "account")?;
-    VerifyingKey::from_bytes(&account)
-        .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
-    Ok(account)
-}
-
 #[utoipa::path(post, path = "/admin/api-keys", operation_id = "create_api_key", tag = "admin", security(("api_key" = [])),
     request_body = CreateApiKey,
-    responses((status = 201, description = "the key, shown only this once", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 201, description = "the key the holder drew is bound to its account", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateApiKey>,
+    ApiJson(request): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     state.operator(&headers)?;
-    let account = account_key(&body.account)?;
-    let created = state
+    VerifyingKey::from_bytes(&request.account)
+        .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
+    let marketplace_key = state.marketplace_key();
+    let grant = state
         .blocking(move |state| {
-            let created = state.store().create_api_key(body.role, account)?;
+            let grant = state.store().create_api_key(&request, &marketplace_key)?;
             state.store().flush()?;
-            Ok(created)
+            Ok(grant)
         })
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
-            api_key: created.api_key,
-            key_id: hex::encode(created.key_id),
-            role: created.grant.role,
-            account: hex::encode(created.grant.account),
+            key_id: hex::encode(request.key_id),
+            role: grant.role,
+            account: hex::encode(grant.account),
         }),
     ))
 }

@@ -129,6 +129,7 @@ impl From<StoreError> for ApiError {
             StoreError::Overflow => (S::UNPROCESSABLE_ENTITY, "overflow"),
             StoreError::BadSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
             StoreError::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
+            StoreError::ApiKeyExists => (S::CONFLICT, "api_key_exists"),
             StoreError::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
             StoreError::RootExpired { .. } => (S::UNPROCESSABLE_ENTITY, "root_expired"),
             StoreError::RootBeforeStudy { .. } => (S::UNPROCESSABLE_ENTITY, "root_before_study"),

@@ -17,9 +17,9 @@
 //! API keys travel as `Authorization: Bearer <key>`. The operator key mints
 //! tokens; researcher keys post, fund and close studies (each is bound to the
 //! researcher's account key); issuer keys append and revoke registry leaves.
-//! Keys are given at startup in [`ApiConfig`], or created at run time by the
-//! operator (`POST /admin/api-keys`; the store keeps only their SHA-256, see
-//! [`crate::api_keys`]). Enrollment and transfers need no key: a proof, or a
+//! Keys are given at startup in [`ApiConfig`], or bound at run time by the
+//! operator on the account holder's signed request (`POST /admin/api-keys`; the
+//! holder draws the key, the store keeps only its SHA-256, see [`crate::api_keys`]). Enrollment and transfers need no key: a proof, or a
 //! signature, is the authorization.
 //!
 //! # Routes
@@ -47,7 +47,7 @@
 //! | `GET /audit/head` | anyone | [`SignedHead`] |
 //! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
-//! | `POST /admin/api-keys` | operator | [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201), the key shown once |
+//! | `POST /admin/api-keys` | operator | the holder's signed [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201); the key is the holder's, never sent |
 //! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`](crate::api::RevokeApiKey) → [`RevokedApiKey`](crate::api::RevokedApiKey) |
 //! | `POST /admin/issuers/suspend` | operator | `{"issuer": hex}`: its appends are refused (403 `issuer_suspended`), later studies do not accept it |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |

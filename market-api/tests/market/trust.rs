@@ -1,8 +1,9 @@
 //! Attacks by a party the protocol does not trust, each refused: an issuer putting a
 //! record under another issuer's id, a record revoked before a study was posted
 //! enrolling in it through an older root, and one revoked later enrolling after the
-//! root window; an issuer the operator suspended; and the holder of a researcher's API
-//! key moving the researcher's tokens without the account's signature. Real proofs, real
+//! root window; an issuer the operator suspended; the holder of a researcher's API
+//! key moving the researcher's tokens without the account's signature; and the operator
+//! binding an API key to an account without its holder. Real proofs, real
 //! HTTP on 127.0.0.1.
 
 use std::collections::HashMap;
@@ -16,7 +17,9 @@ use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitError;
-use zkcohort_market::api::FundStudy;
+use zkcohort_market::api::{CreateApiKey, FundStudy};
+use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
+use zkcohort_market::audit::verify_log;
 use zkcohort_market::bundle::BundleContext;
 use zkcohort_market::http::Role;
 use zkcohort_market::{Store, StoreConfig};
@@ -27,8 +30,8 @@ use zkcohort_verifier::{verify_bundle, KeySetup};
 
 use crate::common::{
     api_config, api_keys, appended_record, compiled_query, enroll_body, keys, public_key,
-    records_body, researcher_key, store_config, study_body, TestServer, ISSUER, OPERATOR,
-    RESEARCHER, SHAPE,
+    records_body, researcher_key, store_config, study_body, TestServer, AUDIT_KEY_SEED, ISSUER,
+    OPERATOR, RESEARCHER, SHAPE,
 };
 
 /// The API key of a second issuer, acting as [`OTHER_ISSUER`].
@@ -396,4 +399,87 @@ async fn a_funding_the_researcher_did_not_sign_for_this_marketplace_fails_the_bu
     );
     let failed: Vec<&str> = report.failures().map(|check| check.name.as_str()).collect();
     assert_eq!(failed, ["funds"]);
+}
+
+/// The operator cannot bind an API key to an account without its holder: the request
+/// must carry the account's signature over the key's id, the role and this
+/// marketplace. The holder draws the key, so the operator that forwards the request
+/// never holds a key that acts as the account; a replayed request binds nothing, and the
+/// whole log shows every binding's signature to an auditor.
+#[tokio::test]
+async fn an_api_key_is_bound_to_an_account_only_on_its_holder_s_signed_request() {
+    let (server, _folder) = server_with_two_issuers().await;
+    let marketplace = server.marketplace_key().await;
+    let holder = SigningKey::from_bytes(&[21; 32]);
+    let api_key = draw_api_key();
+    let request = CreateApiKey::sign(&holder, &marketplace, ApiKeyRole::Issuer, &api_key);
+    let operator_key = SigningKey::from_bytes(&[42; 32]);
+    let create = |body: Value| {
+        let server = &server;
+        async move { server.post("/admin/api-keys", Some(OPERATOR), &body).await }
+    };
+
+    // The operator's own signature, the holder's for another marketplace or another
+    // role, and a request with no signature.
+    for forged in [
+        CreateApiKey {
+            possession: CreateApiKey::sign(
+                &operator_key,
+                &marketplace,
+                ApiKeyRole::Issuer,
+                &api_key,
+            )
+            .possession,
+            ..request
+        },
+        CreateApiKey::sign(&holder, &[1; 32], ApiKeyRole::Issuer, &api_key),
+        CreateApiKey {
+            role: ApiKeyRole::Researcher,
+            ..request
+        },
+    ] {
+        let (status, body) = create(json!(forged)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "bad_signature");
+    }
+    let mut unsigned = json!(request);
+    unsigned.as_object_mut().unwrap().remove("possession");
+    let (status, body) = create(unsigned).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server.get_with_key("/registry/root", Some(&api_key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = append_with_key(&server, &api_key).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no key was bound");
+
+    let (status, created) = create(json!(request)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created.get("api_key").is_none(), "{created}");
+    assert_eq!(
+        created["account"],
+        hex::encode(holder.verifying_key().to_bytes())
+    );
+    let (status, body) = append_with_key(&server, &api_key).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the holder's key works: {body}"
+    );
+    let (status, body) = create(json!(request)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "api_key_exists");
+
+    let entries = server.store().audit_entries(0, usize::MAX).unwrap();
+    let signed = server
+        .store()
+        .signed_audit_head(&SigningKey::from_bytes(&AUDIT_KEY_SEED))
+        .unwrap();
+    verify_log(&entries, &signed, Some(&marketplace)).unwrap();
+}
+
+/// Appends one fresh record of the holder's with `api_key`.
+async fn append_with_key(server: &TestServer, api_key: &str) -> (StatusCode, Value) {
+    let holder = SigningKey::from_bytes(&[21; 32]).verifying_key().to_bytes();
+    let enrollee = Enrollee::issue(ali_harris(), holder, &mut StdRng::seed_from_u64(14));
+    let body = records_body(&[appended_record(&enrollee.secret, &enrollee.record)]);
+    server.post("/registry/records", Some(api_key), &body).await
 }

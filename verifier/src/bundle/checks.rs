@@ -12,11 +12,9 @@ use zkcohort_cohort::Catalog;
 
 use super::report::Checks;
 use super::{BundleEnrollment, BundleReport, StudyBundle, BUNDLE_FORMAT};
-use crate::audit::{verify_inclusion, AuditEntry, Bytes32};
+use crate::audit::{holder_signature_is_valid, verify_inclusion, AuditEntry, Bytes32};
 use crate::events::{AuditEvent, EnrollmentRecord};
-use crate::records::{
-    funding_signature_is_valid, Account, LedgerEntry, LedgerKind, Study, StudyStatus,
-};
+use crate::records::{Account, LedgerEntry, LedgerKind, Study, StudyStatus};
 use crate::setup::{CeremonyTranscript, KeySetup};
 use crate::{prepare_verifying_key, verify_batch, VerifyingKey};
 
@@ -820,14 +818,7 @@ fn check_funds(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>)
                     && funding.ledger.credit == escrow =>
             {
                 if funding.ledger.debit != Account::Key(study.researcher)
-                    || !funding_signature_is_valid(
-                        &bundle.marketplace_key,
-                        &study.researcher,
-                        study.id,
-                        funding.ledger.amount,
-                        funding.nonce,
-                        &funding.signature,
-                    )
+                    || !holder_signature_is_valid(&entry.event, &bundle.marketplace_key)
                 {
                     problems.push(format!(
                         "escrow_funded entry {} is not the study researcher's signed order",

@@ -13,9 +13,9 @@ use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::{Catalog, Day, Query};
 use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry, StudyHeads};
 use zkcohort_verifier::events::{
-    ApiKeyChange, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord, EnrollmentRecord,
-    IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated, RegistryRevoke, RootChange,
-    SignedLedgerChange, StudyClosed, StudyCreated,
+    ApiKeyChange, ApiKeyCreation, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord,
+    EnrollmentRecord, IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated,
+    RegistryRevoke, RootChange, SignedLedgerChange, StudyClosed, StudyCreated,
 };
 use zkcohort_verifier::records::{
     Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
@@ -83,10 +83,11 @@ fn one_of_each() -> Vec<AuditEvent> {
             depth: 20,
             root: root(0),
         }),
-        AuditEvent::ApiKeyCreated(ApiKeyChange {
+        AuditEvent::ApiKeyCreated(ApiKeyCreation {
             key_id: [0x01; 32],
             role: ApiKeyRole::Researcher,
             account: [0xaa; 32],
+            possession: [0x0a; 64],
         }),
         AuditEvent::ApiKeyRevoked(ApiKeyChange {
             key_id: [0x02; 32],
@@ -311,4 +312,114 @@ fn a_study_entry_not_linked_to_its_study_s_previous_entry_breaks_the_log() {
     .unwrap_err()
     .0;
     assert!(error.contains("concerns no study"), "{error}");
+}
+
+/// A marketplace that writes an API key binding, or an escrow funding, without the
+/// account holder's signature for it into its own log (rehashed and re-signed, so the
+/// chain and the head verify) is caught by `verify_log`, which checks every holder
+/// signature against the signed head's marketplace key.
+#[test]
+fn a_log_that_binds_a_key_or_moves_money_without_its_holder_s_signature_fails() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use zkcohort_verifier::audit::{verify_log, SignedHead};
+    use zkcohort_verifier::records::{api_key_message, funding_message};
+
+    let marketplace = SigningKey::from_bytes(&[5; 32]);
+    let marketplace_key = marketplace.verifying_key().to_bytes();
+    let holder = SigningKey::from_bytes(&[6; 32]);
+    let account = holder.verifying_key().to_bytes();
+    let key_id = [0x11; 32];
+    let mut funding = ledger(
+        1,
+        LedgerKind::FundEscrow,
+        Account::Key(account),
+        Account::Escrow(1),
+    );
+    funding.study = Some(1);
+    let events = vec![
+        AuditEvent::ApiKeyCreated(ApiKeyCreation {
+            key_id,
+            role: ApiKeyRole::Researcher,
+            account,
+            possession: holder
+                .sign(&api_key_message(
+                    &marketplace_key,
+                    &account,
+                    ApiKeyRole::Researcher,
+                    &key_id,
+                ))
+                .to_bytes(),
+        }),
+        AuditEvent::StudyCreated(StudyCreated {
+            study: Study {
+                researcher: account,
+                ..study()
+            },
+        }),
+        AuditEvent::EscrowFunded(SignedLedgerChange {
+            signature: holder
+                .sign(&funding_message(
+                    &marketplace_key,
+                    &account,
+                    1,
+                    funding.amount,
+                    0,
+                ))
+                .to_bytes(),
+            ledger: funding,
+            nonce: 0,
+        }),
+    ];
+    let signed =
+        |entries: &[AuditEntry]| SignedHead::sign(verify_chain(entries).unwrap(), &marketplace);
+    let honest = chain(events);
+    verify_log(&honest, &signed(&honest), Some(&marketplace_key)).unwrap();
+
+    let someone_else = SigningKey::from_bytes(&[7; 32]);
+    let forgeries: [(usize, Box<dyn Fn(&mut AuditEvent)>); 3] = [
+        (
+            0,
+            Box::new(|event| {
+                if let AuditEvent::ApiKeyCreated(created) = event {
+                    created.possession = someone_else
+                        .sign(&api_key_message(
+                            &marketplace_key,
+                            &account,
+                            created.role,
+                            &key_id,
+                        ))
+                        .to_bytes();
+                }
+            }),
+        ),
+        (
+            0,
+            Box::new(|event| {
+                if let AuditEvent::ApiKeyCreated(created) = event {
+                    created.role = ApiKeyRole::Issuer;
+                }
+            }),
+        ),
+        (
+            2,
+            Box::new(|event| {
+                if let AuditEvent::EscrowFunded(funded) = event {
+                    funded.ledger.amount += 1;
+                }
+            }),
+        ),
+    ];
+    for (position, forge) in forgeries {
+        let forged = rewritten(honest.clone(), |entries| {
+            forge(&mut entries[position].event)
+        });
+        let error = verify_log(&forged, &signed(&forged), Some(&marketplace_key))
+            .unwrap_err()
+            .0;
+        let kind = honest[position].event.kind();
+        assert!(
+            error.contains(&format!("entry {position}: its {kind}")),
+            "{error}"
+        );
+    }
 }
