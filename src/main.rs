@@ -214,8 +214,9 @@ enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Suspend an issuer: the marketplace takes no more records from it, and studies
-    /// posted from now on do not accept it (audited).
+    /// Suspend an issuer: its records are revoked in one new root (they stop enrolling
+    /// in every study once the root window has passed), the marketplace takes no more
+    /// from it, and studies posted from now on do not accept it (audited).
     SuspendIssuer {
         /// The server's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]

@@ -65,7 +65,7 @@ pub(crate) fn suspend_issuer(server: &str, token_file: &Path, issuer: &str) -> R
     let answer = operator_client(server, token_file)?.suspend_issuer(issuer)?;
     if answer.newly_suspended {
         println!(
-            "issuer {} suspended: its appends are refused, studies posted from now on do not accept it",
+            "issuer {} suspended: its records are revoked (they stop enrolling anywhere once the root window has passed), its appends are refused, studies posted from now on do not accept it",
             answer.issuer
         );
     } else {

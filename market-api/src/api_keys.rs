@@ -14,7 +14,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zkcohort_verifier::events::{ApiKeyChange, ApiKeyCreation, AuditEvent, IssuerSuspension};
+use zkcohort_verifier::events::{ApiKeyChange, ApiKeyCreation, AuditEvent};
 use zkcohort_verifier::records::api_key_possession_is_valid;
 
 use crate::api::CreateApiKey;
@@ -31,7 +31,7 @@ const REVOKED_PREFIX: &[u8] = b"revokedkey/";
 /// The prefix of suspended issuers in the `meta` tree (the value: when, in ms).
 const SUSPENDED_PREFIX: &[u8] = b"suspended/";
 
-fn suspension_key(issuer: &Bytes32) -> Vec<u8> {
+pub(crate) fn suspension_key(issuer: &Bytes32) -> Vec<u8> {
     [SUSPENDED_PREFIX, &issuer[..]].concat()
 }
 
@@ -156,32 +156,6 @@ impl Store {
         accounts.sort_unstable();
         accounts.dedup();
         Ok(accounts)
-    }
-
-    /// Suspends the issuer acting as `issuer`, with its audit entry, in one
-    /// transaction: its appends are refused from now on and studies posted later do
-    /// not accept it. Studies already posted keep the issuer set they were posted
-    /// with (their proofs commit to it). Returns `false`, changing nothing, when the
-    /// issuer was already suspended.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Storage`].
-    pub fn suspend_issuer(&self, issuer: Bytes32) -> Result<bool, StoreError> {
-        let at = now_ms();
-        self.transact(|tx| {
-            if tx_is_suspended(tx, &issuer)? {
-                return Ok(false);
-            }
-            tx.meta
-                .insert(suspension_key(&issuer), &at.to_be_bytes()[..])?;
-            audit::append(
-                tx,
-                at,
-                AuditEvent::IssuerSuspended(IssuerSuspension { issuer }),
-            )?;
-            Ok(true)
-        })
     }
 
     /// Whether the issuer acting as `issuer` is suspended.

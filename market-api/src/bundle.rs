@@ -19,6 +19,7 @@ use zkcohort_circuits::shape::CircuitShape;
 use zkcohort_verifier::bundle::{
     BundleCircuit, BundleEnrollment, BundleRoot, ProvenEntry, StudyBundle, BUNDLE_FORMAT,
 };
+use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::snarkjs::SnarkjsVerifyingKey;
 use zkcohort_verifier::{KeySetup, VerifyingKey};
 
@@ -44,7 +45,8 @@ pub struct BundleContext<'a> {
 
 impl Store {
     /// The bundle of study `study_id`: the study, its enrollments and
-    /// proofs, the registry roots they use, and the audit entries that
+    /// proofs, the registry roots they use (and the root that replaced each one an
+    /// enrollment used after it was replaced), and the audit entries that
     /// concern it with inclusion proofs against a head signed now.
     ///
     /// # Errors
@@ -62,7 +64,17 @@ impl Store {
 
         let mut entries = self.study_entries(&study_head)?;
         let mut registry_roots = Vec::new();
-        let used: BTreeSet<u64> = enrollments.iter().map(|e| e.root_seq).collect();
+        // The roots the proofs used, and the one that replaced each used root that had
+        // been replaced by its enrollment: it shows the sponsor when, against the window.
+        let mut used = BTreeSet::new();
+        for entry in entries.values() {
+            if let AuditEvent::Enroll(enrollment) = &entry.event {
+                used.insert(enrollment.root_seq);
+                if enrollment.current_root_seq > enrollment.root_seq {
+                    used.insert(enrollment.root_seq + 1);
+                }
+            }
+        }
         for seq in used {
             let record = self
                 .root_history(seq, 1)?

@@ -93,13 +93,13 @@ impl Store {
     ) -> Result<Enrollment, StoreError> {
         let at = now_ms();
         let key = nullifier_key(study_id, &nullifier);
-        let window_ms = self.config.root_window_ms;
         self.transact(|tx| {
             let mut study = tx_study(tx, study_id)?;
             if study.status != StudyStatus::Open {
                 return abort(StoreError::StudyClosed(study_id));
             }
-            let root = tx_check_root(tx, &proof.registry_root, at, window_ms)?;
+            let (root, current_root_seq) =
+                tx_check_root(tx, &proof.registry_root, at, study.root_window_ms)?;
             if root.seq < study.min_root_seq {
                 return abort(StoreError::RootBeforeStudy {
                     study: study_id,
@@ -144,6 +144,7 @@ impl Store {
                     nullifier,
                     registry_root: proof.registry_root,
                     root_seq: root.seq,
+                    current_root_seq,
                     public_inputs: proof.public_inputs.clone(),
                     proof: proof.proof.clone(),
                     ledger: payout.clone(),

@@ -30,8 +30,10 @@ use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::Day;
 use zkcohort_verifier::events::{
-    self, AppendedRecord, AuditEvent, RegistryCreated, RegistryRevoke, RootChange,
+    self, AppendedRecord, AuditEvent, IssuerSuspension, RegistryCreated, RegistryRevoke, RootChange,
 };
+
+use crate::api_keys::{suspension_key, tx_is_suspended};
 
 use crate::store::{
     abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
@@ -129,13 +131,14 @@ fn status_of(
 }
 
 /// Checks inside a transaction that `root` is acceptable at `now_ms`; returns its
-/// record. Aborts with [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`].
+/// record and the current root's sequence number. Aborts with
+/// [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`].
 pub(crate) fn tx_check_root(
     tx: &Tx<'_>,
     root: &Bytes32,
     now_ms: u64,
     window_ms: u64,
-) -> TxResult<RootRecord> {
+) -> TxResult<(RootRecord, u64)> {
     let Some(seq) = tx.registry.get(prefixed_32(ROOT_INDEX, root))? else {
         return abort(StoreError::UnknownRoot);
     };
@@ -159,7 +162,9 @@ pub(crate) fn tx_check_root(
         }
     };
     match status_of(record, replaced_ms, now_ms, window_ms) {
-        RootStatus::Current(record) | RootStatus::Acceptable { record, .. } => Ok(record),
+        RootStatus::Current(record) | RootStatus::Acceptable { record, .. } => {
+            Ok((record, head.current.seq))
+        }
         _ => abort(StoreError::RootExpired {
             seq,
             current: head.current.seq,
@@ -348,14 +353,15 @@ impl Store {
             })
             .collect::<Result<Vec<Fr>, _>>()?;
         let leaves: Vec<Bytes32> = values.iter().map(fr_to_bytes).collect();
-        if self.is_suspended(&issuer)? {
-            return Err(StoreError::IssuerSuspended);
-        }
         let depth = self.config.registry_depth;
         let at = now_ms();
         let (range, root) = self.change_registry(
             |tree| Ok(tree.extend(&values)?),
             |tx, range, root, leaf_count| {
+                // Inside the transaction: a suspension committed meanwhile wins.
+                if tx_is_suspended(tx, &issuer)? {
+                    return abort(StoreError::IssuerSuspended);
+                }
                 for (index, leaf) in range.clone().zip(&leaves) {
                     tx.registry
                         .insert(&prefixed_u64(LEAF, index)[..], &leaf[..])?;
@@ -409,6 +415,83 @@ impl Store {
             },
         )?;
         Ok(root)
+    }
+
+    /// Suspends the issuer acting as `issuer`, in one transaction with its audit
+    /// entry: every leaf it appended and has not revoked is revoked in one new root, so
+    /// its records stop enrolling in every study, open ones included, once the root
+    /// window has passed; its appends are refused from now on, and studies posted later
+    /// do not accept it. Returns `false`, changing nothing, when the issuer was already
+    /// suspended.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn suspend_issuer(&self, issuer: Bytes32) -> Result<bool, StoreError> {
+        if self.is_suspended(&issuer)? {
+            return Ok(false);
+        }
+        let depth = self.config.registry_depth;
+        let at = now_ms();
+        let zero = [0u8; 32];
+        let suspended = self.change_registry(
+            |tree| {
+                let mut revoked = Vec::new();
+                for item in self.registry.scan_prefix([ISSUER]) {
+                    let (key, owner) = item?;
+                    let index = decode_u64(&key[1..])?;
+                    if owner.as_ref() == issuer && self.registry_leaf(index)? != zero {
+                        tree.revoke(index)?;
+                        revoked.push(index);
+                    }
+                }
+                Ok(revoked)
+            },
+            |tx, revoked: &Vec<u64>, root, leaf_count| {
+                if tx_is_suspended(tx, &issuer)? {
+                    return abort(StoreError::IssuerSuspended);
+                }
+                tx.meta
+                    .insert(suspension_key(&issuer), &at.to_be_bytes()[..])?;
+                for index in revoked {
+                    tx.registry
+                        .insert(&prefixed_u64(LEAF, *index)[..], &zero[..])?;
+                }
+                let suspension = |root| {
+                    AuditEvent::IssuerSuspended(IssuerSuspension {
+                        issuer,
+                        revoked: revoked.clone(),
+                        root,
+                    })
+                };
+                if revoked.is_empty() {
+                    audit::append(tx, at, suspension(None))?;
+                    tx_current_root(tx)
+                } else {
+                    tx_new_root(tx, depth, root, leaf_count, at, |root| {
+                        suspension(Some(root))
+                    })
+                }
+            },
+        );
+        match suspended {
+            Ok(_) => Ok(true),
+            // Suspended by a concurrent call meanwhile: that one did it.
+            Err(StoreError::IssuerSuspended) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The stored leaf at `index` (zero when revoked).
+    fn registry_leaf(&self, index: u64) -> Result<Bytes32, StoreError> {
+        let value = self
+            .registry
+            .get(prefixed_u64(LEAF, index))?
+            .ok_or_else(|| StoreError::Corrupt(format!("no registry leaf {index}")))?;
+        value
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("registry leaf length".into()))
     }
 
     /// The current root.

@@ -120,6 +120,7 @@ impl Store {
                 issuers: issuers.accounts().to_vec(),
                 issuers_root,
                 min_root_seq,
+                root_window_ms: self.config.root_window_ms,
                 reward: new.reward,
                 max_enrollments: new.max_enrollments,
                 epsilon_budget: new.epsilon_budget,

@@ -375,7 +375,9 @@ pub fn verify_inclusion(
 
 /// Checks a whole log from entry 0: indices in order, each hash valid, each
 /// entry chained to the previous one and each study entry to its study's previous
-/// entry. Returns the head it computes.
+/// entry, and each enrollment naming as current the root the log made current last
+/// (so a bundle cannot hide that an enrollment's root had been replaced). Returns the
+/// head it computes.
 ///
 /// # Errors
 ///
@@ -384,6 +386,7 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
     let mut prev_hash = [0u8; 32];
     let mut hashes = Vec::with_capacity(entries.len());
     let mut studies = StudyHeads::default();
+    let mut current_root = None;
     for (position, entry) in entries.iter().enumerate() {
         let bad = |why: &str| Err(AuditError(format!("entry {position}: {why}")));
         if entry.index != position as u64 {
@@ -397,6 +400,19 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
         }
         if let Err(why) = studies.push(entry) {
             return bad(&why);
+        }
+        if let Some(change) = entry.event.root_change() {
+            current_root = Some(change.root_seq);
+        }
+        if let AuditEvent::Enroll(enrollment) = &entry.event {
+            if Some(enrollment.current_root_seq) != current_root
+                || enrollment.root_seq > enrollment.current_root_seq
+            {
+                return bad(&format!(
+                    "the enrollment says root {} was current, the log says {current_root:?}",
+                    enrollment.current_root_seq
+                ));
+            }
         }
         prev_hash = entry.hash;
         hashes.push(entry.hash);

@@ -45,8 +45,8 @@ pub enum AuditEvent {
     Transfer(SignedLedgerChange),
     /// A differentially private release was charged and stored.
     DpRelease(DpReleaseRecord),
-    /// The operator suspended an issuer: its appends are refused and studies
-    /// posted later do not accept it.
+    /// The operator suspended an issuer: its leaves are revoked, its appends are
+    /// refused and studies posted later do not accept it.
     IssuerSuspended(IssuerSuspension),
 }
 
@@ -88,6 +88,7 @@ impl AuditEvent {
             AuditEvent::RegistryCreated(created) => Some(&created.root),
             AuditEvent::RegistryAppend(append) => Some(&append.root),
             AuditEvent::RegistryRevoke(revoke) => Some(&revoke.root),
+            AuditEvent::IssuerSuspended(suspension) => suspension.root.as_ref(),
             _ => None,
         }
     }
@@ -123,12 +124,17 @@ pub struct ApiKeyChange {
     pub account: Bytes32,
 }
 
-/// An issuer the operator suspended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An issuer the operator suspended: every leaf it appended is revoked in one new root,
+/// so its records stop enrolling in every study once the root window has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuerSuspension {
     /// The issuer's account.
     #[serde(with = "crate::hex_serde")]
     pub issuer: Bytes32,
+    /// The indices of the leaves revoked, ascending.
+    pub revoked: Vec<u64>,
+    /// The root after the revocations; none when the issuer had no leaf left to revoke.
+    pub root: Option<RootChange>,
 }
 
 /// The registry root a registry change made current.
@@ -232,6 +238,10 @@ pub struct EnrollmentRecord {
     pub registry_root: Bytes32,
     /// The root's sequence number.
     pub root_seq: u64,
+    /// The registry's current root when the enrollment was accepted: when it is
+    /// later than `root_seq`, the proof's root had been replaced, and the bundle shows
+    /// by root `root_seq + 1` that this was within the study's window.
+    pub current_root_seq: u64,
     /// The public inputs as decimal strings, in circuit order.
     pub public_inputs: Vec<String>,
     /// The proof, re-serialized from its parsed points.

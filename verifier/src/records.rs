@@ -215,6 +215,10 @@ pub struct Study {
     /// root or a later one, so a record revoked before the study was posted never
     /// enrolls in it.
     pub min_root_seq: u64,
+    /// How long a replaced registry root stays acceptable for this study's
+    /// enrollments, in milliseconds: the marketplace's window when the study was
+    /// posted, fixed with it so a sponsor checks each enrollment against it.
+    pub root_window_ms: u64,
     /// Tokens paid per enrollment.
     pub reward: u64,
     /// The most enrollments the study takes.

@@ -28,7 +28,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(post, path = "/admin/issuers/suspend", operation_id = "suspend_issuer", tag = "admin", security(("api_key" = [])),
     request_body = SuspendIssuer,
-    responses((status = 200, description = "the issuer is suspended: its appends are refused, later studies do not accept it", body = SuspendedIssuer), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 200, description = "the issuer is suspended: its leaves are revoked in one new root, its appends are refused, later studies do not accept it", body = SuspendedIssuer), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn suspend_issuer(
     State(state): State<AppState>,
     headers: HeaderMap,

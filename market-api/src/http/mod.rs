@@ -49,7 +49,7 @@
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
 //! | `POST /admin/api-keys` | operator | the holder's signed [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201); the key is the holder's, never sent |
 //! | `POST /admin/api-keys/revoke` | operator | [`RevokeApiKey`](crate::api::RevokeApiKey) → [`RevokedApiKey`](crate::api::RevokedApiKey) |
-//! | `POST /admin/issuers/suspend` | operator | `{"issuer": hex}`: its appends are refused (403 `issuer_suspended`), later studies do not accept it |
+//! | `POST /admin/issuers/suspend` | operator | `{"issuer": hex}`: its leaves are revoked in one new root, its appends are refused (403 `issuer_suspended`), later studies do not accept it |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 description of the routes above ([`openapi`]) |
 //!
 //! # The OpenAPI description

@@ -1,4 +1,5 @@
-//! Operator-created API keys (`/admin/api-keys`) and the error shape of the
+//! API keys the operator binds on their holders' signed requests (`/admin/api-keys`)
+//! and the error shape of the
 //! timeout: the router in process, and a real server for the slow request.
 
 use std::collections::HashMap;
@@ -14,7 +15,12 @@ use tower::ServiceExt;
 use zkcohort_market::http::{app, AppState, Limits, Role};
 use zkcohort_market::Store;
 
-use crate::common::{api_config, setup_keys, store_config, TestServer, OPERATOR, RESEARCHER};
+use zkcohort_market::api::CreateApiKey;
+use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
+
+use crate::common::{
+    api_config, marketplace_key, setup_keys, store_config, TestServer, OPERATOR, RESEARCHER,
+};
 
 fn state(folder: &tempfile::TempDir, limits: Limits) -> AppState {
     let keys = setup_keys();
@@ -74,7 +80,19 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
     let state = state(&folder, Limits::default());
     let router = app(state.clone());
     let researcher = account(1);
-    let good = json!({"role": "researcher", "account": researcher});
+    let api_key = draw_api_key();
+    let request = CreateApiKey::sign(
+        &SigningKey::from_bytes(&[1; 32]),
+        &marketplace_key(),
+        ApiKeyRole::Researcher,
+        &api_key,
+    );
+    let good = json!(request);
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body
+    };
     let audit_size = || state.store().audit_head().unwrap().size;
     let before = audit_size();
 
@@ -94,25 +112,31 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
         ),
         (
             Some(OPERATOR),
-            json!({"role": "auditor", "account": researcher}),
+            with("role", json!("auditor")),
             StatusCode::BAD_REQUEST,
             "malformed_json",
         ),
         (
             Some(OPERATOR),
-            json!({"role": "issuer", "account": "abc"}),
+            with("account", json!("abc")),
             StatusCode::BAD_REQUEST,
-            "bad_key",
+            "malformed_json",
         ),
         (
             Some(OPERATOR),
-            json!({"role": "issuer", "account": not_a_point()}),
+            with("account", json!(not_a_point())),
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_key",
         ),
         (
             Some(OPERATOR),
-            json!({"role": "issuer", "account": researcher, "admin": true}),
+            with("account", json!(account(2))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_signature",
+        ),
+        (
+            Some(OPERATOR),
+            with("admin", json!(true)),
             StatusCode::BAD_REQUEST,
             "malformed_json",
         ),
@@ -132,8 +156,8 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["role"], "researcher");
     assert_eq!(created["account"], researcher.as_str());
-    let api_key = created["api_key"].as_str().unwrap().to_owned();
-    assert_eq!(api_key.len(), 64);
+    assert_eq!(created["key_id"], hex::encode(request.key_id));
+    assert!(created.get("api_key").is_none(), "{created}");
 
     let entries = state.store().audit_entries(before, 10).unwrap();
     assert_eq!(entries.len(), 1);
@@ -166,7 +190,12 @@ async fn only_the_operator_creates_keys_and_bad_requests_change_nothing() {
         &router,
         "/admin/api-keys",
         Some(&api_key),
-        json!({"role": "issuer", "account": researcher}),
+        json!(CreateApiKey::sign(
+            &SigningKey::from_bytes(&[1; 32]),
+            &marketplace_key(),
+            ApiKeyRole::Issuer,
+            &draw_api_key(),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{error}");

@@ -545,9 +545,12 @@ fn audit_log_verifies_and_tampering_is_detected() {
     for amount in 1..=30 {
         store.mint(public(5), amount).unwrap();
     }
-    let operator = key(42);
-    let signed = store.signed_audit_head(&operator).unwrap();
-    signed.verify(Some(&public(42))).unwrap();
+    // The marketplace key the study's funding was signed for.
+    let marketplace = SigningKey::from_bytes(&crate::common::AUDIT_KEY_SEED);
+    let signed = store.signed_audit_head(&marketplace).unwrap();
+    signed
+        .verify(Some(&crate::common::marketplace_key()))
+        .unwrap();
     assert!(signed.verify(Some(&public(43))).is_err());
     let mut forged_head = signed;
     forged_head.head.size -= 1;
@@ -555,7 +558,12 @@ fn audit_log_verifies_and_tampering_is_detected() {
 
     let entries = store.audit_entries(0, usize::MAX).unwrap();
     assert_eq!(entries.len() as u64, signed.head.size);
-    verify_log(&entries, &signed, Some(&public(42))).unwrap();
+    verify_log(&entries, &signed, Some(&crate::common::marketplace_key())).unwrap();
+    let elsewhere = store.signed_audit_head(&key(42)).unwrap();
+    assert!(
+        verify_log(&entries, &elsewhere, None).is_err(),
+        "the funding was signed for another marketplace than the one signing the log"
+    );
     assert!(verify_log(&entries[..entries.len() - 1], &signed, None).is_err());
     assert_eq!(verify_chain(&entries).unwrap(), signed.head);
     assert_eq!(store.verify_audit_log().unwrap(), signed.head);
@@ -620,7 +628,7 @@ fn audit_log_verifies_and_tampering_is_detected() {
     verify_inclusion(&entries[4].hash, &back, &root).unwrap();
     let json = serde_json::to_string(&signed).unwrap();
     let back: zkcohort_market::SignedHead = serde_json::from_str(&json).unwrap();
-    back.verify(Some(&public(42))).unwrap();
+    back.verify(Some(&crate::common::marketplace_key())).unwrap();
 }
 
 #[test]

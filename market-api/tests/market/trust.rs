@@ -1,7 +1,8 @@
 //! Attacks by a party the protocol does not trust, each refused: an issuer putting a
 //! record under another issuer's id, a record revoked before a study was posted
 //! enrolling in it through an older root, and one revoked later enrolling after the
-//! root window; an issuer the operator suspended; the holder of a researcher's API
+//! root window; an issuer the operator suspended, in studies posted later and in those
+//! already open; the holder of a researcher's API
 //! key moving the researcher's tokens without the account's signature; and the operator
 //! binding an API key to an account without its holder. Real proofs, real
 //! HTTP on 127.0.0.1.
@@ -244,6 +245,65 @@ async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_pas
         .post("/registry/revoke", Some(ISSUER), &json!({"index": 0}))
         .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
+    tokio::time::sleep(std::time::Duration::from_millis(WINDOW_MS + 200)).await;
+    let before = server.store().study(study).unwrap();
+    let (status, error) = server
+        .post(&format!("/studies/{study}/enroll"), None, &body)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "root_expired");
+    assert_eq!(server.store().study(study).unwrap(), before);
+}
+
+/// A suspension reaches the studies already open: every leaf of the suspended issuer
+/// is revoked in one new root, audited with the indices, so a record it issued proves
+/// only against the roots before the suspension and stops enrolling once the window
+/// has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_issuer_s_records_stop_enrolling_in_open_studies_after_the_window() {
+    const WINDOW_MS: u64 = 1_000;
+    let (server, _folder) = server_with_window(WINDOW_MS).await;
+    let study = funded_study(&server, 2, None).await;
+    let kept = Enrollee::issue(ali_harris(), ISSUER_ACCOUNT, &mut StdRng::seed_from_u64(15));
+    let suspended = Enrollee::issue(ali_harris(), OTHER_ISSUER, &mut StdRng::seed_from_u64(16));
+    append(&server, ISSUER, &kept).await;
+    append(&server, OTHER_ISSUER_KEY, &suspended).await;
+    let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
+    registry.append(kept.leaf(SHAPE)).unwrap();
+    registry.append(suspended.leaf(SHAPE)).unwrap();
+    let scope = StudyScope::for_study(&server.marketplace_key().await, study);
+    let issuers = IssuerSet::new(&[ISSUER_ACCOUNT, OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
+    let proof = keys()
+        .prove_with_rng(
+            &request(&suspended, &registry, 1, &issuers, scope),
+            &mut StdRng::seed_from_u64(7),
+        )
+        .unwrap();
+    let body = enroll_body(&proof, &public_key(40));
+
+    let (status, answer) = server
+        .post(
+            "/admin/issuers/suspend",
+            Some(OPERATOR),
+            &json!({"issuer": hex::encode(OTHER_ISSUER)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let last = server.store().audit_entries(0, usize::MAX).unwrap();
+    let AuditEvent::IssuerSuspended(suspension) = &last.last().unwrap().event else {
+        panic!("the suspension is the last entry");
+    };
+    assert_eq!(suspension.revoked, vec![1]);
+    registry.revoke(1).unwrap();
+    assert_eq!(
+        suspension.root.map(|root| root.root),
+        Some(fr_to_bytes(&registry.root())),
+        "one new root without the issuer's leaves"
+    );
+    let leaves = server.store().registry_leaves(0, 10).unwrap();
+    assert_eq!(leaves[0], fr_to_bytes(&kept.leaf(SHAPE)));
+    assert_eq!(leaves[1], [0u8; 32]);
+
     tokio::time::sleep(std::time::Duration::from_millis(WINDOW_MS + 200)).await;
     let before = server.store().study(study).unwrap();
     let (status, error) = server

@@ -306,6 +306,10 @@ fn fixed_fields_differing(study: &Study, original: &Study) -> Vec<&'static str> 
         ("issuers", study.issuers == original.issuers),
         ("issuers_root", study.issuers_root == original.issuers_root),
         ("min_root_seq", study.min_root_seq == original.min_root_seq),
+        (
+            "root_window_ms",
+            study.root_window_ms == original.root_window_ms,
+        ),
         ("reward", study.reward == original.reward),
         (
             "max_enrollments",
@@ -857,47 +861,90 @@ fn check_funds(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>)
     (paid, funded)
 }
 
-/// Each enrollment's root is a listed root record, verified in the log
-/// before the enrollment.
+/// Each enrollment's root is a listed root record, verified in the log before the
+/// enrollment and no older than the study; and when its enrollment entry says the
+/// root had been replaced by then, the replacing root is listed too, verified, and
+/// became current no longer than the study's window before the enrollment.
 fn check_roots_used(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted<'_>) {
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
+    let verified_root = |seq: u64, before: u64| {
+        bundle.registry_roots.iter().find(|record| {
+            record.seq == seq
+                && trusted.contains_key(&record.audit_index)
+                && record.audit_index < before
+        })
+    };
     for (position, enrollment) in bundle.enrollments.iter().enumerate() {
-        let record = bundle.registry_roots.iter().find(|record| {
+        let name = name_of(position, enrollment);
+        let listed = bundle.registry_roots.iter().find(|record| {
             record.root == enrollment.registry_root && record.seq == enrollment.root_seq
         });
-        match record {
-            None => problems.push(format!(
-                "{}: its registry root {} is not a listed root record",
-                name_of(position, enrollment),
+        let Some(record) = listed else {
+            problems.push(format!(
+                "{name}: its registry root {} is not a listed root record",
                 enrollment.root_seq
-            )),
-            Some(record)
-                if !trusted.contains_key(&record.audit_index)
-                    || record.audit_index >= enrollment.audit_index =>
-            {
-                problems.push(format!(
-                    "{}: root {} was not recorded in the log before the enrollment",
-                    name_of(position, enrollment),
-                    record.seq
-                ))
-            }
-            Some(record) if record.seq < bundle.study.min_root_seq => problems.push(format!(
-                "{}: root {} is older than the study, which takes root {} or later",
-                name_of(position, enrollment),
-                record.seq,
-                bundle.study.min_root_seq
-            )),
-            Some(record) => {
-                used.insert(record.seq);
+            ));
+            continue;
+        };
+        if verified_root(record.seq, enrollment.audit_index).is_none() {
+            problems.push(format!(
+                "{name}: root {} was not recorded in the log before the enrollment",
+                record.seq
+            ));
+            continue;
+        }
+        if record.seq < bundle.study.min_root_seq {
+            problems.push(format!(
+                "{name}: root {} is older than the study, which takes root {} or later",
+                record.seq, bundle.study.min_root_seq
+            ));
+            continue;
+        }
+        let Some(entry) = trusted.get(&enrollment.audit_index) else {
+            // check_enrollment_entries names the missing entry.
+            continue;
+        };
+        let AuditEvent::Enroll(accepted) = &entry.event else {
+            continue;
+        };
+        if accepted.current_root_seq < record.seq {
+            problems.push(format!(
+                "{name}: its entry says root {} was current, before the proof's root {}",
+                accepted.current_root_seq, record.seq
+            ));
+            continue;
+        }
+        if accepted.current_root_seq > record.seq {
+            match verified_root(record.seq + 1, enrollment.audit_index) {
+                None => problems.push(format!(
+                    "{name}: root {} had been replaced, but the bundle does not show by \
+                     which verified root {} and when",
+                    record.seq,
+                    record.seq + 1
+                )),
+                Some(successor)
+                    if entry.at_ms.saturating_sub(successor.at_ms)
+                        > bundle.study.root_window_ms =>
+                {
+                    problems.push(format!(
+                        "{name}: root {} had been replaced {} ms before, longer than the \
+                         study's window of {} ms",
+                        record.seq,
+                        entry.at_ms - successor.at_ms,
+                        bundle.study.root_window_ms
+                    ))
+                }
+                Some(_) => {}
             }
         }
+        used.insert(record.seq);
     }
     checks.record(
         "roots_used",
         problems,
         format!(
-            "{} distinct registry roots used, each recorded in the log first, none older than the study",
+            "{} distinct registry roots used, each recorded in the log first, none older than the study, none replaced for longer than its window",
             used.len()
         ),
     );

@@ -63,6 +63,7 @@ fn study() -> Study {
         issuers: vec![[0xcc; 32]],
         issuers_root: [0x0d; 32],
         min_root_seq: 1,
+        root_window_ms: 86_400_000,
         reward: 25,
         max_enrollments: 20,
         epsilon_budget: 1.5,
@@ -123,6 +124,7 @@ fn one_of_each() -> Vec<AuditEvent> {
             nullifier: [0x31; 32],
             registry_root: [0x11; 32],
             root_seq: 1,
+            current_root_seq: 1,
             public_inputs: vec![
                 "1".into(),
                 "2".into(),
@@ -162,7 +164,11 @@ fn one_of_each() -> Vec<AuditEvent> {
             index: 1,
             root: root(2),
         }),
-        AuditEvent::IssuerSuspended(IssuerSuspension { issuer: [0xcc; 32] }),
+        AuditEvent::IssuerSuspended(IssuerSuspension {
+            issuer: [0xcc; 32],
+            revoked: vec![0],
+            root: Some(root(3)),
+        }),
         AuditEvent::StudyClosed(StudyClosed {
             study: 1,
             enrolled: 1,
@@ -419,6 +425,30 @@ fn a_log_that_binds_a_key_or_moves_money_without_its_holder_s_signature_fails() 
         let kind = honest[position].event.kind();
         assert!(
             error.contains(&format!("entry {position}: its {kind}")),
+            "{error}"
+        );
+    }
+}
+
+/// An enrollment entry that hides that its root had been replaced (naming its own root
+/// as current after a later one), or names a root the log never made current yet,
+/// breaks the log: a bundle's window check rests on this field.
+#[test]
+fn an_enrollment_naming_another_current_root_than_the_log_s_breaks_it() {
+    let entries = chain(one_of_each());
+    let enrollment = entries
+        .iter()
+        .position(|entry| matches!(entry.event, AuditEvent::Enroll(_)))
+        .unwrap();
+    for claimed in [0, 2] {
+        let lying = rewritten(entries.clone(), |entries| {
+            if let AuditEvent::Enroll(record) = &mut entries[enrollment].event {
+                record.current_root_seq = claimed;
+            }
+        });
+        let error = verify_chain(&lying).unwrap_err().0;
+        assert!(
+            error.contains(&format!("the enrollment says root {claimed} was current")),
             "{error}"
         );
     }

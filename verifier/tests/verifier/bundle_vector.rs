@@ -63,6 +63,33 @@ fn the_vector_verifies_and_every_tampering_is_named() {
     let report = tamper(&|b| b.study.min_root_seq = b.enrollments[0].root_seq + 1);
     assert_rejected(&report, "roots_used", "older than the study");
 
+    // The first enrollment used a root already replaced (within the window): the
+    // bundle carries the replacing root, without which, or with a shorter window, the
+    // enrollment is not shown to be on time.
+    let replaced = bundle.enrollments[0].root_seq;
+    let accepted_while_replaced = bundle.audit_entries.iter().any(|proven| {
+        matches!(&proven.entry.event, AuditEvent::Enroll(enrollment)
+            if proven.entry.index == bundle.enrollments[0].audit_index
+                && enrollment.current_root_seq > enrollment.root_seq)
+    });
+    assert!(
+        accepted_while_replaced,
+        "the vector enrolls on a replaced root"
+    );
+    let report = tamper(&|b| b.registry_roots.retain(|root| root.seq != replaced + 1));
+    assert_rejected(
+        &report,
+        "roots_used",
+        "does not show by which verified root",
+    );
+    let report = tamper(&|b| b.study.root_window_ms = 0);
+    assert_rejected(
+        &report,
+        "roots_used",
+        "longer than the study's window of 0 ms",
+    );
+    assert_rejected(&report, "study_record", "root_window_ms");
+
     // A digit of a proof point changed: not a curve point any more.
     let report = tamper(&|b| {
         let x = b.enrollments[0].proof.pi_a[0].clone();
