@@ -21,6 +21,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A message for people; empty of detail for 5xx.
     pub message: String,
+    /// Seconds to wait before retrying, sent as `Retry-After` (429).
+    pub retry_after_s: Option<u64>,
 }
 
 /// The JSON body of every error: `{"error": {"code": "...", "message": "..."}}`.
@@ -46,6 +48,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// A caller over its rate limit (429), told when to retry.
+    pub fn rate_limited(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
 
@@ -106,7 +117,13 @@ impl IntoResponse for ApiError {
                 message: message.to_owned(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

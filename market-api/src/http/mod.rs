@@ -30,7 +30,7 @@
 //! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
-//! | `POST /registry/records` | issuer | `{"records": [{"commitment": decimal, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id |
+//! | `POST /registry/records` | issuer | `{"records": [{"commitment": decimal, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id; over [`Limits::issuer_records_per_minute`], 429 `rate_limited` with `Retry-After` |
 //! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
 //! | `GET /registry/root` | anyone | the current root (hex and decimal) |
 //! | `GET /registry/roots?start&limit` | anyone | root history |
@@ -74,6 +74,7 @@ mod studies;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -125,15 +128,20 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How many requests are served at once (more wait).
     pub concurrency: usize,
+    /// How many records one issuer may append per minute, in one burst or spread out
+    /// (refilled evenly): no issuer key floods the registry. Counted in this process.
+    pub issuer_records_per_minute: NonZeroU32,
 }
 
 impl Default for Limits {
-    /// 64 KiB bodies, 30 s per request, 256 requests at once.
+    /// 64 KiB bodies, 30 s per request, 256 requests at once, 10,000 records per
+    /// issuer per minute.
     fn default() -> Self {
         Self {
             body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             concurrency: 256,
+            issuer_records_per_minute: NonZeroU32::new(10_000).expect("positive"),
         }
     }
 }
@@ -175,13 +183,56 @@ pub struct AppState {
 struct Shared {
     store: Store,
     config: ApiConfig,
+    /// Each issuer's allowance of records, a cell per record.
+    issuer_appends: DefaultKeyedRateLimiter<Bytes32>,
 }
 
 impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Store, config: ApiConfig) -> Self {
+        let issuer_appends =
+            RateLimiter::keyed(Quota::per_minute(config.limits.issuer_records_per_minute));
         Self {
-            inner: Arc::new(Shared { store, config }),
+            inner: Arc::new(Shared {
+                store,
+                config,
+                issuer_appends,
+            }),
+        }
+    }
+
+    /// Takes `records` from `issuer`'s allowance, or answers 429 `rate_limited` with
+    /// how long to wait (and takes nothing).
+    fn take_issuer_allowance(&self, issuer: &Bytes32, records: usize) -> Result<(), ApiError> {
+        let per_minute = self.config().limits.issuer_records_per_minute;
+        let too_many = || {
+            ApiError::unprocessable(
+                "too_many_records",
+                format!(
+                    "an issuer appends at most {per_minute} records per minute; send fewer at once"
+                ),
+            )
+        };
+        let Some(cells) = u32::try_from(records).ok().and_then(NonZeroU32::new) else {
+            return if records == 0 {
+                Ok(())
+            } else {
+                Err(too_many())
+            };
+        };
+        match self.inner.issuer_appends.check_key_n(issuer, cells) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::rate_limited(
+                    format!(
+                        "this issuer may append {per_minute} records per minute: retry in {} s",
+                        wait.as_secs() + 1
+                    ),
+                    wait.as_secs() + 1,
+                ))
+            }
+            Err(_) => Err(too_many()),
         }
     }
 

@@ -36,13 +36,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(post, path = "/registry/records", operation_id = "append_registry_records", tag = "registry", security(("api_key" = [])),
     request_body = AppendRecords,
-    responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = 429, description = "over the issuer's records per minute: `rate_limited`, with Retry-After", body = ErrorBody), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<AppendRecords>,
 ) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
     let issuer = state.issuer(&headers)?;
+    state.take_issuer_allowance(&issuer, body.records.len())?;
     let records = body
         .records
         .iter()

@@ -628,7 +628,8 @@ fn audit_log_verifies_and_tampering_is_detected() {
     verify_inclusion(&entries[4].hash, &back, &root).unwrap();
     let json = serde_json::to_string(&signed).unwrap();
     let back: zkcohort_market::SignedHead = serde_json::from_str(&json).unwrap();
-    back.verify(Some(&crate::common::marketplace_key())).unwrap();
+    back.verify(Some(&crate::common::marketplace_key()))
+        .unwrap();
 }
 
 #[test]

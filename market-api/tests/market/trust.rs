@@ -4,7 +4,7 @@
 //! root window; an issuer the operator suspended, in studies posted later and in those
 //! already open; the holder of a researcher's API
 //! key moving the researcher's tokens without the account's signature; and the operator
-//! binding an API key to an account without its holder. Real proofs, real
+//! binding an API key to an account without its holder; an issuer flooding the registry. Real proofs, real
 //! HTTP on 127.0.0.1.
 
 use std::collections::HashMap;
@@ -542,4 +542,77 @@ async fn append_with_key(server: &TestServer, api_key: &str) -> (StatusCode, Val
     let enrollee = Enrollee::issue(ali_harris(), holder, &mut StdRng::seed_from_u64(14));
     let body = records_body(&[appended_record(&enrollee.secret, &enrollee.record)]);
     server.post("/registry/records", Some(api_key), &body).await
+}
+
+/// An issuer key cannot flood the registry (junk leaves to crowd it, or to churn roots):
+/// each issuer appends at most its allowance of records per minute, counted per issuer,
+/// and a refused append changes nothing and says when to retry.
+#[tokio::test]
+async fn an_issuer_over_its_records_per_minute_is_refused_and_others_are_not() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = Store::open(folder.path(), store_config()).unwrap();
+    let mut keys_by_token: HashMap<String, Role> = api_keys(public_key(7));
+    keys_by_token.insert(OTHER_ISSUER_KEY.into(), Role::Issuer(OTHER_ISSUER));
+    let mut config = api_config(keys(), keys_by_token);
+    config.limits.issuer_records_per_minute = std::num::NonZeroU32::new(3).unwrap();
+    let server = TestServer::serve(store, config).await;
+    let batch = |issuer: [u8; 32], seeds: std::ops::Range<u64>| {
+        let records: Vec<_> = seeds
+            .map(|seed| {
+                let enrollee =
+                    Enrollee::issue(ali_harris(), issuer, &mut StdRng::seed_from_u64(seed));
+                appended_record(&enrollee.secret, &enrollee.record)
+            })
+            .collect();
+        records_body(&records)
+    };
+
+    let (status, body) = server
+        .post(
+            "/registry/records",
+            Some(ISSUER),
+            &batch(ISSUER_ACCOUNT, 0..2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let leaves = server.store().registry_len().unwrap();
+    let audit = server.store().audit_head().unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/registry/records", server.addr()))
+        .bearer_auth(ISSUER)
+        .json(&batch(ISSUER_ACCOUNT, 2..4))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "rate_limited");
+    assert_eq!(server.store().registry_len().unwrap(), leaves);
+    assert_eq!(server.store().audit_head().unwrap(), audit);
+
+    // More than the whole allowance at once can never pass: said as such.
+    let (status, error) = server
+        .post(
+            "/registry/records",
+            Some(OTHER_ISSUER_KEY),
+            &batch(OTHER_ISSUER, 4..8),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "too_many_records");
+    // The other issuer's allowance is its own.
+    let (status, body) = server
+        .post(
+            "/registry/records",
+            Some(OTHER_ISSUER_KEY),
+            &batch(OTHER_ISSUER, 8..11),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
