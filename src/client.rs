@@ -17,11 +17,11 @@ use serde::Serialize;
 use zkcohort_market::api::{
     AccountView, AppendRecords, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
     EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RecordToAppend,
-    RevokeLeaf, RootView, SuspendIssuer, SuspendedIssuer,
+    RevokeLeaf, SuspendIssuer, SuspendedIssuer,
 };
 use zkcohort_market::http::CHECKSUM_HEADER;
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
-use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, SignedTransfer, Study};
+use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, RootRecord, SignedTransfer, Study};
 use zkcohort_verifier::StudyBundle;
 
 /// How long one request may take (the server's own limit is 30 s).
@@ -212,7 +212,7 @@ impl MarketClient {
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn revoke_leaf(&self, index: u64) -> Result<RootView, ClientError> {
+    pub fn revoke_leaf(&self, index: u64) -> Result<RootRecord, ClientError> {
         self.post("/registry/revoke", &RevokeLeaf { index })
     }
 
@@ -221,7 +221,7 @@ impl MarketClient {
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn registry_root(&self) -> Result<RootView, ClientError> {
+    pub fn registry_root(&self) -> Result<RootRecord, ClientError> {
         self.get("/registry/root")
     }
 

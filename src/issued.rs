@@ -10,12 +10,12 @@ use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::issuers::IssuerId;
 use zkcohort_circuits::record::{record_commitment, registry_leaf, IssuedRecord};
 use zkcohort_circuits::slots::{record_root, RecordSalt, SlotTree};
-use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
+use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::{import_bundle, Catalog, Day, ImportReport, RecordSummary};
 
 /// The format tag of [`IssuedRecordFile`].
-pub const ISSUED_RECORD_FORMAT: &str = "zkcohort-issued-record-v2";
+pub const ISSUED_RECORD_FORMAT: &str = "zkcohort-issued-record-v3";
 
 /// What an issuer gives the patient after appending the record's commitment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +29,13 @@ pub struct IssuedRecordFile {
     pub issuer: String,
     /// The day the issuer attested the summary.
     pub issued_at: Day,
-    /// The salt of the record commitment, decimal.
+    /// The salt of the record commitment, a field element in hex.
     pub salt: String,
-    /// The patient's identity commitment the leaf was made for, decimal.
+    /// The patient's identity commitment the leaf was made for, in hex.
     pub identity_commitment: String,
     /// The slot-tree depth of the circuit the record was committed for.
     pub slot_depth: usize,
-    /// The registry leaf, decimal.
+    /// The registry leaf, in hex.
     pub leaf: String,
     /// The leaf's index in the registry.
     pub leaf_index: u64,
@@ -57,7 +57,7 @@ impl IssuedRecordFile {
                 self.format
             );
         }
-        let commitment = decimal(&self.identity_commitment, "identity_commitment")?;
+        let commitment = field(&self.identity_commitment, "identity_commitment")?;
         if commitment != identity.0 {
             bail!("this record was issued to another identity");
         }
@@ -66,11 +66,11 @@ impl IssuedRecordFile {
         let record = IssuedRecord {
             summary: RecordSummary::from_json(Catalog::bundled(), self.summary.clone())
                 .context("the record's summary")?,
-            salt: RecordSalt(decimal(&self.salt, "salt")?),
+            salt: RecordSalt(field(&self.salt, "salt")?),
             issuer,
             issued_at: self.issued_at,
         };
-        let leaf = decimal(&self.leaf, "leaf")?;
+        let leaf = field(&self.leaf, "leaf")?;
         if record.registry_leaf(identity, self.slot_depth)? != leaf {
             bail!("the leaf does not commit to this record and identity: the file is corrupt");
         }
@@ -78,9 +78,9 @@ impl IssuedRecordFile {
     }
 }
 
-/// A decimal field element, or an error naming the field.
-fn decimal(text: &str, what: &str) -> Result<Fr> {
-    fr_from_decimal(text).with_context(|| format!("{what}: not a canonical field element"))
+/// A field element in hex, or an error naming the field.
+fn field(text: &str, what: &str) -> Result<Fr> {
+    fr_from_hex(text).with_context(|| format!("{what}: not a canonical field element in hex"))
 }
 
 /// An issuer's work on one bundle: the summary it attests, salted for one identity.
@@ -159,10 +159,10 @@ impl Issuance {
             source: source.to_string(),
             issuer: hex::encode(issuer),
             issued_at: self.issued_at,
-            salt: fr_to_decimal(&self.salt.0),
-            identity_commitment: fr_to_decimal(&identity.0),
+            salt: fr_to_hex(&self.salt.0),
+            identity_commitment: fr_to_hex(&identity.0),
             slot_depth: self.slot_depth,
-            leaf: fr_to_decimal(&leaf),
+            leaf: fr_to_hex(&leaf),
             leaf_index,
             summary: self.summary.to_json(Catalog::bundled()),
         })

@@ -4,8 +4,9 @@
 
 use anyhow::{ensure, Result};
 use zkcohort_circuits::identity::IdentityCommitment;
-use zkcohort_circuits::statement::fr_to_decimal;
-use zkcohort_market::api::{RecordToAppend, RootView};
+use zkcohort_circuits::statement::fr_to_hex;
+use zkcohort_market::api::RecordToAppend;
+use zkcohort_market::RootRecord;
 
 use crate::client::MarketClient;
 use crate::issued::{Issuance, IssuedRecordFile};
@@ -29,7 +30,7 @@ pub fn register(client: &MarketClient, records: &[PendingRecord]) -> Result<Vec<
     let to_append: Vec<RecordToAppend> = records
         .iter()
         .map(|pending| RecordToAppend {
-            commitment: fr_to_decimal(&pending.issuance.commitment),
+            commitment: fr_to_hex(&pending.issuance.commitment),
             issued_at: pending.issuance.issued_at,
         })
         .collect();
@@ -55,6 +56,6 @@ pub fn register(client: &MarketClient, records: &[PendingRecord]) -> Result<Vec<
 ///
 /// # Errors
 /// The marketplace refuses it.
-pub fn revoke(client: &MarketClient, index: u64) -> Result<RootView> {
+pub fn revoke(client: &MarketClient, index: u64) -> Result<RootRecord> {
     Ok(client.revoke_leaf(index)?)
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_hex};
 use zkcohort_cohort::Eligibility;
 use zkcohort_market::api::{AccountView, EnrollRequest, MarketplaceInfo};
 use zkcohort_market::{Enrollment, LedgerEntry, SignedTransfer, Study, StudyStatus};
@@ -83,7 +83,7 @@ pub fn sync_registry(
     market: &RemoteMarketplace,
 ) -> Result<RegistryTree> {
     let root = client.registry_root()?;
-    let root = fr_from_decimal(&root.root_decimal).context("the registry root")?;
+    let root = fr_from_bytes(&root.root).context("the registry root")?;
     wallet.sync_registry(market.info.registry_depth, root, |start| {
         let page = client.registry_leaves(start, LEAF_PAGE)?;
         page.iter()
@@ -204,8 +204,8 @@ pub fn submit_enrollment(
     let statement = &proof.statement;
     let body = EnrollRequest {
         proof: serde_json::to_value(SnarkjsProof::from_proof(&proof.proof))?,
-        registry_root: fr_to_decimal(&statement.registry_root),
-        nullifier: fr_to_decimal(&statement.nullifier.0),
+        registry_root: fr_to_hex(&statement.registry_root),
+        nullifier: fr_to_hex(&statement.nullifier.0),
         payout_account: hex::encode(wallet.payout_account()),
     };
     let enrollment = client

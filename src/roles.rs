@@ -13,7 +13,7 @@ use zkcohort::patient::{self, RemoteMarketplace};
 use zkcohort::researcher::{self, StudyPost};
 use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
-use zkcohort_circuits::statement::{fr_from_decimal, fr_to_decimal};
+use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_cohort::Day;
 use zkcohort_prover::CircuitKeys;
 
@@ -290,10 +290,9 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
         } => {
             let client = server.client()?;
             let market = RemoteMarketplace::fetch(&client)?;
-            let identity =
-                IdentityCommitment(fr_from_decimal(&identity).context(
-                    "--identity: expected the decimal commitment `patient init` printed",
-                )?);
+            let identity = IdentityCommitment(fr_from_hex(&identity).context(
+                "--identity: expected the commitment `patient init` printed (64 hex digits)",
+            )?);
             let text = std::fs::read_to_string(&bundle)
                 .with_context(|| format!("reading {}", bundle.display()))?;
             let issuance = Issuance::from_bundle(
@@ -326,7 +325,7 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             let root = issuer::revoke(&server.client()?, index)?;
             println!(
                 "revoked leaf {index}; registry root {} is now current",
-                root.record.seq
+                root.seq
             );
         }
     }
@@ -451,7 +450,7 @@ fn enroll(wallet_dir: &Path, server: &Server, study: u64, keys: Option<&Path>) -
         "enrolled in study {study}: {} tokens paid to {}; nullifier {}",
         enrollment.reward,
         hex::encode(enrollment.payout_account),
-        fr_to_decimal(&proof.statement.nullifier.0)
+        fr_to_hex(&proof.statement.nullifier.0)
     );
     Ok(())
 }
@@ -564,7 +563,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
 fn print_identity(wallet: &Wallet) {
     println!(
         "identity commitment (give it to your issuer): {}",
-        fr_to_decimal(&wallet.identity_commitment().0)
+        fr_to_hex(&wallet.identity_commitment().0)
     );
     println!("payout account: {}", hex::encode(wallet.payout_account()));
 }

@@ -21,7 +21,7 @@ use zkcohort_circuits::identity::{IdentityCommitment, IdentitySecret, StudyScope
 use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_from_hex, fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::{eligible, Catalog, Eligibility, Query};
 use zkcohort_market::Study;
@@ -30,13 +30,13 @@ use zkcohort_prover::ProofRequest;
 use crate::issued::IssuedRecordFile;
 
 /// The format tag of `wallet.json`.
-const WALLET_FORMAT: &str = "zkcohort-wallet-v1";
+const WALLET_FORMAT: &str = "zkcohort-wallet-v2";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WalletSecrets {
     format: String,
-    /// The identity secret, decimal.
+    /// The identity secret, a field element in hex.
     identity_secret: String,
     /// The payout account's ed25519 secret key, hex.
     payout_key: String,
@@ -67,7 +67,7 @@ pub struct WalletEnrollment {
     pub marketplace_key: String,
     /// The study.
     pub study: u64,
-    /// The nullifier, decimal.
+    /// The nullifier, a field element in hex.
     pub nullifier: String,
     /// The reward paid.
     pub reward: u64,
@@ -107,7 +107,7 @@ impl Wallet {
         };
         let secrets = WalletSecrets {
             format: WALLET_FORMAT.to_string(),
-            identity_secret: fr_to_decimal(&wallet.secret.0),
+            identity_secret: fr_to_hex(&wallet.secret.0),
             payout_key: hex::encode(wallet.payout_key.to_bytes()),
         };
         write_private(&secrets_path, &serde_json::to_vec_pretty(&secrets)?)?;
@@ -135,7 +135,7 @@ impl Wallet {
                 secrets.format
             );
         }
-        let secret = fr_from_decimal(&secrets.identity_secret)
+        let secret = fr_from_hex(&secrets.identity_secret)
             .context("wallet.json: identity_secret is not a canonical field element")?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(&secrets.payout_key, &mut key)

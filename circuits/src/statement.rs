@@ -190,6 +190,23 @@ pub fn fr_from_bytes(bytes: &[u8; 32]) -> Result<Fr, CircuitError> {
     })
 }
 
+/// A field element as the API writes it: 64 hex digits of its 32 big-endian bytes.
+pub fn fr_to_hex(value: &Fr) -> String {
+    hex::encode(fr_to_bytes(value))
+}
+
+/// A canonical field element from 64 hex digits (32 big-endian bytes).
+///
+/// # Errors
+/// [`CircuitError::NonCanonical`] for text that is not 64 hex digits or an integer not
+/// below the field modulus.
+pub fn fr_from_hex(text: &str) -> Result<Fr, CircuitError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes)
+        .map_err(|_| CircuitError::NonCanonical(format!("{text:?} is not 64 hex digits")))?;
+    fr_from_bytes(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +214,27 @@ mod tests {
 
     const MODULUS: &str =
         "21888242871839275222246405745257275088548364400416034343698204186575808495617";
+
+    #[test]
+    fn hex_rejects_everything_but_64_digits_below_the_modulus() {
+        let below = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000";
+        assert_eq!(fr_from_hex(below).unwrap(), -Fr::from(1u64));
+        assert_eq!(fr_to_hex(&-Fr::from(1u64)), below);
+        for bad in [
+            "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001",
+            "ff".repeat(32).as_str(),
+            &below[1..],
+            &format!("0x{}", &below[2..]),
+            &format!("{below}00"),
+            "",
+            &"g".repeat(64),
+        ] {
+            assert!(
+                matches!(fr_from_hex(bad), Err(CircuitError::NonCanonical(_))),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn decimal_rejects_everything_but_canonical_digits() {
@@ -254,6 +292,7 @@ mod tests {
         fn encodings_round_trip(limbs in proptest::array::uniform4(any::<u64>())) {
             let value = Fr::from_bigint(BigInteger256::new(limbs)).unwrap_or(Fr::from(limbs[0]));
             prop_assert_eq!(fr_from_decimal(&fr_to_decimal(&value)).unwrap(), value);
+            prop_assert_eq!(fr_from_hex(&fr_to_hex(&value)).unwrap(), value);
             prop_assert_eq!(fr_from_bytes(&fr_to_bytes(&value)).unwrap(), value);
         }
     }

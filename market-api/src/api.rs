@@ -3,11 +3,15 @@
 //! `zkcohort` client sends and reads the same ones, so a field cannot be
 //! spelled two ways.
 //!
-//! Encodings on the wire: field elements (registry roots, leaves,
-//! nullifiers) in requests as canonical decimal strings, as snarkjs writes
-//! public signals; keys and hashes as 64 lowercase hex digits; proofs in the
-//! snarkjs `proof.json` form ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)); amounts and ids as unsigned
-//! integers. Records the store keeps ([`Study`],
+//! Encodings on the wire, one per kind of value, the same in requests, answers,
+//! the audit log and bundles: field elements (registry roots, leaves, commitments,
+//! nullifiers) as 64 hex digits of their 32 big-endian bytes, canonical (below the
+//! modulus; `zkcohort_circuits::statement::fr_to_hex`); keys, hashes and signatures as
+//! lowercase hex; amounts and ids as unsigned integers. The one exception is what
+//! snarkjs defines: proofs in its `proof.json` form
+//! ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)) and public inputs as its
+//! `public.json` decimal strings, so the files interoperate with snarkjs as they are.
+//! Records the store keeps ([`Study`],
 //! [`LedgerEntry`], ...) are the verifier's record types
 //! (`zkcohort_verifier::records`), answered as they are stored.
 
@@ -19,7 +23,7 @@ use zkcohort_verifier::KeySetup;
 use crate::api_keys::ApiKeyRole;
 pub use crate::http::{ErrorBody, ErrorDetail};
 pub use crate::releases::NewRelease;
-use crate::{Bytes32, LedgerEntry, RootRecord, Study};
+use crate::{Bytes32, LedgerEntry, Study};
 
 /// The body of `POST /admin/api-keys`: an account holder's signed request, which the
 /// operator forwards. The holder draws the key ([`crate::api_keys::draw_api_key`]) and
@@ -124,9 +128,9 @@ pub struct EnrollRequest {
     /// one that does not verify, not a malformed body.
     #[schema(value_type = Object)]
     pub proof: serde_json::Value,
-    /// The registry root the proof is against, a decimal field element.
+    /// The registry root the proof is against, a field element (64 hex digits).
     pub registry_root: String,
-    /// The nullifier, a decimal field element.
+    /// The nullifier, a field element (64 hex digits).
     pub nullifier: String,
     /// The ed25519 public key (hex) the reward is paid to.
     pub payout_account: String,
@@ -166,7 +170,7 @@ pub struct AppendRecords {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordToAppend {
-    /// `Poseidon(identity_commitment, record_root)`, a canonical field element in decimal.
+    /// `Poseidon(identity_commitment, record_root)`, a field element (64 hex digits).
     pub commitment: String,
     /// The day the record was issued (`YYYY-MM-DD`), not after today.
     #[schema(value_type = String)]
@@ -179,16 +183,6 @@ pub struct RecordToAppend {
 pub struct RevokeLeaf {
     /// The leaf's index.
     pub index: u64,
-}
-
-/// A root record with its root also in decimal (as proofs carry it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RootView {
-    /// The record.
-    #[serde(flatten)]
-    pub record: RootRecord,
-    /// The root as a decimal field element.
-    pub root_decimal: String,
 }
 
 /// The body of `POST /studies`.

@@ -292,7 +292,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
         .with_token(&api_key)
         .post(
             "/registry/records",
-            &json!({"records": [{"commitment": "7", "issued_at": "2021-06-01"}]}),
+            &json!({"records": [{"commitment": "00".repeat(31) + "07", "issued_at": "2021-06-01"}]}),
         )
         .unwrap();
     assert_eq!(appended["first_index"], 0);

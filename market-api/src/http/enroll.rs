@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, Statement};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_from_hex, fr_to_bytes, Statement};
 use zkcohort_circuits::Fr;
 use zkcohort_verifier::snarkjs::SnarkjsProof;
 
@@ -27,12 +27,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(enroll))
 }
 
-/// A canonical field element from decimal, or a 422 naming the field.
-fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
-    fr_from_decimal(text).map_err(|_| {
+/// A canonical field element from 64 hex digits, or a 422 naming the field.
+pub(super) fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
+    fr_from_hex(text).map_err(|_| {
         ApiError::unprocessable(
             "non_canonical",
-            format!("{what}: expected a canonical field element in decimal"),
+            format!("{what}: expected a canonical field element, 64 hex digits (big-endian)"),
         )
     })
 }

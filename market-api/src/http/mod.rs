@@ -30,9 +30,9 @@
 //! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
-//! | `POST /registry/records` | issuer | `{"records": [{"commitment": decimal, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id; over [`Limits::issuer_records_per_minute`], 429 `rate_limited` with `Retry-After` |
-//! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootView`](crate::api::RootView)) |
-//! | `GET /registry/root` | anyone | the current root (hex and decimal) |
+//! | `POST /registry/records` | issuer | `{"records": [{"commitment": hex field element, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id; over [`Limits::issuer_records_per_minute`], 429 `rate_limited` with `Retry-After` |
+//! | `POST /registry/revoke` | issuer | `{"index": n}` → the new root ([`RootRecord`](crate::RootRecord)) |
+//! | `GET /registry/root` | anyone | the current root ([`RootRecord`](crate::RootRecord)) |
 //! | `GET /registry/roots?start&limit` | anyone | root history |
 //! | `GET /registry/leaves?start&limit` | anyone | leaves (hex) |
 //! | `POST /studies` | researcher | [`CreateStudy`](crate::api::CreateStudy) → [`Study`](crate::Study) (201) |

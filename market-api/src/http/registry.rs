@@ -1,29 +1,20 @@
 //! Registry routes: issuers append and revoke record leaves; anyone reads
-//! roots and leaves. Field elements travel as decimal strings in requests.
+//! roots and leaves. Field elements travel as 64 hex digits both ways.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_from_decimal, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::statement::fr_to_bytes;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, ErrorBody, Page};
 use zkcohort_cohort::Day;
 use zkcohort_verifier::events::AppendedRecord;
 
-use crate::api::{AppendRecords, RevokeLeaf, RootView};
+use crate::api::{AppendRecords, RevokeLeaf};
 use crate::{RegistryAppend, RootRecord};
-
-/// A root record as answered, with its root in decimal too.
-fn root_view(record: RootRecord) -> Result<RootView, ApiError> {
-    let root = fr_from_bytes(&record.root).map_err(ApiError::internal)?;
-    Ok(RootView {
-        record,
-        root_decimal: fr_to_decimal(&root),
-    })
-}
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -48,12 +39,7 @@ async fn append(
         .records
         .iter()
         .map(|record| {
-            let commitment = fr_from_decimal(&record.commitment).map_err(|error| {
-                ApiError::unprocessable(
-                    "non_canonical",
-                    format!("commitment {:?}: {error}", record.commitment),
-                )
-            })?;
+            let commitment = super::enroll::field(&record.commitment, "commitment")?;
             Ok(AppendedRecord {
                 commitment: fr_to_bytes(&commitment),
                 issued_at: record.issued_at,
@@ -73,12 +59,12 @@ async fn append(
 
 #[utoipa::path(post, path = "/registry/revoke", operation_id = "revoke_registry_leaf", tag = "registry", security(("api_key" = [])),
     request_body = RevokeLeaf,
-    responses((status = 200, description = "the new current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 200, description = "the new current root", body = RootRecord), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RevokeLeaf>,
-) -> Result<Json<RootView>, ApiError> {
+) -> Result<Json<RootRecord>, ApiError> {
     let issuer = state.issuer(&headers)?;
     let record = state
         .blocking(move |state| {
@@ -87,16 +73,16 @@ async fn revoke(
             Ok(record)
         })
         .await?;
-    root_view(record).map(Json)
+    Ok(Json(record))
 }
 
 #[utoipa::path(get, path = "/registry/root", operation_id = "registry_root", tag = "registry",
-    responses((status = 200, description = "the current root", body = RootView), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
-async fn root(State(state): State<AppState>) -> Result<Json<RootView>, ApiError> {
+    responses((status = 200, description = "the current root", body = RootRecord), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn root(State(state): State<AppState>) -> Result<Json<RootRecord>, ApiError> {
     let record = state
         .blocking(|state| Ok(state.store().registry_root()?))
         .await?;
-    root_view(record).map(Json)
+    Ok(Json(record))
 }
 
 #[utoipa::path(get, path = "/registry/roots", operation_id = "list_registry_roots", tag = "registry", params(Page),

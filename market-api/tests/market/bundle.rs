@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
-use zkcohort_circuits::statement::fr_to_decimal;
+use zkcohort_circuits::statement::fr_to_hex;
 use zkcohort_circuits::TranscriptId;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::bundle::BundleContext;
@@ -163,8 +163,8 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             .unwrap();
         let body = json!({
             "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
-            "registry_root": fr_to_decimal(&proof.statement.registry_root),
-            "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
+            "registry_root": fr_to_hex(&proof.statement.registry_root),
+            "nullifier": fr_to_hex(&proof.statement.nullifier.0),
             "payout_account": hex::encode(payout),
         });
         let (status, answer) = server

@@ -21,7 +21,7 @@ use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
 use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::statement::{fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
 use zkcohort_market::api::FundStudy;
@@ -466,7 +466,7 @@ pub(crate) fn records_body(records: &[AppendedRecord]) -> Value {
         .iter()
         .map(|record| {
             json!({
-                "commitment": fr_to_decimal(&fr_from_bytes(&record.commitment).unwrap()),
+                "commitment": hex::encode(record.commitment),
                 "issued_at": record.issued_at,
             })
         })
@@ -554,8 +554,8 @@ pub(crate) fn study_body(max_enrollments: u64) -> Value {
 pub(crate) fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
     json!({
         "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
-        "registry_root": fr_to_decimal(&proof.statement.registry_root),
-        "nullifier": fr_to_decimal(&proof.statement.nullifier.0),
+        "registry_root": fr_to_hex(&proof.statement.registry_root),
+        "nullifier": fr_to_hex(&proof.statement.nullifier.0),
         "payout_account": hex::encode(payout),
     })
 }

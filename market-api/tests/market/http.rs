@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::RegistryTree;
-use zkcohort_circuits::statement::fr_from_decimal;
+use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
+use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::http::{AppState, Role};
 use zkcohort_market::Store;
@@ -50,7 +51,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     let (status, root) = server.get("/registry/root").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        fr_from_decimal(root["root_decimal"].as_str().unwrap()).unwrap(),
+        fr_from_hex(root["root"].as_str().unwrap()).unwrap(),
         registry.root()
     );
 
@@ -106,13 +107,20 @@ async fn enrollment_over_http_with_a_real_proof() {
         StatusCode::BAD_REQUEST
     );
     let mut bad = body.clone();
-    bad["nullifier"] =
-        json!("21888242871839275222246405745257275088548364400416034343698204186575808495617");
-    let (status, error) = server.post(&enroll_path, None, &bad).await;
-    assert_eq!(
-        (status, &error["error"]["code"]),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("non_canonical"))
-    );
+    // The field modulus, the same value in decimal, and a short one: not canonical.
+    for nullifier in [
+        "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001",
+        "21888242871839275222246405745257275088548364400416034343698204186575808495617",
+        "abc",
+    ] {
+        bad["nullifier"] = json!(nullifier);
+        let (status, error) = server.post(&enroll_path, None, &bad).await;
+        assert_eq!(
+            (status, &error["error"]["code"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!("non_canonical")),
+            "{nullifier}"
+        );
+    }
 
     // Oversized body: 413.
     let (status, error) = server.post_bytes(&enroll_path, vec![b' '; 70 * 1024]).await;
@@ -136,7 +144,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     );
     // An unknown root: 422.
     let mut bad = body.clone();
-    bad["registry_root"] = json!("12345");
+    bad["registry_root"] = json!(fr_to_hex(&Fr::from(12345u64)));
     let (status, error) = server.post(&enroll_path, None, &bad).await;
     assert_eq!(
         (status, &error["error"]["code"]),

@@ -2,13 +2,16 @@
 //! 5xx, always the one error shape, and nothing changes.
 
 use super::*;
+use zkcohort_circuits::statement::{fr_from_hex, fr_to_decimal};
 
-/// BN254's scalar field modulus r (field elements of the statement).
+/// BN254's scalar field modulus r (field elements of the statement), in decimal.
 const R: &str = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
+/// r as the API writes field elements: 64 hex digits.
+const R_HEX: &str = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
 /// BN254's base field modulus q (proof point coordinates).
 const Q: &str = "21888242871839275222246405745257275088696311157297823662689037894645226208583";
 /// Cases generated per route.
-const CASES_PER_ROUTE: usize = 50;
+const CASES_PER_ROUTE: usize = 80;
 /// Where a mutation puts a raw JSON literal (one serde_json cannot hold,
 /// such as `1e400` or `18446744073709551616`).
 const RAW_MARKER: &str = "@@raw-json@@";
@@ -30,9 +33,9 @@ enum FieldKind {
     AnyText,
     /// A cohort query, text or JSON form.
     Query,
-    /// A canonical field element in decimal.
-    Decimal,
-    /// A list of records to append (a commitment in decimal and an issue day each).
+    /// A canonical field element: 64 hex digits.
+    FieldElement,
+    /// A list of records to append (a commitment and an issue day each).
     Records,
     /// Hex of this many bytes; `any_valid` when every well-formed value is
     /// accepted (a mint's recipient), so another valid key is no mutation.
@@ -125,24 +128,27 @@ fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) ->
             ]
             .map(String::from),
         ),
-        FieldKind::Decimal => {
+        FieldKind::FieldElement => {
             let valid = current.as_str().unwrap();
-            let r_plus_one = format!("{}{}", &R[..R.len() - 1], "8");
+            let r_plus_one = format!("{}{}", &R_HEX[..R_HEX.len() - 1], "2");
+            let as_decimal = fr_to_decimal(&fr_from_hex(valid).unwrap());
             values.extend([
-                format!("\"{R}\""),
+                format!("\"{R_HEX}\""),
                 format!("\"{r_plus_one}\""),
+                format!("\"{}\"", "ff".repeat(32)),
+                format!("\"{R}\""),
+                format!("\"{as_decimal}\""),
                 format!("\"0{valid}\""),
-                "\"00\"".into(),
-                format!("\"0x{}\"", hex::encode(valid.as_bytes())),
-                format!("\"-{valid}\""),
-                format!("\" {valid}\""),
+                format!("\"{}\"", &valid[1..]),
+                format!("\"0x{}\"", &valid[2..]),
+                format!("\"-{}\"", &valid[1..]),
+                format!("\" {}\"", &valid[1..]),
                 format!("\"{valid} \""),
-                format!("\"{valid}.0\""),
-                format!("\"+{valid}\""),
-                format!("\"{}\"", "9".repeat(100)),
-                "\"1e3\"".into(),
+                format!("\"{}g\"", &valid[1..]),
+                "\"00\"".into(),
                 "\"\"".into(),
-                "\"12345\"".into(),
+                // Canonical, but another element: an unknown root, a proof that fails.
+                format!("\"{}07\"", "00".repeat(31)),
                 "12345".into(),
                 "null".into(),
             ]);
@@ -156,7 +162,7 @@ fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) ->
             };
             // More records than the tree has room for: nothing may be appended.
             let too_many: Vec<Value> = (1..=300)
-                .map(|commitment| with("commitment", json!(commitment.to_string())))
+                .map(|commitment: u32| with("commitment", json!(format!("{commitment:064x}"))))
                 .collect();
             let mut extra = valid.clone();
             extra["issuer"] = json!("someone else");
@@ -375,7 +381,7 @@ fn mutate(route: &Route, rng: &mut StdRng, proof: &EligibilityProof) -> Case {
                 (
                     FieldKind::AnyText
                     | FieldKind::Title
-                    | FieldKind::Decimal
+                    | FieldKind::FieldElement
                     | FieldKind::Hex { .. },
                     "\"text\"",
                 ) => "17",
@@ -521,8 +527,8 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             body: Some(enroll_body(&proof, &payout(0))),
             fields: vec![
                 ("proof", F::Proof),
-                ("registry_root", F::Decimal),
-                ("nullifier", F::Decimal),
+                ("registry_root", F::FieldElement),
+                ("nullifier", F::FieldElement),
                 (
                     "payout_account",
                     F::Hex {
@@ -584,7 +590,7 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
             key: Some(ISSUER),
             wrong_keys: &[RESEARCHER, OPERATOR],
             body: Some(
-                json!({"records": [{"commitment": "123456789", "issued_at": "2021-06-01"}]}),
+                json!({"records": [{"commitment": format!("{:064x}", 123_456_789), "issued_at": "2021-06-01"}]}),
             ),
             fields: vec![("records", F::Records)],
         },
