@@ -95,7 +95,7 @@ enum Command {
     /// its circuit, where the circuit's keys came from and its root window.
     Marketplace {
         #[command(flatten)]
-        server: roles::Server,
+        server: roles::PublicServer,
         /// Print `GET /marketplace` as JSON.
         #[arg(long)]
         json: bool,
@@ -276,7 +276,26 @@ enum BenchCommand {
     },
 }
 
+/// The exit status of a Unix tool killed by SIGPIPE (128 + 13).
+const CLOSED_STDOUT_STATUS: i32 = 141;
+
+/// `zkcohort ... | head` closes our stdout early, and Rust's `println!` then panics;
+/// this ends the process as a Unix tool killed by SIGPIPE would, quietly, instead of a
+/// panic message and a backtrace.
+fn end_quietly_when_stdout_closes() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        // EPIPE, as std formats it (its text may be localized, the number is not).
+        if message.starts_with("failed printing to stdout") && message.ends_with("(os error 32)") {
+            std::process::exit(CLOSED_STDOUT_STATUS);
+        }
+        report(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     // The server's log is its request log; elsewhere (the demo serves in process) only
     // warnings, so a command's own output is not buried under request lines.
@@ -285,10 +304,24 @@ fn main() -> ExitCode {
         _ => LevelFilter::WARN,
     };
     install_log(default_level);
+    // The operator authenticates with its token file, everyone else with an API key.
+    let operator = matches!(cli.command, Command::Operator(_));
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
+            let unauthorized = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<zkcohort::client::ClientError>(),
+                    Some(zkcohort::client::ClientError::Api { status: 401, .. })
+                )
+            });
+            if unauthorized && !operator {
+                eprintln!(
+                    "hint: pass your API key with --api-key KEY or ZKCOHORT_API_KEY (draw one with \
+                     `zkcohort account request-key`; the operator binds it)"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -123,6 +123,9 @@ pub struct StudyPreview {
     pub verdicts: Vec<Eligibility>,
     /// Whether this wallet already enrolled.
     pub enrolled: bool,
+    /// Whether a record that satisfies the query was revoked by its issuer (as of the
+    /// last registry sync), so it cannot enroll.
+    pub revoked: bool,
 }
 
 /// The open studies, each with the wallet's local eligibility preview.
@@ -136,6 +139,7 @@ pub fn preview_studies(
 ) -> Result<Vec<StudyPreview>> {
     let records = wallet.records()?;
     let enrolled = wallet.enrollments()?;
+    let revoked = wallet.revoked_leaves()?;
     let mut previews = Vec::new();
     for study in all_studies(client)? {
         if study.status != StudyStatus::Open {
@@ -146,11 +150,19 @@ pub fn preview_studies(
             .map(|held| Wallet::preview(held, &study.query))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("study {}", study.id))?;
-        let record = records
+        let matching: Vec<&HeldRecord> = records
             .iter()
             .zip(&verdicts)
-            .find(|(held, verdict)| verdict.eligible && study.issuers.contains(&held.record.issuer))
-            .map(|(held, _)| held.clone());
+            .filter(|(held, verdict)| {
+                verdict.eligible && study.issuers.contains(&held.record.issuer)
+            })
+            .map(|(held, _)| held)
+            .collect();
+        let record = matching
+            .iter()
+            .find(|held| !revoked.contains(&held.file.leaf_index))
+            .map(|held| (*held).clone());
+        let revoked = record.is_none() && !matching.is_empty();
         let is_enrolled = enrolled.iter().any(|made| {
             made.study == study.id && made.marketplace_key == market.info.marketplace_key
         });
@@ -159,6 +171,7 @@ pub fn preview_studies(
             record,
             verdicts,
             enrolled: is_enrolled,
+            revoked,
         });
     }
     Ok(previews)

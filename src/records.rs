@@ -89,7 +89,12 @@ pub(crate) fn catalog(json: bool, kind: Option<&str>) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(lab) = concept.lab() {
-            details = format!("[{} ×10^-{}] {details}", lab.unit, lab.scale);
+            // The grid a value is kept on: 10^-scale of the unit.
+            let step = match lab.scale {
+                0 => "1".to_string(),
+                scale => format!("0.{}1", "0".repeat(scale as usize - 1)),
+            };
+            details = format!("[{}, in steps of {step}] {details}", lab.unit);
         }
         if !concept.answers.is_empty() {
             let answers: Vec<_> = concept

@@ -19,15 +19,29 @@ use zkcohort_prover::CircuitKeys;
 
 use crate::records::issue_day;
 
-/// Where the marketplace is, and the caller's API key when the command needs one.
+/// Where the marketplace is, and the caller's API key (researchers and issuers).
 #[derive(Args)]
 pub(crate) struct Server {
     /// The marketplace's base URL.
     #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The API key the operator created for you.
+    /// Your API key (`zkcohort account request-key`, bound by the operator).
     #[arg(long, env = "ZKCOHORT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+}
+
+/// Where the marketplace is, for commands that need no API key (patients, anyone).
+#[derive(Args)]
+pub(crate) struct PublicServer {
+    /// The marketplace's base URL.
+    #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+impl PublicServer {
+    fn client(&self) -> Result<MarketClient> {
+        Ok(MarketClient::new(self.server.as_str())?)
+    }
 }
 
 impl Server {
@@ -41,7 +55,7 @@ impl Server {
 }
 
 /// `zkcohort marketplace`: prints what the marketplace announces, first the key to pin.
-pub(crate) fn marketplace(server: &Server, json: bool) -> Result<ExitCode> {
+pub(crate) fn marketplace(server: &PublicServer, json: bool) -> Result<ExitCode> {
     let info = server.client()?.marketplace()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -131,7 +145,7 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
     },
     /// List open studies with a local eligibility check (nothing is sent).
     Studies {
@@ -139,7 +153,7 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
@@ -150,7 +164,7 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
         /// The study id.
         #[arg(long)]
         study: u64,
@@ -166,7 +180,7 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
     },
     /// Transfer tokens from your payout account (signed with its key).
     Transfer {
@@ -174,7 +188,7 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
         /// The recipient's account (hex public key).
         #[arg(long)]
         to: String,
@@ -363,7 +377,11 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
             let market = RemoteMarketplace::fetch(&client)?;
-            for preview in patient::preview_studies(&client, &wallet, &market)? {
+            let previews = patient::preview_studies(&client, &wallet, &market)?;
+            if previews.is_empty() && !json {
+                println!("no open studies on {}", client.base());
+            }
+            for preview in previews {
                 let failed: Vec<String> = preview
                     .verdicts
                     .iter()
@@ -376,12 +394,16 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
                         serde_json::json!({
                             "study": study.id, "title": study.title, "reward": study.reward,
                             "eligible": preview.record.is_some(), "enrolled": preview.enrolled,
+                            "revoked": preview.revoked,
                             "failed": failed,
                         })
                     );
                 } else {
                     let verdict = match (preview.enrolled, preview.record.is_some()) {
                         (true, _) => "enrolled".to_string(),
+                        (false, false) if preview.revoked => {
+                            "not eligible: the issuer revoked the record that matches".to_string()
+                        }
                         (false, true) if study.escrow < study.reward => {
                             "eligible, but its escrow cannot pay a reward now".to_string()
                         }
@@ -423,7 +445,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn enroll(wallet_dir: &Path, server: &Server, study: u64, keys: Option<&Path>) -> Result<()> {
+fn enroll(wallet_dir: &Path, server: &PublicServer, study: u64, keys: Option<&Path>) -> Result<()> {
     let client = server.client()?;
     let wallet = Wallet::open(wallet_dir)?;
     let market = RemoteMarketplace::fetch(&client)?;
@@ -442,6 +464,11 @@ fn enroll(wallet_dir: &Path, server: &Server, study: u64, keys: Option<&Path>) -
         .into_iter()
         .find(|preview| preview.study.id == study)
         .with_context(|| format!("study {study} is not open"))?;
+    if preview.enrolled {
+        anyhow::bail!(
+            "this wallet already enrolled in study {study}: a study pays each patient once"
+        );
+    }
     let request = patient::enrollment_request(&wallet, &registry, &market, &preview)?;
     eprintln!("proving eligibility for study {study} ...");
     let proof = keys.prove(&request)?;
@@ -488,6 +515,17 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 epsilon_budget: epsilon,
                 issuers,
             };
+            if let Some(key) = &key {
+                // All or nothing as far as the balance goes: no study left behind empty
+                // because the account could not fund it.
+                let balance = client.account(&key.verifying_key().to_bytes())?.balance;
+                anyhow::ensure!(
+                    balance >= amount,
+                    "the account holds {balance} tokens, less than the {amount} this study's \
+                     escrow needs (reward x maximum enrollments); nothing was posted. Ask the \
+                     operator for tokens, or pass --fund N"
+                );
+            }
             let study = researcher::post_study(&client, &post)?;
             if let Some(key) = key {
                 researcher::fund(&client, &key, study.id, amount).with_context(|| {
@@ -540,8 +578,9 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
         ResearcherCommand::Close { server, study } => {
             let closed = researcher::close(&server.client()?, study)?;
             println!(
-                "study {study} closed after {} enrollments; {} tokens refunded",
+                "study {study} closed after {} enrollment{}; {} tokens refunded",
                 closed.study.enrolled,
+                if closed.study.enrolled == 1 { "" } else { "s" },
                 closed.refunded()
             );
         }

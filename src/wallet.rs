@@ -214,6 +214,22 @@ impl Wallet {
         Ok(RegistryTree::from_leaves(depth, &leaves)?)
     }
 
+    /// The indices of the leaves revoked in the last synced registry copy.
+    ///
+    /// # Errors
+    /// A damaged `registry.json`.
+    pub fn revoked_leaves(&self) -> Result<std::collections::BTreeSet<u64>> {
+        let zero = hex::encode([0u8; 32]);
+        Ok(self
+            .registry_copy()?
+            .leaves
+            .iter()
+            .enumerate()
+            .filter(|(_, leaf)| **leaf == zero)
+            .map(|(index, _)| index as u64)
+            .collect())
+    }
+
     fn registry_copy(&self) -> Result<RegistryCopy> {
         let path = self.dir.join("registry.json");
         if path.exists() {

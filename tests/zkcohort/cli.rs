@@ -174,4 +174,23 @@ fn catalog_lists_concepts_with_codes() {
         .as_array()
         .unwrap()
         .contains(&serde_json::json!("loinc:4548-4")));
+    let text = stdout(&zkcohort(&["catalog", "--kind", "lab"]));
+    assert!(text.contains("[%, in steps of 0.1] loinc:4548-4"), "{text}");
+    assert!(text.contains("[mg/dL, in steps of 1]"), "{text}");
+}
+
+/// `zkcohort catalog | head -1`: the reader goes away; the command ends as a Unix tool
+/// killed by SIGPIPE would (status 141), with no panic or backtrace on stderr.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+        .arg("catalog")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141), "{}", stderr(&output));
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::common::{
     ceremony_folder, copy_folder, request_key, stderr, stdout, zkcohort, ServerProcess,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use zkcohort::sample::demo_bundles;
 use zkcohort_cohort::{eligible, import_bundle, Catalog, Day, Query};
 use zkcohort_verifier::{verify_bundle, StudyBundle};
@@ -254,6 +254,45 @@ fn every_role_works_from_the_command_line() {
         "--epsilon",
         "1",
     ];
+    // Before any study: the patient is told so, not shown nothing; patients take no
+    // API key.
+    let none_open = with_server(&["patient", "studies", "--wallet", path_arg(&alice)], None);
+    assert!(none_open.status.success(), "{}", stderr(&none_open));
+    assert!(
+        stdout(&none_open).starts_with("no open studies"),
+        "{}",
+        stdout(&none_open)
+    );
+    let keyed = with_server(
+        &["patient", "studies", "--wallet", path_arg(&alice)],
+        Some(&researcher_key),
+    );
+    assert!(
+        !keyed.status.success() && stderr(&keyed).contains("--api-key"),
+        "{}",
+        stderr(&keyed)
+    );
+    let signed_post = [&post[..], &["--account-key", path_arg(&account_key)]].concat();
+    // Without the API key: refused, with the way to pass it.
+    let anonymous = with_server(&signed_post, None);
+    assert!(!anonymous.status.success());
+    assert!(
+        stderr(&anonymous).contains("401") && stderr(&anonymous).contains("ZKCOHORT_API_KEY"),
+        "{}",
+        stderr(&anonymous)
+    );
+    // More escrow than the account holds: nothing is posted.
+    let too_much = with_server(
+        &[&signed_post[..], &["--fund", "5000"]].concat(),
+        Some(&researcher_key),
+    );
+    assert!(!too_much.status.success());
+    assert!(
+        stderr(&too_much).contains("nothing was posted"),
+        "{}",
+        stderr(&too_much)
+    );
+    assert!(server.client().studies(0, 10).unwrap().is_empty());
     let unsigned = with_server(&post, Some(&researcher_key));
     assert!(!unsigned.status.success());
     assert!(
@@ -261,10 +300,7 @@ fn every_role_works_from_the_command_line() {
         "{}",
         stderr(&unsigned)
     );
-    let posted = with_server(
-        &[&post[..], &["--account-key", path_arg(&account_key)]].concat(),
-        Some(&researcher_key),
-    );
+    let posted = with_server(&signed_post, Some(&researcher_key));
     assert!(posted.status.success(), "{}", stderr(&posted));
     assert!(
         stdout(&posted).contains("study 1 posted"),
@@ -315,10 +351,13 @@ fn every_role_works_from_the_command_line() {
         "{}",
         stdout(&enrolled)
     );
+    // A second enrollment is refused by the wallet before it proves anything (the
+    // marketplace refuses it too: market tests).
     let replay = enroll(&alice);
     assert!(!replay.status.success());
     assert!(
-        stderr(&replay).contains("duplicate_nullifier"),
+        stderr(&replay).contains("already enrolled in study 1")
+            && !stderr(&replay).contains("proving"),
         "{}",
         stderr(&replay)
     );
@@ -400,7 +439,7 @@ fn every_role_works_from_the_command_line() {
         Some(&researcher_key),
     );
     assert!(
-        stdout(&closed).contains("225 tokens refunded"),
+        stdout(&closed).contains("after 1 enrollment; 225 tokens refunded"),
         "{}",
         stdout(&closed)
     );
@@ -428,6 +467,27 @@ fn every_role_works_from_the_command_line() {
         stdout(&revoked).contains("revoked leaf 0"),
         "{}",
         stderr(&revoked)
+    );
+    // After a sync the wallet knows its record is revoked: a new study it would match
+    // says so instead of ELIGIBLE.
+    let mut again = post.to_vec();
+    again[5] = "Hypertension again";
+    let unfunded = with_server(
+        &[&again[..], &["--fund", "0"]].concat(),
+        Some(&researcher_key),
+    );
+    assert!(unfunded.status.success(), "{}", stderr(&unfunded));
+    let synced = with_server(&["patient", "sync", "--wallet", path_arg(&alice)], None);
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    let after_revocation = studies(&alice);
+    assert_eq!(
+        (
+            &after_revocation["study"],
+            &after_revocation["eligible"],
+            &after_revocation["revoked"]
+        ),
+        (&json!(2), &json!(false), &json!(true)),
+        "{after_revocation}"
     );
     let someone_else = with_server(&["issuer", "revoke", "--index", "1"], Some(&researcher_key));
     assert!(
