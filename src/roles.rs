@@ -15,6 +15,7 @@ use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_cohort::Day;
+use zkcohort_market::{Study, StudyStatus};
 use zkcohort_prover::CircuitKeys;
 
 use crate::records::issue_day;
@@ -173,6 +174,9 @@ pub(crate) enum PatientCommand {
         /// circuit id, ceremony transcript).
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// Print the marketplace's answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the payout account's balance.
     Balance {
@@ -181,6 +185,9 @@ pub(crate) enum PatientCommand {
         wallet: PathBuf,
         #[command(flatten)]
         server: PublicServer,
+        /// Print the marketplace's answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Transfer tokens from your payout account (signed with its key).
     Transfer {
@@ -195,6 +202,9 @@ pub(crate) enum PatientCommand {
         /// Tokens to send.
         #[arg(long)]
         amount: u64,
+        /// Print the marketplace's answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -234,6 +244,9 @@ pub(crate) enum ResearcherCommand {
         /// Without it the study accepts every issuer the marketplace has now.
         #[arg(long = "issuer")]
         issuers: Vec<String>,
+        /// Print the posted study and the funding as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Move tokens into a study's escrow.
     Fund {
@@ -248,14 +261,31 @@ pub(crate) enum ResearcherCommand {
         /// The researcher's account key file (`zkcohort account new`): it signs the order.
         #[arg(long, env = "ZKCOHORT_ACCOUNT_KEY")]
         account_key: PathBuf,
+        /// Print the marketplace's answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a study: enrollment, escrow, query hash.
     Show {
         #[command(flatten)]
-        server: Server,
+        server: PublicServer,
         /// The study id.
         #[arg(long)]
         study: u64,
+        /// Print the study as the marketplace answers it (JSON).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the studies of your account, newest last.
+    List {
+        #[command(flatten)]
+        server: PublicServer,
+        /// Your account key file (`zkcohort account new`).
+        #[arg(long, env = "ZKCOHORT_ACCOUNT_KEY")]
+        account_key: PathBuf,
+        /// Print one JSON study per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Release the study's enrollment count with differential-privacy noise
     /// (charged to its epsilon budget; the same question again costs nothing).
@@ -279,6 +309,9 @@ pub(crate) enum ResearcherCommand {
         /// The study id.
         #[arg(long)]
         study: u64,
+        /// Print the marketplace's answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Export the study bundle a sponsor checks with `zkcohort-verify`.
     Bundle {
@@ -422,30 +455,50 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             server,
             study,
             keys,
-        } => enroll(&wallet, &server, study, keys.as_deref())?,
-        PatientCommand::Balance { wallet, server } => {
+            json,
+        } => enroll(&wallet, &server, study, keys.as_deref(), json)?,
+        PatientCommand::Balance {
+            wallet,
+            server,
+            json,
+        } => {
             let wallet = Wallet::open(&wallet)?;
             let account = patient::account(&server.client()?, &wallet.payout_account())?;
-            println!("{} tokens in {}", account.balance, account.account);
+            if json {
+                println!("{}", serde_json::to_string(&account)?);
+            } else {
+                println!("{} tokens in {}", account.balance, account.account);
+            }
         }
         PatientCommand::Transfer {
             wallet,
             server,
             to,
             amount,
+            json,
         } => {
             let mut recipient = [0u8; 32];
             hex::decode_to_slice(&to, &mut recipient)
                 .context("--to: expected a 64-hex-digit account key")?;
             let wallet = Wallet::open(&wallet)?;
             let entry = patient::transfer(&server.client()?, &wallet, recipient, amount)?;
-            println!("sent {} tokens (ledger entry {})", entry.amount, entry.seq);
+            if json {
+                println!("{}", serde_json::to_string(&entry)?);
+            } else {
+                println!("sent {} tokens (ledger entry {})", entry.amount, entry.seq);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn enroll(wallet_dir: &Path, server: &PublicServer, study: u64, keys: Option<&Path>) -> Result<()> {
+fn enroll(
+    wallet_dir: &Path,
+    server: &PublicServer,
+    study: u64,
+    keys: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let client = server.client()?;
     let wallet = Wallet::open(wallet_dir)?;
     let market = RemoteMarketplace::fetch(&client)?;
@@ -473,6 +526,10 @@ fn enroll(wallet_dir: &Path, server: &PublicServer, study: u64, keys: Option<&Pa
     eprintln!("proving eligibility for study {study} ...");
     let proof = keys.prove(&request)?;
     let enrollment = patient::submit_enrollment(&client, &wallet, &market, study, &proof)?;
+    if json {
+        println!("{}", serde_json::to_string(&enrollment)?);
+        return Ok(());
+    }
     println!(
         "enrolled in study {study}: {} tokens paid to {}; nullifier {}",
         enrollment.reward,
@@ -495,6 +552,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             issuers,
             fund,
             account_key,
+            json,
         } => {
             let client = server.client()?;
             let amount = fund.unwrap_or(reward.saturating_mul(max_enrollments));
@@ -527,14 +585,24 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 );
             }
             let study = researcher::post_study(&client, &post)?;
+            let mut funding = None;
             if let Some(key) = key {
-                researcher::fund(&client, &key, study.id, amount).with_context(|| {
-                    format!(
+                funding = Some(
+                    researcher::fund(&client, &key, study.id, amount).with_context(|| {
+                        format!(
                         "study {} is posted but its escrow is empty, so no one can enroll yet; \
                          fund it with `zkcohort researcher fund --study {} --amount N`",
                         study.id, study.id
                     )
-                })?;
+                    })?,
+                );
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"study": study, "funding": funding})
+                );
+                return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "study {} posted, query hash {}, escrow {amount}",
@@ -547,14 +615,58 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             study,
             amount,
             account_key,
+            json,
         } => {
             let key = zkcohort::account::load(&account_key)?;
             let entry = researcher::fund(&server.client()?, &key, study, amount)?;
-            println!("moved {} tokens into study {study}'s escrow", entry.amount);
+            if json {
+                println!("{}", serde_json::to_string(&entry)?);
+            } else {
+                println!("moved {} tokens into study {study}'s escrow", entry.amount);
+            }
         }
-        ResearcherCommand::Show { server, study } => {
+        ResearcherCommand::Show {
+            server,
+            study,
+            json,
+        } => {
             let study = server.client()?.study(study)?;
-            println!("{}", serde_json::to_string_pretty(&study)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&study)?);
+            } else {
+                print_study(&study)?;
+            }
+        }
+        ResearcherCommand::List {
+            server,
+            account_key,
+            json,
+        } => {
+            let account = zkcohort::account::load(&account_key)?
+                .verifying_key()
+                .to_bytes();
+            let mine: Vec<_> = patient::all_studies(&server.client()?)?
+                .into_iter()
+                .filter(|study| study.researcher == account)
+                .collect();
+            if mine.is_empty() && !json {
+                println!("account {} has posted no study", hex::encode(account));
+            }
+            for study in &mine {
+                if json {
+                    println!("{}", serde_json::to_string(study)?);
+                } else {
+                    println!(
+                        "{:>4}  {:<40} {:<6}  {} of {} enrolled, escrow {}",
+                        study.id,
+                        study.title,
+                        status_name(study.status),
+                        study.enrolled,
+                        study.max_enrollments,
+                        study.escrow
+                    );
+                }
+            }
         }
         ResearcherCommand::Release {
             server,
@@ -575,8 +687,16 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 released.release.epsilon, released.release.mechanism, budget.spent, budget.total, budget.remaining
             );
         }
-        ResearcherCommand::Close { server, study } => {
+        ResearcherCommand::Close {
+            server,
+            study,
+            json,
+        } => {
             let closed = researcher::close(&server.client()?, study)?;
+            if json {
+                println!("{}", serde_json::to_string(&closed)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "study {study} closed after {} enrollment{}; {} tokens refunded",
                 closed.study.enrolled,
@@ -597,6 +717,49 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn status_name(status: StudyStatus) -> &'static str {
+    match status {
+        StudyStatus::Open => "open",
+        StudyStatus::Closed => "closed",
+    }
+}
+
+/// A study for people: what it pays, how full it is, what it asks.
+fn print_study(study: &Study) -> Result<()> {
+    let posted = chrono::DateTime::from_timestamp_millis(study.created_ms as i64).map_or_else(
+        || study.created_ms.to_string(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    println!(
+        "study {}: {} ({})",
+        study.id,
+        study.title,
+        status_name(study.status)
+    );
+    if !study.description.is_empty() {
+        println!("  {}", study.description);
+    }
+    println!("  researcher    {}", hex::encode(study.researcher));
+    println!("  posted        {posted}");
+    println!(
+        "  enrolled      {} of {}, reward {} each, escrow {}",
+        study.enrolled, study.max_enrollments, study.reward, study.escrow
+    );
+    println!("  epsilon       {}", study.epsilon_budget);
+    println!(
+        "  issuers       {}",
+        study
+            .issuers
+            .iter()
+            .map(hex::encode)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  query hash    {}", hex::encode(study.query_hash));
+    println!("  query         {}", serde_json::to_string(&study.query)?);
+    Ok(())
 }
 
 fn print_identity(wallet: &Wallet) {

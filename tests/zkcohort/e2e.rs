@@ -395,6 +395,15 @@ fn every_role_works_from_the_command_line() {
         "{}",
         balance(&alice)
     );
+    let as_json: Value = serde_json::from_str(&stdout(&with_server(
+        &["patient", "balance", "--json", "--wallet", path_arg(&alice)],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(
+        (&as_json["balance"], &as_json["nonce"]),
+        (&json!(20), &json!(1))
+    );
     let overdraft = with_server(
         &[
             "patient",
@@ -473,10 +482,39 @@ fn every_role_works_from_the_command_line() {
     let mut again = post.to_vec();
     again[5] = "Hypertension again";
     let unfunded = with_server(
-        &[&again[..], &["--fund", "0"]].concat(),
+        &[&again[..], &["--fund", "0", "--json"]].concat(),
         Some(&researcher_key),
     );
     assert!(unfunded.status.success(), "{}", stderr(&unfunded));
+    let posted: Value = serde_json::from_str(&stdout(&unfunded)).unwrap();
+    assert_eq!(
+        (&posted["study"]["id"], &posted["funding"]),
+        (&json!(2), &Value::Null)
+    );
+    // The researcher's own studies, and one shown for people.
+    let mine = with_server(
+        &[
+            "researcher",
+            "list",
+            "--account-key",
+            path_arg(&account_key),
+        ],
+        None,
+    );
+    let mine = stdout(&mine);
+    let listed: Vec<&str> = mine.lines().map(str::trim_start).collect();
+    assert!(
+        listed.len() == 2
+            && listed[0].starts_with("1  Hypertension ")
+            && listed[1].starts_with("2  Hypertension again"),
+        "{mine}"
+    );
+    let shown = stdout(&with_server(&["researcher", "show", "--study", "1"], None));
+    assert!(
+        shown.starts_with("study 1: Hypertension (closed)")
+            && shown.contains("1 of 10, reward 25 each, escrow 0"),
+        "{shown}"
+    );
     let synced = with_server(&["patient", "sync", "--wallet", path_arg(&alice)], None);
     assert!(synced.status.success(), "{}", stderr(&synced));
     let after_revocation = studies(&alice);
