@@ -91,6 +91,13 @@ enum Command {
     /// Prover measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script (`zkcohort completions bash >
+    /// ~/.local/share/bash-completion/completions/zkcohort`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// What a marketplace announces: the key a sponsor pins when checking its bundles,
     /// its circuit, where the circuit's keys came from and its root window.
     Marketplace {
@@ -377,6 +384,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => demo(data, keys, bundles, shape, json),
         Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
         Command::Marketplace { server, json } => roles::marketplace(&server, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "zkcohort",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ceremony(command) => ceremony::run(command),
         Command::CircomExport { shape, keys, out } => {
             proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)

@@ -710,7 +710,8 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             let key = client.marketplace()?.marketplace_key;
             println!(
                 "wrote {}; a sponsor checks it with `zkcohort-verify {} --marketplace-key {key}`, \
-                 having got that key from the marketplace by a channel of their own",
+                 having got that key from the marketplace by a channel of their own \
+                 (`cargo install --path verifier` in a zkcohort checkout installs zkcohort-verify)",
                 out.display(),
                 out.display()
             );

@@ -194,3 +194,19 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(output.status.code(), Some(141), "{}", stderr(&output));
     assert!(stderr(&output).is_empty(), "{}", stderr(&output));
 }
+
+/// `zkcohort completions SHELL` writes a completion script from the command definitions:
+/// every role's commands are in it.
+#[test]
+fn completions_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = zkcohort(&["completions", shell]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let script = stdout(&output);
+        for command in ["request-key", "enroll", "suspend-issuer", "completions"] {
+            assert!(script.contains(command), "{shell}: no {command}");
+        }
+    }
+    let output = zkcohort(&["completions", "cmd.exe"]);
+    assert!(!output.status.success());
+}
