@@ -49,7 +49,27 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Check a cohort query against bundles: one line per bundle.
+    /// Check a cohort query against bundles: one line per bundle
+    ///
+    /// A query file is an index date and criteria, one per line; every one must hold:
+    ///
+    ///     index date 2020-01-01
+    ///     require age between 40 and 75
+    ///     require condition hypertension
+    ///     require any of: lab systolic-bp latest >= 140 within 730 days; medication antihypertensive
+    ///     exclude condition ckd
+    ///
+    /// A clause names a concept by catalog id (`zkcohort catalog` lists them) or by code
+    /// (icd10:N18, snomed:44054006, loinc:4548-4, atc:A10B, rxnorm:6809):
+    ///     age >= 18 | age between 40 and 75     sex female     smoking current
+    ///     condition|medication|procedure|immunization|allergy ID   (at least one entry)
+    ///     ... count >= 2     ... active     ... within 730 days     ... first before index
+    ///     lab ID latest|min|max >= 6.5 [UNIT]     record issued within 365 days     alive
+    /// `not` negates a clause; `require any of: A; B` needs one of them; `exclude` refuses
+    /// all of its clauses. The README's "The query language" has the whole table and the
+    /// JSON form. The first line on stderr says how many clauses the query takes and
+    /// which circuit shapes fit it.
+    #[command(verbatim_doc_comment)]
     Check {
         /// The query file (text form, or JSON when it starts with `{`).
         #[arg(long)]

@@ -210,3 +210,17 @@ fn completions_cover_every_command() {
     let output = zkcohort(&["completions", "cmd.exe"]);
     assert!(!output.status.success());
 }
+
+/// `check --help` teaches the query language: an example query and every kind of clause.
+#[test]
+fn check_help_describes_the_query_language() {
+    let help = stdout(&zkcohort(&["check", "--help"]));
+    for part in [
+        "    require condition hypertension\n",
+        "lab ID latest|min|max >= 6.5 [UNIT]",
+        "`zkcohort catalog` lists them",
+        "icd10:N18",
+    ] {
+        assert!(help.contains(part), "no {part:?} in:\n{help}");
+    }
+}
