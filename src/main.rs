@@ -312,7 +312,12 @@ const CLOSED_STDOUT_STATUS: i32 = 141;
 fn end_quietly_when_stdout_closes() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let message = info.payload_as_str().unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
         // EPIPE, as std formats it (its text may be localized, the number is not).
         if message.starts_with("failed printing to stdout") && message.ends_with("(os error 32)") {
             std::process::exit(CLOSED_STDOUT_STATUS);
