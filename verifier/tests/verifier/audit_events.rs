@@ -382,7 +382,9 @@ fn a_log_that_binds_a_key_or_moves_money_without_its_holder_s_signature_fails() 
     verify_log(&honest, &signed(&honest), Some(&marketplace_key)).unwrap();
 
     let someone_else = SigningKey::from_bytes(&[7; 32]);
-    let forgeries: [(usize, Box<dyn Fn(&mut AuditEvent)>); 3] = [
+    /// The position of the entry a forgery rewrites, and how.
+    type Forgery<'a> = (usize, Box<dyn Fn(&mut AuditEvent) + 'a>);
+    let forgeries: [Forgery<'_>; 3] = [
         (
             0,
             Box::new(|event| {
