@@ -105,6 +105,9 @@ pub(crate) enum IssuerCommand {
         /// Where to write the record file for the patient.
         #[arg(long)]
         out: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a record you registered (its leaf becomes zero; proofs against newer
     /// roots fail).
@@ -114,6 +117,9 @@ pub(crate) enum IssuerCommand {
         /// The leaf index (in the record file).
         #[arg(long)]
         index: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -139,6 +145,9 @@ pub(crate) enum PatientCommand {
         wallet: PathBuf,
         /// The record file.
         file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Download the registry's leaves (incrementally) and check them against its root.
     Sync {
@@ -301,6 +310,9 @@ pub(crate) enum ResearcherCommand {
         /// Report as i2b2 does: "<10" below 10, otherwise rounded to 5.
         #[arg(long)]
         i2b2: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Close a study; the escrow remainder is refunded.
     Close {
@@ -334,6 +346,7 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             identity,
             issued_at,
             out,
+            json,
         } => {
             let client = server.client()?;
             let market = RemoteMarketplace::fetch(&client)?;
@@ -349,12 +362,13 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
                 market.info.slot_depth,
             )
             .with_context(|| format!("importing {}", bundle.display()))?;
-            println!(
-                "imported {}: {} entries mapped, {} skipped",
-                bundle.display(),
-                issuance.report.mapped.len(),
-                issuance.report.skipped.len()
-            );
+            let (mapped, skipped) = (issuance.report.mapped.len(), issuance.report.skipped.len());
+            if !json {
+                println!(
+                    "imported {}: {mapped} entries mapped, {skipped} skipped",
+                    bundle.display()
+                );
+            }
             let pending = [PendingRecord {
                 source: zkcohort::sample::file_name(&bundle),
                 identity,
@@ -362,14 +376,32 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             }];
             let files = issuer::register(&client, &pending)?;
             write_json(&out, &files[0])?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "record_file": out, "leaf_index": files[0].leaf_index,
+                        "entries_mapped": mapped, "entries_skipped": skipped,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "registered leaf {}; give {} to the patient (it holds no secret)",
                 files[0].leaf_index,
                 out.display()
             );
         }
-        IssuerCommand::Revoke { server, index } => {
+        IssuerCommand::Revoke {
+            server,
+            index,
+            json,
+        } => {
             let root = issuer::revoke(&server.client()?, index)?;
+            if json {
+                println!("{}", serde_json::to_string(&root)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "revoked leaf {index}; registry root {} is now current",
                 root.seq
@@ -387,9 +419,19 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             print_identity(&created);
         }
         PatientCommand::Whoami { wallet } => print_identity(&Wallet::open(&wallet)?),
-        PatientCommand::Import { wallet, file } => {
+        PatientCommand::Import { wallet, file, json } => {
             let record: IssuedRecordFile = read_json(&file)?;
             let held = Wallet::open(&wallet)?.import_record(record)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "source": held.file.source, "issuer": held.file.issuer,
+                        "issued_at": held.file.issued_at, "leaf_index": held.file.leaf_index,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "imported the record from {} (issuer {}, issued {}, leaf {})",
                 held.file.source, held.file.issuer, held.file.issued_at, held.file.leaf_index
@@ -673,9 +715,14 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
             study,
             epsilon,
             i2b2,
+            json,
         } => {
             let client = server.client()?;
             let released = researcher::release_count(&client, study, epsilon, i2b2)?;
+            if json {
+                println!("{}", serde_json::to_string(&released)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let budget = researcher::releases(&client, study)?.budget;
             let count = released
                 .release

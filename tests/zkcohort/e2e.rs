@@ -193,7 +193,10 @@ fn every_role_works_from_the_command_line() {
         }
         zkcohort(&all)
     };
-    for (wallet, bundle) in [(&alice, "Ali_Harris"), (&clemente, "Clemente_Kreiger")] {
+    for (leaf, (wallet, bundle)) in [(&alice, "Ali_Harris"), (&clemente, "Clemente_Kreiger")]
+        .into_iter()
+        .enumerate()
+    {
         let commitment = commitment_of(&run_ok(&["patient", "init", "--wallet", path_arg(wallet)]));
         let record = work.path().join(format!("{bundle}.record.json"));
         let issued = with_server(
@@ -206,19 +209,26 @@ fn every_role_works_from_the_command_line() {
                 &commitment,
                 "--out",
                 path_arg(&record),
+                "--json",
             ],
             Some(&issuer_key),
         );
         assert!(issued.status.success(), "{}", stderr(&issued));
+        let issued: Value = serde_json::from_str(&stdout(&issued)).unwrap();
+        assert_eq!(issued["leaf_index"], json!(leaf), "{issued}");
+        assert!(issued["entries_mapped"].as_u64().unwrap() > 0, "{issued}");
         let text = std::fs::read_to_string(&record).unwrap();
         assert!(!text.contains("secret"), "the record file names a secret");
-        run_ok(&[
+        let imported: Value = serde_json::from_str(&run_ok(&[
             "patient",
             "import",
+            "--json",
             "--wallet",
             path_arg(wallet),
             path_arg(&record),
-        ]);
+        ]))
+        .unwrap();
+        assert_eq!(imported["leaf_index"], json!(leaf), "{imported}");
     }
     // Another identity's record file is refused.
     let stranger = wallet("stranger");
