@@ -179,12 +179,19 @@ fn catalog_lists_concepts_with_codes() {
     assert!(text.contains("[mg/dL, in steps of 1]"), "{text}");
 }
 
-/// `zkcohort catalog | head -1`: the reader goes away; the command ends as a Unix tool
-/// killed by SIGPIPE would (status 141), with no panic or backtrace on stderr.
+/// `zkcohort catalog --json | head -1`: the reader goes away; the command ends as a Unix
+/// tool killed by SIGPIPE would (status 141), with no panic or backtrace on stderr. The
+/// output is larger than a pipe holds (64 KiB), so the command is still writing when the
+/// reader closes, however the two are scheduled.
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
+    let size = zkcohort(&["catalog", "--json"]).stdout.len();
+    assert!(
+        size > 64 * 1024,
+        "the catalog is {size} bytes, no longer fills a pipe"
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zkcohort"))
-        .arg("catalog")
+        .args(["catalog", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
