@@ -179,21 +179,7 @@ fn print_summary(
     for warning in &report.warnings {
         println!("warning: {warning}");
     }
-    let coverage: Vec<String> = report
-        .coverage()
-        .iter()
-        .map(|(resource, coverage)| {
-            format!("{resource} {}/{} mapped", coverage.mapped, coverage.total)
-        })
-        .collect();
-    println!(
-        "read: {}",
-        if coverage.is_empty() {
-            "nothing".to_string()
-        } else {
-            coverage.join(", ")
-        }
-    );
+    println!("read: {}", coverage_line(report));
     let not_read: Vec<String> = report
         .not_read
         .iter()
@@ -240,6 +226,23 @@ fn print_summary(
         for (reason, count) in by_reason {
             println!("  {count:>4} × {reason}");
         }
+    }
+}
+
+/// How many entries of each resource type filled a slot, as `summarize` and `issuer
+/// issue` both print it: `Condition 10/10 mapped, Procedure 0/3 mapped`.
+pub(crate) fn coverage_line(report: &ImportReport) -> String {
+    let coverage: Vec<String> = report
+        .coverage()
+        .iter()
+        .map(|(resource, coverage)| {
+            format!("{resource} {}/{} mapped", coverage.mapped, coverage.total)
+        })
+        .collect();
+    if coverage.is_empty() {
+        "nothing".to_string()
+    } else {
+        coverage.join(", ")
     }
 }
 

@@ -362,11 +362,21 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
                 market.info.slot_depth,
             )
             .with_context(|| format!("importing {}", bundle.display()))?;
-            let (mapped, skipped) = (issuance.report.mapped.len(), issuance.report.skipped.len());
+            // Counted per FHIR entry, as `summarize` counts them (a blood pressure
+            // observation is one entry, though it fills two slots).
+            let (mapped, total) = issuance
+                .report
+                .coverage()
+                .values()
+                .fold((0, 0), |(mapped, total), coverage| {
+                    (mapped + coverage.mapped, total + coverage.total)
+                });
+            let skipped = total - mapped;
             if !json {
                 println!(
-                    "imported {}: {mapped} entries mapped, {skipped} skipped",
-                    bundle.display()
+                    "imported {}: {}",
+                    bundle.display(),
+                    crate::records::coverage_line(&issuance.report)
                 );
             }
             let pending = [PendingRecord {

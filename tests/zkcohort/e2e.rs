@@ -216,7 +216,28 @@ fn every_role_works_from_the_command_line() {
         assert!(issued.status.success(), "{}", stderr(&issued));
         let issued: Value = serde_json::from_str(&stdout(&issued)).unwrap();
         assert_eq!(issued["leaf_index"], json!(leaf), "{issued}");
-        assert!(issued["entries_mapped"].as_u64().unwrap() > 0, "{issued}");
+        // The same entry counts as `summarize` reports for the bundle.
+        let summarized: Value = serde_json::from_str(&run_ok(&[
+            "summarize",
+            "--json",
+            path_arg(&fixture(bundle)),
+        ]))
+        .unwrap();
+        let (mapped, total) = summarized["coverage"].as_object().unwrap().values().fold(
+            (0, 0),
+            |(mapped, total), coverage| {
+                (
+                    mapped + coverage["mapped"].as_u64().unwrap(),
+                    total + coverage["total"].as_u64().unwrap(),
+                )
+            },
+        );
+        assert!(mapped > 0);
+        assert_eq!(
+            (&issued["entries_mapped"], &issued["entries_skipped"]),
+            (&json!(mapped), &json!(total - mapped)),
+            "{issued}"
+        );
         let text = std::fs::read_to_string(&record).unwrap();
         assert!(!text.contains("secret"), "the record file names a secret");
         let imported: Value = serde_json::from_str(&run_ok(&[
