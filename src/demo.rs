@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use ed25519_dalek::SigningKey;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_cohort::Day;
@@ -37,6 +36,7 @@ use crate::keys::{
     DEMO_PARTICIPANTS,
 };
 use crate::patient::{self, RemoteMarketplace};
+use crate::progress::{Progress, Unit};
 use crate::researcher::{self, StudyPost};
 use crate::serve::Marketplace;
 use crate::wallet::Wallet;
@@ -349,7 +349,13 @@ fn run_roles(
         "patients: proving {} enrollments in one batch",
         requests.len()
     ));
-    let bar = progress_bar(options.progress, requests.len() as u64);
+    let bar = Progress::new(
+        options.progress,
+        "proving",
+        Unit::Items("proofs"),
+        requests.len() as u64,
+        "  proving {bar:40} {pos}/{len} proofs, {per_sec}, eta {eta}",
+    );
     let failures = Mutex::new(Vec::new());
     let proving = Instant::now();
     keys.prove_batch(requests, |progress, result| {
@@ -363,9 +369,9 @@ fn run_roles(
                 .expect("not poisoned")
                 .push(format!("{error:#}"));
         }
-        bar.inc(1);
+        bar.inc();
     });
-    bar.finish_and_clear();
+    bar.finish();
     let proving_seconds = proving.elapsed().as_secs_f64();
     let failures = failures.into_inner().expect("not poisoned");
     ensure!(
@@ -471,18 +477,6 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
         wallet.import_record(file)?;
     }
     Ok(wallets)
-}
-
-fn progress_bar(visible: bool, length: u64) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(length);
-    bar.set_style(
-        ProgressStyle::with_template("  proving {bar:40} {pos}/{len} proofs, {per_sec}, eta {eta}")
-            .expect("a valid template"),
-    );
-    bar
 }
 
 /// The report as a table.

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::progress::{Progress, Unit};
 use anyhow::{bail, ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::CircuitId;
@@ -343,25 +343,20 @@ fn fetch_checked_keys(
 
 /// Downloads `path`, with a progress bar, and checks it against the checksum header.
 fn download(client: &MarketClient, path: &str, what: &str, progress: bool) -> Result<Vec<u8>> {
-    let bar = if progress {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "  {what} {{bar:40}} {{bytes}}/{{total_bytes}}, {{bytes_per_sec}}, eta {{eta}}"
-            ))
-            .expect("a valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = Progress::new(
+        progress,
+        &format!("downloading the {what}"),
+        Unit::Bytes,
+        0,
+        &format!("  {what} {{bar:40}} {{bytes}}/{{total_bytes}}, {{bytes_per_sec}}, eta {{eta}}"),
+    );
     let downloaded = client.download(path, |done, total| {
         if let Some(total) = total {
             bar.set_length(total);
         }
         bar.set_position(done);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let digest = hex::encode(Sha256::digest(&downloaded.bytes));
     match downloaded.checksum {
         Some(sent) if sent == digest => Ok(downloaded.bytes),

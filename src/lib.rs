@@ -14,6 +14,7 @@
 //! - [`wallet`]: the patient's wallet folder: identity, payout key, records,
 //!   registry copy, eligibility previews and proof requests.
 //! - [`demo`]: every role end to end against an in-process marketplace.
+//! - [`progress`]: progress of long work, a bar on a terminal and lines when piped.
 
 pub mod account;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod issued;
 pub mod issuer;
 pub mod keys;
 pub mod patient;
+pub mod progress;
 pub mod researcher;
 pub mod sample;
 pub mod serve;

@@ -371,6 +371,13 @@ fn every_role_works_from_the_command_line() {
     };
     let enrolled = enroll(&alice);
     assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    // Piped, the key download reports its progress in lines instead of a bar.
+    assert!(
+        stderr(&enrolled).contains("  downloading the proving key: ")
+            && stderr(&enrolled).contains("(100%)"),
+        "{}",
+        stderr(&enrolled)
+    );
     // No --keys: the wallet downloaded the marketplace's key and cached it by circuit id.
     let circuit_id = server.client().marketplace().unwrap().circuit_id;
     assert!(
