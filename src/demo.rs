@@ -127,6 +127,8 @@ pub struct DemoReport {
     pub ceremony_seconds: Option<f64>,
     /// Patients imported.
     pub patients: usize,
+    /// What the issuer's import of the bundles kept and left out.
+    pub import: ImportTotals,
     /// Per study.
     pub studies: Vec<StudyOutcome>,
     /// Proofs made.
@@ -145,6 +147,37 @@ pub struct DemoReport {
     pub bundle_report: String,
     /// Whole-demo wall time in seconds.
     pub wall_seconds: f64,
+}
+
+/// What importing the bundles kept and left out, over all of them (counted per FHIR
+/// entry, as `zkcohort summarize` counts one bundle).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportTotals {
+    /// Entries of the resource types the importer reads.
+    pub entries_read: usize,
+    /// Of those, entries that filled a slot of the summary.
+    pub entries_mapped: usize,
+    /// Entries of resource types the importer does not read.
+    pub entries_not_read: usize,
+    /// Patients whose record says they died (their summaries hold the day; `alive`
+    /// queries leave them out).
+    pub deceased: usize,
+}
+
+impl ImportTotals {
+    fn add(&mut self, report: &zkcohort_cohort::fhir::ImportReport) {
+        for coverage in report.coverage().values() {
+            self.entries_read += coverage.total;
+            self.entries_mapped += coverage.mapped;
+        }
+        self.entries_not_read += report.not_read.values().sum::<usize>();
+        self.deceased += usize::from(
+            report
+                .patient
+                .as_ref()
+                .is_some_and(|patient| patient.is_deceased),
+        );
+    }
 }
 
 /// The file that marks a folder as the demo's own, which a later run may clear.
@@ -290,7 +323,16 @@ fn run_roles(
         "issuer: importing {} FHIR bundles, registering one leaf per patient",
         options.bundles.len()
     ));
-    let wallets = issue_records(options, &issuer)?;
+    let (wallets, import) = issue_records(options, &issuer)?;
+    say(&format!(
+        "issuer: {} of {} entries mapped, {} skipped ({} of resource types not read); {} deceased \
+         patients (`zkcohort summarize --verbose BUNDLE` lists what one bundle left out)",
+        import.entries_mapped,
+        import.entries_read,
+        import.entries_read - import.entries_mapped,
+        import.entries_not_read,
+        import.deceased
+    ));
 
     say("researchers: posting and funding three studies");
     let mut studies = Vec::new();
@@ -418,6 +460,7 @@ fn run_roles(
         setup: market.info.setup,
         ceremony_seconds: None,
         patients: wallets.len(),
+        import,
         studies: outcomes,
         proofs,
         proving_seconds,
@@ -447,10 +490,14 @@ fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, Sign
 
 /// One wallet per bundle; the issuer imports each bundle for the wallet's identity,
 /// registers every leaf in one request, and each wallet imports its record file.
-fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wallet>> {
+fn issue_records(
+    options: &DemoOptions,
+    issuer: &MarketClient,
+) -> Result<(Vec<Wallet>, ImportTotals)> {
     let issued_at = Day::from_date(chrono::Local::now().date_naive())?;
     let mut wallets = Vec::new();
     let mut pending = Vec::new();
+    let mut totals = ImportTotals::default();
     for path in &options.bundles {
         let name = path.file_stem().map_or_else(
             || "patient".to_string(),
@@ -466,6 +513,7 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
             options.shape.slot_depth,
         )
         .with_context(|| format!("importing {}", path.display()))?;
+        totals.add(&issuance.report);
         pending.push(PendingRecord {
             source: crate::sample::file_name(path),
             identity: wallet.identity_commitment(),
@@ -476,7 +524,7 @@ fn issue_records(options: &DemoOptions, issuer: &MarketClient) -> Result<Vec<Wal
     for (wallet, file) in wallets.iter().zip(register(issuer, &pending)?) {
         wallet.import_record(file)?;
     }
-    Ok(wallets)
+    Ok((wallets, totals))
 }
 
 /// The report as a table.
@@ -508,6 +556,13 @@ pub fn print_report(report: &DemoReport) {
         (None, _) => println!("keys                DEVELOPMENT SETUP"),
     }
     println!("patients            {}", report.patients);
+    println!(
+        "entries             {} of {} mapped; {} of types not read; {} deceased",
+        report.import.entries_mapped,
+        report.import.entries_read,
+        report.import.entries_not_read,
+        report.import.deceased
+    );
     println!(
         "proofs              {} in {:.1} s = {:.2} proofs/s (proved and enrolled)",
         report.proofs, report.proving_seconds, report.proofs_per_second

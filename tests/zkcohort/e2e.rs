@@ -69,6 +69,32 @@ fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
 
     let bundles = demo_bundles().unwrap();
     assert_eq!(report["patients"], bundles.len());
+    // What the import kept and left out, as each bundle's own import report counts it.
+    let (mut read, mut mapped, mut deceased) = (0, 0, 0);
+    let today = Day::from_date(chrono::Local::now().date_naive()).unwrap();
+    for path in &bundles {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (_, imported) = import_bundle(Catalog::bundled(), &text, today).unwrap();
+        for coverage in imported.coverage().values() {
+            read += coverage.total;
+            mapped += coverage.mapped;
+        }
+        deceased += usize::from(imported.patient.is_some_and(|patient| patient.is_deceased));
+    }
+    assert!(
+        mapped > 0 && mapped < read,
+        "the fixtures map some entries, not all"
+    );
+    assert_eq!(
+        (
+            &report["import"]["entries_read"],
+            &report["import"]["entries_mapped"],
+            &report["import"]["deceased"]
+        ),
+        (&json!(read), &json!(mapped), &json!(deceased)),
+        "{}",
+        report["import"]
+    );
     let studies = report["studies"].as_array().unwrap();
     let mut proofs = 0;
     let mut paid = 0;
