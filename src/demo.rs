@@ -166,10 +166,9 @@ pub struct ImportTotals {
 
 impl ImportTotals {
     fn add(&mut self, report: &zkcohort_cohort::fhir::ImportReport) {
-        for coverage in report.coverage().values() {
-            self.entries_read += coverage.total;
-            self.entries_mapped += coverage.mapped;
-        }
+        let coverage = report.total_coverage();
+        self.entries_read += coverage.total;
+        self.entries_mapped += coverage.mapped;
         self.entries_not_read += report.not_read.values().sum::<usize>();
         self.deceased += usize::from(
             report
@@ -308,10 +307,11 @@ fn run_roles(
     };
 
     say("operator: API keys for one issuer and two researchers, tokens for the researchers");
-    let issuer = MarketClient::new(base)?.with_token(create_key(&operator, ApiKeyRole::Issuer)?.0);
+    let issuer =
+        MarketClient::new(base)?.with_token(create_key(&operator, &market, ApiKeyRole::Issuer)?.0);
     let mut researchers = Vec::new();
     for _ in 0..2 {
-        let (token, account_key) = create_key(&operator, ApiKeyRole::Researcher)?;
+        let (token, account_key) = create_key(&operator, &market, ApiKeyRole::Researcher)?;
         operator.mint(
             &hex::encode(account_key.verifying_key().to_bytes()),
             RESEARCHER_GRANT,
@@ -475,9 +475,12 @@ fn run_roles(
 
 /// A new account with an API key bound to it on the account's signed request: the
 /// key, and the account's signing key.
-fn create_key(operator: &MarketClient, role: ApiKeyRole) -> Result<(String, SigningKey)> {
+fn create_key(
+    operator: &MarketClient,
+    market: &RemoteMarketplace,
+    role: ApiKeyRole,
+) -> Result<(String, SigningKey)> {
     let account_key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let market = RemoteMarketplace::fetch(operator)?;
     let api_key = draw_api_key();
     operator.create_api_key(&CreateApiKey::sign(
         &account_key,

@@ -364,14 +364,8 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
             .with_context(|| format!("importing {}", bundle.display()))?;
             // Counted per FHIR entry, as `summarize` counts them (a blood pressure
             // observation is one entry, though it fills two slots).
-            let (mapped, total) = issuance
-                .report
-                .coverage()
-                .values()
-                .fold((0, 0), |(mapped, total), coverage| {
-                    (mapped + coverage.mapped, total + coverage.total)
-                });
-            let skipped = total - mapped;
+            let coverage = issuance.report.total_coverage();
+            let (mapped, skipped) = (coverage.mapped, coverage.total - coverage.mapped);
             if !json {
                 println!(
                     "imported {}: {}",

@@ -99,6 +99,20 @@ pub struct Coverage {
 }
 
 impl ImportReport {
+    /// Over every read resource type, how many entries filled at least one slot.
+    pub fn total_coverage(&self) -> Coverage {
+        self.coverage().values().fold(
+            Coverage {
+                mapped: 0,
+                total: 0,
+            },
+            |sum, coverage| Coverage {
+                mapped: sum.mapped + coverage.mapped,
+                total: sum.total + coverage.total,
+            },
+        )
+    }
+
     /// For each read resource type, how many entries filled at least one slot.
     pub fn coverage(&self) -> BTreeMap<String, Coverage> {
         let mut mapped: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();

@@ -222,6 +222,24 @@ async fn a_record_revoked_before_a_study_was_posted_never_enrolls_in_it() {
     assert_eq!(status, StatusCode::CREATED, "{enrolled}");
 }
 
+/// Waits out the root window, then sends the enrollment `body`: refused as
+/// `root_expired`, and the study unchanged.
+async fn refused_once_the_window_has_passed(
+    server: &TestServer,
+    study: u64,
+    body: &Value,
+    window_ms: u64,
+) {
+    tokio::time::sleep(std::time::Duration::from_millis(window_ms + 200)).await;
+    let before = server.store().study(study).unwrap();
+    let (status, error) = server
+        .post(&format!("/studies/{study}/enroll"), None, body)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "root_expired");
+    assert_eq!(server.store().study(study).unwrap(), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_passed() {
     const WINDOW_MS: u64 = 1_000;
@@ -245,14 +263,7 @@ async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_pas
         .post("/registry/revoke", Some(ISSUER), &json!({"index": 0}))
         .await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
-    tokio::time::sleep(std::time::Duration::from_millis(WINDOW_MS + 200)).await;
-    let before = server.store().study(study).unwrap();
-    let (status, error) = server
-        .post(&format!("/studies/{study}/enroll"), None, &body)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
-    assert_eq!(error["error"]["code"], "root_expired");
-    assert_eq!(server.store().study(study).unwrap(), before);
+    refused_once_the_window_has_passed(&server, study, &body, WINDOW_MS).await;
 }
 
 /// A suspension reaches the studies already open: every leaf of the suspended issuer
@@ -304,14 +315,7 @@ async fn a_suspended_issuer_s_records_stop_enrolling_in_open_studies_after_the_w
     assert_eq!(leaves[0], fr_to_bytes(&kept.leaf(SHAPE)));
     assert_eq!(leaves[1], [0u8; 32]);
 
-    tokio::time::sleep(std::time::Duration::from_millis(WINDOW_MS + 200)).await;
-    let before = server.store().study(study).unwrap();
-    let (status, error) = server
-        .post(&format!("/studies/{study}/enroll"), None, &body)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
-    assert_eq!(error["error"]["code"], "root_expired");
-    assert_eq!(server.store().study(study).unwrap(), before);
+    refused_once_the_window_has_passed(&server, study, &body, WINDOW_MS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
