@@ -16,7 +16,9 @@
 //!   record's concept slots, and the issuers' registry tree of record leaves;
 //! - **public statement**: the public inputs of one proof, in order
 //!   (`registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`);
-//! - **eligibility circuit**: the R1CS circuit that ties them together.
+//! - **eligibility circuit**: the R1CS circuit that ties them together;
+//! - **reward notes** ([`note`]): the shielded notes enrollments pay into and the
+//!   note-transfer circuit that merges and withdraws them.
 //!
 //! Native code sits next to its in-circuit twin (`poseidon/mod.rs` and
 //! `poseidon/gadget.rs`). The gadgets, and the `ark-relations` /
@@ -44,6 +46,8 @@
 //!   signal hash.
 //! - [`clause`]: compiled clauses as field elements and the query hash;
 //!   `clause::gadget` evaluates a clause in the circuit.
+//! - [`note`]: shielded reward notes (spending key, receiver, commitment, nullifier) and the
+//!   note transfer's public inputs; `note::circuit` is the transfer circuit.
 //! - [`statement`]: the public inputs of one proof, in order, and how a verifier rebuilds
 //!   them for an enrollment.
 //! - [`circuit_id`]: the id that names a circuit's keys everywhere, and the id of the
@@ -63,6 +67,7 @@ pub mod clause;
 pub mod encoding;
 pub mod identity;
 pub mod issuers;
+pub mod note;
 pub mod poseidon;
 pub mod record;
 pub mod registry;

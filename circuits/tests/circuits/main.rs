@@ -6,4 +6,5 @@ mod common;
 mod eligibility;
 mod eligibility_groth16;
 mod equivalence;
+mod note;
 mod poseidon_groth16;
