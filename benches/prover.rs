@@ -1,5 +1,6 @@
 //! Setup, single proofs and batches, and arkworks' own `Groth16::prove` on the same
-//! circuit for comparison, per shape.
+//! circuit for comparison, per shape; the note-transfer proof beside them (each circuit's
+//! constraint count is printed first).
 //!
 //! `cargo bench --bench prover`. Long batches of the reference shape are measured by
 //! `zkcohort bench batch` instead (32 reference proofs per sample would take minutes).
@@ -14,6 +15,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rand::{rngs::StdRng, SeedableRng};
 use zkcohort::sample::eligible_fixture_requests;
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
+use zkcohort_circuits::note::{
+    CreatedNote, SpendingKey, SpentNote, TransferWitness, NOTE_TREE_DEPTH,
+};
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::shape::NoteShape;
+use zkcohort_circuits::Fr;
 use zkcohort_prover::reduction::CircomReduction;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
@@ -44,6 +51,7 @@ fn prove(c: &mut Criterion) {
     for (name, shape) in SHAPES {
         let keys =
             CircuitKeys::setup_with_rng(shape, &mut StdRng::seed_from_u64(1)).expect("setup");
+        eprintln!("eligibility {name}: {} constraints", keys.constraints());
         let requests = eligible_requests(shape);
         let mut rng = StdRng::seed_from_u64(2);
         group.bench_function(BenchmarkId::new("zkcohort", name), |b| {
@@ -71,7 +79,43 @@ fn prove(c: &mut Criterion) {
         }
         group.throughput(Throughput::Elements(1));
     }
+    let note_keys = CircuitKeys::setup_with_rng(NoteShape::STANDARD, &mut StdRng::seed_from_u64(1))
+        .expect("setup");
+    eprintln!("note transfer: {} constraints", note_keys.constraints());
+    let mut rng = StdRng::seed_from_u64(4);
+    let (root, witness) = merge_of_two_notes(&mut rng);
+    group.bench_function(BenchmarkId::new("zkcohort", "note-transfer"), |b| {
+        b.iter(|| {
+            note_keys
+                .prove_transfer(&witness, root, 10, Fr::from(1u64), &mut rng)
+                .expect("proves")
+        })
+    });
     group.finish();
+}
+
+/// Two notes of one wallet among a hundred others, merged into one with 10 withdrawn.
+fn merge_of_two_notes(rng: &mut StdRng) -> (Fr, TransferWitness) {
+    let key = SpendingKey::random_with_rng(rng);
+    let mut tree = RegistryTree::new(NOTE_TREE_DEPTH).expect("depth");
+    let others: Vec<Fr> = (0..100)
+        .map(|_| SpendingKey::random_with_rng(rng).note(5, rng).commitment())
+        .collect();
+    tree.extend(&others).expect("room");
+    let notes = [key.note(20, rng), key.note(30, rng)];
+    let spent = notes.map(|note| {
+        let index = tree.append(note.commitment()).expect("room");
+        (note, index)
+    });
+    let inputs = spent.map(|(note, index)| SpentNote {
+        key: key.clone(),
+        note,
+        path: tree.path(index).expect("appended"),
+    });
+    let outputs = [CreatedNote::of(&key.note(40, rng)), CreatedNote::zero(rng)];
+    let witness =
+        TransferWitness::new(NOTE_TREE_DEPTH, tree.root(), inputs, outputs, 10).expect("balances");
+    (tree.root(), witness)
 }
 
 criterion_group!(benches, setup, prove);

@@ -63,3 +63,26 @@ impl CircuitShape {
         Ok(())
     }
 }
+
+/// The fixed dimension of a note-transfer circuit ([`crate::note`]): the depth of the note
+/// tree it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NoteShape {
+    /// Depth of the binary note tree.
+    pub tree_depth: usize,
+}
+
+impl NoteShape {
+    /// The note circuit every marketplace uses: a tree of 2^20 notes.
+    pub const STANDARD: NoteShape = NoteShape {
+        tree_depth: crate::note::NOTE_TREE_DEPTH,
+    };
+
+    /// Checks the dimension.
+    ///
+    /// # Errors
+    /// [`CircuitError::RegistryDepth`] for a depth outside 1..=32.
+    pub fn validate(&self) -> Result<(), CircuitError> {
+        MembershipPath::placeholder(self.tree_depth).map(|_| ())
+    }
+}

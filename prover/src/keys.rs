@@ -40,16 +40,19 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use ark_snark::SNARK;
 use sha2::{Digest, Sha256};
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit};
+use zkcohort_circuits::note::circuit::NoteTransferCircuit;
+use zkcohort_circuits::shape::NoteShape;
+use zkcohort_circuits::CircuitError;
 
 use crate::reduction::CircomReduction;
 use crate::ProverError;
 
 const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
-/// The key file format. It changes whenever the circuit does (5: the issuer depth is a
-/// shape dimension), since a key file holds that circuit's matrices and keys.
-const FORMAT: u32 = 5;
+/// The key file format. It changes whenever a circuit does (6: a word names the circuit,
+/// eligibility or note transfer), since a key file holds that circuit's matrices and keys.
+const FORMAT: u32 = 6;
 const SHAPE_WORDS: usize = 4;
-const CIRCUIT_ID_AT: usize = 12 + 4 * (1 + SHAPE_WORDS);
+const CIRCUIT_ID_AT: usize = 12 + 4 * (2 + SHAPE_WORDS);
 /// The key file's header length: the payload starts here, right after the payload's
 /// SHA-256 (the header's last 32 bytes).
 pub const HEADER: usize = CIRCUIT_ID_AT + 32 + 32;
@@ -58,6 +61,83 @@ pub const HEADER: usize = CIRCUIT_ID_AT + 32 + 32;
 pub(crate) type Snark = Groth16<Bn254, CircomReduction>;
 
 pub use zkcohort_circuits::CircuitId;
+
+/// A circuit that keys are made for: the eligibility circuit of a [`CircuitShape`] or the
+/// note-transfer circuit of a [`NoteShape`]. Both go through the same setup path (a
+/// development setup, or a ceremony's phase 2 over one phase 1) and the same key files.
+pub trait KeyedCircuit: Copy + Eq + std::fmt::Debug + Send + Sync {
+    /// The circuit synthesized at setup.
+    type Blank: ConstraintSynthesizer<Fr>;
+
+    /// The circuit without values.
+    fn blank(self) -> Self::Blank;
+
+    /// Checks the dimensions.
+    ///
+    /// # Errors
+    /// The circuit crate's error for a dimension out of range.
+    fn validate(self) -> Result<(), CircuitError>;
+
+    /// The key file's words after the format: which circuit, then its dimensions.
+    fn header_words(self) -> [u32; 1 + SHAPE_WORDS];
+
+    /// The key file's name without extension, for example `proving-key-c6-s8-r8-i1`.
+    fn file_stem(self) -> String;
+}
+
+/// The header word that names the eligibility circuit.
+const ELIGIBILITY_KIND: u32 = 1;
+/// The header word that names the note-transfer circuit.
+const NOTE_TRANSFER_KIND: u32 = 2;
+
+impl KeyedCircuit for CircuitShape {
+    type Blank = EligibilityCircuit;
+
+    fn blank(self) -> EligibilityCircuit {
+        EligibilityCircuit::blank(self)
+    }
+
+    fn validate(self) -> Result<(), CircuitError> {
+        CircuitShape::validate(&self)
+    }
+
+    fn header_words(self) -> [u32; 1 + SHAPE_WORDS] {
+        [
+            ELIGIBILITY_KIND,
+            self.clauses as u32,
+            self.slot_depth as u32,
+            self.registry_depth as u32,
+            self.issuer_depth as u32,
+        ]
+    }
+
+    fn file_stem(self) -> String {
+        format!(
+            "proving-key-c{}-s{}-r{}-i{}",
+            self.clauses, self.slot_depth, self.registry_depth, self.issuer_depth
+        )
+    }
+}
+
+impl KeyedCircuit for NoteShape {
+    type Blank = NoteTransferCircuit;
+
+    fn blank(self) -> NoteTransferCircuit {
+        NoteTransferCircuit::blank(self.tree_depth)
+    }
+
+    fn validate(self) -> Result<(), CircuitError> {
+        NoteShape::validate(&self)
+    }
+
+    fn header_words(self) -> [u32; 1 + SHAPE_WORDS] {
+        [NOTE_TRANSFER_KIND, self.tree_depth as u32, 0, 0, 0]
+    }
+
+    fn file_stem(self) -> String {
+        format!("note-proving-key-d{}", self.tree_depth)
+    }
+}
 
 /// The R1CS matrices of a shape, computed once and reused by every proof.
 pub(crate) struct ConstraintMatrices {
@@ -135,16 +215,16 @@ impl StoredMatrices {
 }
 
 impl ConstraintMatrices {
-    fn of(shape: CircuitShape) -> Result<Self, ProverError> {
+    fn of<S: KeyedCircuit>(shape: S) -> Result<Self, ProverError> {
         Ok(Self::with_wires(shape)?.0)
     }
 
     /// The matrices and the number of wires (the constant, the inputs and the witnesses).
-    pub(crate) fn with_wires(shape: CircuitShape) -> Result<(Self, usize), ProverError> {
+    pub(crate) fn with_wires<S: KeyedCircuit>(shape: S) -> Result<(Self, usize), ProverError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
-        EligibilityCircuit::blank(shape).generate_constraints(cs.clone())?;
+        shape.blank().generate_constraints(cs.clone())?;
         cs.finalize();
         let mut all = cs.to_matrices()?;
         let matrices = all
@@ -162,21 +242,22 @@ impl ConstraintMatrices {
     }
 }
 
-/// Everything needed to prove for one shape.
-pub struct CircuitKeys {
-    pub(crate) shape: CircuitShape,
+/// Everything needed to prove for one circuit: the eligibility circuit of a shape by
+/// default, or the note-transfer circuit (`CircuitKeys<NoteShape>`).
+pub struct CircuitKeys<S: KeyedCircuit = CircuitShape> {
+    pub(crate) shape: S,
     pub(crate) proving_key: ProvingKey<Bn254>,
     pub(crate) prepared: PreparedVerifyingKey<Bn254>,
     pub(crate) matrices: ConstraintMatrices,
     circuit_id: CircuitId,
 }
 
-impl CircuitKeys {
+impl<S: KeyedCircuit> CircuitKeys<S> {
     /// A single-party development setup from the OS RNG.
     ///
     /// # Errors
     /// [`ProverError::Synthesis`] if the shape cannot be synthesized.
-    pub fn setup(shape: CircuitShape) -> Result<Self, ProverError> {
+    pub fn setup(shape: S) -> Result<Self, ProverError> {
         Self::setup_with_rng(shape, &mut rand::rngs::OsRng)
     }
 
@@ -185,25 +266,21 @@ impl CircuitKeys {
     /// # Errors
     /// [`ProverError::Synthesis`] if the shape cannot be synthesized.
     pub fn setup_with_rng<R: rand::RngCore + rand::CryptoRng>(
-        shape: CircuitShape,
+        shape: S,
         rng: &mut R,
     ) -> Result<Self, ProverError> {
         shape.validate()?;
-        let (proving_key, _) =
-            Snark::circuit_specific_setup(EligibilityCircuit::blank(shape), rng)?;
+        let (proving_key, _) = Snark::circuit_specific_setup(shape.blank(), rng)?;
         Self::from_proving_key(shape, proving_key)
     }
 
-    fn from_proving_key(
-        shape: CircuitShape,
-        proving_key: ProvingKey<Bn254>,
-    ) -> Result<Self, ProverError> {
+    fn from_proving_key(shape: S, proving_key: ProvingKey<Bn254>) -> Result<Self, ProverError> {
         let matrices = ConstraintMatrices::of(shape)?;
         Self::from_parts(shape, proving_key, matrices)
     }
 
     pub(crate) fn from_parts(
-        shape: CircuitShape,
+        shape: S,
         proving_key: ProvingKey<Bn254>,
         matrices: ConstraintMatrices,
     ) -> Result<Self, ProverError> {
@@ -219,13 +296,19 @@ impl CircuitKeys {
     }
 
     /// The shape the keys are for.
-    pub fn shape(&self) -> CircuitShape {
+    pub fn shape(&self) -> S {
         self.shape
     }
 
     /// The circuit id.
     pub fn circuit_id(&self) -> CircuitId {
         self.circuit_id
+    }
+
+    /// The number of constraints of the circuit (without the rows snarkjs's reduction adds
+    /// per public input).
+    pub fn constraints(&self) -> usize {
+        self.matrices.num_constraints
     }
 
     /// The verifying key.
@@ -244,11 +327,8 @@ impl CircuitKeys {
     }
 
     /// The proving key file for a shape in `folder`.
-    pub fn proving_key_path(folder: &Path, shape: CircuitShape) -> PathBuf {
-        folder.join(format!(
-            "proving-key-c{}-s{}-r{}-i{}.bin",
-            shape.clauses, shape.slot_depth, shape.registry_depth, shape.issuer_depth
-        ))
+    pub fn proving_key_path(folder: &Path, shape: S) -> PathBuf {
+        folder.join(format!("{}.bin", shape.file_stem()))
     }
 
     /// Writes the proving key file into `folder` (created if needed) and returns its path.
@@ -274,13 +354,7 @@ impl CircuitKeys {
             })?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
-        for value in [
-            FORMAT,
-            self.shape.clauses as u32,
-            self.shape.slot_depth as u32,
-            self.shape.registry_depth as u32,
-            self.shape.issuer_depth as u32,
-        ] {
+        for value in std::iter::once(FORMAT).chain(self.shape.header_words()) {
             file.extend_from_slice(&value.to_le_bytes());
         }
         file.extend_from_slice(&self.circuit_id.0);
@@ -300,7 +374,7 @@ impl CircuitKeys {
     /// [`ProverError::Io`] when the file cannot be read; [`ProverError::KeyFile`] when it
     /// is not a zkcohort key for this shape, is truncated or corrupt, or its verifying
     /// key does not match its circuit id.
-    pub fn load(folder: &Path, shape: CircuitShape) -> Result<Self, ProverError> {
+    pub fn load(folder: &Path, shape: S) -> Result<Self, ProverError> {
         Self::load_from(folder, shape, false)
     }
 
@@ -314,7 +388,7 @@ impl CircuitKeys {
     /// its verifying key.
     pub fn load_checked(
         folder: &Path,
-        shape: CircuitShape,
+        shape: S,
         announced: CircuitId,
     ) -> Result<Self, ProverError> {
         let keys = Self::load_from(folder, shape, true)?;
@@ -343,7 +417,7 @@ impl CircuitKeys {
         Ok(keys)
     }
 
-    fn load_from(folder: &Path, shape: CircuitShape, checked: bool) -> Result<Self, ProverError> {
+    fn load_from(folder: &Path, shape: S, checked: bool) -> Result<Self, ProverError> {
         let path = Self::proving_key_path(folder, shape);
         let file = std::fs::read(&path).map_err(|source| ProverError::Io {
             path: path.clone(),
@@ -370,16 +444,8 @@ impl CircuitKeys {
                 expected: FORMAT,
             });
         }
-        let stored_shape = [word(1), word(2), word(3), word(4)].map(|word| word as usize);
-        if stored_shape
-            != [
-                shape.clauses,
-                shape.slot_depth,
-                shape.registry_depth,
-                shape.issuer_depth,
-            ]
-        {
-            return Err(bad("the key is for another circuit shape"));
+        if [word(1), word(2), word(3), word(4), word(5)] != shape.header_words() {
+            return Err(bad("the key is for another circuit or circuit shape"));
         }
         let circuit_id = CircuitId(
             file[CIRCUIT_ID_AT..CIRCUIT_ID_AT + 32]

@@ -1,8 +1,11 @@
-//! zkcohort-prover: keys and proofs for the eligibility circuit, the
+//! zkcohort-prover: keys and proofs for the eligibility and note-transfer circuits, the
 //! performance-critical core of zkcohort. Patients prove on their own machines.
 //!
-//! - [`keys`]: single-party development setup per circuit shape, proving key files
+//! - [`keys`]: single-party development setup per circuit (eligibility of a shape, or
+//!   note transfer), proving key files
 //!   that load without re-validation (checksummed), and the circuit id;
+//! - [`note`]: note-transfer proofs (merging and withdrawing reward notes) with the
+//!   note circuit's keys;
 //! - [`prove`]: witness building from a wallet's data, one proof, and rayon batches
 //!   with results streamed to a callback;
 //! - [`reduction`]: snarkjs's R1CS-to-QAP reduction, so our keys and proofs are
@@ -15,12 +18,14 @@
 pub mod ceremony;
 pub mod circom;
 pub mod keys;
+pub mod note;
 pub mod prove;
 pub mod reduction;
 
 use std::path::PathBuf;
 
-pub use keys::{CircuitId, CircuitKeys};
+pub use keys::{CircuitId, CircuitKeys, KeyedCircuit};
+pub use note::TransferProof;
 pub use prove::{BatchProgress, EligibilityProof, ProofRequest};
 
 /// Everything that can go wrong while setting up or proving.

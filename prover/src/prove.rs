@@ -23,7 +23,7 @@ use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::statement::Statement;
 use zkcohort_cohort::query::CompiledQuery;
 
-use crate::keys::{CircuitKeys, Snark};
+use crate::keys::{CircuitKeys, KeyedCircuit, Snark};
 use crate::ProverError;
 
 /// What a wallet knows when it asks for a proof.
@@ -80,6 +80,46 @@ pub struct EligibilityProof {
     pub proof: Proof<Bn254>,
 }
 
+impl<S: KeyedCircuit> CircuitKeys<S> {
+    /// Proves the assignment a circuit with values synthesizes, reusing the keys' matrices.
+    pub(crate) fn prove_circuit<C, R>(
+        &self,
+        circuit: C,
+        rng: &mut R,
+    ) -> Result<Proof<Bn254>, ProverError>
+    where
+        C: ConstraintSynthesizer<Fr>,
+        R: rand::RngCore + rand::CryptoRng,
+    {
+        let full_assignment = assignment_of(circuit)?;
+        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
+        let matrices = &self.matrices;
+        Ok(Snark::create_proof_with_reduction_and_matrices(
+            &self.proving_key,
+            r,
+            s,
+            &matrices.matrices,
+            matrices.num_inputs,
+            matrices.num_constraints,
+            &full_assignment,
+        )?)
+    }
+}
+
+/// The full assignment `[1, public inputs…, witnesses…]`: the circuit synthesized only to
+/// collect values (no matrices, no cached linear-combination values).
+fn assignment_of(circuit: impl ConstraintSynthesizer<Fr>) -> Result<Vec<Fr>, ProverError> {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Prove {
+        construct_matrices: false,
+        generate_lc_assignments: false,
+    });
+    circuit.generate_constraints(cs.clone())?;
+    let system = cs.borrow().ok_or(SynthesisError::MissingCS)?;
+    Ok([system.instance_assignment()?, system.witness_assignment()?].concat())
+}
+
 /// How far a batch has come, passed with each finished proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchProgress {
@@ -122,36 +162,16 @@ impl CircuitKeys {
         witness: EligibilityWitness,
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProverError> {
-        let full_assignment = self.assignment(statement, witness)?;
-        let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        let matrices = &self.matrices;
-        Ok(Snark::create_proof_with_reduction_and_matrices(
-            &self.proving_key,
-            r,
-            s,
-            &matrices.matrices,
-            matrices.num_inputs,
-            matrices.num_constraints,
-            &full_assignment,
-        )?)
+        self.prove_circuit(EligibilityCircuit::new(self.shape, statement, witness), rng)
     }
 
-    /// The full assignment `[1, public inputs…, witnesses…]`: the circuit synthesized
-    /// only to collect values (no matrices, no cached linear-combination values).
+    /// The full assignment `[1, public inputs…, witnesses…]` of a statement and its witness.
     pub(crate) fn assignment(
         &self,
         statement: Statement,
         witness: EligibilityWitness,
     ) -> Result<Vec<Fr>, ProverError> {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Prove {
-            construct_matrices: false,
-            generate_lc_assignments: false,
-        });
-        EligibilityCircuit::new(self.shape, statement, witness).generate_constraints(cs.clone())?;
-        let system = cs.borrow().ok_or(SynthesisError::MissingCS)?;
-        Ok([system.instance_assignment()?, system.witness_assignment()?].concat())
+        assignment_of(EligibilityCircuit::new(self.shape, statement, witness))
     }
 
     /// Proves many requests in parallel (rayon, one proof per worker at a time), handing

@@ -1,4 +1,4 @@
-//! Groth16 verification of eligibility proofs: one at a time, or a batch for one
+//! Groth16 verification of eligibility and note-transfer proofs: one at a time, or a batch for one
 //! key with a random linear combination and a single final exponentiation.
 //!
 //! One proof `(A, B, C)` for inputs `x` verifies when
@@ -28,6 +28,7 @@ use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey};
 use rand::rngs::OsRng;
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
+use zkcohort_circuits::note::TransferStatement;
 use zkcohort_circuits::statement::Statement;
 
 use crate::VerifierError;
@@ -64,6 +65,21 @@ impl BatchReport {
 pub fn verify(
     prepared: &PreparedVerifyingKey<Bn254>,
     statement: &Statement,
+    proof: &Proof<Bn254>,
+) -> Result<bool, VerifierError> {
+    verify_inputs(prepared, &statement.to_public_inputs(), proof)
+}
+
+/// Verifies one note-transfer proof.
+///
+/// Returns `Ok(false)` for a well-formed proof that does not verify.
+///
+/// # Errors
+/// [`VerifierError::InputCount`] when the key does not take a transfer's
+/// [`TRANSFER_PUBLIC_INPUTS`](zkcohort_circuits::note::TRANSFER_PUBLIC_INPUTS) public inputs.
+pub fn verify_transfer(
+    prepared: &PreparedVerifyingKey<Bn254>,
+    statement: &TransferStatement,
     proof: &Proof<Bn254>,
 ) -> Result<bool, VerifierError> {
     verify_inputs(prepared, &statement.to_public_inputs(), proof)

@@ -45,22 +45,23 @@ use super::points::{
 };
 use super::{invalid, same_ratio, CeremonyError, Fault, PublicKey, Step};
 use crate::circom::{merged, put_u32, write_r1cs_parts, write_zkey_parts, MontgomeryForm, N8};
-use crate::keys::{CircuitKeys, ConstraintMatrices};
+use crate::keys::{CircuitKeys, ConstraintMatrices, KeyedCircuit};
 use crate::ProverError;
 
-/// A circuit a ceremony is for: its R1CS, from the shape.
-pub struct Circuit {
-    shape: CircuitShape,
+/// A circuit a ceremony is for: its R1CS, from the shape (the eligibility circuit's by
+/// default, or the note transfer's: `Circuit<NoteShape>`).
+pub struct Circuit<S: KeyedCircuit = CircuitShape> {
+    shape: S,
     matrices: ConstraintMatrices,
     wires: usize,
 }
 
-impl Circuit {
+impl<S: KeyedCircuit> Circuit<S> {
     /// Synthesizes the shape's constraint system.
     ///
     /// # Errors
     /// [`ProverError::Circuit`] for an invalid shape, [`ProverError::Synthesis`].
-    pub fn of(shape: CircuitShape) -> Result<Self, ProverError> {
+    pub fn of(shape: S) -> Result<Self, ProverError> {
         shape.validate()?;
         let (matrices, wires) = ConstraintMatrices::with_wires(shape)?;
         Ok(Circuit {
@@ -71,7 +72,7 @@ impl Circuit {
     }
 
     /// The shape.
-    pub fn shape(&self) -> CircuitShape {
+    pub fn shape(&self) -> S {
         self.shape
     }
 
@@ -154,7 +155,10 @@ impl Phase2 {
     ///
     /// # Errors
     /// [`CeremonyError::TooSmall`], [`CeremonyError::NotPrepared`].
-    pub fn new(circuit: &Circuit, phase1: &Phase1) -> Result<Self, CeremonyError> {
+    pub fn new<S: KeyedCircuit>(
+        circuit: &Circuit<S>,
+        phase1: &Phase1,
+    ) -> Result<Self, CeremonyError> {
         let Bases {
             tau,
             tau_g2,
@@ -346,7 +350,11 @@ impl Phase2 {
     /// # Errors
     /// [`CeremonyError::Invalid`] with the first step that fails and why; as
     /// [`Phase2::new`] for a phase 1 that does not serve the circuit.
-    pub fn verify(&self, circuit: &Circuit, phase1: &Phase1) -> Result<(), CeremonyError> {
+    pub fn verify<S: KeyedCircuit>(
+        &self,
+        circuit: &Circuit<S>,
+        phase1: &Phase1,
+    ) -> Result<(), CeremonyError> {
         let mut hasher = Hasher::new();
         hasher.update(self.cs_hash);
         let mut delta = G1Affine::generator();
@@ -418,7 +426,11 @@ impl Phase2 {
     /// combination each: for wire weights `r`, `Σ rⱼ·Aⱼ` must be `Σᵢ (Σⱼ rⱼ·Aᵢⱼ)·Lᵢ(τ)`,
     /// and so on (a wrong point survives with probability 2⁻¹²⁸). `L` and `H` are
     /// compared through `e(initial, G2) = e(final, δ·G2)`.
-    fn query_fault(&self, circuit: &Circuit, bases: &Bases<'_>) -> Option<Fault> {
+    fn query_fault<S: KeyedCircuit>(
+        &self,
+        circuit: &Circuit<S>,
+        bases: &Bases<'_>,
+    ) -> Option<Fault> {
         let key = &self.key;
         let matrices = &circuit.matrices;
         let (m, public, d) = (matrices.num_constraints, circuit.public(), bases.tau.len());
@@ -480,7 +492,7 @@ impl Phase2 {
     }
 
     /// The state as a snarkjs `.zkey` (see the module documentation).
-    pub fn to_zkey(&self, circuit: &Circuit) -> Vec<u8> {
+    pub fn to_zkey<S: KeyedCircuit>(&self, circuit: &Circuit<S>) -> Vec<u8> {
         let montgomery = MontgomeryForm::new();
         let mut section = Vec::new();
         section.extend_from_slice(&self.cs_hash);
@@ -519,7 +531,10 @@ impl Phase2 {
     ///
     /// # Errors
     /// [`CeremonyError::Format`] for a malformed file or one for another circuit.
-    pub fn from_zkey(circuit: &Circuit, bytes: &[u8]) -> Result<Self, CeremonyError> {
+    pub fn from_zkey<S: KeyedCircuit>(
+        circuit: &Circuit<S>,
+        bytes: &[u8],
+    ) -> Result<Self, CeremonyError> {
         let file = Reader::new("zkey", b"zkey", 1, bytes)?;
         if points::u32_at(file.section(1)?, 0) != Some(1) {
             return Err(file.error("not a Groth16 zkey"));
@@ -604,7 +619,10 @@ impl Phase2 {
     ///
     /// # Errors
     /// [`ProverError::Synthesis`] if the verifying key cannot be prepared.
-    pub fn into_keys(self, circuit: Circuit) -> Result<CircuitKeys, ProverError> {
+    pub fn into_keys<S: KeyedCircuit>(
+        self,
+        circuit: Circuit<S>,
+    ) -> Result<CircuitKeys<S>, ProverError> {
         CircuitKeys::from_parts(circuit.shape, self.key, circuit.matrices)
     }
 }
@@ -620,7 +638,10 @@ struct Bases<'a> {
 }
 
 impl<'a> Bases<'a> {
-    fn of(circuit: &Circuit, phase1: &'a Phase1) -> Result<Self, CeremonyError> {
+    fn of<S: KeyedCircuit>(
+        circuit: &Circuit<S>,
+        phase1: &'a Phase1,
+    ) -> Result<Self, CeremonyError> {
         let power = circuit.domain_power();
         if power > phase1.power() {
             return Err(CeremonyError::TooSmall {

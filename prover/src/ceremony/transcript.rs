@@ -10,14 +10,15 @@
 use super::{Circuit, Phase1, Phase2};
 pub use zkcohort_circuits::TranscriptId;
 
+use crate::keys::KeyedCircuit;
 use crate::{CircuitKeys, ProverError};
 
 /// Reads and verifies a whole transcript: phase 1, then phase 2 of `circuit` over it.
 ///
 /// # Errors
 /// [`ProverError::Ceremony`]: a malformed file, or the first step that fails and why.
-pub fn verify(
-    circuit: &Circuit,
+pub fn verify<S: KeyedCircuit>(
+    circuit: &Circuit<S>,
     phase1: &[u8],
     zkey: &[u8],
 ) -> Result<(Phase1, Phase2), ProverError> {
@@ -32,11 +33,11 @@ pub fn verify(
 ///
 /// # Errors
 /// As [`verify`].
-pub fn finalize(
-    circuit: Circuit,
+pub fn finalize<S: KeyedCircuit>(
+    circuit: Circuit<S>,
     phase1: &[u8],
     zkey: &[u8],
-) -> Result<(CircuitKeys, TranscriptId), ProverError> {
+) -> Result<(CircuitKeys<S>, TranscriptId), ProverError> {
     let (_, phase2) = verify(&circuit, phase1, zkey)?;
     Ok((phase2.into_keys(circuit)?, TranscriptId::of(phase1, zkey)))
 }
@@ -47,9 +48,9 @@ pub fn finalize(
 ///
 /// # Errors
 /// As [`verify`]; [`ProverError::Key`] when the keys differ from the transcript's.
-pub fn check_keys(
-    keys: &CircuitKeys,
-    circuit: &Circuit,
+pub fn check_keys<S: KeyedCircuit>(
+    keys: &CircuitKeys<S>,
+    circuit: &Circuit<S>,
     phase1: &[u8],
     zkey: &[u8],
 ) -> Result<TranscriptId, ProverError> {

@@ -6,5 +6,6 @@ mod ceremony;
 mod ceremony_snarkjs;
 mod common;
 mod key_checks;
+mod note;
 mod prove;
 mod snarkjs;
