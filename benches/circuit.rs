@@ -85,7 +85,7 @@ fn synthesis(c: &mut Criterion) {
         )
         .expect("eligible");
         let scope = StudyScope(Fr::from(1u64));
-        let statement = witness.statement(scope, signal_hash(&[0; 32], scope));
+        let statement = witness.statement(scope, signal_hash(Fr::from(0u64), scope));
         group.bench_function(BenchmarkId::new("setup-mode", name), |b| {
             b.iter(|| {
                 let cs = ConstraintSystem::<Fr>::new_ref();

@@ -13,21 +13,62 @@ use zkcohort::keys::{save_ceremony_keys, write_atomically};
 use zkcohort_prover::ceremony::{transcript, Circuit, Phase1, Phase2};
 use zkcohort_verifier::setup::split_transcript;
 
+use zkcohort_circuits::shape::NoteShape;
+
 use crate::proving::ShapeName;
+
+/// The circuits a ceremony is run for.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CircuitName {
+    /// The eligibility circuit of `--shape`.
+    Eligibility,
+    /// The note-transfer circuit (merging and withdrawing reward notes).
+    Note,
+}
+
+/// Which circuit a ceremony command is about.
+#[derive(clap::Args)]
+pub(crate) struct CircuitChoice {
+    /// The circuit: every marketplace needs keys for both.
+    #[arg(long, value_enum, default_value = "eligibility")]
+    circuit: CircuitName,
+    /// The eligibility circuit's shape (ignored for the note circuit).
+    #[arg(long, value_enum, default_value = "reference")]
+    shape: ShapeName,
+}
+
+/// Runs `$body` with `$circuit` bound to the synthesized circuit `$choice` names (the
+/// two circuits are different types, so the body is compiled once for each).
+macro_rules! with_circuit {
+    ($choice:expr, |$circuit:ident| $body:expr) => {
+        match $choice.circuit {
+            CircuitName::Eligibility => {
+                let $circuit =
+                    Circuit::of($choice.shape.shape()).context("synthesizing the circuit")?;
+                $body
+            }
+            CircuitName::Note => {
+                let $circuit = Circuit::of(NoteShape::STANDARD)
+                    .context("synthesizing the note-transfer circuit")?;
+                $body
+            }
+        }
+    };
+}
 
 #[derive(Subcommand)]
 pub(crate) enum CeremonyCommand {
     /// Phase 1 (powers of tau, shared by every circuit).
     #[command(subcommand)]
     Phase1(Phase1Command),
-    /// Phase 2 (one per circuit shape).
+    /// Phase 2 (one per circuit: the eligibility circuit of a shape, and the note-transfer
+    /// circuit).
     #[command(subcommand)]
     Phase2(Phase2Command),
     /// Re-check a whole transcript (phase 1 and phase 2) from the circuit's R1CS.
     Verify {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The phase 1 file.
         #[arg(long, required_unless_present = "transcript", requires = "zkey")]
         phase1: Option<PathBuf>,
@@ -40,9 +81,8 @@ pub(crate) enum CeremonyCommand {
     },
     /// Verify a transcript, write the proving key and keep the transcript beside it.
     Finalize {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The phase 1 file.
         #[arg(long)]
         phase1: PathBuf,
@@ -55,9 +95,8 @@ pub(crate) enum CeremonyCommand {
     },
     /// Write the circuit as circuit.r1cs (for `snarkjs zkey verify`).
     R1cs {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The file to write.
         #[arg(long, default_value = "circuit.r1cs")]
         out: PathBuf,
@@ -68,9 +107,10 @@ pub(crate) enum CeremonyCommand {
 pub(crate) enum Phase1Command {
     /// Start a phase 1 from the generators, sized for a shape (or a given power).
     New {
-        /// The shape whose domain sets the power.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        /// The circuit whose domain sets the power (the reference eligibility circuit's
+        /// is the largest, so its phase 1 serves the note-transfer circuit too).
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The power of tau, instead of the shape's.
         #[arg(long)]
         power: Option<u32>,
@@ -120,9 +160,8 @@ pub(crate) enum Phase1Command {
 pub(crate) enum Phase2Command {
     /// The initial phase-2 state of a shape over a prepared phase 1.
     New {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The prepared phase 1 file.
         #[arg(long)]
         phase1: PathBuf,
@@ -132,9 +171,8 @@ pub(crate) enum Phase2Command {
     },
     /// Add a contribution (OS randomness, never written).
     Contribute {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The current state.
         #[arg(long = "in")]
         input: PathBuf,
@@ -147,9 +185,8 @@ pub(crate) enum Phase2Command {
     },
     /// Apply a public random beacon (a value no participant knew in advance).
     Beacon {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: ShapeName,
+        #[command(flatten)]
+        circuit: CircuitChoice,
         /// The current state.
         #[arg(long = "in")]
         input: PathBuf,
@@ -173,7 +210,7 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
         CeremonyCommand::Phase1(command) => phase1(command)?,
         CeremonyCommand::Phase2(command) => phase2(command)?,
         CeremonyCommand::Verify {
-            shape,
+            circuit,
             phase1,
             zkey,
             transcript: one_file,
@@ -188,10 +225,11 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
                 (None, Some(phase1), Some(zkey)) => (read(&phase1)?, read(&zkey)?),
                 _ => anyhow::bail!("give --transcript, or --phase1 and --zkey"),
             };
-            let circuit = circuit(shape)?;
             let started = Instant::now();
             eprintln!("verifying phase 1 and phase 2 ...");
-            let (phase1, phase2) = transcript::verify(&circuit, &phase1, &zkey)?;
+            let (phase1, phase2) = with_circuit!(circuit, |circuit| transcript::verify(
+                &circuit, &phase1, &zkey
+            )?);
             println!(
                 "transcript OK in {:.1} s: {} phase-1 contributions, {} phase-2 contributions",
                 started.elapsed().as_secs_f64(),
@@ -200,27 +238,28 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             );
         }
         CeremonyCommand::Finalize {
-            shape,
+            circuit,
             phase1,
             zkey,
             keys,
         } => {
             let (phase1_bytes, zkey_bytes) = (read(&phase1)?, read(&zkey)?);
             eprintln!("verifying the transcript ...");
-            let (circuit_keys, id) =
-                transcript::finalize(circuit(shape)?, &phase1_bytes, &zkey_bytes)?;
-            let path = save_ceremony_keys(&circuit_keys, &keys, &phase1_bytes, &zkey_bytes)?;
+            let (path, circuit_id, id) = with_circuit!(circuit, |circuit| {
+                let (circuit_keys, id) = transcript::finalize(circuit, &phase1_bytes, &zkey_bytes)?;
+                let path = save_ceremony_keys(&circuit_keys, &keys, &phase1_bytes, &zkey_bytes)?;
+                (path, circuit_keys.circuit_id(), id)
+            });
             let stem = path.with_extension("");
             println!(
-                "proving key: {}\ncircuit id: {}\ntranscript id: {id}\ntranscript: {}.ptau and .zkey",
+                "proving key: {}\ncircuit id: {circuit_id}\ntranscript id: {id}\ntranscript: {}.ptau and .zkey",
                 path.display(),
-                circuit_keys.circuit_id(),
                 stem.display()
             );
         }
-        CeremonyCommand::R1cs { shape, out } => {
+        CeremonyCommand::R1cs { circuit, out } => {
             let mut bytes = Vec::new();
-            circuit(shape)?.write_r1cs(&mut bytes)?;
+            with_circuit!(circuit, |circuit| circuit.write_r1cs(&mut bytes)?);
             write_atomically(&out, &bytes)?;
         }
     }
@@ -229,10 +268,14 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
 
 fn phase1(command: Phase1Command) -> Result<()> {
     match command {
-        Phase1Command::New { shape, power, out } => {
+        Phase1Command::New {
+            circuit,
+            power,
+            out,
+        } => {
             let power = match power {
                 Some(power) => power,
-                None => circuit(shape)?.domain_power(),
+                None => with_circuit!(circuit, |circuit| circuit.domain_power()),
             };
             write_atomically(&out, &Phase1::new(power)?.to_bytes())?;
             println!(
@@ -288,13 +331,19 @@ fn phase1(command: Phase1Command) -> Result<()> {
 
 fn phase2(command: Phase2Command) -> Result<()> {
     match command {
-        Phase2Command::New { shape, phase1, out } => {
-            let circuit = circuit(shape)?;
+        Phase2Command::New {
+            circuit,
+            phase1,
+            out,
+        } => {
             let phase1 = Phase1::read(&read(&phase1)?)?;
             let started = Instant::now();
             eprintln!("computing the initial keys from the circuit and phase 1 ...");
-            let state = Phase2::new(&circuit, &phase1)?;
-            write_atomically(&out, &state.to_zkey(&circuit))?;
+            let state = with_circuit!(circuit, |circuit| {
+                let state = Phase2::new(&circuit, &phase1)?;
+                write_atomically(&out, &state.to_zkey(&circuit))?;
+                state
+            });
             println!(
                 "initial state in {:.1} s; circuit hash {}",
                 started.elapsed().as_secs_f64(),
@@ -302,16 +351,18 @@ fn phase2(command: Phase2Command) -> Result<()> {
             );
         }
         Phase2Command::Contribute {
-            shape,
+            circuit,
             input,
             out,
             name,
         } => {
-            let circuit = circuit(shape)?;
-            let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
             let started = Instant::now();
-            let hash = state.contribute(&name, &mut rand::rngs::OsRng)?;
-            write_atomically(&out, &state.to_zkey(&circuit))?;
+            let hash = with_circuit!(circuit, |circuit| {
+                let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
+                let hash = state.contribute(&name, &mut rand::rngs::OsRng)?;
+                write_atomically(&out, &state.to_zkey(&circuit))?;
+                hash
+            });
             println!(
                 "contributed in {:.1} s; contribution hash {}",
                 started.elapsed().as_secs_f64(),
@@ -319,18 +370,20 @@ fn phase2(command: Phase2Command) -> Result<()> {
             );
         }
         Phase2Command::Beacon {
-            shape,
+            circuit,
             input,
             out,
             hash,
             iterations_exp,
             name,
         } => {
-            let circuit = circuit(shape)?;
-            let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
             let beacon = hex::decode(&hash).context("the beacon hash is not hex")?;
-            let contribution = state.beacon(&name, &beacon, iterations_exp)?;
-            write_atomically(&out, &state.to_zkey(&circuit))?;
+            let contribution = with_circuit!(circuit, |circuit| {
+                let mut state = Phase2::from_zkey(&circuit, &read(&input)?)?;
+                let contribution = state.beacon(&name, &beacon, iterations_exp)?;
+                write_atomically(&out, &state.to_zkey(&circuit))?;
+                contribution
+            });
             println!(
                 "beacon applied; contribution hash {}",
                 hex::encode(contribution)
@@ -338,10 +391,6 @@ fn phase2(command: Phase2Command) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn circuit(shape: ShapeName) -> Result<Circuit> {
-    Circuit::of(shape.shape()).context("synthesizing the circuit")
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

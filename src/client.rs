@@ -16,12 +16,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zkcohort_market::api::{
     AccountView, AppendRecords, ClosedStudy, CreateApiKey, CreateStudy, CreatedApiKey,
-    EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease, RecordToAppend,
-    RevokeLeaf, SuspendIssuer, SuspendedIssuer,
+    EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease,
+    NoteTransferRequest, RecordToAppend, RevokeLeaf, SuspendIssuer, SuspendedIssuer,
 };
-use zkcohort_market::http::CHECKSUM_HEADER;
+use zkcohort_market::http::{NoteTreeState, CHECKSUM_HEADER};
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
-use zkcohort_market::{Enrollment, LedgerEntry, RegistryAppend, RootRecord, SignedTransfer, Study};
+use zkcohort_market::{
+    Enrollment, LedgerEntry, NoteTransfer, RegistryAppend, RootRecord, SignedTransfer, Study,
+};
 use zkcohort_verifier::StudyBundle;
 
 /// How long one request may take (the server's own limit is 30 s).
@@ -313,6 +315,42 @@ impl MarketClient {
     /// See [`ClientError`].
     pub fn enroll(&self, study: u64, body: &EnrollRequest) -> Result<Enrollment, ClientError> {
         self.post(&format!("/studies/{study}/enroll"), body)
+    }
+
+    /// The note tree's size, current root and spent count.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn note_tree(&self) -> Result<NoteTreeState, ClientError> {
+        self.get("/notes")
+    }
+
+    /// Up to `limit` note commitments (hex) from index `start` on.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn note_leaves(&self, start: u64, limit: usize) -> Result<Vec<String>, ClientError> {
+        self.get(&format!("/notes/leaves?start={start}&limit={limit}"))
+    }
+
+    /// Up to `limit` spent note nullifiers (hex) from position `start` on.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn spent_notes(&self, start: u64, limit: usize) -> Result<Vec<String>, ClientError> {
+        self.get(&format!("/notes/spent?start={start}&limit={limit}"))
+    }
+
+    /// Spends two notes into two, with a withdrawal.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub fn transfer_notes(&self, body: &NoteTransferRequest) -> Result<NoteTransfer, ClientError> {
+        self.post("/notes/transfer", body)
     }
 
     /// An account's balance and next nonce.

@@ -21,6 +21,7 @@ use anyhow::{bail, ensure, Context, Result};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::shape::NoteShape;
 use zkcohort_cohort::Day;
 use zkcohort_market::api::CreateApiKey;
 use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
@@ -32,7 +33,7 @@ use crate::client::MarketClient;
 use crate::issued::Issuance;
 use crate::issuer::{register, PendingRecord};
 use crate::keys::{
-    load_served_circuit, run_local_ceremony, transcript_paths, ServedCircuit, SetupPolicy,
+    load_served_circuits, run_local_ceremony, transcript_paths, ServedCircuits, SetupPolicy,
     DEMO_PARTICIPANTS,
 };
 use crate::patient::{self, RemoteMarketplace};
@@ -137,8 +138,10 @@ pub struct DemoReport {
     pub proving_seconds: f64,
     /// Proofs per second over the batch.
     pub proofs_per_second: f64,
-    /// Tokens paid to patients in all.
+    /// Tokens paid to patients in all (into reward notes).
     pub tokens_paid: u64,
+    /// The patient with the most enrollments withdrawing all its notes.
+    pub withdrawal: WithdrawalOutcome,
     /// The exported bundle.
     pub bundle: PathBuf,
     /// Whether the verifier accepted it.
@@ -147,6 +150,19 @@ pub struct DemoReport {
     pub bundle_report: String,
     /// Whole-demo wall time in seconds.
     pub wall_seconds: f64,
+}
+
+/// One patient's withdrawal of every reward note to its own account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WithdrawalOutcome {
+    /// The notes it held (one per enrollment).
+    pub notes: usize,
+    /// What they held, all withdrawn.
+    pub amount: u64,
+    /// Note transfers it took (merges and the withdrawal).
+    pub transfers: usize,
+    /// The wallet account's balance afterwards.
+    pub account_balance: u64,
 }
 
 /// What importing the bundles kept and left out, over all of them (counted per FHIR
@@ -192,11 +208,11 @@ const DEMO_MARKER: &str = "zkcohort-demo";
 pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
     fresh_demo_folder(&options.data)?;
-    let (circuit, ceremony_seconds) = demo_circuit(options)?;
-    let keys = &circuit.keys;
+    let (circuits, ceremony_seconds) = demo_circuit(options)?;
+    let keys = &circuits.eligibility.keys;
     let marketplace = Marketplace::open_with_circuit(
         &options.data.join("marketplace"),
-        &circuit,
+        &circuits,
         DEFAULT_ROOT_WINDOW_MS,
     )?;
     let running = marketplace.spawn("127.0.0.1:0")?;
@@ -210,7 +226,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     }
     let report = run_roles(
         options,
-        keys,
+        (keys, &circuits.note.keys),
         &running.url(),
         running.operator_token(),
         started,
@@ -223,13 +239,17 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     report
 }
 
-/// The demo's circuit: the keys and transcript of an earlier run's ceremony, or a new
+/// The demo's circuits: the keys and transcripts of an earlier run's ceremony, or a new
 /// three-party ceremony (and how long it took) when the folder has none for the shape.
-fn demo_circuit(options: &DemoOptions) -> Result<(ServedCircuit, Option<f64>)> {
+fn demo_circuit(options: &DemoOptions) -> Result<(ServedCircuits, Option<f64>)> {
     let (phase1, zkey) = transcript_paths(&options.keys, options.shape);
     let key = CircuitKeys::proving_key_path(&options.keys, options.shape);
-    if key.exists() && phase1.exists() && zkey.exists() {
-        match load_served_circuit(options.shape, &options.keys, SetupPolicy::CeremonyOnly) {
+    let (note_phase1, note_zkey) = transcript_paths(&options.keys, NoteShape::STANDARD);
+    if [key, phase1, zkey, note_phase1, note_zkey]
+        .iter()
+        .all(|path| path.exists())
+    {
+        match load_served_circuits(options.shape, &options.keys, SetupPolicy::CeremonyOnly) {
             Ok(circuit) => return Ok((circuit, None)),
             // Keys an earlier version of the demo made, for an earlier circuit.
             Err(error)
@@ -282,7 +302,7 @@ fn fresh_demo_folder(folder: &Path) -> Result<()> {
 /// `operator_token`.
 fn run_roles(
     options: &DemoOptions,
-    keys: &CircuitKeys,
+    (keys, note_keys): (&CircuitKeys, &CircuitKeys<NoteShape>),
     base: &str,
     operator_token: &str,
     started: Instant,
@@ -295,7 +315,7 @@ fn run_roles(
     let operator = MarketClient::new(base)?.with_token(operator_token);
     let public = MarketClient::new(base)?;
     let market = RemoteMarketplace::fetch(&public)?;
-    market.check_keys(keys)?;
+    market.eligibility_circuit().check_keys(keys)?;
     // The sponsor's pin: the transcript as the marketplace serves it.
     let transcript = match market.info.setup {
         KeySetup::Ceremony { .. } => {
@@ -400,10 +420,21 @@ fn run_roles(
     );
     let failures = Mutex::new(Vec::new());
     let proving = Instant::now();
+    let receivers: Vec<_> = requests
+        .iter()
+        .map(|request| request.reward_receiver)
+        .collect();
     keys.prove_batch(requests, |progress, result| {
         let (wallet_index, study) = targets[progress.index];
         let outcome = result.map_err(anyhow::Error::from).and_then(|proof| {
-            patient::submit_enrollment(&public, &wallets[wallet_index], &market, study, &proof)
+            patient::submit_enrollment(
+                &public,
+                &wallets[wallet_index],
+                &market,
+                study,
+                &proof,
+                receivers[progress.index],
+            )
         });
         if let Err(error) = outcome {
             failures
@@ -454,6 +485,7 @@ fn run_roles(
     researcher::export_bundle(&public, bundle_study, &bundle)?;
     let verdict = researcher::verify_bundle_file(&bundle, Some(&market.key), transcript.as_ref())?;
 
+    let withdrawal = withdraw_most_enrolled(&public, &market, &wallets, &targets, note_keys, &say)?;
     let tokens_paid = outcomes.iter().map(|outcome| outcome.paid).sum();
     Ok(DemoReport {
         server: base.to_string(),
@@ -466,10 +498,47 @@ fn run_roles(
         proving_seconds,
         proofs_per_second: proofs as f64 / proving_seconds.max(f64::EPSILON),
         tokens_paid,
+        withdrawal,
         bundle,
         bundle_verified: verdict.valid,
         bundle_report: verdict.summary,
         wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The patient with the most enrollments withdraws everything its reward notes hold to
+/// its wallet's own account: merges, then one withdrawal, each a note-transfer proof.
+fn withdraw_most_enrolled(
+    public: &MarketClient,
+    market: &RemoteMarketplace,
+    wallets: &[Wallet],
+    targets: &[(usize, u64)],
+    note_keys: &CircuitKeys<NoteShape>,
+    say: &dyn Fn(&str),
+) -> Result<WithdrawalOutcome> {
+    let Some(most) = (0..wallets.len())
+        .max_by_key(|index| targets.iter().filter(|(wallet, _)| wallet == index).count())
+    else {
+        return Ok(WithdrawalOutcome::default());
+    };
+    let wallet = &wallets[most];
+    let sync = patient::sync_notes(public, wallet, market)?;
+    let (notes, amount) = (sync.spendable().count(), sync.balance());
+    if amount == 0 {
+        return Ok(WithdrawalOutcome::default());
+    }
+    say(&format!(
+        "a patient: withdrawing its {notes} reward notes ({amount} tokens) to its own account"
+    ));
+    let account = wallet.payout_account();
+    let steps = patient::withdraw(public, wallet, market, note_keys, account, amount, |line| {
+        say(&format!("  {line}"))
+    })?;
+    Ok(WithdrawalOutcome {
+        notes,
+        amount,
+        transfers: steps.len(),
+        account_balance: patient::account(public, &account)?.balance,
     })
 }
 
@@ -570,7 +639,15 @@ pub fn print_report(report: &DemoReport) {
         "proofs              {} in {:.1} s = {:.2} proofs/s (proved and enrolled)",
         report.proofs, report.proving_seconds, report.proofs_per_second
     );
-    println!("tokens paid         {}", report.tokens_paid);
+    println!(
+        "tokens paid         {} (into reward notes)",
+        report.tokens_paid
+    );
+    let withdrawal = &report.withdrawal;
+    println!(
+        "withdrawal          {} notes, {} tokens, in {} note transfers; the account holds {}",
+        withdrawal.notes, withdrawal.amount, withdrawal.transfers, withdrawal.account_balance
+    );
     println!(
         "bundle              {} {}",
         report.bundle.display(),

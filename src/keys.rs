@@ -13,22 +13,25 @@ use crate::progress::{Progress, Unit};
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::CircuitId;
+use zkcohort_market::http::{CircuitFiles, ServedFile};
 use zkcohort_prover::ceremony::{transcript, Circuit, Phase1, Phase2};
+use zkcohort_prover::keys::KeyedCircuit;
 use zkcohort_prover::CircuitKeys;
 use zkcohort_verifier::setup::transcript_file;
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
 use crate::client::MarketClient;
-use crate::patient::RemoteMarketplace;
+use crate::patient::AnnouncedCircuit;
 
 /// The flag that lets `zkcohort serve` use keys without a ceremony transcript.
 pub const DEV_FLAG: &str = "--dev-unsafe-setup";
 
 /// Keys just created by [`setup_keys`].
-pub struct CreatedKeys {
+pub struct CreatedKeys<S: KeyedCircuit = CircuitShape> {
     /// The keys.
-    pub keys: CircuitKeys,
+    pub keys: CircuitKeys<S>,
     /// The proving-key file they were saved to.
     pub path: PathBuf,
     /// How long the setup and the save took.
@@ -41,7 +44,7 @@ pub struct CreatedKeys {
 /// # Errors
 ///
 /// Synthesis or I/O errors of the setup and the save.
-pub fn setup_keys(shape: CircuitShape, keys_dir: &Path) -> Result<CreatedKeys> {
+pub fn setup_keys<S: KeyedCircuit>(shape: S, keys_dir: &Path) -> Result<CreatedKeys<S>> {
     eprintln!("DEVELOPMENT SETUP (single party): whoever runs this setup could forge proofs.");
     eprintln!("Use keys from a multi-party ceremony for anything real.");
     let started = Instant::now();
@@ -57,7 +60,7 @@ pub fn setup_keys(shape: CircuitShape, keys_dir: &Path) -> Result<CreatedKeys> {
 }
 
 /// The transcript files beside a shape's proving key: (phase 1 `.ptau`, final `.zkey`).
-pub fn transcript_paths(keys_dir: &Path, shape: CircuitShape) -> (PathBuf, PathBuf) {
+pub fn transcript_paths<S: KeyedCircuit>(keys_dir: &Path, shape: S) -> (PathBuf, PathBuf) {
     let stem = CircuitKeys::proving_key_path(keys_dir, shape).with_extension("");
     (stem.with_extension("ptau"), stem.with_extension("zkey"))
 }
@@ -68,8 +71,8 @@ pub fn transcript_paths(keys_dir: &Path, shape: CircuitShape) -> (PathBuf, PathB
 /// # Errors
 ///
 /// I/O errors.
-pub fn save_ceremony_keys(
-    keys: &CircuitKeys,
+pub fn save_ceremony_keys<S: KeyedCircuit>(
+    keys: &CircuitKeys<S>,
     keys_dir: &Path,
     phase1: &[u8],
     zkey: &[u8],
@@ -100,17 +103,27 @@ pub enum SetupPolicy {
     DevelopmentUnsafe,
 }
 
-/// The circuit a marketplace serves: its keys, where they came from, and the files it
+/// A circuit a marketplace serves: its keys, where they came from, and the files it
 /// hands to wallets and sponsors.
-pub struct ServedCircuit {
+pub struct ServedCircuit<S: KeyedCircuit = CircuitShape> {
     /// The keys.
-    pub keys: CircuitKeys,
+    pub keys: CircuitKeys<S>,
     /// Where they came from.
     pub setup: KeySetup,
     /// The proving key file, as served.
     pub proving_key_file: Vec<u8>,
     /// The one-file ceremony transcript (`zkcohort_verifier::setup`), for ceremony keys.
     pub transcript_file: Option<Vec<u8>>,
+}
+
+impl<S: KeyedCircuit> ServedCircuit<S> {
+    /// The files the marketplace serves for it.
+    pub fn files(&self) -> CircuitFiles {
+        CircuitFiles {
+            proving_key: Some(ServedFile::new(self.proving_key_file.clone())),
+            transcript: self.transcript_file.clone().map(ServedFile::new),
+        }
+    }
 }
 
 /// Loads the keys `zkcohort serve` serves from `keys_dir`.
@@ -129,11 +142,11 @@ pub struct ServedCircuit {
 /// Keys without a transcript (or no keys) under [`SetupPolicy::CeremonyOnly`], naming
 /// the ceremony commands and [`DEV_FLAG`]; a transcript that is not these keys'; key
 /// or transcript files that do not load; a failed development setup.
-pub fn load_served_circuit(
-    shape: CircuitShape,
+pub fn load_served_circuit<S: KeyedCircuit>(
+    shape: S,
     keys_dir: &Path,
     policy: SetupPolicy,
-) -> Result<ServedCircuit> {
+) -> Result<ServedCircuit<S>> {
     let path = CircuitKeys::proving_key_path(keys_dir, shape);
     let (phase1_path, zkey_path) = transcript_paths(keys_dir, shape);
     let has_transcript = phase1_path.exists() && zkey_path.exists();
@@ -211,12 +224,39 @@ pub fn load_served_circuit(
 /// The names of the demo's ceremony participants (each contributes to both phases).
 pub const DEMO_PARTICIPANTS: [&str; 3] = ["demo-alice", "demo-bob", "demo-carol"];
 
-/// Runs a whole ceremony in this process for `shape` (the demo's): a phase 1 of the
-/// shape's power and a phase 2, each with a contribution from every name in
-/// `participants`, verified and finalized, the keys and transcript saved in
-/// `keys_dir`. Every secret comes from the OS RNG and is dropped after its
-/// contribution, but all of them passed through this one process, so this shows the
-/// flow; real keys come from participants on their own machines.
+/// The circuits a marketplace serves: eligibility and note transfer.
+pub struct ServedCircuits {
+    /// The eligibility circuit.
+    pub eligibility: ServedCircuit,
+    /// The note-transfer circuit.
+    pub note: ServedCircuit<NoteShape>,
+}
+
+/// Loads both circuits `zkcohort serve` serves from `keys_dir` under one policy (see
+/// [`load_served_circuit`]).
+///
+/// # Errors
+///
+/// As [`load_served_circuit`], for either circuit.
+pub fn load_served_circuits(
+    shape: CircuitShape,
+    keys_dir: &Path,
+    policy: SetupPolicy,
+) -> Result<ServedCircuits> {
+    Ok(ServedCircuits {
+        eligibility: load_served_circuit(shape, keys_dir, policy)?,
+        note: load_served_circuit(NoteShape::STANDARD, keys_dir, policy)
+            .context("the note-transfer circuit")?,
+    })
+}
+
+/// Runs a whole ceremony in this process for both circuits (the eligibility circuit of
+/// `shape` and the note-transfer circuit): one phase 1 of the larger circuit's power and a
+/// phase 2 per circuit, each with a contribution from every name in `participants`,
+/// verified and finalized, the keys and transcripts saved in `keys_dir`. Every secret
+/// comes from the OS RNG and is dropped after its contribution, but all of them passed
+/// through this one process, so this shows the flow; real keys come from participants on
+/// their own machines.
 ///
 /// # Errors
 ///
@@ -225,57 +265,72 @@ pub fn run_local_ceremony(
     shape: CircuitShape,
     keys_dir: &Path,
     participants: &[&str],
-) -> Result<ServedCircuit> {
-    let circuit = Circuit::of(shape).context("synthesizing the circuit")?;
-    let mut phase1 = Phase1::new(circuit.domain_power())?;
+) -> Result<ServedCircuits> {
+    let eligibility = Circuit::of(shape).context("synthesizing the eligibility circuit")?;
+    let note = Circuit::of(NoteShape::STANDARD).context("synthesizing the note circuit")?;
+    let mut phase1 = Phase1::new(eligibility.domain_power().max(note.domain_power()))?;
     for name in participants {
         phase1.contribute(name, &mut rand::rngs::OsRng)?;
     }
     phase1.prepare();
-    let mut phase2 = Phase2::new(&circuit, &phase1)?;
+    let phase1_bytes = phase1.to_bytes();
+    Ok(ServedCircuits {
+        eligibility: local_phase2(eligibility, &phase1, &phase1_bytes, keys_dir, participants)?,
+        note: local_phase2(note, &phase1, &phase1_bytes, keys_dir, participants)?,
+    })
+}
+
+/// One circuit's phase 2 of [`run_local_ceremony`], finalized and saved.
+fn local_phase2<S: KeyedCircuit>(
+    circuit: Circuit<S>,
+    phase1: &Phase1,
+    phase1_bytes: &[u8],
+    keys_dir: &Path,
+    participants: &[&str],
+) -> Result<ServedCircuit<S>> {
+    let mut phase2 = Phase2::new(&circuit, phase1)?;
     for name in participants {
         phase2.contribute(name, &mut rand::rngs::OsRng)?;
     }
-    let (phase1, zkey) = (phase1.to_bytes(), phase2.to_zkey(&circuit));
-    let (keys, transcript_id) = transcript::finalize(circuit, &phase1, &zkey)?;
-    let path = save_ceremony_keys(&keys, keys_dir, &phase1, &zkey)?;
+    let zkey = phase2.to_zkey(&circuit);
+    let (keys, transcript_id) = transcript::finalize(circuit, phase1_bytes, &zkey)?;
+    let path = save_ceremony_keys(&keys, keys_dir, phase1_bytes, &zkey)?;
     let proving_key_file =
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(ServedCircuit {
         keys,
         setup: KeySetup::Ceremony { transcript_id },
         proving_key_file,
-        transcript_file: Some(transcript_file(&phase1, &zkey)),
+        transcript_file: Some(transcript_file(phase1_bytes, &zkey)),
     })
 }
 
-/// The marketplace's proving key, for a wallet: from the wallet's cache
-/// (`DIR/keys/<circuit id>/`) when it was downloaded before, else downloaded from
-/// `GET /circuits/{id}/proving-key` (a progress bar on stderr when `progress`) and
-/// checked before it is cached: its SHA-256 against the server's checksum header, every
-/// point on the curve and in the subgroup, its circuit id against the announced one
-/// ([`CircuitKeys::load_checked`]), and for a ceremony the transcript (downloaded too):
-/// its id must be the announced one and its final verifying key the key's.
+/// The marketplace's proving key of `circuit` (its eligibility or note-transfer
+/// circuit), for a wallet: from the wallet's cache (`DIR/keys/<circuit id>/`) when it was
+/// downloaded before, else downloaded from `GET /circuits/{id}/proving-key` (a progress
+/// bar on stderr when `progress`) and checked before it is cached: its SHA-256 against the
+/// server's checksum header, every point on the curve and in the subgroup, its circuit id
+/// against the announced one ([`CircuitKeys::load_checked`]), and for a ceremony the
+/// transcript (downloaded too): its id must be the announced one and its final verifying
+/// key the key's.
 ///
 /// # Errors
 ///
 /// Network errors; a download whose checksum does not match; a key or transcript
 /// that fails a check, named; I/O errors of the cache.
-pub fn marketplace_keys(
+pub fn marketplace_keys<S: KeyedCircuit>(
     client: &MarketClient,
-    market: &RemoteMarketplace,
+    circuit: &AnnouncedCircuit<S>,
     wallet_dir: &Path,
     progress: bool,
-) -> Result<CircuitKeys> {
-    let info = &market.info;
-    let announced = info.circuit_id;
-    let shape = market.shape();
+) -> Result<CircuitKeys<S>> {
+    let announced = circuit.circuit_id;
     let cache = wallet_dir.join("keys").join(announced.to_string());
-    if CircuitKeys::proving_key_path(&cache, shape).exists() {
+    if CircuitKeys::proving_key_path(&cache, circuit.shape).exists() {
         // Checked when it was cached; the load still checks the checksum and the id.
-        let keys = CircuitKeys::load(&cache, shape)
+        let keys = CircuitKeys::load(&cache, circuit.shape)
             .with_context(|| format!("loading the cached key in {}", cache.display()))?;
-        market.check_keys(&keys)?;
+        circuit.check_keys(&keys)?;
         return Ok(keys);
     }
     let partial = wallet_dir.join("keys").join(format!("{announced}.partial"));
@@ -285,7 +340,7 @@ pub fn marketplace_keys(
     }
     std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     // Nothing refused stays behind: the download lands in `partial`, removed on failure.
-    let fetched = fetch_checked_keys(client, market, &partial, progress);
+    let fetched = fetch_checked_keys(client, circuit, &partial, progress);
     if fetched.is_err() {
         let _ = std::fs::remove_dir_all(&partial);
     }
@@ -297,32 +352,33 @@ pub fn marketplace_keys(
     Ok(keys)
 }
 
-/// Downloads the marketplace's key (and its transcript, for a ceremony) into `partial`
-/// and checks them (see [`marketplace_keys`]).
-fn fetch_checked_keys(
+/// Downloads a circuit's key (and its transcript, for a ceremony) into `partial` and
+/// checks them (see [`marketplace_keys`]).
+fn fetch_checked_keys<S: KeyedCircuit>(
     client: &MarketClient,
-    market: &RemoteMarketplace,
+    circuit: &AnnouncedCircuit<S>,
     partial: &Path,
     progress: bool,
-) -> Result<CircuitKeys> {
-    let info = &market.info;
-    let announced = info.circuit_id;
-    let shape = market.shape();
+) -> Result<CircuitKeys<S>> {
+    let announced = circuit.circuit_id;
     let key_file = download(
         client,
         &format!("/circuits/{announced}/proving-key"),
-        "proving key",
+        &format!("{} proving key", circuit.name),
         progress,
     )?;
-    std::fs::write(CircuitKeys::proving_key_path(partial, shape), &key_file)
-        .with_context(|| format!("writing in {}", partial.display()))?;
-    let keys = CircuitKeys::load_checked(partial, shape, announced)
+    std::fs::write(
+        CircuitKeys::proving_key_path(partial, circuit.shape),
+        &key_file,
+    )
+    .with_context(|| format!("writing in {}", partial.display()))?;
+    let keys = CircuitKeys::load_checked(partial, circuit.shape, announced)
         .with_context(|| format!("the proving key {} serves is refused", client.base()))?;
-    if let KeySetup::Ceremony { transcript_id } = info.setup {
+    if let KeySetup::Ceremony { transcript_id } = circuit.setup {
         let file = download(
             client,
             &format!("/circuits/{announced}/transcript"),
-            "ceremony transcript",
+            &format!("{} ceremony transcript", circuit.name),
             progress,
         )?;
         let transcript = CeremonyTranscript::read(&file).context("the served transcript")?;

@@ -84,7 +84,8 @@ enum Command {
         #[arg(long)]
         issued_at: Option<Day>,
     },
-    /// Create proving keys for a circuit shape (a single-party development setup).
+    /// Create proving keys for a circuit shape and the note-transfer circuit (a
+    /// single-party development setup).
     Setup {
         /// The circuit shape.
         #[arg(long, value_enum, default_value = "reference")]
@@ -93,7 +94,7 @@ enum Command {
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
     },
-    /// The multi-party trusted setup: phase 1, phase 2 per shape, verify, finalize.
+    /// The multi-party trusted setup: phase 1, phase 2 per circuit, verify, finalize.
     #[command(subcommand)]
     Ceremony(ceremony::CeremonyCommand),
     /// Export the constraint system, proving key and a sample witness for snarkjs/rapidsnark.

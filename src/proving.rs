@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use zkcohort::keys::{setup_keys, CreatedKeys};
 use zkcohort::sample::{eligible_fixture_requests, single_fixture_patient};
 use zkcohort_circuits::circuit::CircuitShape;
+use zkcohort_circuits::shape::NoteShape;
 use zkcohort_prover::CircuitKeys;
 use zkcohort_verifier::snarkjs;
 
@@ -45,6 +46,14 @@ pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
         path.display(),
         std::fs::metadata(&path)?.len() as f64 / 1e6,
         elapsed.as_secs_f64()
+    );
+    let note = setup_keys(NoteShape::STANDARD, keys_dir)?;
+    println!(
+        "note-transfer circuit id: {}\nnote-transfer proving key: {} ({:.1} MB) in {:.1} s",
+        note.keys.circuit_id(),
+        note.path.display(),
+        std::fs::metadata(&note.path)?.len() as f64 / 1e6,
+        note.elapsed.as_secs_f64()
     );
     Ok(())
 }

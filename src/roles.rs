@@ -125,14 +125,14 @@ pub(crate) enum IssuerCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum PatientCommand {
-    /// Create a wallet: an identity and a payout key. Prints the identity commitment
-    /// to give your issuer.
+    /// Create a wallet: an identity, a note-spending key and an account key. Prints
+    /// the identity commitment to give your issuer.
     Init {
         /// The wallet folder.
         #[arg(long)]
         wallet: PathBuf,
     },
-    /// Show the identity commitment and the payout account.
+    /// Show the identity commitment and the wallet's own account.
     Whoami {
         /// The wallet folder.
         #[arg(long)]
@@ -168,7 +168,8 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Prove eligibility for a study and enroll; the reward goes to your payout account.
+    /// Prove eligibility for a study and enroll; the reward is paid into a fresh note
+    /// only this wallet can spend.
     Enroll {
         /// The wallet folder.
         #[arg(long)]
@@ -187,18 +188,42 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show the payout account's balance.
+    /// Show what your reward notes hold, computed here: the wallet downloads the whole
+    /// note tree and spent list, so the marketplace learns nothing of which are yours.
     Balance {
         /// The wallet folder.
         #[arg(long)]
         wallet: PathBuf,
         #[command(flatten)]
         server: PublicServer,
-        /// Print the marketplace's answer as JSON.
+        /// Print the balance as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Transfer tokens from your payout account (signed with its key).
+    /// Withdraw tokens from your reward notes to any account, with a note-transfer
+    /// proof (notes are merged first when no two cover the amount). The ledger shows a
+    /// withdrawal to that account, tied to no enrollment.
+    Withdraw {
+        /// The wallet folder.
+        #[arg(long)]
+        wallet: PathBuf,
+        #[command(flatten)]
+        server: PublicServer,
+        /// The recipient's account (hex public key); `wallet` for this wallet's own.
+        #[arg(long)]
+        to: String,
+        /// Tokens to withdraw.
+        #[arg(long)]
+        amount: u64,
+        /// A folder with the marketplace's note-transfer proving key. Default: the key
+        /// the marketplace serves, downloaded once into the wallet and checked.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Print the transfers as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Transfer tokens from the wallet's own account (signed with its key).
     Transfer {
         /// The wallet folder.
         #[arg(long)]
@@ -508,14 +533,39 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             server,
             json,
         } => {
+            let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
-            let account = patient::account(&server.client()?, &wallet.payout_account())?;
+            let market = RemoteMarketplace::fetch(&client)?;
+            let sync = patient::sync_notes(&client, &wallet, &market)?;
+            let held = sync.spendable().count();
             if json {
-                println!("{}", serde_json::to_string(&account)?);
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "balance": sync.balance(), "notes": held, "pending": sync.pending(),
+                    })
+                );
             } else {
-                println!("{} tokens in {}", account.balance, account.account);
+                println!(
+                    "{} tokens in {held} notes{}",
+                    sync.balance(),
+                    match sync.pending() {
+                        0 => String::new(),
+                        pending => format!(
+                            " ({pending} recorded notes are not in the note tree: refused or not yet settled)"
+                        ),
+                    }
+                );
             }
         }
+        PatientCommand::Withdraw {
+            wallet,
+            server,
+            to,
+            amount,
+            keys,
+            json,
+        } => withdraw(&wallet, &server, &to, amount, keys.as_deref(), json)?,
         PatientCommand::Transfer {
             wallet,
             server,
@@ -556,7 +606,12 @@ fn enroll(
                     folder.display()
                 )
             })?,
-        None => zkcohort::keys::marketplace_keys(&client, &market, wallet_dir, true)?,
+        None => zkcohort::keys::marketplace_keys(
+            &client,
+            &market.eligibility_circuit(),
+            wallet_dir,
+            true,
+        )?,
     };
     let registry = patient::sync_registry(&client, &wallet, &market)?;
     let preview = patient::preview_studies(&client, &wallet, &market)?
@@ -571,17 +626,83 @@ fn enroll(
     let request = patient::enrollment_request(&wallet, &registry, &market, &preview)?;
     eprintln!("proving eligibility for study {study} ...");
     let proof = keys.prove(&request)?;
-    let enrollment = patient::submit_enrollment(&client, &wallet, &market, study, &proof)?;
+    let enrollment = patient::submit_enrollment(
+        &client,
+        &wallet,
+        &market,
+        study,
+        &proof,
+        request.reward_receiver,
+    )?;
     if json {
         println!("{}", serde_json::to_string(&enrollment)?);
         return Ok(());
     }
     println!(
-        "enrolled in study {study}: {} tokens paid to {}; nullifier {}",
+        "enrolled in study {study}: {} tokens paid into note {} of the note tree; nullifier {}",
         enrollment.reward,
-        hex::encode(enrollment.payout_account),
+        enrollment.note_index,
         fr_to_hex(&proof.statement.nullifier.0)
     );
+    Ok(())
+}
+
+fn withdraw(
+    wallet_dir: &Path,
+    server: &PublicServer,
+    to: &str,
+    amount: u64,
+    keys: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let client = server.client()?;
+    let wallet = Wallet::open(wallet_dir)?;
+    let recipient = if to == "wallet" {
+        wallet.payout_account()
+    } else {
+        let mut recipient = [0u8; 32];
+        hex::decode_to_slice(to, &mut recipient)
+            .context("--to: expected a 64-hex-digit account key, or `wallet`")?;
+        recipient
+    };
+    let market = RemoteMarketplace::fetch(&client)?;
+    let circuit = market.note_circuit();
+    let keys = match keys {
+        Some(folder) => CircuitKeys::load_checked(folder, circuit.shape, circuit.circuit_id)
+            .with_context(|| {
+                format!(
+                    "loading the note-transfer proving key from {} (or leave out --keys to download it)",
+                    folder.display()
+                )
+            })?,
+        None => zkcohort::keys::marketplace_keys(&client, &circuit, wallet_dir, true)?,
+    };
+    let steps = patient::withdraw(
+        &client,
+        &wallet,
+        &market,
+        &keys,
+        recipient,
+        amount,
+        |line| eprintln!("{line}"),
+    )?;
+    for step in &steps {
+        if json {
+            println!("{}", serde_json::to_string(&step.transfer)?);
+        } else if step.withdrawn == 0 {
+            println!(
+                "merged notes of {} and {} into one of {}",
+                step.spent[0], step.spent[1], step.change
+            );
+        } else {
+            println!(
+                "withdrew {} to {}; change {} kept in a new note",
+                step.withdrawn,
+                hex::encode(recipient),
+                step.change
+            );
+        }
+    }
     Ok(())
 }
 
@@ -819,7 +940,10 @@ fn print_identity(wallet: &Wallet) {
         "identity commitment (give it to your issuer): {}",
         fr_to_hex(&wallet.identity_commitment().0)
     );
-    println!("payout account: {}", hex::encode(wallet.payout_account()));
+    println!(
+        "wallet account (withdraw to it with --to wallet): {}",
+        hex::encode(wallet.payout_account())
+    );
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -8,6 +8,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
 use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::note::SpendingKey;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
@@ -87,7 +88,7 @@ pub fn json_files_in(folder: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Imports the bundles, registers every record, and returns each patient's request
-/// for `query` in `study_scope`. Identities, salts and payout keys come from `seed`.
+/// for `query` in `study_scope`. Identities, salts and reward receivers come from `seed`.
 ///
 /// # Errors
 /// When a bundle cannot be read or imported, or the registry is full.
@@ -119,13 +120,15 @@ pub fn sample_patients(
         let leaf = record.registry_leaf(secret.commitment(), shape.slot_depth)?;
         let index = registry.append(leaf)?;
         let name = file_name(path);
-        let mut payout_account = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rng, &mut payout_account);
-        registered.push((name, secret, record, index, payout_account));
+        // A receiver as a wallet draws it: a fresh note's, to a fresh key.
+        let reward_receiver = SpendingKey::random_with_rng(&mut rng)
+            .note(0, &mut rng)
+            .receiver();
+        registered.push((name, secret, record, index, reward_receiver));
     }
     registered
         .into_iter()
-        .map(|(name, secret, record, index, payout_account)| {
+        .map(|(name, secret, record, index, reward_receiver)| {
             let eligible = query.evaluate(&record.summary);
             let request = ProofRequest {
                 secret,
@@ -134,7 +137,7 @@ pub fn sample_patients(
                 issuers: issuers.clone(),
                 query: query.clone(),
                 study_scope,
-                payout_account,
+                reward_receiver,
             };
             Ok(SamplePatient {
                 name,

@@ -65,11 +65,11 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{app, ApiConfig, AppState, CircuitDownloads, Limits, ServedFile};
+use zkcohort_market::http::{app, ApiConfig, AppState, CircuitDownloads, Limits};
 use zkcohort_market::{Store, StoreConfig};
 use zkcohort_verifier::KeySetup;
 
-use crate::keys::{load_served_circuit, ServedCircuit, SetupPolicy};
+use crate::keys::{load_served_circuits, ServedCircuits, SetupPolicy};
 
 /// The marketplace's identity key, in the data folder.
 pub const MARKETPLACE_KEY_FILE: &str = "marketplace.key";
@@ -105,11 +105,11 @@ impl Marketplace {
     ) -> Result<Self> {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
-        let circuit = load_served_circuit(shape, &data_dir.join(KEYS_DIR), policy)?;
-        Self::open_with_circuit(data_dir, &circuit, root_window_ms)
+        let circuits = load_served_circuits(shape, &data_dir.join(KEYS_DIR), policy)?;
+        Self::open_with_circuit(data_dir, &circuits, root_window_ms)
     }
 
-    /// Opens the marketplace in `data_dir` for `circuit` (kept elsewhere: the
+    /// Opens the marketplace in `data_dir` for `circuits` (kept elsewhere: the
     /// demo shares one key folder between runs and with the patients' prover).
     /// Creates what is missing, as [`Marketplace::open`]. A replaced registry root
     /// stays acceptable for `root_window_ms`.
@@ -119,9 +119,10 @@ impl Marketplace {
     /// As [`Marketplace::open`].
     pub fn open_with_circuit(
         data_dir: &Path,
-        circuit: &ServedCircuit,
+        circuits: &ServedCircuits,
         root_window_ms: u64,
     ) -> Result<Self> {
+        let (circuit, note) = (&circuits.eligibility, &circuits.note);
         let keys = &circuit.keys;
         let shape = keys.shape();
         match circuit.setup {
@@ -139,6 +140,18 @@ impl Marketplace {
         // its id (the key file's header names it) are checked before anything is served.
         zkcohort_prover::keys::check_verifying_key(keys.verifying_key(), keys.circuit_id())
             .context("the circuit's verifying key")?;
+        zkcohort_prover::keys::check_verifying_key(
+            note.keys.verifying_key(),
+            note.keys.circuit_id(),
+        )
+        .context("the note-transfer circuit's verifying key")?;
+        if note.setup == KeySetup::Development {
+            tracing::warn!(
+                "DEVELOPMENT SETUP: note-transfer circuit {} was made by a single party, who \
+                 could forge withdrawals",
+                note.keys.circuit_id()
+            );
+        }
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let store_dir = data_dir.join(STORE_DIR);
@@ -165,9 +178,12 @@ impl Marketplace {
             circuit_id: keys.circuit_id(),
             verifying_key: keys.prepared_verifying_key().clone(),
             setup: circuit.setup,
+            note_circuit_id: note.keys.circuit_id(),
+            note_verifying_key: note.keys.prepared_verifying_key().clone(),
+            note_setup: note.setup,
             downloads: CircuitDownloads {
-                proving_key: Some(ServedFile::new(circuit.proving_key_file.clone())),
-                transcript: circuit.transcript_file.clone().map(ServedFile::new),
+                eligibility: circuit.files(),
+                note: note.files(),
             },
             audit_key,
             limits: Limits::default(),

@@ -1,14 +1,20 @@
-//! The patient's wallet: a folder that holds the identity secret, the payout key,
-//! the records issuers handed over, a copy of the public registry and the
-//! enrollments made. Nothing in it leaves the machine: the marketplace only ever
-//! receives proofs, nullifiers and the payout account.
+//! The patient's wallet: a folder that holds the identity secret, the note-spending
+//! key, the wallet's own account key, the records issuers handed over, a copy of the
+//! public registry, the enrollments made and the reward notes held. Nothing in it leaves
+//! the machine: the marketplace only ever receives proofs, nullifiers, one-time note
+//! receivers and note commitments.
+//!
+//! Notes are written before the request that creates them is sent (a pending note has
+//! no index yet), so a reward or change whose answer is lost is found in the note tree by
+//! the next sync, never lost.
 //!
 //! | file | what |
 //! |---|---|
-//! | `wallet.json` | identity secret and payout key (mode 0600 on Unix) |
+//! | `wallet.json` | identity secret, spending key and account key (mode 0600 on Unix) |
 //! | `records/leaf-N.json` | [`IssuedRecordFile`]s, one per registry leaf |
 //! | `registry.json` | the registry's leaves as last synced, and their root |
 //! | `enrollments.json` | the studies this wallet enrolled in |
+//! | `notes.json` | the reward notes, pending, held and spent |
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zkcohort_circuits::identity::{IdentityCommitment, IdentitySecret, StudyScope};
 use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::note::{Note, SpendingKey};
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_from_hex, fr_to_bytes, fr_to_hex};
@@ -30,7 +37,9 @@ use zkcohort_prover::ProofRequest;
 use crate::issued::IssuedRecordFile;
 
 /// The format tag of `wallet.json`.
-const WALLET_FORMAT: &str = "zkcohort-wallet-v2";
+const WALLET_FORMAT: &str = "zkcohort-wallet-v3";
+/// The format before note-spending keys; opening such a wallet adds one.
+const WALLET_FORMAT_V2: &str = "zkcohort-wallet-v2";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,8 +47,12 @@ struct WalletSecrets {
     format: String,
     /// The identity secret, a field element in hex.
     identity_secret: String,
-    /// The payout account's ed25519 secret key, hex.
+    /// The wallet account's ed25519 secret key, hex (the account `patient transfer`
+    /// sends from; rewards never go to it).
     payout_key: String,
+    /// The note-spending key, a field element in hex (absent in a v2 wallet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spending_key: Option<String>,
 }
 
 /// One record the wallet holds, checked against its leaf.
@@ -73,14 +86,41 @@ pub struct WalletEnrollment {
     pub reward: u64,
 }
 
+/// A reward note the wallet holds, will hold once its request lands, or spent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletNote {
+    /// The marketplace's key, hex.
+    pub marketplace_key: String,
+    /// The value in tokens.
+    pub value: u64,
+    /// The blinding, a field element in hex (with the spending key, it opens the note).
+    pub blinding: String,
+    /// The commitment, hex: the note-tree leaf.
+    pub commitment: String,
+    /// Its index in the note tree, once a sync or an answer placed it.
+    pub index: Option<u64>,
+    /// Whether it is spent, as of the last sync or transfer.
+    pub spent: bool,
+    /// Where it came from: `study N`, or `change`.
+    pub origin: String,
+}
+
+impl WalletNote {
+    /// Whether it can be spent: placed in the tree and not spent.
+    pub fn is_spendable(&self) -> bool {
+        self.index.is_some() && !self.spent
+    }
+}
+
 /// A patient's wallet folder.
 pub struct Wallet {
     dir: PathBuf,
     secret: IdentitySecret,
+    spending_key: SpendingKey,
     payout_key: SigningKey,
-    /// Serializes this process's read-modify-write of `enrollments.json` (a batch
-    /// may enroll one wallet in two studies at once).
-    enrollments_lock: Mutex<()>,
+    /// Serializes this process's read-modify-write of `enrollments.json` and
+    /// `notes.json` (a batch may enroll one wallet in two studies at once).
+    files_lock: Mutex<()>,
 }
 
 impl Wallet {
@@ -102,16 +142,25 @@ impl Wallet {
         let wallet = Self {
             dir: dir.to_path_buf(),
             secret: IdentitySecret::random(),
+            spending_key: SpendingKey::random(),
             payout_key: SigningKey::generate(&mut rand::rngs::OsRng),
-            enrollments_lock: Mutex::new(()),
+            files_lock: Mutex::new(()),
         };
-        let secrets = WalletSecrets {
-            format: WALLET_FORMAT.to_string(),
-            identity_secret: fr_to_hex(&wallet.secret.0),
-            payout_key: hex::encode(wallet.payout_key.to_bytes()),
-        };
-        write_private(&secrets_path, &serde_json::to_vec_pretty(&secrets)?)?;
+        write_private(
+            &secrets_path,
+            &serde_json::to_vec_pretty(&wallet.secrets())?,
+        )?;
         Ok(wallet)
+    }
+
+    /// What `wallet.json` holds.
+    fn secrets(&self) -> WalletSecrets {
+        WalletSecrets {
+            format: WALLET_FORMAT.to_string(),
+            identity_secret: fr_to_hex(&self.secret.0),
+            payout_key: hex::encode(self.payout_key.to_bytes()),
+            spending_key: Some(fr_to_hex(&self.spending_key.0)),
+        }
     }
 
     /// Opens the wallet in `dir`.
@@ -128,24 +177,38 @@ impl Wallet {
             );
         }
         let secrets: WalletSecrets = read_json(&secrets_path)?;
-        if secrets.format != WALLET_FORMAT {
-            bail!(
+        let spending_key = match (secrets.format.as_str(), &secrets.spending_key) {
+            (WALLET_FORMAT, Some(key)) => Some(SpendingKey(
+                fr_from_hex(key)
+                    .context("wallet.json: spending_key is not a canonical field element")?,
+            )),
+            (WALLET_FORMAT_V2, None) => None,
+            _ => bail!(
                 "{}: unknown wallet format {:?}",
                 secrets_path.display(),
                 secrets.format
-            );
-        }
+            ),
+        };
         let secret = fr_from_hex(&secrets.identity_secret)
             .context("wallet.json: identity_secret is not a canonical field element")?;
         let mut key = [0u8; 32];
         hex::decode_to_slice(&secrets.payout_key, &mut key)
             .context("wallet.json: payout_key is not 32 bytes of hex")?;
-        Ok(Self {
+        let wallet = Self {
             dir: dir.to_path_buf(),
             secret: IdentitySecret(secret),
+            spending_key: spending_key.clone().unwrap_or_else(SpendingKey::random),
             payout_key: SigningKey::from_bytes(&key),
-            enrollments_lock: Mutex::new(()),
-        })
+            files_lock: Mutex::new(()),
+        };
+        if spending_key.is_none() {
+            // A v2 wallet gets its spending key now, written before any note names it.
+            write_replacing(
+                &secrets_path,
+                &serde_json::to_vec_pretty(&wallet.secrets())?,
+            )?;
+        }
+        Ok(wallet)
     }
 
     /// The identity commitment, which the patient gives an issuer.
@@ -153,14 +216,97 @@ impl Wallet {
         self.secret.commitment()
     }
 
-    /// The payout account: the ed25519 public key rewards are paid to.
+    /// The wallet's own account: an ed25519 public key the patient may withdraw to and
+    /// send from. Rewards never go to it (they go into notes), so it names no enrollment.
     pub fn payout_account(&self) -> [u8; 32] {
         self.payout_key.verifying_key().to_bytes()
     }
 
-    /// The payout key, which signs transfers out of the payout account.
+    /// The account key, which signs transfers out of [`Wallet::payout_account`].
     pub fn payout_key(&self) -> &SigningKey {
         &self.payout_key
+    }
+
+    /// The note-spending key.
+    pub fn spending_key(&self) -> &SpendingKey {
+        &self.spending_key
+    }
+
+    /// Draws a fresh note of `value` on the marketplace `marketplace_key` (hex) and
+    /// records it pending before anything is sent, so its reward or change cannot be
+    /// lost: the next sync finds it in the note tree.
+    ///
+    /// # Errors
+    /// `notes.json` cannot be read or written.
+    pub fn new_note(&self, marketplace_key: &str, value: u64, origin: &str) -> Result<Note> {
+        let note = self.spending_key.note(value, &mut rand::rngs::OsRng);
+        self.update_notes(|notes| {
+            notes.push(WalletNote {
+                marketplace_key: marketplace_key.to_string(),
+                value,
+                blinding: fr_to_hex(&note.blinding),
+                commitment: hex::encode(fr_to_bytes(&note.commitment())),
+                index: None,
+                spent: false,
+                origin: origin.to_string(),
+            });
+            Ok(())
+        })?;
+        Ok(note)
+    }
+
+    /// The note a [`WalletNote`] records, opened with this wallet's key.
+    ///
+    /// # Errors
+    /// A damaged record, or one that does not open to its commitment.
+    pub fn open_note(&self, held: &WalletNote) -> Result<Note> {
+        let note = Note {
+            value: held.value,
+            owner: self.spending_key.owner(),
+            blinding: fr_from_hex(&held.blinding).context("notes.json: a blinding")?,
+        };
+        if hex::encode(fr_to_bytes(&note.commitment())) != held.commitment {
+            bail!(
+                "notes.json: note {}.. does not open with this wallet's key",
+                &held.commitment[..12]
+            );
+        }
+        Ok(note)
+    }
+
+    /// The notes recorded so far, every marketplace's.
+    ///
+    /// # Errors
+    /// A damaged `notes.json`.
+    pub fn notes(&self) -> Result<Vec<WalletNote>> {
+        let path = self.dir.join("notes.json");
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Changes the recorded notes under the wallet's lock, written atomically and
+    /// synced to disk before this returns.
+    ///
+    /// # Errors
+    /// `notes.json` cannot be read or written, or `change` fails (nothing is written).
+    pub fn update_notes<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<WalletNote>) -> Result<T>,
+    ) -> Result<T> {
+        let _only_writer = self
+            .files_lock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("an earlier wallet write panicked"))?;
+        let mut notes = self.notes()?;
+        let result = change(&mut notes)?;
+        write_replacing(
+            &self.dir.join("notes.json"),
+            &serde_json::to_vec_pretty(&notes)?,
+        )?;
+        Ok(result)
     }
 
     /// Checks an issuer's record file against this wallet's identity and keeps it.
@@ -301,6 +447,7 @@ impl Wallet {
         study: &Study,
         scope: StudyScope,
         issuer_depth: usize,
+        reward_receiver: Fr,
     ) -> Result<ProofRequest> {
         let issuers = IssuerSet::new(&study.issuers, issuer_depth)?;
         if fr_to_bytes(&issuers.root()) != study.issuers_root {
@@ -325,7 +472,7 @@ impl Wallet {
             issuers,
             query: study.query.compile(Catalog::bundled())?,
             study_scope: scope,
-            payout_account: self.payout_account(),
+            reward_receiver,
         })
     }
 
@@ -353,7 +500,7 @@ impl Wallet {
     /// The file cannot be read or written.
     pub fn record_enrollment(&self, enrollment: WalletEnrollment) -> Result<()> {
         let _only_writer = self
-            .enrollments_lock
+            .files_lock
             .lock()
             .map_err(|_| anyhow::anyhow!("an earlier wallet write panicked"))?;
         let mut all = self.enrollments()?;
@@ -383,11 +530,19 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&text).with_context(|| format!("{} is not valid", path.display()))
 }
 
-/// Replaces `path` with `bytes` through a temporary file and a rename, so a crash
-/// leaves the old file or the new one, never a torn one.
+/// Replaces `path` with `bytes` through a temporary file (owner-only on Unix, synced to
+/// disk) and a rename, so a crash leaves the old file or the new one, never a torn one.
 fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
     let temporary = path.with_extension("json.partial");
-    std::fs::write(&temporary, bytes)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&temporary)
+        .with_context(|| format!("creating {}", temporary.display()))?;
+    std::io::Write::write_all(&mut file, bytes)
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", temporary.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
 }

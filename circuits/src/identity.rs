@@ -3,8 +3,9 @@
 //!
 //! `identity_commitment = Poseidon(secret)`; `nullifier = Poseidon(secret, study_scope)`:
 //! one nullifier per identity per study, unlinkable across studies without the secret.
-//! `signal_hash = Poseidon(account_high, account_low, study_scope)` binds the payout
-//! account (a 32-byte ed25519 key, as two 128-bit halves) so a copied proof pays no one else.
+//! `signal_hash = Poseidon(tag, reward_receiver, study_scope)` binds the one-time receiver of
+//! the reward note ([`crate::note::Note::receiver`]) so a copied proof pays no one else, and
+//! names no account: a wallet draws a fresh receiver for every enrollment.
 
 use ark_ff::UniformRand;
 
@@ -75,10 +76,12 @@ impl IdentitySecret {
     }
 }
 
-/// The signal hash that binds a payout account and a study into a proof.
-pub fn signal_hash(payout_account: &[u8; 32], scope: StudyScope) -> Fr {
-    let [high, low] = key_halves(payout_account);
-    poseidon_hash_fixed(&[high, low, scope.0])
+/// The domain tag of [`signal_hash`] ("zksignal" in ASCII).
+const SIGNAL_TAG: u64 = 0x7a6b_7369_676e_616c;
+
+/// The signal hash that binds a reward note's receiver and a study into a proof.
+pub fn signal_hash(reward_receiver: Fr, scope: StudyScope) -> Fr {
+    poseidon_hash_fixed(&[Fr::from(SIGNAL_TAG), reward_receiver, scope.0])
 }
 
 /// A 32-byte key as two field elements: its big-endian high and low 128 bits.
@@ -113,16 +116,17 @@ mod tests {
     }
 
     #[test]
-    fn signal_hash_binds_every_account_byte_and_the_study() {
+    fn signal_hash_binds_the_receiver_and_the_study_apart_from_other_hashes() {
         let scope = StudyScope(Fr::from(9u64));
-        let account = [7u8; 32];
-        let base = signal_hash(&account, scope);
-        for byte in [0, 15, 16, 31] {
-            let mut other = account;
-            other[byte] ^= 1;
-            assert_ne!(signal_hash(&other, scope), base, "byte {byte}");
-        }
-        assert_ne!(signal_hash(&account, StudyScope(Fr::from(10u64))), base);
+        let receiver = Fr::from(7u64);
+        let base = signal_hash(receiver, scope);
+        assert_ne!(signal_hash(Fr::from(8u64), scope), base);
+        assert_ne!(signal_hash(receiver, StudyScope(Fr::from(10u64))), base);
+        assert_ne!(
+            poseidon_hash_fixed(&[receiver, scope.0]),
+            base,
+            "the tag separates it from an untagged hash of the same inputs"
+        );
     }
 
     #[test]

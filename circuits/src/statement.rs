@@ -40,7 +40,7 @@ pub struct Statement {
     pub study_scope: StudyScope,
     /// The patient's nullifier for this study.
     pub nullifier: Nullifier,
-    /// The hash binding the payout account and study.
+    /// The hash binding the reward note's receiver and the study.
     pub signal_hash: Fr,
     /// The root of the study's accepted issuers ([`crate::issuers::IssuerSet`]).
     pub issuers_root: Fr,
@@ -49,14 +49,14 @@ pub struct Statement {
 impl Statement {
     /// The statement of an enrollment, as the marketplace and every sponsor
     /// recompute it from public data: the study's scope from the marketplace
-    /// key and study id, and the signal binding the payout account to it.
+    /// key and study id, and the signal binding the reward note's receiver to it.
     pub fn for_enrollment(
         registry_root: Fr,
         query_hash: Fr,
         marketplace_key: &[u8; 32],
         study_id: u64,
         nullifier: Fr,
-        payout_account: &[u8; 32],
+        reward_receiver: Fr,
         issuers_root: Fr,
     ) -> Self {
         let study_scope = StudyScope::for_study(marketplace_key, study_id);
@@ -65,7 +65,7 @@ impl Statement {
             query_hash,
             study_scope,
             nullifier: Nullifier(nullifier),
-            signal_hash: crate::identity::signal_hash(payout_account, study_scope),
+            signal_hash: crate::identity::signal_hash(reward_receiver, study_scope),
             issuers_root,
         }
     }

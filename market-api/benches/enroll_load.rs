@@ -26,12 +26,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::statement::fr_to_bytes;
+use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::{NewStudy, ProofRecord, Store};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
@@ -98,12 +98,9 @@ impl Options {
     }
 }
 
-/// The payout account of identity `index`.
-fn payout(index: usize) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&(index as u64).to_be_bytes());
-    seed[31] = 1;
-    SigningKey::from_bytes(&seed).verifying_key().to_bytes()
+/// The reward receiver of identity `index`.
+fn receiver(index: usize) -> Fr {
+    Fr::from(1 + index as u64)
 }
 
 /// `count` identities holding the fixture patient's record (each its own
@@ -128,7 +125,7 @@ fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<AppendedRecord>, Vec<E
             issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
-            payout_account: payout(index),
+            reward_receiver: receiver(index),
         })
         .collect();
     let proofs = Mutex::new(vec![None; count]);
@@ -384,7 +381,7 @@ fn store_ms_per_enrollment(
             .enroll(
                 study.id,
                 fr_to_bytes(&proof.statement.nullifier.0),
-                payout(*index),
+                fr_to_bytes(&receiver(*index)),
                 record.clone(),
             )
             .expect("enrolls");
@@ -408,7 +405,7 @@ fn main() {
         proofs
             .iter()
             .enumerate()
-            .map(|(index, proof)| enroll_body(proof, &payout(index)))
+            .map(|(index, proof)| enroll_body(proof, &receiver(index)))
             .collect(),
     );
 

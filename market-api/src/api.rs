@@ -132,8 +132,29 @@ pub struct EnrollRequest {
     pub registry_root: String,
     /// The nullifier, a field element (64 hex digits).
     pub nullifier: String,
-    /// The ed25519 public key (hex) the reward is paid to.
-    pub payout_account: String,
+    /// The one-time receiver of the reward note, a field element (64 hex digits): the
+    /// proof's `signal_hash` binds it, and the reward is paid into
+    /// `note_commitment(reward, reward_receiver)`.
+    pub reward_receiver: String,
+}
+
+/// The body of `POST /notes/transfer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteTransferRequest {
+    /// The note-transfer proof, as snarkjs writes `proof.json`.
+    #[schema(value_type = Object)]
+    pub proof: serde_json::Value,
+    /// A note-tree root the spent notes are under (any root the tree had), 64 hex digits.
+    pub note_root: String,
+    /// The two spent notes' nullifiers, 64 hex digits each.
+    pub nullifiers: Vec<String>,
+    /// The two output note commitments, 64 hex digits each.
+    pub outputs: Vec<String>,
+    /// The amount withdrawn from the notes to `recipient` (0 to merge or split only).
+    pub withdrawal: u64,
+    /// The ed25519 public key (hex) the withdrawal is paid to, bound into the proof.
+    pub recipient: String,
 }
 
 /// The body of `POST /ledger/mint`.
@@ -291,4 +312,12 @@ pub struct MarketplaceInfo {
     /// (the transcript is at `GET /circuits/{id}/transcript`), or `{"kind":
     /// "development"}`, a single-party setup whose runner could forge proofs.
     pub setup: KeySetup,
+    /// The note-transfer circuit's id (its proving key and transcript are served under
+    /// it as the eligibility circuit's are).
+    #[schema(value_type = String)]
+    pub note_circuit_id: CircuitId,
+    /// The reward-note tree's depth.
+    pub note_tree_depth: usize,
+    /// Where the note-transfer circuit's keys came from, as `setup`.
+    pub note_setup: KeySetup,
 }

@@ -170,7 +170,8 @@ impl Store {
 fn bundle_enrollment(enrollment: Enrollment) -> BundleEnrollment {
     BundleEnrollment {
         nullifier: enrollment.nullifier,
-        payout_account: enrollment.payout_account,
+        reward_receiver: enrollment.reward_receiver,
+        note_commitment: enrollment.note_commitment,
         reward: enrollment.reward,
         registry_root: enrollment.proof.registry_root,
         root_seq: enrollment.root_seq,

@@ -5,16 +5,20 @@
 //! [`Store::enroll`] then does everything else in one transaction: the study
 //! is open, the registry root is acceptable, the nullifier is new for this
 //! study, the study has room and its escrow covers the reward; it records the
-//! nullifier with the proof (for the study bundle), pays the reward from the
-//! escrow to the payout account, counts the enrollment and appends the audit
-//! entry. Under concurrent duplicate submissions exactly one commits; the
+//! nullifier with the proof (for the study bundle), appends the reward note
+//! `note_commitment(reward, receiver)` to the note tree and moves the reward from the
+//! escrow to the note pool, counts the enrollment and appends the audit entry. Under concurrent duplicate submissions exactly one commits; the
 //! others see the nullifier and fail with [`StoreError::DuplicateNullifier`].
 
 use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, EnrollmentRecord};
 use zkcohort_verifier::snarkjs::SnarkjsProof;
 
+use zkcohort_circuits::note::note_commitment;
+use zkcohort_circuits::statement::fr_from_bytes;
+
 use crate::ledger::{post, Account, LedgerKind};
+use crate::notes::record_notes;
 use crate::registry::tx_check_root;
 use crate::store::{abort, now_ms, tx_put_json};
 use crate::study::{study_key, tx_study};
@@ -45,17 +49,23 @@ pub struct Enrollment {
     #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
     pub nullifier: Bytes32,
-    /// The account the reward was paid to.
+    /// The one-time receiver the proof binds, a field element (32 big-endian bytes).
     #[schema(value_type = String)]
     #[serde(with = "crate::hex_bytes")]
-    pub payout_account: Bytes32,
+    pub reward_receiver: Bytes32,
+    /// The reward note, `note_commitment(reward, reward_receiver)`.
+    #[schema(value_type = String)]
+    #[serde(with = "crate::hex_bytes")]
+    pub note_commitment: Bytes32,
+    /// The note's index in the note tree (its wallet needs it to spend it).
+    pub note_index: u64,
     /// The reward paid.
     pub reward: u64,
     /// Its position among the study's enrollments, from 0.
     pub position: u64,
     /// The registry root's sequence number.
     pub root_seq: u64,
-    /// The payout's ledger entry.
+    /// The payout's ledger entry (escrow → note pool).
     pub ledger_seq: u64,
     /// The audit entry that records it.
     pub audit_index: u64,
@@ -73,28 +83,38 @@ fn nullifier_key(study: u64, nullifier: &Bytes32) -> [u8; 40] {
 }
 
 impl Store {
-    /// Enrolls the holder of `nullifier` in a study and pays the reward to
-    /// `payout_account`, in one transaction. The proof must already be
-    /// verified against the study's statement.
+    /// Enrolls the holder of `nullifier` in a study and pays the reward into a note to
+    /// `reward_receiver`, in one transaction. The proof must already be verified against
+    /// the study's statement (whose `signal_hash` binds the receiver).
     ///
     /// # Errors
     ///
     /// [`StoreError::UnknownStudy`], [`StoreError::StudyClosed`],
     /// [`StoreError::UnknownRoot`] or [`StoreError::RootExpired`] for the proof's
     /// registry root, [`StoreError::DuplicateNullifier`], [`StoreError::StudyFull`],
-    /// [`StoreError::EscrowExhausted`], [`StoreError::Storage`]. On error nothing
-    /// changes.
+    /// [`StoreError::EscrowExhausted`], [`StoreError::Registry`] for a receiver that is
+    /// not a canonical field element or a full note tree, [`StoreError::Storage`]. On
+    /// error nothing changes.
     pub fn enroll(
         &self,
         study_id: u64,
         nullifier: Bytes32,
-        payout_account: Bytes32,
+        reward_receiver: Bytes32,
         proof: ProofRecord,
     ) -> Result<Enrollment, StoreError> {
         let at = now_ms();
         let key = nullifier_key(study_id, &nullifier);
-        self.transact(|tx| {
+        // A study's reward never changes, so the note can be computed before the
+        // transaction; the transaction checks that it is still the study's reward.
+        let reward = self.study(study_id)?.reward;
+        let commitment = note_commitment(reward, fr_from_bytes(&reward_receiver)?);
+        self.with_notes_appended(&[commitment], |tx, note, leaf_count| {
             let mut study = tx_study(tx, study_id)?;
+            if study.reward != reward {
+                return abort(StoreError::Corrupt(format!(
+                    "study {study_id}'s reward changed"
+                )));
+            }
             if study.status != StudyStatus::Open {
                 return abort(StoreError::StudyClosed(study_id));
             }
@@ -127,7 +147,7 @@ impl Store {
                 tx,
                 LedgerKind::Payout,
                 Account::Escrow(study_id),
-                Account::Key(payout_account),
+                Account::Notes,
                 study.reward,
                 Some(study_id),
                 at,
@@ -147,13 +167,18 @@ impl Store {
                     current_root_seq,
                     public_inputs: proof.public_inputs.clone(),
                     proof: proof.proof.clone(),
+                    reward_receiver,
+                    note: note.clone(),
                     ledger: payout.clone(),
                 })),
             )?;
+            record_notes(tx, note, leaf_count, entry.index, at)?;
             let enrollment = Enrollment {
                 study: study_id,
                 nullifier,
-                payout_account,
+                reward_receiver,
+                note_commitment: note.commitments[0],
+                note_index: note.first_index,
                 reward: study.reward,
                 position,
                 root_seq: root.seq,

@@ -1,7 +1,8 @@
 //! The token ledger: an internal double-entry ledger of whole tokens.
 //!
 //! Accounts are ed25519 public keys (patients, researchers, issuers) and
-//! system accounts: one escrow per study, and the mint. Every movement is one
+//! system accounts: one escrow per study, the note pool (the value of every unspent
+//! reward note, [`crate::notes`]), and the mint. Every movement is one
 //! [`LedgerEntry`] that debits one account and credits another by the same
 //! amount, written in the same transaction as the balances it changes and the
 //! audit entry that records it, so debits equal credits by construction.
@@ -9,7 +10,7 @@
 //! The mint is the only source of tokens: [`Store::mint`] debits it (it has
 //! no stored balance; the `total_minted` counter is what it has issued).
 //! Invariant, checked by [`Store::check_conservation`]: the balances of all
-//! key and escrow accounts add up to the total minted.
+//! key and escrow accounts and the note pool add up to the total minted.
 //!
 //! Only a key's holder moves its tokens: a [`SignedTransfer`] carries an
 //! ed25519 signature over [`transfer_message`], checked before the
@@ -34,6 +35,7 @@ pub const TRANSFER_DOMAIN: &[u8] = b"zkcohort-transfer-v2";
 /// Key prefixes in the `accounts` tree.
 const KEY_BALANCE: u8 = b'k';
 const ESCROW_BALANCE: u8 = b'e';
+const NOTE_POOL_BALANCE: &[u8] = b"p";
 const KEY_NONCE: u8 = b'n';
 /// Counters in the `meta` tree.
 pub(crate) const LEDGER_SEQ: &[u8] = b"ledger_seq";
@@ -46,6 +48,7 @@ fn balance_key(account: &Account) -> Option<Vec<u8>> {
     match account {
         Account::Key(key) => Some(prefixed_32(KEY_BALANCE, key).to_vec()),
         Account::Escrow(study) => Some(prefixed_u64(ESCROW_BALANCE, *study).to_vec()),
+        Account::Notes => Some(NOTE_POOL_BALANCE.to_vec()),
         Account::Mint => None,
     }
 }
@@ -152,6 +155,8 @@ pub struct ConservationReport {
     pub in_keys: u64,
     /// Tokens held in study escrows.
     pub in_escrow: u64,
+    /// Tokens in unspent reward notes: what settled into notes minus what was withdrawn.
+    pub in_notes: u64,
     /// The number of ledger entries replayed.
     pub entries: u64,
 }
@@ -358,8 +363,8 @@ impl Store {
             .collect()
     }
 
-    /// Checks that tokens are conserved: key and escrow balances add up to
-    /// the total minted; replaying every ledger entry gives every stored
+    /// Checks that tokens are conserved: key and escrow balances and the note pool add
+    /// up to the total minted; replaying every ledger entry gives every stored
     /// balance; each study's recorded escrow equals its escrow account, and
     /// its enrollment count the number of its stored nullifiers.
     ///
@@ -382,21 +387,24 @@ impl Store {
                         .map_err(|_| StoreError::Corrupt("account key length".into()))?,
                 ),
                 Some(&ESCROW_BALANCE) => Account::Escrow(crate::store::decode_u64(&key[1..])?),
+                _ if key.as_ref() == NOTE_POOL_BALANCE => Account::Notes,
                 _ => continue,
             };
             stored.insert(account, crate::store::decode_u64(&value)?);
         }
-        let sum = |escrow: bool| -> u128 {
+        let sum = |kind: fn(&Account) -> bool| -> u128 {
             stored
                 .iter()
-                .filter(|(account, _)| matches!(account, Account::Escrow(_)) == escrow)
+                .filter(|(account, _)| kind(account))
                 .map(|(_, balance)| u128::from(*balance))
                 .sum()
         };
-        let (in_keys, in_escrow) = (sum(false), sum(true));
-        if in_keys + in_escrow != u128::from(total_minted) {
+        let in_keys = sum(|account| matches!(account, Account::Key(_)));
+        let in_escrow = sum(|account| matches!(account, Account::Escrow(_)));
+        let in_notes = sum(|account| matches!(account, Account::Notes));
+        if in_keys + in_escrow + in_notes != u128::from(total_minted) {
             return Err(StoreError::Conservation(format!(
-                "keys {in_keys} + escrow {in_escrow} != minted {total_minted}"
+                "keys {in_keys} + escrow {in_escrow} + notes {in_notes} != minted {total_minted}"
             )));
         }
 
@@ -456,6 +464,7 @@ impl Store {
             total_minted,
             in_keys: narrow(in_keys)?,
             in_escrow: narrow(in_escrow)?,
+            in_notes: narrow(in_notes)?,
             entries,
         })
     }

@@ -21,7 +21,8 @@
 //! - [`ledger`]: the double-entry token ledger: accounts, minting, signed
 //!   transfers, study escrow and the conservation check.
 //! - [`study`]: study records: create, fund, list, close with refund.
-//! - [`enroll`]: the enrollment transaction (nullifier, payout, audit entry).
+//! - [`enroll`]: the enrollment transaction (nullifier, reward note, audit entry).
+//! - [`notes`]: the reward-note tree, its roots, and note transfers (spend, withdraw).
 //! - [`audit`]: the audit log: entry hashing, the incremental Merkle tree,
 //!   signed heads, inclusion proofs and their native verification.
 //! - [`registry`]: persistence of the issuers' registry tree: leaves, roots,
@@ -41,6 +42,7 @@ pub mod dp;
 pub mod enroll;
 pub mod http;
 pub mod ledger;
+pub mod notes;
 pub mod registry;
 pub mod releases;
 pub mod store;
@@ -49,6 +51,7 @@ pub mod study;
 pub use audit::{AuditEntry, AuditHead, InclusionProof, SignedHead};
 pub use enroll::{Enrollment, ProofRecord};
 pub use ledger::{Account, ConservationReport, LedgerEntry, LedgerKind, SignedTransfer};
+pub use notes::{NoteTransfer, NoteTransferOrder};
 pub use registry::{RegistryAppend, RootRecord, RootStatus};
 pub use store::{Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 pub use study::{NewStudy, Study, StudyStatus};
@@ -149,6 +152,15 @@ pub enum StoreError {
     /// The registry root was never current.
     #[error("unknown registry root")]
     UnknownRoot,
+    /// A note transfer spends under a note-tree root this marketplace never had.
+    #[error("unknown note root: the note tree never had this root")]
+    UnknownNoteRoot,
+    /// A note transfer spends a note already spent (or names one nullifier twice).
+    #[error("note already spent (nullifier {nullifier}..)")]
+    NoteSpent {
+        /// The nullifier's first 12 hex digits.
+        nullifier: String,
+    },
     /// The registry root was replaced too long ago.
     #[error(
         "registry root {seq} expired: it was replaced more than {window_ms} ms ago (the current root is {current})"

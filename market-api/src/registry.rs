@@ -35,8 +35,8 @@ use zkcohort_verifier::events::{
 
 use crate::api_keys::{suspension_key, tx_is_suspended};
 use crate::store::{
-    abort, decode_json, decode_u64, get_json, now_ms, prefixed_32, prefixed_u64, tx_get_json,
-    tx_put_json, Tx, TxResult,
+    abort, decode_json, decode_u64, get_json, lock_tree, now_ms, prefixed_32, prefixed_u64,
+    tx_get_json, tx_put_json, Tx, TxResult,
 };
 use crate::{audit, Bytes32, Store, StoreError};
 
@@ -250,7 +250,7 @@ impl Store {
                         "the stored registry leaves do not give the stored root".into(),
                     ));
                 }
-                *self.lock_registry_tree() = tree;
+                *lock_tree(&self.registry_tree, || self.load_registry_tree()) = tree;
                 Ok(())
             }
         }
@@ -276,43 +276,18 @@ impl Store {
         )?)
     }
 
-    /// Locks the in-memory tree. A poisoned lock (a panic during a change)
-    /// is recovered by rebuilding the tree from disk.
-    fn lock_registry_tree(&self) -> std::sync::MutexGuard<'_, RegistryTree> {
-        match self.registry_tree.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => {
-                let mut guard = poisoned.into_inner();
-                if let Ok(tree) = self.load_registry_tree() {
-                    *guard = tree;
-                }
-                self.registry_tree.clear_poison();
-                guard
-            }
-        }
-    }
-
-    /// Runs a registry change: `change` updates the in-memory tree (and
-    /// validates), then `write` persists it in one transaction; if the
-    /// transaction fails the tree is rebuilt from disk.
+    /// Runs a registry change (see [`Store::change_tree`]).
     fn change_registry<T>(
         &self,
         change: impl FnOnce(&mut RegistryTree) -> Result<T, StoreError>,
         write: impl Fn(&Tx<'_>, &T, Bytes32, u64) -> TxResult<RootRecord>,
     ) -> Result<(T, RootRecord), StoreError> {
-        let mut tree = self.lock_registry_tree();
-        let changed = change(&mut tree)?;
-        let root = fr_to_bytes(&tree.root());
-        let leaf_count = tree.len();
-        match self.transact(|tx| write(tx, &changed, root, leaf_count)) {
-            Ok(record) => Ok((changed, record)),
-            Err(error) => {
-                if let Ok(reloaded) = self.load_registry_tree() {
-                    *tree = reloaded;
-                }
-                Err(error)
-            }
-        }
+        self.change_tree(
+            &self.registry_tree,
+            || self.load_registry_tree(),
+            change,
+            write,
+        )
     }
 
     /// Appends the leaves of records `issuer` (the authenticated issuer's account)

@@ -24,11 +24,12 @@
 //! | `nullifiers` | study id (u64 BE) + nullifier (32 bytes) | [`Enrollment`](crate::Enrollment) JSON |
 //! | `ledger` | entry sequence number (u64 BE) | [`LedgerEntry`](crate::LedgerEntry) JSON |
 //! | `registry` | `l`+index: leaf; `o`+index: issuer; `r`+seq: root record; `R`+root: seq; `head` | bytes, JSON |
+//! | `notes` | `l`+index: note commitment; `r`+seq: root record; `R`+root: seq; `x`+nullifier: spend; `s`+seq: spent nullifier; `head` | bytes, JSON |
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
 //! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
 //!
-//! Every operation is one transaction over all eight trees (sled
+//! Every operation is one transaction over all nine trees (sled
 //! transactions are serializable); its closure only reads and writes them.
 //!
 //! # Durability
@@ -47,9 +48,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+use zkcohort_circuits::note::NOTE_TREE_DEPTH;
 use zkcohort_circuits::registry::{RegistryTree, DEFAULT_REGISTRY_DEPTH};
+use zkcohort_circuits::statement::fr_to_bytes;
 
-use crate::StoreError;
+use crate::{Bytes32, StoreError};
 
 /// How a [`Store`] is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +93,14 @@ pub struct Store {
     pub(crate) audit: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) releases: sled::Tree,
+    pub(crate) notes: sled::Tree,
     pub(crate) config: StoreConfig,
     /// The registry tree, in sync with the `registry` tree's leaves; locked
     /// for the whole of a registry change so roots are computed in order.
     pub(crate) registry_tree: Mutex<RegistryTree>,
+    /// The reward-note tree, in sync with the `notes` tree's leaves; locked for the
+    /// whole of an enrollment or a note transfer.
+    pub(crate) note_tree: Mutex<RegistryTree>,
 }
 
 impl Store {
@@ -122,11 +129,14 @@ impl Store {
             audit: open_tree("audit")?,
             meta: open_tree("meta")?,
             releases: open_tree("releases")?,
+            notes: open_tree("notes")?,
             registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
+            note_tree: Mutex::new(RegistryTree::new(NOTE_TREE_DEPTH)?),
             config,
             db,
         };
         store.init_registry()?;
+        store.init_notes()?;
         Ok(store)
     }
 
@@ -161,9 +171,20 @@ impl Store {
             &self.audit,
             &self.meta,
             &self.releases,
+            &self.notes,
         )
             .transaction(
-                |(studies, accounts, nullifiers, ledger, registry, audit, meta, releases)| {
+                |(
+                    studies,
+                    accounts,
+                    nullifiers,
+                    ledger,
+                    registry,
+                    audit,
+                    meta,
+                    releases,
+                    notes,
+                )| {
                     operation(&Tx {
                         studies,
                         accounts,
@@ -173,6 +194,7 @@ impl Store {
                         audit,
                         meta,
                         releases,
+                        notes,
                     })
                 },
             )
@@ -180,6 +202,52 @@ impl Store {
                 TransactionError::Abort(error) => error,
                 TransactionError::Storage(error) => StoreError::Storage(error),
             })
+    }
+
+    /// Runs a change of an in-memory Merkle tree kept in sync with stored leaves:
+    /// `change` updates the tree (and validates), then `write` persists it in one
+    /// transaction, given the new root and leaf count; if the transaction fails the tree
+    /// is rebuilt from disk with `reload`. The tree stays locked throughout, so roots are
+    /// computed and written in order.
+    pub(crate) fn change_tree<T, R>(
+        &self,
+        tree: &Mutex<RegistryTree>,
+        reload: impl Fn() -> Result<RegistryTree, StoreError>,
+        change: impl FnOnce(&mut RegistryTree) -> Result<T, StoreError>,
+        write: impl Fn(&Tx<'_>, &T, Bytes32, u64) -> TxResult<R>,
+    ) -> Result<(T, R), StoreError> {
+        let mut tree = lock_tree(tree, &reload);
+        let changed = change(&mut tree)?;
+        let root = fr_to_bytes(&tree.root());
+        let leaf_count = tree.len();
+        match self.transact(|tx| write(tx, &changed, root, leaf_count)) {
+            Ok(written) => Ok((changed, written)),
+            Err(error) => {
+                if let Ok(reloaded) = reload() {
+                    *tree = reloaded;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Locks an in-memory tree. A poisoned lock (a panic during a change) is recovered by
+/// rebuilding the tree from disk.
+pub(crate) fn lock_tree<'a>(
+    tree: &'a Mutex<RegistryTree>,
+    reload: impl Fn() -> Result<RegistryTree, StoreError>,
+) -> std::sync::MutexGuard<'a, RegistryTree> {
+    match tree.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => {
+            let mut guard = poisoned.into_inner();
+            if let Ok(reloaded) = reload() {
+                *guard = reloaded;
+            }
+            tree.clear_poison();
+            guard
+        }
     }
 }
 
@@ -222,6 +290,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) audit: &'a TransactionalTree,
     pub(crate) meta: &'a TransactionalTree,
     pub(crate) releases: &'a TransactionalTree,
+    pub(crate) notes: &'a TransactionalTree,
 }
 
 /// What a transaction closure returns.

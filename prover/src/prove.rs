@@ -41,8 +41,8 @@ pub struct ProofRequest {
     pub query: CompiledQuery,
     /// The study's scope.
     pub study_scope: StudyScope,
-    /// The ed25519 public key that receives the reward.
-    pub payout_account: [u8; 32],
+    /// The one-time receiver of the reward note ([`zkcohort_circuits::note::Note::receiver`]).
+    pub reward_receiver: Fr,
 }
 
 impl ProofRequest {
@@ -65,7 +65,7 @@ impl ProofRequest {
         )?;
         let statement = witness.statement(
             self.study_scope,
-            signal_hash(&self.payout_account, self.study_scope),
+            signal_hash(self.reward_receiver, self.study_scope),
         );
         Ok((statement, witness))
     }

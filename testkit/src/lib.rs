@@ -210,14 +210,14 @@ impl TestRegistry {
     }
 
     /// The proof request of `enrollee`, registered at `index`, for `query` in `scope`,
-    /// paying `payout_account`.
+    /// paying the note receiver `reward_receiver`.
     pub fn proof_request(
         &self,
         enrollee: &Enrollee,
         index: u64,
         query: &CompiledQuery,
         study_scope: StudyScope,
-        payout_account: [u8; 32],
+        reward_receiver: Fr,
     ) -> ProofRequest {
         ProofRequest {
             secret: enrollee.secret.clone(),
@@ -226,7 +226,7 @@ impl TestRegistry {
             issuers: self.issuers.clone(),
             query: query.clone(),
             study_scope,
-            payout_account,
+            reward_receiver,
         }
     }
 }

@@ -9,7 +9,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use zkcohort::client::MarketClient;
-use zkcohort::keys::{load_served_circuit, marketplace_keys, ServedCircuit, SetupPolicy};
+use zkcohort::keys::{
+    load_served_circuit, load_served_circuits, marketplace_keys, ServedCircuit, ServedCircuits,
+    SetupPolicy,
+};
 use zkcohort::patient::RemoteMarketplace;
 use zkcohort::serve::Marketplace;
 use zkcohort_prover::CircuitKeys;
@@ -84,8 +87,15 @@ fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them()
     );
 
     let wallet = tempfile::tempdir().unwrap();
-    let downloaded = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
+    let downloaded =
+        marketplace_keys(&client, &market.eligibility_circuit(), wallet.path(), false).unwrap();
     assert_eq!(downloaded.circuit_id(), id);
+    // The note-transfer circuit comes from the same ceremony path, and downloads the same way.
+    assert!(matches!(market.info.note_setup, KeySetup::Ceremony { .. }));
+    let note_keys =
+        marketplace_keys(&client, &market.note_circuit(), wallet.path(), false).unwrap();
+    assert_eq!(note_keys.circuit_id(), market.info.note_circuit_id);
+    assert_ne!(market.info.note_circuit_id, id);
     let cache = wallet.path().join("keys").join(id.to_string());
     assert!(CircuitKeys::proving_key_path(&cache, SHAPE).exists());
     assert!(cache.join("transcript.bin").exists());
@@ -96,7 +106,8 @@ fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them()
         "{log}"
     );
     // The server is gone: the cache answers.
-    let cached = marketplace_keys(&client, &market, wallet.path(), false).unwrap();
+    let cached =
+        marketplace_keys(&client, &market.eligibility_circuit(), wallet.path(), false).unwrap();
     assert_eq!(cached.circuit_id(), id);
 
     // Keys that are not the transcript's output are refused at start.
@@ -110,15 +121,18 @@ fn serve_starts_on_ceremony_keys_and_a_wallet_downloads_checks_and_caches_them()
 /// ceremony keys' circuit, and whether anything was cached.
 fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
     let keys_dir = ceremony_folder();
-    let served = load_served_circuit(SHAPE, keys_dir, SetupPolicy::CeremonyOnly).unwrap();
+    let served = load_served_circuits(SHAPE, keys_dir, SetupPolicy::CeremonyOnly).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let circuit = ServedCircuit {
-        proving_key_file,
+    let circuits = ServedCircuits {
+        eligibility: ServedCircuit {
+            proving_key_file,
+            ..served.eligibility
+        },
         ..served
     };
     let running = Marketplace::open_with_circuit(
         data.path(),
-        &circuit,
+        &circuits,
         zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
     )
     .unwrap()
@@ -127,7 +141,7 @@ fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
     let client = MarketClient::new(running.url()).unwrap();
     let market = RemoteMarketplace::fetch(&client).unwrap();
     let wallet = tempfile::tempdir().unwrap();
-    let error = marketplace_keys(&client, &market, wallet.path(), false)
+    let error = marketplace_keys(&client, &market.eligibility_circuit(), wallet.path(), false)
         .err()
         .expect("the key was accepted");
     running.stop().unwrap();

@@ -118,6 +118,13 @@ fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
     }
     assert_eq!(report["proofs"], proofs);
     assert_eq!(report["tokens_paid"], paid);
+    // The patient with the most enrollments merged its notes and withdrew them all: two
+    // notes per transfer, the last one withdrawing.
+    let withdrawal = &report["withdrawal"];
+    let notes = withdrawal["notes"].as_u64().unwrap();
+    assert!(notes >= 2, "{withdrawal}");
+    assert_eq!(withdrawal["transfers"].as_u64(), Some(notes - 1));
+    assert_eq!(withdrawal["account_balance"], withdrawal["amount"]);
     assert_eq!(report["bundle_verified"], true);
 
     // The sponsor's check of the exported file, independently of the demo.
@@ -399,7 +406,7 @@ fn every_role_works_from_the_command_line() {
     assert!(enrolled.status.success(), "{}", stderr(&enrolled));
     // Piped, the key download reports its progress in lines instead of a bar.
     assert!(
-        stderr(&enrolled).contains("  downloading the proving key: ")
+        stderr(&enrolled).contains("  downloading the eligibility proving key: ")
             && stderr(&enrolled).contains("(100%)"),
         "{}",
         stderr(&enrolled)
@@ -430,13 +437,67 @@ fn every_role_works_from_the_command_line() {
     assert!(stderr(&ineligible).contains("no record in this wallet satisfies"));
     assert_eq!(studies(&alice)["enrolled"], true);
 
-    // Balance and a signed transfer.
+    // The reward is a note only this wallet can open: the balance is computed here.
     let balance = |wallet: &Path| {
         let output = with_server(&["patient", "balance", "--wallet", path_arg(wallet)], None);
         stdout(&output)
     };
     assert!(
-        balance(&alice).starts_with("25 tokens"),
+        balance(&alice).starts_with("25 tokens in 1 notes"),
+        "{}",
+        balance(&alice)
+    );
+    let withdraw = |to: &str, amount: &str| {
+        with_server(
+            &[
+                "patient",
+                "withdraw",
+                "--to",
+                to,
+                "--amount",
+                amount,
+                "--wallet",
+                path_arg(&alice),
+            ],
+            None,
+        )
+    };
+    let withdrawn = withdraw(&researcher_account, "5");
+    assert!(withdrawn.status.success(), "{}", stderr(&withdrawn));
+    assert!(
+        stdout(&withdrawn).contains("withdrew 5") && stdout(&withdrawn).contains("change 20"),
+        "{}",
+        stdout(&withdrawn)
+    );
+    // An answer lost on the way (the wallet recorded the change note before sending, but
+    // not its index nor the spend): the next sync finds both in the public note tree.
+    let notes_file = alice.join("notes.json");
+    let mut notes: Value = serde_json::from_slice(&std::fs::read(&notes_file).unwrap()).unwrap();
+    for note in notes.as_array_mut().unwrap() {
+        note["spent"] = json!(false);
+        if note["origin"] == "change" {
+            note["index"] = Value::Null;
+        }
+    }
+    std::fs::write(&notes_file, serde_json::to_vec(&notes).unwrap()).unwrap();
+    let as_json: Value = serde_json::from_str(&stdout(&with_server(
+        &["patient", "balance", "--json", "--wallet", path_arg(&alice)],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(as_json, json!({"balance": 20, "notes": 1, "pending": 0}));
+    let overdraft = withdraw(&researcher_account, "21");
+    assert!(!overdraft.status.success());
+    assert!(
+        stderr(&overdraft).contains("hold 20 tokens, less than 21"),
+        "{}",
+        stderr(&overdraft)
+    );
+    // The rest to the wallet's own account, then a signed transfer from it.
+    let to_wallet = withdraw("wallet", "20");
+    assert!(to_wallet.status.success(), "{}", stderr(&to_wallet));
+    assert!(
+        balance(&alice).starts_with("0 tokens in 0 notes"),
         "{}",
         balance(&alice)
     );
@@ -454,34 +515,6 @@ fn every_role_works_from_the_command_line() {
         None,
     );
     assert!(sent.status.success(), "{}", stderr(&sent));
-    assert!(
-        balance(&alice).starts_with("20 tokens"),
-        "{}",
-        balance(&alice)
-    );
-    let as_json: Value = serde_json::from_str(&stdout(&with_server(
-        &["patient", "balance", "--json", "--wallet", path_arg(&alice)],
-        None,
-    )))
-    .unwrap();
-    assert_eq!(
-        (&as_json["balance"], &as_json["nonce"]),
-        (&json!(20), &json!(1))
-    );
-    let overdraft = with_server(
-        &[
-            "patient",
-            "transfer",
-            "--to",
-            &researcher_account,
-            "--amount",
-            "21",
-            "--wallet",
-            path_arg(&alice),
-        ],
-        None,
-    );
-    assert!(!overdraft.status.success());
 
     // Researcher: a noisy count, closing with a refund, the bundle.
     let released = with_server(

@@ -40,11 +40,15 @@
 //! head_message || study || last_index || entries` (u64 BE each,
 //! [`study_head_message`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zkcohort_circuits::note::NOTE_TREE_DEPTH;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
+use zkcohort_circuits::Fr;
 
 use crate::events::AuditEvent;
 
@@ -376,7 +380,11 @@ pub fn verify_inclusion(
 /// Checks a whole log from entry 0: indices in order, each hash valid, each
 /// entry chained to the previous one and each study entry to its study's previous
 /// entry, and each enrollment naming as current the root the log made current last
-/// (so a bundle cannot hide that an enrollment's root had been replaced). Returns the
+/// (so a bundle cannot hide that an enrollment's root had been replaced). The reward-note
+/// tree is rebuilt from the log's note appends: each must start where the last ended and
+/// name the root the rebuilt tree has, and each note transfer must spend under a root the
+/// log made and use nullifiers no earlier transfer used, so the marketplace cannot add,
+/// drop or reorder a note, or accept a double spend, without breaking the log. Returns the
 /// head it computes.
 ///
 /// # Errors
@@ -387,6 +395,7 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
     let mut hashes = Vec::with_capacity(entries.len());
     let mut studies = StudyHeads::default();
     let mut current_root = None;
+    let mut notes = NoteLog::new();
     for (position, entry) in entries.iter().enumerate() {
         let bad = |why: &str| Err(AuditError(format!("entry {position}: {why}")));
         if entry.index != position as u64 {
@@ -414,6 +423,9 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
                 ));
             }
         }
+        if let Err(why) = notes.replay(&entry.event) {
+            return bad(&why);
+        }
         prev_hash = entry.hash;
         hashes.push(entry.hash);
     }
@@ -422,6 +434,67 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
         root: merkle_root(&hashes),
         last_hash: prev_hash,
     })
+}
+
+/// The reward-note tree as the log builds it, with every root it had and every note
+/// nullifier spent.
+struct NoteLog {
+    tree: RegistryTree,
+    roots: HashSet<Bytes32>,
+    spent: HashSet<Bytes32>,
+}
+
+impl NoteLog {
+    fn new() -> Self {
+        let tree = RegistryTree::new(NOTE_TREE_DEPTH).expect("the note depth is valid");
+        let roots = HashSet::from([fr_to_bytes(&tree.root())]);
+        Self {
+            tree,
+            roots,
+            spent: HashSet::new(),
+        }
+    }
+
+    /// Applies an event's note changes, or says why the log contradicts itself.
+    fn replay(&mut self, event: &AuditEvent) -> Result<(), String> {
+        if let AuditEvent::NoteTransfer(transfer) = event {
+            if !self.roots.contains(&transfer.note_root) {
+                return Err("a note transfer spends under a note root the log never made".into());
+            }
+            for nullifier in &transfer.nullifiers {
+                if !self.spent.insert(*nullifier) {
+                    return Err(format!(
+                        "note nullifier {}.. spent twice",
+                        &hex::encode(nullifier)[..12]
+                    ));
+                }
+            }
+        }
+        let Some(append) = event.note_append() else {
+            return Ok(());
+        };
+        if append.first_index != self.tree.len() {
+            return Err(format!(
+                "notes appended at {}, the note tree holds {}",
+                append.first_index,
+                self.tree.len()
+            ));
+        }
+        let commitments = append
+            .commitments
+            .iter()
+            .map(fr_from_bytes)
+            .collect::<Result<Vec<Fr>, _>>()
+            .map_err(|_| "a note commitment is not a field element".to_string())?;
+        self.tree
+            .extend(&commitments)
+            .map_err(|error| format!("the note tree refuses the append: {error}"))?;
+        if fr_to_bytes(&self.tree.root()) != append.root {
+            return Err("the note root differs from the tree its appends build".into());
+        }
+        self.roots.insert(append.root);
+        Ok(())
+    }
 }
 
 /// The head of every study's chain, built entry by entry from the start of a log.

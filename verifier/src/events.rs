@@ -48,6 +48,9 @@ pub enum AuditEvent {
     /// The operator suspended an issuer: its leaves are revoked, its appends are
     /// refused and studies posted later do not accept it.
     IssuerSuspended(IssuerSuspension),
+    /// Two reward notes were spent into two new ones, with a withdrawal of part of
+    /// their value to a key (boxed, with its proof).
+    NoteTransfer(Box<NoteTransferRecord>),
 }
 
 impl AuditEvent {
@@ -67,6 +70,7 @@ impl AuditEvent {
             AuditEvent::Transfer(_) => "transfer",
             AuditEvent::DpRelease(_) => "dp_release",
             AuditEvent::IssuerSuspended(_) => "issuer_suspended",
+            AuditEvent::NoteTransfer(_) => "note_transfer",
         }
     }
 
@@ -89,6 +93,15 @@ impl AuditEvent {
             AuditEvent::RegistryAppend(append) => Some(&append.root),
             AuditEvent::RegistryRevoke(revoke) => Some(&revoke.root),
             AuditEvent::IssuerSuspended(suspension) => suspension.root.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The reward notes this event appended to the note tree, if any.
+    pub fn note_append(&self) -> Option<&NoteAppend> {
+        match self {
+            AuditEvent::Enroll(enrollment) => Some(&enrollment.note),
+            AuditEvent::NoteTransfer(transfer) => Some(&transfer.appended),
             _ => None,
         }
     }
@@ -246,8 +259,51 @@ pub struct EnrollmentRecord {
     pub public_inputs: Vec<String>,
     /// The proof, re-serialized from its parsed points.
     pub proof: SnarkjsProof,
-    /// The reward's payout from the study's escrow.
+    /// The one-time receiver the proof's `signal_hash` binds, a field element (32
+    /// big-endian bytes): the reward note is `note_commitment(reward, receiver)`.
+    #[serde(with = "crate::hex_serde")]
+    pub reward_receiver: Bytes32,
+    /// The reward note appended to the note tree.
+    pub note: NoteAppend,
+    /// The reward's payout from the study's escrow into the note pool.
     pub ledger: LedgerEntry,
+}
+
+/// Reward notes appended to the note tree, and the root they made current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteAppend {
+    /// The index of the first appended note.
+    pub first_index: u64,
+    /// The note commitments, in order, 32 big-endian bytes each.
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub commitments: Vec<Bytes32>,
+    /// The note tree's root after the append.
+    #[serde(with = "crate::hex_serde")]
+    pub root: Bytes32,
+}
+
+/// A note transfer: what its proof's public inputs say, and what it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteTransferRecord {
+    /// The note-tree root the spent notes are under.
+    #[serde(with = "crate::hex_serde")]
+    pub note_root: Bytes32,
+    /// The spent notes' nullifiers.
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub nullifiers: Vec<Bytes32>,
+    /// The amount withdrawn to `recipient` (0 for a merge).
+    pub withdrawal: u64,
+    /// The key the withdrawal is paid to, bound into the proof.
+    #[serde(with = "crate::hex_serde")]
+    pub recipient: Bytes32,
+    /// The two output notes.
+    pub appended: NoteAppend,
+    /// The public inputs as decimal strings, in circuit order.
+    pub public_inputs: Vec<String>,
+    /// The proof, re-serialized from its parsed points.
+    pub proof: SnarkjsProof,
+    /// The withdrawal's ledger entry (notes → recipient), when it is not zero.
+    pub ledger: Option<LedgerEntry>,
 }
 
 /// A ledger entry moved on the debited account's signature: a transfer between key

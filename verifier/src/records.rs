@@ -118,6 +118,10 @@ pub enum Account {
     Escrow(u64),
     /// The mint, the only source of tokens.
     Mint,
+    /// The reward-note pool: the value of every note not yet spent. A payout moves a
+    /// reward from an escrow into it (into a note whose value only its holder can open);
+    /// a note transfer's withdrawal moves an amount out to a key.
+    Notes,
 }
 
 impl fmt::Display for Account {
@@ -126,6 +130,7 @@ impl fmt::Display for Account {
             Account::Key(key) => write!(f, "key:{}", hex::encode(key)),
             Account::Escrow(study) => write!(f, "escrow:{study}"),
             Account::Mint => f.write_str("mint"),
+            Account::Notes => f.write_str("notes"),
         }
     }
 }
@@ -141,8 +146,10 @@ pub enum LedgerKind {
     Transfer,
     /// A researcher funded a study (key → escrow).
     FundEscrow,
-    /// An enrollment's reward (escrow → payout key).
+    /// An enrollment's reward, into a reward note (escrow → notes).
     Payout,
+    /// A note transfer's withdrawal (notes → key).
+    Withdrawal,
     /// A closed study's remainder (escrow → researcher).
     Refund,
 }

@@ -65,5 +65,5 @@ pub(crate) fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWi
 }
 
 pub(crate) fn statement(witness: &EligibilityWitness) -> Statement {
-    witness.statement(SCOPE, signal_hash(&[3; 32], SCOPE))
+    witness.statement(SCOPE, signal_hash(Fr::from(3u64), SCOPE))
 }

@@ -276,7 +276,7 @@ fn field_overflow_slot_values_cannot_pass_comparisons() {
         let mut registry = RegistryTree::new(SHAPE.registry_depth).unwrap();
         let index = registry.append(leaf).unwrap();
         witness.registry_path = registry.path(index).unwrap();
-        let statement = witness.statement(SCOPE, signal_hash(&[3; 32], SCOPE));
+        let statement = witness.statement(SCOPE, signal_hash(Fr::from(3u64), SCOPE));
         assert_eq!(statement.registry_root, registry.root());
         assert!(!satisfied(statement, witness), "{what}");
     }

@@ -59,7 +59,7 @@ fn proofs_verify_and_bind_every_public_input() {
         }
     }
 
-    // The payout account is bound through signal_hash: the same proof cannot pay another account.
+    // The reward receiver is bound through signal_hash: the same proof cannot pay another note.
     let query = compile("index date 2021-01-01\nrequire condition hypertension");
     let witness = witness(&patient, &query);
     let statement = statement(&witness);
@@ -70,7 +70,7 @@ fn proofs_verify_and_bind_every_public_input() {
     )
     .unwrap();
     let mut thief = statement;
-    thief.signal_hash = signal_hash(&[4; 32], SCOPE);
+    thief.signal_hash = signal_hash(Fr::from(4u64), SCOPE);
     assert!(!Groth16::<Bn254>::verify_with_processed_vk(
         &prepared,
         &thief.to_public_inputs(),

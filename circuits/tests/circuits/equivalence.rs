@@ -122,7 +122,7 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
     )
     .unwrap();
     let scope = StudyScope(Fr::from(3u64));
-    let statement = witness.statement(scope, signal_hash(&[1; 32], scope));
+    let statement = witness.statement(scope, signal_hash(Fr::from(1u64), scope));
     let cs = ConstraintSystem::<Fr>::new_ref();
     EligibilityCircuit::new(SHAPE, statement, witness)
         .generate_constraints(cs.clone())

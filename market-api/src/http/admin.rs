@@ -12,8 +12,8 @@ use ed25519_dalek::VerifyingKey;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::key_from_hex;
 use super::extract::ApiJson;
-use super::ledger::key_from_hex;
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{
     CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey, SuspendIssuer, SuspendedIssuer,

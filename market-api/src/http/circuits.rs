@@ -74,14 +74,23 @@ impl ServedFile {
     }
 }
 
-/// The circuit's files to serve: the proving key (the `CircuitKeys` file format) and,
+/// One circuit's files to serve: the proving key (the `CircuitKeys` file format) and,
 /// for ceremony keys, the one-file transcript (`zkcohort_verifier::setup`).
 #[derive(Debug, Clone, Default)]
-pub struct CircuitDownloads {
+pub struct CircuitFiles {
     /// The proving key file.
     pub proving_key: Option<ServedFile>,
     /// The ceremony transcript, when the keys came from one.
     pub transcript: Option<ServedFile>,
+}
+
+/// The files of both circuits a marketplace serves.
+#[derive(Debug, Clone, Default)]
+pub struct CircuitDownloads {
+    /// The eligibility circuit's.
+    pub eligibility: CircuitFiles,
+    /// The note-transfer circuit's.
+    pub note: CircuitFiles,
 }
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -90,15 +99,22 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(transcript))
 }
 
-/// The served circuit's id, or 404 for any other.
-fn served_circuit(state: &AppState, id: &str) -> Result<CircuitId, ApiError> {
-    let served = state.config().circuit_id;
+/// The served circuit `id` names and its files, or 404 for any other.
+fn served_circuit<'a>(
+    state: &'a AppState,
+    id: &str,
+) -> Result<(CircuitId, &'a CircuitFiles), ApiError> {
+    let config = state.config();
     match id.parse::<CircuitId>() {
-        Ok(asked) if asked == served => Ok(served),
+        Ok(asked) if asked == config.circuit_id => Ok((asked, &config.downloads.eligibility)),
+        Ok(asked) if asked == config.note_circuit_id => Ok((asked, &config.downloads.note)),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_circuit",
-            format!("this marketplace serves circuit {served} only"),
+            format!(
+                "this marketplace serves circuits {} (eligibility) and {} (note transfer) only",
+                config.circuit_id, config.note_circuit_id
+            ),
         )),
     }
 }
@@ -112,19 +128,14 @@ async fn proving_key(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let circuit = served_circuit(&state, &id)?;
-    let file = state
-        .config()
-        .downloads
-        .proving_key
-        .as_ref()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_served",
-                "this marketplace does not serve its proving key",
-            )
-        })?;
+    let (circuit, files) = served_circuit(&state, &id)?;
+    let file = files.proving_key.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_served",
+            "this marketplace does not serve its proving key",
+        )
+    })?;
     Ok(file.response(format!("proving-key-{circuit}.bin")))
 }
 
@@ -137,18 +148,13 @@ async fn transcript(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let circuit = served_circuit(&state, &id)?;
-    let file = state
-        .config()
-        .downloads
-        .transcript
-        .as_ref()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_transcript",
-                "this marketplace's keys are a development setup: there is no ceremony transcript",
-            )
-        })?;
+    let (circuit, files) = served_circuit(&state, &id)?;
+    let file = files.transcript.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_transcript",
+            "this marketplace's keys are a development setup: there is no ceremony transcript",
+        )
+    })?;
     Ok(file.response(format!("transcript-{circuit}.bin")))
 }

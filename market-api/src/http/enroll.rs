@@ -2,10 +2,10 @@
 //!
 //! The server never trusts the client's statement: it rebuilds it from the
 //! study (`query_hash`, `issuers_root`), the marketplace key and study id (the
-//! scope), the payout account (`signal_hash`), and the client's registry root and
+//! scope), the reward note's receiver (`signal_hash`), and the client's registry root and
 //! nullifier ([`Statement::for_enrollment`]),
 //! verifies the Groth16 proof against it on the blocking pool, then records
-//! the enrollment and pays the reward in one store transaction, flushed
+//! the enrollment and pays the reward into a note in one store transaction, flushed
 //! before the answer.
 
 use axum::extract::State;
@@ -13,12 +13,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_from_hex, fr_to_bytes, Statement};
-use zkcohort_circuits::Fr;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement};
 use zkcohort_verifier::snarkjs::SnarkjsProof;
 
-use super::extract::{ApiJson, ApiPath};
-use super::ledger::key_from_hex;
+use super::extract::{field, ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::EnrollRequest;
 use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
@@ -27,23 +25,13 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(enroll))
 }
 
-/// A canonical field element from 64 hex digits, or a 422 naming the field.
-pub(super) fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
-    fr_from_hex(text).map_err(|_| {
-        ApiError::unprocessable(
-            "non_canonical",
-            format!("{what}: expected a canonical field element, 64 hex digits (big-endian)"),
-        )
-    })
-}
-
 fn bad_proof() -> ApiError {
     ApiError::unprocessable("bad_proof", "the proof does not verify for this study")
 }
 
 #[utoipa::path(post, path = "/studies/{id}/enroll", tag = "studies",
     params(("id" = u64, Path, description = "the study id")), request_body = EnrollRequest,
-    responses((status = 201, description = "the enrollment and its payout", body = Enrollment), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 201, description = "the enrollment and its reward note", body = Enrollment), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn enroll(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -51,7 +39,7 @@ async fn enroll(
 ) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
     let registry_root = field(&body.registry_root, "registry_root")?;
     let nullifier = field(&body.nullifier, "nullifier")?;
-    let payout = key_from_hex(&body.payout_account, "payout_account")?;
+    let reward_receiver = field(&body.reward_receiver, "reward_receiver")?;
     let root_bytes = fr_to_bytes(&registry_root);
     let nullifier_bytes = fr_to_bytes(&nullifier);
 
@@ -94,7 +82,7 @@ async fn enroll(
         &state.marketplace_key(),
         id,
         nullifier,
-        &payout,
+        reward_receiver,
         fr_from_bytes(&study.issuers_root).map_err(ApiError::internal)?,
     );
     let proof = serde_json::from_value::<SnarkjsProof>(body.proof)
@@ -122,7 +110,10 @@ async fn enroll(
     };
     let enrollment = state
         .blocking(move |state| {
-            let enrollment = state.store().enroll(id, nullifier_bytes, payout, record)?;
+            let enrollment =
+                state
+                    .store()
+                    .enroll(id, nullifier_bytes, fr_to_bytes(&reward_receiver), record)?;
             state.store().flush()?;
             Ok(enrollment)
         })

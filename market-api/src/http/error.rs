@@ -148,6 +148,8 @@ impl From<StoreError> for ApiError {
             StoreError::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
             StoreError::ApiKeyExists => (S::CONFLICT, "api_key_exists"),
             StoreError::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
+            StoreError::UnknownNoteRoot => (S::UNPROCESSABLE_ENTITY, "unknown_note_root"),
+            StoreError::NoteSpent { .. } => (S::CONFLICT, "note_spent"),
             StoreError::RootExpired { .. } => (S::UNPROCESSABLE_ENTITY, "root_expired"),
             StoreError::RootBeforeStudy { .. } => (S::UNPROCESSABLE_ENTITY, "root_before_study"),
             StoreError::NotLeafIssuer { .. } => (S::FORBIDDEN, "not_leaf_issuer"),

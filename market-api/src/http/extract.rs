@@ -5,8 +5,28 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
 use serde::de::DeserializeOwned;
+use zkcohort_circuits::statement::fr_from_hex;
+use zkcohort_circuits::Fr;
 
 use super::ApiError;
+
+/// A canonical field element from 64 hex digits, or a 422 naming the field.
+pub(super) fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
+    fr_from_hex(text).map_err(|_| {
+        ApiError::unprocessable(
+            "non_canonical",
+            format!("{what}: expected a canonical field element, 64 hex digits (big-endian)"),
+        )
+    })
+}
+
+/// A 32-byte key from hex.
+pub(super) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], ApiError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text, &mut key)
+        .map_err(|_| ApiError::bad_request("bad_key", format!("{what}: expected 64 hex digits")))?;
+    Ok(key)
+}
 
 /// A JSON body (`Content-Type: application/json`).
 #[derive(Debug)]

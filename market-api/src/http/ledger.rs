@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{key_from_hex, ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{AccountView, MintRequest};
 use crate::{Account, LedgerEntry, SignedTransfer};
@@ -17,14 +17,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mint))
         .routes(routes!(transfer))
         .routes(routes!(account))
-}
-
-/// A 32-byte key from hex.
-pub(super) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], ApiError> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(text, &mut key)
-        .map_err(|_| ApiError::bad_request("bad_key", format!("{what}: expected 64 hex digits")))?;
-    Ok(key)
 }
 
 #[utoipa::path(post, path = "/ledger/mint", tag = "ledger", security(("api_key" = [])),

@@ -27,7 +27,7 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /health` | anyone | `{"status": "ok"}` |
-//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, the circuit, its setup (ceremony and transcript id, or development) |
+//! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, both circuits, their setups (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
 //! | `POST /registry/records` | issuer | `{"records": [{"commitment": hex field element, "issued_at": day}]}` → [`RegistryAppend`](crate::RegistryAppend); each leaf is computed over the authenticated issuer's id; over [`Limits::issuer_records_per_minute`], 429 `rate_limited` with `Retry-After` |
@@ -40,6 +40,9 @@
 //! | `POST /studies/{id}/close` | researcher | closed study and refund |
 //! | `GET /studies?start&limit`, `GET /studies/{id}` | anyone | studies |
 //! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`](crate::api::EnrollRequest) → [`Enrollment`](crate::Enrollment) (201) |
+//! | `GET /notes` | anyone | [`NoteTreeState`]: the note tree's size, current root and spent count |
+//! | `GET /notes/leaves?start&limit`, `GET /notes/roots?start&limit`, `GET /notes/spent?start&limit` | anyone | note commitments (hex), root history, spent note nullifiers (hex) |
+//! | `POST /notes/transfer` | anyone | [`NoteTransferRequest`](crate::api::NoteTransferRequest) → [`NoteTransfer`](crate::NoteTransfer) (201): two notes spent, two appended, the withdrawal paid |
 //! | `GET /studies/{id}/bundle` | anyone | [`StudyBundle`](zkcohort_verifier::StudyBundle), for `zkcohort-verify` |
 //! | `POST /ledger/mint` | operator | `{"to": hex, "amount": n}` → ledger entry |
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
@@ -68,6 +71,7 @@ mod enroll;
 mod error;
 mod extract;
 mod ledger;
+mod notes;
 mod registry;
 mod releases;
 mod studies;
@@ -107,8 +111,9 @@ use crate::api::MarketplaceInfo;
 use crate::api_keys::{api_key_id, ApiKeyRole};
 use crate::{Bytes32, SignedHead, Store};
 
-pub use circuits::{CircuitDownloads, ServedFile, CHECKSUM_HEADER};
+pub use circuits::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use notes::NoteTreeState;
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +167,12 @@ pub struct ApiConfig {
     pub circuit_id: CircuitId,
     /// The verifying key of the circuit, prepared for pairings.
     pub verifying_key: PreparedVerifyingKey<ark_bn254::Bn254>,
+    /// The note-transfer circuit's id.
+    pub note_circuit_id: CircuitId,
+    /// The note-transfer circuit's verifying key, prepared for pairings.
+    pub note_verifying_key: PreparedVerifyingKey<ark_bn254::Bn254>,
+    /// Where the note-transfer circuit's keys came from.
+    pub note_setup: KeySetup,
     /// Where the keys came from: announced in `GET /marketplace`, carried by every
     /// study bundle.
     pub setup: KeySetup,
@@ -404,6 +415,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(registry::routes())
         .merge(studies::routes())
         .merge(enroll::routes())
+        .merge(notes::routes())
         .merge(bundle::routes())
         .merge(circuits::routes())
         .merge(ledger::routes())
@@ -496,6 +508,9 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
         issuer_depth: config.shape.issuer_depth,
         root_window_ms: store.root_window_ms,
         setup: config.setup,
+        note_circuit_id: config.note_circuit_id,
+        note_tree_depth: zkcohort_circuits::note::NOTE_TREE_DEPTH,
+        note_setup: config.note_setup,
     })
 }
 

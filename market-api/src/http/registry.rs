@@ -39,7 +39,7 @@ async fn append(
         .records
         .iter()
         .map(|record| {
-            let commitment = super::enroll::field(&record.commitment, "commitment")?;
+            let commitment = super::extract::field(&record.commitment, "commitment")?;
             Ok(AppendedRecord {
                 commitment: fr_to_bytes(&commitment),
                 issued_at: record.issued_at,

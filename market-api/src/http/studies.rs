@@ -62,7 +62,7 @@ async fn create(
             let issuers = match &body.issuers {
                 Some(named) => named
                     .iter()
-                    .map(|account| super::ledger::key_from_hex(account, "issuers"))
+                    .map(|account| super::extract::key_from_hex(account, "issuers"))
                     .collect::<Result<Vec<_>, _>>()?,
                 None => {
                     let known = state.known_issuers()?;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::registry::{MembershipPath, RegistryTree};
 use zkcohort_circuits::statement::fr_to_hex;
+use zkcohort_circuits::Fr;
 use zkcohort_circuits::TranscriptId;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::bundle::BundleContext;
@@ -146,9 +147,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     // Each patient proves and enrolls.
     let scope = StudyScope::for_study(&marketplace_key, study_id);
     for (number, ((secret, record), path)) in patients.iter().zip(&paths).enumerate() {
-        let payout = SigningKey::from_bytes(&[20 + number as u8; 32])
-            .verifying_key()
-            .to_bytes();
+        let receiver = Fr::from(20 + number as u64);
         let request = ProofRequest {
             secret: secret.clone(),
             record: record.clone(),
@@ -156,7 +155,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
-            payout_account: payout,
+            reward_receiver: receiver,
         };
         let proof = keys
             .prove_with_rng(&request, &mut StdRng::seed_from_u64(3 + number as u64))
@@ -165,7 +164,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
             "registry_root": fr_to_hex(&proof.statement.registry_root),
             "nullifier": fr_to_hex(&proof.statement.nullifier.0),
-            "payout_account": hex::encode(payout),
+            "reward_receiver": fr_to_hex(&receiver),
         });
         let (status, answer) = server
             .post(&format!("/studies/{study_id}/enroll"), None, &body)

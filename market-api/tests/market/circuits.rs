@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use zkcohort_circuits::{CircuitId, TranscriptId};
-use zkcohort_market::http::{CircuitDownloads, ServedFile, CHECKSUM_HEADER};
+use zkcohort_market::http::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
 use zkcohort_market::Store;
 use zkcohort_verifier::KeySetup;
 
@@ -48,8 +48,11 @@ async fn the_served_files_come_with_their_length_and_checksum() {
     let server = server(
         KeySetup::Ceremony { transcript_id: id },
         CircuitDownloads {
-            proving_key: Some(ServedFile::new(key.clone())),
-            transcript: Some(ServedFile::new(transcript.clone())),
+            eligibility: CircuitFiles {
+                proving_key: Some(ServedFile::new(key.clone())),
+                transcript: Some(ServedFile::new(transcript.clone())),
+            },
+            note: CircuitFiles::default(),
         },
     )
     .await;
@@ -99,8 +102,11 @@ async fn a_development_marketplace_says_so_and_has_no_transcript() {
     let server = server(
         KeySetup::Development,
         CircuitDownloads {
-            proving_key: Some(ServedFile::new(vec![1, 2, 3])),
-            transcript: None,
+            eligibility: CircuitFiles {
+                proving_key: Some(ServedFile::new(vec![1, 2, 3])),
+                transcript: None,
+            },
+            note: CircuitFiles::default(),
         },
     )
     .await;

@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::{IdentitySecret, StudyScope};
 use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::note::note_commitment;
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::statement::{fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
@@ -47,6 +49,14 @@ pub(crate) const REWARD: u64 = 10;
 /// The seed of the audit key: the same key across restarts keeps the
 /// marketplace key, and so every study scope, unchanged.
 pub(crate) const AUDIT_KEY_SEED: [u8; 32] = [5; 32];
+
+/// The note-transfer circuit's keys, set up once per test binary.
+pub(crate) fn note_keys() -> &'static CircuitKeys<NoteShape> {
+    static KEYS: OnceLock<CircuitKeys<NoteShape>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        CircuitKeys::setup_with_rng(NoteShape::STANDARD, &mut StdRng::seed_from_u64(2)).unwrap()
+    })
+}
 
 /// The small-shape circuit keys, set up once per test binary.
 pub(crate) fn keys() -> &'static CircuitKeys {
@@ -137,6 +147,9 @@ pub(crate) fn api_config_for(
         circuit_id,
         verifying_key,
         setup: KeySetup::Development,
+        note_circuit_id: note_keys().circuit_id(),
+        note_verifying_key: note_keys().prepared_verifying_key().clone(),
+        note_setup: KeySetup::Development,
         downloads: CircuitDownloads::default(),
         audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
         limits: Limits::default(),
@@ -308,10 +321,24 @@ impl Api {
         key
     }
 
+    /// Every note commitment in the note tree, in order.
+    pub(crate) async fn note_leaves(&self) -> Vec<String> {
+        let (status, leaves) = self.get("/notes/leaves?start=0&limit=100000").await;
+        assert_eq!(status, StatusCode::OK, "{leaves}");
+        serde_json::from_value(leaves).unwrap()
+    }
+
+    /// What the note tree pays `receiver`: [`REWARD`] for each reward note to it.
+    pub(crate) async fn paid_to(&self, receiver: &Fr) -> u64 {
+        let note = hex::encode(fr_to_bytes(&note_commitment(REWARD, *receiver)));
+        let notes = self.note_leaves().await;
+        REWARD * notes.iter().filter(|leaf| **leaf == note).count() as u64
+    }
+
     /// What must not change when a request about study 1 is refused.
-    pub(crate) async fn snapshot(&self, payout: &[u8; 32]) -> (u64, Value, Value) {
+    pub(crate) async fn snapshot(&self, receiver: &Fr) -> (u64, Value, Value) {
         (
-            self.balance(payout).await,
+            self.paid_to(receiver).await,
             self.get("/studies/1").await.1,
             self.get("/audit/head").await.1["head"].clone(),
         )
@@ -503,12 +530,12 @@ pub(crate) fn cohort(size: usize) -> Cohort {
 }
 
 /// One proof per member for `study` of the marketplace [`marketplace_key`],
-/// paying member `i` to `payout(i)`, proved in parallel with `keys`.
+/// paying member `i` into a note to `receiver(i)`, proved in parallel with `keys`.
 pub(crate) fn prove_cohort(
     keys: &CircuitKeys,
     cohort: &Cohort,
     study: u64,
-    payout: impl Fn(usize) -> [u8; 32],
+    receiver: impl Fn(usize) -> Fr,
 ) -> Vec<EligibilityProof> {
     let query = compiled_query();
     let scope = StudyScope::for_study(&marketplace_key(), study);
@@ -523,7 +550,7 @@ pub(crate) fn prove_cohort(
             issuers: test_issuers(),
             query: query.clone(),
             study_scope: scope,
-            payout_account: payout(index),
+            reward_receiver: receiver(index),
         })
         .collect();
     let proofs = Mutex::new(vec![None; requests.len()]);
@@ -550,14 +577,19 @@ pub(crate) fn study_body(max_enrollments: u64) -> Value {
     })
 }
 
-/// The body of `POST /studies/{id}/enroll` for `proof`, paying `payout`.
-pub(crate) fn enroll_body(proof: &EligibilityProof, payout: &[u8; 32]) -> Value {
+/// The body of `POST /studies/{id}/enroll` for `proof`, paying into a note to `receiver`.
+pub(crate) fn enroll_body(proof: &EligibilityProof, receiver: &Fr) -> Value {
     json!({
         "proof": serde_json::from_str::<Value>(&proof_to_json(&proof.proof)).unwrap(),
         "registry_root": fr_to_hex(&proof.statement.registry_root),
         "nullifier": fr_to_hex(&proof.statement.nullifier.0),
-        "payout_account": hex::encode(payout),
+        "reward_receiver": fr_to_hex(receiver),
     })
+}
+
+/// The note paid to `receiver` by the study store's reward [`REWARD`], as stored (hex).
+pub(crate) fn reward_note_hex(receiver: &Fr) -> String {
+    hex::encode(fr_to_bytes(&note_commitment(REWARD, *receiver)))
 }
 
 /// `entry` with the payload value at JSON `pointer` (`/ledger/amount`)

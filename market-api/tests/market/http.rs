@@ -27,7 +27,7 @@ use crate::common::{
 async fn enrollment_over_http_with_a_real_proof() {
     let keys = Arc::new(CircuitKeys::setup_with_rng(SHAPE, &mut StdRng::seed_from_u64(1)).unwrap());
     let researcher = SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
-    let payout = SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes();
+    let receiver = Fr::from(8u64);
     let server = Server::start(&keys, researcher).await;
 
     assert_eq!(
@@ -67,7 +67,7 @@ async fn enrollment_over_http_with_a_real_proof() {
     server.fund(study_id, 30).await;
     assert_eq!(server.balance(&researcher).await, 70);
 
-    // The patient proves eligibility for this study and this payout account.
+    // The patient proves eligibility for this study, bound to a reward receiver.
     let query = Query::parse(QUERY, Catalog::bundled())
         .unwrap()
         .compile(Catalog::bundled())
@@ -79,21 +79,21 @@ async fn enrollment_over_http_with_a_real_proof() {
         issuers: test_issuers(),
         query,
         study_scope: StudyScope::for_study(&server.marketplace_key().await, study_id),
-        payout_account: payout,
+        reward_receiver: receiver,
     };
     let proof = keys
         .prove_with_rng(&request, &mut StdRng::seed_from_u64(3))
         .unwrap();
-    let body = enroll_body(&proof, &payout);
+    let body = enroll_body(&proof, &receiver);
     let enroll_path = format!("/studies/{study_id}/enroll");
-    let before = server.snapshot(&payout).await;
+    let before = server.snapshot(&receiver).await;
 
     // Malformed bodies: 4xx, never 5xx, nothing changes.
     for raw in [
         &b"{"[..],
         b"[]",
         b"{\"proof\": 1}",
-        b"{\"proof\": {}, \"registry_root\": 1, \"nullifier\": \"1\", \"payout_account\": \"00\"}",
+        b"{\"proof\": {}, \"registry_root\": 1, \"nullifier\": \"1\", \"reward_receiver\": \"00\"}",
         b"\xff\xfe",
     ] {
         let (status, error) = server.post_bytes(&enroll_path, raw.to_vec()).await;
@@ -101,10 +101,10 @@ async fn enrollment_over_http_with_a_real_proof() {
         assert_eq!(error["error"]["code"], "malformed_json");
     }
     let mut bad = body.clone();
-    bad["payout_account"] = json!("zz");
+    bad["reward_receiver"] = json!("zz");
     assert_eq!(
         server.post(&enroll_path, None, &bad).await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let mut bad = body.clone();
     // The field modulus, the same value in decimal, and a short one: not canonical.
@@ -127,9 +127,9 @@ async fn enrollment_over_http_with_a_real_proof() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
     assert_eq!(error["error"]["code"], "body_too_large");
 
-    // Bad proofs: 422. The proof binds the payout account, so paying another
-    // account does not verify; nor does a garbage proof.
-    let other = SigningKey::from_bytes(&[11; 32]).verifying_key().to_bytes();
+    // Bad proofs: 422. The proof binds the reward receiver, so paying another
+    // note does not verify; nor does a garbage proof.
+    let other = Fr::from(11u64);
     let (status, error) = server
         .post(&enroll_path, None, &enroll_body(&proof, &other))
         .await;
@@ -150,7 +150,7 @@ async fn enrollment_over_http_with_a_real_proof() {
         (status, &error["error"]["code"]),
         (StatusCode::UNPROCESSABLE_ENTITY, &json!("unknown_root"))
     );
-    assert_eq!(server.snapshot(&payout).await, before);
+    assert_eq!(server.snapshot(&receiver).await, before);
 
     // 50 concurrent submissions of the same proof: exactly one enrolls.
     let server = Arc::new(server);
@@ -173,7 +173,7 @@ async fn enrollment_over_http_with_a_real_proof() {
         statuses,
         HashMap::from([(StatusCode::CREATED, 1), (StatusCode::CONFLICT, 49)])
     );
-    assert_eq!(server.balance(&payout).await, REWARD);
+    assert_eq!(server.paid_to(&receiver).await, REWARD);
     let (_, study) = server.get(&format!("/studies/{study_id}")).await;
     assert_eq!(
         (study["enrolled"].as_u64(), study["escrow"].as_u64()),
@@ -181,10 +181,10 @@ async fn enrollment_over_http_with_a_real_proof() {
     );
 
     // A later replay: 409, nothing changes.
-    let after = server.snapshot(&payout).await;
+    let after = server.snapshot(&receiver).await;
     let (status, error) = server.post(&enroll_path, None, &body).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
-    assert_eq!(server.snapshot(&payout).await, after);
+    assert_eq!(server.snapshot(&receiver).await, after);
 
     // The audit head is signed; closing refunds the escrow; a closed study refuses.
     let (status, head) = server.get("/audit/head").await;

@@ -52,6 +52,9 @@ impl Server {
             // No route here verifies a proof.
             verifying_key: Default::default(),
             setup: KeySetup::Development,
+            note_circuit_id: CircuitId([8; 32]),
+            note_verifying_key: Default::default(),
+            note_setup: KeySetup::Development,
             downloads: CircuitDownloads::default(),
             audit_key: SigningKey::from_bytes(&[5; 32]),
             limits: Limits::default(),

@@ -53,6 +53,21 @@ fn leaf(value: u64) -> [u8; 32] {
     bytes
 }
 
+/// A reward receiver: a canonical field element, as a wallet binds into its proof.
+fn receiver(seed: u8) -> [u8; 32] {
+    leaf(1000 + u64::from(seed))
+}
+
+/// What the note tree pays `receiver` in notes of `reward`.
+fn paid_to(store: &Store, receiver: [u8; 32], reward: u64) -> u64 {
+    let receiver = zkcohort_circuits::statement::fr_from_bytes(&receiver).unwrap();
+    let note = zkcohort_circuits::statement::fr_to_bytes(
+        &zkcohort_circuits::note::note_commitment(reward, receiver),
+    );
+    let notes = store.note_leaves(0, usize::MAX).unwrap();
+    reward * notes.iter().filter(|leaf| **leaf == note).count() as u64
+}
+
 /// The leaf the store computes for `commitment` appended by [`ISSUER`].
 fn stored(commitment: [u8; 32]) -> [u8; 32] {
     let commitment = zkcohort_circuits::statement::fr_from_bytes(&commitment).unwrap();
@@ -133,6 +148,7 @@ struct Snapshot {
     balances: Vec<u64>,
     nonces: Vec<u64>,
     registry: usize,
+    notes: Vec<[u8; 32]>,
 }
 
 fn snapshot(store: &Store) -> Snapshot {
@@ -146,12 +162,14 @@ fn snapshot(store: &Store) -> Snapshot {
             .iter()
             .map(|seed| store.balance(Account::Key(public(*seed))).unwrap())
             .chain((1..4).map(|id| store.balance(Account::Escrow(id)).unwrap()))
+            .chain([store.balance(Account::Notes).unwrap()])
             .collect(),
         nonces: seeds
             .iter()
             .map(|seed| store.nonce(&public(*seed)).unwrap())
             .collect(),
         registry: store.root_history(0, usize::MAX).unwrap().len(),
+        notes: store.note_leaves(0, usize::MAX).unwrap(),
     }
 }
 
@@ -162,7 +180,7 @@ fn enrollment_pays_the_reward_and_records_the_nullifier() {
     let study = study(&store, 10, 5, 100);
     assert_eq!(study.escrow, 100);
 
-    let patient = public(3);
+    let patient = receiver(3);
     let enrollment = store
         .enroll(study.id, nullifier(1), patient, proof(&store))
         .expect("enroll");
@@ -171,7 +189,12 @@ fn enrollment_pays_the_reward_and_records_the_nullifier() {
     assert_eq!(enrollment.root_seq, 0);
     store.flush().unwrap();
 
-    assert_eq!(store.balance(Account::Key(patient)).unwrap(), 10);
+    assert_eq!(paid_to(&store, patient, 10), 10);
+    assert_eq!(store.balance(Account::Notes).unwrap(), 10);
+    assert_eq!(
+        (enrollment.note_index, enrollment.reward_receiver),
+        (0, patient)
+    );
     assert_eq!(store.balance(Account::Escrow(study.id)).unwrap(), 90);
     let after = store.study(study.id).unwrap();
     assert_eq!((after.enrolled, after.escrow), (1, 90));
@@ -189,10 +212,16 @@ fn enrollment_pays_the_reward_and_records_the_nullifier() {
         entry["payload"]["nullifier"],
         json!(hex::encode(nullifier(1)))
     );
+    assert_eq!(entry["payload"]["ledger"]["credit"], json!("notes"));
     let report = store.check_conservation().unwrap();
     assert_eq!(
-        (report.total_minted, report.in_keys, report.in_escrow),
-        (100, 10, 90)
+        (
+            report.total_minted,
+            report.in_keys,
+            report.in_escrow,
+            report.in_notes
+        ),
+        (100, 0, 90, 10)
     );
     store.verify_audit_log().unwrap();
 }
@@ -203,11 +232,11 @@ fn duplicate_nullifier_is_rejected_and_nothing_changes() {
     let store = open(dir.path());
     let study = study(&store, 10, 5, 100);
     store
-        .enroll(study.id, nullifier(1), public(3), proof(&store))
+        .enroll(study.id, nullifier(1), receiver(3), proof(&store))
         .unwrap();
     let before = snapshot(&store);
     let error = store
-        .enroll(study.id, nullifier(1), public(4), proof(&store))
+        .enroll(study.id, nullifier(1), receiver(4), proof(&store))
         .unwrap_err();
     assert!(matches!(error, StoreError::DuplicateNullifier { study: id } if id == study.id));
     assert_eq!(snapshot(&store), before);
@@ -215,7 +244,7 @@ fn duplicate_nullifier_is_rejected_and_nothing_changes() {
     // The same nullifier is fine in another study (nullifiers are scoped).
     let other = self::study(&store, 5, 5, 10);
     store
-        .enroll(other.id, nullifier(1), public(3), proof(&store))
+        .enroll(other.id, nullifier(1), receiver(3), proof(&store))
         .expect("another study");
     store.check_conservation().unwrap();
 }
@@ -225,25 +254,25 @@ fn enrollment_errors_are_distinct() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     assert!(matches!(
-        store.enroll(99, nullifier(1), public(3), proof(&store)),
+        store.enroll(99, nullifier(1), receiver(3), proof(&store)),
         Err(StoreError::UnknownStudy(99))
     ));
 
     let full = study(&store, 10, 1, 100);
     store
-        .enroll(full.id, nullifier(1), public(3), proof(&store))
+        .enroll(full.id, nullifier(1), receiver(3), proof(&store))
         .unwrap();
     assert!(matches!(
-        store.enroll(full.id, nullifier(2), public(3), proof(&store)),
+        store.enroll(full.id, nullifier(2), receiver(3), proof(&store)),
         Err(StoreError::StudyFull { max: 1, .. })
     ));
 
     let poor = study(&store, 10, 5, 15);
     store
-        .enroll(poor.id, nullifier(1), public(3), proof(&store))
+        .enroll(poor.id, nullifier(1), receiver(3), proof(&store))
         .unwrap();
     assert!(matches!(
-        store.enroll(poor.id, nullifier(2), public(3), proof(&store)),
+        store.enroll(poor.id, nullifier(2), receiver(3), proof(&store)),
         Err(StoreError::EscrowExhausted {
             escrow: 5,
             reward: 10,
@@ -255,7 +284,7 @@ fn enrollment_errors_are_distinct() {
     unknown_root.registry_root = [9; 32];
     let open_study = study(&store, 1, 5, 5);
     assert!(matches!(
-        store.enroll(open_study.id, nullifier(1), public(3), unknown_root),
+        store.enroll(open_study.id, nullifier(1), receiver(3), unknown_root),
         Err(StoreError::UnknownRoot)
     ));
 
@@ -277,7 +306,7 @@ fn enrollment_errors_are_distinct() {
     );
     assert_eq!(store.balance(Account::Escrow(open_study.id)).unwrap(), 0);
     assert!(matches!(
-        store.enroll(open_study.id, nullifier(1), public(3), proof(&store)),
+        store.enroll(open_study.id, nullifier(1), receiver(3), proof(&store)),
         Err(StoreError::StudyClosed(_))
     ));
     assert!(matches!(
@@ -300,8 +329,8 @@ fn fifty_concurrent_submissions_of_one_nullifier_pay_once() {
             let (store, barrier, proof) = (store.clone(), barrier.clone(), proof.clone());
             thread::spawn(move || {
                 barrier.wait();
-                // Different payout accounts: a copied proof must not pay twice.
-                store.enroll(study.id, nullifier(7), public(3 + (i % 2) as u8), proof)
+                // Different receivers: a copied proof must not pay twice.
+                store.enroll(study.id, nullifier(7), receiver(3 + (i % 2) as u8), proof)
             })
         })
         .collect::<Vec<_>>()
@@ -314,8 +343,7 @@ fn fifty_concurrent_submissions_of_one_nullifier_pay_once() {
         .iter()
         .filter_map(|result| result.as_ref().err())
         .all(|error| matches!(error, StoreError::DuplicateNullifier { .. })));
-    let paid = store.balance(Account::Key(public(3))).unwrap()
-        + store.balance(Account::Key(public(4))).unwrap();
+    let paid = paid_to(&store, receiver(3), 10) + paid_to(&store, receiver(4), 10);
     assert_eq!(paid, 10);
     let after = store.study(study.id).unwrap();
     assert_eq!((after.enrolled, after.escrow), (1, 990));
@@ -337,7 +365,7 @@ fn concurrent_enrollments_never_overdraw_the_escrow() {
             let (store, barrier, proof) = (store.clone(), barrier.clone(), proof.clone());
             thread::spawn(move || {
                 barrier.wait();
-                store.enroll(study.id, nullifier(100 + i), public(3), proof)
+                store.enroll(study.id, nullifier(100 + i), receiver(3), proof)
             })
         })
         .collect::<Vec<_>>()
@@ -357,7 +385,7 @@ fn concurrent_enrollments_never_overdraw_the_escrow() {
         .collect();
     positions.sort_unstable();
     assert_eq!(positions, (0..7).collect::<Vec<_>>());
-    assert_eq!(store.balance(Account::Key(public(3))).unwrap(), 70);
+    assert_eq!(paid_to(&store, receiver(3), 10), 70);
     assert_eq!(store.balance(Account::Escrow(study.id)).unwrap(), 5);
     let report = store.check_conservation().unwrap();
     assert_eq!(report.total_minted, 75);
@@ -379,8 +407,9 @@ fn state_survives_reopening_the_database() {
             .unwrap();
         store.revoke_leaf(public(ISSUER), 1).unwrap();
         store
-            .enroll(study.id, nullifier(1), public(3), proof(&store))
+            .enroll(study.id, nullifier(1), receiver(3), proof(&store))
             .unwrap();
+        store.mint(public(3), 10).unwrap();
         store
             .transfer(
                 &SignedTransfer::sign(&key(3), &MARKET, public(4), 4, 0),
@@ -406,7 +435,7 @@ fn state_survives_reopening_the_database() {
     );
     assert!(store.enrollment(study_id, &nullifier(1)).unwrap().is_some());
     assert!(matches!(
-        store.enroll(study_id, nullifier(1), public(3), proof(&store)),
+        store.enroll(study_id, nullifier(1), receiver(3), proof(&store)),
         Err(StoreError::DuplicateNullifier { .. })
     ));
     // The replayed transfer is still refused, and the next nonce works.
@@ -426,11 +455,16 @@ fn state_survives_reopening_the_database() {
             &MARKET,
         )
         .unwrap();
-    // The in-memory registry tree was rebuilt: appends continue in sync.
+    // The in-memory registry and note trees were rebuilt: appends continue in sync.
     let appended = store
         .append_records(public(ISSUER), &records(&[leaf(4)]), issued_at())
         .unwrap();
     assert_eq!(appended.first_index, 3);
+    let second = store
+        .enroll(study_id, nullifier(2), receiver(4), proof(&store))
+        .unwrap();
+    assert_eq!(second.note_index, 1);
+    assert_eq!(store.note_root().unwrap().unwrap().leaf_count, 2);
     store.check_conservation().unwrap();
     drop(store);
     let store = open(dir.path());
@@ -535,7 +569,7 @@ fn audit_log_verifies_and_tampering_is_detected() {
     let study = study(&store, 10, 5, 100);
     for i in 0..3 {
         store
-            .enroll(study.id, nullifier(i), public(3), proof(&store))
+            .enroll(study.id, nullifier(i), receiver(3), proof(&store))
             .unwrap();
     }
     store
@@ -678,7 +712,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     let burst_took = now_ms - replaced;
     assert!(burst_took < WINDOW_MS, "the appends took {burst_took} ms");
     store
-        .enroll(study.id, nullifier(1), public(3), old.clone())
+        .enroll(study.id, nullifier(1), receiver(3), old.clone())
         .unwrap();
 
     // Once the window has passed since root 1 replaced it, the empty root expires.
@@ -689,7 +723,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     ));
     let before = snapshot(&store);
     assert!(matches!(
-        store.enroll(study.id, nullifier(2), public(3), old),
+        store.enroll(study.id, nullifier(2), receiver(3), old),
         Err(StoreError::RootExpired {
             seq: 0,
             current: 12,

@@ -18,6 +18,7 @@ use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitError;
+use zkcohort_circuits::Fr;
 use zkcohort_market::api::{CreateApiKey, FundStudy};
 use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
 use zkcohort_market::audit::verify_log;
@@ -89,7 +90,7 @@ fn request(
         issuers: issuers.clone(),
         query: compiled_query(),
         study_scope: scope,
-        payout_account: public_key(40),
+        reward_receiver: Fr::from(40u64),
     }
 }
 
@@ -114,7 +115,7 @@ async fn enroll(server: &TestServer, study: u64, request: &ProofRequest) -> (Sta
         .post(
             &format!("/studies/{study}/enroll"),
             None,
-            &enroll_body(&proof, &request.payout_account),
+            &enroll_body(&proof, &request.reward_receiver),
         )
         .await
 }
@@ -257,7 +258,7 @@ async fn a_record_revoked_during_a_study_stops_enrolling_once_the_window_has_pas
             &mut StdRng::seed_from_u64(6),
         )
         .unwrap();
-    let body = enroll_body(&proof, &public_key(40));
+    let body = enroll_body(&proof, &Fr::from(40u64));
 
     let (status, revoked) = server
         .post("/registry/revoke", Some(ISSUER), &json!({"index": 0}))
@@ -290,7 +291,7 @@ async fn a_suspended_issuer_s_records_stop_enrolling_in_open_studies_after_the_w
             &mut StdRng::seed_from_u64(7),
         )
         .unwrap();
-    let body = enroll_body(&proof, &public_key(40));
+    let body = enroll_body(&proof, &Fr::from(40u64));
 
     let (status, answer) = server
         .post(

@@ -49,7 +49,7 @@ pub(crate) fn request_for(shape: CircuitShape, query: &str) -> ProofRequest {
     let enrollee = Enrollee::issue(ali_harris(), ISSUER, &mut StdRng::seed_from_u64(2));
     let mut registry = TestRegistry::new(shape);
     let index = registry.register(&enrollee);
-    registry.proof_request(&enrollee, index, &compile(query), SCOPE, [7; 32])
+    registry.proof_request(&enrollee, index, &compile(query), SCOPE, Fr::from(7u64))
 }
 
 /// One request for [`QUERY`] per fixture patient (issuer 3, seed 2), all in one
@@ -69,7 +69,7 @@ pub(crate) fn requests() -> Vec<ProofRequest> {
     enrollees
         .iter()
         .map(|(enrollee, index)| {
-            registry.proof_request(enrollee, *index, &query, SCOPE, [*index as u8; 32])
+            registry.proof_request(enrollee, *index, &query, SCOPE, Fr::from(*index))
         })
         .collect()
 }

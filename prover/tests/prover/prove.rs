@@ -111,7 +111,7 @@ fn key_files_round_trip_and_refuse_damage() {
     )
     .unwrap();
     assert!(
-        matches!(CircuitKeys::load(folder.path(), other_shape), Err(ProverError::KeyFile { reason, .. }) if reason.contains("another circuit shape"))
+        matches!(CircuitKeys::load(folder.path(), other_shape), Err(ProverError::KeyFile { reason, .. }) if reason.contains("circuit shape"))
     );
 }
 

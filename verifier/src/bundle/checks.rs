@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use zkcohort_circuits::clause::query_hash;
 use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::note::note_commitment;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement, PUBLIC_INPUT_NAMES};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::Catalog;
@@ -520,7 +521,7 @@ fn enrollment_differences(
         seq: record.ledger.seq,
         kind: LedgerKind::Payout,
         debit: Account::Escrow(study_id),
-        credit: Account::Key(enrollment.payout_account),
+        credit: Account::Notes,
         amount: enrollment.reward,
         study: Some(study_id),
         at_ms: record.ledger.at_ms,
@@ -540,7 +541,18 @@ fn enrollment_differences(
             record.public_inputs == enrollment.public_inputs,
         ),
         ("proof", record.proof == enrollment.proof),
-        ("payout account", payout.credit == expected_payout.credit),
+        (
+            "reward_receiver",
+            record.reward_receiver == enrollment.reward_receiver,
+        ),
+        (
+            "note_commitment",
+            record.note.commitments == [enrollment.note_commitment],
+        ),
+        (
+            "payout into the note pool",
+            payout.credit == expected_payout.credit,
+        ),
         ("reward", payout.amount == expected_payout.amount),
         (
             "payout ledger entry",
@@ -632,13 +644,19 @@ fn check_public_inputs(
                 fr_from_bytes(&enrollment.registry_root).ok(),
                 query_hash,
                 fr_from_bytes(&enrollment.nullifier).ok(),
+                fr_from_bytes(&enrollment.reward_receiver).ok(),
                 issuers_root,
             );
-            let (Some(registry_root), Some(query_hash), Some(nullifier), Some(issuers_root)) =
-                fields
+            let (
+                Some(registry_root),
+                Some(query_hash),
+                Some(nullifier),
+                Some(reward_receiver),
+                Some(issuers_root),
+            ) = fields
             else {
                 problems.push(format!(
-                    "{name}: the root, query hash, nullifier or issuers root is not a field element"
+                    "{name}: the root, query hash, nullifier, reward receiver or issuers root is not a field element"
                 ));
                 return None;
             };
@@ -648,7 +666,7 @@ fn check_public_inputs(
                 &bundle.marketplace_key,
                 study.id,
                 nullifier,
-                &enrollment.payout_account,
+                reward_receiver,
                 issuers_root,
             );
             let expected = statement.to_decimal_strings();
@@ -675,7 +693,7 @@ fn check_public_inputs(
     checks.record(
         "public_inputs",
         problems,
-        "each enrollment's inputs are (registry_root, query_hash, scope, nullifier, signal_hash(payout, scope))".into(),
+        "each enrollment's inputs are (registry_root, query_hash, scope, nullifier, signal_hash(reward_receiver, scope))".into(),
     );
     statements
 }
@@ -761,20 +779,32 @@ fn check_rewards(checks: &mut Checks, bundle: &StudyBundle) {
         .enrollments
         .iter()
         .enumerate()
-        .filter(|(_, enrollment)| enrollment.reward != study.reward)
-        .map(|(position, enrollment)| {
-            format!(
-                "{} was paid {}, the study's reward is {}",
-                name_of(position, enrollment),
-                enrollment.reward,
-                study.reward
-            )
+        .filter_map(|(position, enrollment)| {
+            let name = name_of(position, enrollment);
+            if enrollment.reward != study.reward {
+                return Some(format!(
+                    "{name} was paid {}, the study's reward is {}",
+                    enrollment.reward, study.reward
+                ));
+            }
+            let opens = fr_from_bytes(&enrollment.reward_receiver).is_ok_and(|receiver| {
+                fr_to_bytes(&note_commitment(study.reward, receiver)) == enrollment.note_commitment
+            });
+            (!opens).then(|| {
+                format!(
+                    "{name}: its note commitment is not a note of the reward {} to its receiver",
+                    study.reward
+                )
+            })
         })
         .collect();
     checks.record(
         "rewards",
         problems,
-        format!("every enrollment was paid the reward {}", study.reward),
+        format!(
+            "every enrollment was paid the reward {} into a note to the receiver its proof binds",
+            study.reward
+        ),
     );
 }
 

@@ -48,8 +48,9 @@ use crate::setup::KeySetup;
 use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 use crate::VerifierError;
 
-/// The bundle format this verifier reads (3: study chains and the signed study head).
-pub const BUNDLE_FORMAT: u32 = 3;
+/// The bundle format this verifier reads (4: rewards paid into notes, where 3 named
+/// payout accounts).
+pub const BUNDLE_FORMAT: u32 = 4;
 
 /// A study bundle, as `GET /studies/{id}/bundle` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,15 +93,19 @@ pub struct BundleCircuit {
     pub issuer_depth: usize,
 }
 
-/// One enrollment: who was paid what, for which proof.
+/// One enrollment: which note was paid what, for which proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleEnrollment {
     /// The nullifier, 32 big-endian bytes.
     #[serde(with = "crate::hex_serde")]
     pub nullifier: Bytes32,
-    /// The account the reward was paid to.
+    /// The one-time receiver the proof's `signal_hash` binds, a field element.
     #[serde(with = "crate::hex_serde")]
-    pub payout_account: Bytes32,
+    pub reward_receiver: Bytes32,
+    /// The reward note, `note_commitment(reward, reward_receiver)`: its position in the
+    /// note tree is in its audit entry.
+    #[serde(with = "crate::hex_serde")]
+    pub note_commitment: Bytes32,
     /// The reward paid.
     pub reward: u64,
     /// The registry root the proof is against, 32 big-endian bytes.

@@ -9,13 +9,18 @@
 
 use std::path::Path;
 
+use zkcohort_circuits::note::NOTE_TREE_DEPTH;
+use zkcohort_circuits::registry::RegistryTree;
+use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitId;
+use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Day, Query};
 use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry, StudyHeads};
 use zkcohort_verifier::events::{
     ApiKeyChange, ApiKeyCreation, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord,
-    EnrollmentRecord, IssuerSuspension, LedgerChange, RegistryAppend, RegistryCreated,
-    RegistryRevoke, RootChange, SignedLedgerChange, StudyClosed, StudyCreated,
+    EnrollmentRecord, IssuerSuspension, LedgerChange, NoteAppend, NoteTransferRecord,
+    RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, SignedLedgerChange, StudyClosed,
+    StudyCreated,
 };
 use zkcohort_verifier::records::{
     Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
@@ -79,6 +84,19 @@ fn study() -> Study {
 fn one_of_each() -> Vec<AuditEvent> {
     let researcher = Account::Key([0xaa; 32]);
     let patient = Account::Key([0xbb; 32]);
+    // Note appends name the roots the note tree really has: the log's replay rebuilds it.
+    let mut notes = RegistryTree::new(NOTE_TREE_DEPTH).unwrap();
+    let mut append = |values: &[u64]| {
+        let leaves: Vec<Fr> = values.iter().map(|value| Fr::from(*value)).collect();
+        let range = notes.extend(&leaves).unwrap();
+        NoteAppend {
+            first_index: range.start,
+            commitments: leaves.iter().map(fr_to_bytes).collect(),
+            root: fr_to_bytes(&notes.root()),
+        }
+    };
+    let reward_note = append(&[0x61]);
+    let transfer_outputs = append(&[0x62, 0x63]);
     let events = vec![
         AuditEvent::RegistryCreated(RegistryCreated {
             depth: 20,
@@ -134,7 +152,19 @@ fn one_of_each() -> Vec<AuditEvent> {
                 "6".into(),
             ],
             proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
-            ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), patient),
+            reward_receiver: fr_to_bytes(&Fr::from(0x60u64)),
+            note: reward_note.clone(),
+            ledger: ledger(2, LedgerKind::Payout, Account::Escrow(1), Account::Notes),
+        })),
+        AuditEvent::NoteTransfer(Box::new(NoteTransferRecord {
+            note_root: reward_note.root,
+            nullifiers: vec![[0x71; 32], [0x72; 32]],
+            withdrawal: 250,
+            recipient: [0x73; 32],
+            appended: transfer_outputs,
+            public_inputs: (1..=7).map(|input| input.to_string()).collect(),
+            proof: SnarkjsProof::from_proof(&zkcohort_verifier::Proof::default()),
+            ledger: Some(ledger(5, LedgerKind::Withdrawal, Account::Notes, patient)),
         })),
         AuditEvent::Transfer(SignedLedgerChange {
             ledger: ledger(3, LedgerKind::Transfer, patient, researcher),
@@ -194,7 +224,8 @@ fn one_of_each() -> Vec<AuditEvent> {
             | AuditEvent::Mint(_)
             | AuditEvent::Transfer(_)
             | AuditEvent::DpRelease(_)
-            | AuditEvent::IssuerSuspended(_) => {}
+            | AuditEvent::IssuerSuspended(_)
+            | AuditEvent::NoteTransfer(_) => {}
         }
     }
     events
@@ -453,5 +484,73 @@ fn an_enrollment_naming_another_current_root_than_the_log_s_breaks_it() {
             error.contains(&format!("the enrollment says root {claimed} was current")),
             "{error}"
         );
+    }
+}
+
+/// The reward-note tree is rebuilt from the log: a note added, dropped or moved, a root
+/// that is not the tree's, a transfer under a root the log never made, or a nullifier
+/// spent twice breaks the log, so the marketplace cannot mint notes or accept a double
+/// spend without every auditor seeing it.
+#[test]
+fn a_log_whose_note_appends_or_spends_contradict_the_note_tree_breaks_it() {
+    let entries = chain(one_of_each());
+    verify_chain(&entries).unwrap();
+    let position = |kind: &str| {
+        entries
+            .iter()
+            .position(|entry| entry.event.kind() == kind)
+            .unwrap()
+    };
+    let (enroll, transfer) = (position("enroll"), position("note_transfer"));
+    type Forgery = Box<dyn Fn(&mut [AuditEntry])>;
+    let forgeries: Vec<(Forgery, &str)> = vec![
+        (
+            Box::new(move |entries| {
+                note_of(&mut entries[enroll].event).commitments[0] = [0x01; 32];
+            }),
+            "the note root differs from the tree its appends build",
+        ),
+        (
+            Box::new(move |entries| {
+                note_of(&mut entries[transfer].event).first_index = 0;
+            }),
+            "notes appended at 0, the note tree holds 1",
+        ),
+        (
+            Box::new(move |entries| {
+                note_of(&mut entries[transfer].event).commitments.pop();
+            }),
+            "the note root differs",
+        ),
+        (
+            Box::new(move |entries| {
+                if let AuditEvent::NoteTransfer(record) = &mut entries[transfer].event {
+                    record.note_root = [0x09; 32];
+                }
+            }),
+            "a note root the log never made",
+        ),
+        (
+            Box::new(move |entries| {
+                if let AuditEvent::NoteTransfer(record) = &mut entries[transfer].event {
+                    record.nullifiers[1] = record.nullifiers[0];
+                }
+            }),
+            "spent twice",
+        ),
+    ];
+    for (forge, expected) in forgeries {
+        let forged = rewritten(entries.clone(), |entries| forge(entries));
+        let error = verify_chain(&forged).unwrap_err().0;
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+}
+
+/// The notes an enrollment or a note transfer appends.
+fn note_of(event: &mut AuditEvent) -> &mut NoteAppend {
+    match event {
+        AuditEvent::Enroll(record) => &mut record.note,
+        AuditEvent::NoteTransfer(record) => &mut record.appended,
+        _ => panic!("{} appends no note", event.kind()),
     }
 }

@@ -3,7 +3,9 @@
 //! marketplace key, and every kind of tampering is rejected by the check that names it.
 
 use serde_json::{json, Value};
-use zkcohort_circuits::statement::fr_to_decimal;
+use zkcohort_circuits::note::note_commitment;
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_decimal};
+use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Query};
 use zkcohort_verifier::audit::AuditEntry;
 use zkcohort_verifier::bundle::{BundleReport, StudyBundle};
@@ -112,11 +114,24 @@ fn the_vector_verifies_and_every_tampering_is_named() {
         .detail
         .contains("does not verify"));
 
-    // The payout account swapped for another.
-    let report = tamper(&|b| b.enrollments[0].payout_account = [42; 32]);
+    // The reward receiver swapped for another (and its note with it, so the note still
+    // opens): the proof binds the original receiver.
+    let report = tamper(&|b| {
+        let other = Fr::from(42u64);
+        b.enrollments[0].reward_receiver = fr_to_bytes(&other);
+        b.enrollments[0].note_commitment = fr_to_bytes(&note_commitment(REWARD, other));
+    });
     assert_rejected(&report, "public_inputs", "signal_hash");
-    assert_rejected(&report, "enrollment_entries", "payout account");
+    assert_rejected(&report, "enrollment_entries", "reward_receiver");
     assert_rejected(&report, "proofs", "does not verify");
+    // The note swapped for one of a larger value to the same receiver: it opens to no
+    // reward of the study, and the log appended another note.
+    let report = tamper(&|b| {
+        let receiver = fr_from_bytes(&b.enrollments[0].reward_receiver).unwrap();
+        b.enrollments[0].note_commitment = fr_to_bytes(&note_commitment(REWARD * 100, receiver));
+    });
+    assert_rejected(&report, "rewards", "not a note of the reward");
+    assert_rejected(&report, "enrollment_entries", "note_commitment");
 
     // An enrollment's reward, then the study's reward, changed.
     let report = tamper(&|b| b.enrollments[1].reward = REWARD * 2);

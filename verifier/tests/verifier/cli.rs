@@ -34,7 +34,7 @@ fn eligibility_proof() -> (VerifyingKey<Bn254>, Statement, Proof<Bn254>) {
     registry.other_leaf(99);
     let witness = registry.witness(&enrollee, index, &query);
     let scope = StudyScope(Fr::from(11u64));
-    let statement = witness.statement(scope, signal_hash(&[3; 32], scope));
+    let statement = witness.statement(scope, signal_hash(Fr::from(3u64), scope));
 
     let (proving_key, vk) =
         Groth16::<Bn254>::circuit_specific_setup(EligibilityCircuit::blank(SHAPE), &mut rng)

@@ -12,14 +12,14 @@ async fn state_survives_a_restart_mid_flow() {
     let server = Server::start(folder.path()).await;
     server.api.set_up_market(&cohort, 5, 30).await;
     for (index, proof) in proofs.iter().enumerate().take(2) {
-        let (status, answer) = server.api.enroll(proof, &payout(index)).await;
+        let (status, answer) = server.api.enroll(proof, &receiver(index)).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
     let study = server.api.study().await;
     let balances = [
         server.api.balance(&researcher()).await,
-        server.api.balance(&payout(0)).await,
-        server.api.balance(&payout(1)).await,
+        server.api.paid_to(&receiver(0)).await,
+        server.api.paid_to(&receiver(1)).await,
     ];
     assert_eq!(balances, [70, REWARD, REWARD]);
     let (_, head) = server.api.get("/audit/head").await;
@@ -31,8 +31,8 @@ async fn state_survives_a_restart_mid_flow() {
     assert_eq!(
         [
             server.api.balance(&researcher()).await,
-            server.api.balance(&payout(0)).await,
-            server.api.balance(&payout(1)).await,
+            server.api.paid_to(&receiver(0)).await,
+            server.api.paid_to(&receiver(1)).await,
         ],
         balances
     );
@@ -46,7 +46,7 @@ async fn state_survives_a_restart_mid_flow() {
     assert_eq!(server.store().enrollments(STUDY).unwrap().len(), 2);
 
     // The nullifiers survived: a replay is refused and changes nothing.
-    let (status, answer) = server.api.enroll(&proofs[0], &payout(0)).await;
+    let (status, answer) = server.api.enroll(&proofs[0], &receiver(0)).await;
     assert_eq!(
         (status, &answer["error"]["code"]),
         (StatusCode::CONFLICT, &json!("duplicate_nullifier"))
@@ -54,7 +54,7 @@ async fn state_survives_a_restart_mid_flow() {
     assert_eq!(server.api.study().await, study);
 
     // The flow goes on where it stopped.
-    let (status, answer) = server.api.enroll(&proofs[2], &payout(2)).await;
+    let (status, answer) = server.api.enroll(&proofs[2], &receiver(2)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["position"], 2);
     let study = server.api.study().await;
@@ -62,7 +62,7 @@ async fn state_survives_a_restart_mid_flow() {
         (study["enrolled"].as_u64(), study["escrow"].as_u64()),
         (Some(3), Some(0))
     );
-    assert_eq!(server.api.balance(&payout(2)).await, REWARD);
+    assert_eq!(server.api.paid_to(&receiver(2)).await, REWARD);
     server.store().check_conservation().unwrap();
     assert_eq!(
         server.store().verify_audit_log().unwrap().size,
@@ -177,7 +177,7 @@ async fn acknowledged_enrollments_survive_sigkill() {
         .await;
 
     let mut acknowledged = [false; MEMBERS];
-    let (status, answer) = api.enroll(&proofs[0], &payout(0)).await;
+    let (status, answer) = api.enroll(&proofs[0], &receiver(0)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     acknowledged[0] = true;
     // The others at once; the server dies right after the first of them is
@@ -191,7 +191,9 @@ async fn acknowledged_enrollments_survive_sigkill() {
                     &format!("/studies/{STUDY}/enroll"),
                     None,
                     Some("application/json"),
-                    enroll_body(&proof, &payout(index)).to_string().into_bytes(),
+                    enroll_body(&proof, &receiver(index))
+                        .to_string()
+                        .into_bytes(),
                 )
                 .await;
             let _ = done.send((index, answer.map(|(status, _)| status).ok()));
@@ -215,10 +217,12 @@ async fn acknowledged_enrollments_survive_sigkill() {
     // Every acknowledged enrollment and payout survived; an unacknowledged
     // one either fully happened or not at all.
     let store = Store::open(folder.path().join("db"), store_config()).unwrap();
+    let notes = store.note_leaves(0, usize::MAX).unwrap();
     let mut recorded = Vec::new();
     for (index, proof) in proofs.iter().enumerate() {
         let enrollment = store.enrollment(STUDY, &nullifier_bytes(proof)).unwrap();
-        let paid = store.balance(Account::Key(payout(index))).unwrap();
+        let note = fr_to_bytes(&note_commitment(REWARD, receiver(index)));
+        let paid = REWARD * notes.iter().filter(|leaf| **leaf == note).count() as u64;
         assert_eq!(
             paid,
             if enrollment.is_some() { REWARD } else { 0 },
@@ -246,7 +250,7 @@ async fn acknowledged_enrollments_survive_sigkill() {
     // Served again, the recorded ones are duplicates and the rest enroll.
     let server = Server::start(&folder.path().join("db")).await;
     for (index, proof) in proofs.iter().enumerate() {
-        let (status, answer) = server.api.enroll(proof, &payout(index)).await;
+        let (status, answer) = server.api.enroll(proof, &receiver(index)).await;
         if recorded[index] {
             assert_eq!(answer["error"]["code"], "duplicate_nullifier", "{answer}");
         } else {
@@ -259,7 +263,7 @@ async fn acknowledged_enrollments_survive_sigkill() {
         (Some(MEMBERS as u64), Some(0))
     );
     for index in 0..MEMBERS {
-        assert_eq!(server.api.balance(&payout(index)).await, REWARD);
+        assert_eq!(server.api.paid_to(&receiver(index)).await, REWARD);
     }
     server.store().check_conservation().unwrap();
     server.stop().await;

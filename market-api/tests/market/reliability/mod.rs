@@ -7,10 +7,13 @@
 //!   right after an acknowledged enrollment.
 //! - Seeded fuzzing of every POST route with mutations of valid bodies:
 //!   never a 5xx, always the one error shape, and nothing changes.
+//! - Reward notes: merged and withdrawn with real note-transfer proofs, every refusal
+//!   changing nothing, one note spent 50 times at once paying once.
 
 mod concurrency;
 mod crash;
 mod fuzz;
+mod notes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use zkcohort_circuits::note::note_commitment;
 use zkcohort_circuits::statement::fr_to_bytes;
+use zkcohort_circuits::Fr;
 use zkcohort_market::api::FundStudy;
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
 use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
@@ -43,9 +48,9 @@ fn researcher() -> [u8; 32] {
     researcher_key().verifying_key().to_bytes()
 }
 
-/// The payout account of identity `index` (each identity its own).
-fn payout(index: usize) -> [u8; 32] {
-    public_key(100 + u8::try_from(index).unwrap())
+/// The reward receiver of identity `index` (a fresh one per enrollment, as wallets draw).
+fn receiver(index: usize) -> Fr {
+    Fr::from(100 + index as u64)
 }
 
 fn api_config(
@@ -86,11 +91,11 @@ impl Api {
         self.fund(STUDY, escrow).await;
     }
 
-    async fn enroll(&self, proof: &EligibilityProof, payout: &[u8; 32]) -> (StatusCode, Value) {
+    async fn enroll(&self, proof: &EligibilityProof, receiver: &Fr) -> (StatusCode, Value) {
         self.post(
             &format!("/studies/{STUDY}/enroll"),
             None,
-            &enroll_body(proof, payout),
+            &enroll_body(proof, receiver),
         )
         .await
     }
@@ -116,9 +121,9 @@ impl Server {
 }
 
 /// One proof per member for study [`STUDY`], paying member `i` to
-/// [`payout`]`(i)`, proved in parallel.
+/// [`receiver`]`(i)`, proved in parallel.
 fn prove_all(cohort: &Cohort) -> Vec<EligibilityProof> {
-    prove_cohort(keys(), cohort, STUDY, payout)
+    prove_cohort(keys(), cohort, STUDY, receiver)
 }
 
 fn nullifier_bytes(proof: &EligibilityProof) -> [u8; 32] {
