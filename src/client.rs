@@ -31,10 +31,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a file download may take (a reference-shape key is tens of megabytes).
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// The environment variable naming a PEM file of CA certificates the client trusts
+/// besides the Mozilla roots: the operator's private CA, or a self-signed certificate.
+pub const CA_CERT_ENV: &str = "ZKCOHORT_CA_CERT";
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// The CA certificates of [`CA_CERT_ENV`] could not be read.
+    #[error("{CA_CERT_ENV}={path}: {detail}")]
+    Certificate {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The request did not get an answer (connection refused, timeout, ...).
     #[error("{method} {url}: {source}")]
     Transport {
@@ -84,6 +96,23 @@ impl ClientError {
     }
 }
 
+/// Whether `base` is an `http://` URL of a host other than loopback.
+fn is_plain_http_off_loopback(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    url.scheme() == "http" && !loopback
+}
+
 /// A client of one marketplace server, optionally with an API key.
 #[derive(Debug, Clone)]
 pub struct MarketClient {
@@ -93,21 +122,41 @@ pub struct MarketClient {
 }
 
 impl MarketClient {
-    /// A client of the server at `base` (`http://HOST:PORT`), without a key.
+    /// A client of the server at `base` (`https://HOST:PORT`, or `http://` on loopback),
+    /// without a key. Over https it trusts the Mozilla roots and the certificates in the
+    /// PEM file [`CA_CERT_ENV`] names; plain http to another host than loopback is
+    /// warned about, since everything it sends crosses the network in clear.
     ///
     /// # Errors
     ///
-    /// [`ClientError::Transport`] if the HTTP client cannot be built.
+    /// [`ClientError::Certificate`] for an unreadable CA file; [`ClientError::Transport`]
+    /// if the HTTP client cannot be built.
     pub fn new(base: impl Into<String>) -> Result<Self, ClientError> {
         let base = base.into().trim_end_matches('/').to_owned();
-        let http = Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|source| ClientError::Transport {
-                method: Method::GET,
-                url: base.clone(),
-                source,
-            })?;
+        if is_plain_http_off_loopback(&base) {
+            tracing::warn!(
+                "{base} is plain http: proofs, transfers and keys cross the network in clear; use https"
+            );
+        }
+        let mut builder = Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(path) = std::env::var_os(CA_CERT_ENV) {
+            let path = path.to_string_lossy().into_owned();
+            let certificate = |detail: String| ClientError::Certificate {
+                path: path.clone(),
+                detail,
+            };
+            let pem = std::fs::read(&path).map_err(|error| certificate(error.to_string()))?;
+            for found in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| certificate(error.to_string()))?
+            {
+                builder = builder.add_root_certificate(found);
+            }
+        }
+        let http = builder.build().map_err(|source| ClientError::Transport {
+            method: Method::GET,
+            url: base.clone(),
+            source,
+        })?;
         Ok(Self {
             base,
             token: None,

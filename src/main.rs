@@ -149,6 +149,13 @@ enum Command {
         /// has between syncing the registry and enrolling.
         #[arg(long, default_value_t = 24)]
         root_window_hours: u64,
+        /// Serve https with this certificate chain (PEM, leaf first); use it anywhere
+        /// but loopback.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// The operator's calls to a running server.
     #[command(subcommand)]
@@ -438,6 +445,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             shape,
             dev_unsafe_setup,
             root_window_hours,
+            tls_cert,
+            tls_key,
         } => {
             let policy = if dev_unsafe_setup {
                 zkcohort::keys::SetupPolicy::DevelopmentUnsafe
@@ -445,7 +454,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 zkcohort::keys::SetupPolicy::CeremonyOnly
             };
             let root_window_ms = root_window_hours.saturating_mul(60 * 60 * 1000);
-            zkcohort::serve::run(&data, &addr, shape.shape(), policy, root_window_ms)
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(certificate, key)| zkcohort::serve::TlsFiles { certificate, key });
+            zkcohort::serve::run(&data, &addr, shape.shape(), policy, root_window_ms, tls)
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Operator(OperatorCommand::CreateKey {

@@ -59,6 +59,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
 use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
 use ed25519_dalek::SigningKey;
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -235,6 +236,33 @@ impl Marketplace {
         Ok(())
     }
 
+    /// [`Marketplace::serve`] over https with `config`.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors of the listener; a failed flush.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        config: RustlsConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            // The same grace as plain http gives: requests in flight finish.
+            stopper.graceful_shutdown(None);
+        });
+        axum_server::from_tcp_rustls(listener.into_std()?, config)
+            .handle(handle)
+            .serve(self.router().into_make_service())
+            .await
+            .context("serving HTTPS")?;
+        self.state.store().flush().context("flushing the store")?;
+        Ok(())
+    }
+
     /// Binds `addr` (port 0 picks a free port) and serves on a new thread
     /// with its own tokio runtime until [`RunningMarketplace::stop`] (or its
     /// drop).
@@ -331,19 +359,51 @@ impl Drop for RunningMarketplace {
     }
 }
 
-/// `zkcohort serve`: opens the marketplace in `data_dir`, serves on `addr`
-/// until Ctrl-C or SIGTERM, then finishes the requests in flight and flushes
-/// the store. Prints `listening on http://ADDR` (one line, stdout) once bound.
+/// The certificate chain and private key `zkcohort serve` serves https with (PEM).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The rustls configuration of these files, with ring as the process's provider.
+    ///
+    /// # Errors
+    ///
+    /// Files that do not read, or do not hold a certificate and its key.
+    pub async fn config(&self) -> Result<RustlsConfig> {
+        // Installed once per process; a second call finds it installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        RustlsConfig::from_pem_file(&self.certificate, &self.key)
+            .await
+            .with_context(|| {
+                format!(
+                    "reading the TLS certificate {} and key {}",
+                    self.certificate.display(),
+                    self.key.display()
+                )
+            })
+    }
+}
+
+/// `zkcohort serve`: opens the marketplace in `data_dir`, serves on `addr` (over https
+/// with `tls`) until Ctrl-C or SIGTERM, then finishes the requests in flight and flushes
+/// the store. Prints `listening on http(s)://ADDR` (one line, stdout) once bound.
 ///
 /// # Errors
 ///
-/// As [`Marketplace::open`]; the address does not bind; serving fails.
+/// As [`Marketplace::open`]; the address does not bind; TLS files that do not load;
+/// serving fails.
 pub fn run(
     data_dir: &Path,
     addr: &str,
     shape: CircuitShape,
     policy: SetupPolicy,
     root_window_ms: u64,
+    tls: Option<TlsFiles>,
 ) -> Result<()> {
     let marketplace = Marketplace::open(data_dir, shape, policy, root_window_ms)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -354,15 +414,23 @@ pub fn run(
         // The handlers are installed before the address is printed, so a
         // signal sent as soon as the line is read stops the server cleanly.
         let shutdown = shutdown_signal()?;
+        let tls = match tls {
+            Some(files) => Some(files.config().await?),
+            None => None,
+        };
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        println!("listening on http://{}", listener.local_addr()?);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{}", listener.local_addr()?);
         println!(
             "operator token in {}",
             marketplace.operator_token_path().display()
         );
-        marketplace.serve(listener, shutdown).await?;
+        match tls {
+            Some(config) => marketplace.serve_tls(listener, config, shutdown).await?,
+            None => marketplace.serve(listener, shutdown).await?,
+        }
         tracing::info!("stopped; store flushed");
         Ok(())
     })

@@ -298,3 +298,57 @@ fn the_library_serves_in_process_on_a_background_thread() {
     assert_eq!(appended["first_index"], 0);
     running.stop().unwrap();
 }
+
+/// `serve --tls-cert --tls-key` serves https: a client told to trust the certificate
+/// (`ZKCOHORT_CA_CERT`) talks to it; one that is not refuses the connection, and plain
+/// http to the https port gets no answer. SIGTERM still stops it cleanly.
+#[test]
+fn serve_speaks_https_and_clients_trust_only_the_certificates_they_are_given() {
+    let data = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (certificate, key) = (data.path().join("cert.pem"), data.path().join("key.pem"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let mut command = ServerProcess::command(&data.path().join("market"));
+    command
+        .arg("--tls-cert")
+        .arg(&certificate)
+        .arg("--tls-key")
+        .arg(&key);
+    let server = ServerProcess::start_command(command);
+    let url = server.url.clone();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let marketplace = |url: &str, trusted: Option<&Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zkcohort"));
+        command.args(["marketplace", "--json", "--server", url]);
+        command.env_remove(zkcohort::client::CA_CERT_ENV);
+        if let Some(file) = trusted {
+            command.env(zkcohort::client::CA_CERT_ENV, file);
+        }
+        command.output().unwrap()
+    };
+    let trusted = marketplace(&url, Some(&certificate));
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    let info: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert!(info["marketplace_key"].is_string(), "{info}");
+    let untrusted = marketplace(&url, None);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr(&untrusted).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+    let plain = marketplace(&url.replace("https://", "http://"), Some(&certificate));
+    assert!(!plain.status.success(), "plain http got an answer");
+    let missing = marketplace(&url, Some(&data.path().join("no-such.pem")));
+    assert!(
+        stderr(&missing).contains(zkcohort::client::CA_CERT_ENV),
+        "{}",
+        stderr(&missing)
+    );
+
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

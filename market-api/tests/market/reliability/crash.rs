@@ -112,12 +112,12 @@ async fn server_process_for_the_crash_test() {
 }
 
 /// A server process, killed when dropped (also when the test fails).
-struct ServerProcess(Child);
+pub(super) struct ServerProcess(Child);
 
 impl ServerProcess {
     /// Starts [`server_process_for_the_crash_test`] on `folder` and waits
     /// for its address.
-    fn start(folder: &Path) -> (Self, Api) {
+    pub(super) fn start(folder: &Path) -> (Self, Api) {
         std::fs::write(
             folder.join("vk.json"),
             verifying_key_to_json(keys().verifying_key()),
@@ -151,7 +151,7 @@ impl ServerProcess {
     }
 
     /// SIGKILL: no shutdown, no flush, no destructor runs in the server.
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         self.0.kill().unwrap();
         self.0.wait().unwrap();
     }

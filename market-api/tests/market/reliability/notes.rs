@@ -265,3 +265,119 @@ async fn notes_from_two_enrollments_merge_and_withdraw_exactly_once() {
     let entries = server.store().audit_entries(0, usize::MAX).unwrap();
     zkcohort_verifier::audit::verify_chain(&entries).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_note_transfers_survive_sigkill_and_none_pays_twice() {
+    const MEMBERS: usize = 3;
+    let cohort = cohort(MEMBERS);
+    let wallet = SpendingKey::random_with_rng(&mut StdRng::seed_from_u64(31));
+    let mut rng = StdRng::seed_from_u64(32);
+    let rewards: Vec<Note> = (0..MEMBERS)
+        .map(|_| wallet.note(REWARD, &mut rng))
+        .collect();
+    let proofs = prove_cohort(keys(), &cohort, STUDY, |index| rewards[index].receiver());
+    let folder = tempfile::tempdir().unwrap();
+    let (mut process, api) = super::crash::ServerProcess::start(folder.path());
+    api.set_up_market(&cohort, 10, REWARD * MEMBERS as u64)
+        .await;
+    for (proof, note) in proofs.iter().zip(&rewards) {
+        let (status, enrolled) = api.enroll(proof, &note.receiver()).await;
+        assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+    }
+    // One transfer per note, each withdrawing it whole to its own account.
+    let tree = note_tree(&api).await;
+    let recipients: Vec<[u8; 32]> = (0..MEMBERS)
+        .map(|index| public_key(70 + index as u8))
+        .collect();
+    let transfers: Vec<(TransferProof, Value)> = rewards
+        .iter()
+        .zip(&recipients)
+        .map(|(note, recipient)| {
+            let inputs = [
+                spent(&wallet, *note, &tree),
+                SpentNote::dummy(20, &mut rng).unwrap(),
+            ];
+            let outputs = [CreatedNote::zero(&mut rng), CreatedNote::zero(&mut rng)];
+            let proof = prove(&tree, inputs, outputs, REWARD, recipient);
+            let body = transfer_body(&proof, recipient);
+            (proof, body)
+        })
+        .collect();
+
+    let mut acknowledged = [false; MEMBERS];
+    let (status, answer) = api.post("/notes/transfer", None, &transfers[0].1).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    acknowledged[0] = true;
+    // The others at once; the server dies right after the first of them is acknowledged.
+    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+    for (index, (_, body)) in transfers.iter().enumerate().skip(1) {
+        let (api, body, done) = (api.clone(), body.clone(), done.clone());
+        tokio::spawn(async move {
+            let answer = api
+                .post_raw(
+                    "/notes/transfer",
+                    None,
+                    Some("application/json"),
+                    body.to_string().into_bytes(),
+                )
+                .await;
+            let _ = done.send((index, answer.map(|(status, _)| status).ok()));
+        });
+    }
+    drop(done);
+    let mut killed = false;
+    while let Some((index, status)) = results.recv().await {
+        if status == Some(StatusCode::CREATED) {
+            acknowledged[index] = true;
+            if !killed {
+                process.kill();
+                killed = true;
+            }
+        }
+    }
+    if !killed {
+        process.kill();
+    }
+
+    // Every acknowledged transfer survived; each one either fully happened (nullifier
+    // spent, outputs appended, withdrawal paid) or not at all.
+    let store = Store::open(folder.path().join("db"), store_config()).unwrap();
+    let mut spent_now = Vec::new();
+    for (index, (proof, _)) in transfers.iter().enumerate() {
+        let nullifier = fr_to_bytes(&proof.statement.nullifiers[0]);
+        let is_spent = store.is_note_spent(&nullifier).unwrap();
+        let paid = store.balance(Account::Key(recipients[index])).unwrap();
+        assert_eq!(paid, if is_spent { REWARD } else { 0 }, "transfer {index}");
+        assert!(
+            !acknowledged[index] || is_spent,
+            "acknowledged transfer {index} was lost"
+        );
+        spent_now.push(is_spent);
+    }
+    let done = spent_now.iter().filter(|&&is| is).count() as u64;
+    assert_eq!(store.spent_note_count().unwrap(), 2 * done);
+    assert_eq!(
+        store.note_root().unwrap().unwrap().leaf_count,
+        MEMBERS as u64 + 2 * done
+    );
+    let report = store.check_conservation().unwrap();
+    assert_eq!(report.in_notes, REWARD * (MEMBERS as u64 - done));
+    store.verify_audit_log().unwrap();
+    drop(store);
+
+    // Served again: the spent ones are refused, the rest go through, each pays once.
+    let server = Server::start(&folder.path().join("db")).await;
+    for (index, (_, body)) in transfers.iter().enumerate() {
+        let (status, answer) = server.api.post("/notes/transfer", None, body).await;
+        if spent_now[index] {
+            assert_eq!(answer["error"]["code"], "note_spent", "{answer}");
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+        }
+    }
+    for recipient in &recipients {
+        assert_eq!(server.api.balance(recipient).await, REWARD);
+    }
+    assert_eq!(server.store().check_conservation().unwrap().in_notes, 0);
+    server.stop().await;
+}
