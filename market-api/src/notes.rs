@@ -38,7 +38,8 @@ const ROOT_INDEX: u8 = b'R';
 const SPENT: u8 = b'x';
 const SPENT_ORDER: u8 = b's';
 const HEAD: &[u8] = b"head";
-const SPENT_COUNT: &[u8] = b"spent_count";
+/// Starts with no prefix above, so no prefix scan reads it.
+const SPENT_COUNT: &[u8] = b"count_spent";
 
 /// A note transfer whose proof the caller verified: what its public inputs say, and the
 /// proof for the audit log.

@@ -24,7 +24,7 @@
 //! | `nullifiers` | study id (u64 BE) + nullifier (32 bytes) | [`Enrollment`](crate::Enrollment) JSON |
 //! | `ledger` | entry sequence number (u64 BE) | [`LedgerEntry`](crate::LedgerEntry) JSON |
 //! | `registry` | `l`+index: leaf; `o`+index: issuer; `r`+seq: root record; `R`+root: seq; `head` | bytes, JSON |
-//! | `notes` | `l`+index: note commitment; `r`+seq: root record; `R`+root: seq; `x`+nullifier: spend; `s`+seq: spent nullifier; `head` | bytes, JSON |
+//! | `notes` | `l`+index: note commitment; `r`+seq: root record; `R`+root: seq; `x`+nullifier: spend; `s`+seq: spent nullifier; `head`; `count_spent` | bytes, JSON |
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
 //! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |

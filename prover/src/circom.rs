@@ -54,7 +54,7 @@ use ark_groth16::r1cs_to_qap::evaluate_constraint;
 use ark_groth16::ProvingKey;
 use ark_relations::gr1cs::SynthesisError;
 use zkcohort_circuits::circuit::EligibilityWitness;
-use zkcohort_circuits::statement::{Statement, PUBLIC_INPUTS};
+use zkcohort_circuits::statement::Statement;
 
 use crate::keys::{CircuitKeys, ConstraintMatrices};
 use crate::ProverError;
@@ -176,7 +176,8 @@ pub(crate) fn write_r1cs_parts(
     header.extend_from_slice(&Fr::MODULUS.to_bytes_le());
     put_u32(&mut header, wires as u32);
     put_u32(&mut header, 0); // outputs
-    put_u32(&mut header, PUBLIC_INPUTS as u32);
+                             // Public inputs: every instance variable but the constant one.
+    put_u32(&mut header, (matrices.num_inputs - 1) as u32);
     put_u32(&mut header, 0); // private inputs
     header.extend_from_slice(&(wires as u64).to_le_bytes()); // labels
     put_u32(&mut header, matrices.num_constraints as u32);
@@ -243,7 +244,7 @@ pub(crate) fn write_zkey_parts(
     out: &mut impl Write,
 ) -> io::Result<()> {
     let wires = matrices.num_inputs + key.l_query.len();
-    let public = PUBLIC_INPUTS;
+    let public = matrices.num_inputs - 1;
     let domain_size = (matrices.num_constraints + matrices.num_inputs).next_power_of_two();
     let sizes = [
         (key.vk.gamma_abc_g1.len(), public + 1, "IC"),

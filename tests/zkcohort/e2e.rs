@@ -480,11 +480,12 @@ fn every_role_works_from_the_command_line() {
         }
     }
     std::fs::write(&notes_file, serde_json::to_vec(&notes).unwrap()).unwrap();
-    let as_json: Value = serde_json::from_str(&stdout(&with_server(
+    let synced = with_server(
         &["patient", "balance", "--json", "--wallet", path_arg(&alice)],
         None,
-    )))
-    .unwrap();
+    );
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    let as_json: Value = serde_json::from_str(&stdout(&synced)).unwrap();
     assert_eq!(as_json, json!({"balance": 20, "notes": 1, "pending": 0}));
     let overdraft = withdraw(&researcher_account, "21");
     assert!(!overdraft.status.success());

@@ -208,6 +208,15 @@ async fn notes_from_two_enrollments_merge_and_withdraw_exactly_once() {
         (state["leaf_count"].as_u64(), state["spent"].as_u64()),
         (Some(4), Some(2))
     );
+    let (status, spent_list) = server.api.get("/notes/spent?start=0&limit=10").await;
+    assert_eq!(status, StatusCode::OK, "{spent_list}");
+    let expected: Vec<String> = proof
+        .statement
+        .nullifiers
+        .iter()
+        .map(|nullifier| hex::encode(fr_to_bytes(nullifier)))
+        .collect();
+    assert_eq!(spent_list, json!(expected));
     let report = server.store().check_conservation().unwrap();
     assert_eq!(
         report.in_notes, 5,
