@@ -149,7 +149,8 @@ pub(crate) enum PatientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Download the registry's leaves (incrementally) and check them against its root.
+    /// Download every registry leaf and check them against its root (the whole range each
+    /// time, so the requests say nothing of when this wallet last synced).
     Sync {
         /// The wallet folder.
         #[arg(long)]

@@ -385,10 +385,12 @@ impl Wallet {
         }
     }
 
-    /// Brings the registry copy up to `current_root`: fetches the leaves after the
-    /// ones held (`fetch(start)` returns the next page, empty at the end), and when
-    /// the rebuilt root still differs (a leaf was revoked since), fetches all of them
-    /// again. Returns the number of leaves.
+    /// Replaces the registry copy with every leaf, fetched in pages from index 0
+    /// (`fetch(start)` returns the next page, empty at the end), if they rebuild
+    /// `current_root`. Returns the number of leaves. The whole range every time: a sync
+    /// that started where the last one ended would tell the marketplace when this wallet
+    /// last synced, and so narrow its next enrollment to the records issued since;
+    /// every wallet asks for the same pages of a registry of a given size.
     ///
     /// # Errors
     /// A fetch failure, or leaves that do not rebuild `current_root`.
@@ -398,29 +400,24 @@ impl Wallet {
         current_root: Fr,
         mut fetch: impl FnMut(u64) -> Result<Vec<[u8; 32]>>,
     ) -> Result<u64> {
-        let mut copy = self.registry_copy()?;
-        for attempt in 0..2 {
-            if attempt == 1 {
-                copy.leaves.clear();
+        let mut copy = RegistryCopy::default();
+        loop {
+            let page = fetch(copy.leaves.len() as u64)?;
+            if page.is_empty() {
+                break;
             }
-            loop {
-                let page = fetch(copy.leaves.len() as u64)?;
-                if page.is_empty() {
-                    break;
-                }
-                copy.leaves.extend(page.iter().map(hex::encode));
-            }
-            let leaves = copy
-                .leaves
-                .iter()
-                .map(|text| leaf_from_hex(text))
-                .collect::<Result<Vec<_>>>()?;
-            if RegistryTree::from_leaves(depth, &leaves)?.root() == current_root {
-                write_replacing(&self.dir.join("registry.json"), &serde_json::to_vec(&copy)?)?;
-                return Ok(leaves.len() as u64);
-            }
+            copy.leaves.extend(page.iter().map(hex::encode));
         }
-        bail!("the registry's leaves do not rebuild its current root: the marketplace served inconsistent data")
+        let leaves = copy
+            .leaves
+            .iter()
+            .map(|text| leaf_from_hex(text))
+            .collect::<Result<Vec<_>>>()?;
+        if RegistryTree::from_leaves(depth, &leaves)?.root() != current_root {
+            bail!("the registry's leaves do not rebuild its current root: the marketplace served inconsistent data");
+        }
+        write_replacing(&self.dir.join("registry.json"), &serde_json::to_vec(&copy)?)?;
+        Ok(leaves.len() as u64)
     }
 
     /// Whether `held` may enroll in a study with `query`: the native evaluator's
@@ -614,7 +611,7 @@ mod tests {
     }
 
     #[test]
-    fn registry_sync_is_incremental_and_starts_over_after_a_revocation() {
+    fn registry_sync_asks_for_the_same_pages_whatever_the_wallet_held() {
         let depth = 4;
         let folder = tempfile::tempdir().unwrap();
         let wallet = Wallet::create(folder.path()).unwrap();
@@ -643,29 +640,37 @@ mod tests {
             .unwrap();
         assert_eq!((count, starts.clone()), (5, vec![0, 2, 4, 5]));
 
+        // A wallet that synced before asks for exactly what a new one asks for.
         served.append(Fr::from(6u64)).unwrap();
         let mut starts = Vec::new();
         wallet
             .sync_registry(depth, served.root(), pages(&served, &mut starts))
             .unwrap();
-        assert_eq!(starts, vec![5, 6], "only the new leaf is fetched");
+        let fresh = Wallet::create(&folder.path().join("fresh")).unwrap();
+        let mut fresh_starts = Vec::new();
+        fresh
+            .sync_registry(depth, served.root(), pages(&served, &mut fresh_starts))
+            .unwrap();
+        assert_eq!(starts, vec![0, 2, 4, 6]);
+        assert_eq!(
+            starts, fresh_starts,
+            "the requests say nothing of the last sync"
+        );
 
         served.revoke(1).unwrap();
         let mut starts = Vec::new();
         wallet
             .sync_registry(depth, served.root(), pages(&served, &mut starts))
             .unwrap();
-        assert_eq!(
-            starts,
-            vec![6, 0, 2, 4, 6],
-            "a revocation forces a full sync"
-        );
         assert_eq!(wallet.registry(depth).unwrap().root(), served.root());
+        assert_eq!(wallet.revoked_leaves().unwrap(), [1].into());
 
+        // Leaves that do not give the served root are refused, and the copy is kept.
         let mut starts = Vec::new();
         let wrong_root = Fr::from(99u64);
         assert!(wallet
             .sync_registry(depth, wrong_root, pages(&served, &mut starts))
             .is_err());
+        assert_eq!(wallet.registry(depth).unwrap().root(), served.root());
     }
 }
