@@ -390,7 +390,7 @@ fn run_roles(
     let mut requests: Vec<ProofRequest> = Vec::new();
     let mut eligible = vec![0usize; studies.len()];
     for (wallet_index, wallet) in wallets.iter().enumerate() {
-        let registry = patient::sync_registry(&public, wallet, &market)?;
+        let registry = patient::sync_registry(&public, wallet, &market, false)?;
         for preview in patient::preview_studies(&public, wallet, &market)? {
             if preview.record.is_none() {
                 continue;

@@ -29,6 +29,7 @@ use zkcohort_verifier::snarkjs::SnarkjsProof;
 use zkcohort_verifier::KeySetup;
 
 use crate::client::MarketClient;
+use crate::progress::{Progress, Unit};
 use crate::wallet::{HeldRecord, Wallet, WalletEnrollment, WalletNote};
 
 /// Leaves fetched per registry or note-tree page.
@@ -124,7 +125,9 @@ impl RemoteMarketplace {
     }
 }
 
-/// Syncs the wallet's registry copy with the marketplace and returns the tree.
+/// Syncs the wallet's registry copy with the marketplace (every leaf, see
+/// [`Wallet::sync_registry`]) and returns the tree; with `progress`, a bar (or, piped,
+/// lines) on stderr counts the leaves.
 ///
 /// # Errors
 /// Network errors, or leaves that do not rebuild the served root.
@@ -132,11 +135,20 @@ pub fn sync_registry(
     client: &MarketClient,
     wallet: &Wallet,
     market: &RemoteMarketplace,
+    progress: bool,
 ) -> Result<RegistryTree> {
     let root = client.registry_root()?;
-    let root = fr_from_bytes(&root.root).context("the registry root")?;
-    wallet.sync_registry(market.info.registry_depth, root, |start| {
+    let bar = Progress::new(
+        progress,
+        "syncing the registry",
+        Unit::Items("leaves"),
+        root.leaf_count,
+        "  registry {bar:40} {pos}/{len} leaves, eta {eta}",
+    );
+    let current = fr_from_bytes(&root.root).context("the registry root")?;
+    wallet.sync_registry(market.info.registry_depth, current, |start| {
         let page = client.registry_leaves(start, LEAF_PAGE)?;
+        bar.set_position(start + page.len() as u64);
         page.iter()
             .map(|text| {
                 let mut leaf = [0u8; 32];
@@ -145,6 +157,7 @@ pub fn sync_registry(
             })
             .collect()
     })?;
+    bar.finish();
     wallet.registry(market.info.registry_depth)
 }
 

@@ -471,7 +471,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
             let market = RemoteMarketplace::fetch(&client)?;
-            let registry = patient::sync_registry(&client, &wallet, &market)?;
+            let registry = patient::sync_registry(&client, &wallet, &market, true)?;
             println!("registry synced: {} leaves, root checked", registry.len());
         }
         PatientCommand::Studies {
@@ -614,7 +614,7 @@ fn enroll(
             true,
         )?,
     };
-    let registry = patient::sync_registry(&client, &wallet, &market)?;
+    let registry = patient::sync_registry(&client, &wallet, &market, true)?;
     let preview = patient::preview_studies(&client, &wallet, &market)?
         .into_iter()
         .find(|preview| preview.study.id == study)

@@ -615,6 +615,12 @@ fn every_role_works_from_the_command_line() {
     );
     let synced = with_server(&["patient", "sync", "--wallet", path_arg(&alice)], None);
     assert!(synced.status.success(), "{}", stderr(&synced));
+    // Piped, the sync counts the leaves in lines.
+    assert!(
+        stderr(&synced).contains("syncing the registry: 2 leaves of 2 leaves (100%)"),
+        "{}",
+        stderr(&synced)
+    );
     let after_revocation = studies(&alice);
     assert_eq!(
         (
