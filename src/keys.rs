@@ -2,9 +2,10 @@
 //! the ceremony's keys with their transcript (what `zkcohort ceremony finalize` writes),
 //! the keys a marketplace serves, and the keys a wallet downloads.
 //!
-//! A key folder holds `proving-key-c{clauses}-s{slot}-r{registry}-i{issuers}.bin` and, for keys
-//! from a ceremony, the transcript beside it under the same stem: `.ptau` (phase 1)
-//! and `.zkey` (the final phase-2 state).
+//! A key folder holds `proving-key-c{clauses}-s{slot}-r{registry}-i{issuers}.bin` (the
+//! eligibility circuit) and `note-proving-key-d{depth}.bin` (the note-transfer circuit)
+//! and, for keys from a ceremony, each one's transcript beside it under the same stem:
+//! `.ptau` (phase 1) and `.zkey` (the final phase-2 state).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

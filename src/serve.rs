@@ -4,7 +4,7 @@
 //!
 //! | path | what | created |
 //! |---|---|---|
-//! | `keys/` | the circuit's proving key and its ceremony transcript (as `zkcohort ceremony finalize` writes them; see [`crate::keys::load_served_circuit`]) | by the operator; with `--dev-unsafe-setup`, a development setup when the shape has none |
+//! | `keys/` | both circuits' proving keys (the shape's eligibility circuit and the note-transfer circuit) and their ceremony transcripts (as `zkcohort ceremony finalize` writes them; see [`crate::keys::load_served_circuits`]) | by the operator; with `--dev-unsafe-setup`, a development setup when there are none |
 //! | `market/` | the sled [`Store`] (registry depth of the shape) | on first start |
 //! | `marketplace.key` | the ed25519 key that signs audit heads: the marketplace's identity, bound into every study scope (hex, mode 0600) | once, never again |
 //! | `operator.token` | the operator's bearer token (hex, mode 0600) | once |
