@@ -2,6 +2,7 @@
 //! 5xx, always the one error shape, and nothing changes.
 
 use super::*;
+use zkcohort_circuits::note::SpendingKey;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_decimal};
 
 /// BN254's scalar field modulus r (field elements of the statement), in decimal.
@@ -13,7 +14,7 @@ const Q: &str = "218882428718392752222464057452572750886963111572978236626890378
 /// Cases generated per route.
 const CASES_PER_ROUTE: usize = 80;
 /// The seed of the pinned sequence of cases.
-const FUZZ_SEED: u64 = 2;
+const FUZZ_SEED: u64 = 6;
 /// Where a mutation puts a raw JSON literal (one serde_json cannot hold,
 /// such as `1e400` or `18446744073709551616`).
 const RAW_MARKER: &str = "@@raw-json@@";
@@ -37,6 +38,8 @@ enum FieldKind {
     Query,
     /// A canonical field element: 64 hex digits.
     FieldElement,
+    /// Exactly two canonical field elements, in the order the proof binds.
+    FieldPair,
     /// A list of records to append (a commitment and an issue day each).
     Records,
     /// Hex of this many bytes; `any_valid` when every well-formed value is
@@ -154,6 +157,24 @@ fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) ->
                 "12345".into(),
                 "null".into(),
             ]);
+        }
+        FieldKind::FieldPair => {
+            let [first, second] = [&current[0], &current[1]];
+            let other = json!(format!("{}07", "00".repeat(31)));
+            for pair in [
+                json!([second, first]),
+                json!([first]),
+                json!([first, second, other]),
+                json!([first, first]),
+                json!([first, other]),
+                json!([R_HEX, second]),
+                json!([first, 12345]),
+                json!([]),
+                json!(first),
+                Value::Null,
+            ] {
+                values.push(pair.to_string());
+            }
         }
         FieldKind::Records => {
             let valid = &current[0];
@@ -498,17 +519,36 @@ fn state_snapshot(store: &Store, accounts: &[[u8; 32]]) -> Value {
         "enrollments": store.enrollments(STUDY).unwrap().len(),
         "registry_root": store.registry_root().unwrap(),
         "registry_leaves": store.registry_len().unwrap(),
+        "note_root": store.note_root().unwrap(),
+        "spent_notes": store.spent_note_count().unwrap(),
         "audit_head": store.audit_head().unwrap(),
     })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_requests_on_every_post_route_change_nothing() {
-    let cohort = cohort(1);
-    let proof = prove_all(&cohort).remove(0);
+    let cohort = cohort(2);
+    let wallet = SpendingKey::random_with_rng(&mut StdRng::seed_from_u64(41));
+    let reward_note = wallet.note(REWARD, &mut StdRng::seed_from_u64(42));
+    let mut proofs = prove_cohort(keys(), &cohort, STUDY, |index| {
+        if index == 1 {
+            reward_note.receiver()
+        } else {
+            receiver(index)
+        }
+    });
+    let (proof, note_proof) = (proofs.remove(0), proofs.remove(0));
     let folder = tempfile::tempdir().unwrap();
     let server = Server::start(folder.path()).await;
     server.api.set_up_market(&cohort, 5, 30).await;
+    // A reward note to spend, for the note-transfer route's valid body.
+    let (status, enrolled) = server
+        .api
+        .enroll(&note_proof, &reward_note.receiver())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+    let transfer =
+        super::notes::withdrawal_of(&server.api, &wallet, reward_note, &public_key(101)).await;
     let sender = SigningKey::from_bytes(&[21; 32]);
     let (status, minted) = server
         .api
@@ -521,7 +561,7 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
     assert_eq!(status, StatusCode::OK, "{minted}");
 
     use FieldKind as F;
-    let routes = [
+    let mut routes = vec![
         Route {
             path: "/studies/{id}/enroll",
             key: None,
@@ -656,9 +696,30 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
         },
     ];
 
+    routes.push(Route {
+        path: "/notes/transfer",
+        key: None,
+        wrong_keys: &[],
+        body: Some(transfer),
+        fields: vec![
+            ("proof", F::Proof),
+            ("note_root", F::FieldElement),
+            ("nullifiers", F::FieldPair),
+            ("outputs", F::FieldPair),
+            ("withdrawal", F::Signed),
+            (
+                "recipient",
+                F::Hex {
+                    bytes: 32,
+                    any_valid: false,
+                },
+            ),
+        ],
+    });
     let accounts = [
         researcher(),
         public_key(100),
+        public_key(101),
         sender.verifying_key().to_bytes(),
     ];
     let before = state_snapshot(server.store(), &accounts);
@@ -718,6 +779,8 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
         "unauthorized",
         "bad_path",
         "unknown_root",
+        "unknown_note_root",
+        "invalid_transfer",
         "invalid_study",
         "invalid_query",
         "invalid_amount",

@@ -5,8 +5,8 @@
 //!   pays only some of them.
 //! - A clean restart mid-flow, and a crash (SIGKILL of a server process)
 //!   right after an acknowledged enrollment.
-//! - Seeded fuzzing of every POST route with mutations of valid bodies:
-//!   never a 5xx, always the one error shape, and nothing changes.
+//! - Seeded fuzzing of every POST route (the note transfer's included) with mutations
+//!   of valid bodies: never a 5xx, always the one error shape, and nothing changes.
 //! - Reward notes: merged and withdrawn with real note-transfer proofs, every refusal
 //!   changing nothing, one note spent 50 times at once paying once.
 

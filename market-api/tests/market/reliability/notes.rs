@@ -77,6 +77,27 @@ fn transfer_body(proof: &TransferProof, recipient: &[u8; 32]) -> Value {
     })
 }
 
+/// The body of a transfer withdrawing `note` (of `wallet`, in the served tree) whole to
+/// `recipient`, with a dummy beside it.
+pub(super) async fn withdrawal_of(
+    api: &Api,
+    wallet: &SpendingKey,
+    note: Note,
+    recipient: &[u8; 32],
+) -> Value {
+    let tree = note_tree(api).await;
+    let mut rng = StdRng::seed_from_u64(43);
+    let inputs = [
+        spent(wallet, note, &tree),
+        SpentNote::dummy(20, &mut rng).unwrap(),
+    ];
+    let outputs = [CreatedNote::zero(&mut rng), CreatedNote::zero(&mut rng)];
+    transfer_body(
+        &prove(&tree, inputs, outputs, note.value, recipient),
+        recipient,
+    )
+}
+
 /// What must not change when a transfer is refused.
 async fn note_snapshot(api: &Api, recipient: &[u8; 32]) -> (Value, u64, Value) {
     (
