@@ -7,15 +7,15 @@
 //! study, the study has room and its escrow covers the reward; it records the
 //! nullifier with the proof (for the study bundle), appends the reward note
 //! `note_commitment(reward, receiver)` to the note tree and moves the reward from the
-//! escrow to the note pool, counts the enrollment and appends the audit entry. Under concurrent duplicate submissions exactly one commits; the
-//! others see the nullifier and fail with [`StoreError::DuplicateNullifier`].
+//! escrow to the note pool, counts the enrollment and appends the audit entry. Under
+//! concurrent duplicate submissions exactly one commits; the others see the nullifier
+//! and fail with [`StoreError::DuplicateNullifier`].
 
 use serde::{Deserialize, Serialize};
-use zkcohort_verifier::events::{AuditEvent, EnrollmentRecord};
-use zkcohort_verifier::snarkjs::SnarkjsProof;
-
 use zkcohort_circuits::note::note_commitment;
 use zkcohort_circuits::statement::fr_from_bytes;
+use zkcohort_verifier::events::{AuditEvent, EnrollmentRecord};
+use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::notes::record_notes;
