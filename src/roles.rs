@@ -9,13 +9,14 @@ use clap::{Args, Subcommand};
 use zkcohort::client::MarketClient;
 use zkcohort::issued::{Issuance, IssuedRecordFile};
 use zkcohort::issuer::{self, PendingRecord};
-use zkcohort::patient::{self, RemoteMarketplace};
+use zkcohort::patient::{self, AnnouncedCircuit, RemoteMarketplace};
 use zkcohort::researcher::{self, StudyPost};
 use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_cohort::Day;
 use zkcohort_market::{Study, StudyStatus};
+use zkcohort_prover::keys::KeyedCircuit;
 use zkcohort_prover::CircuitKeys;
 
 use crate::records::issue_day;
@@ -599,21 +600,7 @@ fn enroll(
     let client = server.client()?;
     let wallet = Wallet::open(wallet_dir)?;
     let market = RemoteMarketplace::fetch(&client)?;
-    let keys = match keys {
-        Some(folder) => CircuitKeys::load_checked(folder, market.shape(), market.info.circuit_id)
-            .with_context(|| {
-                format!(
-                    "loading the marketplace's proving key from {} (or leave out --keys to download it)",
-                    folder.display()
-                )
-            })?,
-        None => zkcohort::keys::marketplace_keys(
-            &client,
-            &market.eligibility_circuit(),
-            wallet_dir,
-            true,
-        )?,
-    };
+    let keys = circuit_keys(&client, &market.eligibility_circuit(), keys, wallet_dir)?;
     let registry = patient::sync_registry(&client, &wallet, &market, true)?;
     let preview = patient::preview_studies(&client, &wallet, &market)?
         .into_iter()
@@ -648,6 +635,27 @@ fn enroll(
     Ok(())
 }
 
+/// The proving keys of `circuit`: from the folder `keys` when given (checked as a
+/// download is), else the marketplace's, downloaded once into the wallet.
+fn circuit_keys<S: KeyedCircuit>(
+    client: &MarketClient,
+    circuit: &AnnouncedCircuit<S>,
+    keys: Option<&Path>,
+    wallet_dir: &Path,
+) -> Result<CircuitKeys<S>> {
+    match keys {
+        Some(folder) => CircuitKeys::load_checked(folder, circuit.shape, circuit.circuit_id)
+            .with_context(|| {
+                format!(
+                    "loading the {} proving key from {} (or leave out --keys to download it)",
+                    circuit.name,
+                    folder.display()
+                )
+            }),
+        None => zkcohort::keys::marketplace_keys(client, circuit, wallet_dir, true),
+    }
+}
+
 fn withdraw(
     wallet_dir: &Path,
     server: &PublicServer,
@@ -667,17 +675,7 @@ fn withdraw(
         recipient
     };
     let market = RemoteMarketplace::fetch(&client)?;
-    let circuit = market.note_circuit();
-    let keys = match keys {
-        Some(folder) => CircuitKeys::load_checked(folder, circuit.shape, circuit.circuit_id)
-            .with_context(|| {
-                format!(
-                    "loading the note-transfer proving key from {} (or leave out --keys to download it)",
-                    folder.display()
-                )
-            })?,
-        None => zkcohort::keys::marketplace_keys(&client, &circuit, wallet_dir, true)?,
-    };
+    let keys = circuit_keys(&client, &market.note_circuit(), keys, wallet_dir)?;
     let steps = patient::withdraw(
         &client,
         &wallet,

@@ -14,7 +14,6 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement};
-use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use super::extract::{field, ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
@@ -23,10 +22,6 @@ use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(enroll))
-}
-
-fn bad_proof() -> ApiError {
-    ApiError::unprocessable("bad_proof", "the proof does not verify for this study")
 }
 
 #[utoipa::path(post, path = "/studies/{id}/enroll", tag = "studies",
@@ -85,23 +80,11 @@ async fn enroll(
         reward_receiver,
         fr_from_bytes(&study.issuers_root).map_err(ApiError::internal)?,
     );
-    let proof = serde_json::from_value::<SnarkjsProof>(body.proof)
-        .map_err(|_| bad_proof())?
-        .to_proof()
-        .map_err(|_| bad_proof())?;
-    // Stored and audited as re-serialized from the parsed points, so nothing
-    // the client added to its JSON reaches the log or the bundles.
-    let canonical_proof = SnarkjsProof::from_proof(&proof);
     let verifier = state.clone();
-    let valid = tokio::task::spawn_blocking(move || {
-        zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, &proof)
+    let canonical_proof = AppState::verified_proof(body.proof, "this study", move |proof| {
+        zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, proof)
     })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    if !valid {
-        return Err(bad_proof());
-    }
+    .await?;
 
     let record = ProofRecord {
         registry_root: root_bytes,

@@ -335,6 +335,42 @@ impl AppState {
     }
 
     /// Runs `work` with the store on the blocking pool.
+    /// Reads a request's snarkjs proof and checks it with `verify` (a pairing check) on
+    /// the blocking pool. Returns it re-serialized from its parsed points, the form that
+    /// is stored and audited, so nothing the client added to its JSON reaches the log or
+    /// the bundles. A proof of the wrong shape and one that does not verify are both 422
+    /// `bad_proof`, whose message says what it does not verify for (`this study`).
+    async fn verified_proof(
+        proof: serde_json::Value,
+        verifies_for: &str,
+        verify: impl FnOnce(
+                &zkcohort_verifier::Proof<ark_bn254::Bn254>,
+            ) -> Result<bool, zkcohort_verifier::VerifierError>
+            + Send
+            + 'static,
+    ) -> Result<zkcohort_verifier::snarkjs::SnarkjsProof, ApiError> {
+        let bad_proof = || {
+            ApiError::unprocessable(
+                "bad_proof",
+                format!("the proof does not verify for {verifies_for}"),
+            )
+        };
+        let proof = serde_json::from_value::<zkcohort_verifier::snarkjs::SnarkjsProof>(proof)
+            .map_err(|_| bad_proof())?
+            .to_proof()
+            .map_err(|_| bad_proof())?;
+        let canonical = zkcohort_verifier::snarkjs::SnarkjsProof::from_proof(&proof);
+        let valid = tokio::task::spawn_blocking(move || verify(&proof))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        if valid {
+            Ok(canonical)
+        } else {
+            Err(bad_proof())
+        }
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,

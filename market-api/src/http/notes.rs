@@ -18,7 +18,6 @@ use utoipa_axum::routes;
 use zkcohort_circuits::note::{withdrawal_binding, TransferStatement, NOTE_TREE_DEPTH};
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::Fr;
-use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use super::extract::{field, key_from_hex, ApiJson, ApiQuery};
 use super::{ApiError, AppState, ErrorBody, Page};
@@ -105,10 +104,6 @@ async fn spent(
     Ok(Json(spent.iter().map(hex::encode).collect()))
 }
 
-fn bad_proof() -> ApiError {
-    ApiError::unprocessable("bad_proof", "the proof does not verify for this transfer")
-}
-
 /// Two field elements, or a 422 naming the field.
 fn pair(texts: &[String], what: &str) -> Result<[Fr; 2], ApiError> {
     match texts {
@@ -161,26 +156,15 @@ async fn transfer(
         withdrawal: body.withdrawal,
         withdrawal_binding: withdrawal_binding(&recipient, &state.marketplace_key()),
     };
-    let proof = serde_json::from_value::<SnarkjsProof>(body.proof)
-        .map_err(|_| bad_proof())?
-        .to_proof()
-        .map_err(|_| bad_proof())?;
-    // Stored and audited as re-serialized from the parsed points.
-    let canonical_proof = SnarkjsProof::from_proof(&proof);
     let verifier = state.clone();
-    let valid = tokio::task::spawn_blocking(move || {
+    let canonical_proof = AppState::verified_proof(body.proof, "this transfer", move |proof| {
         zkcohort_verifier::verify::verify_transfer(
             &verifier.config().note_verifying_key,
             &statement,
-            &proof,
+            proof,
         )
     })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    if !valid {
-        return Err(bad_proof());
-    }
+    .await?;
     let order = NoteTransferOrder {
         note_root: root_bytes,
         nullifiers: nullifier_bytes,

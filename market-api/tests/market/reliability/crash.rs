@@ -166,6 +166,46 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Posts every `(index, body)` to `path` at once and SIGKILLs the server right after the
+/// first of them is acknowledged (201), with the rest in flight or not yet started (or
+/// once all are answered, if none is). Returns the indices acknowledged.
+pub(super) async fn post_all_and_kill_after_one(
+    process: &mut ServerProcess,
+    api: &Api,
+    path: &str,
+    bodies: Vec<(usize, Value)>,
+) -> Vec<usize> {
+    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+    for (index, body) in bodies {
+        let (api, path, done) = (api.clone(), path.to_string(), done.clone());
+        tokio::spawn(async move {
+            let answer = api
+                .post_raw(
+                    &path,
+                    None,
+                    Some("application/json"),
+                    body.to_string().into_bytes(),
+                )
+                .await;
+            let _ = done.send((index, answer.map(|(status, _)| status).ok()));
+        });
+    }
+    drop(done);
+    let mut acknowledged = Vec::new();
+    while let Some((index, status)) = results.recv().await {
+        if status == Some(StatusCode::CREATED) {
+            if acknowledged.is_empty() {
+                process.kill();
+            }
+            acknowledged.push(index);
+        }
+    }
+    if acknowledged.is_empty() {
+        process.kill();
+    }
+    acknowledged
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_enrollments_survive_sigkill() {
     const MEMBERS: usize = 4;
@@ -182,36 +222,21 @@ async fn acknowledged_enrollments_survive_sigkill() {
     acknowledged[0] = true;
     // The others at once; the server dies right after the first of them is
     // acknowledged, with the rest in flight or not yet started.
-    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
-    for (index, proof) in proofs.iter().enumerate().skip(1) {
-        let (api, proof, done) = (api.clone(), proof.clone(), done.clone());
-        tokio::spawn(async move {
-            let answer = api
-                .post_raw(
-                    &format!("/studies/{STUDY}/enroll"),
-                    None,
-                    Some("application/json"),
-                    enroll_body(&proof, &receiver(index))
-                        .to_string()
-                        .into_bytes(),
-                )
-                .await;
-            let _ = done.send((index, answer.map(|(status, _)| status).ok()));
-        });
-    }
-    drop(done);
-    let mut killed = false;
-    while let Some((index, status)) = results.recv().await {
-        if status == Some(StatusCode::CREATED) {
-            acknowledged[index] = true;
-            if !killed {
-                process.kill();
-                killed = true;
-            }
-        }
-    }
-    if !killed {
-        process.kill();
+    let others = proofs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(index, proof)| (index, enroll_body(proof, &receiver(index))))
+        .collect();
+    for index in post_all_and_kill_after_one(
+        &mut process,
+        &api,
+        &format!("/studies/{STUDY}/enroll"),
+        others,
+    )
+    .await
+    {
+        acknowledged[index] = true;
     }
 
     // Every acknowledged enrollment and payout survived; an unacknowledged

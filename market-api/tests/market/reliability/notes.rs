@@ -11,6 +11,7 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_prover::note::TransferProof;
 
+use super::crash::post_all_and_kill_after_one;
 use crate::common::note_keys;
 
 /// The note tree as a wallet rebuilds it from `GET /notes/leaves`, checked against the
@@ -339,34 +340,14 @@ async fn acknowledged_note_transfers_survive_sigkill_and_none_pays_twice() {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     acknowledged[0] = true;
     // The others at once; the server dies right after the first of them is acknowledged.
-    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
-    for (index, (_, body)) in transfers.iter().enumerate().skip(1) {
-        let (api, body, done) = (api.clone(), body.clone(), done.clone());
-        tokio::spawn(async move {
-            let answer = api
-                .post_raw(
-                    "/notes/transfer",
-                    None,
-                    Some("application/json"),
-                    body.to_string().into_bytes(),
-                )
-                .await;
-            let _ = done.send((index, answer.map(|(status, _)| status).ok()));
-        });
-    }
-    drop(done);
-    let mut killed = false;
-    while let Some((index, status)) = results.recv().await {
-        if status == Some(StatusCode::CREATED) {
-            acknowledged[index] = true;
-            if !killed {
-                process.kill();
-                killed = true;
-            }
-        }
-    }
-    if !killed {
-        process.kill();
+    let others = transfers
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(index, (_, body))| (index, body.clone()))
+        .collect();
+    for index in post_all_and_kill_after_one(&mut process, &api, "/notes/transfer", others).await {
+        acknowledged[index] = true;
     }
 
     // Every acknowledged transfer survived; each one either fully happened (nullifier
