@@ -22,7 +22,7 @@ use zkcohort_market::api::{
 use zkcohort_market::http::{NoteTreeState, CHECKSUM_HEADER};
 use zkcohort_market::releases::{StudyRelease, StudyReleases};
 use zkcohort_market::{
-    Enrollment, LedgerEntry, NoteTransfer, RegistryAppend, RootRecord, SignedTransfer, Study,
+    EnrollmentStatus, LedgerEntry, NoteTransfer, RegistryAppend, RootRecord, SignedTransfer, Study,
 };
 use zkcohort_verifier::StudyBundle;
 
@@ -362,8 +362,25 @@ impl MarketClient {
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn enroll(&self, study: u64, body: &EnrollRequest) -> Result<Enrollment, ClientError> {
+    pub fn enroll(
+        &self,
+        study: u64,
+        body: &EnrollRequest,
+    ) -> Result<EnrollmentStatus, ClientError> {
         self.post(&format!("/studies/{study}/enroll"), body)
+    }
+
+    /// Where this wallet's enrollment (its nullifier, hex) in a study stands.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`] (`unknown_enrollment` when the marketplace never took it).
+    pub fn enrollment_status(
+        &self,
+        study: u64,
+        nullifier: &str,
+    ) -> Result<EnrollmentStatus, ClientError> {
+        self.get(&format!("/studies/{study}/enrollments/{nullifier}"))
     }
 
     /// The note tree's size, current root and spent count.

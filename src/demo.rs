@@ -8,10 +8,12 @@
 //! 3. The researchers post three studies (the queries in `queries/`) and fund them.
 //! 4. Every wallet syncs the registry and previews every study locally; the eligible
 //!    (wallet, study) pairs are proven in one rayon batch and enrolled as each proof
-//!    is ready; rewards are paid from escrow.
-//! 5. The researchers ask for differentially private counts, close the studies (the
-//!    escrow remainder is refunded), and export a study bundle that is then checked
-//!    independently with the verifier crate.
+//!    is ready; they stay pending, with nothing public, until a study has the
+//!    minimum cohort, then settle together: rewards paid from escrow into notes.
+//! 5. The researchers close the studies: a study at least the minimum cohort joined
+//!    settles what is pending, one below it voids it and shows nothing; the escrow
+//!    remainder is refunded, and a study bundle is exported and checked independently
+//!    with the verifier crate.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,7 +27,7 @@ use zkcohort_circuits::shape::NoteShape;
 use zkcohort_cohort::Day;
 use zkcohort_market::api::CreateApiKey;
 use zkcohort_market::api_keys::{draw_api_key, ApiKeyRole};
-use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
+use zkcohort_market::CohortPolicy;
 use zkcohort_prover::{CircuitKeys, ProofRequest, ProverError};
 use zkcohort_verifier::{CeremonyTranscript, KeySetup};
 
@@ -39,7 +41,7 @@ use crate::keys::{
 use crate::patient::{self, RemoteMarketplace};
 use crate::progress::{Progress, Unit};
 use crate::researcher::{self, StudyPost};
-use crate::serve::Marketplace;
+use crate::serve::{Marketplace, Rules};
 use crate::wallet::Wallet;
 
 /// A study the demo's researchers post.
@@ -77,10 +79,12 @@ const STUDIES: [DemoStudy; 3] = [
     },
 ];
 
+/// The demo marketplace's minimum cohort: its world is 40 patients, so it uses 5 where
+/// the default is 10; a study fewer than 5 patients join closes with nothing public.
+const DEMO_MIN_COHORT: u64 = 5;
+
 /// Tokens the operator mints for each researcher.
 const RESEARCHER_GRANT: u64 = 10_000;
-/// The epsilon each researcher spends on the study's noisy enrollment count.
-const RELEASE_EPSILON: f64 = 0.5;
 
 /// How the demo runs.
 pub struct DemoOptions {
@@ -105,14 +109,15 @@ pub struct StudyOutcome {
     pub title: String,
     /// Patients whose wallet found them eligible.
     pub eligible: usize,
-    /// Enrollments the marketplace accepted.
+    /// Enrollments the marketplace accepted (pending until the study reached its
+    /// minimum cohort).
+    pub accepted: usize,
+    /// Enrollments made public and paid (0, or at least the minimum cohort).
     pub enrolled: u64,
+    /// What the public sees of the cohort: its size, or "fewer than k".
+    pub public_count: String,
     /// Tokens paid to patients.
     pub paid: u64,
-    /// The DP release of the enrollment count, as released.
-    pub noisy_count: String,
-    /// Epsilon spent of its budget.
-    pub epsilon_spent: f64,
     /// Tokens refunded to the researcher on closing.
     pub refunded: u64,
 }
@@ -213,7 +218,14 @@ pub fn run(options: &DemoOptions) -> Result<DemoReport> {
     let marketplace = Marketplace::open_with_circuit(
         &options.data.join("marketplace"),
         &circuits,
-        DEFAULT_ROOT_WINDOW_MS,
+        Rules {
+            cohort: CohortPolicy {
+                min_cohort: DEMO_MIN_COHORT,
+                batch_size: DEMO_MIN_COHORT,
+                ..CohortPolicy::default()
+            },
+            ..Rules::default()
+        },
     )?;
     let running = marketplace.spawn("127.0.0.1:0")?;
     if options.progress {
@@ -425,8 +437,12 @@ fn run_roles(
         .map(|request| request.reward_receiver)
         .collect();
     keys.prove_batch(requests, |progress, result| {
-        let (wallet_index, study) = targets[progress.index];
+        let (wallet_index, study_id) = targets[progress.index];
         let outcome = result.map_err(anyhow::Error::from).and_then(|proof| {
+            let (study, _) = studies
+                .iter()
+                .find(|(study, _)| study.id == study_id)
+                .context("a study the demo did not post")?;
             patient::submit_enrollment(
                 &public,
                 &wallets[wallet_index],
@@ -454,24 +470,22 @@ fn run_roles(
     );
     let proofs = targets.len();
 
-    say("researchers: noisy counts, closing the studies, exporting a bundle");
+    say(&format!(
+        "researchers: closing the studies (each settles what is pending if at least {} \
+         joined, voids it otherwise), exporting a bundle",
+        market.info.min_cohort
+    ));
     let mut outcomes = Vec::new();
     for ((study, client), eligible) in studies.iter().zip(eligible) {
-        let released = researcher::release_count(client, study.id, RELEASE_EPSILON, false)?;
-        let budget = researcher::releases(client, study.id)?.budget;
         let closed = researcher::close(client, study.id)?;
         outcomes.push(StudyOutcome {
             id: study.id,
             title: study.title.clone(),
             eligible,
+            accepted: targets.iter().filter(|(_, id)| *id == study.id).count(),
             enrolled: closed.study.enrolled,
+            public_count: closed.study.public_count(),
             paid: closed.study.enrolled * study.reward,
-            noisy_count: released
-                .release
-                .counts
-                .first()
-                .map_or_else(String::new, |count| count.display.clone()),
-            epsilon_spent: budget.spent.to_f64(),
             refunded: closed.refunded(),
         });
     }
@@ -603,19 +617,19 @@ fn issue_records(
 pub fn print_report(report: &DemoReport) {
     println!();
     println!(
-        "{:<4} {:<58} {:>8} {:>8} {:>7} {:>9} {:>8}",
-        "id", "study", "eligible", "enrolled", "paid", "dp count", "epsilon"
+        "{:<4} {:<58} {:>8} {:>8} {:>14} {:>7} {:>8}",
+        "id", "study", "eligible", "accepted", "public count", "paid", "refunded"
     );
     for study in &report.studies {
         println!(
-            "{:<4} {:<58} {:>8} {:>8} {:>7} {:>9} {:>8.2}",
+            "{:<4} {:<58} {:>8} {:>8} {:>14} {:>7} {:>8}",
             study.id,
             study.title,
             study.eligible,
-            study.enrolled,
+            study.accepted,
+            study.public_count,
             study.paid,
-            study.noisy_count,
-            study.epsilon_spent
+            study.refunded
         );
     }
     println!();

@@ -149,6 +149,24 @@ enum Command {
         /// has between syncing the registry and enrolling.
         #[arg(long, default_value_t = 24)]
         root_window_hours: u64,
+        /// The minimum cohort k: a study's enrollments stay pending, with nothing public
+        /// about them, until k are pending; a study that closes below k pays and shows
+        /// none. 1 turns the protection off.
+        #[arg(long, default_value_t = zkcohort_market::DEFAULT_MIN_COHORT,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        min_cohort: u64,
+        /// After a study's first k, its enrollments settle in batches of this many...
+        #[arg(long, default_value_t = zkcohort_market::DEFAULT_MIN_COHORT,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: u64,
+        /// ... or of whatever is pending once the oldest has waited this long.
+        #[arg(long, default_value_t = 24 * 60)]
+        batch_age_minutes: u64,
+        /// Every public time (audit entries, ledger entries, roots, studies) is rounded
+        /// down to a multiple of this many seconds.
+        #[arg(long, default_value_t = 24 * 60 * 60,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        public_time_unit_secs: u64,
         /// Serve https with this certificate chain (PEM, leaf first); use it anywhere
         /// but loopback.
         #[arg(long, requires = "tls_key")]
@@ -445,6 +463,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             shape,
             dev_unsafe_setup,
             root_window_hours,
+            min_cohort,
+            batch_size,
+            batch_age_minutes,
+            public_time_unit_secs,
             tls_cert,
             tls_key,
         } => {
@@ -453,11 +475,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 zkcohort::keys::SetupPolicy::CeremonyOnly
             };
-            let root_window_ms = root_window_hours.saturating_mul(60 * 60 * 1000);
+            let rules = zkcohort::serve::Rules {
+                root_window_ms: root_window_hours.saturating_mul(60 * 60 * 1000),
+                cohort: zkcohort_market::CohortPolicy {
+                    min_cohort,
+                    batch_size,
+                    batch_age_ms: batch_age_minutes.saturating_mul(60 * 1000),
+                    time_unit_ms: public_time_unit_secs.saturating_mul(1000),
+                },
+            };
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(certificate, key)| zkcohort::serve::TlsFiles { certificate, key });
-            zkcohort::serve::run(&data, &addr, shape.shape(), policy, root_window_ms, tls)
+            zkcohort::serve::run(&data, &addr, shape.shape(), policy, rules, tls)
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Operator(OperatorCommand::CreateKey {

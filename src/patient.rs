@@ -22,7 +22,9 @@ use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::Eligibility;
 use zkcohort_market::api::{AccountView, EnrollRequest, MarketplaceInfo, NoteTransferRequest};
-use zkcohort_market::{Enrollment, LedgerEntry, NoteTransfer, SignedTransfer, Study, StudyStatus};
+use zkcohort_market::{
+    EnrollmentStatus, LedgerEntry, NoteTransfer, SignedTransfer, Study, StudyStatus,
+};
 use zkcohort_prover::keys::KeyedCircuit;
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_verifier::snarkjs::SnarkjsProof;
@@ -228,7 +230,9 @@ pub fn preview_studies(
             .map(|held| (*held).clone());
         let revoked = record.is_none() && !matching.is_empty();
         let is_enrolled = enrolled.iter().any(|made| {
-            made.study == study.id && made.marketplace_key == market.info.marketplace_key
+            made.study == study.id
+                && made.marketplace_key == market.info.marketplace_key
+                && made.voided.is_none()
         });
         previews.push(StudyPreview {
             study,
@@ -275,7 +279,8 @@ pub fn enrollment_request(
 }
 
 /// Submits a proof for `study`, bound to `reward_receiver` (its request's), and records
-/// the enrollment, and its reward note's place in the note tree, in the wallet.
+/// the enrollment in the wallet, and its reward note's place in the note tree when it
+/// settled at once. A pending enrollment's note is placed by a later [`sync_notes`].
 ///
 /// # Errors
 /// The marketplace refuses it (its error code and message), or the wallet cannot be
@@ -284,10 +289,10 @@ pub fn submit_enrollment(
     client: &MarketClient,
     wallet: &Wallet,
     market: &RemoteMarketplace,
-    study: u64,
+    study: &Study,
     proof: &EligibilityProof,
     reward_receiver: zkcohort_circuits::Fr,
-) -> Result<Enrollment> {
+) -> Result<EnrollmentStatus> {
     let statement = &proof.statement;
     let body = EnrollRequest {
         proof: serde_json::to_value(SnarkjsProof::from_proof(&proof.proof))?,
@@ -295,23 +300,91 @@ pub fn submit_enrollment(
         nullifier: fr_to_hex(&statement.nullifier.0),
         reward_receiver: fr_to_hex(&reward_receiver),
     };
-    let enrollment = client
-        .enroll(study, &body)
-        .with_context(|| format!("enrolling in study {study}"))?;
-    let commitment = hex::encode(enrollment.note_commitment);
-    wallet.update_notes(|notes| {
-        if let Some(note) = notes.iter_mut().find(|note| note.commitment == commitment) {
-            note.index = Some(enrollment.note_index);
-        }
-        Ok(())
-    })?;
+    let status = client
+        .enroll(study.id, &body)
+        .with_context(|| format!("enrolling in study {}", study.id))?;
+    if let EnrollmentStatus::Settled(enrollment) = &status {
+        let commitment = hex::encode(enrollment.note_commitment);
+        wallet.update_notes(|notes| {
+            if let Some(note) = notes.iter_mut().find(|note| note.commitment == commitment) {
+                note.index = Some(enrollment.note_index);
+            }
+            Ok(())
+        })?;
+    }
     wallet.record_enrollment(WalletEnrollment {
         marketplace_key: market.info.marketplace_key.clone(),
-        study,
+        study: study.id,
         nullifier: body.nullifier,
-        reward: enrollment.reward,
+        reward: study.reward,
+        voided: None,
     })?;
-    Ok(enrollment)
+    Ok(status)
+}
+
+/// The wallet's enrollments on a marketplace that are not settled, after
+/// [`check_enrollments`].
+#[derive(Debug, Default)]
+pub struct EnrollmentCheck {
+    /// Studies whose enrollment is still pending (below its minimum cohort, or waiting
+    /// for its batch).
+    pub pending: Vec<u64>,
+    /// Studies whose enrollment was voided, and why.
+    pub voided: Vec<(u64, String)>,
+}
+
+/// Asks the marketplace where each of the wallet's enrollments that is neither settled
+/// nor known voided stands (by its nullifier, which only this wallet knows), and records
+/// the voided ones, dropping the note each would have paid.
+///
+/// # Errors
+/// Network errors, or a wallet write failure.
+pub fn check_enrollments(
+    client: &MarketClient,
+    wallet: &Wallet,
+    market: &RemoteMarketplace,
+) -> Result<EnrollmentCheck> {
+    let key = &market.info.marketplace_key;
+    let placed: HashSet<String> = wallet
+        .notes()?
+        .into_iter()
+        .filter(|note| note.index.is_some())
+        .map(|note| note.origin)
+        .collect();
+    let mut check = EnrollmentCheck::default();
+    for made in wallet.enrollments()? {
+        let origin = format!("study {}", made.study);
+        if &made.marketplace_key != key || made.voided.is_some() || placed.contains(&origin) {
+            continue;
+        }
+        match client.enrollment_status(made.study, &made.nullifier)? {
+            EnrollmentStatus::Pending { .. } => check.pending.push(made.study),
+            EnrollmentStatus::Settled(_) => {}
+            EnrollmentStatus::Voided { reason } => check.voided.push((made.study, reason)),
+        }
+    }
+    if !check.voided.is_empty() {
+        wallet.update_enrollments(|all| {
+            for made in all.iter_mut().filter(|made| &made.marketplace_key == key) {
+                if let Some((_, reason)) = check.voided.iter().find(|(study, _)| *study == made.study) {
+                    made.voided = Some(reason.clone());
+                }
+            }
+            Ok(())
+        })?;
+        wallet.update_notes(|notes| {
+            notes.retain(|note| {
+                &note.marketplace_key != key
+                    || note.index.is_some()
+                    || !check
+                        .voided
+                        .iter()
+                        .any(|(study, _)| note.origin == format!("study {study}"))
+            });
+            Ok(())
+        })?;
+    }
+    Ok(check)
 }
 
 /// What the wallet knows of its notes on a marketplace after [`sync_notes`].

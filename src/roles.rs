@@ -15,7 +15,7 @@ use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_cohort::Day;
-use zkcohort_market::{Study, StudyStatus};
+use zkcohort_market::{EnrollmentStatus, Study, StudyStatus};
 use zkcohort_prover::keys::KeyedCircuit;
 use zkcohort_prover::CircuitKeys;
 
@@ -538,6 +538,7 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
             let client = server.client()?;
             let wallet = Wallet::open(&wallet)?;
             let market = RemoteMarketplace::fetch(&client)?;
+            let enrollments = patient::check_enrollments(&client, &wallet, &market)?;
             let sync = patient::sync_notes(&client, &wallet, &market)?;
             let held = sync.spendable().count();
             if json {
@@ -545,6 +546,10 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
                     "{}",
                     serde_json::json!({
                         "balance": sync.balance(), "notes": held, "pending": sync.pending(),
+                        "pending_studies": enrollments.pending,
+                        "voided": enrollments.voided.iter().map(|(study, reason)| {
+                            serde_json::json!({"study": study, "reason": reason})
+                        }).collect::<Vec<_>>(),
                     })
                 );
             } else {
@@ -558,6 +563,16 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
                         ),
                     }
                 );
+                for study in &enrollments.pending {
+                    println!(
+                        "study {study}: enrollment pending until the study's batch settles \
+                         (the first once {} have enrolled)",
+                        market.info.min_cohort
+                    );
+                }
+                for (study, reason) in &enrollments.voided {
+                    println!("study {study}: enrollment voided, no reward: {reason}");
+                }
             }
         }
         PatientCommand::Withdraw {
@@ -614,24 +629,32 @@ fn enroll(
     let request = patient::enrollment_request(&wallet, &registry, &market, &preview)?;
     eprintln!("proving eligibility for study {study} ...");
     let proof = keys.prove(&request)?;
-    let enrollment = patient::submit_enrollment(
+    let status = patient::submit_enrollment(
         &client,
         &wallet,
         &market,
-        study,
+        &preview.study,
         &proof,
         request.reward_receiver,
     )?;
     if json {
-        println!("{}", serde_json::to_string(&enrollment)?);
+        println!("{}", serde_json::to_string(&status)?);
         return Ok(());
     }
-    println!(
-        "enrolled in study {study}: {} tokens paid into note {} of the note tree; nullifier {}",
-        enrollment.reward,
-        enrollment.note_index,
-        fr_to_hex(&proof.statement.nullifier.0)
-    );
+    let nullifier = fr_to_hex(&proof.statement.nullifier.0);
+    match status {
+        EnrollmentStatus::Settled(enrollment) => println!(
+            "enrolled in study {study}: {} tokens paid into note {} of the note tree; nullifier {nullifier}",
+            enrollment.reward, enrollment.note_index,
+        ),
+        EnrollmentStatus::Pending { min_cohort } => println!(
+            "enrolled in study {study}, pending: nothing about it is public until the study's \
+             batch settles (the first once {min_cohort} have enrolled); then {} tokens go into a \
+             reward note `patient balance` finds. Nullifier {nullifier}",
+            preview.study.reward
+        ),
+        EnrollmentStatus::Voided { reason } => println!("study {study} voided the enrollment: {reason}"),
+    }
     Ok(())
 }
 
@@ -827,7 +850,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                         study.id,
                         study.title,
                         status_name(study.status),
-                        study.enrolled,
+                        study.public_count(),
                         study.max_enrollments,
                         study.escrow
                     );

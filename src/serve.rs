@@ -27,16 +27,15 @@
 //! use std::path::Path;
 //! use zkcohort::client::MarketClient;
 //! use zkcohort::keys::SetupPolicy;
-//! use zkcohort::serve::Marketplace;
+//! use zkcohort::serve::{Marketplace, Rules};
 //! use zkcohort_circuits::circuit::CircuitShape;
-//! use zkcohort_market::DEFAULT_ROOT_WINDOW_MS;
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let marketplace = Marketplace::open(
 //!     Path::new("demo-data"),
 //!     CircuitShape::SMALL,
 //!     SetupPolicy::DevelopmentUnsafe,
-//!     DEFAULT_ROOT_WINDOW_MS,
+//!     Rules::default(),
 //! )?;
 //! let running = marketplace.spawn("127.0.0.1:0")?;
 //! let operator = MarketClient::new(running.url())?.with_token(running.operator_token());
@@ -66,8 +65,8 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{app, ApiConfig, AppState, CircuitDownloads, Limits};
-use zkcohort_market::{Store, StoreConfig};
+use zkcohort_market::http::{app, settle_batches, ApiConfig, AppState, CircuitDownloads, Limits};
+use zkcohort_market::{CohortPolicy, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 use zkcohort_verifier::KeySetup;
 
 use crate::keys::{load_served_circuits, ServedCircuits, SetupPolicy};
@@ -80,6 +79,25 @@ pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
 pub const STORE_DIR: &str = "market";
 /// The circuit keys' folder, in the data folder.
 pub const KEYS_DIR: &str = "keys";
+
+/// What the operator decides about enrollments (`zkcohort serve` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long a replaced registry root stays acceptable, in milliseconds.
+    pub root_window_ms: u64,
+    /// The minimum cohort, the batches and the resolution of public times.
+    pub cohort: CohortPolicy,
+}
+
+impl Default for Rules {
+    /// A day's root window and the default [`CohortPolicy`] (k = 10).
+    fn default() -> Self {
+        Self {
+            root_window_ms: DEFAULT_ROOT_WINDOW_MS,
+            cohort: CohortPolicy::default(),
+        }
+    }
+}
 
 /// A marketplace opened from its data folder, ready to serve.
 pub struct Marketplace {
@@ -102,18 +120,18 @@ impl Marketplace {
         data_dir: &Path,
         shape: CircuitShape,
         policy: SetupPolicy,
-        root_window_ms: u64,
+        rules: Rules,
     ) -> Result<Self> {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let circuits = load_served_circuits(shape, &data_dir.join(KEYS_DIR), policy)?;
-        Self::open_with_circuit(data_dir, &circuits, root_window_ms)
+        Self::open_with_circuit(data_dir, &circuits, rules)
     }
 
     /// Opens the marketplace in `data_dir` for `circuits` (kept elsewhere: the
     /// demo shares one key folder between runs and with the patients' prover).
-    /// Creates what is missing, as [`Marketplace::open`]. A replaced registry root
-    /// stays acceptable for `root_window_ms`.
+    /// Creates what is missing, as [`Marketplace::open`], and holds enrollments to
+    /// `rules`.
     ///
     /// # Errors
     ///
@@ -121,7 +139,7 @@ impl Marketplace {
     pub fn open_with_circuit(
         data_dir: &Path,
         circuits: &ServedCircuits,
-        root_window_ms: u64,
+        rules: Rules,
     ) -> Result<Self> {
         let (circuit, note) = (&circuits.eligibility, &circuits.note);
         let keys = &circuit.keys;
@@ -163,7 +181,8 @@ impl Marketplace {
             &store_dir,
             StoreConfig {
                 registry_depth: shape.registry_depth,
-                root_window_ms,
+                root_window_ms: rules.root_window_ms,
+                cohort: rules.cohort,
             },
         )
         .with_context(|| {
@@ -228,10 +247,13 @@ impl Marketplace {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        axum::serve(listener, self.router())
+        let settler = tokio::spawn(settle_batches(self.state.clone()));
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        settler.abort();
+        served?;
         self.state.store().flush().context("flushing the store")?;
         Ok(())
     }
@@ -254,11 +276,14 @@ impl Marketplace {
             // The same grace as plain http gives: requests in flight finish.
             stopper.graceful_shutdown(None);
         });
-        axum_server::from_tcp_rustls(listener.into_std()?, config)
+        let settler = tokio::spawn(settle_batches(self.state.clone()));
+        let served = axum_server::from_tcp_rustls(listener.into_std()?, config)
             .handle(handle)
             .serve(self.router().into_make_service())
             .await
-            .context("serving HTTPS")?;
+            .context("serving HTTPS");
+        settler.abort();
+        served?;
         self.state.store().flush().context("flushing the store")?;
         Ok(())
     }
@@ -402,10 +427,10 @@ pub fn run(
     addr: &str,
     shape: CircuitShape,
     policy: SetupPolicy,
-    root_window_ms: u64,
+    rules: Rules,
     tls: Option<TlsFiles>,
 ) -> Result<()> {
-    let marketplace = Marketplace::open(data_dir, shape, policy, root_window_ms)?;
+    let marketplace = Marketplace::open(data_dir, shape, policy, rules)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -82,8 +82,12 @@ pub struct WalletEnrollment {
     pub study: u64,
     /// The nullifier, a field element in hex.
     pub nullifier: String,
-    /// The reward paid.
+    /// The reward it pays once settled.
     pub reward: u64,
+    /// Why the marketplace voided it, once the wallet learnt it did (the study closed
+    /// below its minimum cohort, or the proof's root expired while it was pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voided: Option<String>,
 }
 
 /// A reward note the wallet holds, will hold once its request lands, or spent.
@@ -491,23 +495,44 @@ impl Wallet {
         }
     }
 
-    /// Records an enrollment the marketplace accepted.
+    /// Records an enrollment the marketplace accepted, in place of a voided one in the
+    /// same study (a patient enrolls again after its pending proof's root expired).
     ///
     /// # Errors
     /// The file cannot be read or written.
     pub fn record_enrollment(&self, enrollment: WalletEnrollment) -> Result<()> {
+        self.update_enrollments(|all| {
+            all.retain(|made| {
+                !(made.marketplace_key == enrollment.marketplace_key
+                    && made.study == enrollment.study
+                    && made.voided.is_some())
+            });
+            if !all.contains(&enrollment) {
+                all.push(enrollment);
+            }
+            Ok(())
+        })
+    }
+
+    /// Changes the recorded enrollments, one writer at a time.
+    ///
+    /// # Errors
+    /// The file cannot be read or written, or `change` fails (nothing is written).
+    pub fn update_enrollments<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<WalletEnrollment>) -> Result<T>,
+    ) -> Result<T> {
         let _only_writer = self
             .files_lock
             .lock()
             .map_err(|_| anyhow::anyhow!("an earlier wallet write panicked"))?;
         let mut all = self.enrollments()?;
-        if !all.contains(&enrollment) {
-            all.push(enrollment);
-        }
+        let result = change(&mut all)?;
         write_replacing(
             &self.dir.join("enrollments.json"),
             &serde_json::to_vec_pretty(&all)?,
-        )
+        )?;
+        Ok(result)
     }
 }
 
@@ -567,6 +592,7 @@ mod tests {
             study,
             nullifier: study.to_string(),
             reward: 1,
+            voided: None,
         }
     }
 

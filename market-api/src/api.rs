@@ -320,4 +320,13 @@ pub struct MarketplaceInfo {
     pub note_tree_depth: usize,
     /// Where the note-transfer circuit's keys came from, as `setup`.
     pub note_setup: KeySetup,
+    /// The minimum cohort k: a study's enrollments stay pending, with nothing public,
+    /// until k are pending; a study closed below k shows no enrollment.
+    pub min_cohort: u64,
+    /// A later batch settles once this many enrollments are pending...
+    pub batch_size: u64,
+    /// ... or once its oldest has waited this long, in milliseconds.
+    pub batch_age_ms: u64,
+    /// The resolution of every public time, in milliseconds (a day by default).
+    pub time_unit_ms: u64,
 }

@@ -19,7 +19,7 @@ use zkcohort_verifier::records::api_key_possession_is_valid;
 
 use crate::api::CreateApiKey;
 
-use crate::store::{abort, get_json, now_ms, tx_get_json, tx_put_json};
+use crate::store::{abort, get_json, tx_get_json, tx_put_json};
 use crate::{audit, Bytes32, Store, StoreError};
 
 /// The prefix of API-key records in the `meta` tree.
@@ -107,7 +107,7 @@ impl Store {
         let grant = ApiKeyGrant {
             role: request.role,
             account: request.account,
-            created_ms: now_ms(),
+            created_ms: self.public_now(),
         };
         let record = record_key(&request.key_id);
         let tombstone = revoked_key(&request.key_id);
@@ -174,7 +174,7 @@ impl Store {
     ///
     /// [`StoreError::Storage`], [`StoreError::Corrupt`].
     pub fn revoke_api_key(&self, key_id: Bytes32) -> Result<Option<ApiKeyGrant>, StoreError> {
-        let at = now_ms();
+        let at = self.public_now();
         let record = record_key(&key_id);
         self.transact(|tx| {
             let Some(grant) = tx_get_json::<ApiKeyGrant>(tx.meta, &record)? else {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, LedgerChange, SignedLedgerChange};
 
 use crate::store::{
-    abort, get_u64, now_ms, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
+    abort, get_u64, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
     TxResult,
 };
 use crate::{audit, Bytes32, Store, StoreError, Study};
@@ -252,7 +252,7 @@ impl Store {
     /// supply would pass `u64::MAX`; [`StoreError::Storage`].
     pub fn mint(&self, to: Bytes32, amount: u64) -> Result<LedgerEntry, StoreError> {
         check_amount(amount)?;
-        let at = now_ms();
+        let at = self.public_now();
         self.transact(|tx| {
             let entry = post(
                 tx,
@@ -294,7 +294,7 @@ impl Store {
             return Err(StoreError::InvalidAmount("a transfer to oneself".into()));
         }
         transfer.verify_signature(marketplace_key)?;
-        let at = now_ms();
+        let at = self.public_now();
         self.transact(|tx| {
             tx_take_nonce(tx, &transfer.from, transfer.nonce)?;
             let entry = post(

@@ -21,7 +21,8 @@
 //! - [`ledger`]: the double-entry token ledger: accounts, minting, signed
 //!   transfers, study escrow and the conservation check.
 //! - [`study`]: study records: create, fund, list, close with refund.
-//! - [`enroll`]: the enrollment transaction (nullifier, reward note, audit entry).
+//! - [`enroll`]: enrollments held pending, and settled in batches of at least the
+//!   minimum cohort (nullifiers, reward notes, audit entries).
 //! - [`notes`]: the reward-note tree, its roots, and note transfers (spend, withdraw).
 //! - [`audit`]: the audit log: entry hashing, the incremental Merkle tree,
 //!   signed heads, inclusion proofs and their native verification.
@@ -49,11 +50,13 @@ pub mod store;
 pub mod study;
 
 pub use audit::{AuditEntry, AuditHead, InclusionProof, SignedHead};
-pub use enroll::{Enrollment, ProofRecord};
+pub use enroll::{Enrollment, EnrollmentStatus, ProofRecord};
 pub use ledger::{Account, ConservationReport, LedgerEntry, LedgerKind, SignedTransfer};
 pub use notes::{NoteTransfer, NoteTransferOrder};
 pub use registry::{RegistryAppend, RootRecord, RootStatus};
-pub use store::{Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
+pub use store::{
+    CohortPolicy, Store, StoreConfig, DAY_MS, DEFAULT_MIN_COHORT, DEFAULT_ROOT_WINDOW_MS,
+};
 pub use study::{NewStudy, Study, StudyStatus};
 
 /// A 32-byte value: a public key, a hash, a field element in big-endian
@@ -117,6 +120,19 @@ pub enum StoreError {
         escrow: u64,
         /// The reward per enrollment.
         reward: u64,
+    },
+    /// Before its first batch, a study's escrow must cover a whole minimum cohort.
+    #[error(
+        "the escrow of study {study} holds {escrow}, less than the {needed} its minimum \
+         cohort's rewards need"
+    )]
+    EscrowBelowCohort {
+        /// The study.
+        study: u64,
+        /// What the escrow holds.
+        escrow: u64,
+        /// The rewards of a minimum cohort.
+        needed: u64,
     },
     /// An account holds less than an operation moves out of it.
     #[error("account {account} holds {balance}, less than {amount}")]

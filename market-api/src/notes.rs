@@ -26,7 +26,7 @@ use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::store::{
-    abort, decode_json, get_json, get_u64, lock_tree, now_ms, prefixed_32, prefixed_u64,
+    abort, decode_json, get_json, get_u64, lock_tree, prefixed_32, prefixed_u64,
     tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult,
 };
 use crate::{audit, Bytes32, LedgerEntry, RootRecord, Store, StoreError};
@@ -136,7 +136,7 @@ impl Store {
     }
 
     /// The note tree rebuilt from the stored leaves.
-    fn load_note_tree(&self) -> Result<RegistryTree, StoreError> {
+    pub(crate) fn load_note_tree(&self) -> Result<RegistryTree, StoreError> {
         let leaves = self
             .notes
             .scan_prefix([LEAF])
@@ -189,7 +189,7 @@ impl Store {
             .iter()
             .map(fr_from_bytes)
             .collect::<Result<Vec<Fr>, _>>()?;
-        let at = now_ms();
+        let at = self.public_now();
         self.with_notes_appended(&outputs, |tx, append, leaf_count| {
             if tx
                 .notes

@@ -35,7 +35,7 @@ use zkcohort_verifier::events::{
 
 use crate::api_keys::{suspension_key, tx_is_suspended};
 use crate::store::{
-    abort, decode_json, decode_u64, get_json, lock_tree, now_ms, prefixed_32, prefixed_u64,
+    abort, decode_json, decode_u64, get_json, lock_tree, prefixed_32, prefixed_u64,
     tx_get_json, tx_put_json, Tx, TxResult,
 };
 use crate::{audit, Bytes32, Store, StoreError};
@@ -229,7 +229,7 @@ impl Store {
         match get_json::<RegistryHead>(&self.registry, HEAD)? {
             None => {
                 let root = fr_to_bytes(&RegistryTree::new(depth)?.root());
-                let at = now_ms();
+                let at = self.public_now();
                 self.transact(|tx| {
                     tx_new_root(tx, depth, root, 0, at, |root| {
                         AuditEvent::RegistryCreated(RegistryCreated { depth, root })
@@ -328,7 +328,7 @@ impl Store {
             .collect::<Result<Vec<Fr>, _>>()?;
         let leaves: Vec<Bytes32> = values.iter().map(fr_to_bytes).collect();
         let depth = self.config.registry_depth;
-        let at = now_ms();
+        let at = self.public_now();
         let (range, root) = self.change_registry(
             |tree| Ok(tree.extend(&values)?),
             |tx, range, root, leaf_count| {
@@ -373,7 +373,7 @@ impl Store {
             return Err(StoreError::NotLeafIssuer { index });
         }
         let depth = self.config.registry_depth;
-        let at = now_ms();
+        let at = self.public_now();
         let ((), root) = self.change_registry(
             |tree| Ok(tree.revoke(index)?),
             |tx, _, root, leaf_count| {
@@ -406,7 +406,7 @@ impl Store {
             return Ok(false);
         }
         let depth = self.config.registry_depth;
-        let at = now_ms();
+        let at = self.public_now();
         let zero = [0u8; 32];
         let suspended = self.change_registry(
             |tree| {
@@ -483,6 +483,21 @@ impl Store {
     ///
     /// [`StoreError::Storage`], [`StoreError::Corrupt`].
     pub fn root_status(&self, root: &Bytes32) -> Result<RootStatus, StoreError> {
+        self.root_status_at(root, self.public_now(), self.config.root_window_ms)
+    }
+
+    /// Whether `root` may be used by an enrollment at `now_ms` (a public time) in a
+    /// study whose window is `window_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub(crate) fn root_status_at(
+        &self,
+        root: &Bytes32,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<RootStatus, StoreError> {
         let Some(seq) = self.registry.get(prefixed_32(ROOT_INDEX, root))? else {
             return Ok(RootStatus::Unknown);
         };
@@ -500,12 +515,7 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("missing root record".into()))?;
             Some(successor.at_ms)
         };
-        Ok(status_of(
-            record,
-            replaced_ms,
-            now_ms(),
-            self.config.root_window_ms,
-        ))
+        Ok(status_of(record, replaced_ms, now_ms, window_ms))
     }
 
     /// Up to `limit` root records from sequence number `start` on.

@@ -55,7 +55,7 @@ use zkcohort_verifier::events::{AuditEvent, BudgetMicros, DpReleaseRecord};
 use crate::dp::{
     self, DpError, Epsilon, Measure, Mechanism, PostProcess, PrivacyBudget, Release, ReleaseRequest,
 };
-use crate::store::{decode_json, get_json, get_u64, now_ms, prefixed_u64, tx_get_json, tx_get_u64};
+use crate::store::{decode_json, get_json, get_u64, prefixed_u64, tx_get_json, tx_get_u64};
 use crate::store::{tx_put_u64, TxResult};
 use crate::{audit, Bytes32, Store, StoreError, Study};
 
@@ -166,6 +166,15 @@ pub enum ReleaseError {
         /// The breakdown asked for.
         breakdown: String,
     },
+    /// The study has made no enrollment public: it has fewer than its minimum cohort,
+    /// and nothing about so few people is released.
+    #[error("study {study} has fewer than {min_cohort} enrollments (its minimum cohort): nothing about it is released")]
+    BelowMinimumCohort {
+        /// The study.
+        study: u64,
+        /// Its minimum cohort.
+        min_cohort: u64,
+    },
 }
 
 /// What the release transaction decided.
@@ -218,7 +227,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`] (checked before the
-    /// cache), [`ReleaseError::UnsupportedBreakdown`],
+    /// cache), [`ReleaseError::BelowMinimumCohort`], [`ReleaseError::UnsupportedBreakdown`],
     /// [`DpError::InvalidEpsilon`], [`DpError::BudgetExceeded`] (nothing
     /// changes), other [`DpError`]s if OpenDP fails, [`StoreError::Storage`].
     pub fn release(
@@ -228,6 +237,12 @@ impl Store {
     ) -> Result<(StudyRelease, bool), ReleaseError> {
         let study_id = request.study;
         let study = self.study_of(study_id, &researcher)?;
+        if study.enrolled < study.min_cohort {
+            return Err(ReleaseError::BelowMinimumCohort {
+                study: study_id,
+                min_cohort: study.min_cohort,
+            });
+        }
         let key = release_key(study_id, study.enrolled, request);
         if let Some(cached) = get_json(&self.releases, &key)? {
             return Ok((cached, true));
@@ -243,7 +258,7 @@ impl Store {
         // Refuse early, before OpenDP runs; the transaction checks again.
         budget(total, get_u64(&self.releases, &spent_key)?)?.check(request.epsilon)?;
         let drawn = dp::prepare(request)?.release_count(study.enrolled)?;
-        let at = now_ms();
+        let at = self.public_now();
         let committed = self.transact(|tx| -> TxResult<Committed> {
             if let Some(cached) = tx_get_json(tx.releases, &key)? {
                 return Ok(Committed::Cached(cached));

@@ -27,9 +27,10 @@
 //! | `notes` | `l`+index: note commitment; `r`+seq: root record; `R`+root: seq; `x`+nullifier: spend; `s`+seq: spent nullifier; `head`; `count_spent` | bytes, JSON |
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
+//! | `pending` | `e`+study id+nullifier: [`PendingEnrollment`](crate::pending::PendingEnrollment); `s`+study id: the study's pending nullifiers; `v`+study id+nullifier: why it was voided | JSON |
 //! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
 //!
-//! Every operation is one transaction over all nine trees (sled
+//! Every operation is one transaction over all ten trees (sled
 //! transactions are serializable); its closure only reads and writes them.
 //!
 //! # Durability
@@ -64,17 +65,85 @@ pub struct StoreConfig {
     /// from the moment the next root replaced it. `0` accepts only the current
     /// root.
     pub root_window_ms: u64,
+    /// When enrollments become public: the minimum cohort and the batches.
+    pub cohort: CohortPolicy,
+}
+
+/// When enrollments become public. A study's enrollments are held pending (proof
+/// verified, nullifier reserved, nothing public) until `min_cohort` are pending; they
+/// then settle together, and later ones settle in batches of `batch_size`, or of
+/// whatever is pending once the oldest has waited `batch_age_ms`. Every time the store
+/// makes public (audit entries, ledger entries, root records, studies) is rounded down
+/// to a multiple of `time_unit_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CohortPolicy {
+    /// The minimum cohort k: no public record reveals that a study has fewer than this
+    /// many (and more than zero) enrollments.
+    pub min_cohort: u64,
+    /// A later batch settles once this many enrollments are pending.
+    pub batch_size: u64,
+    /// A later batch settles once its oldest enrollment has waited this long.
+    pub batch_age_ms: u64,
+    /// The resolution of public times, in milliseconds.
+    pub time_unit_ms: u64,
+}
+
+/// The default minimum cohort.
+pub const DEFAULT_MIN_COHORT: u64 = 10;
+
+/// One day in milliseconds: the default resolution of public times and batch age.
+pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl Default for CohortPolicy {
+    /// k = 10, batches of 10 or a day old, public times to the day.
+    fn default() -> Self {
+        Self {
+            min_cohort: DEFAULT_MIN_COHORT,
+            batch_size: DEFAULT_MIN_COHORT,
+            batch_age_ms: DAY_MS,
+            time_unit_ms: DAY_MS,
+        }
+    }
+}
+
+impl CohortPolicy {
+    /// Every enrollment public at once, times to the millisecond: no cohort protection,
+    /// for tests of everything else.
+    pub fn immediate() -> Self {
+        Self {
+            min_cohort: 1,
+            batch_size: 1,
+            batch_age_ms: 0,
+            time_unit_ms: 1,
+        }
+    }
+
+    /// Checks the policy is usable.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for a zero minimum cohort, batch size or time unit.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.min_cohort == 0 || self.batch_size == 0 || self.time_unit_ms == 0 {
+            return Err(StoreError::Config(
+                "the minimum cohort, the batch size and the time unit must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The default root window: 24 hours.
-pub const DEFAULT_ROOT_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+pub const DEFAULT_ROOT_WINDOW_MS: u64 = DAY_MS;
 
 impl Default for StoreConfig {
-    /// The reference registry depth (20) and a window of 24 hours.
+    /// The reference registry depth (20), a window of 24 hours and the default
+    /// [`CohortPolicy`].
     fn default() -> Self {
         Self {
             registry_depth: DEFAULT_REGISTRY_DEPTH,
             root_window_ms: DEFAULT_ROOT_WINDOW_MS,
+            cohort: CohortPolicy::default(),
         }
     }
 }
@@ -94,6 +163,7 @@ pub struct Store {
     pub(crate) meta: sled::Tree,
     pub(crate) releases: sled::Tree,
     pub(crate) notes: sled::Tree,
+    pub(crate) pending: sled::Tree,
     pub(crate) config: StoreConfig,
     /// The registry tree, in sync with the `registry` tree's leaves; locked
     /// for the whole of a registry change so roots are computed in order.
@@ -118,6 +188,7 @@ impl Store {
     /// not read back or the rebuilt root differs; [`StoreError::Registry`] for an
     /// invalid depth.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
+        config.cohort.check()?;
         let db = open_db(path.as_ref())?;
         let open_tree = |name: &str| db.open_tree(name);
         let store = Self {
@@ -130,6 +201,7 @@ impl Store {
             meta: open_tree("meta")?,
             releases: open_tree("releases")?,
             notes: open_tree("notes")?,
+            pending: open_tree("pending")?,
             registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
             note_tree: Mutex::new(RegistryTree::new(NOTE_TREE_DEPTH)?),
             config,
@@ -143,6 +215,13 @@ impl Store {
     /// The configuration the store was opened with.
     pub fn config(&self) -> StoreConfig {
         self.config
+    }
+
+    /// The time to record publicly: now, rounded down to the policy's time unit. Read
+    /// before a transaction starts (the closure may re-run; it reuses this value).
+    pub(crate) fn public_now(&self) -> u64 {
+        let unit = self.config.cohort.time_unit_ms;
+        now_ms() / unit * unit
     }
 
     /// Writes every committed change to disk and returns the number of bytes
@@ -172,6 +251,7 @@ impl Store {
             &self.meta,
             &self.releases,
             &self.notes,
+            &self.pending,
         )
             .transaction(
                 |(
@@ -184,6 +264,7 @@ impl Store {
                     meta,
                     releases,
                     notes,
+                    pending,
                 )| {
                     operation(&Tx {
                         studies,
@@ -195,6 +276,7 @@ impl Store {
                         meta,
                         releases,
                         notes,
+                        pending,
                     })
                 },
             )
@@ -206,8 +288,8 @@ impl Store {
 
     /// Runs a change of an in-memory Merkle tree kept in sync with stored leaves:
     /// `change` updates the tree (and validates), then `write` persists it in one
-    /// transaction, given the new root and leaf count; if the transaction fails the tree
-    /// is rebuilt from disk with `reload`. The tree stays locked throughout, so roots are
+    /// transaction, given the new root and leaf count; if either fails the tree is
+    /// rebuilt from disk with `reload` (a change may have failed half-way). The tree stays locked throughout, so roots are
     /// computed and written in order.
     pub(crate) fn change_tree<T, R>(
         &self,
@@ -217,7 +299,15 @@ impl Store {
         write: impl Fn(&Tx<'_>, &T, Bytes32, u64) -> TxResult<R>,
     ) -> Result<(T, R), StoreError> {
         let mut tree = lock_tree(tree, &reload);
-        let changed = change(&mut tree)?;
+        let changed = match change(&mut tree) {
+            Ok(changed) => changed,
+            Err(error) => {
+                if let Ok(reloaded) = reload() {
+                    *tree = reloaded;
+                }
+                return Err(error);
+            }
+        };
         let root = fr_to_bytes(&tree.root());
         let leaf_count = tree.len();
         match self.transact(|tx| write(tx, &changed, root, leaf_count)) {
@@ -291,6 +381,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) meta: &'a TransactionalTree,
     pub(crate) releases: &'a TransactionalTree,
     pub(crate) notes: &'a TransactionalTree,
+    pub(crate) pending: &'a TransactionalTree,
 }
 
 /// What a transaction closure returns.

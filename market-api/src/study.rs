@@ -1,19 +1,19 @@
 //! Studies: a researcher's cohort query with its reward, size and privacy
-//! budget, funded through the study's escrow account and closed with a
-//! refund of what is left.
+//! budget, funded through the study's escrow account and closed (in [`crate::enroll`],
+//! which settles or voids what is pending) with a refund of what is left.
 
 use serde::{Deserialize, Serialize};
 use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::query::Query;
-use zkcohort_verifier::events::{AuditEvent, SignedLedgerChange, StudyClosed, StudyCreated};
+use zkcohort_verifier::events::{AuditEvent, SignedLedgerChange, StudyCreated};
 use zkcohort_verifier::records::funding_signature_is_valid;
 
 use crate::api::FundStudy;
 use crate::ledger::{post, tx_take_nonce, Account, LedgerKind};
 use crate::registry::tx_current_root;
-use crate::store::{abort, now_ms, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
+use crate::store::{abort, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
 use crate::{audit, Bytes32, LedgerEntry, Store, StoreError};
 
 /// The counter of study ids in the `meta` tree.
@@ -84,8 +84,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::InvalidStudy`] for an empty title, a zero reward or maximum,
-    /// or an epsilon budget that is not a positive finite number;
+    /// [`StoreError::InvalidStudy`] for an empty title, a zero reward, a maximum below
+    /// the minimum cohort, or an epsilon budget that is not a positive finite number;
     /// [`StoreError::Storage`].
     pub fn create_study(&self, new: NewStudy) -> Result<Study, StoreError> {
         if new.title.trim().is_empty() {
@@ -96,6 +96,14 @@ impl Store {
                 "the reward and the maximum number of enrollments must be positive".into(),
             ));
         }
+        let min_cohort = self.config.cohort.min_cohort;
+        if new.max_enrollments < min_cohort {
+            return Err(StoreError::InvalidStudy(format!(
+                "the maximum number of enrollments must be at least the marketplace's minimum \
+                 cohort of {min_cohort}: no enrollment is made public before that many have \
+                 enrolled"
+            )));
+        }
         if !(new.epsilon_budget.is_finite() && new.epsilon_budget > 0.0) {
             return Err(StoreError::InvalidStudy(
                 "the epsilon budget must be a positive number".into(),
@@ -104,7 +112,7 @@ impl Store {
         let issuers = IssuerSet::new(&new.issuers, new.issuer_depth)
             .map_err(|error| StoreError::InvalidStudy(error.to_string()))?;
         let issuers_root = fr_to_bytes(&issuers.root());
-        let at = now_ms();
+        let at = self.public_now();
         self.transact(|tx| {
             let min_root_seq = tx_current_root(tx)?.seq;
             let id = tx_get_u64(tx.meta, STUDY_SEQ)? + 1;
@@ -123,6 +131,7 @@ impl Store {
                 root_window_ms: self.config.root_window_ms,
                 reward: new.reward,
                 max_enrollments: new.max_enrollments,
+                min_cohort,
                 epsilon_budget: new.epsilon_budget,
                 status: StudyStatus::Open,
                 enrolled: 0,
@@ -177,7 +186,7 @@ impl Store {
         ) {
             return Err(StoreError::BadSignature);
         }
-        let at = now_ms();
+        let at = self.public_now();
         self.transact(|tx| {
             let mut study = tx_open_study_of(tx, study_id, researcher)?;
             tx_take_nonce(tx, &researcher, order.nonce)?;
@@ -202,51 +211,6 @@ impl Store {
                 }),
             )?;
             Ok(entry)
-        })
-    }
-
-    /// Closes a study and refunds its escrow remainder to the researcher,
-    /// in one transaction. Returns the closed study and the refund entry
-    /// (none when the escrow was empty).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::UnknownStudy`], [`StoreError::NotStudyOwner`],
-    /// [`StoreError::StudyClosed`] if already closed, [`StoreError::Storage`].
-    pub fn close_study(
-        &self,
-        study_id: u64,
-        researcher: Bytes32,
-    ) -> Result<(Study, Option<LedgerEntry>), StoreError> {
-        let at = now_ms();
-        self.transact(|tx| {
-            let mut study = tx_open_study_of(tx, study_id, researcher)?;
-            let refund = if study.escrow > 0 {
-                Some(post(
-                    tx,
-                    LedgerKind::Refund,
-                    Account::Escrow(study_id),
-                    Account::Key(study.researcher),
-                    study.escrow,
-                    Some(study_id),
-                    at,
-                )?)
-            } else {
-                None
-            };
-            study.escrow = 0;
-            study.status = StudyStatus::Closed;
-            tx_put_json(tx.studies, &study_key(study_id), &study)?;
-            audit::append(
-                tx,
-                at,
-                AuditEvent::StudyClosed(StudyClosed {
-                    study: study_id,
-                    enrolled: study.enrolled,
-                    refund: refund.clone(),
-                }),
-            )?;
-            Ok((study, refund))
         })
     }
 

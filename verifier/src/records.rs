@@ -230,19 +230,34 @@ pub struct Study {
     pub reward: u64,
     /// The most enrollments the study takes.
     pub max_enrollments: u64,
+    /// The minimum cohort k the marketplace held the study to when it was posted: its
+    /// enrollments become public in batches, the first of at least k, so it shows either
+    /// no enrollment or at least k.
+    pub min_cohort: u64,
     /// The differential-privacy budget (epsilon).
     pub epsilon_budget: f64,
     /// Open or closed.
     pub status: StudyStatus,
-    /// Enrollments so far.
+    /// Enrollments made public so far (settled): 0, or at least `min_cohort`.
     pub enrolled: u64,
     /// Tokens in escrow (the balance of [`Account::Escrow`] for this id).
     pub escrow: u64,
-    /// When it was created, in milliseconds since the Unix epoch.
+    /// When it was created, in milliseconds since the Unix epoch, rounded down to the
+    /// marketplace's public time unit (a day by default).
     pub created_ms: u64,
 }
 
 impl Study {
+    /// What the public knows of the cohort's size: the count once enrollments are
+    /// public, `fewer than k` before (none is public below the minimum cohort).
+    pub fn public_count(&self) -> String {
+        if self.enrolled == 0 {
+            format!("fewer than {}", self.min_cohort)
+        } else {
+            self.enrolled.to_string()
+        }
+    }
+
     /// The study's escrow account.
     pub fn escrow_account(&self) -> Account {
         Account::Escrow(self.id)

@@ -1,12 +1,13 @@
-//! `POST /studies/{id}/enroll`: anonymous enrollment with an eligibility proof.
+//! `POST /studies/{id}/enroll`: anonymous enrollment with an eligibility proof, and
+//! `GET /studies/{id}/enrollments/{nullifier}`: where one stands, for its wallet.
 //!
 //! The server never trusts the client's statement: it rebuilds it from the
 //! study (`query_hash`, `issuers_root`), the marketplace key and study id (the
 //! scope), the reward note's receiver (`signal_hash`), and the client's registry root and
 //! nullifier ([`Statement::for_enrollment`]),
-//! verifies the Groth16 proof against it on the blocking pool, then records
-//! the enrollment and pays the reward into a note in one store transaction, flushed
-//! before the answer.
+//! verifies the Groth16 proof against it on the blocking pool, then holds the
+//! enrollment pending (settling its study's batch if it completes one) in one store
+//! transaction, flushed before the answer: 202 while it is pending, 201 once settled.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,20 +19,22 @@ use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement};
 use super::extract::{field, ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::EnrollRequest;
-use crate::{Enrollment, ProofRecord, RootStatus, StudyStatus};
+use crate::{EnrollmentStatus, ProofRecord, RootStatus, StudyStatus};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(enroll))
+    OpenApiRouter::new()
+        .routes(routes!(enroll))
+        .routes(routes!(enrollment_status))
 }
 
 #[utoipa::path(post, path = "/studies/{id}/enroll", tag = "studies",
     params(("id" = u64, Path, description = "the study id")), request_body = EnrollRequest,
-    responses((status = 201, description = "the enrollment and its reward note", body = Enrollment), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+    responses((status = 201, description = "settled: the enrollment and its reward note", body = EnrollmentStatus), (status = 202, description = "pending until the study's batch settles", body = EnrollmentStatus), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn enroll(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<EnrollRequest>,
-) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
+) -> Result<(StatusCode, Json<EnrollmentStatus>), ApiError> {
     let registry_root = field(&body.registry_root, "registry_root")?;
     let nullifier = field(&body.nullifier, "nullifier")?;
     let reward_receiver = field(&body.reward_receiver, "reward_receiver")?;
@@ -64,7 +67,10 @@ async fn enroll(
                     ))
                 }
             }
-            if store.enrollment(id, &nullifier_bytes)?.is_some() {
+            if matches!(
+                store.enrollment_status(id, &nullifier_bytes)?,
+                Some(EnrollmentStatus::Pending { .. } | EnrollmentStatus::Settled(_))
+            ) {
                 return Err(crate::StoreError::DuplicateNullifier { study: id }.into());
             }
             Ok(study)
@@ -101,5 +107,35 @@ async fn enroll(
             Ok(enrollment)
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(enrollment)))
+    let status = match enrollment {
+        EnrollmentStatus::Settled(_) => StatusCode::CREATED,
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(enrollment)))
+}
+
+/// Only the nullifier's holder can ask: nothing public names a pending nullifier.
+#[utoipa::path(get, path = "/studies/{id}/enrollments/{nullifier}", tag = "studies",
+    params(("id" = u64, Path, description = "the study id"), ("nullifier" = String, Path, description = "the nullifier, 64 hex digits")),
+    responses((status = 200, description = "pending, settled (with the enrollment) or voided (with why)", body = EnrollmentStatus), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn enrollment_status(
+    State(state): State<AppState>,
+    ApiPath((id, nullifier)): ApiPath<(u64, String)>,
+) -> Result<Json<EnrollmentStatus>, ApiError> {
+    let nullifier = fr_to_bytes(&field(&nullifier, "nullifier")?);
+    state
+        .blocking(move |state| {
+            state
+                .store()
+                .enrollment_status(id, &nullifier)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_enrollment",
+                        format!("study {id} holds no enrollment with this nullifier"),
+                    )
+                })
+        })
+        .await
+        .map(Json)
 }

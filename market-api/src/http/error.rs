@@ -141,6 +141,7 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateNullifier { .. } => (S::CONFLICT, "duplicate_nullifier"),
             StoreError::StudyFull { .. } => (S::CONFLICT, "study_full"),
             StoreError::EscrowExhausted { .. } => (S::CONFLICT, "escrow_exhausted"),
+            StoreError::EscrowBelowCohort { .. } => (S::CONFLICT, "escrow_below_cohort"),
             StoreError::InsufficientBalance { .. } => (S::CONFLICT, "insufficient_balance"),
             StoreError::InvalidAmount(_) => (S::UNPROCESSABLE_ENTITY, "invalid_amount"),
             StoreError::Overflow => (S::UNPROCESSABLE_ENTITY, "overflow"),

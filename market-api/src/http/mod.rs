@@ -519,9 +519,38 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let settler = tokio::spawn(settle_batches(state.clone()));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    settler.abort();
+    served
+}
+
+/// Settles the batches that have waited the policy's batch age ([`Store::settle_due`])
+/// and flushes, a few times per batch age (at most once a minute, at least every 100
+/// ms), until the task is aborted. Every server runs it beside the API.
+pub async fn settle_batches(state: AppState) {
+    let policy = state.store().config().cohort;
+    let tick = Duration::from_millis((policy.batch_age_ms / 4).clamp(100, 60_000));
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let worker = state.clone();
+        let settled = tokio::task::spawn_blocking(move || {
+            let store = worker.store();
+            let settled = store.settle_due();
+            store.flush()?;
+            settled
+        })
+        .await;
+        match settled {
+            Ok(Ok(0)) => {}
+            Ok(Ok(count)) => tracing::info!("settled {count} enrollments of batches past their age"),
+            Ok(Err(error)) => tracing::warn!("settling batches: {error}"),
+            Err(error) => tracing::warn!("settling batches: {error}"),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/health", tag = "marketplace",
@@ -547,6 +576,10 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
         note_circuit_id: config.note_circuit_id,
         note_tree_depth: zkcohort_circuits::note::NOTE_TREE_DEPTH,
         note_setup: config.note_setup,
+        min_cohort: store.cohort.min_cohort,
+        batch_size: store.cohort.batch_size,
+        batch_age_ms: store.cohort.batch_age_ms,
+        time_unit_ms: store.cohort.time_unit_ms,
     })
 }
 

@@ -46,6 +46,11 @@ impl From<ReleaseError> for ApiError {
             ReleaseError::UnsupportedBreakdown { .. } => {
                 Self::unprocessable("unsupported_breakdown", error.to_string())
             }
+            ReleaseError::BelowMinimumCohort { .. } => Self::new(
+                axum::http::StatusCode::CONFLICT,
+                "below_minimum_cohort",
+                error.to_string(),
+            ),
         }
     }
 }

@@ -316,6 +316,7 @@ fn fixed_fields_differing(study: &Study, original: &Study) -> Vec<&'static str> 
             "max_enrollments",
             study.max_enrollments == original.max_enrollments,
         ),
+        ("min_cohort", study.min_cohort == original.min_cohort),
         (
             "epsilon_budget",
             study.epsilon_budget.to_bits() == original.epsilon_budget.to_bits(),
@@ -826,12 +827,18 @@ fn check_enrollment_count(checks: &mut Checks, bundle: &StudyBundle) {
             study.enrolled, study.max_enrollments
         ));
     }
+    if study.enrolled > 0 && study.enrolled < study.min_cohort {
+        problems.push(format!(
+            "{} enrollments are public, fewer than the study's minimum cohort {}",
+            study.enrolled, study.min_cohort
+        ));
+    }
     checks.record(
         "enrollment_count",
         problems,
         format!(
-            "{} enrollments, as the study counts (maximum {})",
-            study.enrolled, study.max_enrollments
+            "{} enrollments, as the study counts (maximum {}, none public below the minimum cohort {})",
+            study.enrolled, study.max_enrollments, study.min_cohort
         ),
     );
 }

@@ -48,9 +48,10 @@ use crate::setup::KeySetup;
 use crate::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey};
 use crate::VerifierError;
 
-/// The bundle format this verifier reads (4: rewards paid into notes, where 3 named
-/// payout accounts).
-pub const BUNDLE_FORMAT: u32 = 4;
+/// The bundle format this verifier reads (5: studies carry their minimum cohort and
+/// public times are rounded to the marketplace's time unit; 4 paid rewards into notes,
+/// where 3 named payout accounts).
+pub const BUNDLE_FORMAT: u32 = 5;
 
 /// A study bundle, as `GET /studies/{id}/bundle` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,7 +134,8 @@ pub struct BundleRoot {
     pub leaf_count: u64,
     /// The audit entry of the change that made it current.
     pub audit_index: u64,
-    /// When it became current, in milliseconds since the Unix epoch.
+    /// When it became current, in milliseconds since the Unix epoch, rounded down to the
+    /// marketplace's public time unit.
     pub at_ms: u64,
 }
 
