@@ -213,6 +213,7 @@ mod tests {
             StoreConfig {
                 registry_depth: 8,
                 root_window_ms: 60_000,
+                cohort: crate::CohortPolicy::immediate(),
             },
         )
         .unwrap();

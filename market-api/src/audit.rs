@@ -350,6 +350,7 @@ mod tests {
             crate::StoreConfig {
                 registry_depth: 4,
                 root_window_ms: 1_000,
+                cohort: crate::CohortPolicy::immediate(),
             },
         )
         .unwrap();

@@ -133,7 +133,7 @@ fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
     let running = Marketplace::open_with_circuit(
         data.path(),
         &circuits,
-        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
+        zkcohort::serve::Rules::default(),
     )
     .unwrap()
     .spawn("127.0.0.1:0")

@@ -247,7 +247,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
         data.path(),
         CircuitShape::SMALL,
         SetupPolicy::DevelopmentUnsafe,
-        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
+        zkcohort::serve::Rules::default(),
     )
     .unwrap();
     let running = marketplace.spawn("127.0.0.1:0").unwrap();
@@ -279,7 +279,7 @@ fn the_library_serves_in_process_on_a_background_thread() {
         data.path(),
         CircuitShape::SMALL,
         SetupPolicy::DevelopmentUnsafe,
-        zkcohort_market::DEFAULT_ROOT_WINDOW_MS,
+        zkcohort::serve::Rules::default(),
     )
     .unwrap()
     .spawn("127.0.0.1:0")

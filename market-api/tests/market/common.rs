@@ -29,7 +29,7 @@ use zkcohort_cohort::CompiledQuery;
 use zkcohort_market::api::FundStudy;
 use zkcohort_market::http::{serve, ApiConfig, AppState, CircuitDownloads, Limits, Role};
 use zkcohort_market::AuditEntry;
-use zkcohort_market::{Store, StoreConfig};
+use zkcohort_market::{CohortPolicy, Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_testkit::{
     ali_harris, compile, fixture_paths, import, Enrollee, TestRegistry, ISSUER as ISSUER_ACCOUNT,
@@ -113,6 +113,7 @@ pub(crate) fn store_config() -> StoreConfig {
     StoreConfig {
         registry_depth: SHAPE.registry_depth,
         root_window_ms: 60_000,
+        cohort: CohortPolicy::immediate(),
     }
 }
 

@@ -13,7 +13,7 @@ use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::CircuitId;
 use zkcohort_market::dp::Epsilon;
 use zkcohort_market::http::{ApiConfig, CircuitDownloads, Limits, Role};
-use zkcohort_market::{NewStudy, ProofRecord, Store, StoreConfig};
+use zkcohort_market::{CohortPolicy, NewStudy, ProofRecord, Store, StoreConfig};
 use zkcohort_verifier::KeySetup;
 
 use crate::common::{public_key as public, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD};
@@ -31,6 +31,7 @@ impl Server {
             StoreConfig {
                 registry_depth: 8,
                 root_window_ms: 60_000,
+                cohort: CohortPolicy::immediate(),
             },
         )
         .unwrap();

@@ -14,7 +14,7 @@ use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::{Day, Query};
 use zkcohort_market::audit::{verify_chain, verify_inclusion, verify_log};
 use zkcohort_market::{
-    Account, AuditHead, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store, StoreConfig,
+    Account, AuditHead, CohortPolicy, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store, StoreConfig,
     StoreError, Study, StudyStatus,
 };
 use zkcohort_testkit::issued_at;
@@ -31,6 +31,7 @@ fn config() -> StoreConfig {
     StoreConfig {
         registry_depth: 8,
         root_window_ms: WINDOW_MS,
+        cohort: CohortPolicy::immediate(),
     }
 }
 
@@ -183,7 +184,9 @@ fn enrollment_pays_the_reward_and_records_the_nullifier() {
     let patient = receiver(3);
     let enrollment = store
         .enroll(study.id, nullifier(1), patient, proof(&store))
-        .expect("enroll");
+        .expect("enroll")
+        .settled()
+        .expect("settled at once under k = 1");
     assert_eq!(enrollment.reward, 10);
     assert_eq!(enrollment.position, 0);
     assert_eq!(enrollment.root_seq, 0);
@@ -381,7 +384,7 @@ fn concurrent_enrollments_never_overdraw_the_escrow() {
     let mut positions: Vec<u64> = results
         .iter()
         .filter_map(|result| result.as_ref().ok())
-        .map(|enrollment| enrollment.position)
+        .map(|status| status.clone().settled().expect("settled").position)
         .collect();
     positions.sort_unstable();
     assert_eq!(positions, (0..7).collect::<Vec<_>>());
@@ -462,6 +465,8 @@ fn state_survives_reopening_the_database() {
     assert_eq!(appended.first_index, 3);
     let second = store
         .enroll(study_id, nullifier(2), receiver(4), proof(&store))
+        .unwrap()
+        .settled()
         .unwrap();
     assert_eq!(second.note_index, 1);
     assert_eq!(store.note_root().unwrap().unwrap().leaf_count, 2);
@@ -477,6 +482,7 @@ fn state_survives_reopening_the_database() {
         StoreConfig {
             registry_depth: 9,
             root_window_ms: WINDOW_MS,
+            cohort: CohortPolicy::immediate(),
         },
     );
     assert!(matches!(wrong, Err(StoreError::Config(_))));

@@ -71,6 +71,7 @@ fn study() -> Study {
         root_window_ms: 86_400_000,
         reward: 25,
         max_enrollments: 20,
+        min_cohort: 10,
         epsilon_budget: 1.5,
         status: StudyStatus::Open,
         enrolled: 0,
