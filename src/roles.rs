@@ -892,9 +892,8 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "study {study} closed after {} enrollment{}; {} tokens refunded",
-                closed.study.enrolled,
-                if closed.study.enrolled == 1 { "" } else { "s" },
+                "study {study} closed with {} enrollments public; {} tokens refunded",
+                closed.study.public_count(),
                 closed.refunded()
             );
         }

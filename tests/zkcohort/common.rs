@@ -120,9 +120,20 @@ impl ServerProcess {
         command
     }
 
-    /// [`ServerProcess::serve_command`] on development keys.
+    /// [`ServerProcess::serve_command`] on development keys, every enrollment public at
+    /// once and public times to the second: for the tests of everything but the minimum
+    /// cohort.
     pub(crate) fn command(data: &Path) -> Command {
-        Self::serve_command(data, true)
+        let mut command = Self::serve_command(data, true);
+        command.args([
+            "--min-cohort",
+            "1",
+            "--batch-size",
+            "1",
+            "--public-time-unit-secs",
+            "1",
+        ]);
+        command
     }
 
     /// Starts [`ServerProcess::command`] and waits until it listens.

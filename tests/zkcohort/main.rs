@@ -5,4 +5,5 @@ mod ceremony;
 mod cli;
 mod common;
 mod e2e;
+mod linkage;
 mod serve;

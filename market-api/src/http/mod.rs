@@ -39,7 +39,8 @@
 //! | `POST /studies/{id}/fund` | researcher | `{"amount": n}` → ledger entry |
 //! | `POST /studies/{id}/close` | researcher | closed study and refund |
 //! | `GET /studies?start&limit`, `GET /studies/{id}` | anyone | studies |
-//! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`](crate::api::EnrollRequest) → [`Enrollment`](crate::Enrollment) (201) |
+//! | `POST /studies/{id}/enroll` | anyone | [`EnrollRequest`](crate::api::EnrollRequest) → [`EnrollmentStatus`](crate::EnrollmentStatus) (202 pending, 201 settled) |
+//! | `GET /studies/{id}/enrollments/{nullifier}` | the nullifier's holder | [`EnrollmentStatus`](crate::EnrollmentStatus) |
 //! | `GET /notes` | anyone | [`NoteTreeState`]: the note tree's size, current root and spent count |
 //! | `GET /notes/leaves?start&limit`, `GET /notes/roots?start&limit`, `GET /notes/spent?start&limit` | anyone | note commitments (hex), root history, spent note nullifiers (hex) |
 //! | `POST /notes/transfer` | anyone | [`NoteTransferRequest`](crate::api::NoteTransferRequest) → [`NoteTransfer`](crate::NoteTransfer) (201): two notes spent, two appended, the withdrawal paid |

@@ -5,6 +5,7 @@
 mod admin;
 mod bundle;
 mod circuits;
+mod cohort;
 mod common;
 mod http;
 mod openapi;

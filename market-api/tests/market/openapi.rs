@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/studies/{id}/fund"),
     ("post", "/studies/{id}/close"),
     ("post", "/studies/{id}/enroll"),
+    ("get", "/studies/{id}/enrollments/{nullifier}"),
     ("get", "/studies/{id}/bundle"),
     ("get", "/notes"),
     ("get", "/notes/leaves"),
@@ -84,7 +85,9 @@ async fn openapi_json_describes_every_served_route() {
     for (method, path) in &described {
         let url = format!(
             "{base}{}",
-            path.replace("{id}", "1").replace("{key}", &"0".repeat(64))
+            path.replace("{id}", "1")
+                .replace("{key}", &"0".repeat(64))
+                .replace("{nullifier}", &"0".repeat(64))
         );
         let request = match method.as_str() {
             "get" => client.get(&url),

@@ -39,11 +39,11 @@ fn open(dir: &Path) -> Store {
     Store::open(dir, config()).expect("open store")
 }
 
-fn key(seed: u8) -> SigningKey {
+pub(crate) fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
-fn public(seed: u8) -> [u8; 32] {
+pub(crate) fn public(seed: u8) -> [u8; 32] {
     key(seed).verifying_key().to_bytes()
 }
 
@@ -55,12 +55,12 @@ fn leaf(value: u64) -> [u8; 32] {
 }
 
 /// A reward receiver: a canonical field element, as a wallet binds into its proof.
-fn receiver(seed: u8) -> [u8; 32] {
+pub(crate) fn receiver(seed: u8) -> [u8; 32] {
     leaf(1000 + u64::from(seed))
 }
 
 /// What the note tree pays `receiver` in notes of `reward`.
-fn paid_to(store: &Store, receiver: [u8; 32], reward: u64) -> u64 {
+pub(crate) fn paid_to(store: &Store, receiver: [u8; 32], reward: u64) -> u64 {
     let receiver = zkcohort_circuits::statement::fr_from_bytes(&receiver).unwrap();
     let note = zkcohort_circuits::statement::fr_to_bytes(
         &zkcohort_circuits::note::note_commitment(reward, receiver),
@@ -89,7 +89,7 @@ fn records(commitments: &[[u8; 32]]) -> Vec<AppendedRecord> {
         .collect()
 }
 
-fn nullifier(value: u64) -> [u8; 32] {
+pub(crate) fn nullifier(value: u64) -> [u8; 32] {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&value.to_be_bytes());
     bytes[31] = 0xaa;
@@ -104,11 +104,11 @@ fn query() -> Query {
     .expect("query")
 }
 
-const RESEARCHER: u8 = 1;
+pub(crate) const RESEARCHER: u8 = 1;
 const ISSUER: u8 = 2;
 
 /// A study with `fund` tokens in escrow, its researcher minted `fund`.
-fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
+pub(crate) fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
     let study = store
         .create_study(NewStudy {
             researcher: public(RESEARCHER),
@@ -131,7 +131,7 @@ fn study(store: &Store, reward: u64, max_enrollments: u64, fund: u64) -> Study {
     store.study(study.id).expect("study")
 }
 
-fn proof(store: &Store) -> ProofRecord {
+pub(crate) fn proof(store: &Store) -> ProofRecord {
     ProofRecord {
         registry_root: store.registry_root().expect("root").root,
         proof: crate::common::unverified_proof(),

@@ -74,6 +74,9 @@ async fn state_survives_a_restart_mid_flow() {
 /// Names the folder the crash test's server process serves; set only for
 /// that process.
 const CHILD_FOLDER_VAR: &str = "ZKCOHORT_RELIABILITY_SERVER_FOLDER";
+/// The minimum cohort (and batch size) the server process holds enrollments to; unset,
+/// every enrollment settles at once.
+const CHILD_MIN_COHORT_VAR: &str = "ZKCOHORT_RELIABILITY_MIN_COHORT";
 /// The test that acts as the server process.
 const CHILD_TEST: &str = "reliability::crash::server_process_for_the_crash_test";
 
@@ -96,7 +99,17 @@ async fn server_process_for_the_crash_test() {
         CircuitId::of(&verifying_key),
         zkcohort_verifier::prepare_verifying_key(&verifying_key),
     );
-    let store = Store::open(folder.join("db"), store_config()).unwrap();
+    let mut store_config = store_config();
+    if let Some(k) = std::env::var(CHILD_MIN_COHORT_VAR).ok() {
+        let k = k.parse().unwrap();
+        store_config.cohort = CohortPolicy {
+            min_cohort: k,
+            batch_size: k,
+            batch_age_ms: 60_000,
+            time_unit_ms: 1,
+        };
+    }
+    let store = Store::open(folder.join("db"), store_config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     // Written whole, then renamed: the parent never reads half an address.
     let address = listener.local_addr().unwrap().to_string();
@@ -118,12 +131,21 @@ impl ServerProcess {
     /// Starts [`server_process_for_the_crash_test`] on `folder` and waits
     /// for its address.
     pub(super) fn start(folder: &Path) -> (Self, Api) {
+        Self::start_with(folder, None)
+    }
+
+    /// [`ServerProcess::start`], holding enrollments to a minimum cohort when given.
+    fn start_with(folder: &Path, min_cohort: Option<u64>) -> (Self, Api) {
         std::fs::write(
             folder.join("vk.json"),
             verifying_key_to_json(keys().verifying_key()),
         )
         .unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if let Some(k) = min_cohort {
+            command.env(CHILD_MIN_COHORT_VAR, k.to_string());
+        }
+        let child = command
             .args(["--ignored", "--exact", CHILD_TEST, "--test-threads=1"])
             .env(CHILD_FOLDER_VAR, folder)
             .stdin(Stdio::null())
@@ -292,4 +314,59 @@ async fn acknowledged_enrollments_survive_sigkill() {
     }
     server.store().check_conservation().unwrap();
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_killed_while_it_settles_is_all_or_nothing() {
+    const MEMBERS: usize = 4;
+    let cohort = cohort(MEMBERS);
+    let proofs = prove_all(&cohort);
+    let escrow = REWARD * MEMBERS as u64;
+    // The last enrollment completes the batch; the server is killed at several moments
+    // after it is sent: before its proof is checked, while the batch commits, after.
+    for delay_ms in [0u64, 4, 8, 12, 20, 40] {
+        let folder = tempfile::tempdir().unwrap();
+        let (mut process, api) = ServerProcess::start_with(folder.path(), Some(MEMBERS as u64));
+        api.set_up_market(&cohort, 10, escrow).await;
+        for (index, proof) in proofs.iter().enumerate().take(MEMBERS - 1) {
+            let (status, answer) = api.enroll(proof, &receiver(index)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+            assert_eq!(answer["status"], "pending");
+        }
+        let last = MEMBERS - 1;
+        let body = enroll_body(&proofs[last], &receiver(last)).to_string();
+        let sender = api.clone();
+        let request = tokio::spawn(async move {
+            sender
+                .post_raw(
+                    &format!("/studies/{STUDY}/enroll"),
+                    None,
+                    Some("application/json"),
+                    body.into_bytes(),
+                )
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        process.kill();
+        let answered = matches!(request.await, Ok(Ok((StatusCode::CREATED, _))));
+
+        let store = Store::open(folder.path().join("db"), store_config()).unwrap();
+        let study = store.study(STUDY).unwrap();
+        let public = (
+            store.enrollments(STUDY).unwrap().len(),
+            study.enrolled,
+            study.escrow,
+            store.note_leaves(0, usize::MAX).unwrap().len(),
+            audit_enrollments_since(&store, 0).0,
+            store.pending_count().unwrap(),
+        );
+        let settled = (MEMBERS, MEMBERS as u64, 0, MEMBERS, MEMBERS, 0);
+        let pending = (0, 0, escrow, 0, 0, MEMBERS as u64 - 1);
+        assert!(
+            public == settled || (public == pending && !answered),
+            "killed {delay_ms} ms in: {public:?}"
+        );
+        store.check_conservation().unwrap();
+        store.verify_audit_log().unwrap();
+    }
 }

@@ -30,7 +30,7 @@ use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::Fr;
 use zkcohort_market::api::FundStudy;
 use zkcohort_market::http::{serve, ApiConfig, AppState, Limits};
-use zkcohort_market::{Account, SignedHead, SignedTransfer, Store};
+use zkcohort_market::{Account, CohortPolicy, SignedHead, SignedTransfer, Store};
 use zkcohort_prover::{CircuitId, EligibilityProof};
 use zkcohort_verifier::events::AuditEvent;
 use zkcohort_verifier::snarkjs::{g2_to_json, verifying_key_from_json, verifying_key_to_json};
