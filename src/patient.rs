@@ -366,7 +366,9 @@ pub fn check_enrollments(
     if !check.voided.is_empty() {
         wallet.update_enrollments(|all| {
             for made in all.iter_mut().filter(|made| &made.marketplace_key == key) {
-                if let Some((_, reason)) = check.voided.iter().find(|(study, _)| *study == made.study) {
+                if let Some((_, reason)) =
+                    check.voided.iter().find(|(study, _)| *study == made.study)
+                {
                     made.voided = Some(reason.clone());
                 }
             }

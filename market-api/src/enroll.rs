@@ -490,7 +490,10 @@ impl Store {
                     .map(|enrollment| (enrollment.nullifier, CLOSED_BELOW_COHORT)),
             );
         } else {
-            keep.nullifiers = valid.iter().map(|enrollment| enrollment.nullifier).collect();
+            keep.nullifiers = valid
+                .iter()
+                .map(|enrollment| enrollment.nullifier)
+                .collect();
         }
         Ok(Plan {
             before,
@@ -510,7 +513,9 @@ impl Store {
         new: &PendingEnrollment,
         at: u64,
     ) -> Result<(), StoreError> {
-        if self.nullifiers.contains_key(nullifier_key(study.id, &new.nullifier))?
+        if self
+            .nullifiers
+            .contains_key(nullifier_key(study.id, &new.nullifier))?
             || self
                 .pending
                 .contains_key(pending_key(PENDING_ENTRY, study.id, &new.nullifier))?
@@ -575,7 +580,11 @@ impl Store {
         for (nullifier, reason) in &plan.void {
             tx.pending
                 .remove(&pending_key(PENDING_ENTRY, study_id, nullifier)[..])?;
-            tx_put_json(tx.pending, &pending_key(VOIDED, study_id, nullifier), reason)?;
+            tx_put_json(
+                tx.pending,
+                &pending_key(VOIDED, study_id, nullifier),
+                reason,
+            )?;
         }
         let mut settled = Vec::with_capacity(plan.settle.len());
         for (pending, note) in &plan.settle {

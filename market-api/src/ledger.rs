@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, LedgerChange, SignedLedgerChange};
 
 use crate::store::{
-    abort, get_u64, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx,
-    TxResult,
+    abort, get_u64, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult,
 };
 use crate::{audit, Bytes32, Store, StoreError, Study};
 

@@ -26,8 +26,8 @@ use zkcohort_verifier::snarkjs::SnarkjsProof;
 
 use crate::ledger::{post, Account, LedgerKind};
 use crate::store::{
-    abort, decode_json, get_json, get_u64, lock_tree, prefixed_32, prefixed_u64,
-    tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult,
+    abort, decode_json, get_json, get_u64, lock_tree, prefixed_32, prefixed_u64, tx_get_json,
+    tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult,
 };
 use crate::{audit, Bytes32, LedgerEntry, RootRecord, Store, StoreError};
 

@@ -35,8 +35,8 @@ use zkcohort_verifier::events::{
 
 use crate::api_keys::{suspension_key, tx_is_suspended};
 use crate::store::{
-    abort, decode_json, decode_u64, get_json, lock_tree, prefixed_32, prefixed_u64,
-    tx_get_json, tx_put_json, Tx, TxResult,
+    abort, decode_json, decode_u64, get_json, lock_tree, prefixed_32, prefixed_u64, tx_get_json,
+    tx_put_json, Tx, TxResult,
 };
 use crate::{audit, Bytes32, Store, StoreError};
 

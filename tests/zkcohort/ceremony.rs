@@ -130,14 +130,11 @@ fn refusal_of(proving_key_file: Vec<u8>) -> (String, bool) {
         },
         ..served
     };
-    let running = Marketplace::open_with_circuit(
-        data.path(),
-        &circuits,
-        zkcohort::serve::Rules::default(),
-    )
-    .unwrap()
-    .spawn("127.0.0.1:0")
-    .unwrap();
+    let running =
+        Marketplace::open_with_circuit(data.path(), &circuits, zkcohort::serve::Rules::default())
+            .unwrap()
+            .spawn("127.0.0.1:0")
+            .unwrap();
     let client = MarketClient::new(running.url()).unwrap();
     let market = RemoteMarketplace::fetch(&client).unwrap();
     let wallet = tempfile::tempdir().unwrap();

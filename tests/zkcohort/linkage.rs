@@ -12,7 +12,12 @@ use serde_json::Value;
 use crate::common::{request_key, stderr, stdout, zkcohort, ServerProcess};
 
 const MIN_COHORT: &str = "3";
-const PATIENTS: [&str; 4] = ["Ali_Harris", "Clemente_Kreiger", "Abdul_Koepp", "Annmarie_Doyle"];
+const PATIENTS: [&str; 4] = [
+    "Ali_Harris",
+    "Clemente_Kreiger",
+    "Abdul_Koepp",
+    "Annmarie_Doyle",
+];
 
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -83,7 +88,14 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     for request in [&issuer, &researcher] {
         operator(&["operator", "create-key", "--request", arg(&request.request)]);
     }
-    operator(&["operator", "mint", "--to", &researcher.account, "--amount", "1000"]);
+    operator(&[
+        "operator",
+        "mint",
+        "--to",
+        &researcher.account,
+        "--amount",
+        "1000",
+    ]);
 
     // Four patients, one record each.
     let wallets: Vec<PathBuf> = PATIENTS.iter().map(|name| work.path().join(name)).collect();
@@ -142,7 +154,13 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     );
     let enroll = |wallet: &Path, study: &str| -> Value {
         let output = run(&[
-            "patient", "enroll", "--study", study, "--wallet", arg(wallet), "--json",
+            "patient",
+            "enroll",
+            "--study",
+            study,
+            "--wallet",
+            arg(wallet),
+            "--json",
         ]);
         serde_json::from_str(output.lines().last().unwrap()).unwrap()
     };
@@ -151,14 +169,20 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
         for (position, wallet) in wallets.iter().enumerate() {
             let status = enroll(wallet, study);
             let expected = if position < 2 { "pending" } else { "settled" };
-            assert_eq!(status["status"], expected, "study {study}, patient {position}");
+            assert_eq!(
+                status["status"], expected,
+                "study {study}, patient {position}"
+            );
         }
     }
     // Alone in the singling-out study: pending, and nothing public about it.
     assert_eq!(enroll(&wallets[0], "3")["status"], "pending");
     let client = server.client();
     let singled: Value = client.get("/studies/3").unwrap();
-    assert_eq!((singled["enrolled"].as_u64(), singled["escrow"].as_u64()), (Some(0), Some(200)));
+    assert_eq!(
+        (singled["enrolled"].as_u64(), singled["escrow"].as_u64()),
+        (Some(0), Some(200))
+    );
     let bundle: Value = client.get("/studies/3/bundle").unwrap();
     assert_eq!(bundle["enrollments"], Value::Array(Vec::new()));
 
@@ -170,7 +194,14 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
         assert!(created.status.success(), "{}", stderr(&created));
         let recipient = stdout(&created).trim().to_string();
         run(&[
-            "patient", "withdraw", "--wallet", arg(wallet), "--to", &recipient, "--amount", "25",
+            "patient",
+            "withdraw",
+            "--wallet",
+            arg(wallet),
+            "--to",
+            &recipient,
+            "--amount",
+            "25",
         ]);
         recipients.push(recipient);
     }
@@ -178,7 +209,13 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     // The researcher closes the singling-out study below k: voided, refunded whole, and
     // its patient's wallet is told why.
     let closed = run(&[
-        "researcher", "close", "--study", "3", "--json", "--api-key", &researcher.api_key,
+        "researcher",
+        "close",
+        "--study",
+        "3",
+        "--json",
+        "--api-key",
+        &researcher.api_key,
     ]);
     let closed: Value = serde_json::from_str(closed.lines().last().unwrap()).unwrap();
     assert_eq!(closed["study"]["enrolled"], 0, "{closed}");
@@ -222,8 +259,12 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
             .collect();
         let enrollments = bundle["enrollments"].as_array().unwrap();
         for enrollment in enrollments {
-            let fields: BTreeSet<&str> =
-                enrollment.as_object().unwrap().keys().map(String::as_str).collect();
+            let fields: BTreeSet<&str> = enrollment
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             assert_eq!(fields, allowed, "per-enrollment fields of study {study}");
             // Study-level and root-level fields take one value in the study.
             for shared in ["reward", "registry_root", "root_seq"] {
@@ -245,20 +286,30 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
         values(&account, &mut shown);
         events.push((recipient.clone(), shown));
     }
-    assert_eq!(events.len(), 8 + 2, "eight enrollments public, two withdrawals");
+    assert_eq!(
+        events.len(),
+        8 + 2,
+        "eight enrollments public, two withdrawals"
+    );
 
     // Ground truth: whose event is whose, from the wallets.
     let owner_of: HashMap<String, usize> = wallets
         .iter()
         .enumerate()
         .flat_map(|(patient, wallet)| {
-            let made: Value =
-                serde_json::from_str(&std::fs::read_to_string(wallet.join("enrollments.json")).unwrap())
-                    .unwrap();
+            let made: Value = serde_json::from_str(
+                &std::fs::read_to_string(wallet.join("enrollments.json")).unwrap(),
+            )
+            .unwrap();
             made.as_array()
                 .unwrap()
                 .iter()
-                .map(|enrollment| (enrollment["nullifier"].as_str().unwrap().to_string(), patient))
+                .map(|enrollment| {
+                    (
+                        enrollment["nullifier"].as_str().unwrap().to_string(),
+                        patient,
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .chain(recipients.iter().cloned().zip(0..))
@@ -278,7 +329,10 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
         .filter(|(value, count)| **count > 1 && patients_showing[*value].len() == 1)
         .map(|(value, _)| *value)
         .collect();
-    assert!(linking.is_empty(), "values that group events by patient: {linking:?}");
+    assert!(
+        linking.is_empty(),
+        "values that group events by patient: {linking:?}"
+    );
     // No public event shows a registry leaf, and no enrollment names its leaf's index
     // alone (indices are small numbers every event shows, if any).
     for (key, shown) in &events {

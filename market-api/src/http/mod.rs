@@ -547,7 +547,9 @@ pub async fn settle_batches(state: AppState) {
         .await;
         match settled {
             Ok(Ok(0)) => {}
-            Ok(Ok(count)) => tracing::info!("settled {count} enrollments of batches past their age"),
+            Ok(Ok(count)) => {
+                tracing::info!("settled {count} enrollments of batches past their age")
+            }
             Ok(Err(error)) => tracing::warn!("settling batches: {error}"),
             Err(error) => tracing::warn!("settling batches: {error}"),
         }

@@ -74,9 +74,15 @@ fn enrollments_stay_pending_with_nothing_public_until_k_then_settle_together() {
             enroll(&store, study.id, index).unwrap(),
             EnrollmentStatus::Pending { min_cohort: K }
         );
-        assert_eq!(public_view(&store, study.id), before, "after {index} pending");
         assert_eq!(
-            store.enrollment_status(study.id, &nullifier(index)).unwrap(),
+            public_view(&store, study.id),
+            before,
+            "after {index} pending"
+        );
+        assert_eq!(
+            store
+                .enrollment_status(study.id, &nullifier(index))
+                .unwrap(),
             Some(EnrollmentStatus::Pending { min_cohort: K })
         );
     }
@@ -89,14 +95,19 @@ fn enrollments_stay_pending_with_nothing_public_until_k_then_settle_together() {
 
     // The k-th settles the whole batch in one go.
     let settled = enroll(&store, study.id, K).unwrap();
-    assert!(matches!(settled, EnrollmentStatus::Settled(_)), "{settled:?}");
+    assert!(
+        matches!(settled, EnrollmentStatus::Settled(_)),
+        "{settled:?}"
+    );
     let after = store.study(study.id).unwrap();
     assert_eq!((after.enrolled, after.escrow), (K, 200 - K * REWARD));
     assert_eq!(store.enrollments(study.id).unwrap().len() as u64, K);
     for index in 1..=K {
         assert_eq!(paid_to(&store, receiver(index as u8), REWARD), REWARD);
         assert!(matches!(
-            store.enrollment_status(study.id, &nullifier(index)).unwrap(),
+            store
+                .enrollment_status(study.id, &nullifier(index))
+                .unwrap(),
             Some(EnrollmentStatus::Settled(_))
         ));
     }
@@ -184,10 +195,18 @@ fn a_study_closed_below_k_voids_its_pending_enrollments_and_refunds_the_whole_es
         (StudyStatus::Closed, 0, 0)
     );
     assert_eq!(refund.expect("a refund").amount, 200);
-    assert_eq!(store.balance(zkcohort_market::Account::Key(public(RESEARCHER))).unwrap(), 200);
+    assert_eq!(
+        store
+            .balance(zkcohort_market::Account::Key(public(RESEARCHER)))
+            .unwrap(),
+        200
+    );
     assert!(store.note_leaves(0, usize::MAX).unwrap().is_empty());
     for index in 1..K {
-        match store.enrollment_status(study.id, &nullifier(index)).unwrap() {
+        match store
+            .enrollment_status(study.id, &nullifier(index))
+            .unwrap()
+        {
             Some(EnrollmentStatus::Voided { reason }) => {
                 assert!(reason.contains("fewer participants"), "{reason}")
             }

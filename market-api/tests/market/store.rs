@@ -14,8 +14,8 @@ use zkcohort_circuits::CircuitId;
 use zkcohort_cohort::{Day, Query};
 use zkcohort_market::audit::{verify_chain, verify_inclusion, verify_log};
 use zkcohort_market::{
-    Account, AuditHead, CohortPolicy, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store, StoreConfig,
-    StoreError, Study, StudyStatus,
+    Account, AuditHead, CohortPolicy, NewStudy, ProofRecord, RootStatus, SignedTransfer, Store,
+    StoreConfig, StoreError, Study, StudyStatus,
 };
 use zkcohort_testkit::issued_at;
 use zkcohort_verifier::events::AppendedRecord;

@@ -92,6 +92,16 @@ fn the_vector_verifies_and_every_tampering_is_named() {
     );
     assert_rejected(&report, "study_record", "root_window_ms");
 
+    // Fewer enrollments public than the study's minimum cohort: the marketplace broke k
+    // (or the bundle misstates it).
+    let report = tamper(&|b| b.study.min_cohort = b.study.enrolled + 1);
+    assert_rejected(
+        &report,
+        "enrollment_count",
+        "fewer than the study's minimum cohort",
+    );
+    assert_rejected(&report, "study_record", "min_cohort");
+
     // A digit of a proof point changed: not a curve point any more.
     let report = tamper(&|b| {
         let x = b.enrollments[0].proof.pi_a[0].clone();
