@@ -105,8 +105,8 @@ pub enum EnrollmentStatus {
         /// pending.
         min_cohort: u64,
     },
-    /// Public: the reward note is in the note tree.
-    Settled(Enrollment),
+    /// Public: the reward note is in the note tree (boxed: the largest variant by far).
+    Settled(Box<Enrollment>),
     /// Never made public and paid nothing.
     Voided {
         /// Why.
@@ -118,7 +118,7 @@ impl EnrollmentStatus {
     /// The enrollment, if it settled.
     pub fn settled(self) -> Option<Enrollment> {
         match self {
-            EnrollmentStatus::Settled(enrollment) => Some(enrollment),
+            EnrollmentStatus::Settled(enrollment) => Some(*enrollment),
             _ => None,
         }
     }
@@ -179,8 +179,8 @@ fn pending_key(prefix: u8, study: u64, nullifier: &Bytes32) -> [u8; 41] {
 
 /// What changes a study's pending enrollments.
 enum Trigger {
-    /// A verified enrollment arrives.
-    Admit(PendingEnrollment),
+    /// A verified enrollment arrives (boxed, with its proof).
+    Admit(Box<PendingEnrollment>),
     /// The periodic check: a later batch may have grown old enough.
     Due,
     /// Its researcher closes the study.
@@ -264,14 +264,14 @@ impl Store {
             proof,
             accepted_ms: now_ms(),
         };
-        let outcome = self.change_pending(study_id, Trigger::Admit(pending))?;
+        let outcome = self.change_pending(study_id, Trigger::Admit(Box::new(pending)))?;
         Ok(
             match outcome
                 .settled
                 .into_iter()
                 .find(|enrollment| enrollment.nullifier == nullifier)
             {
-                Some(enrollment) => EnrollmentStatus::Settled(enrollment),
+                Some(enrollment) => EnrollmentStatus::Settled(Box::new(enrollment)),
                 None => EnrollmentStatus::Pending {
                     min_cohort: outcome.study.min_cohort,
                 },
@@ -344,7 +344,7 @@ impl Store {
         nullifier: &Bytes32,
     ) -> Result<Option<EnrollmentStatus>, StoreError> {
         if let Some(enrollment) = self.enrollment(study_id, nullifier)? {
-            return Ok(Some(EnrollmentStatus::Settled(enrollment)));
+            return Ok(Some(EnrollmentStatus::Settled(Box::new(enrollment))));
         }
         if self
             .pending
@@ -445,7 +445,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         if let Trigger::Admit(new) = trigger {
             self.check_admission(&study, before.nullifiers.len() as u64, new, at)?;
-            candidates.push(new.clone());
+            candidates.push(new.as_ref().clone());
         }
         let mut void = Vec::new();
         let mut valid = Vec::new();

@@ -4,7 +4,7 @@
 //! public GET routes only, the observer tries to group the enrollments and withdrawals by
 //! patient and to tie them to registry leaves.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -228,7 +228,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
 
     // The observer: public routes only.
     let observer = server.client();
-    let registry_leaves: HashSet<String> = {
+    let registry_leaves: BTreeSet<String> = {
         let leaves: Value = observer.get("/registry/leaves?start=0&limit=1000").unwrap();
         let mut all = BTreeSet::new();
         values(&leaves, &mut all);

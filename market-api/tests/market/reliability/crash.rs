@@ -100,7 +100,7 @@ async fn server_process_for_the_crash_test() {
         zkcohort_verifier::prepare_verifying_key(&verifying_key),
     );
     let mut store_config = store_config();
-    if let Some(k) = std::env::var(CHILD_MIN_COHORT_VAR).ok() {
+    if let Ok(k) = std::env::var(CHILD_MIN_COHORT_VAR) {
         let k = k.parse().unwrap();
         store_config.cohort = CohortPolicy {
             min_cohort: k,
