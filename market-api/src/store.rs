@@ -27,7 +27,7 @@
 //! | `notes` | `l`+index: note commitment; `r`+seq: root record; `R`+root: seq; `x`+nullifier: spend; `s`+seq: spent nullifier; `head`; `count_spent` | bytes, JSON |
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
-//! | `pending` | `e`+study id+nullifier: [`PendingEnrollment`](crate::pending::PendingEnrollment); `s`+study id: the study's pending nullifiers; `v`+study id+nullifier: why it was voided | JSON |
+//! | `pending` | `e`+study id+nullifier: [`PendingEnrollment`](crate::enroll::PendingEnrollment); `s`+study id: the study's pending nullifiers; `v`+study id+nullifier: why it was voided | JSON |
 //! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
 //!
 //! Every operation is one transaction over all ten trees (sled
