@@ -79,9 +79,9 @@ const STUDIES: [DemoStudy; 3] = [
     },
 ];
 
-/// The demo marketplace's minimum cohort: its world is 40 patients, so it uses 5 where
-/// the default is 10; a study fewer than 5 patients join closes with nothing public.
-const DEMO_MIN_COHORT: u64 = 5;
+/// The demo marketplace's minimum cohort: its world is 22 patients, so it uses 3 where
+/// the default is 10; a study fewer than 3 patients join closes with nothing public.
+const DEMO_MIN_COHORT: u64 = 3;
 
 /// Tokens the operator mints for each researcher.
 const RESEARCHER_GRANT: u64 = 10_000;
@@ -472,7 +472,7 @@ fn run_roles(
 
     say(&format!(
         "researchers: closing the studies (each settles what is pending if at least {} \
-         joined, voids it otherwise), exporting a bundle",
+         joined, voids it otherwise and refunds its whole escrow), exporting a bundle",
         market.info.min_cohort
     ));
     let mut outcomes = Vec::new();
@@ -499,7 +499,17 @@ fn run_roles(
     researcher::export_bundle(&public, bundle_study, &bundle)?;
     let verdict = researcher::verify_bundle_file(&bundle, Some(&market.key), transcript.as_ref())?;
 
-    let withdrawal = withdraw_most_enrolled(&public, &market, &wallets, &targets, note_keys, &say)?;
+    // Only the enrollments of studies that reached the minimum cohort were paid.
+    let paid: Vec<(usize, u64)> = targets
+        .iter()
+        .copied()
+        .filter(|(_, study)| {
+            outcomes
+                .iter()
+                .any(|outcome| outcome.id == *study && outcome.enrolled > 0)
+        })
+        .collect();
+    let withdrawal = withdraw_most_enrolled(&public, &market, &wallets, &paid, note_keys, &say)?;
     let tokens_paid = outcomes.iter().map(|outcome| outcome.paid).sum();
     Ok(DemoReport {
         server: base.to_string(),
@@ -520,18 +530,19 @@ fn run_roles(
     })
 }
 
-/// The patient with the most enrollments withdraws everything its reward notes hold to
-/// its wallet's own account: merges, then one withdrawal, each a note-transfer proof.
+/// The patient with the most paid enrollments (`paid`: wallet index and study) withdraws
+/// everything its reward notes hold to its wallet's own account: merges, then one
+/// withdrawal, each a note-transfer proof.
 fn withdraw_most_enrolled(
     public: &MarketClient,
     market: &RemoteMarketplace,
     wallets: &[Wallet],
-    targets: &[(usize, u64)],
+    paid: &[(usize, u64)],
     note_keys: &CircuitKeys<NoteShape>,
     say: &dyn Fn(&str),
 ) -> Result<WithdrawalOutcome> {
     let Some(most) = (0..wallets.len())
-        .max_by_key(|index| targets.iter().filter(|(wallet, _)| wallet == index).count())
+        .max_by_key(|index| paid.iter().filter(|(wallet, _)| wallet == index).count())
     else {
         return Ok(WithdrawalOutcome::default());
     };
@@ -650,7 +661,7 @@ pub fn print_report(report: &DemoReport) {
         report.import.deceased
     );
     println!(
-        "proofs              {} in {:.1} s = {:.2} proofs/s (proved and enrolled)",
+        "proofs              {} in {:.1} s = {:.2} proofs/s (proved and accepted)",
         report.proofs, report.proving_seconds, report.proofs_per_second
     );
     println!(

@@ -107,11 +107,11 @@ fn the_demo_pays_every_eligible_patient_and_its_bundle_verifies() {
         assert!(expected > 0, "{query_file} selects nobody: a weak demo");
         assert_eq!(study["eligible"], expected, "{query_file}");
         assert_eq!(study["accepted"], expected, "{query_file}");
-        // The demo's minimum cohort is 5: a study fewer joined shows nothing.
-        let (enrolled, shown) = if expected >= 5 {
+        // The demo's minimum cohort is 3: a study fewer joined shows nothing.
+        let (enrolled, shown) = if expected >= 3 {
             (expected, expected.to_string())
         } else {
-            (0, "fewer than 5".to_string())
+            (0, "fewer than 3".to_string())
         };
         assert_eq!(study["enrolled"], enrolled, "{query_file}");
         assert_eq!(study["public_count"], shown, "{query_file}");

@@ -15,8 +15,8 @@ const MIN_COHORT: &str = "3";
 const PATIENTS: [&str; 4] = [
     "Ali_Harris",
     "Clemente_Kreiger",
-    "Abdul_Koepp",
-    "Annmarie_Doyle",
+    "Estrella_Daugherty",
+    "Geoffrey_Abbott",
 ];
 
 fn arg(path: &Path) -> &str {
