@@ -892,7 +892,7 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "study {study} closed with {} enrollments public; {} tokens refunded",
+                "study {study} closed; enrollments public: {}; {} tokens refunded",
                 closed.study.public_count(),
                 closed.refunded()
             );

@@ -552,7 +552,7 @@ fn every_role_works_from_the_command_line() {
         Some(&researcher_key),
     );
     assert!(
-        stdout(&closed).contains("after 1 enrollment; 225 tokens refunded"),
+        stdout(&closed).contains("closed; enrollments public: 1; 225 tokens refunded"),
         "{}",
         stdout(&closed)
     );

@@ -79,6 +79,15 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
         );
         stdout(&output)
     };
+    let local = |args: &[&str]| -> String {
+        let output = zkcohort(args);
+        assert!(
+            output.status.success(),
+            "zkcohort {args:?}:\n{}",
+            stderr(&output)
+        );
+        stdout(&output)
+    };
     let token_file = data.path().join("operator.token");
     let operator = |args: &[&str]| {
         run(&[args, &["--token-file", arg(&token_file)]].concat());
@@ -100,7 +109,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     // Four patients, one record each.
     let wallets: Vec<PathBuf> = PATIENTS.iter().map(|name| work.path().join(name)).collect();
     for (wallet, name) in wallets.iter().zip(PATIENTS) {
-        let init = run(&["patient", "init", "--wallet", arg(wallet)]);
+        let init = local(&["patient", "init", "--wallet", arg(wallet)]);
         let commitment = init
             .lines()
             .find_map(|line| line.strip_prefix("identity commitment (give it to your issuer): "))
@@ -120,7 +129,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
             "--api-key",
             &issuer.api_key,
         ]);
-        run(&["patient", "import", "--wallet", arg(wallet), arg(&record)]);
+        local(&["patient", "import", "--wallet", arg(wallet), arg(&record)]);
     }
 
     let post = |title: &str, query: &Path, reward: &str| {
