@@ -205,6 +205,7 @@ struct Plan {
 struct Outcome {
     study: Study,
     settled: Vec<Enrollment>,
+    voided: usize,
     refund: Option<LedgerEntry>,
 }
 
@@ -280,8 +281,8 @@ impl Store {
     }
 
     /// Settles every later batch whose oldest enrollment has waited the policy's batch
-    /// age, and voids pending enrollments whose root expired. Returns how many
-    /// enrollments settled.
+    /// age, and voids pending enrollments whose root expired. Returns how many pending
+    /// enrollments it settled or voided (0: nothing changed).
     ///
     /// # Errors
     ///
@@ -305,7 +306,7 @@ impl Store {
         let mut first_error = None;
         for study in studies {
             match self.change_pending(study, Trigger::Due) {
-                Ok(outcome) => settled += outcome.settled.len() as u64,
+                Ok(outcome) => settled += (outcome.settled.len() + outcome.voided) as u64,
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -605,6 +606,7 @@ impl Store {
         Ok(Outcome {
             study,
             settled,
+            voided: plan.void.len(),
             refund,
         })
     }

@@ -260,7 +260,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     .into();
     for study in 1..=3u64 {
         let bundle: Value = observer.get(&format!("/studies/{study}/bundle")).unwrap();
-        let entries: HashMap<u64, &Value> = bundle["entries"]
+        let entries: HashMap<u64, &Value> = bundle["audit_entries"]
             .as_array()
             .unwrap()
             .iter()

@@ -541,14 +541,17 @@ pub async fn settle_batches(state: AppState) {
         let settled = tokio::task::spawn_blocking(move || {
             let store = worker.store();
             let settled = store.settle_due();
-            store.flush()?;
+            // What settled (or was voided) before an error is committed: flush it too.
+            if !matches!(settled, Ok(0)) {
+                store.flush()?;
+            }
             settled
         })
         .await;
         match settled {
             Ok(Ok(0)) => {}
             Ok(Ok(count)) => {
-                tracing::info!("settled {count} enrollments of batches past their age")
+                tracing::info!("settled or voided {count} pending enrollments past their age")
             }
             Ok(Err(error)) => tracing::warn!("settling batches: {error}"),
             Err(error) => tracing::warn!("settling batches: {error}"),
