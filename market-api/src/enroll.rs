@@ -386,8 +386,8 @@ impl Store {
             .collect()
     }
 
-    /// How many enrollments are pending across all studies (for the operator's
-    /// conservation check: their rewards are still in the escrows).
+    /// How many enrollments are pending across all studies (their rewards are still in
+    /// the escrows).
     ///
     /// # Errors
     ///
@@ -433,7 +433,7 @@ impl Store {
         }
         let before: PendingSet =
             get_json(&self.pending, &prefixed_u64(PENDING_SET, study_id))?.unwrap_or_default();
-        let mut candidates = before
+        let candidates = before
             .nullifiers
             .iter()
             .map(|nullifier| {
@@ -444,10 +444,6 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt("a pending nullifier has no enrollment".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Trigger::Admit(new) = trigger {
-            self.check_admission(&study, before.nullifiers.len() as u64, new, at)?;
-            candidates.push(new.as_ref().clone());
-        }
         let mut void = Vec::new();
         let mut valid = Vec::new();
         for candidate in candidates {
@@ -455,6 +451,11 @@ impl Store {
                 RootStatus::Current(_) | RootStatus::Acceptable { .. } => valid.push(candidate),
                 _ => void.push((candidate.nullifier, ROOT_EXPIRED_WHILE_PENDING)),
             }
+        }
+        // The new one's root is checked with the rest of its admission; it comes last.
+        if let Trigger::Admit(new) = trigger {
+            self.check_admission(&study, before.nullifiers.len() as u64, new, at)?;
+            valid.push(new.as_ref().clone());
         }
         let count = valid.len() as u64;
         let policy = self.config.cohort;

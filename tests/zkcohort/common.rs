@@ -19,6 +19,17 @@ pub(crate) fn zkcohort(args: &[&str]) -> Output {
         .expect("the zkcohort binary runs")
 }
 
+/// Runs `zkcohort` and returns its stdout, failing with its stderr when it fails.
+pub(crate) fn run_ok(args: &[&str]) -> String {
+    let output = zkcohort(args);
+    assert!(
+        output.status.success(),
+        "zkcohort {args:?} failed:\n{}",
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
 /// A command's standard output.
 pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -46,15 +57,7 @@ pub(crate) struct KeyRequest {
 pub(crate) fn request_key(folder: &Path, name: &str, server: &str, role: &str) -> KeyRequest {
     let key_file = folder.join(format!("{name}.key"));
     let request = folder.join(format!("{name}.request.json"));
-    let run = |args: &[&str]| {
-        let output = zkcohort(args);
-        assert!(
-            output.status.success(),
-            "zkcohort {args:?} failed:\n{}",
-            stderr(&output)
-        );
-        stdout(&output).trim().to_string()
-    };
+    let run = |args: &[&str]| run_ok(args).trim().to_string();
     let account = run(&["account", "new", "--out", key_file.to_str().unwrap()]);
     let api_key = run(&[
         "account",

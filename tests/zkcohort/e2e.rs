@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    ceremony_folder, copy_folder, request_key, stderr, stdout, zkcohort, ServerProcess,
+    ceremony_folder, copy_folder, request_key, run_ok, stderr, stdout, zkcohort, ServerProcess,
 };
 use serde_json::{json, Value};
 use zkcohort::sample::demo_bundles;
@@ -18,17 +18,6 @@ fn root() -> &'static Path {
 
 fn path_arg(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Runs `zkcohort` and returns its stdout, failing with its stderr when it fails.
-fn run_ok(args: &[&str]) -> String {
-    let output = zkcohort(args);
-    assert!(
-        output.status.success(),
-        "zkcohort {args:?} failed:\n{}",
-        stderr(&output)
-    );
-    stdout(&output)
 }
 
 /// How many of `bundles` satisfy the query file, by the native evaluator.

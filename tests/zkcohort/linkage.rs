@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{request_key, stderr, stdout, zkcohort, ServerProcess};
+use crate::common::{request_key, run_ok, ServerProcess};
 
 const MIN_COHORT: &str = "3";
 const PATIENTS: [&str; 4] = [
@@ -68,26 +68,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     command.args(["--min-cohort", MIN_COHORT, "--batch-size", "1"]);
     let server = ServerProcess::start_command(command);
     let url = server.url.clone();
-    let run = |args: &[&str]| -> String {
-        let mut all = args.to_vec();
-        all.extend(["--server", &url]);
-        let output = zkcohort(&all);
-        assert!(
-            output.status.success(),
-            "zkcohort {args:?}:\n{}",
-            stderr(&output)
-        );
-        stdout(&output)
-    };
-    let local = |args: &[&str]| -> String {
-        let output = zkcohort(args);
-        assert!(
-            output.status.success(),
-            "zkcohort {args:?}:\n{}",
-            stderr(&output)
-        );
-        stdout(&output)
-    };
+    let run = |args: &[&str]| run_ok(&[args, &["--server", &url]].concat());
     let token_file = data.path().join("operator.token");
     let operator = |args: &[&str]| {
         run(&[args, &["--token-file", arg(&token_file)]].concat());
@@ -109,7 +90,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     // Four patients, one record each.
     let wallets: Vec<PathBuf> = PATIENTS.iter().map(|name| work.path().join(name)).collect();
     for (wallet, name) in wallets.iter().zip(PATIENTS) {
-        let init = local(&["patient", "init", "--wallet", arg(wallet)]);
+        let init = run_ok(&["patient", "init", "--wallet", arg(wallet)]);
         let commitment = init
             .lines()
             .find_map(|line| line.strip_prefix("identity commitment (give it to your issuer): "))
@@ -129,7 +110,7 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
             "--api-key",
             &issuer.api_key,
         ]);
-        local(&["patient", "import", "--wallet", arg(wallet), arg(&record)]);
+        run_ok(&["patient", "import", "--wallet", arg(wallet), arg(&record)]);
     }
 
     let post = |title: &str, query: &Path, reward: &str| {
@@ -199,9 +180,9 @@ fn an_observer_of_the_public_routes_links_no_two_events_of_one_patient() {
     let mut recipients = Vec::new();
     for (index, wallet) in wallets.iter().enumerate().take(2) {
         let key_file = work.path().join(format!("spend{index}.key"));
-        let created = zkcohort(&["account", "new", "--out", arg(&key_file)]);
-        assert!(created.status.success(), "{}", stderr(&created));
-        let recipient = stdout(&created).trim().to_string();
+        let recipient = run_ok(&["account", "new", "--out", arg(&key_file)])
+            .trim()
+            .to_string();
         run(&[
             "patient",
             "withdraw",
