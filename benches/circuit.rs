@@ -62,6 +62,7 @@ fn witness_generation(c: &mut Criterion) {
                     inputs.path.clone(),
                     &inputs.issuers,
                     &inputs.query,
+                    Fr::from(7u64),
                 )
                 .expect("eligible")
             })
@@ -82,6 +83,7 @@ fn synthesis(c: &mut Criterion) {
             inputs.path.clone(),
             &inputs.issuers,
             &inputs.query,
+            Fr::from(7u64),
         )
         .expect("eligible");
         let scope = StudyScope(Fr::from(1u64));

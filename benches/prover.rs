@@ -57,7 +57,7 @@ fn prove(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("zkcohort", name), |b| {
             b.iter(|| keys.prove_with_rng(&requests[0], &mut rng).expect("proves"))
         });
-        let (statement, witness) = requests[0].build(shape).expect("witness");
+        let (statement, witness) = requests[0].build(shape, Fr::from(7u64)).expect("witness");
         group.bench_function(BenchmarkId::new("ark-groth16", name), |b| {
             b.iter(|| {
                 let circuit = EligibilityCircuit::new(shape, statement, witness.clone());

@@ -101,6 +101,8 @@ impl RemoteMarketplace {
             slot_depth: self.info.slot_depth,
             registry_depth: self.info.registry_depth,
             issuer_depth: self.info.issuer_depth,
+            measures: self.info.measures,
+            measure_bins: self.info.measure_bins,
         }
     }
 
@@ -299,6 +301,7 @@ pub fn submit_enrollment(
         registry_root: fr_to_hex(&statement.registry_root),
         nullifier: fr_to_hex(&statement.nullifier.0),
         reward_receiver: fr_to_hex(&reward_receiver),
+        measure_opening: proof.measure_opening.clone(),
     };
     let status = client
         .enroll(study.id, &body)

@@ -75,7 +75,10 @@ pub(crate) fn cold_proof(shape: ShapeName, keys_dir: &Path, out: &Path) -> Resul
     let keys = load_keys(keys_dir, shape)?;
     let loaded = started.elapsed();
     let patient = single_fixture_patient(shape)?;
-    let (statement, witness) = patient.request.build(shape)?;
+    let (statement, witness) = patient.request.build(
+        shape,
+        zkcohort_circuits::measure::random_blinding(&mut rand::rngs::OsRng),
+    )?;
     let built = started.elapsed();
     let proof = keys.prove_witness(statement, witness, &mut rand::rngs::OsRng)?;
     let proved = started.elapsed();
@@ -147,8 +150,14 @@ pub(crate) fn export_circom(shape: ShapeName, keys_dir: &Path, out: &Path) -> Re
     let shape = shape.shape();
     let keys = load_keys(keys_dir, shape)?;
     let patient = single_fixture_patient(shape)?;
-    let files =
-        zkcohort_prover::circom::export_circom(&keys, out, Some(patient.request.build(shape)?))?;
+    let files = zkcohort_prover::circom::export_circom(
+        &keys,
+        out,
+        Some(patient.request.build(
+            shape,
+            zkcohort_circuits::measure::random_blinding(&mut rand::rngs::OsRng),
+        )?),
+    )?;
     println!("wrote {}, {}", files.r1cs.display(), files.zkey.display());
     if let Some(witness) = files.witness {
         println!(

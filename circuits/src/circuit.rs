@@ -2,18 +2,20 @@
 //! record satisfies a study's query.
 //!
 //! Public inputs ([`Statement`]): `registry_root, query_hash, study_scope, nullifier,
-//! signal_hash, issuers_root`. The circuit proves knowledge of an identity secret, a
-//! salted record summary, its issuer, a registry path, an issuer-set path and the
-//! compiled query such that
+//! signal_hash, issuers_root, measure_commitment`. The circuit proves knowledge of an
+//! identity secret, a salted record summary, its issuer, a registry path, an
+//! issuer-set path, the compiled query and a measure blinding such that
 //! 1. `leaf = Poseidon(Poseidon(Poseidon(secret), Poseidon(slots_root, salt, catalog)),
 //!    issuer_id, issued_at)` is under `registry_root`;
 //! 2. `issuer_id` is non-zero and a leaf of the issuer set under `issuers_root`;
 //! 3. every clause opens a slot of `slots_root` at the clause's slot index and tests it;
 //!    OR within groups, AND across groups, negation per clause;
-//! 4. `query_hash` is the hash of the same catalog tag, the index date and the clauses
-//!    used;
+//! 4. `query_hash` is the hash of the same catalog tag, the index date, the clauses
+//!    and the measures used;
 //! 5. `nullifier = Poseidon(secret, study_scope)`;
-//! 6. `signal_hash` is squared in a constraint, so it cannot be swapped on a copied proof.
+//! 6. `signal_hash` is squared in a constraint, so it cannot be swapped on a copied proof;
+//! 7. `measure_commitment` commits, under the blinding, to the values the study's
+//!    measures take on the clauses' opened slots ([`crate::measure`]).
 
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
@@ -21,10 +23,12 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, Synthesis
 use zkcohort_cohort::query::CompiledQuery;
 
 use crate::clause::gadget::{query_hash_gadget, ClauseVar};
-use crate::clause::{encode_query, query_hash_of, ClauseEncoding};
-use crate::encoding::{catalog_tag, encode_day, encode_slot, SLOT_FIELDS};
+use crate::clause::{encode_query, query_hash_dimensions, query_hash_of, ClauseEncoding};
+use crate::encoding::{catalog_tag, encode_day, encode_slot, fr_to_u64, SLOT_FIELDS};
 use crate::identity::{IdentitySecret, StudyScope};
 use crate::issuers::{IssuerId, IssuerSet};
+use crate::measure::gadget::{measure_commitment_gadget, MeasureVar};
+use crate::measure::{encode_measures, MeasureEncoding, MeasureOpening};
 use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
@@ -69,6 +73,13 @@ pub struct EligibilityWitness {
     pub index_date: Fr,
     /// One per clause of the shape, padding included.
     pub clauses: Vec<ClauseWitness>,
+    /// One per measure slot of the shape, padding included: the encoding and the
+    /// position its read slot selects ([`MeasureEncoding::selected`]).
+    pub measures: Vec<(MeasureEncoding, usize)>,
+    /// The blinding of the measure commitment.
+    pub measure_blinding: Fr,
+    /// Bins per measure in the shape (hashed into `query_hash` with the measures).
+    pub measure_bins: usize,
 }
 
 impl EligibilityWitness {
@@ -86,13 +97,22 @@ impl EligibilityWitness {
         registry_path: MembershipPath,
         issuers: &IssuerSet,
         query: &CompiledQuery,
+        measure_blinding: Fr,
     ) -> Result<Self, CircuitError> {
         check_catalog(record, query)?;
         if !query.evaluate(&record.summary) {
             return Err(CircuitError::NotEligible);
         }
         let issuer_path = issuers.path(&record.issuer)?;
-        Self::assemble(shape, secret, record, registry_path, issuer_path, query)
+        Self::assemble(
+            shape,
+            secret,
+            record,
+            registry_path,
+            issuer_path,
+            query,
+            measure_blinding,
+        )
     }
 
     /// The witness without the native eligibility check: for a record that does not
@@ -107,6 +127,7 @@ impl EligibilityWitness {
         registry_path: MembershipPath,
         issuer_path: MembershipPath,
         query: &CompiledQuery,
+        measure_blinding: Fr,
     ) -> Result<Self, CircuitError> {
         shape.validate()?;
         check_catalog(record, query)?;
@@ -143,6 +164,13 @@ impl EligibilityWitness {
                 })
             })
             .collect::<Result<Vec<_>, CircuitError>>()?;
+        let measures = encode_measures(query, shape.clauses, shape.measures, shape.measure_bins)?
+            .into_iter()
+            .map(|measure| {
+                let selected = measure.selected(&slot_integers(&clauses[measure.clause].slot));
+                (measure, selected)
+            })
+            .collect();
         Ok(EligibilityWitness {
             identity_secret: secret.0,
             slots_root: tree.root(),
@@ -154,7 +182,29 @@ impl EligibilityWitness {
             registry_path,
             index_date: Fr::from(index_date),
             clauses,
+            measures,
+            measure_blinding,
+            measure_bins: shape.measure_bins,
         })
+    }
+
+    /// The measure values this witness commits to, with their blinding: what the
+    /// wallet sends the marketplace beside the proof.
+    pub fn measure_opening(&self) -> MeasureOpening {
+        MeasureOpening {
+            values: self
+                .measures
+                .iter()
+                .map(|(measure, _)| {
+                    let slot = self
+                        .clauses
+                        .get(measure.clause)
+                        .map_or([0; SLOT_FIELDS], |clause| slot_integers(&clause.slot));
+                    measure.value(&slot)
+                })
+                .collect(),
+            blinding: self.measure_blinding,
+        }
     }
 
     /// The public statement this witness proves, for a study and signal.
@@ -172,16 +222,34 @@ impl EligibilityWitness {
         ]);
         let clauses: Vec<ClauseEncoding> =
             self.clauses.iter().map(|clause| clause.clause).collect();
-        let index_date = crate::encoding::fr_to_u64(&self.index_date).unwrap_or(u64::MAX);
+        let index_date = fr_to_u64(&self.index_date).unwrap_or(u64::MAX);
+        let measures: Vec<MeasureEncoding> = self
+            .measures
+            .iter()
+            .map(|(measure, _)| measure.clone())
+            .collect();
         Statement {
             registry_root: self.registry_path.root_for(leaf),
-            query_hash: query_hash_of(self.catalog_tag, index_date, &clauses),
+            query_hash: query_hash_of(
+                self.catalog_tag,
+                index_date,
+                &clauses,
+                &measures,
+                self.measure_bins,
+            ),
             study_scope,
             nullifier: secret.nullifier(study_scope),
             signal_hash,
             issuers_root: self.issuer_path.root_for(self.issuer_id),
+            measure_commitment: self.measure_opening().commitment().unwrap_or_default(),
         }
     }
+}
+
+/// Encoded slot fields as integers (each is below `2^41`; anything else reads as
+/// `u64::MAX`, which no bin holds).
+fn slot_integers(slot: &[Fr; SLOT_FIELDS]) -> [u64; SLOT_FIELDS] {
+    slot.map(|field| fr_to_u64(&field).unwrap_or(u64::MAX))
 }
 
 fn check_catalog(record: &IssuedRecord, query: &CompiledQuery) -> Result<(), CircuitError> {
@@ -240,7 +308,14 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
             .as_ref()
             .map(|(statement, _)| statement.to_public_inputs());
         let witness = self.assignment.as_ref().map(|(_, witness)| witness);
-        if witness.is_some_and(|witness| witness.clauses.len() != shape.clauses) {
+        if witness.is_some_and(|witness| {
+            witness.clauses.len() != shape.clauses
+                || witness.measures.len() != shape.measures
+                || witness.measure_bins != shape.measure_bins
+                || witness.measures.iter().any(|(measure, _)| {
+                    measure.uppers.len() != shape.measure_bins || measure.clause >= shape.clauses
+                })
+        }) {
             return Err(SynthesisError::ArityMismatch);
         }
         let public = |position: usize| {
@@ -252,13 +327,14 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
             FpVar::new_witness(cs.clone(), || value(witness.map(read)))
         };
 
-        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root] = [
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root, measure_commitment] = [
             public(0)?,
             public(1)?,
             public(2)?,
             public(3)?,
             public(4)?,
             public(5)?,
+            public(6)?,
         ];
         // An input no constraint touches could be changed freely on a valid proof.
         let _signal_square = signal_hash.square()?;
@@ -289,7 +365,8 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
         issuer_path.root(&issuer_id)?.enforce_equal(&issuers_root)?;
 
         let index_date = private(|witness| witness.index_date)?;
-        let mut words = Vec::with_capacity(2 * shape.clauses);
+        let mut hashed = vec![catalog_tag, index_date];
+        let mut opened = Vec::with_capacity(shape.clauses);
         let mut all_groups = Boolean::TRUE;
         let mut group = Boolean::FALSE;
         for index in 0..shape.clauses {
@@ -333,10 +410,30 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
                 all_groups = &all_groups & &(&group | &!clause.starts_group.clone());
                 group = clause.starts_group.select(&holds, &(&group | &holds))?;
             }
-            words.extend(clause.words()?);
+            hashed.extend(clause.words()?);
+            opened.push(slot);
         }
         (&all_groups & &group).enforce_equal(&Boolean::TRUE)?;
-        query_hash_gadget(&catalog_tag, &index_date, &words)?.enforce_equal(&query_hash)?;
+
+        let mut values = Vec::with_capacity(shape.measures);
+        for index in 0..shape.measures {
+            let measure = MeasureVar::new_witness(
+                &cs,
+                witness.map(|witness| {
+                    let (encoding, selected) = &witness.measures[index];
+                    (encoding, *selected)
+                }),
+                shape.clauses,
+                shape.measure_bins,
+            )?;
+            hashed.extend(measure.elements()?);
+            values.push(measure.value(&opened)?);
+        }
+        let measure_blinding = private(|witness| witness.measure_blinding)?;
+        measure_commitment_gadget(&values, &measure_blinding)?
+            .enforce_equal(&measure_commitment)?;
+        let dimensions = query_hash_dimensions(shape.clauses, shape.measures, shape.measure_bins);
+        query_hash_gadget(dimensions, &hashed)?.enforce_equal(&query_hash)?;
         Ok(())
     }
 }

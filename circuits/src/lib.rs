@@ -15,7 +15,8 @@
 //! - **slot and registry trees**: the salted Poseidon Merkle tree over a
 //!   record's concept slots, and the issuers' registry tree of record leaves;
 //! - **public statement**: the public inputs of one proof, in order
-//!   (`registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`);
+//!   (`registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root,
+//!   measure_commitment`);
 //! - **eligibility circuit**: the R1CS circuit that ties them together;
 //! - **reward notes** ([`note`]): the shielded notes enrollments pay into and the
 //!   note-transfer circuit that merges and withdraws them.
@@ -46,6 +47,8 @@
 //!   signal hash.
 //! - [`clause`]: compiled clauses as field elements and the query hash;
 //!   `clause::gadget` evaluates a clause in the circuit.
+//! - [`measure`]: a study's measures as field elements, the values a proof computes from
+//!   the opened slots and the hiding commitment to them; `measure::gadget` in the circuit.
 //! - [`note`]: shielded reward notes (spending key, receiver, commitment, nullifier) and the
 //!   note transfer's public inputs; `note::circuit` is the transfer circuit.
 //! - [`statement`]: the public inputs of one proof, in order, and how a verifier rebuilds
@@ -67,6 +70,7 @@ pub mod clause;
 pub mod encoding;
 pub mod identity;
 pub mod issuers;
+pub mod measure;
 pub mod note;
 pub mod poseidon;
 pub mod record;

@@ -1,10 +1,10 @@
 //! The public statement of one eligibility proof, shared by prover and verifier:
-//! `registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`, in
-//! that order.
+//! `registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root,
+//! measure_commitment`, in that order.
 //!
-//! The order is fixed for good: what later proofs add (a commitment to measured
-//! values) is appended after `issuers_root`, so existing positions keep their meaning
-//! in every tool that reads `public.json`.
+//! The order is fixed for good: what later proofs add is appended after
+//! `measure_commitment`, so existing positions keep their meaning in every tool that
+//! reads `public.json`.
 //!
 //! Every public value must be a canonical field element (`0 <= x < r`). Accepting
 //! `x + r` as well as `x` would let one proof carry two different-looking
@@ -17,7 +17,7 @@ use crate::identity::{Nullifier, StudyScope};
 use crate::{CircuitError, Fr};
 
 /// The number of public inputs.
-pub const PUBLIC_INPUTS: usize = 6;
+pub const PUBLIC_INPUTS: usize = 7;
 
 /// The names of the public inputs, in order.
 pub const PUBLIC_INPUT_NAMES: [&str; PUBLIC_INPUTS] = [
@@ -27,6 +27,7 @@ pub const PUBLIC_INPUT_NAMES: [&str; PUBLIC_INPUTS] = [
     "nullifier",
     "signal_hash",
     "issuers_root",
+    "measure_commitment",
 ];
 
 /// The public inputs of an eligibility proof.
@@ -44,29 +45,47 @@ pub struct Statement {
     pub signal_hash: Fr,
     /// The root of the study's accepted issuers ([`crate::issuers::IssuerSet`]).
     pub issuers_root: Fr,
+    /// The hiding commitment to the record's measure values
+    /// ([`crate::measure::MeasureOpening::commitment`]).
+    pub measure_commitment: Fr,
+}
+
+/// What an enrollment's statement is rebuilt from: the study's public values and the
+/// ones its enrollment request carries.
+#[derive(Clone, Copy, Debug)]
+pub struct EnrollmentInputs<'a> {
+    /// The marketplace's audit key (part of the study scope).
+    pub marketplace_key: &'a [u8; 32],
+    /// The study's id.
+    pub study_id: u64,
+    /// The study's query hash.
+    pub query_hash: Fr,
+    /// The study's issuers root.
+    pub issuers_root: Fr,
+    /// The registry root the proof is against.
+    pub registry_root: Fr,
+    /// The nullifier.
+    pub nullifier: Fr,
+    /// The reward note's one-time receiver.
+    pub reward_receiver: Fr,
+    /// The measure commitment (the hash of the enrollment's measure opening).
+    pub measure_commitment: Fr,
 }
 
 impl Statement {
     /// The statement of an enrollment, as the marketplace and every sponsor
     /// recompute it from public data: the study's scope from the marketplace
     /// key and study id, and the signal binding the reward note's receiver to it.
-    pub fn for_enrollment(
-        registry_root: Fr,
-        query_hash: Fr,
-        marketplace_key: &[u8; 32],
-        study_id: u64,
-        nullifier: Fr,
-        reward_receiver: Fr,
-        issuers_root: Fr,
-    ) -> Self {
-        let study_scope = StudyScope::for_study(marketplace_key, study_id);
+    pub fn for_enrollment(inputs: EnrollmentInputs<'_>) -> Self {
+        let study_scope = StudyScope::for_study(inputs.marketplace_key, inputs.study_id);
         Statement {
-            registry_root,
-            query_hash,
+            registry_root: inputs.registry_root,
+            query_hash: inputs.query_hash,
             study_scope,
-            nullifier: Nullifier(nullifier),
-            signal_hash: crate::identity::signal_hash(reward_receiver, study_scope),
-            issuers_root,
+            nullifier: Nullifier(inputs.nullifier),
+            signal_hash: crate::identity::signal_hash(inputs.reward_receiver, study_scope),
+            issuers_root: inputs.issuers_root,
+            measure_commitment: inputs.measure_commitment,
         }
     }
 
@@ -79,6 +98,7 @@ impl Statement {
             self.nullifier.0,
             self.signal_hash,
             self.issuers_root,
+            self.measure_commitment,
         ]
     }
 
@@ -87,7 +107,7 @@ impl Statement {
     /// # Errors
     /// [`CircuitError::PublicInputs`] when there are not exactly [`PUBLIC_INPUTS`].
     pub fn from_public_inputs(inputs: &[Fr]) -> Result<Self, CircuitError> {
-        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root]: [Fr;
+        let [registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root, measure_commitment]: [Fr;
             PUBLIC_INPUTS] = inputs.try_into().map_err(|_| {
             CircuitError::PublicInputs(format!(
                 "expected {PUBLIC_INPUTS} public inputs, got {}",
@@ -101,6 +121,7 @@ impl Statement {
             nullifier: Nullifier(nullifier),
             signal_hash,
             issuers_root,
+            measure_commitment,
         })
     }
 
@@ -271,18 +292,21 @@ mod tests {
     }
 
     #[test]
-    fn statement_needs_exactly_six_inputs() {
-        let inputs = ["1", "2", "3", "4", "5", "6"];
+    fn statement_needs_exactly_seven_inputs() {
+        let inputs = ["1", "2", "3", "4", "5", "6", "7"];
         let statement = Statement::from_decimal_strings(&inputs).unwrap();
         assert_eq!(statement.nullifier, Nullifier(Fr::from(4u64)));
         assert_eq!(statement.issuers_root, Fr::from(6u64));
+        assert_eq!(statement.measure_commitment, Fr::from(7u64));
         assert_eq!(statement.to_decimal_strings(), inputs);
+        for count in [5, 6] {
+            assert!(matches!(
+                Statement::from_decimal_strings(&inputs[..count]),
+                Err(CircuitError::PublicInputs(_))
+            ));
+        }
         assert!(matches!(
-            Statement::from_decimal_strings(&inputs[..5]),
-            Err(CircuitError::PublicInputs(_))
-        ));
-        assert!(matches!(
-            Statement::from_decimal_strings(&["1", "2", "3", MODULUS, "5", "6"]),
+            Statement::from_decimal_strings(&["1", "2", "3", "4", "5", "6", MODULUS]),
             Err(CircuitError::NonCanonical(_))
         ));
     }

@@ -444,9 +444,9 @@ pub struct LabSpec<'a> {
     pub implied_units: &'a BTreeMap<String, String>,
 }
 
-impl LabSpec<'_> {
+impl<'a> LabSpec<'a> {
     /// How `unit` converts to the canonical unit, if `unit` is accepted.
-    pub fn conversion(&self, unit: &str) -> Option<&UnitConversion> {
+    pub fn conversion(&self, unit: &str) -> Option<&'a UnitConversion> {
         self.units.iter().find(|conversion| conversion.unit == unit)
     }
 

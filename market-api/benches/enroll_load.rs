@@ -383,6 +383,7 @@ fn store_ms_per_enrollment(
                 fr_to_bytes(&proof.statement.nullifier.0),
                 fr_to_bytes(&receiver(*index)),
                 record.clone(),
+                proof.measure_opening.values.clone(),
             )
             .expect("enrolls");
         store.flush().expect("flushes");

@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use zkcohort_circuits::measure::MeasureOpening;
 use zkcohort_circuits::CircuitId;
 use zkcohort_verifier::KeySetup;
 
@@ -136,6 +137,13 @@ pub struct EnrollRequest {
     /// proof's `signal_hash` binds it, and the reward is paid into
     /// `note_commitment(reward, reward_receiver)`.
     pub reward_receiver: String,
+    /// The study's measure values on the patient's record and their blinding
+    /// (`{"values": [..], "blinding": "64 hex digits"}`, one value per measure slot of
+    /// the circuit): the marketplace hashes them into the proof's `measure_commitment`,
+    /// so the proof verifies only with the record's true values. Kept private, for
+    /// differentially private releases; never published.
+    #[schema(value_type = Object)]
+    pub measure_opening: MeasureOpening,
 }
 
 /// The body of `POST /notes/transfer`.
@@ -306,6 +314,10 @@ pub struct MarketplaceInfo {
     /// The depth of a study's issuer set: a study accepts up to `2^issuer_depth`
     /// issuers.
     pub issuer_depth: usize,
+    /// Measure slots per study: an enrollment's measure opening has this many values.
+    pub measures: usize,
+    /// Bins per measure.
+    pub measure_bins: usize,
     /// How long a replaced registry root stays acceptable, in milliseconds.
     pub root_window_ms: u64,
     /// Where the circuit's keys came from: `{"kind": "ceremony", "transcript_id"}`

@@ -136,6 +136,8 @@ pub struct PendingEnrollment {
     pub reward_receiver: Bytes32,
     /// The proof and its public inputs.
     pub proof: ProofRecord,
+    /// The measure values its proof commits to (checked by the proof; never public).
+    pub measure_values: Vec<u64>,
     /// When it was accepted, to the millisecond (never public: it decides the batch
     /// age).
     pub accepted_ms: u64,
@@ -166,6 +168,19 @@ fn nullifier_key(study: u64, nullifier: &Bytes32) -> [u8; 40] {
     let mut key = [0u8; 40];
     key[..8].copy_from_slice(&study.to_be_bytes());
     key[8..].copy_from_slice(nullifier);
+    key
+}
+
+/// The key prefix, in the `releases` tree, of settled enrollments' measure values.
+const MEASURED: u8 = b'm';
+
+/// The key of a settled enrollment's measure values: by study and position, not by
+/// nullifier, so nothing stored beside them names the enrollment.
+fn measured_key(study: u64, position: u64) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = MEASURED;
+    key[1..9].copy_from_slice(&study.to_be_bytes());
+    key[9..].copy_from_slice(&position.to_be_bytes());
     key
 }
 
@@ -240,7 +255,9 @@ impl Store {
     /// Holds the enrollment of `nullifier` in a study pending, its reward to go into a
     /// note to `reward_receiver`, and settles the study's batch if this completes it
     /// (see the module documentation). The proof must already be verified against the
-    /// study's statement (whose `signal_hash` binds the receiver).
+    /// study's statement (whose `signal_hash` binds the receiver and whose
+    /// `measure_commitment` binds `measure_values`). The values are kept, apart from the
+    /// public enrollment, for the study's releases ([`Store::measure_values`]).
     ///
     /// # Errors
     ///
@@ -257,12 +274,14 @@ impl Store {
         nullifier: Bytes32,
         reward_receiver: Bytes32,
         proof: ProofRecord,
+        measure_values: Vec<u64>,
     ) -> Result<EnrollmentStatus, StoreError> {
         fr_from_bytes(&reward_receiver)?;
         let pending = PendingEnrollment {
             nullifier,
             reward_receiver,
             proof,
+            measure_values,
             accepted_ms: now_ms(),
         };
         let outcome = self.change_pending(study_id, Trigger::Admit(Box::new(pending)))?;
@@ -382,6 +401,22 @@ impl Store {
     pub fn enrollments(&self, study_id: u64) -> Result<Vec<Enrollment>, StoreError> {
         self.nullifiers
             .scan_prefix(study_id.to_be_bytes())
+            .map(|item| decode_json(&item?.1))
+            .collect()
+    }
+
+    /// The measure values of a study's settled enrollments, in settlement order: what
+    /// its releases are computed from.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn measure_values(&self, study_id: u64) -> Result<Vec<Vec<u64>>, StoreError> {
+        let mut prefix = [0u8; 9];
+        prefix[0] = MEASURED;
+        prefix[1..].copy_from_slice(&study_id.to_be_bytes());
+        self.releases
+            .scan_prefix(prefix)
             .map(|item| decode_json(&item?.1))
             .collect()
     }
@@ -677,6 +712,11 @@ fn settle_one(
         tx.nullifiers,
         &nullifier_key(study.id, &pending.nullifier),
         &enrollment,
+    )?;
+    tx_put_json(
+        tx.releases,
+        &measured_key(study.id, position),
+        &pending.measure_values,
     )?;
     Ok(enrollment)
 }

@@ -28,7 +28,7 @@
 //! | `audit` | `e`+index: entry; `n`+level+index: Merkle node; `head`: frontier | JSON, 32 bytes |
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
 //! | `pending` | `e`+study id+nullifier: [`PendingEnrollment`](crate::enroll::PendingEnrollment); `s`+study id: the study's pending nullifiers; `v`+study id+nullifier: why it was voided | JSON |
-//! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
+//! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent; `m`+study id+position: a settled enrollment's measure values (never public) | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
 //!
 //! Every operation is one transaction over all ten trees (sled
 //! transactions are serializable); its closure only reads and writes them.

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use zkcohort_circuits::circuit::{CircuitShape, EligibilityCircuit, EligibilityWitness};
 use zkcohort_circuits::identity::{signal_hash, IdentitySecret, StudyScope};
 use zkcohort_circuits::issuers::IssuerSet;
+use zkcohort_circuits::measure::{random_blinding, MeasureOpening};
 use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::statement::Statement;
@@ -46,7 +47,8 @@ pub struct ProofRequest {
 }
 
 impl ProofRequest {
-    /// The statement and witness for a shape.
+    /// The statement and witness for a shape, the measure values committed under
+    /// `measure_blinding` (a fresh random field element per proof).
     ///
     /// # Errors
     /// [`ProverError::Circuit`]: the record does not satisfy the query
@@ -54,6 +56,7 @@ impl ProofRequest {
     pub fn build(
         &self,
         shape: CircuitShape,
+        measure_blinding: Fr,
     ) -> Result<(Statement, EligibilityWitness), ProverError> {
         let witness = EligibilityWitness::new(
             shape,
@@ -62,6 +65,7 @@ impl ProofRequest {
             self.registry_path.clone(),
             &self.issuers,
             &self.query,
+            measure_blinding,
         )?;
         let statement = witness.statement(
             self.study_scope,
@@ -71,13 +75,16 @@ impl ProofRequest {
     }
 }
 
-/// A proof with the statement it proves.
+/// A proof with the statement it proves and the opening of its measure commitment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EligibilityProof {
     /// The public inputs.
     pub statement: Statement,
     /// The Groth16 proof.
     pub proof: Proof<Bn254>,
+    /// The measure values and blinding behind `statement.measure_commitment`: sent to
+    /// the marketplace only, never published.
+    pub measure_opening: MeasureOpening,
 }
 
 impl<S: KeyedCircuit> CircuitKeys<S> {
@@ -147,9 +154,14 @@ impl CircuitKeys {
         request: &ProofRequest,
         rng: &mut R,
     ) -> Result<EligibilityProof, ProverError> {
-        let (statement, witness) = request.build(self.shape)?;
+        let (statement, witness) = request.build(self.shape, random_blinding(rng))?;
+        let measure_opening = witness.measure_opening();
         let proof = self.prove_witness(statement, witness, rng)?;
-        Ok(EligibilityProof { statement, proof })
+        Ok(EligibilityProof {
+            statement,
+            proof,
+            measure_opening,
+        })
     }
 
     /// Proves a prepared statement and witness.

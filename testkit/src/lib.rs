@@ -36,8 +36,9 @@ pub const ISSUER: [u8; 32] = [9; 32];
 /// A second issuer account, which studies of a [`TestRegistry`] do not accept.
 pub const OTHER_ISSUER: [u8; 32] = [10; 32];
 
-/// The study most tests run: hypertension, 40 and over, no CKD. [`ALI_HARRIS`] matches.
-pub const HYPERTENSION_QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd";
+/// The study most tests run: hypertension, 40 and over, no CKD, measuring age band and sex.
+/// [`ALI_HARRIS`] matches.
+pub const HYPERTENSION_QUERY: &str = "index date 2021-01-01\nrequire age >= 40\nrequire condition hypertension\nexclude condition ckd\nmeasure age bands 50 65\nmeasure sex";
 
 /// The folder of the Synthea R4 bundles (`tests/fixtures/fhir` at the repository root,
 /// where the demo reads them too).
@@ -188,7 +189,8 @@ impl TestRegistry {
     }
 
     /// The eligibility witness of `enrollee`, registered at `index`, for `query` (the
-    /// issuer path opens the enrollee's issuer when the study accepts it, else position 0).
+    /// issuer path opens the enrollee's issuer when the study accepts it, else position 0;
+    /// the measure blinding is derived from the secret and index).
     pub fn witness(
         &self,
         enrollee: &Enrollee,
@@ -205,6 +207,8 @@ impl TestRegistry {
                 .or_else(|_| self.issuers.path(&self.issuers.accounts()[0]))
                 .expect("a set has a first member"),
             query,
+            // Tests need reproducible witnesses; wallets draw the blinding at random.
+            poseidon_hash_fixed(&[enrollee.secret.0, Fr::from(index)]),
         )
         .expect("the witness assembles")
     }

@@ -137,19 +137,17 @@ impl ClauseVar {
     }
 }
 
-/// `query_hash` in the circuit, as [`super::query_hash_of`].
+/// `query_hash` in the circuit, as [`super::query_hash_of`]: `dimensions` is
+/// [`super::query_hash_dimensions`], `elements` the catalog tag, the index date, the
+/// clause words and the measures' elements, in that order.
 ///
 /// # Errors
 /// The constraint system's errors.
 pub fn query_hash_gadget(
-    catalog_tag: &FpVar<Fr>,
-    index_date: &FpVar<Fr>,
-    words: &[FpVar<Fr>],
+    dimensions: Fr,
+    elements: &[FpVar<Fr>],
 ) -> Result<FpVar<Fr>, SynthesisError> {
-    let clause_count = words.len() / 2;
-    let mut elements = vec![catalog_tag.clone(), index_date.clone()];
-    elements.extend_from_slice(words);
-    let mut accumulator = FpVar::constant(Fr::from(clause_count as u64));
+    let mut accumulator = FpVar::constant(dimensions);
     for chunk in elements.chunks(QUERY_HASH_CHUNK) {
         let mut inputs = Vec::with_capacity(chunk.len() + 1);
         inputs.push(accumulator);

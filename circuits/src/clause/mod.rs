@@ -10,9 +10,11 @@
 //! ```
 //!
 //! Every field is range-checked to its width in the circuit, so a word determines
-//! its fields uniquely. `query_hash` absorbs the clause count, the encoded index
-//! date and the words, eleven elements per Poseidon call:
-//! `acc = K; for chunk in [index_date, a_1, b_1, …, a_K, b_K].chunks(11): acc = Poseidon(acc, chunk…)`.
+//! its fields uniquely. `query_hash` absorbs the dimensions, the catalog tag, the
+//! encoded index date, the clause words and the measures' elements
+//! ([`crate::measure::MeasureEncoding::elements`]), eleven elements per Poseidon call:
+//! `acc = K + 2^16 M + 2^32 B; for chunk in [tag, index_date, a_1, b_1, …, a_K, b_K,
+//! measure_1…, measure_M].chunks(11): acc = Poseidon(acc, chunk…)`.
 
 #[cfg(feature = "r1cs")]
 pub mod gadget;
@@ -20,7 +22,9 @@ pub mod gadget;
 use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
 
 use crate::encoding::{encode_day, encode_value, COUNT_BITS, DATE_BITS, VALUE_BITS};
+use crate::measure::{encode_measures, MeasureEncoding};
 use crate::poseidon::poseidon_hash;
+use crate::shape::CircuitShape;
 use crate::{CircuitError, Fr};
 
 /// Bits reserved for the slot index in word a.
@@ -130,12 +134,28 @@ pub fn encode_query(
     Ok((encode_day(query.index_date)?, encoded))
 }
 
+/// The first accumulator of `query_hash`: the shape's clause, measure and bin counts.
+pub fn query_hash_dimensions(clauses: usize, measures: usize, bins: usize) -> Fr {
+    Fr::from(clauses as u64 | (measures as u64) << 16 | (bins as u64) << 32)
+}
+
 /// `query_hash` over a catalog tag ([`crate::encoding::catalog_tag`]), an encoded index
-/// date and clauses.
-pub fn query_hash_of(catalog_tag: Fr, index_date: u64, clauses: &[ClauseEncoding]) -> Fr {
+/// date, clauses and measures (each of `bins` bins).
+pub fn query_hash_of(
+    catalog_tag: Fr,
+    index_date: u64,
+    clauses: &[ClauseEncoding],
+    measures: &[MeasureEncoding],
+    bins: usize,
+) -> Fr {
     let mut elements = vec![catalog_tag, Fr::from(index_date)];
     elements.extend(clauses.iter().flat_map(ClauseEncoding::words));
-    let mut accumulator = Fr::from(clauses.len() as u64);
+    elements.extend(
+        measures
+            .iter()
+            .flat_map(|measure| measure.elements(clauses.len())),
+    );
+    let mut accumulator = query_hash_dimensions(clauses.len(), measures.len(), bins);
     for chunk in elements.chunks(QUERY_HASH_CHUNK) {
         let mut inputs = Vec::with_capacity(chunk.len() + 1);
         inputs.push(accumulator);
@@ -145,20 +165,19 @@ pub fn query_hash_of(catalog_tag: Fr, index_date: u64, clauses: &[ClauseEncoding
     accumulator
 }
 
-/// `query_hash` of a compiled query in a circuit with `clauses` clauses.
+/// `query_hash` of a compiled query, measures included, in a circuit of `shape`.
 ///
 /// # Errors
-/// As [`encode_query`].
-pub fn query_hash(
-    query: &CompiledQuery,
-    clauses: usize,
-    slot_depth: usize,
-) -> Result<Fr, CircuitError> {
-    let (index_date, encoded) = encode_query(query, clauses, slot_depth)?;
+/// As [`encode_query`] and [`encode_measures`].
+pub fn query_hash(query: &CompiledQuery, shape: &CircuitShape) -> Result<Fr, CircuitError> {
+    let (index_date, encoded) = encode_query(query, shape.clauses, shape.slot_depth)?;
+    let measures = encode_measures(query, shape.clauses, shape.measures, shape.measure_bins)?;
     Ok(query_hash_of(
         crate::encoding::catalog_tag(&query.catalog_version),
         index_date,
         &encoded,
+        &measures,
+        shape.measure_bins,
     ))
 }
 
@@ -196,10 +215,18 @@ mod tests {
         assert_eq!(clause.words(), [Fr::from(expected_a), Fr::from(expected_b)]);
     }
 
+    fn shape(clauses: usize, slot_depth: usize) -> CircuitShape {
+        CircuitShape {
+            clauses,
+            slot_depth,
+            ..CircuitShape::REFERENCE
+        }
+    }
+
     #[test]
     fn query_hash_depends_on_every_clause_field_and_the_index_date() {
         let text = "index date 2020-01-01\nrequire age between 40 and 75\nrequire lab hba1c latest >= 6.5 within 365 days\nexclude condition ckd";
-        let base = query_hash(&compiled(text), 16, 10).unwrap();
+        let base = query_hash(&compiled(text), &shape(16, 10)).unwrap();
         let variants = [
             text.replace("2020-01-01", "2020-01-02"),
             text.replace("40", "41"),
@@ -213,25 +240,25 @@ mod tests {
         ];
         for variant in variants {
             assert_ne!(
-                query_hash(&compiled(&variant), 16, 10).unwrap(),
+                query_hash(&compiled(&variant), &shape(16, 10)).unwrap(),
                 base,
                 "{variant}"
             );
         }
         assert_ne!(
-            query_hash(&compiled(text), 8, 10).unwrap(),
+            query_hash(&compiled(text), &shape(8, 10)).unwrap(),
             base,
             "the clause count is absorbed"
         );
         assert_eq!(
-            query_hash(&compiled(text), 16, 10).unwrap(),
+            query_hash(&compiled(text), &shape(16, 10)).unwrap(),
             base,
             "deterministic"
         );
         let mut other_catalog = compiled(text);
         other_catalog.catalog_version.push_str("-next");
         assert_ne!(
-            query_hash(&other_catalog, 16, 10).unwrap(),
+            query_hash(&other_catalog, &shape(16, 10)).unwrap(),
             base,
             "the catalog version is absorbed"
         );
@@ -241,19 +268,19 @@ mod tests {
     fn queries_that_do_not_fit_the_shape_are_refused() {
         let query = compiled("index date 2020-01-01\nrequire any of: condition ckd; condition copd; condition asthma");
         assert!(matches!(
-            query_hash(&query, 2, 10),
+            query_hash(&query, &shape(2, 10)),
             Err(CircuitError::Shape(_))
         ));
         let mut far = query.clone();
         far.clauses[0].slot = 300;
         assert!(matches!(
-            query_hash(&far, 4, 8),
+            query_hash(&far, &shape(4, 8)),
             Err(CircuitError::Shape(_))
         ));
         far.clauses[0].slot = 0;
         far.clauses[0].value_min = i64::MIN;
         assert!(matches!(
-            query_hash(&far, 4, 8),
+            query_hash(&far, &shape(4, 8)),
             Err(CircuitError::OutOfRange { .. })
         ));
     }

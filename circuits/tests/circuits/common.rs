@@ -43,6 +43,9 @@ pub(crate) fn patient(summary: RecordSummary) -> Patient {
     }
 }
 
+/// The measure blinding of the tests' witnesses.
+pub(crate) const MEASURE_BLINDING: Fr = Fr::new(ark_ff::BigInt([77, 0, 0, 0]));
+
 pub(crate) const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([11, 0, 0, 0])));
 
 /// The issuers the tests' studies accept: [`ISSUER`] alone.
@@ -60,6 +63,7 @@ pub(crate) fn witness(patient: &Patient, query: &CompiledQuery) -> EligibilityWi
         path,
         issuer_path,
         query,
+        MEASURE_BLINDING,
     )
     .unwrap()
 }

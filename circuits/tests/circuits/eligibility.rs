@@ -2,7 +2,8 @@
 //! leaves it unsatisfied. Records are real Synthea fixtures.
 
 use crate::common::{
-    compile, fixture, issuers, patient, statement, witness, OTHER_ISSUER, SCOPE, SHAPE,
+    compile, fixture, issuers, patient, statement, witness, MEASURE_BLINDING, OTHER_ISSUER, SCOPE,
+    SHAPE,
 };
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
@@ -15,6 +16,7 @@ use zkcohort_circuits::clause::gadget::{query_hash_gadget, ClauseVar};
 use zkcohort_circuits::encoding::encode_slot;
 use zkcohort_circuits::identity::{signal_hash, Nullifier, StudyScope};
 use zkcohort_circuits::issuers::{IssuerId, IssuerSet};
+use zkcohort_circuits::measure::gadget::MeasureVar;
 use zkcohort_circuits::poseidon::gadget::poseidon_hash_gadget;
 use zkcohort_circuits::poseidon::poseidon_hash_fixed;
 use zkcohort_circuits::record::record_commitment;
@@ -27,7 +29,7 @@ use zkcohort_circuits::{CircuitError, Fr};
 use zkcohort_cohort::Catalog;
 use zkcohort_testkit::{Enrollee, TestRegistry, ISSUER};
 
-fn satisfied(statement: Statement, witness: EligibilityWitness) -> bool {
+pub(crate) fn satisfied(statement: Statement, witness: EligibilityWitness) -> bool {
     let cs = ConstraintSystem::<Fr>::new_ref();
     EligibilityCircuit::new(SHAPE, statement, witness)
         .generate_constraints(cs.clone())
@@ -59,7 +61,8 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         &patient.record,
         path.clone(),
         &issuers(),
-        &compile(README)
+        &compile(README),
+        MEASURE_BLINDING,
     )
     .is_ok());
     let too_young = README.replace("40 and 75", "60 and 75");
@@ -70,6 +73,7 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         path.clone(),
         &issuers(),
         &compile(&too_young),
+        MEASURE_BLINDING,
     );
     assert!(matches!(refused, Err(CircuitError::NotEligible)));
     let elsewhere = IssuerSet::new(&[OTHER_ISSUER], SHAPE.issuer_depth).unwrap();
@@ -80,6 +84,7 @@ fn an_eligible_record_satisfies_the_circuit_and_the_native_check() {
         path,
         &elsewhere,
         &compile(README),
+        MEASURE_BLINDING,
     );
     assert!(matches!(not_accepted, Err(CircuitError::Issuers(_))));
 }
@@ -427,12 +432,14 @@ fn wrong_nullifier_is_unsatisfiable() {
 }
 
 /// Pinned constraint counts: a change to the circuit shows here first.
-const SMALL_TOTAL: usize = 16_218;
-const REFERENCE_TOTAL: usize = 46_235;
-const QUERY_HASH: usize = 1_749;
+const SMALL_TOTAL: usize = 19_054;
+const REFERENCE_TOTAL: usize = 52_214;
+const QUERY_HASH: usize = 4_935;
 const ISSUER_SET: usize = 1_452;
 const HASH3: usize = 261;
-const GLUE: usize = 83;
+const MEASURE: usize = 292;
+const MEASURE_COMMITMENT: usize = 459;
+const GLUE: usize = 81;
 
 fn setup_count(build: impl FnOnce(ConstraintSystemRef<Fr>)) -> usize {
     let cs = ConstraintSystem::<Fr>::new_ref();
@@ -453,12 +460,12 @@ fn constraint_counts_are_pinned() {
     assert_eq!(
         count(CircuitShape::SMALL),
         SMALL_TOTAL,
-        "small shape (6 clauses, slot depth 8, registry depth 8, issuer depth 1)"
+        "small shape (6 clauses, slot depth 8, registry depth 8, issuer depth 1, 4 measures of 8 bins)"
     );
     assert_eq!(
         count(CircuitShape::REFERENCE),
         REFERENCE_TOTAL,
-        "reference shape (16, 10, 20, 6), target <= 60,000"
+        "reference shape (16, 10, 20, 6, 8 measures of 8 bins), target <= 60,000"
     );
 }
 
@@ -490,8 +497,18 @@ fn reference_shape_cost_by_component() {
         let _ = slot_root_gadget(&poseidon_hash_gadget(&slot).unwrap(), &bits, &siblings).unwrap();
     });
     let query_hash = setup_count(|cs| {
-        let words: Vec<FpVar<Fr>> = (0..2 * shape.clauses).map(|_| witness(&cs)).collect();
-        let _ = query_hash_gadget(&witness(&cs), &witness(&cs), &words).unwrap();
+        let hashed = 2 + 2 * shape.clauses + shape.measures * (1 + shape.measure_bins);
+        let elements: Vec<FpVar<Fr>> = (0..hashed).map(|_| witness(&cs)).collect();
+        let _ = query_hash_gadget(Fr::from(0u64), &elements).unwrap();
+    });
+    let measure = setup_count(|cs| {
+        let measure =
+            MeasureVar::new_witness(&cs, None, shape.clauses, shape.measure_bins).unwrap();
+        let opened: Vec<[FpVar<Fr>; 6]> = (0..shape.clauses)
+            .map(|_| std::array::from_fn(|_| witness(&cs)))
+            .collect();
+        let _ = measure.elements().unwrap();
+        let _ = measure.value(&opened).unwrap();
     });
     let registry = setup_count(|cs| {
         let path =
@@ -517,7 +534,8 @@ fn reference_shape_cost_by_component() {
     });
     let (identity, nullifier, record_root, commitment, leaf) =
         (hash(1), hash(2), hash(3), hash(2), hash(3));
-    println!("per clause {clause} (slot opening {clause_opening}, clause fields and tests {}), query hash {query_hash}, registry path {registry}, issuer set path {issuer_set}, nullifier {nullifier}, identity commitment {identity}, record root {record_root}, record commitment {commitment}, registry leaf {leaf}", clause - clause_opening);
+    let measure_commitment = hash(shape.measures + 2);
+    println!("per clause {clause} (slot opening {clause_opening}, clause fields and tests {}), query hash {query_hash}, registry path {registry}, issuer set path {issuer_set}, nullifier {nullifier}, identity commitment {identity}, record root {record_root}, record commitment {commitment}, registry leaf {leaf}, per measure {measure}, measure commitment {measure_commitment}", clause - clause_opening);
     assert_eq!(clause, 2_306);
     assert_eq!(clause_opening, 1_889);
     assert_eq!(query_hash, QUERY_HASH);
@@ -527,9 +545,11 @@ fn reference_shape_cost_by_component() {
         (identity, nullifier, record_root, commitment, leaf),
         (213, 240, HASH3, 240, HASH3)
     );
+    assert_eq!((measure, measure_commitment), (MEASURE, MEASURE_COMMITMENT));
     // Group logic (4 per clause after the first), the final AND, the signal square, the
-    // non-zero issuer id and six equalities (nullifier, registry root, issuers root, query
-    // hash, eligibility, slot roots per clause).
+    // non-zero issuer id and seven equalities (nullifier, registry root, issuers root, query
+    // hash, measure commitment, eligibility, slot roots per clause), less the three the
+    // measure commitment's constant tag saves over the component count of free inputs.
     let glue = REFERENCE_TOTAL
         - (16 * clause
             + query_hash
@@ -539,7 +559,9 @@ fn reference_shape_cost_by_component() {
             + nullifier
             + record_root
             + commitment
-            + leaf);
+            + leaf
+            + shape.measures * measure
+            + measure_commitment);
     println!("glue {glue}");
     assert_eq!(glue, GLUE, "glue constraints");
 }

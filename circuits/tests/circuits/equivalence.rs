@@ -1,6 +1,7 @@
-//! Native/circuit equivalence: for random summaries and random compiled queries, the
-//! circuit is satisfied exactly when the native evaluator says eligible (all other
-//! checks being honest).
+//! Native/circuit equivalence: for random summaries and random compiled queries with
+//! random measures, the circuit is satisfied exactly when the native evaluator says
+//! eligible (all other checks being honest), and the measure values it commits to are
+//! the native evaluator's.
 
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use proptest::prelude::*;
@@ -12,7 +13,10 @@ use zkcohort_circuits::record::IssuedRecord;
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::Fr;
-use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
+use zkcohort_cohort::query::{
+    CompiledClause, CompiledMeasure, CompiledQuery, DateField, MeasureField, MeasureKind,
+    ValueField,
+};
 use zkcohort_cohort::{Catalog, Day, RecordSummary, Slot};
 use zkcohort_testkit::ISSUER;
 
@@ -27,7 +31,7 @@ const CONCEPTS: [&str; 6] = [
     "systolic-bp",
 ];
 
-fn slot_strategy() -> impl Strategy<Value = Slot> {
+pub(crate) fn slot_strategy() -> impl Strategy<Value = Slot> {
     prop_oneof![
         1 => Just(Slot::default()),
         3 => (1_u32..5, -400_i32..400, 0_i32..300, -5_i64..5, -5_i64..5, -5_i64..5).prop_map(|(count, first, length, a, b, c)| {
@@ -92,6 +96,46 @@ fn clause_strategy() -> impl Strategy<Value = CompiledClause> {
         )
 }
 
+/// A random measure of a random clause (`clause` is reduced modulo the query's clauses),
+/// with bounds around the values [`slot_strategy`] draws, so every bin gets hit.
+pub(crate) fn measure_strategy() -> impl Strategy<Value = CompiledMeasure> {
+    (
+        0..SHAPE.clauses,
+        0..MeasureField::ALL.len(),
+        any::<bool>(),
+        proptest::collection::btree_set(-7_i64..7, 1..SHAPE.measure_bins),
+    )
+        .prop_map(|(clause, field, sum, bounds)| {
+            let field = MeasureField::ALL[field];
+            let scale = |bound: i64| match field {
+                MeasureField::Count => bound.abs(),
+                MeasureField::FirstDate | MeasureField::LastDate => {
+                    i64::from(INDEX_DATE.0) + 60 * bound
+                }
+                _ => bound,
+            };
+            let mut uppers: Vec<i64> = bounds.into_iter().map(scale).collect();
+            uppers.sort();
+            uppers.dedup();
+            let kind = if sum && uppers.len() >= 2 {
+                uppers.truncate(2);
+                MeasureKind::Sum
+            } else {
+                MeasureKind::Bins
+            };
+            CompiledMeasure {
+                clause,
+                field,
+                kind,
+                uppers,
+                name: "random".into(),
+                labels: Vec::new(),
+                units_per_display: 1,
+                unit: String::new(),
+            }
+        })
+}
+
 fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
     let mut rng = StdRng::seed_from_u64(5);
     let secret = IdentitySecret::random_with_rng(&mut rng);
@@ -119,8 +163,16 @@ fn satisfied(summary: RecordSummary, query: &CompiledQuery) -> bool {
             .path(&ISSUER)
             .unwrap(),
         query,
+        Fr::from(9u64),
     )
     .unwrap();
+    let mut native = query.measure_values(&record.summary);
+    native.resize(SHAPE.measures, 0);
+    assert_eq!(
+        witness.measure_opening().values,
+        native,
+        "the witness's measure values are the native evaluator's"
+    );
     let scope = StudyScope(Fr::from(3u64));
     let statement = witness.statement(scope, signal_hash(Fr::from(1u64), scope));
     let cs = ConstraintSystem::<Fr>::new_ref();
@@ -137,13 +189,19 @@ proptest! {
     fn circuit_agrees_with_the_native_evaluator(
         slots in proptest::collection::vec(slot_strategy(), CONCEPTS.len()),
         clauses in proptest::collection::vec(clause_strategy(), 1..=SHAPE.clauses),
+        measures in proptest::collection::vec(measure_strategy(), 0..=SHAPE.measures),
     ) {
         let catalog = Catalog::bundled();
         let mut summary = RecordSummary::empty(catalog);
         for (id, slot) in CONCEPTS.iter().zip(slots) {
             *summary.slot_mut(catalog.index_of(id).unwrap()) = slot;
         }
-        let query = CompiledQuery { catalog_version: catalog.version().to_string(), index_date: INDEX_DATE, clauses };
+        let clause_count = clauses.len();
+        let measures = measures
+            .into_iter()
+            .map(|measure| CompiledMeasure { clause: measure.clause % clause_count, ..measure })
+            .collect();
+        let query = CompiledQuery { catalog_version: catalog.version().to_string(), index_date: INDEX_DATE, clauses, measures };
         let native = query.evaluate(&summary);
         prop_assert_eq!(satisfied(summary, &query), native);
     }

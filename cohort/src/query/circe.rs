@@ -619,6 +619,7 @@ pub fn from_circe(
     let query = Query {
         index_date,
         criteria,
+        measures: Vec::new(),
     };
     query.compile(catalog)?;
     Ok(CirceImport {

@@ -10,11 +10,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::measure::{CompiledMeasure, MeasureSlot};
 use super::Decimal;
 use super::{
     Clause, Comparison, ConceptWord, Criterion, DateWord, Query, QueryError, Span, Test, ValueWord,
 };
-use crate::catalog::{Catalog, ConceptKind, Exact, SlotIndex, VALUE_BOUND};
+use crate::catalog::{
+    Catalog, Concept, ConceptKind, Exact, LabSpec, SlotIndex, UnitConversion, VALUE_BOUND,
+};
 use crate::day::{Day, DAY_MAX, DAY_MIN};
 use crate::summary::{RecordSummary, Slot};
 
@@ -148,6 +151,9 @@ pub struct CompiledQuery {
     pub index_date: Day,
     /// The clauses, grouped by `starts_group`.
     pub clauses: Vec<CompiledClause>,
+    /// The study's measures, each reading the slot one of the clauses opens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<CompiledMeasure>,
 }
 
 impl CompiledQuery {
@@ -163,6 +169,18 @@ impl CompiledQuery {
             group |= clause.holds(summary);
         }
         self.clauses.is_empty() || (all_groups && group)
+    }
+
+    /// The value of each measure for the summary ([`CompiledMeasure::value`]): what the
+    /// circuit commits to.
+    pub fn measure_values(&self, summary: &RecordSummary) -> Vec<u64> {
+        self.measures
+            .iter()
+            .map(|measure| {
+                let slot = self.clauses[measure.clause].slot;
+                measure.value(&summary.slots().get(slot).copied().unwrap_or_default())
+            })
+            .collect()
     }
 
     /// The query filled with [`CompiledClause::padding`] up to `clauses` clauses.
@@ -185,7 +203,8 @@ impl CompiledQuery {
     }
 }
 
-/// Where a compile error sits: criterion and clause, 0-based.
+/// Where a compile error sits: criterion and clause, 0-based; a measure's error has
+/// `criterion` = the number of criteria + the measure's index.
 pub(crate) struct CompileError {
     pub(crate) criterion: usize,
     pub(crate) clause: usize,
@@ -200,11 +219,14 @@ impl Query {
     /// concept of the wrong kind, unknown answers or units, out-of-range constants.
     pub fn compile(&self, catalog: &Catalog) -> Result<CompiledQuery, QueryError> {
         self.compile_located(catalog).map_err(|error| QueryError {
-            location: format!(
-                "criterion {}, clause {}",
-                error.criterion + 1,
-                error.clause + 1
-            ),
+            location: match error.criterion.checked_sub(self.criteria.len()) {
+                Some(measure) => format!("measure {}", measure + 1),
+                None => format!(
+                    "criterion {}, clause {}",
+                    error.criterion + 1,
+                    error.clause + 1
+                ),
+            },
             message: error.message,
         })
     }
@@ -238,10 +260,34 @@ impl Query {
                 clauses.push(compiled);
             }
         }
+        let mut measures = Vec::with_capacity(self.measures.len());
+        for (index, measure) in self.measures.iter().enumerate() {
+            let MeasureSlot { slot, mut compiled } = measure
+                .compile(self.index_date, catalog)
+                .map_err(|message| CompileError {
+                    criterion: self.criteria.len() + index,
+                    clause: 0,
+                    message,
+                })?;
+            // A measure reads a slot some clause opens; a slot no clause opens gets a
+            // clause that always holds, in a group of its own.
+            compiled.clause = match clauses.iter().position(|clause| clause.slot == slot) {
+                Some(clause) => clause,
+                None => {
+                    clauses.push(CompiledClause {
+                        starts_group: true,
+                        ..CompiledClause::unbounded(slot)
+                    });
+                    clauses.len() - 1
+                }
+            };
+            measures.push(compiled);
+        }
         Ok(CompiledQuery {
             catalog_version: catalog.version().to_string(),
             index_date: self.index_date,
             clauses,
+            measures,
         })
     }
 }
@@ -366,60 +412,8 @@ pub(crate) fn compile_clause(
                 (compiled.value_min, compiled.value_max) = (1, 1);
             }
             if let Some(value) = &test.value {
-                let lab = concept.lab().ok_or_else(|| {
-                    format!(
-                        "{} has no values to compare: latest/min/max apply to labs",
-                        concept.id
-                    )
-                })?;
-                let conversion = match &value.unit {
-                    None => None,
-                    Some(unit) => Some(lab.conversion(unit).ok_or_else(|| {
-                        let accepted: Vec<&str> = lab
-                            .units
-                            .iter()
-                            .map(|conversion| conversion.unit.as_str())
-                            .collect();
-                        format!(
-                            "unit {unit} is not accepted for {}: use {}",
-                            concept.id,
-                            accepted.join(", ")
-                        )
-                    })?),
-                }
-                .filter(|conversion| {
-                    conversion.factor != Decimal::new(1, 0) || !conversion.offset.is_zero()
-                });
-                // A constant in the canonical unit must sit on the lab's grid; one in
-                // another unit is converted exactly, then rounded to the grid.
-                let to_stored = |constant: Decimal| -> Result<i64, String> {
-                    let canonical = match conversion {
-                        None => Exact::from(constant),
-                        Some(conversion) => conversion
-                            .apply(Exact::from(constant))
-                            .ok_or_else(|| format!("{constant} is too large"))?,
-                    };
-                    let (low, high) = lab.range;
-                    if !(low..=high).contains(&canonical.to_f64()) {
-                        return Err(format!(
-                            "{constant} is out of range for {}: plausible values run from {low} to {high} {}",
-                            concept.id, lab.unit
-                        ));
-                    }
-                    let stored = match conversion {
-                        None => constant
-                            .to_fixed(lab.scale)
-                            .ok_or_else(|| {
-                                format!(
-                                    "{constant} has more decimal places than {} keeps ({})",
-                                    concept.id, lab.scale
-                                )
-                            })?
-                            .checked_mul(2),
-                        Some(_) => lab.constant_to_stored(canonical),
-                    };
-                    stored.ok_or_else(|| format!("{constant} is too large"))
-                };
+                let constants = LabConstants::new(concept, value.unit.as_deref())?;
+                let to_stored = |constant: Decimal| constants.stored(constant);
                 // Stored values count half grid steps: `2k` is exactly grid point k, `2k ± 1`
                 // strictly beside it (see `LabSpec::to_stored`).
                 let (low, high) = match value.compare {
@@ -459,6 +453,84 @@ pub(crate) fn compile_clause(
     };
     compiled.negated ^= clause.negated;
     Ok(compiled)
+}
+
+/// Converts a lab's query constants (in its canonical unit or another accepted one) to
+/// stored values, as clauses and measures compare them.
+pub(crate) struct LabConstants<'a> {
+    concept: &'a Concept,
+    lab: LabSpec<'a>,
+    conversion: Option<&'a UnitConversion>,
+}
+
+impl<'a> LabConstants<'a> {
+    pub(crate) fn new(concept: &'a Concept, unit: Option<&str>) -> Result<Self, String> {
+        let lab = concept.lab().ok_or_else(|| {
+            format!(
+                "{} has no values to compare: latest/min/max apply to labs",
+                concept.id
+            )
+        })?;
+        let conversion = match unit {
+            None => None,
+            Some(unit) => Some(lab.conversion(unit).ok_or_else(|| {
+                let accepted: Vec<&str> = lab
+                    .units
+                    .iter()
+                    .map(|conversion| conversion.unit.as_str())
+                    .collect();
+                format!(
+                    "unit {unit} is not accepted for {}: use {}",
+                    concept.id,
+                    accepted.join(", ")
+                )
+            })?),
+        }
+        .filter(|conversion| {
+            conversion.factor != Decimal::new(1, 0) || !conversion.offset.is_zero()
+        });
+        Ok(LabConstants {
+            concept,
+            lab,
+            conversion,
+        })
+    }
+
+    pub(crate) fn lab(&self) -> LabSpec<'a> {
+        self.lab
+    }
+
+    /// A constant in the canonical unit must sit on the lab's grid; one in another unit
+    /// is converted exactly, then rounded to the grid.
+    pub(crate) fn stored(&self, constant: Decimal) -> Result<i64, String> {
+        let lab = &self.lab;
+        let canonical = match self.conversion {
+            None => Exact::from(constant),
+            Some(conversion) => conversion
+                .apply(Exact::from(constant))
+                .ok_or_else(|| format!("{constant} is too large"))?,
+        };
+        let (low, high) = lab.range;
+        if !(low..=high).contains(&canonical.to_f64()) {
+            return Err(format!(
+                "{constant} is out of range for {}: plausible values run from {low} to {high} {}",
+                self.concept.id, lab.unit
+            ));
+        }
+        let stored = match self.conversion {
+            None => constant
+                .to_fixed(lab.scale)
+                .ok_or_else(|| {
+                    format!(
+                        "{constant} has more decimal places than {} keeps ({})",
+                        self.concept.id, lab.scale
+                    )
+                })?
+                .checked_mul(2),
+            Some(_) => lab.constant_to_stored(canonical),
+        };
+        stored.ok_or_else(|| format!("{constant} is too large"))
+    }
 }
 
 fn window_days(days: u32) -> Result<u32, String> {

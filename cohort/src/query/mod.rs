@@ -14,6 +14,7 @@ pub mod compile;
 mod decimal;
 pub mod export;
 mod json;
+pub mod measure;
 pub mod text;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use compile::{CompiledClause, CompiledQuery, DateField, ValueField};
 pub use decimal::Decimal;
+pub use measure::{CompiledMeasure, Measure, MeasureField, MeasureKind};
 
 use crate::day::Day;
 
@@ -33,6 +35,9 @@ pub struct Query {
     pub index_date: Day,
     /// Criteria, all of which must hold.
     pub criteria: Vec<Criterion>,
+    /// What the study measures of its enrolled cohort ([`measure`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<Measure>,
 }
 
 /// One line of a query: clauses joined by OR, required or excluded.
@@ -275,16 +280,25 @@ impl Query {
                 message: error.inner().to_string(),
             })?;
         query.compile_located(catalog).map_err(|error| {
-            let keyword = if query.criteria[error.criterion].is_exclusion() {
-                "exclude"
-            } else {
-                "require"
+            let location = match query.criteria.get(error.criterion) {
+                None => format!(
+                    "JSON at measures[{}]",
+                    error.criterion - query.criteria.len()
+                ),
+                Some(criterion) => {
+                    let keyword = if criterion.is_exclusion() {
+                        "exclude"
+                    } else {
+                        "require"
+                    };
+                    format!(
+                        "JSON at criteria[{}].{keyword}[{}]",
+                        error.criterion, error.clause
+                    )
+                }
             };
             QueryError {
-                location: format!(
-                    "JSON at criteria[{}].{keyword}[{}]",
-                    error.criterion, error.clause
-                ),
+                location,
                 message: error.message,
             }
         })?;

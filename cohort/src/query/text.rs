@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! line      := "index date" DATE | ("require" | "exclude") (clause | "any of:" clause (";" clause)*)
+//!              | "measure" measure
 //! clause    := ["not"] ( "age" compare | "sex" NAME | "smoking" NAME
 //!              | "record issued within" INT "days" | "alive"
 //!              | ("condition" | "lab" | "medication" | "procedure" | "immunization"
@@ -21,6 +22,11 @@
 //!              | ["first" | "last"] "within" INT "days"
 //!              | ("first" | "last") ("before" | "after") "index"
 //! compare   := (">=" | ">" | "<=" | "<" | "=") NUMBER | "between" NUMBER "and" NUMBER
+//! measure   := "age bands" INT+ | "sex" | "smoking"
+//!              | "lab" CONCEPT ("latest" | "min" | "max")
+//!                  ("bins" NUMBER+ [UNIT] | "sum between" NUMBER "and" NUMBER)
+//!              | ("condition" | "medication" | "procedure" | "immunization" | "allergy")
+//!                  CONCEPT ["count bins" INT+]
 //! CONCEPT   := a catalog id (ckd) or a code (icd10:N18, loinc:4548-4, atc:A10B)
 //! ```
 
@@ -28,8 +34,8 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use super::{
-    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Query, QueryError, Span,
-    Test, ValueTest, ValueWord, Window,
+    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Decimal, Measure, Query,
+    QueryError, Span, Test, ValueTest, ValueWord, Window,
 };
 use crate::catalog::nearest;
 use crate::day::Day;
@@ -275,6 +281,120 @@ impl LineParser {
         Ok(Clause { negated, test })
     }
 
+    fn end_of_line(&self) -> Result<(), QueryError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(extra) => Err(self.error(format!("unexpected `{extra}`"))),
+        }
+    }
+
+    /// Numbers until the first token that is not one (at least one).
+    fn numbers<T: FromStr>(&mut self, what: &str) -> Result<Vec<T>, QueryError> {
+        let mut numbers = vec![self.parse_value(what)?];
+        while let Some(number) = self.peek().and_then(|token| token.parse().ok()) {
+            self.position += 1;
+            numbers.push(number);
+        }
+        Ok(numbers)
+    }
+
+    fn measure(&mut self) -> Result<Measure, QueryError> {
+        let column = self.column();
+        let subject = self.next(
+            "a measure (age, sex, smoking, lab, condition, medication, procedure, immunization or allergy)",
+        )?;
+        let kind = match subject.as_str() {
+            "age" => {
+                self.expect("bands")?;
+                let edges = self.numbers("an age in whole years")?;
+                self.end_of_line()?;
+                return Ok(Measure::AgeBands(edges));
+            }
+            "sex" | "smoking" => {
+                self.end_of_line()?;
+                return Ok(if subject == "sex" {
+                    Measure::Sex
+                } else {
+                    Measure::Smoking
+                });
+            }
+            "lab" => {
+                let lab = self.next("a lab id or code")?;
+                let field = match self.next("latest, min or max")?.as_str() {
+                    "latest" => ValueWord::Latest,
+                    "min" => ValueWord::Min,
+                    "max" => ValueWord::Max,
+                    other => {
+                        return Err(self.error_at(
+                            self.tokens[self.position - 1].column,
+                            format!("expected latest, min or max, found `{other}`"),
+                        ))
+                    }
+                };
+                let measure = match self.next("bins or sum")?.as_str() {
+                    "bins" => {
+                        let edges: Vec<Decimal> = self.numbers("a number")?;
+                        let unit = match self.peek() {
+                            Some(_) => Some(self.next("a unit")?),
+                            None => None,
+                        };
+                        Measure::LabBins {
+                            lab,
+                            field,
+                            edges,
+                            unit,
+                        }
+                    }
+                    "sum" => {
+                        self.expect("between")?;
+                        let low = self.parse_value("a number")?;
+                        self.expect("and")?;
+                        let high = self.parse_value("a number")?;
+                        Measure::LabSum {
+                            lab,
+                            field,
+                            low,
+                            high,
+                            unit: None,
+                        }
+                    }
+                    other => {
+                        return Err(self.error_at(
+                            self.tokens[self.position - 1].column,
+                            format!("expected bins or sum, found `{other}`"),
+                        ))
+                    }
+                };
+                self.end_of_line()?;
+                return Ok(measure);
+            }
+            "condition" => ConceptWord::Condition,
+            "medication" => ConceptWord::Medication,
+            "procedure" => ConceptWord::Procedure,
+            "immunization" => ConceptWord::Immunization,
+            "allergy" => ConceptWord::Allergy,
+            other => {
+                return Err(self.error_at(
+                    column,
+                    format!("unknown measure `{other}`: expected age, sex, smoking, lab, condition, medication, procedure, immunization or allergy"),
+                ))
+            }
+        };
+        let concept = self.next("a concept id or code")?;
+        let count_edges = if self.eat("count") {
+            self.expect("bins")?;
+            self.numbers("a count")?
+        } else {
+            Vec::new()
+        };
+        self.end_of_line()?;
+        Ok(Measure::Concept {
+            kind,
+            concept,
+            count_edges,
+        })
+    }
+
     fn concept_test(&mut self, kind: ConceptWord) -> Result<ConceptTest, QueryError> {
         let concept = self.next("a concept id or code")?;
         if MODIFIER_WORDS.contains(&concept.as_str()) || concept == ";" {
@@ -404,6 +524,8 @@ pub(crate) fn parse(text: &str) -> Result<(Query, ClausePositions), QueryError> 
     let mut index_date: Option<Day> = None;
     let mut criteria = Vec::new();
     let mut positions = Vec::new();
+    let mut measures = Vec::new();
+    let mut measure_positions = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let tokens = tokenize(line);
         if tokens.is_empty() {
@@ -460,10 +582,16 @@ pub(crate) fn parse(text: &str) -> Result<(Query, ClausePositions), QueryError> 
                 });
                 positions.push(clause_positions);
             }
+            "measure" => {
+                measure_positions.push(vec![(parser.line, parser.column())]);
+                measures.push(parser.measure()?);
+            }
             other => {
                 return Err(parser.error_at(
                     1,
-                    format!("unknown line `{other}`: expected index date, require or exclude"),
+                    format!(
+                        "unknown line `{other}`: expected index date, require, exclude or measure"
+                    ),
                 ))
             }
         }
@@ -472,10 +600,12 @@ pub(crate) fn parse(text: &str) -> Result<(Query, ClausePositions), QueryError> 
         location: "line 1".into(),
         message: "the query has no `index date YYYY-MM-DD` line".into(),
     })?;
+    positions.extend(measure_positions);
     Ok((
         Query {
             index_date,
             criteria,
+            measures,
         },
         positions,
     ))
@@ -559,11 +689,68 @@ pub fn print_criterion(criterion: &Criterion) -> String {
     }
 }
 
+/// Writes a measure in the text form (`measure age bands 18 40 65`).
+pub fn print_measure(measure: &Measure) -> String {
+    let join = |values: Vec<String>| values.join(" ");
+    match measure {
+        Measure::AgeBands(edges) => format!(
+            "measure age bands {}",
+            join(edges.iter().map(u32::to_string).collect())
+        ),
+        Measure::Sex => "measure sex".into(),
+        Measure::Smoking => "measure smoking".into(),
+        Measure::LabBins {
+            lab,
+            field,
+            edges,
+            unit,
+        } => {
+            let mut out = format!(
+                "measure lab {lab} {} bins {}",
+                field.word(),
+                join(edges.iter().map(Decimal::to_string).collect())
+            );
+            if let Some(unit) = unit {
+                out.push_str(&format!(" {unit}"));
+            }
+            out
+        }
+        Measure::LabSum {
+            lab,
+            field,
+            low,
+            high,
+            ..
+        } => format!(
+            "measure lab {lab} {} sum between {low} and {high}",
+            field.word()
+        ),
+        Measure::Concept {
+            kind,
+            concept,
+            count_edges,
+        } => {
+            let mut out = format!("measure {} {concept}", kind.word());
+            if !count_edges.is_empty() {
+                out.push_str(&format!(
+                    " count bins {}",
+                    join(count_edges.iter().map(u32::to_string).collect())
+                ));
+            }
+            out
+        }
+    }
+}
+
 /// Writes a query in the canonical text form, which parses back to the same query.
 pub fn print(query: &Query) -> String {
     let mut out = format!("index date {}\n", query.index_date);
     for criterion in &query.criteria {
         out.push_str(&print_criterion(criterion));
+        out.push('\n');
+    }
+    for measure in &query.measures {
+        out.push_str(&print_measure(measure));
         out.push('\n');
     }
     out

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use zkcohort_cohort::catalog::{Catalog, ConceptKind};
 use zkcohort_cohort::query::{
-    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Decimal, Span, Test,
-    ValueTest, ValueWord, Window,
+    Clause, Comparison, ConceptTest, ConceptWord, Criterion, DateWord, Decimal, Measure, Span,
+    Test, ValueTest, ValueWord, Window,
 };
 use zkcohort_cohort::summary::Slot;
 use zkcohort_cohort::{eligible, Day, Query, RecordSummary};
@@ -37,6 +37,48 @@ fn catalog() -> &'static Catalog {
 
 fn day(text: &str) -> Day {
     text.parse().unwrap()
+}
+
+/// The README's measure examples, in the text form and in JSON.
+const README_MEASURES: &str = "measure age bands 18 40 65
+measure sex
+measure lab hba1c latest bins 5.7 6.5
+measure lab hba1c latest sum between 4 and 14
+measure condition diabetes count bins 2 5";
+const README_MEASURES_JSON: &str = r#"[{"age_bands": [18, 40, 65]}, "sex", {"lab_bins": {"lab": "hba1c",
+"field": "latest", "edges": [5.7, 6.5]}}, {"lab_sum": {"lab": "hba1c", "field":
+"latest", "low": 4, "high": 14}}, {"concept": {"kind": "condition", "concept":
+"diabetes", "count_edges": [2, 5]}}]"#;
+
+#[test]
+fn readme_measures_parse_in_both_forms_with_the_labels_it_lists() {
+    let text = Query::parse(
+        &format!("index date 2020-01-01\nrequire age >= 18\n{README_MEASURES}"),
+        catalog(),
+    )
+    .unwrap();
+    let json = Query::from_json(
+        &format!(
+            r#"{{"index_date": "2020-01-01", "criteria": [{{"require": [{{"age": {{">=": 18}}}}]}}], "measures": {README_MEASURES_JSON}}}"#
+        ),
+        catalog(),
+    )
+    .unwrap();
+    assert_eq!(text, json);
+    let compiled = text.compile(catalog()).unwrap();
+    let labels: Vec<Vec<&str>> = compiled
+        .measures
+        .iter()
+        .map(|measure| measure.labels.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(labels[0], ["unknown", "65+", "40-64", "18-39", "<18"]);
+    assert_eq!(labels[2], ["none", "<5.7 %", "[5.7, 6.5) %", ">=6.5 %"]);
+    assert_eq!(labels[4], ["0", "1", "2-4", "5+"]);
+    // Age reads the age clause's slot; sex, hba1c (once for both measures) and diabetes
+    // get an always-true clause each.
+    assert_eq!(compiled.clauses.len(), 4);
+    assert_eq!(compiled.measures[0].clause, 0);
+    assert_eq!(compiled.measures[2].clause, compiled.measures[3].clause);
 }
 
 #[test]
@@ -640,6 +682,89 @@ fn without_active(test: Test) -> Test {
     }
 }
 
+/// Strictly ascending picks from `0..span`, at least one.
+fn ascending_picks(span: u64) -> impl Strategy<Value = Vec<u64>> {
+    proptest::collection::btree_set(0..span, 1..5).prop_map(|set| set.into_iter().collect())
+}
+
+fn measure_strategy() -> impl Strategy<Value = Measure> {
+    let labs: Vec<(String, u32, (f64, f64))> = catalog()
+        .concepts()
+        .iter()
+        .filter_map(|concept| {
+            concept
+                .lab()
+                .map(|lab| (concept.id.clone(), lab.scale, lab.range))
+        })
+        .collect();
+    let grid = |(id, scale, (low, high)): (String, u32, (f64, f64))| {
+        let one = 10_i64.pow(scale);
+        let low = (low * one as f64).ceil() as i64;
+        let span = ((high * one as f64).floor() as i64 - low + 1) as u64;
+        (id, scale, low, span)
+    };
+    let field = proptest::sample::select(vec![ValueWord::Latest, ValueWord::Min, ValueWord::Max]);
+    let lab_bins = (proptest::sample::select(labs.clone()), field.clone())
+        .prop_map(move |(lab, field)| (grid(lab), field))
+        .prop_flat_map(|((id, scale, low, span), field)| {
+            ascending_picks(span).prop_map(move |picks| Measure::LabBins {
+                lab: id.clone(),
+                field,
+                edges: picks
+                    .iter()
+                    .map(|pick| Decimal::new(low + *pick as i64, scale))
+                    .collect(),
+                unit: None,
+            })
+        });
+    let lab_sum = (proptest::sample::select(labs), field)
+        .prop_map(move |(lab, field)| (grid(lab), field))
+        .prop_flat_map(|((id, scale, low, span), field)| {
+            (0..span - 1, 1..span).prop_map(move |(a, width)| {
+                let high = (a + width).min(span - 1);
+                Measure::LabSum {
+                    lab: id.clone(),
+                    field,
+                    low: Decimal::new(low + a as i64, scale),
+                    high: Decimal::new(low + high.max(a + 1) as i64, scale),
+                    unit: None,
+                }
+            })
+        });
+    let concept = (
+        proptest::sample::select(vec![
+            (ConceptKind::Condition, ConceptWord::Condition),
+            (ConceptKind::Medication, ConceptWord::Medication),
+            (ConceptKind::Procedure, ConceptWord::Procedure),
+        ]),
+        any::<bool>(),
+    )
+        .prop_flat_map(|((kind, word), counted)| {
+            (
+                proptest::sample::select(concept_references(kind)),
+                ascending_picks(6),
+            )
+                .prop_map(move |(concept, picks)| Measure::Concept {
+                    kind: word,
+                    concept,
+                    count_edges: if counted {
+                        picks.iter().map(|pick| 2 + *pick as u32).collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+        });
+    prop_oneof![
+        ascending_picks(100)
+            .prop_map(|ages| Measure::AgeBands(ages.iter().map(|age| 1 + *age as u32).collect())),
+        Just(Measure::Sex),
+        Just(Measure::Smoking),
+        lab_bins,
+        lab_sum,
+        concept,
+    ]
+}
+
 fn query_strategy() -> impl Strategy<Value = Query> {
     let clause =
         (any::<bool>(), test_strategy()).prop_map(|(negated, test)| Clause { negated, test });
@@ -654,10 +779,12 @@ fn query_strategy() -> impl Strategy<Value = Query> {
     (
         (-8000_i32..25000).prop_map(Day),
         proptest::collection::vec(criterion, 1..5),
+        proptest::collection::vec(measure_strategy(), 0..4),
     )
-        .prop_map(|(index_date, criteria)| Query {
+        .prop_map(|(index_date, criteria, measures)| Query {
             index_date,
             criteria,
+            measures,
         })
 }
 
@@ -814,6 +941,90 @@ fn oracle(summary: &RecordSummary, query: &Query) -> bool {
     })
 }
 
+/// A lab's stored value of `field` and its scale, if the slot holds any.
+fn lab_value(summary: &RecordSummary, lab: &str, field: ValueWord) -> Option<(i64, u32)> {
+    let index = catalog().resolve(lab).unwrap();
+    let slot = summary.slot(index);
+    let stored = match field {
+        ValueWord::Latest => slot.last_value,
+        ValueWord::Min => slot.min_value,
+        ValueWord::Max => slot.max_value,
+    };
+    (!slot.is_empty()).then(|| (stored, catalog().concept(index).lab().unwrap().scale))
+}
+
+/// A measure's value, written from its definition (value 0 for a missing attribute,
+/// else the 1-based bin, or `1 + clamp(x) - low` in stored units for a sum) without the
+/// compiler.
+fn measure_oracle(summary: &RecordSummary, index_date: Day, measure: &Measure) -> u64 {
+    let catalog = catalog();
+    let bin_of = |below: usize| 1 + below as u64;
+    match measure {
+        Measure::AgeBands(edges) => {
+            let slot = summary.slot(catalog.special(ConceptKind::BirthDate));
+            if slot.is_empty() {
+                return 0;
+            }
+            // Bins run from the oldest band down: bin 1 holds ages at or above the
+            // last edge.
+            let age = i64::from(slot.first_date.years_until(index_date));
+            bin_of(edges.iter().filter(|edge| age < i64::from(**edge)).count())
+        }
+        Measure::Sex | Measure::Smoking => {
+            let kind = if *measure == Measure::Sex {
+                ConceptKind::Sex
+            } else {
+                ConceptKind::SmokingStatus
+            };
+            let index = catalog.special(kind);
+            let slot = summary.slot(index);
+            if slot.is_empty() {
+                return 0;
+            }
+            // One bin per answer, in value order; a value below them all is in the first.
+            let answers = &catalog.concept(index).answers;
+            answers
+                .iter()
+                .filter(|answer| answer.value <= slot.last_value)
+                .count()
+                .max(1) as u64
+        }
+        Measure::LabBins {
+            lab, field, edges, ..
+        } => lab_value(summary, lab, *field).map_or(0, |(stored, scale)| {
+            let value = decimal_of(stored, scale);
+            bin_of(edges.iter().filter(|edge| **edge <= value).count())
+        }),
+        Measure::LabSum {
+            lab,
+            field,
+            low,
+            high,
+            ..
+        } => lab_value(summary, lab, *field).map_or(0, |(stored, scale)| {
+            let to_stored = |bound: &Decimal| 2 * bound.to_fixed(scale).unwrap();
+            let (low, high) = (to_stored(low), to_stored(high));
+            (1 + stored.clamp(low, high) - low) as u64
+        }),
+        Measure::Concept {
+            concept,
+            count_edges,
+            ..
+        } => {
+            let slot = summary.slot(catalog.resolve(concept).unwrap());
+            if slot.count == 0 {
+                return 0;
+            }
+            bin_of(
+                count_edges
+                    .iter()
+                    .filter(|edge| **edge <= slot.count)
+                    .count(),
+            )
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -841,6 +1052,12 @@ proptest! {
         prop_assert_eq!(verdict.eligible, oracle(&summary, &query), "{}", query);
         prop_assert_eq!(verdict.eligible, compiled.evaluate(&summary));
         prop_assert_eq!(compiled.padded(compiled.clauses.len() + 3).unwrap().evaluate(&summary), verdict.eligible);
+        let expected: Vec<u64> = query
+            .measures
+            .iter()
+            .map(|measure| measure_oracle(&summary, query.index_date, measure))
+            .collect();
+        prop_assert_eq!(compiled.measure_values(&summary), expected, "{}", query);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! The server never trusts the client's statement: it rebuilds it from the
 //! study (`query_hash`, `issuers_root`), the marketplace key and study id (the
-//! scope), the reward note's receiver (`signal_hash`), and the client's registry root and
-//! nullifier ([`Statement::for_enrollment`]),
+//! scope), the reward note's receiver (`signal_hash`), the client's registry root and
+//! nullifier, and the hash of the measure opening (`measure_commitment`)
+//! ([`Statement::for_enrollment`]),
 //! verifies the Groth16 proof against it on the blocking pool, then holds the
 //! enrollment pending (settling its study's batch if it completes one) in one store
 //! transaction, flushed before the answer: 202 while it is pending, 201 once settled.
@@ -14,7 +15,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement};
+use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, EnrollmentInputs, Statement};
 
 use super::extract::{field, ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
@@ -38,6 +39,20 @@ async fn enroll(
     let registry_root = field(&body.registry_root, "registry_root")?;
     let nullifier = field(&body.nullifier, "nullifier")?;
     let reward_receiver = field(&body.reward_receiver, "reward_receiver")?;
+    let measures = state.config().shape.measures;
+    if body.measure_opening.values.len() != measures {
+        return Err(ApiError::unprocessable(
+            "bad_measure_opening",
+            format!(
+                "the measure opening has {} values; the circuit has {measures} measure slots",
+                body.measure_opening.values.len()
+            ),
+        ));
+    }
+    let measure_commitment = body
+        .measure_opening
+        .commitment()
+        .map_err(|error| ApiError::unprocessable("bad_measure_opening", error.to_string()))?;
     let root_bytes = fr_to_bytes(&registry_root);
     let nullifier_bytes = fr_to_bytes(&nullifier);
 
@@ -77,15 +92,16 @@ async fn enroll(
         })
         .await?;
 
-    let statement = Statement::for_enrollment(
+    let statement = Statement::for_enrollment(EnrollmentInputs {
+        marketplace_key: &state.marketplace_key(),
+        study_id: id,
+        query_hash: fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,
+        issuers_root: fr_from_bytes(&study.issuers_root).map_err(ApiError::internal)?,
         registry_root,
-        fr_from_bytes(&study.query_hash).map_err(ApiError::internal)?,
-        &state.marketplace_key(),
-        id,
         nullifier,
         reward_receiver,
-        fr_from_bytes(&study.issuers_root).map_err(ApiError::internal)?,
-    );
+        measure_commitment,
+    });
     let verifier = state.clone();
     let canonical_proof = AppState::verified_proof(body.proof, "this study", move |proof| {
         zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, proof)
@@ -97,12 +113,16 @@ async fn enroll(
         proof: canonical_proof,
         public_inputs: statement.to_decimal_strings(),
     };
+    let measure_values = body.measure_opening.values;
     let enrollment = state
         .blocking(move |state| {
-            let enrollment =
-                state
-                    .store()
-                    .enroll(id, nullifier_bytes, fr_to_bytes(&reward_receiver), record)?;
+            let enrollment = state.store().enroll(
+                id,
+                nullifier_bytes,
+                fr_to_bytes(&reward_receiver),
+                record,
+                measure_values,
+            )?;
             state.store().flush()?;
             Ok(enrollment)
         })

@@ -577,6 +577,8 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
         slot_depth: config.shape.slot_depth,
         registry_depth: store.registry_depth,
         issuer_depth: config.shape.issuer_depth,
+        measures: config.shape.measures,
+        measure_bins: config.shape.measure_bins,
         root_window_ms: store.root_window_ms,
         setup: config.setup,
         note_circuit_id: config.note_circuit_id,

@@ -42,7 +42,7 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
         .compile(catalog)
         .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
     let config = state.config();
-    let hash = query_hash(&compiled, config.shape.clauses, config.shape.slot_depth)
+    let hash = query_hash(&compiled, &config.shape)
         .map_err(|error| ApiError::unprocessable("invalid_query", error.to_string()))?;
     Ok((parsed, fr_to_bytes(&hash)))
 }

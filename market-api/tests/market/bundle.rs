@@ -146,6 +146,7 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
 
     // Each patient proves and enrolls.
     let scope = StudyScope::for_study(&marketplace_key, study_id);
+    let mut openings = Vec::new();
     for (number, ((secret, record), path)) in patients.iter().zip(&paths).enumerate() {
         let receiver = Fr::from(20 + number as u64);
         let request = ProofRequest {
@@ -165,7 +166,9 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
             "registry_root": fr_to_hex(&proof.statement.registry_root),
             "nullifier": fr_to_hex(&proof.statement.nullifier.0),
             "reward_receiver": fr_to_hex(&receiver),
+            "measure_opening": proof.measure_opening,
         });
+        openings.push(proof.measure_opening.clone());
         let (status, answer) = server
             .post(&format!("/studies/{study_id}/enroll"), None, &body)
             .await;
@@ -191,6 +194,26 @@ async fn a_study_bundle_verifies_offline_and_every_tampering_is_named() {
     assert_eq!(report.audit_entries_verified, 3 + enrolled + 2);
     assert!(report.check("roots_used").unwrap().detail.starts_with("2 "));
     assert_eq!(StudyBundle::from_json(&bundle.to_json()).unwrap(), bundle);
+
+    // The marketplace kept each enrollment's measure values (age band and sex, known for
+    // every patient), apart from the public enrollments: no blinding is in the bundle, so
+    // nobody can test a guess of someone's values against its commitment.
+    let mut sent: Vec<Vec<u64>> = openings
+        .iter()
+        .map(|opening| opening.values.clone())
+        .collect();
+    assert!(
+        sent.iter().all(|values| values[0] > 0 && values[1] > 0),
+        "{sent:?}"
+    );
+    sent.sort();
+    let mut stored = server.store().measure_values(study_id).unwrap();
+    stored.sort();
+    assert_eq!(stored, sent);
+    for opening in &openings {
+        let blinding = serde_json::to_value(opening).unwrap()["blinding"].clone();
+        assert!(!text.contains(blinding.as_str().unwrap()));
+    }
 
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("bundle.json");

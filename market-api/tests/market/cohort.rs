@@ -60,7 +60,13 @@ fn public_view(store: &Store, study: u64) -> Public {
 }
 
 fn enroll(store: &Store, study: u64, index: u64) -> Result<EnrollmentStatus, StoreError> {
-    store.enroll(study, nullifier(index), receiver(index as u8), proof(store))
+    store.enroll(
+        study,
+        nullifier(index),
+        receiver(index as u8),
+        proof(store),
+        Vec::new(),
+    )
 }
 
 #[test]

@@ -585,6 +585,7 @@ pub(crate) fn enroll_body(proof: &EligibilityProof, receiver: &Fr) -> Value {
         "registry_root": fr_to_hex(&proof.statement.registry_root),
         "nullifier": fr_to_hex(&proof.statement.nullifier.0),
         "reward_receiver": fr_to_hex(receiver),
+        "measure_opening": proof.measure_opening,
     })
 }
 

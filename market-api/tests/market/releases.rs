@@ -48,6 +48,8 @@ impl Server {
                 slot_depth: 4,
                 registry_depth: 8,
                 issuer_depth: 1,
+                measures: 1,
+                measure_bins: 3,
             },
             circuit_id: CircuitId([7; 32]),
             // No route here verifies a proof.
@@ -137,6 +139,7 @@ impl TestServer {
                         proof: crate::common::unverified_proof(),
                         public_inputs: vec![],
                     },
+                    Vec::new(),
                 )
                 .unwrap();
         }

@@ -183,7 +183,7 @@ fn enrollment_pays_the_reward_and_records_the_nullifier() {
 
     let patient = receiver(3);
     let enrollment = store
-        .enroll(study.id, nullifier(1), patient, proof(&store))
+        .enroll(study.id, nullifier(1), patient, proof(&store), Vec::new())
         .expect("enroll")
         .settled()
         .expect("settled at once under k = 1");
@@ -235,11 +235,23 @@ fn duplicate_nullifier_is_rejected_and_nothing_changes() {
     let store = open(dir.path());
     let study = study(&store, 10, 5, 100);
     store
-        .enroll(study.id, nullifier(1), receiver(3), proof(&store))
+        .enroll(
+            study.id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new(),
+        )
         .unwrap();
     let before = snapshot(&store);
     let error = store
-        .enroll(study.id, nullifier(1), receiver(4), proof(&store))
+        .enroll(
+            study.id,
+            nullifier(1),
+            receiver(4),
+            proof(&store),
+            Vec::new(),
+        )
         .unwrap_err();
     assert!(matches!(error, StoreError::DuplicateNullifier { study: id } if id == study.id));
     assert_eq!(snapshot(&store), before);
@@ -247,7 +259,13 @@ fn duplicate_nullifier_is_rejected_and_nothing_changes() {
     // The same nullifier is fine in another study (nullifiers are scoped).
     let other = self::study(&store, 5, 5, 10);
     store
-        .enroll(other.id, nullifier(1), receiver(3), proof(&store))
+        .enroll(
+            other.id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new(),
+        )
         .expect("another study");
     store.check_conservation().unwrap();
 }
@@ -257,25 +275,49 @@ fn enrollment_errors_are_distinct() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     assert!(matches!(
-        store.enroll(99, nullifier(1), receiver(3), proof(&store)),
+        store.enroll(99, nullifier(1), receiver(3), proof(&store), Vec::new()),
         Err(StoreError::UnknownStudy(99))
     ));
 
     let full = study(&store, 10, 1, 100);
     store
-        .enroll(full.id, nullifier(1), receiver(3), proof(&store))
+        .enroll(
+            full.id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new(),
+        )
         .unwrap();
     assert!(matches!(
-        store.enroll(full.id, nullifier(2), receiver(3), proof(&store)),
+        store.enroll(
+            full.id,
+            nullifier(2),
+            receiver(3),
+            proof(&store),
+            Vec::new()
+        ),
         Err(StoreError::StudyFull { max: 1, .. })
     ));
 
     let poor = study(&store, 10, 5, 15);
     store
-        .enroll(poor.id, nullifier(1), receiver(3), proof(&store))
+        .enroll(
+            poor.id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new(),
+        )
         .unwrap();
     assert!(matches!(
-        store.enroll(poor.id, nullifier(2), receiver(3), proof(&store)),
+        store.enroll(
+            poor.id,
+            nullifier(2),
+            receiver(3),
+            proof(&store),
+            Vec::new()
+        ),
         Err(StoreError::EscrowExhausted {
             escrow: 5,
             reward: 10,
@@ -287,7 +329,13 @@ fn enrollment_errors_are_distinct() {
     unknown_root.registry_root = [9; 32];
     let open_study = study(&store, 1, 5, 5);
     assert!(matches!(
-        store.enroll(open_study.id, nullifier(1), receiver(3), unknown_root),
+        store.enroll(
+            open_study.id,
+            nullifier(1),
+            receiver(3),
+            unknown_root,
+            Vec::new()
+        ),
         Err(StoreError::UnknownRoot)
     ));
 
@@ -309,7 +357,13 @@ fn enrollment_errors_are_distinct() {
     );
     assert_eq!(store.balance(Account::Escrow(open_study.id)).unwrap(), 0);
     assert!(matches!(
-        store.enroll(open_study.id, nullifier(1), receiver(3), proof(&store)),
+        store.enroll(
+            open_study.id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new()
+        ),
         Err(StoreError::StudyClosed(_))
     ));
     assert!(matches!(
@@ -333,7 +387,13 @@ fn fifty_concurrent_submissions_of_one_nullifier_pay_once() {
             thread::spawn(move || {
                 barrier.wait();
                 // Different receivers: a copied proof must not pay twice.
-                store.enroll(study.id, nullifier(7), receiver(3 + (i % 2) as u8), proof)
+                store.enroll(
+                    study.id,
+                    nullifier(7),
+                    receiver(3 + (i % 2) as u8),
+                    proof,
+                    Vec::new(),
+                )
             })
         })
         .collect::<Vec<_>>()
@@ -368,7 +428,7 @@ fn concurrent_enrollments_never_overdraw_the_escrow() {
             let (store, barrier, proof) = (store.clone(), barrier.clone(), proof.clone());
             thread::spawn(move || {
                 barrier.wait();
-                store.enroll(study.id, nullifier(100 + i), receiver(3), proof)
+                store.enroll(study.id, nullifier(100 + i), receiver(3), proof, Vec::new())
             })
         })
         .collect::<Vec<_>>()
@@ -410,7 +470,13 @@ fn state_survives_reopening_the_database() {
             .unwrap();
         store.revoke_leaf(public(ISSUER), 1).unwrap();
         store
-            .enroll(study.id, nullifier(1), receiver(3), proof(&store))
+            .enroll(
+                study.id,
+                nullifier(1),
+                receiver(3),
+                proof(&store),
+                Vec::new(),
+            )
             .unwrap();
         store.mint(public(3), 10).unwrap();
         store
@@ -438,7 +504,13 @@ fn state_survives_reopening_the_database() {
     );
     assert!(store.enrollment(study_id, &nullifier(1)).unwrap().is_some());
     assert!(matches!(
-        store.enroll(study_id, nullifier(1), receiver(3), proof(&store)),
+        store.enroll(
+            study_id,
+            nullifier(1),
+            receiver(3),
+            proof(&store),
+            Vec::new()
+        ),
         Err(StoreError::DuplicateNullifier { .. })
     ));
     // The replayed transfer is still refused, and the next nonce works.
@@ -464,7 +536,13 @@ fn state_survives_reopening_the_database() {
         .unwrap();
     assert_eq!(appended.first_index, 3);
     let second = store
-        .enroll(study_id, nullifier(2), receiver(4), proof(&store))
+        .enroll(
+            study_id,
+            nullifier(2),
+            receiver(4),
+            proof(&store),
+            Vec::new(),
+        )
         .unwrap()
         .settled()
         .unwrap();
@@ -575,7 +653,13 @@ fn audit_log_verifies_and_tampering_is_detected() {
     let study = study(&store, 10, 5, 100);
     for i in 0..3 {
         store
-            .enroll(study.id, nullifier(i), receiver(3), proof(&store))
+            .enroll(
+                study.id,
+                nullifier(i),
+                receiver(3),
+                proof(&store),
+                Vec::new(),
+            )
             .unwrap();
     }
     store
@@ -718,7 +802,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     let burst_took = now_ms - replaced;
     assert!(burst_took < WINDOW_MS, "the appends took {burst_took} ms");
     store
-        .enroll(study.id, nullifier(1), receiver(3), old.clone())
+        .enroll(study.id, nullifier(1), receiver(3), old.clone(), Vec::new())
         .unwrap();
 
     // Once the window has passed since root 1 replaced it, the empty root expires.
@@ -729,7 +813,7 @@ fn registry_roots_stay_acceptable_for_the_window() {
     ));
     let before = snapshot(&store);
     assert!(matches!(
-        store.enroll(study.id, nullifier(2), receiver(3), old),
+        store.enroll(study.id, nullifier(2), receiver(3), old, Vec::new()),
         Err(StoreError::RootExpired {
             seq: 0,
             current: 12,

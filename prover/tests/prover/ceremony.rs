@@ -32,9 +32,9 @@ fn circuit() -> &'static Circuit {
 /// suites and the demo).
 #[test]
 fn the_test_shapes_fit_their_power_of_two_domains() {
-    assert_eq!(circuit().domain_power(), 12, "the tiny shape");
+    assert_eq!(circuit().domain_power(), 13, "the tiny shape");
     let small = Circuit::of(CircuitShape::SMALL).unwrap();
-    assert_eq!(small.domain_power(), 14, "the small shape");
+    assert_eq!(small.domain_power(), 15, "the small shape");
 }
 
 /// A prepared phase 1 with two contributions, and a phase 2 over it with three: the files.
@@ -146,7 +146,10 @@ fn a_known_trapdoor_forges_proofs_that_ceremony_keys_refuse() {
     // A statement no witness backs: a nullifier nobody derived.
     let statement = Statement {
         nullifier: Nullifier(Fr::from(123_456_789u64)),
-        ..request_for(SHAPE, TINY_QUERY).build(SHAPE).unwrap().0
+        ..request_for(SHAPE, TINY_QUERY)
+            .build(SHAPE, Fr::from(7u64))
+            .unwrap()
+            .0
     };
     let ratio = gamma * delta.inverse().unwrap();
     let forged = forge(&known, &statement, ratio);

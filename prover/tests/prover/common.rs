@@ -21,13 +21,15 @@ pub(crate) const QUERY: &str = zkcohort_testkit::HYPERTENSION_QUERY;
 /// The study scope of every request.
 const SCOPE: StudyScope = StudyScope(Fr::new(ark_ff::BigInt([77, 0, 0, 0])));
 
-/// A shape smaller than [`SHAPE`] for the ceremony tests (2¹² powers of tau instead of
-/// 2¹⁴): one clause, so [`request_for`] with a one-clause query.
+/// A shape smaller than [`SHAPE`] for the ceremony tests (2¹³ powers of tau instead of
+/// 2¹⁵): one clause and no measures, so [`request_for`] with a one-clause query.
 pub(crate) const TINY: CircuitShape = CircuitShape {
     clauses: 1,
     slot_depth: 8,
     registry_depth: 1,
     issuer_depth: 1,
+    measures: 0,
+    measure_bins: 3,
 };
 /// A query that fits [`TINY`].
 pub(crate) const TINY_QUERY: &str = "index date 2021-01-01\nrequire condition hypertension";

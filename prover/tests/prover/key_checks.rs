@@ -14,11 +14,15 @@ use zkcohort_prover::{CircuitId, CircuitKeys, ProverError};
 const PAYLOAD: usize = zkcohort_prover::keys::HEADER;
 const CHECKSUM: std::ops::Range<usize> = PAYLOAD - 32..PAYLOAD;
 // The payload starts with the verifying key, uncompressed: alpha_g1 (64), beta_g2, gamma_g2,
-// delta_g2 (128 each), gamma_abc_g1 (u64 length + 6 points); then beta_g1 (64), delta_g1
+// delta_g2 (128 each), gamma_abc_g1 (u64 length, points); then beta_g1 (64), delta_g1
 // (64), a_query (u64 length, points).
-const BETA_G1: usize = 64 + 3 * 128 + 8 + 6 * 64;
-const DELTA_G1: usize = BETA_G1 + 64;
-const A_QUERY_1: usize = DELTA_G1 + 64 + 8 + 64;
+const GAMMA_ABC: usize = 64 + 3 * 128;
+
+/// Where beta_g1 starts in `payload`: after gamma_abc_g1, whose length the payload says.
+fn beta_g1(payload: &[u8]) -> usize {
+    let points = u64::from_le_bytes(payload[GAMMA_ABC..GAMMA_ABC + 8].try_into().unwrap());
+    GAMMA_ABC + 8 + 64 * points as usize
+}
 
 /// Saves dev keys, lets `tamper` edit the payload, recomputes the checksum as an attacker
 /// would, and returns the folder.
@@ -61,7 +65,11 @@ fn a_wallet_refuses_bad_proving_keys() {
 
     // A point of the A query moved off the curve: the unchecked load takes it, the
     // wallet's does not.
-    let off_curve = tampered_keys(&keys, |payload| payload[A_QUERY_1] ^= 1);
+    let off_curve = tampered_keys(&keys, |payload| {
+        // The second point of the A query: beta_g1, delta_g1, the length, one point.
+        let a_query_1 = beta_g1(payload) + 2 * 64 + 8 + 64;
+        payload[a_query_1] ^= 1;
+    });
     CircuitKeys::load(off_curve.path(), SHAPE).unwrap();
     let reason = refusal(CircuitKeys::load_checked(off_curve.path(), SHAPE, id));
     assert!(reason.contains("unreadable key"), "{reason}");
@@ -69,8 +77,10 @@ fn a_wallet_refuses_bad_proving_keys() {
     // delta·G1 replaced by beta·G1, a valid point: the proving key no longer matches the
     // verifying key.
     let mismatched = tampered_keys(&keys, |payload| {
-        let beta = payload[BETA_G1..BETA_G1 + 64].to_vec();
-        payload[DELTA_G1..DELTA_G1 + 64].copy_from_slice(&beta);
+        let beta = beta_g1(payload);
+        let delta = beta + 64;
+        let beta_point = payload[beta..delta].to_vec();
+        payload[delta..delta + 64].copy_from_slice(&beta_point);
     });
     let reason = refusal(CircuitKeys::load_checked(mismatched.path(), SHAPE, id));
     assert!(

@@ -29,7 +29,9 @@ fn proofs_verify_and_match_arkworks_own_prover() {
         .prove_with_rng(&requests[0], &mut StdRng::seed_from_u64(3))
         .unwrap();
     assert!(verifies(keys, &proof));
-    let (statement, witness) = requests[0].build(SHAPE).unwrap();
+    let (statement, witness) = requests[0]
+        .build(SHAPE, proof.measure_opening.blinding)
+        .unwrap();
     assert_eq!(statement, proof.statement);
     let reference = Groth16::<Bn254, CircomReduction>::prove(
         keys.proving_key(),

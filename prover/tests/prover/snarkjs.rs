@@ -24,7 +24,7 @@ use zkcohort_verifier::snarkjs;
 
 /// The files for the fixture request in a fresh folder.
 fn export(folder: &Path) -> (Statement, CircomFiles) {
-    let (statement, witness) = request().build(SHAPE).unwrap();
+    let (statement, witness) = request().build(SHAPE, Fr::from(7u64)).unwrap();
     let files = export_circom(keys(), folder, Some((statement, witness))).unwrap();
     (statement, files)
 }
@@ -98,7 +98,7 @@ fn snarkjs_reads_our_r1cs_and_checks_our_witness() {
     );
 
     // A statement that is not the witness's writes no witness file at all.
-    let (_, witness) = request().build(SHAPE).unwrap();
+    let (_, witness) = request().build(SHAPE, Fr::from(7u64)).unwrap();
     let wrong = Statement {
         nullifier: Nullifier(statement.nullifier.0 + Fr::from(1u64)),
         ..statement
@@ -156,7 +156,7 @@ fn snarkjs_proves_with_our_zkey_and_verifies_our_proofs() {
     assert!(zkcohort_verifier::verify(&prepared, &statement, &theirs).unwrap());
 
     // snarkjs verifies our proof, and refuses a tampered proof or statement.
-    let (_, witness) = request().build(SHAPE).unwrap();
+    let (_, witness) = request().build(SHAPE, Fr::from(7u64)).unwrap();
     let started = Instant::now();
     let ours = keys
         .prove_witness(statement, witness, &mut StdRng::seed_from_u64(3))

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use zkcohort_circuits::clause::query_hash;
 use zkcohort_circuits::issuers::IssuerSet;
 use zkcohort_circuits::note::note_commitment;
-use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, Statement, PUBLIC_INPUT_NAMES};
+use zkcohort_circuits::statement::{
+    fr_from_bytes, fr_from_decimal, fr_to_bytes, EnrollmentInputs, Statement, PUBLIC_INPUTS,
+    PUBLIC_INPUT_NAMES,
+};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::Catalog;
 
@@ -471,7 +474,7 @@ fn recompute_query_hash(bundle: &StudyBundle) -> Result<Bytes32, String> {
         .query
         .compile(Catalog::bundled())
         .map_err(|error| format!("the study's query does not compile: {error}"))?;
-    let hash = query_hash(&compiled, bundle.circuit.clauses, bundle.circuit.slot_depth)
+    let hash = query_hash(&compiled, &bundle.circuit.shape())
         .map_err(|error| format!("the study's query does not fit the circuit: {error}"))?;
     Ok(fr_to_bytes(&hash))
 }
@@ -641,12 +644,19 @@ fn check_public_inputs(
         .enumerate()
         .map(|(position, enrollment)| {
             let name = name_of(position, enrollment);
+            // The commitment hides the measure values; nothing public recomputes it, but
+            // the proof binds it, so it must be a field element the proof verifies with.
+            let measure_commitment = enrollment
+                .public_inputs
+                .get(PUBLIC_INPUTS - 1)
+                .and_then(|input| fr_from_decimal(input).ok());
             let fields = (
                 fr_from_bytes(&enrollment.registry_root).ok(),
                 query_hash,
                 fr_from_bytes(&enrollment.nullifier).ok(),
                 fr_from_bytes(&enrollment.reward_receiver).ok(),
                 issuers_root,
+                measure_commitment,
             );
             let (
                 Some(registry_root),
@@ -654,22 +664,24 @@ fn check_public_inputs(
                 Some(nullifier),
                 Some(reward_receiver),
                 Some(issuers_root),
+                Some(measure_commitment),
             ) = fields
             else {
                 problems.push(format!(
-                    "{name}: the root, query hash, nullifier, reward receiver or issuers root is not a field element"
+                    "{name}: the root, query hash, nullifier, reward receiver, issuers root or measure commitment is not a field element"
                 ));
                 return None;
             };
-            let statement = Statement::for_enrollment(
-                registry_root,
+            let statement = Statement::for_enrollment(EnrollmentInputs {
+                marketplace_key: &bundle.marketplace_key,
+                study_id: study.id,
                 query_hash,
-                &bundle.marketplace_key,
-                study.id,
+                issuers_root,
+                registry_root,
                 nullifier,
                 reward_receiver,
-                issuers_root,
-            );
+                measure_commitment,
+            });
             let expected = statement.to_decimal_strings();
             if expected != enrollment.public_inputs {
                 let wrong: Vec<_> = PUBLIC_INPUT_NAMES

@@ -38,6 +38,7 @@ mod checks;
 pub mod report;
 
 use serde::{Deserialize, Serialize};
+use zkcohort_circuits::shape::CircuitShape;
 
 pub use checks::verify_bundle;
 pub use report::{BundleCheck, BundleReport};
@@ -92,6 +93,26 @@ pub struct BundleCircuit {
     pub slot_depth: usize,
     /// The issuer-set depth: the study's issuers root is of a tree this deep.
     pub issuer_depth: usize,
+    /// The registry tree's depth.
+    pub registry_depth: usize,
+    /// Measure slots per study.
+    pub measures: usize,
+    /// Bins per measure.
+    pub measure_bins: usize,
+}
+
+impl BundleCircuit {
+    /// The shape these numbers describe.
+    pub fn shape(&self) -> CircuitShape {
+        CircuitShape {
+            clauses: self.clauses,
+            slot_depth: self.slot_depth,
+            registry_depth: self.registry_depth,
+            issuer_depth: self.issuer_depth,
+            measures: self.measures,
+            measure_bins: self.measure_bins,
+        }
+    }
 }
 
 /// One enrollment: which note was paid what, for which proof.

@@ -132,7 +132,7 @@ fn the_binary_checks_a_real_eligibility_proof() {
         (write(&vk, &off_curve, &public), vec!["proof.json", "pi_a"]),
         (
             write(&vk, &proof, &short),
-            vec!["public.json", "5 public signals"],
+            vec!["public.json", "6 public signals"],
         ),
         (
             write(&wrong_key, &proof, &public),

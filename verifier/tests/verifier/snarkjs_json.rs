@@ -127,8 +127,8 @@ fn public_signals_round_trip_and_must_be_canonical() {
     assert!(error.to_string().contains("nullifier"), "{error}");
 
     for bad in [
-        json!(["1", "2", "3", "4", "5"]),
-        json!(["1", "2", "3", "4", "5", "6", "7"]),
+        json!(["1", "2", "3", "4", "5", "6"]),
+        json!(["1", "2", "3", "4", "5", "6", "7", "8"]),
     ] {
         assert!(matches!(
             statement_from_json(&bad.to_string()),

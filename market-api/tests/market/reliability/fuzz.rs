@@ -14,7 +14,7 @@ const Q: &str = "218882428718392752222464057452572750886963111572978236626890378
 /// Cases generated per route.
 const CASES_PER_ROUTE: usize = 80;
 /// The seed of the pinned sequence of cases.
-const FUZZ_SEED: u64 = 6;
+const FUZZ_SEED: u64 = 13;
 /// Where a mutation puts a raw JSON literal (one serde_json cannot hold,
 /// such as `1e400` or `18446744073709551616`).
 const RAW_MARKER: &str = "@@raw-json@@";
@@ -47,6 +47,8 @@ enum FieldKind {
     Hex { bytes: usize, any_valid: bool },
     /// A snarkjs proof.
     Proof,
+    /// The opening of a proof's measure commitment: values and blinding.
+    MeasureOpening,
 }
 
 /// One POST route and a valid request to it, which the fuzz run never sends
@@ -230,6 +232,40 @@ fn invalid_values(kind: FieldKind, current: &Value, proof: &EligibilityProof) ->
         }
         FieldKind::Proof => {
             values.extend(proof_mutations(current, proof).iter().map(Value::to_string))
+        }
+        FieldKind::MeasureOpening => {
+            let valid_values = current["values"].as_array().unwrap();
+            let blinding = current["blinding"].clone();
+            let opening =
+                |values: Value, blinding: Value| json!({"values": values, "blinding": blinding});
+            let mut changed = valid_values.clone();
+            changed[0] = json!(changed[0].as_u64().unwrap() + 1);
+            let mut shorter = valid_values.clone();
+            shorter.pop();
+            let mut longer = valid_values.clone();
+            longer.push(json!(0));
+            let mut negative = valid_values.clone();
+            negative[0] = json!(-1);
+            let mut extra = current.clone();
+            extra["noise"] = json!(1);
+            for mutated in [
+                // Well-formed, but not the values the proof commits to.
+                opening(json!(changed), blinding.clone()),
+                opening(json!(valid_values), json!(format!("{}07", "00".repeat(31)))),
+                opening(json!(shorter), blinding.clone()),
+                opening(json!(longer), blinding.clone()),
+                opening(json!(vec![0; 11]), blinding.clone()),
+                opening(json!(negative), blinding.clone()),
+                opening(json!(valid_values), json!(R_HEX)),
+                opening(json!(valid_values), json!("zz")),
+                opening(json!(valid_values), Value::Null),
+                json!({"values": valid_values}),
+                extra,
+                json!([]),
+                Value::Null,
+            ] {
+                values.push(mutated.to_string());
+            }
         }
     }
     values
@@ -572,6 +608,7 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
                 ("registry_root", F::FieldElement),
                 ("nullifier", F::FieldElement),
                 ("reward_receiver", F::FieldElement),
+                ("measure_opening", F::MeasureOpening),
             ],
         },
         Route {
@@ -785,6 +822,7 @@ async fn malformed_requests_on_every_post_route_change_nothing() {
         "invalid_query",
         "invalid_amount",
         "registry",
+        "bad_measure_opening",
     ] {
         assert!(
             statuses.keys().any(|(seen, _)| seen == code),
