@@ -16,7 +16,7 @@
 //! The proofs are made once (`prove_batch`, progress on stderr); each round
 //! gets a fresh store and server with the same marketplace key, so the same
 //! proofs enroll again. Verification cost does not depend on the circuit
-//! shape (six public inputs), so the small shape stands for the reference
+//! shape (seven public inputs), so the small shape stands for the reference
 //! one on the server side.
 
 #[path = "../tests/market/common.rs"]
@@ -322,7 +322,7 @@ fn split_costs(
                 &proof.statement,
                 &proof.proof,
             )
-            .expect("six public inputs");
+            .expect("seven public inputs");
             assert!(valid, "a valid proof verifies");
         });
         store_ms += store_ms_per_enrollment(keys, records, proofs, &texts);

@@ -8,8 +8,9 @@
 //! integer little-endian (`@iden3/binfileutils`, `readBinFile`).
 //!
 //! Wires follow arkworks' variable order, which is also circom's: wire 0 is the
-//! constant 1, wires 1..=6 the public inputs `registry_root, query_hash,
-//! study_scope, nullifier, signal_hash, issuers_root` (circom "public inputs", no outputs),
+//! constant 1, wires 1..=7 the public inputs `registry_root, query_hash,
+//! study_scope, nullifier, signal_hash, issuers_root, measure_commitment` (circom "public
+//! inputs", no outputs),
 //! then every witness variable (circom intermediate signals, no private inputs).
 //!
 //! - `.r1cs`, version 1 (`r1csfile`, `readR1csHeader`, `readConstraints`,

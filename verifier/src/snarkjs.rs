@@ -288,8 +288,9 @@ pub fn public_signals_to_json(inputs: &[Fr]) -> String {
     to_json(&inputs.iter().map(fr_to_decimal).collect::<Vec<_>>())
 }
 
-/// Reads the eligibility statement from public signals: exactly six, in the
-/// order `registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root`.
+/// Reads the eligibility statement from public signals: exactly seven, in the
+/// order `registry_root, query_hash, study_scope, nullifier, signal_hash, issuers_root,
+/// measure_commitment`.
 ///
 /// # Errors
 /// As [`public_signals_from_json`], and [`VerifierError::Statement`] for a count other

@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         proof: PathBuf,
         /// The public signals, snarkjs `public.json`: registry_root, query_hash,
-        /// study_scope, nullifier, signal_hash, issuers_root.
+        /// study_scope, nullifier, signal_hash, issuers_root, measure_commitment.
         #[arg(long)]
         public: PathBuf,
     },

@@ -706,7 +706,7 @@ fn check_public_inputs(
     checks.record(
         "public_inputs",
         problems,
-        "each enrollment's inputs are (registry_root, query_hash, scope, nullifier, signal_hash(reward_receiver, scope))".into(),
+        "each enrollment's inputs are (registry_root, query_hash, scope, nullifier, signal_hash(reward_receiver, scope), issuers_root, measure_commitment)".into(),
     );
     statements
 }
