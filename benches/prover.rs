@@ -1,6 +1,6 @@
 //! Setup, single proofs and batches, and arkworks' own `Groth16::prove` on the same
 //! circuit for comparison, per shape; the note-transfer proof beside them (each circuit's
-//! constraint count is printed first).
+//! constraint count is printed first); and what measures add to a proof (`measures`).
 //!
 //! `cargo bench --bench prover`. Long batches of the reference shape are measured by
 //! `zkcohort bench batch` instead (32 reference proofs per sample would take minutes).
@@ -94,6 +94,33 @@ fn prove(c: &mut Criterion) {
     group.finish();
 }
 
+/// What measures cost: the small shape with 0, 1 and 3 measure slots, each proving the
+/// sample query with that many of its measures (the constraint counts printed first).
+fn measures(c: &mut Criterion) {
+    let mut group = c.benchmark_group("measures");
+    group.sample_size(10);
+    let sample = eligible_requests(CircuitShape::SMALL);
+    for count in [0, 1, 3] {
+        let shape = CircuitShape {
+            measures: count,
+            ..CircuitShape::SMALL
+        };
+        let keys =
+            CircuitKeys::setup_with_rng(shape, &mut StdRng::seed_from_u64(1)).expect("setup");
+        eprintln!(
+            "small shape, {count} measures: {} constraints",
+            keys.constraints()
+        );
+        let mut request = sample[0].clone();
+        request.query.measures.truncate(count);
+        let mut rng = StdRng::seed_from_u64(2);
+        group.bench_function(BenchmarkId::new("prove", count), |b| {
+            b.iter(|| keys.prove_with_rng(&request, &mut rng).expect("proves"))
+        });
+    }
+    group.finish();
+}
+
 /// Two notes of one wallet among a hundred others, merged into one with 10 withdrawn.
 fn merge_of_two_notes(rng: &mut StdRng) -> (Fr, TransferWitness) {
     let key = SpendingKey::random_with_rng(rng);
@@ -118,5 +145,5 @@ fn merge_of_two_notes(rng: &mut StdRng) -> (Fr, TransferWitness) {
     (tree.root(), witness)
 }
 
-criterion_group!(benches, setup, prove);
+criterion_group!(benches, setup, prove, measures);
 criterion_main!(benches);

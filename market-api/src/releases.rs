@@ -48,6 +48,7 @@
 //! |---|---|
 //! | `r` + study id (u64 BE) + data version (u64 BE) + [`ReleaseKey`](crate::dp::ReleaseKey) | [`StudyRelease`] JSON |
 //! | `s` + study id (u64 BE) | micro-epsilons spent (u64 BE) |
+//! | `m` + study id (u64 BE) + position (u64 BE) | a settled enrollment's measure values (JSON; [`Store::measure_values`]) |
 
 use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, BudgetMicros, DpReleaseRecord};
