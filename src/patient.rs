@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{bail, ensure, Context, Result};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::identity::StudyScope;
+use zkcohort_circuits::measure::MeasureOpening;
 use zkcohort_circuits::note::{
     note_nullifier, withdrawal_binding, CreatedNote, SpentNote, TransferWitness,
 };
@@ -20,6 +21,7 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::CircuitId;
+use zkcohort_cohort::query::CompiledQuery;
 use zkcohort_cohort::Eligibility;
 use zkcohort_market::api::{AccountView, EnrollRequest, MarketplaceInfo, NoteTransferRequest};
 use zkcohort_market::{
@@ -278,6 +280,18 @@ pub fn enrollment_request(
         market.shape().issuer_depth,
         note.receiver(),
     )
+}
+
+/// What an enrollment tells the marketplace of the record beyond eligibility: each of the
+/// study's measures with the value the proof commits to (`age: 50-64`). The marketplace
+/// keeps them private and releases only noisy aggregates.
+pub fn disclosed_measures(query: &CompiledQuery, opening: &MeasureOpening) -> Vec<String> {
+    query
+        .measures
+        .iter()
+        .zip(&opening.values)
+        .map(|(measure, value)| format!("{}: {}", measure.name, measure.describe(*value)))
+        .collect()
 }
 
 /// Submits a proof for `study`, bound to `reward_receiver` (its request's), and records

@@ -629,6 +629,13 @@ fn enroll(
     let request = patient::enrollment_request(&wallet, &registry, &market, &preview)?;
     eprintln!("proving eligibility for study {study} ...");
     let proof = keys.prove(&request)?;
+    let disclosed = patient::disclosed_measures(&request.query, &proof.measure_opening);
+    if !disclosed.is_empty() {
+        eprintln!(
+            "the marketplace learns, for its noisy aggregates only: {}",
+            disclosed.join(", ")
+        );
+    }
     let status = patient::submit_enrollment(
         &client,
         &wallet,

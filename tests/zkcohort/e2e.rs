@@ -396,6 +396,13 @@ fn every_role_works_from_the_command_line() {
     };
     let enrolled = enroll(&alice);
     assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    // The wallet says what the study's measures reveal to the marketplace: Ali Harris is
+    // 56 on the index date and male.
+    assert!(
+        stderr(&enrolled).contains("the marketplace learns, for its noisy aggregates only: age: 50-64, sex: male, lab systolic-bp latest: "),
+        "{}",
+        stderr(&enrolled)
+    );
     // Piped, the key download reports its progress in lines instead of a bar.
     assert!(
         stderr(&enrolled).contains("  downloading the eligibility proving key: ")

@@ -196,6 +196,23 @@ impl CompiledMeasure {
         (value > 0).then(|| self.uppers[0] + value as i64 - 1)
     }
 
+    /// How a value reads: its bin's label, or for a sum the clamped amount in the
+    /// measure's unit (`6.3 %`); `none` for a sum's missing value.
+    pub fn describe(&self, value: u64) -> String {
+        match (self.kind, self.amount(value)) {
+            (MeasureKind::Sum, Some(amount)) => format!(
+                "{} {}",
+                amount as f64 / self.units_per_display as f64,
+                self.unit
+            ),
+            _ => self
+                .labels
+                .get(value as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("value {value}")),
+        }
+    }
+
     /// For a sum: the clamp bounds in stored units.
     pub fn bounds(&self) -> Option<(i64, i64)> {
         (self.kind == MeasureKind::Sum).then(|| (self.uppers[0], self.uppers[1] - 1))

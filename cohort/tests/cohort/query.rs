@@ -74,6 +74,14 @@ fn readme_measures_parse_in_both_forms_with_the_labels_it_lists() {
     assert_eq!(labels[0], ["unknown", "65+", "40-64", "18-39", "<18"]);
     assert_eq!(labels[2], ["none", "<5.7 %", "[5.7, 6.5) %", ">=6.5 %"]);
     assert_eq!(labels[4], ["0", "1", "2-4", "5+"]);
+    // A sum's value reads as the clamped amount: HbA1c 4.0 % is value 1, 6.3 % value 47
+    // (stored in half steps of 0.1 %: 1 + 126 - 80), 14 % the last.
+    let sum = &compiled.measures[3];
+    assert_eq!(
+        [0, 1, 47, sum.value_count() - 1].map(|value| sum.describe(value)),
+        ["none", "4 %", "6.3 %", "14 %"]
+    );
+    assert_eq!(compiled.measures[1].describe(1), labels[1][1]);
     // Age reads the age clause's slot; sex, hba1c (once for both measures) and diabetes
     // get an always-true clause each.
     assert_eq!(compiled.clauses.len(), 4);
