@@ -212,11 +212,6 @@ impl CompiledMeasure {
                 .unwrap_or_else(|| format!("value {value}")),
         }
     }
-
-    /// For a sum: the clamp bounds in stored units.
-    pub fn bounds(&self) -> Option<(i64, i64)> {
-        (self.kind == MeasureKind::Sum).then(|| (self.uppers[0], self.uppers[1] - 1))
-    }
 }
 
 fn ascending<T: PartialOrd + std::fmt::Display>(values: &[T], what: &str) -> Result<(), String> {
