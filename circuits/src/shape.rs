@@ -84,11 +84,6 @@ impl CircuitShape {
                 self.measure_bins
             )));
         }
-        if self.clauses + 8 > 200 {
-            return Err(CircuitError::Shape(
-                "a measure header packs the clause selectors below 2^200".into(),
-            ));
-        }
         Ok(())
     }
 }
