@@ -28,7 +28,7 @@ use crate::encoding::{catalog_tag, encode_day, encode_slot, fr_to_u64, SLOT_FIEL
 use crate::identity::{IdentitySecret, StudyScope};
 use crate::issuers::{IssuerId, IssuerSet};
 use crate::measure::gadget::{measure_commitment_gadget, MeasureVar};
-use crate::measure::{encode_measures, MeasureEncoding, MeasureOpening};
+use crate::measure::{encode_measures, slot_integers, MeasureEncoding, MeasureOpening};
 use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
@@ -244,12 +244,6 @@ impl EligibilityWitness {
             measure_commitment: self.measure_opening().commitment().unwrap_or_default(),
         }
     }
-}
-
-/// Encoded slot fields as integers (each is below `2^41`; anything else reads as
-/// `u64::MAX`, which no bin holds).
-fn slot_integers(slot: &[Fr; SLOT_FIELDS]) -> [u64; SLOT_FIELDS] {
-    slot.map(|field| fr_to_u64(&field).unwrap_or(u64::MAX))
 }
 
 fn check_catalog(record: &IssuedRecord, query: &CompiledQuery) -> Result<(), CircuitError> {

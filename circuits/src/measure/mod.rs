@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use zkcohort_cohort::query::{CompiledMeasure, CompiledQuery, MeasureField, MeasureKind};
 use zkcohort_cohort::{Day, Slot};
 
-use crate::encoding::{encode_day, encode_value, VALUE_BITS};
+use crate::encoding::{encode_day, encode_value, fr_to_u64, SLOT_FIELDS, VALUE_BITS};
 use crate::poseidon::poseidon_hash;
 use crate::{CircuitError, Fr};
 
@@ -149,7 +149,7 @@ impl MeasureEncoding {
 
     /// The value the circuit computes for an opened slot's encoded fields, as
     /// [`CompiledMeasure::value`] on the raw slot.
-    pub fn value(&self, slot: &[u64; crate::encoding::SLOT_FIELDS]) -> u64 {
+    pub fn value(&self, slot: &[u64; SLOT_FIELDS]) -> u64 {
         let selected = self.selected(slot) as u64;
         if !self.active || selected == 0 {
             return 0;
@@ -167,7 +167,7 @@ impl MeasureEncoding {
 
     /// Which one-hot position the circuit selects for an opened slot's encoded fields:
     /// 0 for an empty slot, else the bin.
-    pub fn selected(&self, slot: &[u64; crate::encoding::SLOT_FIELDS]) -> usize {
+    pub fn selected(&self, slot: &[u64; SLOT_FIELDS]) -> usize {
         if slot[0] == 0 {
             return 0;
         }
@@ -266,7 +266,12 @@ pub fn random_blinding<R: rand::RngCore>(rng: &mut R) -> Fr {
 ///
 /// # Errors
 /// As [`crate::encoding::encode_slot`].
-pub fn encoded_fields(slot: &Slot) -> Result<[u64; crate::encoding::SLOT_FIELDS], CircuitError> {
-    let fields = crate::encoding::encode_slot(slot)?;
-    Ok(fields.map(|field| crate::encoding::fr_to_u64(&field).expect("encoded fields are small")))
+pub fn encoded_fields(slot: &Slot) -> Result<[u64; SLOT_FIELDS], CircuitError> {
+    Ok(slot_integers(&crate::encoding::encode_slot(slot)?))
+}
+
+/// Encoded slot fields as integers (each is below `2^41`; anything else reads as
+/// `u64::MAX`, which no bin holds).
+pub fn slot_integers(slot: &[Fr; SLOT_FIELDS]) -> [u64; SLOT_FIELDS] {
+    slot.map(|field| fr_to_u64(&field).unwrap_or(u64::MAX))
 }

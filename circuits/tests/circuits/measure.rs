@@ -9,7 +9,7 @@ use ark_relations::gr1cs::ConstraintSystem;
 use proptest::prelude::*;
 use zkcohort_circuits::encoding::encode_slot;
 use zkcohort_circuits::measure::gadget::MeasureVar;
-use zkcohort_circuits::measure::{encoded_fields, MeasureEncoding, MeasureOpening};
+use zkcohort_circuits::measure::{encoded_fields, slot_integers, MeasureEncoding, MeasureOpening};
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::CompiledMeasure;
 use zkcohort_cohort::Slot;
@@ -179,14 +179,9 @@ fn a_wrong_selection_or_a_measure_other_than_the_querys_is_rejected() {
     ];
     for (number, edit) in edits.iter().enumerate() {
         let mut forged = witness.clone();
-        let slot = |clause: usize| {
-            witness.clauses[clause]
-                .slot
-                .map(|field| zkcohort_circuits::encoding::fr_to_u64(&field).unwrap())
-        };
         let (measure, selected) = &mut forged.measures[0];
         edit(measure);
-        *selected = measure.selected(&slot(measure.clause));
+        *selected = measure.selected(&slot_integers(&witness.clauses[measure.clause].slot));
         let mut claimed = statement;
         claimed.measure_commitment = forged.measure_opening().commitment().unwrap();
         assert!(!satisfied(claimed, forged.clone()), "edit {number}");

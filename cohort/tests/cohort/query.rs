@@ -582,18 +582,46 @@ fn window() -> impl Strategy<Value = Option<Window>> {
     proptest::option::of((date, span).prop_map(|(date, span)| Window { date, span }))
 }
 
-fn lab_test() -> impl Strategy<Value = Test> {
-    let labs: Vec<(String, u32, (f64, f64))> = catalog()
+/// A lab's constants on its grid: its id, scale, lowest plausible value in grid steps
+/// and how many grid steps its plausible range holds.
+#[derive(Clone, Debug)]
+struct LabGrid {
+    id: String,
+    scale: u32,
+    low: i64,
+    span: u64,
+}
+
+impl LabGrid {
+    /// The grid point `step` steps above the lowest plausible value.
+    fn at(&self, step: u64) -> Decimal {
+        Decimal::new(self.low + step as i64, self.scale)
+    }
+}
+
+/// Every lab of the catalog.
+fn lab_grids() -> Vec<LabGrid> {
+    catalog()
         .concepts()
         .iter()
         .filter_map(|concept| {
-            concept
-                .lab()
-                .map(|lab| (concept.id.clone(), lab.scale, lab.range))
+            let lab = concept.lab()?;
+            let one = 10_i64.pow(lab.scale) as f64;
+            let low = (lab.range.0 * one).ceil() as i64;
+            let high = (lab.range.1 * one).floor() as i64;
+            Some(LabGrid {
+                id: concept.id.clone(),
+                scale: lab.scale,
+                low,
+                span: (high - low + 1) as u64,
+            })
         })
-        .collect();
+        .collect()
+}
+
+fn lab_test() -> impl Strategy<Value = Test> {
     (
-        proptest::sample::select(labs),
+        proptest::sample::select(lab_grids()),
         proptest::option::of(1_u32..4),
         any::<u64>(),
         any::<u64>(),
@@ -601,40 +629,32 @@ fn lab_test() -> impl Strategy<Value = Test> {
         window(),
         0..3_usize,
     )
-        .prop_map(
-            |((id, scale, (low, high)), min_count, a, b, shape, window, field)| {
-                let one = 10_i64.pow(scale);
-                let (low, high) = (
-                    (low * one as f64).ceil() as i64,
-                    (high * one as f64).floor() as i64,
-                );
-                let span = (high - low + 1) as u64;
-                let pick = |seed: u64| Decimal::new(low + (seed % span) as i64, scale);
-                let (x, y) = (pick(a), pick(b));
-                let compare = match shape {
-                    0 => Comparison::AtLeast(x),
-                    1 => Comparison::Above(x),
-                    2 => Comparison::AtMost(x),
-                    3 => Comparison::Below(x),
-                    4 => Comparison::Equal(x),
-                    _ => Comparison::Between(x.min(y), x.max(y)),
-                };
-                let field = [ValueWord::Latest, ValueWord::Min, ValueWord::Max][field];
-                let value = Some(ValueTest {
-                    field,
-                    compare,
-                    unit: None,
-                });
-                Test::Concept(ConceptTest {
-                    kind: ConceptWord::Lab,
-                    concept: id,
-                    min_count,
-                    active: false,
-                    value,
-                    window,
-                })
-            },
-        )
+        .prop_map(|(lab, min_count, a, b, shape, window, field)| {
+            let pick = |seed: u64| lab.at(seed % lab.span);
+            let (x, y) = (pick(a), pick(b));
+            let compare = match shape {
+                0 => Comparison::AtLeast(x),
+                1 => Comparison::Above(x),
+                2 => Comparison::AtMost(x),
+                3 => Comparison::Below(x),
+                4 => Comparison::Equal(x),
+                _ => Comparison::Between(x.min(y), x.max(y)),
+            };
+            let field = [ValueWord::Latest, ValueWord::Min, ValueWord::Max][field];
+            let value = Some(ValueTest {
+                field,
+                compare,
+                unit: None,
+            });
+            Test::Concept(ConceptTest {
+                kind: ConceptWord::Lab,
+                concept: lab.id,
+                min_count,
+                active: false,
+                value,
+                window,
+            })
+        })
 }
 
 fn test_strategy() -> impl Strategy<Value = Test> {
@@ -696,49 +716,28 @@ fn ascending_picks(span: u64) -> impl Strategy<Value = Vec<u64>> {
 }
 
 fn measure_strategy() -> impl Strategy<Value = Measure> {
-    let labs: Vec<(String, u32, (f64, f64))> = catalog()
-        .concepts()
-        .iter()
-        .filter_map(|concept| {
-            concept
-                .lab()
-                .map(|lab| (concept.id.clone(), lab.scale, lab.range))
-        })
-        .collect();
-    let grid = |(id, scale, (low, high)): (String, u32, (f64, f64))| {
-        let one = 10_i64.pow(scale);
-        let low = (low * one as f64).ceil() as i64;
-        let span = ((high * one as f64).floor() as i64 - low + 1) as u64;
-        (id, scale, low, span)
-    };
     let field = proptest::sample::select(vec![ValueWord::Latest, ValueWord::Min, ValueWord::Max]);
-    let lab_bins = (proptest::sample::select(labs.clone()), field.clone())
-        .prop_map(move |(lab, field)| (grid(lab), field))
-        .prop_flat_map(|((id, scale, low, span), field)| {
-            ascending_picks(span).prop_map(move |picks| Measure::LabBins {
-                lab: id.clone(),
+    let lab_bins =
+        (proptest::sample::select(lab_grids()), field.clone()).prop_flat_map(|(lab, field)| {
+            ascending_picks(lab.span).prop_map(move |picks| Measure::LabBins {
+                lab: lab.id.clone(),
                 field,
-                edges: picks
-                    .iter()
-                    .map(|pick| Decimal::new(low + *pick as i64, scale))
-                    .collect(),
+                edges: picks.iter().map(|pick| lab.at(*pick)).collect(),
                 unit: None,
             })
         });
-    let lab_sum = (proptest::sample::select(labs), field)
-        .prop_map(move |(lab, field)| (grid(lab), field))
-        .prop_flat_map(|((id, scale, low, span), field)| {
-            (0..span - 1, 1..span).prop_map(move |(a, width)| {
-                let high = (a + width).min(span - 1);
-                Measure::LabSum {
-                    lab: id.clone(),
-                    field,
-                    low: Decimal::new(low + a as i64, scale),
-                    high: Decimal::new(low + high.max(a + 1) as i64, scale),
-                    unit: None,
-                }
-            })
-        });
+    let lab_sum = (proptest::sample::select(lab_grids()), field).prop_flat_map(|(lab, field)| {
+        (0..lab.span - 1, 1..lab.span).prop_map(move |(a, width)| {
+            let high = (a + width).min(lab.span - 1);
+            Measure::LabSum {
+                lab: lab.id.clone(),
+                field,
+                low: lab.at(a),
+                high: lab.at(high.max(a + 1)),
+                unit: None,
+            }
+        })
+    });
     let concept = (
         proptest::sample::select(vec![
             (ConceptKind::Condition, ConceptWord::Condition),
