@@ -20,7 +20,7 @@ use zkcohort_market::api::{
     NoteTransferRequest, RecordToAppend, RevokeLeaf, SuspendIssuer, SuspendedIssuer,
 };
 use zkcohort_market::http::{NoteTreeState, CHECKSUM_HEADER};
-use zkcohort_market::releases::{StudyRelease, StudyReleases};
+use zkcohort_market::releases::{ReleaseAnswer, StudyReleases};
 use zkcohort_market::{
     EnrollmentStatus, LedgerEntry, NoteTransfer, RegistryAppend, RootRecord, SignedTransfer, Study,
 };
@@ -344,7 +344,7 @@ impl MarketClient {
     /// # Errors
     ///
     /// See [`ClientError`].
-    pub fn release(&self, study: u64, body: &NewRelease) -> Result<StudyRelease, ClientError> {
+    pub fn release(&self, study: u64, body: &NewRelease) -> Result<ReleaseAnswer, ClientError> {
         self.post(&format!("/studies/{study}/releases"), body)
     }
 

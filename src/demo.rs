@@ -43,6 +43,7 @@ use crate::progress::{Progress, Unit};
 use crate::researcher::{self, StudyPost};
 use crate::serve::{Marketplace, Rules};
 use crate::wallet::Wallet;
+use zkcohort_market::dp::{Mechanism, PostProcess, Statistic};
 
 /// A study the demo's researchers post.
 struct DemoStudy {
@@ -100,6 +101,9 @@ pub struct DemoOptions {
     pub progress: bool,
 }
 
+/// The epsilon each study's breakdown spends (of budgets of 1 and 2).
+const DEMO_RELEASE_EPSILON: f64 = 0.5;
+
 /// What happened to one study.
 #[derive(Debug, Serialize)]
 pub struct StudyOutcome {
@@ -120,6 +124,9 @@ pub struct StudyOutcome {
     pub paid: u64,
     /// Tokens refunded to the researcher on closing.
     pub refunded: u64,
+    /// The DP table of its first two measures, as `researcher release` prints it (none
+    /// for a study below the minimum cohort: nothing about it is released).
+    pub breakdown: Option<String>,
 }
 
 /// The demo's results.
@@ -472,13 +479,28 @@ fn run_roles(
 
     say(&format!(
         "researchers: closing the studies (each settles what is pending if at least {} \
-         joined, voids it otherwise and refunds its whole escrow), exporting a bundle",
+         joined, voids it otherwise and refunds its whole escrow), releasing a DP table of \
+         each settled study's first two measures, exporting a bundle",
         market.info.min_cohort
     ));
     let mut outcomes = Vec::new();
     for ((study, client), eligible) in studies.iter().zip(eligible) {
         let closed = researcher::close(client, study.id)?;
+        let breakdown = if closed.study.enrolled > 0 {
+            let answer = researcher::release(
+                client,
+                study.id,
+                Statistic::Table("1".into(), "2".into()),
+                DEMO_RELEASE_EPSILON,
+                Mechanism::DiscreteLaplace,
+                PostProcess::None,
+            )?;
+            Some(researcher::render_release(&answer))
+        } else {
+            None
+        };
         outcomes.push(StudyOutcome {
+            breakdown,
             id: study.id,
             title: study.title.clone(),
             eligible,
@@ -642,6 +664,14 @@ pub fn print_report(report: &DemoReport) {
             study.paid,
             study.refunded
         );
+    }
+    for breakdown in report
+        .studies
+        .iter()
+        .filter_map(|study| study.breakdown.as_ref())
+    {
+        println!();
+        println!("{breakdown}");
     }
     println!();
     match (report.setup.transcript_id(), report.ceremony_seconds) {

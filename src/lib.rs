@@ -23,6 +23,7 @@ pub mod issued;
 pub mod issuer;
 pub mod keys;
 pub mod patient;
+pub mod plot;
 pub mod progress;
 pub mod researcher;
 pub mod sample;

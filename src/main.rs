@@ -167,6 +167,17 @@ enum Command {
         #[arg(long, default_value_t = 24 * 60 * 60,
               value_parser = clap::value_parser!(u64).range(1..))]
         public_time_unit_secs: u64,
+        /// The most epsilon one study may spend on releases: a researcher chooses a
+        /// study's budget at or below it.
+        #[arg(long, default_value = "2")]
+        max_study_epsilon: zkcohort_market::dp::Epsilon,
+        /// The most epsilon one researcher may spend on releases across all their
+        /// studies in any window of `--researcher-window-days`.
+        #[arg(long, default_value = "5")]
+        max_researcher_epsilon: zkcohort_market::dp::Epsilon,
+        /// The researcher's rolling privacy window.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        researcher_window_days: u64,
         /// Serve https with this certificate chain (PEM, leaf first); use it anywhere
         /// but loopback.
         #[arg(long, requires = "tls_key")]
@@ -467,6 +478,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             batch_size,
             batch_age_minutes,
             public_time_unit_secs,
+            max_study_epsilon,
+            max_researcher_epsilon,
+            researcher_window_days,
             tls_cert,
             tls_key,
         } => {
@@ -482,6 +496,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     batch_size,
                     batch_age_ms: batch_age_minutes.saturating_mul(60 * 1000),
                     time_unit_ms: public_time_unit_secs.saturating_mul(1000),
+                },
+                privacy: {
+                    let defaults = zkcohort_market::PrivacyCaps::default();
+                    zkcohort_market::PrivacyCaps {
+                        study: zkcohort_market::dp::Spend {
+                            epsilon: max_study_epsilon,
+                            ..defaults.study
+                        },
+                        researcher: zkcohort_market::dp::Spend {
+                            epsilon: max_researcher_epsilon,
+                            ..defaults.researcher
+                        },
+                        researcher_window_ms: researcher_window_days
+                            .saturating_mul(zkcohort_market::DAY_MS),
+                    }
                 },
             };
             let tls = tls_cert

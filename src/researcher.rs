@@ -1,5 +1,5 @@
 //! What a researcher does against a marketplace: post a study from a query file,
-//! fund its escrow, follow enrollment, ask for differentially private counts, close
+//! fund its escrow, follow enrollment, ask for differentially private statistics, close
 //! it (the escrow remainder is refunded) and export the study bundle sponsors check.
 
 use std::path::Path;
@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use zkcohort_market::api::{ClosedStudy, CreateStudy, FundStudy, NewRelease};
-use zkcohort_market::dp::{Measure, Mechanism, PostProcess};
-use zkcohort_market::releases::{StudyRelease, StudyReleases};
+use zkcohort_market::dp::{Mechanism, PostProcess, Statistic};
+use zkcohort_market::releases::{ReleaseAnswer, StudyReleases};
 use zkcohort_market::{LedgerEntry, Study};
 use zkcohort_verifier::{verify_bundle, CeremonyTranscript, StudyBundle};
 
@@ -134,29 +134,108 @@ pub fn verify_bundle_file(
     })
 }
 
-/// Asks for the study's enrollment count with discrete Laplace noise at `epsilon`
-/// (shown as i2b2 does when `i2b2`), charged to the study's budget (asking again before new enrollments returns the
-/// same answer for free).
+/// Asks for a DP release of `statistic` at `epsilon`, charged to the study's budget and
+/// the researcher's (asking again before more enrollments settle returns the same
+/// answer for free), shown as `post_process` says.
 ///
 /// # Errors
-/// The marketplace refuses it (budget exhausted, another researcher's study).
-pub fn release_count(
+/// The marketplace refuses it (a budget cannot pay, an unknown measure, another
+/// researcher's study, fewer settled enrollments than the minimum cohort).
+pub fn release(
     client: &MarketClient,
     study: u64,
+    statistic: Statistic,
     epsilon: f64,
-    i2b2: bool,
-) -> Result<StudyRelease> {
+    mechanism: Mechanism,
+    post_process: PostProcess,
+) -> Result<ReleaseAnswer> {
     let body = NewRelease {
-        measure: Measure::Count,
+        statistic,
         epsilon,
-        mechanism: Mechanism::default(),
-        post_process: if i2b2 {
-            PostProcess::I2b2
-        } else {
-            PostProcess::None
-        },
+        mechanism,
+        post_process,
     };
     Ok(client.release(study, &body)?)
+}
+
+/// A release as a readable table: the cells (or a sum and mean), the privacy
+/// parameters and both budgets.
+pub fn render_release(answer: &ReleaseAnswer) -> String {
+    let release = &answer.release.release;
+    let values = &release.values;
+    let mut out = format!(
+        "study {}: {} over {} settled enrollments\n",
+        release.request.study, release.request.statistic, answer.release.enrollments
+    );
+    let row_width = values
+        .rows
+        .iter()
+        .map(|row| row.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    if let Some(sum) = &values.sum {
+        let count = answer.shown.first().map_or("?", String::as_str);
+        out += &format!("  with a value  {count}\n");
+        out += &format!(
+            "  sum           {} {} (each value clamped into {} .. {})\n",
+            sum.total as f64 / sum.units_per_display as f64,
+            sum.unit,
+            sum.low as f64 / sum.units_per_display as f64,
+            sum.high as f64 / sum.units_per_display as f64,
+        );
+        out += &format!(
+            "  mean          {}\n",
+            answer.mean.as_deref().unwrap_or("not shown (too few)")
+        );
+    } else if values.columns.is_empty() {
+        for (row, shown) in values.rows.iter().zip(&answer.shown) {
+            out += &format!("  {row:<row_width$}  {shown:>6}\n");
+        }
+    } else {
+        let widths: Vec<usize> = values
+            .columns
+            .iter()
+            .map(|column| column.len().max(6))
+            .collect();
+        out += &format!("  {:<row_width$}", "");
+        for (column, width) in values.columns.iter().zip(&widths) {
+            out += &format!("  {column:>width$}");
+        }
+        out += "\n";
+        for (row, cells) in values
+            .rows
+            .iter()
+            .zip(answer.shown.chunks(values.columns.len()))
+        {
+            out += &format!("  {row:<row_width$}");
+            for (shown, width) in cells.iter().zip(&widths) {
+                out += &format!("  {shown:>width$}");
+            }
+            out += "\n";
+        }
+    }
+    out += &format!(
+        "noise: {} at epsilon {}{} (scale {:.3}); counts below 0 read as 0\n",
+        release.mechanism.name(),
+        release.epsilon,
+        if release.delta_nanos > 0 {
+            format!(", delta {}e-9", release.delta_nanos)
+        } else {
+            String::new()
+        },
+        release.scale
+    );
+    out += &format!(
+        "budget: study spent {} of {} ({} left); researcher spent {} of {} in the window ({} left)",
+        answer.study_budget.spent.epsilon,
+        answer.study_budget.cap.epsilon,
+        answer.study_budget.remaining.epsilon,
+        answer.researcher_budget.spent.epsilon,
+        answer.researcher_budget.cap.epsilon,
+        answer.researcher_budget.remaining.epsilon,
+    );
+    out
 }
 
 /// The study's releases and its privacy budget.

@@ -15,6 +15,7 @@ use zkcohort::wallet::Wallet;
 use zkcohort_circuits::identity::IdentityCommitment;
 use zkcohort_circuits::statement::{fr_from_hex, fr_to_hex};
 use zkcohort_cohort::Day;
+use zkcohort_market::dp::{Mechanism, PostProcess, Statistic};
 use zkcohort_market::{EnrollmentStatus, Study, StudyStatus};
 use zkcohort_prover::keys::KeyedCircuit;
 use zkcohort_prover::CircuitKeys;
@@ -331,12 +332,31 @@ pub(crate) enum ResearcherCommand {
         /// The study id.
         #[arg(long)]
         study: u64,
-        /// The epsilon to spend.
+        /// Count the settled enrollments per value of this measure (its name in the
+        /// study's query, such as `age` or `sex`, or its position from 1).
+        #[arg(long, group = "statistic", value_name = "MEASURE")]
+        histogram: Option<String>,
+        /// With --histogram: a two-way table, its rows by the histogram's measure and
+        /// its columns by this one.
+        #[arg(long, requires = "histogram", value_name = "MEASURE")]
+        by: Option<String>,
+        /// The noisy sum and mean of a bounded-sum measure (`measure lab X latest sum
+        /// between L and H`).
+        #[arg(long, group = "statistic", value_name = "MEASURE")]
+        sum: Option<String>,
+        /// The epsilon to spend, charged to the study and to your researcher budget.
         #[arg(long)]
         epsilon: f64,
-        /// Report as i2b2 does: "<10" below 10, otherwise rounded to 5.
+        /// Discrete Gaussian noise ((epsilon, delta)-DP, delta 1e-9 charged too)
+        /// instead of discrete Laplace.
+        #[arg(long)]
+        gaussian: bool,
+        /// Show counts as i2b2 does: "<10" below 10, otherwise rounded to 5 (free).
         #[arg(long)]
         i2b2: bool,
+        /// Also write the histogram or table as an SVG bar chart to this file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -867,26 +887,52 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
         ResearcherCommand::Release {
             server,
             study,
+            histogram,
+            by,
+            sum,
             epsilon,
+            gaussian,
             i2b2,
+            plot,
             json,
         } => {
-            let client = server.client()?;
-            let released = researcher::release_count(&client, study, epsilon, i2b2)?;
+            let statistic = match (histogram, by, sum) {
+                (Some(rows), Some(columns), None) => Statistic::Table(rows, columns),
+                (Some(measure), None, None) => Statistic::Histogram(measure),
+                (None, None, Some(measure)) => Statistic::Sum(measure),
+                _ => anyhow::bail!(
+                    "say what to release: --histogram MEASURE [--by MEASURE] or --sum MEASURE"
+                ),
+            };
+            let mechanism = if gaussian {
+                Mechanism::DiscreteGaussian
+            } else {
+                Mechanism::DiscreteLaplace
+            };
+            let post_process = if i2b2 {
+                PostProcess::I2b2
+            } else {
+                PostProcess::None
+            };
+            let answer = researcher::release(
+                &server.client()?,
+                study,
+                statistic,
+                epsilon,
+                mechanism,
+                post_process,
+            )?;
+            if let Some(path) = &plot {
+                zkcohort::plot::plot_release(&answer, path)?;
+            }
             if json {
-                println!("{}", serde_json::to_string(&released)?);
+                println!("{}", serde_json::to_string(&answer)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let budget = researcher::releases(&client, study)?.budget;
-            let count = released
-                .release
-                .counts
-                .first()
-                .map_or("?", |count| count.display.as_str());
-            println!(
-                "study {study}: enrollment count {count} (epsilon {}, {:?} noise); budget spent {} of {}, {} left",
-                released.release.epsilon, released.release.mechanism, budget.spent, budget.total, budget.remaining
-            );
+            println!("{}", researcher::render_release(&answer));
+            if let Some(path) = &plot {
+                println!("chart written to {}", path.display());
+            }
         }
         ResearcherCommand::Close {
             server,

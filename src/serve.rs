@@ -66,7 +66,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::http::{app, settle_batches, ApiConfig, AppState, CircuitDownloads, Limits};
-use zkcohort_market::{CohortPolicy, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
+use zkcohort_market::{CohortPolicy, PrivacyCaps, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 use zkcohort_verifier::KeySetup;
 
 use crate::keys::{load_served_circuits, ServedCircuits, SetupPolicy};
@@ -87,14 +87,18 @@ pub struct Rules {
     pub root_window_ms: u64,
     /// The minimum cohort, the batches and the resolution of public times.
     pub cohort: CohortPolicy,
+    /// The privacy caps on each study and on each researcher's window.
+    pub privacy: PrivacyCaps,
 }
 
 impl Default for Rules {
-    /// A day's root window and the default [`CohortPolicy`] (k = 10).
+    /// A day's root window, the default [`CohortPolicy`] (k = 10) and the default
+    /// [`PrivacyCaps`].
     fn default() -> Self {
         Self {
             root_window_ms: DEFAULT_ROOT_WINDOW_MS,
             cohort: CohortPolicy::default(),
+            privacy: PrivacyCaps::default(),
         }
     }
 }
@@ -183,6 +187,7 @@ impl Marketplace {
                 registry_depth: shape.registry_depth,
                 root_window_ms: rules.root_window_ms,
                 cohort: rules.cohort,
+                privacy: rules.privacy,
             },
         )
         .with_context(|| {

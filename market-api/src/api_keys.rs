@@ -214,6 +214,7 @@ mod tests {
                 registry_depth: 8,
                 root_window_ms: 60_000,
                 cohort: crate::CohortPolicy::immediate(),
+                privacy: crate::PrivacyCaps::default(),
             },
         )
         .unwrap();

@@ -351,6 +351,7 @@ mod tests {
                 registry_depth: 4,
                 root_window_ms: 1_000,
                 cohort: crate::CohortPolicy::immediate(),
+                privacy: crate::PrivacyCaps::default(),
             },
         )
         .unwrap();

@@ -54,6 +54,7 @@ pub use enroll::{Enrollment, EnrollmentStatus, ProofRecord};
 pub use ledger::{Account, ConservationReport, LedgerEntry, LedgerKind, SignedTransfer};
 pub use notes::{NoteTransfer, NoteTransferOrder};
 pub use registry::{RegistryAppend, RootRecord, RootStatus};
+pub use releases::PrivacyCaps;
 pub use store::{
     CohortPolicy, Store, StoreConfig, DAY_MS, DEFAULT_MIN_COHORT, DEFAULT_ROOT_WINDOW_MS,
 };

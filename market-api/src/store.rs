@@ -53,6 +53,7 @@ use zkcohort_circuits::note::NOTE_TREE_DEPTH;
 use zkcohort_circuits::registry::{RegistryTree, DEFAULT_REGISTRY_DEPTH};
 use zkcohort_circuits::statement::fr_to_bytes;
 
+use crate::releases::PrivacyCaps;
 use crate::{Bytes32, StoreError};
 
 /// How a [`Store`] is opened.
@@ -67,6 +68,8 @@ pub struct StoreConfig {
     pub root_window_ms: u64,
     /// When enrollments become public: the minimum cohort and the batches.
     pub cohort: CohortPolicy,
+    /// The operator's privacy caps on studies and researchers.
+    pub privacy: PrivacyCaps,
 }
 
 /// When enrollments become public. A study's enrollments are held pending (proof
@@ -144,6 +147,7 @@ impl Default for StoreConfig {
             registry_depth: DEFAULT_REGISTRY_DEPTH,
             root_window_ms: DEFAULT_ROOT_WINDOW_MS,
             cohort: CohortPolicy::default(),
+            privacy: PrivacyCaps::default(),
         }
     }
 }
@@ -189,6 +193,7 @@ impl Store {
     /// invalid depth.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
         config.cohort.check()?;
+        config.privacy.check()?;
         let db = open_db(path.as_ref())?;
         let open_tree = |name: &str| db.open_tree(name);
         let store = Self {

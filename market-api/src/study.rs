@@ -85,7 +85,8 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::InvalidStudy`] for an empty title, a zero reward, a maximum below
-    /// the minimum cohort, or an epsilon budget that is not a positive finite number;
+    /// the minimum cohort, or an epsilon budget that is not a positive number at most the
+    /// operator's study cap;
     /// [`StoreError::Storage`].
     pub fn create_study(&self, new: NewStudy) -> Result<Study, StoreError> {
         if new.title.trim().is_empty() {
@@ -104,10 +105,16 @@ impl Store {
                  enrolled"
             )));
         }
-        if !(new.epsilon_budget.is_finite() && new.epsilon_budget > 0.0) {
-            return Err(StoreError::InvalidStudy(
-                "the epsilon budget must be a positive number".into(),
-            ));
+        let cap = self.config.privacy.study.epsilon;
+        match crate::dp::Epsilon::new(new.epsilon_budget) {
+            Ok(chosen) if chosen <= cap => {}
+            _ => {
+                return Err(StoreError::InvalidStudy(format!(
+                    "the epsilon budget must be a positive number of at most {cap}, the \
+                     marketplace's cap per study (got {})",
+                    new.epsilon_budget
+                )))
+            }
         }
         let issuers = IssuerSet::new(&new.issuers, new.issuer_depth)
             .map_err(|error| StoreError::InvalidStudy(error.to_string()))?;

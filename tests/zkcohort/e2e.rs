@@ -519,29 +519,59 @@ fn every_role_works_from_the_command_line() {
     );
     assert!(sent.status.success(), "{}", stderr(&sent));
 
-    // Researcher: a noisy count, closing with a refund, the bundle.
+    // Researcher: a noisy breakdown of the measures the proofs committed to (a
+    // table, and a chart), closing with a refund, the bundle.
+    let chart = work.path().join("sex.svg");
     let released = with_server(
         &[
             "researcher",
             "release",
             "--study",
             "1",
+            "--histogram",
+            "sex",
             "--epsilon",
             "0.5",
             "--i2b2",
+            "--plot",
+            path_arg(&chart),
         ],
         Some(&researcher_key),
     );
     assert!(released.status.success(), "{}", stderr(&released));
+    let table = stdout(&released);
+    for expected in [
+        "histogram of sex over 1 settled enrollments",
+        "male",
+        "<10",
+        "study spent 0.5 of 1 (0.5 left)",
+        "researcher spent 0.5 of 5",
+    ] {
+        assert!(table.contains(expected), "{expected:?} in {table}");
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(
-        stdout(&released).contains("count <10"),
-        "{}",
-        stdout(&released)
+        svg.starts_with("<svg") && svg.contains("noisy count"),
+        "{svg}"
+    );
+    // The same question again is the cached release, free.
+    let again = with_server(
+        &[
+            "researcher",
+            "release",
+            "--study",
+            "1",
+            "--histogram",
+            "sex",
+            "--epsilon",
+            "0.5",
+        ],
+        Some(&researcher_key),
     );
     assert!(
-        stdout(&released).contains("spent 0.5 of 1"),
+        stdout(&again).contains("study spent 0.5 of 1"),
         "{}",
-        stdout(&released)
+        stdout(&again)
     );
     let closed = with_server(
         &["researcher", "close", "--study", "1"],

@@ -9,9 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Bytes32;
-use crate::records::{
-    ApiKeyRole, LedgerEntry, Measure, Mechanism, PostProcess, ReleasedCount, Study,
-};
+use crate::records::{ApiKeyRole, LedgerEntry, Mechanism, ReleasedValues, Statistic, Study};
 use crate::snarkjs::SnarkjsProof;
 
 /// One state change of the marketplace.
@@ -320,36 +318,40 @@ pub struct SignedLedgerChange {
     pub signature: [u8; 64],
 }
 
-/// A DP release charged to a study's budget.
+/// A DP release, charged to its study's budget and its researcher's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpReleaseRecord {
     /// The study.
     pub study: u64,
-    /// Its enrollments when the release was drawn.
+    /// Its settled enrollments, the data the release was drawn from.
     pub enrollments: u64,
     /// The release's cache key.
     pub key: String,
     /// What was released.
-    pub measure: Measure,
+    pub statistic: Statistic,
     /// The noise distribution.
     pub mechanism: Mechanism,
-    /// The post-processing.
-    pub post_process: PostProcess,
     /// The epsilon charged, in micro-epsilons (integers hash and read back exactly).
     pub epsilon_micros: u64,
+    /// The delta charged, in nano-deltas (0 for discrete Laplace).
+    pub delta_nanos: u64,
     /// The study's budget after the charge.
-    pub budget_micros: BudgetMicros,
+    pub study_budget: BudgetSpent,
+    /// The researcher's budget in its rolling window after the charge.
+    pub researcher_budget: BudgetSpent,
     /// The released values.
-    pub counts: Vec<ReleasedCount>,
+    pub values: ReleasedValues,
 }
 
-/// A privacy budget in micro-epsilons.
+/// A privacy budget after a charge: epsilon in micro-epsilons, delta in nano-deltas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetMicros {
-    /// The budget's total.
-    pub total: u64,
-    /// Spent so far.
-    pub spent: u64,
-    /// What is left.
-    pub remaining: u64,
+pub struct BudgetSpent {
+    /// The epsilon cap.
+    pub epsilon_cap: u64,
+    /// Epsilon spent.
+    pub epsilon_spent: u64,
+    /// The delta cap.
+    pub delta_cap: u64,
+    /// Delta spent.
+    pub delta_spent: u64,
 }

@@ -275,58 +275,41 @@ pub enum ApiKeyRole {
     Issuer,
 }
 
-/// What a release measures. JSON: `{"kind": "count"}` or
-/// `{"kind": "count_by", "breakdown": "sex"}`; `"count"` alone is read as the
-/// former.
+/// What a release computes from the measure values a study's enrollments proved.
+/// Measures are named as the study's query names them (`age`, `sex`,
+/// `lab hba1c latest`) or by their position from 1 (`"2"`).
+///
+/// JSON: `{"histogram": "age"}`, `{"table": ["age", "sex"]}`, `{"sum": "lab hba1c latest"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", from = "MeasureForm")]
-pub enum Measure {
-    /// The study's enrollment count.
-    Count,
-    /// Enrollment counts by a breakdown the study declared (one count per category, in
-    /// the order the study declared them).
-    CountBy {
-        /// The breakdown's name, as the study declared it.
-        breakdown: String,
-    },
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Statistic {
+    /// The count of enrollments per value of a binned measure (its missing value
+    /// included).
+    Histogram(String),
+    /// The count of enrollments per pair of values of two binned measures: rows by the
+    /// first, columns by the second.
+    Table(String, String),
+    /// The bounded sum of a sum measure over the enrollments that have a value, with
+    /// their count; the mean is their quotient (post-processing).
+    Sum(String),
 }
 
-/// The JSON forms a [`Measure`] is read from.
-#[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = r#"a measure: "count", {"kind": "count"} or {"kind": "count_by", "breakdown": name}"#
-)]
-enum MeasureForm {
-    Name(MeasureName),
-    Tagged(TaggedMeasure),
+impl Statistic {
+    /// The measure names it reads, in order.
+    pub fn measures(&self) -> Vec<&str> {
+        match self {
+            Statistic::Histogram(measure) | Statistic::Sum(measure) => vec![measure],
+            Statistic::Table(rows, columns) => vec![rows, columns],
+        }
+    }
 }
 
-/// The measures that need no parameter, by name.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum MeasureName {
-    Count,
-}
-
-/// The tagged form of a [`Measure`].
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum TaggedMeasure {
-    // A struct variant, not a unit one: serde lets a unit variant of an internally
-    // tagged enum ignore unknown fields.
-    Count {},
-    CountBy { breakdown: String },
-}
-
-impl From<MeasureForm> for Measure {
-    fn from(form: MeasureForm) -> Self {
-        match form {
-            MeasureForm::Name(MeasureName::Count)
-            | MeasureForm::Tagged(TaggedMeasure::Count {}) => Measure::Count,
-            MeasureForm::Tagged(TaggedMeasure::CountBy { breakdown }) => {
-                Measure::CountBy { breakdown }
-            }
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Statistic::Histogram(measure) => write!(f, "histogram of {measure}"),
+            Statistic::Table(rows, columns) => write!(f, "table of {rows} by {columns}"),
+            Statistic::Sum(measure) => write!(f, "sum and mean of {measure}"),
         }
     }
 }
@@ -373,11 +356,46 @@ impl PostProcess {
     }
 }
 
-/// One released value.
+/// The noisy values of a release. Counts are non-negative integers (negative draws
+/// read as 0: post-processing, which costs no privacy); no true value is ever part of
+/// it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleasedCount {
-    /// The noisy count; absent under post-processing, where only `display` is released.
-    pub value: Option<i64>,
-    /// How the value reads (post-processed if asked).
-    pub display: String,
+pub struct ReleasedValues {
+    /// The row labels: a histogram's values, a table's first measure's, a sum's one
+    /// row (`with a value`).
+    pub rows: Vec<String>,
+    /// A table's column labels (its second measure's values); empty otherwise.
+    pub columns: Vec<String>,
+    /// The noisy counts, row by row (`rows.len() * max(columns.len(), 1)` of them).
+    pub counts: Vec<u64>,
+    /// A sum's noisy bounded sum and mean.
+    pub sum: Option<ReleasedSum>,
+}
+
+/// The noisy bounded sum of a sum measure and what it reads as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedSum {
+    /// The noisy sum, in the measure's stored units, of each value clamped into
+    /// `[low, high]`: `low` times the noisy count plus the noisy sum of the values above
+    /// `low` (never below it).
+    pub total: i64,
+    /// The clamping bounds, in stored units.
+    pub low: i64,
+    /// See `low`.
+    pub high: i64,
+    /// Stored units per `unit`.
+    pub units_per_display: i64,
+    /// The unit the mean reads in.
+    pub unit: String,
+}
+
+impl ReleasedSum {
+    /// The mean in the measure's unit: the noisy sum over the noisy count, clamped into
+    /// the bounds (post-processing); `None` when the noisy count is 0.
+    pub fn mean(&self, count: u64) -> Option<f64> {
+        (count > 0).then(|| {
+            let mean = (self.total as f64 / count as f64).clamp(self.low as f64, self.high as f64);
+            mean / self.units_per_display as f64
+        })
+    }
 }

@@ -16,6 +16,10 @@ pub const MICROS_PER_EPSILON: u64 = 1_000_000;
 /// [`Epsilon`] converts to `f64` and back exactly.
 pub const MAX_EPSILON: u64 = 1_000_000_000;
 
+/// The smallest epsilon one release may spend: below it the noise drowns any cohort
+/// the marketplace serves, and it bounds how many charges a researcher's window holds.
+pub const MIN_RELEASE_EPSILON: Epsilon = Epsilon { micros: 1_000 };
+
 /// A privacy loss, held exactly as a whole number of micro-epsilons.
 ///
 /// JSON carries it as a plain number (`0.5`); a request's epsilon is rounded to the
@@ -186,63 +190,135 @@ pub(super) fn f64_at_most_micros(x: f64, micros: u64) -> bool {
     }
 }
 
-/// A privacy budget: the epsilon a study (or a researcher) may spend, and what it has
-/// spent. Plain data, so the store persists it; every change goes through
-/// [`PrivacyBudget::charge`], which refuses to pass the total.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A privacy loss in both parameters: epsilon, and delta in whole nano-deltas (only
+/// discrete Gaussian releases spend delta).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spend {
+    /// The epsilon.
+    pub epsilon: Epsilon,
+    /// The delta, in units of 10^-9.
+    pub delta_nanos: u64,
+}
+
+impl Spend {
+    /// Nothing spent.
+    pub const ZERO: Spend = Spend {
+        epsilon: Epsilon::ZERO,
+        delta_nanos: 0,
+    };
+
+    fn saturating_sub(self, other: Spend) -> Spend {
+        Spend {
+            epsilon: Epsilon {
+                micros: self.epsilon.micros.saturating_sub(other.epsilon.micros),
+            },
+            delta_nanos: self.delta_nanos.saturating_sub(other.delta_nanos),
+        }
+    }
+
+    /// Both parameters added, `None` on overflow.
+    pub fn checked_add(self, other: Spend) -> Option<Spend> {
+        Some(Spend {
+            epsilon: Epsilon {
+                micros: self.epsilon.micros.checked_add(other.epsilon.micros)?,
+            },
+            delta_nanos: self.delta_nanos.checked_add(other.delta_nanos)?,
+        })
+    }
+
+    /// Is every parameter at most `cap`'s?
+    fn within(self, cap: Spend) -> bool {
+        self.epsilon <= cap.epsilon && self.delta_nanos <= cap.delta_nanos
+    }
+}
+
+impl fmt::Display for Spend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "epsilon {}", self.epsilon)?;
+        if self.delta_nanos > 0 {
+            write!(f, " and delta {}e-9", self.delta_nanos)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whose budget a charge draws on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetOwner {
+    /// The study's own budget (the researcher's choice, at most the operator's cap).
+    Study,
+    /// The researcher's budget over the operator's rolling window, across all their
+    /// studies.
+    Researcher,
+}
+
+impl fmt::Display for BudgetOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BudgetOwner::Study => "the study's",
+            BudgetOwner::Researcher => "the researcher's",
+        })
+    }
+}
+
+/// A privacy budget: what a study (or a researcher, in a window) may spend, and what it
+/// has spent. Plain data, so the store persists it; every change goes through
+/// [`PrivacyBudget::charge`], which refuses to pass the cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrivacyBudget {
-    total: Epsilon,
-    spent: Epsilon,
+    owner: BudgetOwner,
+    cap: Spend,
+    spent: Spend,
 }
 
 impl PrivacyBudget {
-    /// A budget of `total` with nothing spent.
-    pub fn new(total: Epsilon) -> Self {
-        PrivacyBudget {
-            total,
-            spent: Epsilon::ZERO,
-        }
+    /// A budget of `cap` of which `spent` is spent (possibly more than the cap, for a
+    /// cap the operator lowered: nothing more can then be charged).
+    pub fn new(owner: BudgetOwner, cap: Spend, spent: Spend) -> Self {
+        PrivacyBudget { owner, cap, spent }
     }
 
-    /// The epsilon this budget allows in all.
-    pub fn total(&self) -> Epsilon {
-        self.total
+    /// What this budget allows in all.
+    pub fn cap(&self) -> Spend {
+        self.cap
     }
 
-    /// The epsilon charged so far.
-    pub fn spent(&self) -> Epsilon {
+    /// What was charged so far.
+    pub fn spent(&self) -> Spend {
         self.spent
     }
 
-    /// The epsilon still available.
-    pub fn remaining(&self) -> Epsilon {
-        Epsilon {
-            micros: self.total.micros.saturating_sub(self.spent.micros),
-        }
+    /// What is still available.
+    pub fn remaining(&self) -> Spend {
+        self.cap.saturating_sub(self.spent)
     }
 
-    /// Would charging `epsilon` fit?
+    /// Would charging `spend` fit?
     ///
     /// # Errors
-    /// [`DpError::BudgetExceeded`] if it would pass the total.
-    pub fn check(&self, epsilon: Epsilon) -> Result<(), DpError> {
-        match self.spent.micros.checked_add(epsilon.micros) {
-            Some(after) if after <= self.total.micros => Ok(()),
+    /// [`DpError::BudgetExceeded`] if it would pass the cap in either parameter.
+    pub fn check(&self, spend: Spend) -> Result<(), DpError> {
+        self.after(spend).map(|_| ())
+    }
+
+    /// Charges `spend`, or refuses and leaves the budget unchanged.
+    ///
+    /// # Errors
+    /// [`DpError::BudgetExceeded`] if it would pass the cap in either parameter.
+    pub fn charge(&mut self, spend: Spend) -> Result<(), DpError> {
+        self.spent = self.after(spend)?;
+        Ok(())
+    }
+
+    fn after(&self, spend: Spend) -> Result<Spend, DpError> {
+        match self.spent.checked_add(spend) {
+            Some(after) if after.within(self.cap) => Ok(after),
             _ => Err(DpError::BudgetExceeded {
-                requested: epsilon,
+                owner: self.owner,
+                requested: spend,
                 remaining: self.remaining(),
-                total: self.total,
+                cap: self.cap,
             }),
         }
-    }
-
-    /// Charges `epsilon`, or refuses and leaves the budget unchanged.
-    ///
-    /// # Errors
-    /// [`DpError::BudgetExceeded`] if it would pass the total.
-    pub fn charge(&mut self, epsilon: Epsilon) -> Result<(), DpError> {
-        self.check(epsilon)?;
-        self.spent.micros += epsilon.micros;
-        Ok(())
     }
 }

@@ -1,22 +1,44 @@
-//! OpenDP's measurements for a release: [`prepare`] calibrates the noise scale so that
-//! OpenDP's privacy map at sensitivity 1 is at most the epsilon charged (compared
-//! exactly), then [`PreparedRelease::release_count`] draws the noise.
+//! OpenDP's measurements for a release: [`prepare`] finds the smallest noise scale
+//! whose privacy loss, by OpenDP's privacy map of the whole measurement at one added
+//! or removed enrollment, is at most the epsilon charged (compared exactly); then
+//! [`PreparedRelease::draw`] runs the measurement on the data.
 
-use opendp::combinators::{make_fix_delta, make_zCDP_to_approxDP};
+use opendp::combinators::{
+    make_chain_mt, make_chain_tt, make_composition, make_fix_delta, make_zCDP_to_approxDP,
+};
 use opendp::core::Measurement;
-use opendp::domains::AtomDomain;
+use opendp::domains::{AtomDomain, VectorDomain};
 use opendp::measurements::{make_gaussian, make_laplace};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
-use opendp::metrics::AbsoluteDistance;
+use opendp::metrics::{L1Distance, L2Distance, SymmetricDistance};
+use opendp::transformations::{make_clamp, make_count, make_count_by_categories, make_sum};
 
-use super::{
-    display, DpError, Epsilon, Measure, Mechanism, PostProcess, Release, ReleaseRequest,
-    ReleasedCount, MICROS_PER_EPSILON,
-};
+use super::{DpError, Epsilon, Mechanism, ReleaseRequest, MIN_RELEASE_EPSILON};
 
-/// The delta of one discrete Gaussian release: its guarantee is
-/// (epsilon, `GAUSSIAN_DELTA`)-DP. Deltas add up across Gaussian releases.
-pub const GAUSSIAN_DELTA: f64 = 1e-9;
+/// The delta of one discrete Gaussian release, in nano-deltas: its guarantee is
+/// (epsilon, 10^-9)-DP. Deltas add up across Gaussian releases.
+pub const GAUSSIAN_DELTA_NANOS: u64 = 1;
+
+/// What a release is drawn from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReleaseData {
+    /// Each settled enrollment's category, below `categories` (a histogram's bin, a
+    /// table's cell).
+    Categories {
+        /// How many categories there are.
+        categories: usize,
+        /// The category of each enrollment.
+        of_each: Vec<u64>,
+    },
+    /// For each settled enrollment that has a value, how far above the lower bound its
+    /// clamped value is: at most `width`.
+    BoundedSum {
+        /// The bounds' distance (`high - low`), in stored units.
+        width: i64,
+        /// Each value minus the lower bound.
+        above_low: Vec<i64>,
+    },
+}
 
 /// A request whose measurement OpenDP has built and whose privacy loss is checked:
 /// everything before the randomness. Preparing draws no noise.
@@ -25,39 +47,28 @@ pub struct PreparedRelease {
     request: ReleaseRequest,
     scale: f64,
     opendp_epsilon: f64,
-    delta: f64,
 }
 
-/// Builds and checks the measurement for `request` (no noise is drawn).
+/// Calibrates the measurement of `request` over data shaped as `data` (its values are
+/// not read, no noise is drawn).
 ///
 /// # Errors
-/// [`DpError::EmptyBreakdown`] for a breakdown with no name;
-/// [`DpError::InvalidEpsilon`] for a zero epsilon; [`DpError::ChargeBelowLoss`] if no
-/// scale keeps OpenDP's loss within the epsilon; [`DpError::OpenDp`] if OpenDP refuses.
-pub fn prepare(request: &ReleaseRequest) -> Result<PreparedRelease, DpError> {
-    if request.epsilon == Epsilon::ZERO {
-        return Err(DpError::InvalidEpsilon("0".to_string()));
+/// [`DpError::InvalidEpsilon`] below [`MIN_RELEASE_EPSILON`]; [`DpError::ChargeBelowLoss`]
+/// if no scale keeps OpenDP's loss within the epsilon; [`DpError::OpenDp`] if OpenDP
+/// refuses.
+pub fn prepare(request: &ReleaseRequest, data: &ReleaseData) -> Result<PreparedRelease, DpError> {
+    if request.epsilon < MIN_RELEASE_EPSILON {
+        return Err(DpError::InvalidEpsilon(format!(
+            "{} (a release spends at least {MIN_RELEASE_EPSILON})",
+            request.epsilon
+        )));
     }
-    if let Measure::CountBy { breakdown } = &request.measure {
-        if breakdown.is_empty() {
-            return Err(DpError::EmptyBreakdown);
-        }
-    }
-    let (scale, opendp_epsilon, delta) = match request.mechanism {
-        Mechanism::DiscreteLaplace => {
-            let (scale, loss) = calibrate_laplace(request.epsilon)?;
-            (scale, loss, 0.0)
-        }
-        Mechanism::DiscreteGaussian => {
-            let (scale, loss) = calibrate_gaussian(request.epsilon)?;
-            (scale, loss, GAUSSIAN_DELTA)
-        }
-    };
+    let mechanism = request.mechanism;
+    let (scale, opendp_epsilon) = calibrate(request.epsilon, |scale| loss(mechanism, data, scale))?;
     Ok(PreparedRelease {
         request: request.clone(),
         scale,
         opendp_epsilon,
-        delta,
     })
 }
 
@@ -67,154 +78,250 @@ impl PreparedRelease {
         &self.request
     }
 
-    /// The epsilon to charge for this release.
-    pub fn epsilon(&self) -> Epsilon {
-        self.request.epsilon
-    }
-
-    /// The noise scale OpenDP will use.
+    /// The noise scale of each count.
     pub fn scale(&self) -> f64 {
         self.scale
     }
 
-    /// OpenDP's privacy loss at sensitivity 1 (at most [`Self::epsilon`], exactly).
+    /// OpenDP's privacy loss at one enrollment added or removed (at most the epsilon,
+    /// exactly).
     pub fn opendp_epsilon(&self) -> f64 {
         self.opendp_epsilon
     }
 
-    /// Draws the noisy count. Call it outside any sled transaction.
+    /// Runs the measurement on `data`: one noisy count per category, or for a bounded
+    /// sum the noisy sum above the lower bound and the noisy count of values. Negative
+    /// draws read as 0 (post-processing). Call it outside any sled transaction.
     ///
     /// # Errors
-    /// [`DpError::MeasureMismatch`] unless the request measures [`Measure::Count`];
-    /// [`DpError::CountTooLarge`] above `i64::MAX`; [`DpError::OpenDp`] if sampling
-    /// fails (for instance, the system has no entropy).
-    pub fn release_count(&self, true_count: u64) -> Result<Release, DpError> {
-        if self.request.measure != Measure::Count {
-            return Err(DpError::MeasureMismatch);
-        }
-        let count = i64::try_from(true_count).map_err(|_| DpError::CountTooLarge(true_count))?;
-        let noisy = match self.request.mechanism {
-            Mechanism::DiscreteLaplace => laplace_scalar(self.scale)?.invoke(&count)?,
-            Mechanism::DiscreteGaussian => gaussian_scalar(self.scale)?.invoke(&count)?,
+    /// [`DpError::OpenDp`] if sampling fails (for instance, the system has no entropy).
+    pub fn draw(&self, data: &ReleaseData) -> Result<Vec<u64>, DpError> {
+        let noisy = match (self.request.mechanism, data) {
+            (
+                Mechanism::DiscreteLaplace,
+                ReleaseData::Categories {
+                    categories,
+                    of_each,
+                },
+            ) => counts_laplace(*categories, self.scale)?.invoke(of_each)?,
+            (
+                Mechanism::DiscreteGaussian,
+                ReleaseData::Categories {
+                    categories,
+                    of_each,
+                },
+            ) => counts_gaussian(*categories, self.scale)?.invoke(of_each)?,
+            (Mechanism::DiscreteLaplace, ReleaseData::BoundedSum { width, above_low }) => {
+                sum_laplace(*width, self.scale)?.invoke(above_low)?
+            }
+            (Mechanism::DiscreteGaussian, ReleaseData::BoundedSum { width, above_low }) => {
+                sum_gaussian(*width, self.scale)?.invoke(above_low)?
+            }
         };
-        Ok(self.finish(vec![noisy]))
+        Ok(noisy.into_iter().map(|v| v.max(0).unsigned_abs()).collect())
     }
+}
 
-    fn finish(&self, noisy: Vec<i64>) -> Release {
-        let post_process = self.request.post_process;
-        let counts = noisy
-            .into_iter()
-            .map(|v| ReleasedCount {
-                value: (post_process == PostProcess::None).then_some(v),
-                display: display(post_process, v),
-            })
-            .collect();
-        Release {
-            request: self.request.clone(),
-            counts,
-            epsilon: self.request.epsilon,
-            opendp_epsilon: self.opendp_epsilon,
-            delta: self.delta,
-            mechanism: self.request.mechanism,
-            scale: self.scale,
-            post_process,
+type Rows<T> = VectorDomain<AtomDomain<T>>;
+type Counts<MO> = Measurement<Rows<u64>, SymmetricDistance, MO, Vec<i64>>;
+type BoundedSum<MO> = Measurement<Rows<i64>, SymmetricDistance, MO, Vec<i64>>;
+
+fn rows<T: opendp::traits::CheckAtom>() -> Rows<T> {
+    VectorDomain::new(AtomDomain::default())
+}
+
+/// Counts by category (OpenDP's `make_count_by_categories`), discrete Laplace noise on
+/// each: one enrollment changes one count by one.
+pub(super) fn counts_laplace(
+    categories: usize,
+    scale: f64,
+) -> Result<Counts<MaxDivergence>, DpError> {
+    let counts = make_count_by_categories::<L1Distance<i64>, u64, i64>(
+        rows(),
+        SymmetricDistance,
+        (0..categories as u64).collect(),
+        false,
+    )?;
+    let noise = make_laplace(
+        counts.output_domain.clone(),
+        counts.output_metric.clone(),
+        scale,
+        None,
+    )?;
+    Ok(make_chain_mt(&noise, &counts)?)
+}
+
+/// Counts by category, discrete Gaussian noise on each (zCDP).
+pub(super) fn counts_gaussian(
+    categories: usize,
+    scale: f64,
+) -> Result<Counts<ZeroConcentratedDivergence>, DpError> {
+    let counts = make_count_by_categories::<L2Distance<i64>, u64, i64>(
+        rows(),
+        SymmetricDistance,
+        (0..categories as u64).collect(),
+        false,
+    )?;
+    let noise = make_gaussian(
+        counts.output_domain.clone(),
+        counts.output_metric.clone(),
+        scale,
+        None,
+    )?;
+    Ok(make_chain_mt(&noise, &counts)?)
+}
+
+/// The noise scale of a bounded sum of `width`: the count's scale times the sum's
+/// sensitivity (at least 1).
+fn sum_scale(width: i64, scale: f64) -> f64 {
+    scale * width.max(1) as f64
+}
+
+/// A bounded sum (clamp into `[0, width]`, then sum) and the count of values, each with
+/// discrete Laplace noise, composed by OpenDP.
+pub(super) fn sum_laplace(width: i64, scale: f64) -> Result<BoundedSum<MaxDivergence>, DpError> {
+    let clamp = make_clamp(rows(), SymmetricDistance, (0, width.max(0)))?;
+    let sum = make_chain_tt(
+        &make_sum(clamp.output_domain.clone(), SymmetricDistance)?,
+        &clamp,
+    )?;
+    let noisy_sum = make_chain_mt(
+        &make_laplace(
+            sum.output_domain.clone(),
+            sum.output_metric.clone(),
+            sum_scale(width, scale),
+            None,
+        )?,
+        &sum,
+    )?;
+    let count = make_count::<i64, i64>(rows(), SymmetricDistance)?;
+    let noisy_count = make_chain_mt(
+        &make_laplace(
+            count.output_domain.clone(),
+            count.output_metric.clone(),
+            scale,
+            None,
+        )?,
+        &count,
+    )?;
+    Ok(make_composition(vec![noisy_sum, noisy_count])?)
+}
+
+/// A bounded sum and the count of values, each with discrete Gaussian noise, composed
+/// by OpenDP (zCDP).
+pub(super) fn sum_gaussian(
+    width: i64,
+    scale: f64,
+) -> Result<BoundedSum<ZeroConcentratedDivergence>, DpError> {
+    let clamp = make_clamp(rows(), SymmetricDistance, (0, width.max(0)))?;
+    let sum = make_chain_tt(
+        &make_sum(clamp.output_domain.clone(), SymmetricDistance)?,
+        &clamp,
+    )?;
+    let noisy_sum = make_chain_mt(
+        &make_gaussian(
+            sum.output_domain.clone(),
+            sum.output_metric.clone(),
+            sum_scale(width, scale),
+            None,
+        )?,
+        &sum,
+    )?;
+    let count = make_count::<i64, i64>(rows(), SymmetricDistance)?;
+    let noisy_count = make_chain_mt(
+        &make_gaussian(
+            count.output_domain.clone(),
+            count.output_metric.clone(),
+            scale,
+            None,
+        )?,
+        &count,
+    )?;
+    Ok(make_composition(vec![noisy_sum, noisy_count])?)
+}
+
+/// OpenDP's epsilon of a zCDP measurement converted to approximate DP at the Gaussian
+/// delta, at one added or removed enrollment.
+fn approximate_epsilon<DI, TO>(
+    measurement: Measurement<DI, SymmetricDistance, ZeroConcentratedDivergence, TO>,
+) -> Result<f64, DpError>
+where
+    DI: opendp::core::Domain + 'static,
+    TO: 'static,
+    (DI, SymmetricDistance): opendp::core::MetricSpace,
+{
+    let delta = GAUSSIAN_DELTA_NANOS as f64 * 1e-9;
+    Ok(make_fix_delta(&make_zCDP_to_approxDP(measurement)?, delta)?
+        .map(&1)?
+        .0)
+}
+
+/// OpenDP's epsilon of the release's measurement at `scale`.
+fn loss(mechanism: Mechanism, data: &ReleaseData, scale: f64) -> Result<f64, DpError> {
+    match (mechanism, data) {
+        (Mechanism::DiscreteLaplace, ReleaseData::Categories { categories, .. }) => {
+            Ok(counts_laplace(*categories, scale)?.map(&1)?)
+        }
+        (Mechanism::DiscreteGaussian, ReleaseData::Categories { categories, .. }) => {
+            approximate_epsilon(counts_gaussian(*categories, scale)?)
+        }
+        (Mechanism::DiscreteLaplace, ReleaseData::BoundedSum { width, .. }) => {
+            Ok(sum_laplace(*width, scale)?.map(&1)?)
+        }
+        (Mechanism::DiscreteGaussian, ReleaseData::BoundedSum { width, .. }) => {
+            approximate_epsilon(sum_gaussian(*width, scale)?)
         }
     }
 }
 
-type LaplaceScalar = Measurement<AtomDomain<i64>, AbsoluteDistance<i64>, MaxDivergence, i64>;
-type GaussianScalar =
-    Measurement<AtomDomain<i64>, AbsoluteDistance<i64>, ZeroConcentratedDivergence, i64>;
-
-pub(super) fn laplace_scalar(scale: f64) -> Result<LaplaceScalar, DpError> {
-    Ok(make_laplace(
-        AtomDomain::<i64>::default(),
-        AbsoluteDistance::<i64>::default(),
-        scale,
-        None,
-    )?)
-}
-
-pub(super) fn gaussian_scalar(scale: f64) -> Result<GaussianScalar, DpError> {
-    Ok(make_gaussian(
-        AtomDomain::<i64>::default(),
-        AbsoluteDistance::<i64>::default(),
-        scale,
-        None,
-    )?)
-}
-
-/// OpenDP's epsilon for the discrete Laplace mechanism at `scale`, sensitivity 1.
-fn laplace_loss(scale: f64) -> Result<f64, DpError> {
-    Ok(laplace_scalar(scale)?.map(&1)?)
-}
-
-/// OpenDP's epsilon at [`GAUSSIAN_DELTA`] for the discrete Gaussian at `scale`,
-/// sensitivity 1.
-fn gaussian_loss(scale: f64) -> Result<f64, DpError> {
-    Ok(make_fix_delta(
-        &make_zCDP_to_approxDP(gaussian_scalar(scale)?)?,
-        GAUSSIAN_DELTA,
-    )?
-    .map(&1)?
-    .0)
-}
-
-/// The next float above a positive finite `x`.
-fn next_up(x: f64) -> f64 {
-    f64::from_bits(x.to_bits() + 1)
-}
-
-/// The scale `1/epsilon`, nudged up by float steps until OpenDP's loss is at most
-/// `epsilon` exactly.
-fn calibrate_laplace(epsilon: Epsilon) -> Result<(f64, f64), DpError> {
-    let mut scale = MICROS_PER_EPSILON as f64 / epsilon.micros() as f64;
-    let mut loss = laplace_loss(scale)?;
-    for _ in 0..64 {
-        if epsilon.covers(loss) {
-            return Ok((scale, loss));
-        }
-        scale = next_up(scale);
-        loss = laplace_loss(scale)?;
-    }
-    Err(DpError::ChargeBelowLoss {
-        opendp: loss,
+/// The smallest scale (to a float step) whose loss is at most `epsilon` exactly, with
+/// that loss. Loss falls as the scale grows, for every measurement here.
+fn calibrate(
+    epsilon: Epsilon,
+    loss: impl Fn(f64) -> Result<f64, DpError>,
+) -> Result<(f64, f64), DpError> {
+    const STEPS: usize = 80;
+    let refused = |opendp: f64| DpError::ChargeBelowLoss {
+        opendp,
         charged: epsilon,
-    })
-}
-
-/// The smallest scale (to within a float step of bisection) whose epsilon at
-/// [`GAUSSIAN_DELTA`] is at most `epsilon` exactly.
-fn calibrate_gaussian(epsilon: Epsilon) -> Result<(f64, f64), DpError> {
-    let mut hi = 1.0_f64;
-    let mut hi_loss = gaussian_loss(hi)?;
+    };
+    // Bracket: `high` is covered, `low` is not.
+    let mut high = 1.0_f64;
+    let mut high_loss = loss(high)?;
     let mut doublings = 0;
-    while !epsilon.covers(hi_loss) {
-        hi *= 2.0;
-        hi_loss = gaussian_loss(hi)?;
-        doublings += 1;
-        if doublings > 80 {
-            return Err(DpError::ChargeBelowLoss {
-                opendp: hi_loss,
-                charged: epsilon,
-            });
+    while !epsilon.covers(high_loss) {
+        if doublings == STEPS {
+            return Err(refused(high_loss));
         }
+        high *= 2.0;
+        high_loss = loss(high)?;
+        doublings += 1;
     }
-    let mut lo = 0.0_f64;
-    for _ in 0..64 {
-        let mid = lo + (hi - lo) / 2.0;
-        if mid <= lo || mid >= hi {
+    let mut low = high / 2.0;
+    let mut halvings = 0;
+    loop {
+        let low_loss = loss(low)?;
+        if !epsilon.covers(low_loss) {
             break;
         }
-        // A loss too large for OpenDP to compute (its exponentials overflow at tiny
-        // scales, when a large epsilon is asked for) is certainly not covered.
-        match gaussian_loss(mid) {
-            Ok(mid_loss) if epsilon.covers(mid_loss) => {
-                hi = mid;
-                hi_loss = mid_loss;
-            }
-            _ => lo = mid,
+        if halvings == STEPS {
+            return Ok((low, low_loss));
+        }
+        (high, high_loss) = (low, low_loss);
+        low /= 2.0;
+        halvings += 1;
+    }
+    for _ in 0..STEPS {
+        let middle = low + (high - low) / 2.0;
+        if middle <= low || middle >= high {
+            break;
+        }
+        let middle_loss = loss(middle)?;
+        if epsilon.covers(middle_loss) {
+            (high, high_loss) = (middle, middle_loss);
+        } else {
+            low = middle;
         }
     }
-    Ok((hi, hi_loss))
+    Ok((high, high_loss))
 }

@@ -1,71 +1,56 @@
-//! Differentially private releases of study enrollment counts, through OpenDP.
+//! Differentially private releases of what a study's enrollments proved, through
+//! OpenDP.
 //!
-//! A researcher never sees a true enrollment count: they ask for a [`ReleaseRequest`]
-//! (the study, the [`Measure`], an [`Epsilon`], a [`Mechanism`] and an optional
-//! [`PostProcess`]) and get a [`Release`] whose values carry noise drawn by OpenDP's
-//! measurements with OpenDP's cryptographically secure sampler. Only
-//! [`Measure::Count`] is released today; a breakdown ([`Measure::CountBy`]) is refused
-//! until studies prove the attributes it counts.
+//! Each settled enrollment of a study carries the values of the study's measures (age
+//! band, sex, a lab's bin or clamped value, ...), committed to in its proof and opened
+//! to the marketplace alone. A researcher never sees them: they ask for a
+//! [`ReleaseRequest`] (the study, a [`Statistic`] of its measures, an [`Epsilon`] and
+//! a [`Mechanism`]) and get a [`Release`] whose counts carry noise drawn by OpenDP's
+//! measurements with OpenDP's cryptographically secure sampler.
 //!
 //! # Privacy unit and sensitivity
 //!
-//! Neighbouring data sets differ by one enrolled patient (add or remove one). One
-//! patient changes the study count by 1: the sensitivity is 1.
+//! Neighbouring data sets differ by one settled enrollment (added or removed). The
+//! measurements are OpenDP's over [`SymmetricDistance`](opendp::metrics::SymmetricDistance)
+//! at distance 1: a histogram or table is `make_count_by_categories` (one enrollment
+//! moves one cell by one) then noise on the vector; a bounded sum is `make_clamp` then
+//! `make_sum` (sensitivity its width) composed by `make_composition` with `make_count`
+//! of the enrollments that have a value, each with its own noise.
 //!
 //! # Accounting
 //!
-//! Epsilon is held exactly, as a whole number of micro-epsilons ([`Epsilon`]); budgets
-//! ([`PrivacyBudget`]) add and compare integers, so no float drift can let a study
-//! overspend. The privacy loss itself is OpenDP's: [`prepare`] builds the measurement
-//! and evaluates its privacy map at sensitivity 1, and refuses to go on unless that
-//! loss is at most the epsilon that will be charged (compared exactly, as rationals).
-//! For the discrete Laplace mechanism (scale `1/epsilon`) the map returns exactly the
-//! requested epsilon for epsilons such as 1, 0.5, 0.25 or 2, and for others a value a
-//! few float steps below it (the scale is nudged up until the map is not above).
+//! Epsilon is held exactly, as a whole number of micro-epsilons ([`Epsilon`]), delta
+//! as whole nano-deltas ([`Spend`]); budgets ([`PrivacyBudget`]) add and compare
+//! integers, so no float drift can let a study overspend. The privacy loss itself is
+//! OpenDP's: [`prepare`] finds the smallest noise scale whose loss, by the privacy map
+//! of the whole measurement (the composition included), is at most the epsilon to be
+//! charged, compared exactly as rationals, and refuses if none is.
 //!
 //! The discrete Gaussian mechanism is (epsilon, delta)-DP: OpenDP's zCDP map is
-//! converted to approximate DP at a fixed [`GAUSSIAN_DELTA`] per release, and the
-//! smallest noise scale whose epsilon at that delta fits the request is used.
+//! converted to approximate DP at [`GAUSSIAN_DELTA_NANOS`] per release, and that delta
+//! is charged too. Releases compose by adding epsilons and deltas (basic composition),
+//! which bounds the loss of any sequence of them.
 //!
 //! # Order of operations (caching, and sled transactions)
 //!
 //! Drawing noise is a side effect: it must never happen inside a sled transaction
-//! closure, which sled may run more than once (each run would draw a different answer
-//! and the losers would have been computed against the real data for nothing, or worse
-//! be released). The store does this, in this order:
-//!
-//! 1. look the request's [`ReleaseRequest::cache_key`] up: a cached [`Release`] is
-//!    returned as it is and costs nothing;
-//! 2. outside any transaction: [`prepare`] the request (no randomness), read the true
-//!    count, and draw the release with [`PreparedRelease::release_count`];
-//! 3. in ONE transaction (a pure closure over values computed before it): if the key
-//!    is now present (a concurrent request won), return that release and drop ours —
-//!    an answer nobody saw leaks nothing; otherwise charge the study's budget
-//!    ([`PrivacyBudget::charge`]; a refusal writes nothing), insert the release
-//!    under the key, append the audit entry;
-//! 4. flush, then answer.
-//!
-//! A store that prefers to reserve first may charge in one transaction, sample outside
-//! it, and persist the release in a second one; a crash between the two then loses the
-//! reserved epsilon, which errs on the side of privacy.
-//!
-//! The cache key names the request, not the data: a store that wants fresh answers
-//! after new enrollments keys its cache on this key plus a data version of its own, and
-//! charges each fresh answer. [`crate::releases`] does: its data version is the
-//! enrollment count at release time.
+//! closure, which sled may run more than once. The store ([`crate::releases`]) looks
+//! the request up in its cache, prepares and draws outside any transaction, then in
+//! ONE transaction stores the release unless a concurrent request stored one first,
+//! charging both budgets (a refusal writes nothing) and appending the audit entry.
 //!
 //! # Post-processing
 //!
-//! [`PostProcess::I2b2`] reports what i2b2 and SHRINE show: a noisy count below 10 as
-//! `"<10"`, any other rounded to the nearest multiple of 5. Post-processing a DP
-//! release costs no privacy; under it only the rounded text is released.
-
+//! Negative draws read as 0, a mean is a noisy sum over a noisy count, and
+//! [`PostProcess::I2b2`] shows what i2b2 and SHRINE show: a count below 10 as `"<10"`,
+//! any other rounded to the nearest multiple of 5. Post-processing a DP release costs
+//! no privacy: it is applied to the cached release when it is answered, never charged.
 //!
 //! # Modules
 //!
-//! - [`budget`]: [`Epsilon`], held exactly, and [`PrivacyBudget`] (accounting);
-//! - [`request`]: what a researcher asks ([`ReleaseRequest`], its [`ReleaseKey`]) and gets
-//!   ([`Release`], with its post-processed display);
+//! - [`budget`]: [`Epsilon`], held exactly, [`Spend`] and [`PrivacyBudget`] (accounting);
+//! - [`request`]: what a researcher asks ([`ReleaseRequest`], its [`ReleaseKey`]) and the
+//!   store draws ([`Release`]), with the post-processed display;
 //! - [`mechanism`]: OpenDP's measurements, calibrated and checked ([`prepare`],
 //!   [`PreparedRelease`]).
 
@@ -75,42 +60,40 @@ pub mod request;
 #[cfg(test)]
 mod tests;
 
-pub use budget::{Epsilon, PrivacyBudget, MAX_EPSILON, MICROS_PER_EPSILON};
-pub use mechanism::{prepare, PreparedRelease, GAUSSIAN_DELTA};
+pub use budget::{
+    BudgetOwner, Epsilon, PrivacyBudget, Spend, MAX_EPSILON, MICROS_PER_EPSILON,
+    MIN_RELEASE_EPSILON,
+};
+pub use mechanism::{prepare, PreparedRelease, ReleaseData, GAUSSIAN_DELTA_NANOS};
 pub use request::{display, i2b2_display, Release, ReleaseKey, ReleaseRequest};
-pub use zkcohort_verifier::records::{Measure, Mechanism, PostProcess, ReleasedCount};
+pub use zkcohort_verifier::records::{
+    Mechanism, PostProcess, ReleasedSum, ReleasedValues, Statistic,
+};
 
 /// Errors of differentially private releases and privacy budgets.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DpError {
-    /// Epsilon is not a finite number above zero, or is above [`MAX_EPSILON`].
+    /// Epsilon is not a finite number above zero, or is outside the allowed range.
     #[error("epsilon must be a finite number above 0 and at most {MAX_EPSILON}, got {0}")]
     InvalidEpsilon(String),
-    /// Charging would take a budget past its total; nothing was charged.
-    #[error("privacy budget exhausted: {requested} requested, {remaining} of {total} left")]
+    /// Charging would take a budget past its cap; nothing was charged.
+    #[error("{owner} privacy budget cannot pay {requested}: {remaining} left of {cap}")]
     BudgetExceeded {
-        /// The epsilon asked for.
-        requested: Epsilon,
+        /// Whose budget refused.
+        owner: BudgetOwner,
+        /// What the release would charge.
+        requested: Spend,
         /// What the budget still allows.
-        remaining: Epsilon,
-        /// The budget's total.
-        total: Epsilon,
+        remaining: Spend,
+        /// The budget's cap.
+        cap: Spend,
     },
-    /// A true count does not fit the signed 64-bit integers OpenDP adds noise to.
-    #[error("count {0} is too large to release")]
-    CountTooLarge(u64),
-    /// A breakdown has no name.
-    #[error("a breakdown needs a name")]
-    EmptyBreakdown,
-    /// A count was asked of a request whose measure is not [`Measure::Count`].
-    #[error("the counts given do not match the request's measure")]
-    MeasureMismatch,
-    /// OpenDP's privacy map reported a loss above the epsilon to be charged; the release
-    /// is refused rather than under-charged.
+    /// OpenDP's privacy map reported a loss above the epsilon to be charged at every
+    /// scale tried; the release is refused rather than under-charged.
     #[error("OpenDP's privacy loss {opendp} exceeds the epsilon charged {charged}")]
     ChargeBelowLoss {
-        /// OpenDP's privacy map at sensitivity 1.
+        /// OpenDP's privacy map at one enrollment.
         opendp: f64,
         /// The epsilon the request would charge.
         charged: Epsilon,

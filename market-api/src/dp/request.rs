@@ -1,14 +1,14 @@
-//! What a researcher asks for ([`ReleaseRequest`], keyed by [`ReleaseKey`]) and what
-//! they get back ([`Release`]), with the post-processed display.
+//! What a researcher asks for ([`ReleaseRequest`], keyed by [`ReleaseKey`]), what the
+//! store draws ([`Release`]) and how a released count reads under post-processing.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Epsilon, Measure, Mechanism, PostProcess, ReleasedCount};
+use super::{Epsilon, Mechanism, PostProcess, ReleasedValues, Spend, Statistic};
 
 /// How a noisy count reads under `post_process`.
-pub fn display(post_process: PostProcess, noisy: i64) -> String {
+pub fn display(post_process: PostProcess, noisy: u64) -> String {
     match post_process {
         PostProcess::None => noisy.to_string(),
         PostProcess::I2b2 => i2b2_display(noisy),
@@ -16,12 +16,12 @@ pub fn display(post_process: PostProcess, noisy: i64) -> String {
 }
 
 /// i2b2/SHRINE obfuscated display: `"<10"` below 10, else the nearest multiple of 5.
-pub fn i2b2_display(noisy: i64) -> String {
+pub fn i2b2_display(noisy: u64) -> String {
     if noisy < 10 {
         "<10".to_string()
     } else {
-        // noisy >= 10: no negative rounding. i64::MAX leaves 2 when divided by 5, so
-        // rounding up (a remainder of 3 or 4) never passes it.
+        // u64::MAX leaves 0 when divided by 5, so rounding up (a remainder of 3 or 4)
+        // never passes it.
         let remainder = noisy % 5;
         let rounded = if remainder >= 3 {
             noisy - remainder + 5
@@ -32,26 +32,26 @@ pub fn i2b2_display(noisy: i64) -> String {
     }
 }
 
-/// A researcher's request for a DP release.
+/// A researcher's question: a [`Statistic`] of a study, at a privacy loss, with a noise
+/// distribution. Post-processing is not part of it: the display of a cached release
+/// is free.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     /// The study's id.
     pub study: u64,
     /// What to release.
-    pub measure: Measure,
+    pub statistic: Statistic,
     /// The privacy loss to spend, charged to the study and the researcher.
     pub epsilon: Epsilon,
     /// The noise distribution.
     #[serde(default)]
     pub mechanism: Mechanism,
-    /// How the release is shown.
-    #[serde(default)]
-    pub post_process: PostProcess,
 }
 
 /// The deterministic cache key of a [`ReleaseRequest`]: the same request always has
-/// the same key, and different requests have different keys (every variable-length
-/// part is length-prefixed).
+/// the same key, and different requests have different keys (the statistic is written
+/// as JSON, whose strings are quoted and escaped).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ReleaseKey(String);
@@ -75,43 +75,47 @@ impl fmt::Display for ReleaseKey {
 }
 
 impl ReleaseRequest {
-    /// The request's cache key: study, measure, epsilon, mechanism and post-processing.
+    /// What the release charges: its epsilon, and for the Gaussian its delta.
+    pub fn spend(&self) -> Spend {
+        Spend {
+            epsilon: self.epsilon,
+            delta_nanos: match self.mechanism {
+                Mechanism::DiscreteLaplace => 0,
+                Mechanism::DiscreteGaussian => super::GAUSSIAN_DELTA_NANOS,
+            },
+        }
+    }
+
+    /// The request's cache key: study, statistic, epsilon and mechanism.
     pub fn cache_key(&self) -> ReleaseKey {
-        let measure = match &self.measure {
-            Measure::Count => "count".to_string(),
-            Measure::CountBy { breakdown } => {
-                format!("count_by:{}:{breakdown}", breakdown.len())
-            }
-        };
+        let statistic = serde_json::to_string(&self.statistic)
+            .unwrap_or_else(|_| unreachable!("a statistic is strings in an enum"));
         ReleaseKey(format!(
-            "dp1/{}/{measure}/{}/{}/{}",
+            "dp2/{}/{statistic}/{}/{}",
             self.study,
             self.epsilon.micros(),
             self.mechanism.name(),
-            self.post_process.name(),
         ))
     }
 }
 
-/// A differentially private release: what the researcher sees and the store caches.
+/// A differentially private release: what the store caches and the researcher sees.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Release {
     /// The request this answers.
     pub request: ReleaseRequest,
-    /// The released values: one for [`Measure::Count`].
-    pub counts: Vec<ReleasedCount>,
+    /// The noisy values, with their labels.
+    pub values: ReleasedValues,
     /// The epsilon charged.
     pub epsilon: Epsilon,
-    /// OpenDP's privacy loss at sensitivity 1 (at most `epsilon`, exactly).
+    /// The delta charged, in nano-deltas: 0 for discrete Laplace,
+    /// [`GAUSSIAN_DELTA_NANOS`](super::GAUSSIAN_DELTA_NANOS) for the discrete Gaussian.
+    pub delta_nanos: u64,
+    /// OpenDP's privacy loss of the whole measurement at one added or removed
+    /// enrollment (at most `epsilon`, compared exactly; at `delta` for the Gaussian).
     pub opendp_epsilon: f64,
-    /// The delta of the guarantee: 0 for discrete Laplace, [`GAUSSIAN_DELTA`](super::GAUSSIAN_DELTA) for the
-    /// discrete Gaussian.
-    pub delta: f64,
     /// The noise distribution.
     pub mechanism: Mechanism,
-    /// The noise scale: `1/epsilon` for discrete Laplace, the standard deviation
-    /// parameter for the discrete Gaussian.
+    /// The noise scale of each count (a bounded sum's noise is this times its width).
     pub scale: f64,
-    /// The post-processing applied.
-    pub post_process: PostProcess,
 }

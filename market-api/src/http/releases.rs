@@ -1,5 +1,5 @@
 //! Differentially private release routes: a study's researcher asks for
-//! noisy enrollment counts and lists what was released and what budget is
+//! noisy statistics of the measures its enrollments proved and lists what was released and what budget is
 //! left. The store draws, charges, stores and audits
 //! ([`Store::release`](crate::Store::release)); every answer is flushed first.
 
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::extract::{ApiJson, ApiPath};
 use super::{ApiError, AppState, ErrorBody};
 use crate::dp::DpError;
-use crate::releases::{NewRelease, ReleaseError, StudyRelease, StudyReleases};
+use crate::releases::{NewRelease, ReleaseAnswer, ReleaseError, StudyReleases};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list))
@@ -28,12 +28,9 @@ impl From<DpError> for ApiError {
             DpError::BudgetExceeded { .. } => {
                 Self::new(StatusCode::CONFLICT, "budget_exhausted", message)
             }
-            DpError::EmptyBreakdown => Self::unprocessable("unsupported_breakdown", message),
-            // The store gives OpenDP counts that fit and the measure it asked
-            // for: anything else is the server's failure.
-            DpError::CountTooLarge(_) | DpError::MeasureMismatch | DpError::OpenDp(_) => {
-                Self::internal(message)
-            }
+            // The store gives OpenDP data it built: anything else is the server's
+            // failure.
+            DpError::OpenDp(_) => Self::internal(message),
         }
     }
 }
@@ -43,11 +40,14 @@ impl From<ReleaseError> for ApiError {
         match error {
             ReleaseError::Store(error) => error.into(),
             ReleaseError::Dp(error) => error.into(),
-            ReleaseError::UnsupportedBreakdown { .. } => {
-                Self::unprocessable("unsupported_breakdown", error.to_string())
+            ReleaseError::UnknownMeasure { .. } => {
+                Self::unprocessable("unknown_measure", error.to_string())
+            }
+            ReleaseError::UnsuitableMeasure(_) => {
+                Self::unprocessable("unsuitable_measure", error.to_string())
             }
             ReleaseError::BelowMinimumCohort { .. } => Self::new(
-                axum::http::StatusCode::CONFLICT,
+                StatusCode::CONFLICT,
                 "below_minimum_cohort",
                 error.to_string(),
             ),
@@ -55,36 +55,33 @@ impl From<ReleaseError> for ApiError {
     }
 }
 
-/// `POST /studies/{id}/releases`: 201 with a new release, 200 with the cached
-/// one for the same request and enrollment count.
+/// `POST /studies/{id}/releases`: 200 with the release, fresh (charged) or the
+/// cached one for the same request and settled enrollment count (free); the
+/// answer looks the same either way.
 #[utoipa::path(post, path = "/studies/{id}/releases", tag = "releases",
     params(("id" = u64, Path, description = "the study id")),
-    request_body(content = Object, description = "`{\"measure\": \"count\", \"epsilon\": 0.5, \"mechanism\": \"discrete_laplace\"|\"discrete_gaussian\", \"post_process\": \"none\"|\"i2b2\"}`"),
-    responses((status = 201, description = "a new release (StudyRelease), its epsilon charged", body = Object), (status = 200, description = "the cached release for the same request and enrollment count, charged nothing", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)),
+    request_body(content = Object, description = "`{\"statistic\": {\"histogram\": \"age\"} | {\"table\": [\"age\", \"sex\"]} | {\"sum\": \"lab hba1c latest\"}, \"epsilon\": 0.5, \"mechanism\": \"discrete_laplace\"|\"discrete_gaussian\", \"post_process\": \"none\"|\"i2b2\"}`"),
+    responses((status = 200, description = "the release (ReleaseAnswer): fresh and charged to the study and the researcher, or cached for the same request and settled enrollment count and free", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)),
     security(("api_key" = [])))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<NewRelease>,
-) -> Result<(StatusCode, Json<StudyRelease>), ApiError> {
+) -> Result<Json<ReleaseAnswer>, ApiError> {
     let researcher = state.researcher(&headers)?;
+    let post_process = body.post_process;
     let request = body.into_request(id)?;
-    let (release, cached) = state
+    state
         .blocking(move |state| {
-            let answer = state.store().release(researcher, &request)?;
+            let answer = state.store().release(researcher, &request, post_process)?;
             // Also when cached: the release may be a concurrent request's whose
             // charge is not on disk yet, and an answer shown must stay paid for.
             state.store().flush()?;
             Ok(answer)
         })
-        .await?;
-    let status = if cached {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(release)))
+        .await
+        .map(Json)
 }
 
 /// `GET /studies/{id}/releases`: the study's budget and releases, for its

@@ -24,6 +24,7 @@ fn open_with(dir: &Path, cohort: CohortPolicy) -> Store {
             registry_depth: 8,
             root_window_ms: 60_000,
             cohort,
+            privacy: zkcohort_market::PrivacyCaps::default(),
         },
     )
     .expect("open store")

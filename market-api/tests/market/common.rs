@@ -114,6 +114,7 @@ pub(crate) fn store_config() -> StoreConfig {
         registry_depth: SHAPE.registry_depth,
         root_window_ms: 60_000,
         cohort: CohortPolicy::immediate(),
+        privacy: zkcohort_market::PrivacyCaps::default(),
     }
 }
 

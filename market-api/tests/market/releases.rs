@@ -1,37 +1,67 @@
 //! Differentially private releases end to end: a real server on 127.0.0.1:0
-//! over a sled store in a temporary folder. Enrollments go through the store
-//! directly (their proofs are the enrollment route's business, tested in
-//! `http.rs`); releases, budgets and the audit log are read over HTTP.
+//! over a sled store in a temporary folder. Enrollments, with the measure
+//! values their proofs would commit to, go through the store directly (their
+//! proofs and openings are the enrollment route's business, tested in
+//! `http.rs` and `bundle.rs`); releases, budgets and the audit log are read
+//! over HTTP.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_circuits::CircuitId;
+use zkcohort_cohort::query::CompiledMeasure;
+use zkcohort_cohort::{Catalog, Query};
 use zkcohort_market::dp::Epsilon;
+use zkcohort_market::dp::Spend;
 use zkcohort_market::http::{ApiConfig, CircuitDownloads, Limits, Role};
-use zkcohort_market::{CohortPolicy, NewStudy, ProofRecord, Store, StoreConfig};
+use zkcohort_market::{CohortPolicy, NewStudy, PrivacyCaps, ProofRecord, Store, StoreConfig};
 use zkcohort_verifier::KeySetup;
 
 use crate::common::{public_key as public, TestServer, ISSUER, OPERATOR, RESEARCHER, REWARD};
 
 const OTHER_RESEARCHER: &str = "other-researcher-key";
 
+/// Positions of enrollments across the tests: each has its own nullifier.
+static NEXT_ENROLLMENT: AtomicU64 = AtomicU64::new(0);
+
 /// Servers over the store in `folder`; tests keep a handle on the state so
 /// they can enroll through the store.
 struct Server;
 
+/// Caps of epsilon 2 per study and 3 per researcher in a 30-day window.
+fn caps() -> PrivacyCaps {
+    PrivacyCaps {
+        study: Spend {
+            epsilon: eps(2.0),
+            delta_nanos: 3,
+        },
+        researcher: Spend {
+            epsilon: eps(3.0),
+            delta_nanos: 5,
+        },
+        ..PrivacyCaps::default()
+    }
+}
+
 impl Server {
     async fn start(folder: &Path) -> TestServer {
+        Self::start_with(folder, CohortPolicy::immediate(), caps()).await
+    }
+
+    async fn start_with(folder: &Path, cohort: CohortPolicy, privacy: PrivacyCaps) -> TestServer {
         let store = Store::open(
             folder,
             StoreConfig {
                 registry_depth: 8,
                 root_window_ms: 60_000,
-                cohort: CohortPolicy::immediate(),
+                cohort,
+                privacy,
             },
         )
         .unwrap();
@@ -92,39 +122,45 @@ impl TestServer {
     }
 
     /// A study of the first researcher with `budget` epsilon and room for
-    /// `max` enrollments, its escrow funded for all of them.
+    /// `max` enrollments, its escrow funded for all of them; it measures sex,
+    /// age bands and a bounded HbA1c.
     fn study(&self, budget: f64, max: u64) -> u64 {
+        self.study_of(1, budget, max).unwrap()
+    }
+
+    /// A study of researcher `researcher` (1 or 2), or the store's refusal.
+    fn study_of(
+        &self,
+        researcher: u8,
+        budget: f64,
+        max: u64,
+    ) -> Result<u64, zkcohort_market::StoreError> {
         let store = self.store();
-        let study = store
-            .create_study(NewStudy {
-                researcher: public(1),
-                title: "Hypertension outcomes".into(),
-                description: "adults with hypertension".into(),
-                query: serde_json::from_value(json!({
-                    "index_date": "2020-01-01",
-                    "criteria": [{"require": [{"condition": "hypertension"}]}]
-                }))
-                .unwrap(),
-                query_hash: [7; 32],
-                circuit_id: CircuitId([7; 32]),
-                issuers: vec![[9; 32]],
-                issuer_depth: 1,
-                reward: REWARD,
-                max_enrollments: max,
-                epsilon_budget: budget,
-            })
-            .unwrap();
-        store.mint(public(1), REWARD * max).unwrap();
-        crate::common::fund_through_store(store, 1, study.id, REWARD * max).unwrap();
-        study.id
+        let study = store.create_study(NewStudy {
+            researcher: public(researcher),
+            title: "Hypertension outcomes".into(),
+            description: "adults with hypertension".into(),
+            query: query(),
+            query_hash: [7; 32],
+            circuit_id: CircuitId([7; 32]),
+            issuers: vec![[9; 32]],
+            issuer_depth: 1,
+            reward: REWARD,
+            max_enrollments: max,
+            epsilon_budget: budget,
+        })?;
+        store.mint(public(researcher), REWARD * max).unwrap();
+        crate::common::fund_through_store(store, researcher, study.id, REWARD * max).unwrap();
+        Ok(study.id)
     }
 
     /// Enrolls `count` more patients in `study` (their proofs are assumed
-    /// verified: the store does not look at them).
+    /// verified: the store does not look at them), each with the measure values
+    /// of [`values`] for its position.
     fn enroll(&self, study: u64, count: u64) {
         let store = self.store();
         let root = store.registry_root().unwrap().root;
-        let first = store.study(study).unwrap().enrolled;
+        let first = NEXT_ENROLLMENT.fetch_add(count, Ordering::SeqCst);
         for n in first..first + count {
             let mut nullifier = [0u8; 32];
             nullifier[..8].copy_from_slice(&study.to_be_bytes());
@@ -139,11 +175,46 @@ impl TestServer {
                         proof: crate::common::unverified_proof(),
                         public_inputs: vec![],
                     },
-                    Vec::new(),
+                    values(n),
                 )
                 .unwrap();
         }
     }
+}
+
+/// The study query: hypertension, measuring sex, age bands and HbA1c clamped to
+/// [4, 14] %.
+fn query() -> Query {
+    serde_json::from_value(json!({
+        "index_date": "2020-01-01",
+        "criteria": [{"require": [{"condition": "hypertension"}]}],
+        "measures": [
+            "sex",
+            {"age_bands": [18, 40, 65]},
+            {"lab_sum": {"lab": "hba1c", "field": "latest", "low": 4, "high": 14}}
+        ]
+    }))
+    .unwrap()
+}
+
+fn measures() -> Vec<CompiledMeasure> {
+    query().compile(Catalog::bundled()).unwrap().measures
+}
+
+/// The measure values of the enrollment at position `n`: every sex and age band in
+/// turn, and an HbA1c for four in five.
+fn values(n: u64) -> Vec<u64> {
+    let measures = measures();
+    let span = |m: &CompiledMeasure| m.value_count() - 1;
+    vec![
+        1 + n % span(&measures[0]),
+        1 + n % span(&measures[1]),
+        if n % 5 == 0 {
+            0
+        } else {
+            1 + (n * 37) % span(&measures[2])
+        },
+    ]
 }
 
 fn epsilon(value: &Value) -> Epsilon {
@@ -154,18 +225,16 @@ fn eps(x: f64) -> Epsilon {
     Epsilon::new(x).unwrap()
 }
 
-/// `(total, spent, remaining)` of a study's budget.
-fn budget(listing: &Value) -> (Epsilon, Epsilon, Epsilon) {
-    let budget = &listing["budget"];
+/// `(cap, spent)` epsilons of a budget in an answer or a listing.
+fn spent(budget: &Value) -> (Epsilon, Epsilon) {
     (
-        epsilon(&budget["total"]),
-        epsilon(&budget["spent"]),
-        epsilon(&budget["remaining"]),
+        epsilon(&budget["cap"]["epsilon"]),
+        epsilon(&budget["spent"]["epsilon"]),
     )
 }
 
-fn count_request(epsilon: f64) -> Value {
-    json!({"measure": "count", "epsilon": epsilon})
+fn histogram(measure: &str, epsilon: f64) -> Value {
+    json!({"statistic": {"histogram": measure}, "epsilon": epsilon})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,135 +242,205 @@ async fn a_release_is_charged_once_and_then_answered_from_the_cache() {
     let folder = tempfile::tempdir().unwrap();
     let server = Server::start(folder.path()).await;
     let study = server.study(1.0, 100);
-    server.enroll(study, 30);
+    server.enroll(study, 40);
     let size = server.audit_size().await;
+    let measures = measures();
 
-    let request = json!({
-        "measure": "count",
-        "epsilon": 0.25,
-        "mechanism": "discrete_laplace",
-        "post_process": "none"
-    });
-    let (status, first) = server.release(study, &request).await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
-    assert_eq!(first["enrollments"], 30);
-    let release = &first["release"];
-    assert_eq!(epsilon(&release["epsilon"]), eps(0.25));
-    assert_eq!(release["delta"], 0.0);
-    assert_eq!(release["scale"], 4.0);
-    assert_eq!(release["counts"].as_array().unwrap().len(), 1);
-    let noisy = release["counts"][0]["value"].as_i64().unwrap();
-    assert_eq!(release["counts"][0]["display"], noisy.to_string());
-    // At scale 4, 40 away from the truth has probability about e^-10.
-    assert!((noisy - 30).abs() < 40, "{noisy}");
+    let (status, first) = server.release(study, &histogram("sex", 0.5)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let stored = &first["release"];
+    assert_eq!(stored["enrollments"], 40);
+    let release = &stored["release"];
+    assert_eq!(epsilon(&release["epsilon"]), eps(0.5));
+    assert_eq!(release["delta_nanos"], 0);
+    let rows: Vec<String> = serde_json::from_value(release["values"]["rows"].clone()).unwrap();
+    assert_eq!(rows, measures[0].labels);
+    let counts: Vec<u64> = serde_json::from_value(release["values"]["counts"].clone()).unwrap();
+    assert_eq!(counts.len(), rows.len());
+    // The true counts: 40 enrollments over the answers after "unknown".
+    let mut truth = vec![0u64; rows.len()];
+    (0..40).for_each(|n| truth[values(n)[0] as usize] += 1);
+    for (noisy, true_count) in counts.iter().zip(&truth) {
+        // At scale 2, 30 away has probability about e^-15.
+        assert!(noisy.abs_diff(*true_count) < 30, "{counts:?} {truth:?}");
+    }
+    assert_eq!(
+        first["shown"],
+        json!(counts.iter().map(u64::to_string).collect::<Vec<_>>())
+    );
+    assert_eq!(spent(&first["study_budget"]), (eps(1.0), eps(0.5)));
+    assert_eq!(spent(&first["researcher_budget"]), (eps(3.0), eps(0.5)));
     assert_eq!(server.audit_size().await, size + 1);
 
-    // The same request: the same answer, to the bit, and nothing charged.
-    let (status, again) = server.release(study, &request).await;
+    // The same question: the same answer, to the bit, the same status, nothing charged.
+    let (status, again) = server.release(study, &histogram("sex", 0.5)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
-    // The shorthand and defaults name the same request.
-    let (status, same) = server.release(study, &count_request(0.25)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(same, first);
-    let (status, tagged) = server
+    // By position, and with the defaults spelt out: the same question.
+    let (status, by_position) = server
         .release(
             study,
-            &json!({"measure": {"kind": "count"}, "epsilon": 0.25}),
+            &json!({"statistic": {"histogram": "sex"}, "epsilon": 0.5,
+                    "mechanism": "discrete_laplace", "post_process": "none"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(tagged, first);
+    assert_eq!(by_position, first);
+    // The i2b2 display is post-processing of the cached release: free.
+    let (status, i2b2) = server
+        .release(
+            study,
+            &json!({"statistic": {"histogram": "sex"}, "epsilon": 0.5, "post_process": "i2b2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(i2b2["release"], first["release"]);
+    let shown: Vec<String> = serde_json::from_value(i2b2["shown"].clone()).unwrap();
+    for (shown, noisy) in shown.iter().zip(&counts) {
+        assert_eq!(*shown, zkcohort_market::dp::i2b2_display(*noisy));
+    }
+    assert_eq!(spent(&i2b2["study_budget"]), (eps(1.0), eps(0.5)));
     assert_eq!(server.audit_size().await, size + 1);
 
-    let listing = server.releases(study).await;
-    assert_eq!(budget(&listing), (eps(1.0), eps(0.25), eps(0.75)));
-    assert_eq!(listing["releases"], json!([first]));
-
-    // The audit entry records the request, the charge, the budget left and
-    // the released value, and the log still verifies.
-    let index = first["audit_index"].as_u64().unwrap();
-    assert_eq!(index, size);
+    // The audit entry records the question, both charges and the noisy values only.
+    let index = stored["audit_index"].as_u64().unwrap();
     let entry = serde_json::to_value(server.store().audit_entry(index).unwrap()).unwrap();
     assert_eq!(entry["kind"], "dp_release");
-    assert_eq!(entry["payload"]["study"], study);
-    assert_eq!(entry["payload"]["enrollments"], 30);
-    assert_eq!(entry["payload"]["epsilon_micros"], 250_000);
-    assert_eq!(
-        entry["payload"]["budget_micros"],
-        json!({"total": 1_000_000, "spent": 250_000, "remaining": 750_000})
-    );
-    assert_eq!(entry["payload"]["counts"], release["counts"]);
-    assert_eq!(entry["payload"]["mechanism"], "discrete_laplace");
+    let payload = &entry["payload"];
+    assert_eq!(payload["statistic"], json!({"histogram": "sex"}));
+    assert_eq!(payload["epsilon_micros"], 500_000);
+    assert_eq!(payload["study_budget"]["epsilon_spent"], 500_000);
+    assert_eq!(payload["researcher_budget"]["epsilon_spent"], 500_000);
+    assert_eq!(payload["values"], release["values"]);
     server.store().verify_audit_log().unwrap();
 
-    // Three different requests of 0.1 each: spent exactly 0.55, no float drift.
-    for request in [
-        json!({"measure": "count", "epsilon": 0.1}),
-        json!({"measure": "count", "epsilon": 0.1, "mechanism": "discrete_gaussian"}),
-        json!({"measure": "count", "epsilon": 0.1, "post_process": "i2b2"}),
-    ] {
-        let (status, body) = server.release(study, &request).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
+    // A table and a Gaussian release: charged, the Gaussian's delta too.
+    let (status, table) = server
+        .release(
+            study,
+            &json!({"statistic": {"table": ["age", "sex"]}, "epsilon": 0.25,
+                                "mechanism": "discrete_gaussian"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{table}");
+    let values = &table["release"]["release"]["values"];
+    assert_eq!(values["rows"], json!(measures[1].labels));
+    assert_eq!(values["columns"], json!(measures[0].labels));
+    assert_eq!(
+        values["counts"].as_array().unwrap().len(),
+        measures[0].labels.len() * measures[1].labels.len()
+    );
+    assert_eq!(spent(&table["study_budget"]), (eps(1.0), eps(0.75)));
+    assert_eq!(table["study_budget"]["spent"]["delta_nanos"], 1);
+    assert_eq!(table["researcher_budget"]["spent"]["delta_nanos"], 1);
+
     let listing = server.releases(study).await;
-    assert_eq!(budget(&listing), (eps(1.0), eps(0.55), eps(0.45)));
-    assert_eq!(listing["releases"].as_array().unwrap().len(), 4);
-    assert_eq!(server.audit_size().await, size + 4);
-    let gaussian = listing["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["release"]["mechanism"] == "discrete_gaussian")
-        .unwrap();
-    assert_eq!(gaussian["release"]["delta"], 1e-9);
+    assert_eq!(spent(&listing["budget"]), (eps(1.0), eps(0.75)));
+    assert_eq!(listing["releases"].as_array().unwrap().len(), 2);
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_request_past_the_budget_is_refused_and_changes_nothing() {
+async fn a_sum_releases_a_clamped_sum_and_a_mean_near_the_truth() {
     let folder = tempfile::tempdir().unwrap();
     let server = Server::start(folder.path()).await;
-    let study = server.study(1.0, 10);
-    server.enroll(study, 5);
-    let (status, _) = server.release(study, &count_request(0.7)).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let before = (server.releases(study).await, server.audit_size().await);
+    let study = server.study(2.0, 500);
+    server.enroll(study, 400);
+    let measure = &measures()[2];
+    let known: Vec<i64> = (0..400)
+        .filter_map(|n| measure.amount(values(n)[2]))
+        .collect();
+    let true_mean =
+        known.iter().sum::<i64>() as f64 / known.len() as f64 / measure.units_per_display as f64;
 
-    let (status, body) = server.release(study, &count_request(0.300_001)).await;
+    let (status, answer) = server
+        .release(study, &json!({"statistic": {"sum": "3"}, "epsilon": 2.0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let values = &answer["release"]["release"]["values"];
+    let count = values["counts"][0].as_u64().unwrap();
+    assert!(
+        count.abs_diff(known.len() as u64) < 20,
+        "{count} of {}",
+        known.len()
+    );
+    let sum = &values["sum"];
+    assert_eq!(sum["unit"], measure.unit);
+    let total = sum["total"].as_i64().unwrap() as f64 / measure.units_per_display as f64;
+    let mean = total / count as f64;
+    // Count noise of scale 1 and sum noise of scale 1 x the width (10 %) on some 320
+    // values: the mean is within a few hundredths of a percent point.
+    assert!(
+        (mean - true_mean).abs() < 0.2,
+        "mean {mean}, truth {true_mean}"
+    );
+    let shown_mean = answer["mean"].as_str().unwrap();
+    assert!(shown_mean.ends_with(measure.unit.as_str()), "{shown_mean}");
+    // No true value anywhere in the answer.
+    let text = answer.to_string();
+    assert!(
+        !text.contains(&format!("\"total\":{}", known.iter().sum::<i64>())),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn releases_past_either_budget_are_refused_and_change_nothing() {
+    let folder = tempfile::tempdir().unwrap();
+    let server = Server::start(folder.path()).await;
+    // The operator's study cap is 2: a researcher cannot choose more.
+    let refused = server.study_of(1, 2.5, 10).unwrap_err();
+    assert!(refused.to_string().contains("at most 2"), "{refused}");
+    let first = server.study(2.0, 10);
+    server.enroll(first, 5);
+    let (status, _) = server.release(first, &histogram("sex", 1.5)).await;
+    assert_eq!(status, StatusCode::OK);
+    let size = server.audit_size().await;
+    let listing = server.releases(first).await;
+    // The study's budget: 0.5 left.
+    let (status, body) = server.release(first, &histogram("age", 0.6)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "budget_exhausted");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("0.300001") && message.contains("0.3"),
-        "{message}"
-    );
-    assert_eq!(
-        (server.releases(study).await, server.audit_size().await),
-        before
-    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the study's"));
+    assert_eq!(server.releases(first).await, listing);
+    assert_eq!(server.audit_size().await, size);
 
-    // Exactly the rest fits, then nothing does.
-    let (status, _) = server
-        .release(
-            study,
-            &json!({"measure": "count", "epsilon": 0.3, "post_process": "i2b2"}),
+    // The same query re-posted: a fresh study budget, but the researcher's window has
+    // 1.5 left of 3.
+    let second = server.study(2.0, 10);
+    server.enroll(second, 5);
+    let size = server.audit_size().await;
+    let (status, body) = server.release(second, &histogram("sex", 1.6)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the researcher's"),
+        "{body}"
+    );
+    assert_eq!(server.audit_size().await, size);
+    let (status, body) = server.release(second, &histogram("sex", 1.5)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(spent(&body["researcher_budget"]), (eps(3.0), eps(3.0)));
+    // Spent to the micro-epsilon: nothing more anywhere, not even on the first study.
+    let (status, _) = server.release(first, &histogram("age", 0.001)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Another researcher's window is their own.
+    let other = server.study_of(2, 1.0, 10).unwrap();
+    server.enroll(other, 3);
+    let (status, body) = server
+        .post(
+            &format!("/studies/{other}/releases"),
+            Some(OTHER_RESEARCHER),
+            &histogram("sex", 1.0),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let listing = server.releases(study).await;
-    assert_eq!(budget(&listing), (eps(1.0), eps(1.0), Epsilon::ZERO));
-    let before = (listing, server.audit_size().await);
-    let (status, body) = server.release(study, &count_request(0.000_001)).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(body["error"]["code"], "budget_exhausted");
-    assert_eq!(
-        (server.releases(study).await, server.audit_size().await),
-        before
-    );
-    // What was released stays available, free.
-    let (status, _) = server.release(study, &count_request(0.7)).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{body}");
     server.stop().await;
 }
 
@@ -315,169 +454,192 @@ async fn bad_requests_get_distinct_errors_and_change_nothing() {
     let size = server.audit_size().await;
     let listing = server.releases(study).await;
 
-    // Another researcher may neither release nor list.
     let (status, body) = server
-        .post(&path, Some(OTHER_RESEARCHER), &count_request(0.5))
+        .post(&path, Some(OTHER_RESEARCHER), &histogram("sex", 0.5))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_study_owner");
     let (status, body) = server.get_with_key(&path, Some(OTHER_RESEARCHER)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_study_owner");
-    // Keys: none, unknown, an issuer's.
     for key in [None, Some("nobody")] {
-        let (status, body) = server.post(&path, key, &count_request(0.5)).await;
+        let (status, body) = server.post(&path, key, &histogram("sex", 0.5)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "unauthorized");
-        assert_eq!(
-            server.get_with_key(&path, key).await.0,
-            StatusCode::UNAUTHORIZED
-        );
     }
-    let (status, body) = server.post(&path, Some(ISSUER), &count_request(0.5)).await;
+    let (status, body) = server
+        .post(&path, Some(ISSUER), &histogram("sex", 0.5))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
+    let (status, body) = server
+        .post(
+            "/studies/99/releases",
+            Some(RESEARCHER),
+            &histogram("sex", 0.5),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "unknown_study");
 
-    for missing in ["/studies/99/releases", "/studies/0/releases"] {
-        let (status, body) = server
-            .post(missing, Some(RESEARCHER), &count_request(0.5))
-            .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"]["code"], "unknown_study");
-        let (status, body) = server.get_with_key(missing, Some(RESEARCHER)).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"]["code"], "unknown_study");
-    }
-
-    for bad in [0.0, -1.0, 1e-9, 2e9] {
-        let (status, body) = server.release(study, &count_request(bad)).await;
+    for bad in [0.0, -1.0, 1e-9, 0.0009, 2e9] {
+        let (status, body) = server.release(study, &histogram("sex", bad)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "invalid_epsilon", "{bad}");
     }
-    let (status, body) = server
-        .release(
-            study,
-            &json!({"measure": {"kind": "count_by", "breakdown": "sex"}, "epsilon": 0.5}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["error"]["code"], "unsupported_breakdown");
-    assert!(body["error"]["message"].as_str().unwrap().contains("sex"));
-
+    for (statistic, code, names) in [
+        (json!({"histogram": "weight"}), "unknown_measure", "\"sex\""),
+        (json!({"histogram": "4"}), "unknown_measure", "\"age\""),
+        (
+            json!({"histogram": "lab hba1c latest"}),
+            "unsuitable_measure",
+            "sum",
+        ),
+        (json!({"sum": "sex"}), "unsuitable_measure", "histogram"),
+        (
+            json!({"table": ["sex", "1"]}),
+            "unsuitable_measure",
+            "two different",
+        ),
+    ] {
+        let (status, body) = server
+            .release(study, &json!({"statistic": statistic, "epsilon": 0.5}))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{statistic}: {body}"
+        );
+        assert_eq!(body["error"]["code"], code, "{statistic}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{statistic}: {message}");
+    }
     for malformed in [
-        json!({"measure": "count", "epsilon": 0.5, "mechanism": "laplace"}),
-        json!({"measure": "count", "epsilon": 0.5, "post_process": "round"}),
-        json!({"measure": "sum", "epsilon": 0.5}),
-        json!({"measure": {"kind": "count_by"}, "epsilon": 0.5}),
-        json!({"measure": "count", "epsilon": "0.5"}),
-        json!({"measure": "count"}),
-        json!({"measure": "count", "epsilon": 0.5, "study": 2}),
+        json!({"statistic": {"histogram": "sex"}, "epsilon": 0.5, "mechanism": "laplace"}),
+        json!({"statistic": {"histogram": "sex"}, "epsilon": 0.5, "post_process": "round"}),
+        json!({"statistic": "count", "epsilon": 0.5}),
+        json!({"measure": "count", "epsilon": 0.5}),
+        json!({"statistic": {"table": ["sex"]}, "epsilon": 0.5}),
+        json!({"statistic": {"histogram": "sex"}, "epsilon": "0.5"}),
+        json!({"statistic": {"histogram": "sex"}}),
+        json!({"statistic": {"histogram": "sex"}, "epsilon": 0.5, "study": 2}),
     ] {
         let (status, body) = server.release(study, &malformed).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{malformed}: {body}");
         assert_eq!(body["error"]["code"], "malformed_json", "{malformed}");
     }
-
     assert_eq!(server.releases(study).await, listing);
     assert_eq!(server.audit_size().await, size);
     server.stop().await;
 }
 
+/// Many different requests at once, over two studies of one researcher: the
+/// successes never spend more than either cap, and what was spent is what the
+/// successes charged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_identical_requests_are_charged_once_and_agree() {
+async fn concurrent_requests_never_exceed_either_budget() {
     let folder = tempfile::tempdir().unwrap();
-    let server = std::sync::Arc::new(Server::start(folder.path()).await);
-    let study = server.study(1.0, 10);
-    server.enroll(study, 7);
+    let server = Arc::new(Server::start(folder.path()).await);
+    let studies = [server.study(2.0, 10), server.study(2.0, 10)];
+    for study in studies {
+        server.enroll(study, 4);
+    }
     let size = server.audit_size().await;
-
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
+    // 2 x 12 requests of 0.3 each (distinct epsilons so none is another's cache hit):
+    // at most 6 fit a study (1.8 of 2), at most 10 the researcher (3.0 of 3).
+    let tasks: Vec<_> = (0..24u64)
+        .map(|n| {
             let server = server.clone();
-            tokio::spawn(async move { server.release(study, &count_request(0.5)).await })
+            let study = studies[(n % 2) as usize];
+            let epsilon = 0.3 + n as f64 * 1e-6;
+            tokio::spawn(async move {
+                let (status, body) = server.release(study, &histogram("sex", epsilon)).await;
+                (study, epsilon, status, body)
+            })
         })
         .collect();
-    let mut answers = Vec::new();
+    let mut charged = HashMap::<u64, u64>::new();
     for task in tasks {
-        answers.push(task.await.unwrap());
+        let (study, epsilon, status, body) = task.await.unwrap();
+        match status {
+            StatusCode::OK => {
+                *charged.entry(study).or_default() += eps(epsilon).micros();
+            }
+            StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "budget_exhausted"),
+            other => panic!("{other}: {body}"),
+        }
     }
-    let created = answers
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::CREATED)
-        .count();
-    assert_eq!(created, 1, "{answers:?}");
-    assert!(answers
-        .iter()
-        .all(
-            |(status, body)| (*status == StatusCode::CREATED || *status == StatusCode::OK)
-                && *body == answers[0].1
-        ));
-    let listing = server.releases(study).await;
-    assert_eq!(budget(&listing), (eps(1.0), eps(0.5), eps(0.5)));
-    assert_eq!(listing["releases"], json!([answers[0].1]));
-    assert_eq!(server.audit_size().await, size + 1);
-    let server = std::sync::Arc::into_inner(server).unwrap();
+    let total: u64 = charged.values().sum();
+    assert!(total <= eps(3.0).micros(), "{charged:?}");
+    // The researcher's cap binds: 9 releases of about 0.3 fit 3.0, a tenth does not
+    // (0.3 x 10 plus the increments passes 3).
+    assert_eq!(total / 290_000, 9, "{charged:?}");
+    for study in studies {
+        let listing = server.releases(study).await;
+        let (_, spent_here) = spent(&listing["budget"]);
+        assert_eq!(
+            spent_here.micros(),
+            charged.get(&study).copied().unwrap_or(0)
+        );
+        assert!(spent_here <= eps(2.0));
+    }
+    assert_eq!(server.audit_size().await, size + 9);
+    let server = Arc::into_inner(server).unwrap();
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn releases_and_spent_budget_survive_a_restart() {
+async fn budgets_and_releases_survive_a_restart() {
     let folder = tempfile::tempdir().unwrap();
     let server = Server::start(folder.path()).await;
-    let study = server.study(1.5, 10);
+    let study = server.study(2.0, 10);
     server.enroll(study, 4);
-    let (status, first) = server.release(study, &count_request(0.5)).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = server
-        .release(
-            study,
-            &json!({"measure": "count", "epsilon": 0.25, "post_process": "i2b2"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let (status, first) = server.release(study, &histogram("sex", 1.25)).await;
+    assert_eq!(status, StatusCode::OK);
     let listing = server.releases(study).await;
     let size = server.audit_size().await;
     server.stop().await;
 
     let server = Server::start(folder.path()).await;
     assert_eq!(server.releases(study).await, listing);
-    assert_eq!(budget(&listing), (eps(1.5), eps(0.75), eps(0.75)));
-    let (status, again) = server.release(study, &count_request(0.5)).await;
+    let (status, again) = server.release(study, &histogram("sex", 1.25)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
     assert_eq!(server.audit_size().await, size);
-    // The budget left is what was left before the restart, exactly.
-    let (status, body) = server.release(study, &count_request(0.750_001)).await;
+    // The budget left is what was left before the restart, exactly, for the study and
+    // for the researcher's window (a second study of the same researcher).
+    let (status, _) = server.release(study, &histogram("age", 0.750_001)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let other = server.study(2.0, 10);
+    server.enroll(other, 4);
+    let (status, body) = server.release(other, &histogram("sex", 1.750_001)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _) = server.release(study, &count_request(0.75)).await;
-    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = server.release(other, &histogram("sex", 1.75)).await;
+    assert_eq!(status, StatusCode::OK);
     server.store().verify_audit_log().unwrap();
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn new_enrollments_get_a_fresh_release_and_closed_studies_still_release() {
+async fn new_settled_enrollments_get_a_fresh_release_and_closed_studies_still_release() {
     let folder = tempfile::tempdir().unwrap();
     let server = Server::start(folder.path()).await;
     let study = server.study(1.0, 10);
     server.enroll(study, 2);
-    let (status, first) = server.release(study, &count_request(0.25)).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(first["enrollments"], 2);
+    let (status, first) = server.release(study, &histogram("sex", 0.25)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["release"]["enrollments"], 2);
 
     server.enroll(study, 1);
-    let (status, fresh) = server.release(study, &count_request(0.25)).await;
+    let (status, fresh) = server.release(study, &histogram("sex", 0.25)).await;
     assert_eq!(
         status,
-        StatusCode::CREATED,
+        StatusCode::OK,
         "a new data version is a new question"
     );
-    assert_eq!(fresh["enrollments"], 3);
-    let (status, cached) = server.release(study, &count_request(0.25)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(cached, fresh);
+    assert_eq!(fresh["release"]["enrollments"], 3);
+    assert_eq!(spent(&fresh["study_budget"]).1, eps(0.5));
 
-    // Analysis after recruitment: closing keeps the study releasable.
     let (status, _) = server
         .post(
             &format!("/studies/{study}/close"),
@@ -486,13 +648,10 @@ async fn new_enrollments_get_a_fresh_release_and_closed_studies_still_release() 
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, closed) = server.release(study, &count_request(0.5)).await;
-    assert_eq!(status, StatusCode::CREATED, "{closed}");
-    assert_eq!(closed["enrollments"], 3);
-
-    let listing = server.releases(study).await;
-    assert_eq!(budget(&listing), (eps(1.0), eps(1.0), Epsilon::ZERO));
-    let versions: Vec<_> = listing["releases"]
+    let (status, closed) = server.release(study, &histogram("age", 0.5)).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["release"]["enrollments"], 3);
+    let versions: Vec<_> = server.releases(study).await["releases"]
         .as_array()
         .unwrap()
         .iter()
@@ -502,80 +661,50 @@ async fn new_enrollments_get_a_fresh_release_and_closed_studies_still_release() 
     server.stop().await;
 }
 
+/// Pending enrollments are in no release: below the minimum cohort nothing is
+/// released, and once a batch settles the release counts the settled ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn i2b2_releases_show_only_rounded_counts() {
+async fn releases_read_settled_enrollments_only() {
     let folder = tempfile::tempdir().unwrap();
-    let server = Server::start(folder.path()).await;
-    let small = server.study(100.0, 10);
-    server.enroll(small, 2);
-    let large = server.study(100.0, 40);
-    server.enroll(large, 40);
-
-    let mut displays = Vec::new();
-    for (study, epsilon) in [
-        (small, 1.0),
-        (small, 2.0),
-        (large, 1.0),
-        (large, 2.0),
-        (large, 4.0),
-    ] {
-        let (status, body) = server
-            .release(
-                study,
-                &json!({"measure": "count", "epsilon": epsilon, "post_process": "i2b2"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let count = &body["release"]["counts"][0];
-        // Only the rounded text is released.
-        assert_eq!(count["value"], Value::Null);
-        let shown = count["display"].as_str().unwrap().to_string();
-        assert!(
-            shown == "<10" || shown.parse::<i64>().is_ok_and(|v| v >= 10 && v % 5 == 0),
-            "{shown}"
-        );
-        displays.push((study, shown));
-    }
-    // Two patients read "<10" unless the noise passed 8 (probability below
-    // e^-8 at epsilon 1); forty read as a multiple of 5 near 40.
-    assert!(displays
-        .iter()
-        .filter(|(study, _)| *study == small)
-        .all(|(_, shown)| shown == "<10"));
-    assert!(displays
-        .iter()
-        .filter(|(study, _)| *study == large)
-        .all(|(_, shown)| shown.parse::<i64>().is_ok_and(|v| (25..=55).contains(&v))));
+    let cohort = CohortPolicy {
+        min_cohort: 5,
+        batch_size: 5,
+        batch_age_ms: 3_600_000,
+        time_unit_ms: 1,
+    };
+    let server = Server::start_with(folder.path(), cohort, caps()).await;
+    let study = server.study(2.0, 20);
+    server.enroll(study, 4);
+    let (status, body) = server.release(study, &histogram("sex", 0.5)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "below_minimum_cohort");
+    server.enroll(study, 3);
+    let (status, body) = server.release(study, &histogram("sex", 0.5)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["release"]["enrollments"], 5);
+    assert_eq!(server.store().measure_values(study).unwrap().len(), 5);
     server.stop().await;
 }
 
+/// A researcher's charges leave the window once it has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn extreme_epsilons_release_or_are_refused_never_fail() {
+async fn the_researcher_window_rolls() {
     let folder = tempfile::tempdir().unwrap();
-    let server = Server::start(folder.path()).await;
-    // A budget above the largest epsilon is capped at it.
-    let capped = server.study(5e9, 10);
-    assert_eq!(budget(&server.releases(capped).await).0, eps(1e9));
-    for mechanism in ["discrete_laplace", "discrete_gaussian"] {
-        for asked in [0.000_001, 0.000_7, 1000.0, 1e6, 1e9] {
-            let study = server.study(1e9, 10);
-            server.enroll(study, 6);
-            let (status, body) = server
-                .release(
-                    study,
-                    &json!({"measure": "count", "epsilon": asked, "mechanism": mechanism}),
-                )
-                .await;
-            assert!(
-                status == StatusCode::CREATED
-                    || (status == StatusCode::UNPROCESSABLE_ENTITY
-                        && body["error"]["code"] == "invalid_epsilon"),
-                "{mechanism} at {asked}: {status} {body}"
-            );
-            if status == StatusCode::CREATED {
-                assert_eq!(epsilon(&body["release"]["epsilon"]), eps(asked));
-            }
-        }
-    }
+    let privacy = PrivacyCaps {
+        researcher_window_ms: 1_500,
+        ..caps()
+    };
+    let server = Server::start_with(folder.path(), CohortPolicy::immediate(), privacy).await;
+    let (first, second) = (server.study(2.0, 10), server.study(2.0, 10));
+    server.enroll(first, 3);
+    server.enroll(second, 3);
+    let (status, _) = server.release(first, &histogram("sex", 2.0)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = server.release(second, &histogram("sex", 1.5)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    let (status, body) = server.release(second, &histogram("sex", 1.5)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(spent(&body["researcher_budget"]).1, eps(1.5));
     server.stop().await;
 }

@@ -32,6 +32,7 @@ fn config() -> StoreConfig {
         registry_depth: 8,
         root_window_ms: WINDOW_MS,
         cohort: CohortPolicy::immediate(),
+        privacy: zkcohort_market::PrivacyCaps::default(),
     }
 }
 
@@ -561,6 +562,7 @@ fn state_survives_reopening_the_database() {
             registry_depth: 9,
             root_window_ms: WINDOW_MS,
             cohort: CohortPolicy::immediate(),
+            privacy: zkcohort_market::PrivacyCaps::default(),
         },
     );
     assert!(matches!(wrong, Err(StoreError::Config(_))));

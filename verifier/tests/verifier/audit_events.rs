@@ -17,14 +17,14 @@ use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Day, Query};
 use zkcohort_verifier::audit::{entry_hash, verify_chain, AuditEntry, StudyHeads};
 use zkcohort_verifier::events::{
-    ApiKeyChange, ApiKeyCreation, AppendedRecord, AuditEvent, BudgetMicros, DpReleaseRecord,
+    ApiKeyChange, ApiKeyCreation, AppendedRecord, AuditEvent, BudgetSpent, DpReleaseRecord,
     EnrollmentRecord, IssuerSuspension, LedgerChange, NoteAppend, NoteTransferRecord,
     RegistryAppend, RegistryCreated, RegistryRevoke, RootChange, SignedLedgerChange, StudyClosed,
     StudyCreated,
 };
 use zkcohort_verifier::records::{
-    Account, ApiKeyRole, LedgerEntry, LedgerKind, Measure, Mechanism, PostProcess, ReleasedCount,
-    Study, StudyStatus,
+    Account, ApiKeyRole, LedgerEntry, LedgerKind, Mechanism, ReleasedSum, ReleasedValues,
+    Statistic, Study, StudyStatus,
 };
 use zkcohort_verifier::snarkjs::SnarkjsProof;
 
@@ -176,19 +176,34 @@ fn one_of_each() -> Vec<AuditEvent> {
             study: 1,
             enrollments: 1,
             key: "release-key".into(),
-            measure: Measure::Count,
-            mechanism: Mechanism::DiscreteLaplace,
-            post_process: PostProcess::I2b2,
+            statistic: Statistic::Sum("lab hba1c latest".into()),
+            mechanism: Mechanism::DiscreteGaussian,
             epsilon_micros: 500_000,
-            budget_micros: BudgetMicros {
-                total: 1_500_000,
-                spent: 500_000,
-                remaining: 1_000_000,
+            delta_nanos: 1,
+            study_budget: BudgetSpent {
+                epsilon_cap: 1_500_000,
+                epsilon_spent: 500_000,
+                delta_cap: 100,
+                delta_spent: 1,
             },
-            counts: vec![ReleasedCount {
-                value: None,
-                display: "<10".into(),
-            }],
+            researcher_budget: BudgetSpent {
+                epsilon_cap: 5_000_000,
+                epsilon_spent: 2_500_000,
+                delta_cap: 500,
+                delta_spent: 3,
+            },
+            values: ReleasedValues {
+                rows: vec!["with a value".into()],
+                columns: Vec::new(),
+                counts: vec![12],
+                sum: Some(ReleasedSum {
+                    total: 1_750,
+                    low: 80,
+                    high: 280,
+                    units_per_display: 20,
+                    unit: "%".into(),
+                }),
+            },
         }),
         AuditEvent::RegistryRevoke(RegistryRevoke {
             issuer: [0xcc; 32],
