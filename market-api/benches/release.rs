@@ -100,6 +100,9 @@ fn main() {
         .measures;
     let span = |position: usize| measures[position].value_count() - 1;
     let root = store.registry_root().expect("a root").root;
+    // A receiver is a field element (a note key): canonical, unlike most byte strings.
+    let mut receiver = [0u8; 32];
+    receiver[31] = 2;
     let started = Instant::now();
     for n in 0..enrollments {
         let mut nullifier = [0u8; 32];
@@ -109,7 +112,7 @@ fn main() {
             .enroll(
                 study.id,
                 nullifier,
-                public_key(2),
+                receiver,
                 ProofRecord {
                     registry_root: root,
                     proof: unverified_proof(),
