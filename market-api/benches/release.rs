@@ -19,13 +19,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use zkcohort_circuits::CircuitId;
-use zkcohort_cohort::{Catalog, Query};
+use zkcohort_cohort::Catalog;
 use zkcohort_market::dp::{Epsilon, Mechanism, PostProcess, ReleaseRequest, Spend, Statistic};
 use zkcohort_market::{NewStudy, PrivacyCaps, ProofRecord, Store, StoreConfig};
 
-use common::{fund_through_store, public_key, store_config, unverified_proof};
+use common::{fund_through_store, measured_query, public_key, store_config, unverified_proof};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -36,19 +35,6 @@ fn setting(name: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{name}: {value:?} is not a number"))
         })
         .unwrap_or(default)
-}
-
-fn query() -> Query {
-    serde_json::from_value(json!({
-        "index_date": "2020-01-01",
-        "criteria": [{"require": [{"condition": "hypertension"}]}],
-        "measures": [
-            "sex",
-            {"age_bands": [18, 40, 65]},
-            {"lab_sum": {"lab": "hba1c", "field": "latest", "low": 4, "high": 14}}
-        ]
-    }))
-    .expect("the bench query parses")
 }
 
 fn median(times: &mut [Duration]) -> Duration {
@@ -82,7 +68,7 @@ fn main() {
             researcher,
             title: "Release bench".into(),
             description: String::new(),
-            query: query(),
+            query: measured_query(),
             query_hash: [7; 32],
             circuit_id: CircuitId([7; 32]),
             issuers: vec![[9; 32]],
@@ -94,7 +80,7 @@ fn main() {
         .expect("the study posts");
     store.mint(researcher, enrollments).expect("mint");
     fund_through_store(&store, 1, study.id, enrollments).expect("fund");
-    let measures = query()
+    let measures = measured_query()
         .compile(Catalog::bundled())
         .expect("compiles")
         .measures;

@@ -10,7 +10,7 @@ use opendp::core::Measurement;
 use opendp::domains::{AtomDomain, VectorDomain};
 use opendp::measurements::{make_gaussian, make_laplace};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
-use opendp::metrics::{L1Distance, L2Distance, SymmetricDistance};
+use opendp::metrics::{AbsoluteDistance, L1Distance, L2Distance, SymmetricDistance};
 use opendp::transformations::{make_clamp, make_count, make_count_by_categories, make_sum};
 
 use super::{DpError, Epsilon, Mechanism, ReleaseRequest, MIN_RELEASE_EPSILON};
@@ -177,16 +177,33 @@ fn sum_scale(width: i64, scale: f64) -> f64 {
     scale * width.max(1) as f64
 }
 
+/// Scalar noise on an `i64` at a scale: OpenDP's `make_laplace` or `make_gaussian`.
+type ScalarNoise<MO> = fn(
+    AtomDomain<i64>,
+    AbsoluteDistance<i64>,
+    f64,
+    Option<i32>,
+) -> opendp::error::Fallible<
+    Measurement<AtomDomain<i64>, AbsoluteDistance<i64>, MO, i64>,
+>;
+
 /// A bounded sum (clamp into `[0, width]`, then sum) and the count of values, each with
-/// discrete Laplace noise, composed by OpenDP.
-pub(super) fn sum_laplace(width: i64, scale: f64) -> Result<BoundedSum<MaxDivergence>, DpError> {
+/// `noise`, composed by OpenDP.
+fn bounded_sum<MO>(
+    width: i64,
+    scale: f64,
+    noise: ScalarNoise<MO>,
+) -> Result<BoundedSum<MO>, DpError>
+where
+    MO: 'static + opendp::combinators::CompositionMeasure,
+{
     let clamp = make_clamp(rows(), SymmetricDistance, (0, width.max(0)))?;
     let sum = make_chain_tt(
         &make_sum(clamp.output_domain.clone(), SymmetricDistance)?,
         &clamp,
     )?;
     let noisy_sum = make_chain_mt(
-        &make_laplace(
+        &noise(
             sum.output_domain.clone(),
             sum.output_metric.clone(),
             sum_scale(width, scale),
@@ -196,7 +213,7 @@ pub(super) fn sum_laplace(width: i64, scale: f64) -> Result<BoundedSum<MaxDiverg
     )?;
     let count = make_count::<i64, i64>(rows(), SymmetricDistance)?;
     let noisy_count = make_chain_mt(
-        &make_laplace(
+        &noise(
             count.output_domain.clone(),
             count.output_metric.clone(),
             scale,
@@ -207,37 +224,17 @@ pub(super) fn sum_laplace(width: i64, scale: f64) -> Result<BoundedSum<MaxDiverg
     Ok(make_composition(vec![noisy_sum, noisy_count])?)
 }
 
-/// A bounded sum and the count of values, each with discrete Gaussian noise, composed
-/// by OpenDP (zCDP).
+/// A bounded sum and the count of values, each with discrete Laplace noise.
+pub(super) fn sum_laplace(width: i64, scale: f64) -> Result<BoundedSum<MaxDivergence>, DpError> {
+    bounded_sum(width, scale, make_laplace)
+}
+
+/// A bounded sum and the count of values, each with discrete Gaussian noise (zCDP).
 pub(super) fn sum_gaussian(
     width: i64,
     scale: f64,
 ) -> Result<BoundedSum<ZeroConcentratedDivergence>, DpError> {
-    let clamp = make_clamp(rows(), SymmetricDistance, (0, width.max(0)))?;
-    let sum = make_chain_tt(
-        &make_sum(clamp.output_domain.clone(), SymmetricDistance)?,
-        &clamp,
-    )?;
-    let noisy_sum = make_chain_mt(
-        &make_gaussian(
-            sum.output_domain.clone(),
-            sum.output_metric.clone(),
-            sum_scale(width, scale),
-            None,
-        )?,
-        &sum,
-    )?;
-    let count = make_count::<i64, i64>(rows(), SymmetricDistance)?;
-    let noisy_count = make_chain_mt(
-        &make_gaussian(
-            count.output_domain.clone(),
-            count.output_metric.clone(),
-            scale,
-            None,
-        )?,
-        &count,
-    )?;
-    Ok(make_composition(vec![noisy_sum, noisy_count])?)
+    bounded_sum(width, scale, make_gaussian)
 }
 
 /// OpenDP's epsilon of a zCDP measurement converted to approximate DP at the Gaussian

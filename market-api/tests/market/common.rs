@@ -108,6 +108,21 @@ pub(crate) fn marketplace_key() -> [u8; 32] {
         .to_bytes()
 }
 
+/// A study query that measures: hypertension, by sex, age bands and HbA1c clamped to
+/// [4, 14] %.
+pub(crate) fn measured_query() -> zkcohort_cohort::Query {
+    serde_json::from_value(json!({
+        "index_date": "2020-01-01",
+        "criteria": [{"require": [{"condition": "hypertension"}]}],
+        "measures": [
+            "sex",
+            {"age_bands": [18, 40, 65]},
+            {"lab_sum": {"lab": "hba1c", "field": "latest", "low": 4, "high": 14}}
+        ]
+    }))
+    .expect("the measured query parses")
+}
+
 /// A store for the small shape.
 pub(crate) fn store_config() -> StoreConfig {
     StoreConfig {

@@ -182,19 +182,8 @@ impl TestServer {
     }
 }
 
-/// The study query: hypertension, measuring sex, age bands and HbA1c clamped to
-/// [4, 14] %.
 fn query() -> Query {
-    serde_json::from_value(json!({
-        "index_date": "2020-01-01",
-        "criteria": [{"require": [{"condition": "hypertension"}]}],
-        "measures": [
-            "sex",
-            {"age_bands": [18, 40, 65]},
-            {"lab_sum": {"lab": "hba1c", "field": "latest", "low": 4, "high": 14}}
-        ]
-    }))
-    .unwrap()
+    crate::common::measured_query()
 }
 
 fn measures() -> Vec<CompiledMeasure> {
