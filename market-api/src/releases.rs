@@ -59,9 +59,7 @@ use crate::dp::{
     self, BudgetOwner, DpError, Epsilon, Mechanism, PostProcess, PrivacyBudget, Release,
     ReleaseData, ReleaseRequest, ReleasedSum, ReleasedValues, Spend, Statistic,
 };
-use crate::store::{
-    decode_json, get_json, now_ms, prefixed_u64, tx_get_json, tx_put_json, TxResult,
-};
+use crate::store::{decode_json, get_json, prefixed_u64, tx_get_json, tx_put_json, TxResult};
 use crate::{audit, Bytes32, Store, StoreError, Study};
 
 /// The key prefix of releases.
@@ -355,8 +353,7 @@ fn release_key(study: u64, enrollments: u64, request: &ReleaseRequest) -> Vec<u8
 /// A study's cap: the budget its researcher chose (to the nearest micro-epsilon), at
 /// most the operator's study cap, and the operator's delta cap.
 fn study_cap(study: &Study, caps: &PrivacyCaps) -> Spend {
-    let chosen =
-        Epsilon::new(study.epsilon_budget.min(dp::MAX_EPSILON as f64)).unwrap_or(Epsilon::ZERO);
+    let chosen = Epsilon::from_micros(study.epsilon_budget_micros()).unwrap_or(Epsilon::ZERO);
     Spend {
         epsilon: chosen.min(caps.study.epsilon),
         delta_nanos: caps.study.delta_nanos,
@@ -604,7 +601,7 @@ impl Store {
             Some(cached) => cached,
             None => self.draw_release(&study, researcher, request, &key)?,
         };
-        let now = now_ms();
+        let now = self.public_now();
         let counts = &release.release.values.counts;
         let shown = counts
             .iter()
@@ -655,10 +652,12 @@ impl Store {
         let prepared = prepare_statistic(study.id, &request.statistic, &measures, &values)?;
         let spend = request.spend();
         let caps = self.config.privacy;
-        let now = now_ms();
+        // The window runs on the log's public time, so a sponsor replays it from the
+        // entries' times.
+        let at = self.public_now();
         // Refuse early, before OpenDP runs; the transaction checks again.
         self.study_budget(study)?.check(spend)?;
-        self.researcher_budget(&researcher, now)?.check(spend)?;
+        self.researcher_budget(&researcher, at)?.check(spend)?;
         let calibrated = dp::prepare(request, &prepared.data)?;
         let release = Release {
             request: request.clone(),
@@ -672,7 +671,6 @@ impl Store {
         let study_cap = study_cap(study, &caps);
         let study_key = prefixed_u64(STUDY_SPENT_PREFIX, study.id);
         let researcher_key = researcher_key(&researcher);
-        let at = self.public_now();
         let committed = self.transact(|tx| -> TxResult<Committed> {
             if let Some(cached) = tx_get_json(tx.releases, key)? {
                 return Ok(Committed::Cached(cached));
@@ -684,7 +682,7 @@ impl Store {
             }
             let mut ledger: ResearcherLedger =
                 tx_get_json(tx.releases, &researcher_key)?.unwrap_or_default();
-            ledger.expire(&caps, now);
+            ledger.expire(&caps, at);
             let window_spent = match ledger.spent() {
                 Ok(spent) => spent,
                 Err(error) => return crate::store::abort(error),
@@ -694,7 +692,7 @@ impl Store {
             if let Err(refusal) = researcher_budget.charge(spend) {
                 return Ok(Committed::Refused(refusal));
             }
-            if let Err(error) = ledger.add(&caps, now, spend) {
+            if let Err(error) = ledger.add(&caps, at, spend) {
                 return crate::store::abort(error);
             }
             tx_put_json(tx.releases, &study_key, &study_budget.spent())?;
@@ -712,6 +710,7 @@ impl Store {
                     delta_nanos: spend.delta_nanos,
                     study_budget: spent_of(&study_budget),
                     researcher_budget: spent_of(&researcher_budget),
+                    researcher_window_ms: caps.researcher_window_ms,
                     values: release.values.clone(),
                 }),
             )?;

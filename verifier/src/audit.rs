@@ -51,6 +51,7 @@ use zkcohort_circuits::statement::{fr_from_bytes, fr_to_bytes};
 use zkcohort_circuits::Fr;
 
 use crate::events::AuditEvent;
+use crate::release_budgets::ReleaseBudgets;
 
 /// A 32-byte value: a public key, a hash. Lowercase hex in JSON.
 pub type Bytes32 = [u8; 32];
@@ -384,8 +385,9 @@ pub fn verify_inclusion(
 /// tree is rebuilt from the log's note appends: each must start where the last ended and
 /// name the root the rebuilt tree has, and each note transfer must spend under a root the
 /// log made and use nullifiers no earlier transfer used, so the marketplace cannot add,
-/// drop or reorder a note, or accept a double spend, without breaking the log. Returns the
-/// head it computes.
+/// drop or reorder a note, or accept a double spend, without breaking the log. The DP
+/// releases' budgets are replayed ([`ReleaseBudgets`]), every researcher's window across
+/// all their studies. Returns the head it computes.
 ///
 /// # Errors
 ///
@@ -396,6 +398,7 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
     let mut studies = StudyHeads::default();
     let mut current_root = None;
     let mut notes = NoteLog::new();
+    let mut release_budgets = ReleaseBudgets::default();
     for (position, entry) in entries.iter().enumerate() {
         let bad = |why: &str| Err(AuditError(format!("entry {position}: {why}")));
         if entry.index != position as u64 {
@@ -424,6 +427,9 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
             }
         }
         if let Err(why) = notes.replay(&entry.event) {
+            return bad(&why);
+        }
+        if let Err(why) = release_budgets.push(entry) {
             return bad(&why);
         }
         prev_hash = entry.hash;

@@ -73,13 +73,14 @@ impl AuditEvent {
     }
 
     /// The study whose bundle records this event: its creation, fundings,
-    /// enrollments and close.
+    /// enrollments, releases and close.
     pub fn study(&self) -> Option<u64> {
         match self {
             AuditEvent::StudyCreated(created) => Some(created.study.id),
             AuditEvent::EscrowFunded(funded) => funded.ledger.study,
             AuditEvent::StudyClosed(closed) => Some(closed.study),
             AuditEvent::Enroll(enrollment) => Some(enrollment.study),
+            AuditEvent::DpRelease(release) => Some(release.study),
             _ => None,
         }
     }
@@ -339,6 +340,10 @@ pub struct DpReleaseRecord {
     pub study_budget: BudgetSpent,
     /// The researcher's budget in its rolling window after the charge.
     pub researcher_budget: BudgetSpent,
+    /// The length of the researcher's window, in milliseconds: the budget counts at
+    /// least every charge of the researcher's made less than this before this one
+    /// (by the entries' `at_ms`).
+    pub researcher_window_ms: u64,
     /// The released values.
     pub values: ReleasedValues,
 }

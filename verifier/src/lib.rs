@@ -31,6 +31,7 @@
 //!   entries, accounts, studies, API key roles, DP release parameters); the
 //!   marketplace stores these very types.
 //! - [`events`]: [`AuditEvent`], what each audit entry records, typed.
+//! - [`release_budgets`]: the privacy budgets of a log's DP releases, replayed.
 //! - [`bundle`]: study bundles and [`verify_bundle`], the end-to-end check of
 //!   one study: signed head, audit entries, circuit id, query hash, every
 //!   statement and proof, nullifiers and payouts.
@@ -49,6 +50,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod hex_serde;
 pub mod records;
+pub mod release_budgets;
 pub mod setup;
 pub mod snarkjs;
 pub mod verify;

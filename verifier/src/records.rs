@@ -185,6 +185,19 @@ pub enum StudyStatus {
     Closed,
 }
 
+/// Micro-epsilons per epsilon: the resolution of every epsilon the marketplace charges
+/// and the log records.
+pub const MICROS_PER_EPSILON: u64 = 1_000_000;
+
+/// The largest epsilon accepted anywhere (a request or a budget), so that every
+/// epsilon converts to `f64` and back exactly.
+pub const MAX_EPSILON: u64 = 1_000_000_000;
+
+/// The smallest epsilon one release may spend, in micro-epsilons: below it the noise
+/// drowns any cohort the marketplace serves, and it bounds how many charges a
+/// researcher's window holds.
+pub const MIN_RELEASE_EPSILON_MICROS: u64 = 1_000;
+
 /// A study as the marketplace stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -261,6 +274,16 @@ impl Study {
     /// The study's escrow account.
     pub fn escrow_account(&self) -> Account {
         Account::Escrow(self.id)
+    }
+
+    /// The epsilon budget its researcher chose, to the nearest micro-epsilon (at most
+    /// [`MAX_EPSILON`]): the most its releases may spend, unless the marketplace's
+    /// study cap is lower.
+    pub fn epsilon_budget_micros(&self) -> u64 {
+        // The clamp keeps the product below 2^53, so its rounding is exact enough and
+        // the cast cannot saturate.
+        (self.epsilon_budget.clamp(0.0, MAX_EPSILON as f64) * MICROS_PER_EPSILON as f64).round()
+            as u64
     }
 }
 

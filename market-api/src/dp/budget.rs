@@ -9,16 +9,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::DpError;
 
-/// Micro-epsilons per epsilon: the resolution of every epsilon in the marketplace.
-pub const MICROS_PER_EPSILON: u64 = 1_000_000;
-
-/// The largest epsilon accepted anywhere (a request or a budget), so that every
-/// [`Epsilon`] converts to `f64` and back exactly.
-pub const MAX_EPSILON: u64 = 1_000_000_000;
+pub use zkcohort_verifier::records::{MAX_EPSILON, MICROS_PER_EPSILON};
 
 /// The smallest epsilon one release may spend: below it the noise drowns any cohort
 /// the marketplace serves, and it bounds how many charges a researcher's window holds.
-pub const MIN_RELEASE_EPSILON: Epsilon = Epsilon { micros: 1_000 };
+pub const MIN_RELEASE_EPSILON: Epsilon = Epsilon {
+    micros: zkcohort_verifier::records::MIN_RELEASE_EPSILON_MICROS,
+};
 
 /// A privacy loss, held exactly as a whole number of micro-epsilons.
 ///

@@ -326,6 +326,24 @@ async fn a_release_is_charged_once_and_then_answered_from_the_cache() {
     let listing = server.releases(study).await;
     assert_eq!(spent(&listing["budget"]), (eps(1.0), eps(0.75)));
     assert_eq!(listing["releases"].as_array().unwrap().len(), 2);
+
+    // The study's bundle carries both releases in its chain, and a sponsor replays
+    // their budgets (the proofs here are placeholders, so only that check is read).
+    let (bundle, _) = server.bundle(study).await;
+    let report = zkcohort_verifier::verify_bundle(&bundle, None, None);
+    for name in ["study_chain", "release_budgets"] {
+        let check = report.check(name).unwrap();
+        assert!(check.passed, "{name}: {}", check.detail);
+    }
+    assert!(
+        report
+            .check("release_budgets")
+            .unwrap()
+            .detail
+            .starts_with("2 DP releases"),
+        "{report:#?}"
+    );
+    server.store().verify_audit_log().unwrap();
     server.stop().await;
 }
 

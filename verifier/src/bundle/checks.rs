@@ -19,6 +19,7 @@ use super::{BundleEnrollment, BundleReport, StudyBundle, BUNDLE_FORMAT};
 use crate::audit::{holder_signature_is_valid, verify_inclusion, AuditEntry, Bytes32};
 use crate::events::{AuditEvent, EnrollmentRecord};
 use crate::records::{Account, LedgerEntry, LedgerKind, Study, StudyStatus};
+use crate::release_budgets::ReleaseBudgets;
 use crate::setup::{CeremonyTranscript, KeySetup};
 use crate::{prepare_verifying_key, verify_batch, VerifyingKey};
 
@@ -62,6 +63,7 @@ pub fn verify_bundle(
     check_enrollment_count(&mut checks, bundle);
     let (tokens_paid, tokens_funded) = check_funds(&mut checks, bundle, &trusted);
     check_roots_used(&mut checks, bundle, &trusted);
+    check_release_budgets(&mut checks, &trusted);
 
     let study = &bundle.study;
     BundleReport {
@@ -995,6 +997,26 @@ fn check_roots_used(checks: &mut Checks, bundle: &StudyBundle, trusted: &Trusted
         format!(
             "{} distinct registry roots used, each recorded in the log first, none older than the study, none replaced for longer than its window",
             used.len()
+        ),
+    );
+}
+
+/// The study's DP releases add up: each read the enrollments settled before it, at
+/// least k; the study's spending is the sum of their charges, within a cap no higher
+/// than the researcher chose; the researcher's window counts at least this study's
+/// charges within it; no question was charged twice.
+fn check_release_budgets(checks: &mut Checks, trusted: &Trusted<'_>) {
+    let mut budgets = ReleaseBudgets::default();
+    let problems = trusted
+        .values()
+        .filter_map(|entry| budgets.push(entry).err())
+        .collect();
+    checks.record(
+        "release_budgets",
+        problems,
+        format!(
+            "{} DP releases, each within the study's and the researcher's budgets",
+            budgets.releases()
         ),
     );
 }

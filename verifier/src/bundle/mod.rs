@@ -27,7 +27,8 @@
 //! setup could have forged its proofs: the report says so first.
 //!
 //! The `study_chain` check walks the chain back from the signed study head: an
-//! enrollment, funding or close left out of the bundle breaks it. A marketplace that
+//! enrollment, funding, DP release or close left out of the bundle breaks it; the
+//! releases' budgets are replayed ([`crate::release_budgets`]). A marketplace that
 //! wants to hide its study's latest entries must sign a study head the log contradicts
 //! (anyone holding the log, or a receipt of a later entry, can show the signed lie).
 //! What a bundle cannot show: whether a replaced registry root was still within the

@@ -10,7 +10,7 @@ pub struct BundleCheck {
     /// The check: `format`, `head_signature`, `audit_entries`, `study_chain`, `study_record`,
     /// `circuit_id`, `setup`, `query_hash`, `registry_roots`, `enrollment_entries`,
     /// `public_inputs`, `proofs`, `nullifiers_unique`, `rewards`,
-    /// `enrollment_count`, `funds`, `roots_used`.
+    /// `enrollment_count`, `funds`, `roots_used`, `release_budgets`.
     pub name: String,
     /// Whether it passed.
     pub passed: bool,

@@ -71,7 +71,7 @@ fn study() -> Study {
         root_window_ms: 86_400_000,
         reward: 25,
         max_enrollments: 20,
-        min_cohort: 10,
+        min_cohort: 1,
         epsilon_budget: 1.5,
         status: StudyStatus::Open,
         enrolled: 0,
@@ -192,6 +192,7 @@ fn one_of_each() -> Vec<AuditEvent> {
                 delta_cap: 500,
                 delta_spent: 3,
             },
+            researcher_window_ms: 30 * 86_400_000,
             values: ReleasedValues {
                 rows: vec!["with a value".into()],
                 columns: Vec::new(),
@@ -569,4 +570,118 @@ fn note_of(event: &mut AuditEvent) -> &mut NoteAppend {
         AuditEvent::NoteTransfer(record) => &mut record.appended,
         _ => panic!("{} appends no note", event.kind()),
     }
+}
+
+/// The release of an event list, to forge.
+fn release_of(event: &mut AuditEvent) -> &mut DpReleaseRecord {
+    match event {
+        AuditEvent::DpRelease(record) => record,
+        _ => panic!("{} is no release", event.kind()),
+    }
+}
+
+#[test]
+fn a_log_whose_release_budgets_do_not_add_up_breaks_it() {
+    let entries = chain(one_of_each());
+    verify_chain(&entries).unwrap();
+    let release = entries
+        .iter()
+        .position(|entry| entry.event.kind() == "dp_release")
+        .unwrap();
+    let created = entries
+        .iter()
+        .position(|entry| entry.event.kind() == "study_created")
+        .unwrap();
+    type Forgery = Box<dyn Fn(&mut DpReleaseRecord)>;
+    let forgeries: Vec<(Forgery, &str)> = vec![
+        (
+            Box::new(|record| record.study_budget.epsilon_spent = 0),
+            "its releases add up to 500000",
+        ),
+        (
+            Box::new(|record| record.study_budget.epsilon_cap = 2_000_000),
+            "above the 1500000 its researcher chose",
+        ),
+        (
+            Box::new(|record| {
+                record.epsilon_micros = 1_600_000;
+                record.study_budget.epsilon_spent = 1_600_000;
+                record.researcher_budget.epsilon_spent = 1_600_000;
+            }),
+            "past its cap: 1600000 of 1500000",
+        ),
+        (
+            Box::new(|record| record.researcher_budget.delta_spent = 0),
+            "its charges in the window add up to 500000 and 1",
+        ),
+        (
+            Box::new(|record| record.researcher_budget.epsilon_spent = 6_000_000),
+            "the researcher's budget past its cap",
+        ),
+        (
+            Box::new(|record| record.enrollments = 2),
+            "2 enrollments, 1 had settled",
+        ),
+        (
+            Box::new(|record| record.mechanism = Mechanism::DiscreteLaplace),
+            "a delta of 1 nano for discrete_laplace",
+        ),
+        (
+            Box::new(|record| {
+                record.epsilon_micros = 999;
+                record.study_budget.epsilon_spent = 999;
+            }),
+            "below the minimum 1000",
+        ),
+    ];
+    for (forge, expected) in forgeries {
+        let forged = rewritten(entries.clone(), |entries| {
+            forge(release_of(&mut entries[release].event))
+        });
+        let error = verify_chain(&forged).unwrap_err().0;
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+    let below_k = rewritten(entries.clone(), |entries| {
+        if let AuditEvent::StudyCreated(created) = &mut entries[created].event {
+            created.study.min_cohort = 2;
+        }
+    });
+    let error = verify_chain(&below_k).unwrap_err().0;
+    assert!(
+        error.contains("fewer than the study's minimum cohort 2"),
+        "{error}"
+    );
+
+    // The same question on the same enrollments again, its charges added up honestly:
+    // charged twice for what the cache answers free.
+    let mut events = one_of_each();
+    let position = events
+        .iter()
+        .position(|event| event.kind() == "dp_release")
+        .unwrap();
+    let mut again = events[position].clone();
+    let record = release_of(&mut again);
+    record.study_budget.epsilon_spent += record.epsilon_micros;
+    record.study_budget.delta_spent += record.delta_nanos;
+    record.researcher_budget.epsilon_spent += record.epsilon_micros;
+    record.researcher_budget.delta_spent += record.delta_nanos;
+    events.insert(position + 1, again.clone());
+    let error = verify_chain(&chain(events.clone())).unwrap_err().0;
+    assert!(error.contains("charged again for release-key"), "{error}");
+
+    // Another question: fine while the researcher's window counts both charges, and
+    // a forgery once it forgets the first while the first is inside the window.
+    release_of(&mut events[position + 1]).key = "another-key".into();
+    verify_chain(&chain(events.clone())).unwrap();
+    let forgetful = release_of(&mut events[position + 1]);
+    forgetful.researcher_budget.epsilon_spent = forgetful.epsilon_micros;
+    forgetful.researcher_budget.delta_spent = forgetful.delta_nanos;
+    let error = verify_chain(&chain(events.clone())).unwrap_err().0;
+    assert!(
+        error.contains("its charges in the window add up to 1000000"),
+        "{error}"
+    );
+    // With a window of 1 ms, the first charge (made 1 ms earlier) has left it.
+    release_of(&mut events[position + 1]).researcher_window_ms = 1;
+    verify_chain(&chain(events)).unwrap();
 }
