@@ -55,6 +55,7 @@ use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use axum::Router;
@@ -65,7 +66,9 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
-use zkcohort_market::http::{app, settle_batches, ApiConfig, AppState, CircuitDownloads, Limits};
+use zkcohort_market::http::{
+    app, settle_batches, store_fault, ApiConfig, AppState, CircuitDownloads, Limits,
+};
 use zkcohort_market::{CohortPolicy, PrivacyCaps, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 use zkcohort_verifier::KeySetup;
 
@@ -241,8 +244,8 @@ impl Marketplace {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, lets the
-    /// requests in flight finish, then flushes the store. Runs inside a tokio
-    /// runtime.
+    /// requests in flight finish, then flushes the store. Stops the same way if the
+    /// store fails to write, and says so. Runs inside a tokio runtime.
     ///
     /// # Errors
     ///
@@ -251,16 +254,16 @@ impl Marketplace {
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    ) -> Result<Served> {
         let settler = tokio::spawn(settle_batches(self.state.clone()));
+        let stop = self.stop_on(shutdown);
         let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stop)
             .await
             .context("serving HTTP");
         settler.abort();
         served?;
-        self.state.store().flush().context("flushing the store")?;
-        Ok(())
+        self.finish()
     }
 
     /// [`Marketplace::serve`] over https with `config`.
@@ -273,11 +276,12 @@ impl Marketplace {
         listener: TcpListener,
         config: RustlsConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    ) -> Result<Served> {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
+        let stop = self.stop_on(shutdown);
         tokio::spawn(async move {
-            shutdown.await;
+            stop.await;
             // The same grace as plain http gives: requests in flight finish.
             stopper.graceful_shutdown(None);
         });
@@ -289,8 +293,31 @@ impl Marketplace {
             .context("serving HTTPS");
         settler.abort();
         served?;
-        self.state.store().flush().context("flushing the store")?;
-        Ok(())
+        self.finish()
+    }
+
+    /// Completes when `shutdown` does or the store fails to write.
+    fn stop_on(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let fault = store_fault(self.state.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = fault => tracing::error!("stopping: the store failed to write ({reason})"),
+            }
+        }
+    }
+
+    /// After serving: the store flushed, or the failure that stopped it.
+    fn finish(self) -> Result<Served> {
+        let store = self.state.store();
+        if let Some(reason) = store.fault() {
+            return Ok(Served::StorageFailed(reason));
+        }
+        store.flush().context("flushing the store")?;
+        Ok(Served::Stopped)
     }
 
     /// Binds `addr` (port 0 picks a free port) and serves on a new thread
@@ -316,11 +343,18 @@ impl Marketplace {
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    self.serve(listener, async move {
-                        // A dropped sender stops the server too.
-                        let _ = stopped.await;
-                    })
-                    .await
+                    let served = self
+                        .serve(listener, async move {
+                            // A dropped sender stops the server too.
+                            let _ = stopped.await;
+                        })
+                        .await?;
+                    match served {
+                        Served::Stopped => Ok(()),
+                        Served::StorageFailed(reason) => {
+                            Err(anyhow!("the store failed to write: {reason}"))
+                        }
+                    }
                 })
             })
             .context("starting the server thread")?;
@@ -331,6 +365,17 @@ impl Marketplace {
             thread: Some(thread),
         })
     }
+}
+
+/// Why [`Marketplace::serve`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// Its shutdown completed; the store was flushed.
+    Stopped,
+    /// The store failed to write (the reason): what it held in memory may not be on
+    /// disk, so the server stopped answering from it. Opening the data folder again
+    /// reads back exactly what was durable.
+    StorageFailed(String),
 }
 
 /// A marketplace served on a background thread by [`Marketplace::spawn`].
@@ -423,6 +468,11 @@ impl TlsFiles {
 /// with `tls`) until Ctrl-C or SIGTERM, then finishes the requests in flight and flushes
 /// the store. Prints `listening on http(s)://ADDR` (one line, stdout) once bound.
 ///
+/// If the store fails to write (a full disk, an I/O error), the server stops answering
+/// from it (503 to every request, `/health` says why), waits until the data folder
+/// accepts writes again, opens the store again from what was durable and serves on the
+/// same socket: connections made meanwhile wait in its backlog.
+///
 /// # Errors
 ///
 /// As [`Marketplace::open`]; the address does not bind; TLS files that do not load;
@@ -435,7 +485,7 @@ pub fn run(
     rules: Rules,
     tls: Option<TlsFiles>,
 ) -> Result<()> {
-    let marketplace = Marketplace::open(data_dir, shape, policy, rules)?;
+    let mut marketplace = Marketplace::open(data_dir, shape, policy, rules)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -443,7 +493,12 @@ pub fn run(
     runtime.block_on(async move {
         // The handlers are installed before the address is printed, so a
         // signal sent as soon as the line is read stops the server cleanly.
-        let shutdown = shutdown_signal()?;
+        let signal = shutdown_signal()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = stop.send(true);
+        });
         let tls = match tls {
             Some(files) => Some(files.config().await?),
             None => None,
@@ -457,13 +512,95 @@ pub fn run(
             "operator token in {}",
             marketplace.operator_token_path().display()
         );
-        match tls {
-            Some(config) => marketplace.serve_tls(listener, config, shutdown).await?,
-            None => marketplace.serve(listener, shutdown).await?,
+        // Kept bound while a failed store is opened again.
+        let listener = listener.into_std()?;
+        loop {
+            let round = TcpListener::from_std(listener.try_clone()?)?;
+            let shutdown = stop_requested(stopped.clone());
+            let served = match &tls {
+                Some(config) => {
+                    marketplace
+                        .serve_tls(round, config.clone(), shutdown)
+                        .await?
+                }
+                None => marketplace.serve(round, shutdown).await?,
+            };
+            let Served::StorageFailed(reason) = served else {
+                break;
+            };
+            tracing::error!(
+                "the store failed to write ({reason}): opening it again from what was durable \
+                 once {} accepts writes",
+                data_dir.display()
+            );
+            match reopen(data_dir, shape, policy, rules, &stopped).await? {
+                Some(reopened) => marketplace = reopened,
+                None => return Ok(()),
+            }
+            tracing::info!("the store is open again; serving");
         }
         tracing::info!("stopped; store flushed");
         Ok(())
     })
+}
+
+/// Completes once `stopped` says a signal asked the server to stop.
+async fn stop_requested(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    // An error means the sender is gone: nothing can ask to stop any more.
+    if stopped.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How much a write probe writes: enough that a disk with room for it has room for
+/// the store's next segment.
+const WRITE_PROBE_BYTES: usize = 1 << 20;
+
+/// Opens the marketplace in `data_dir` again once its store folder accepts a write and
+/// sync of [`WRITE_PROBE_BYTES`] and sled gives up the folder's lock (requests that
+/// held the failed store finish first); `None` if a signal asks to stop meanwhile.
+async fn reopen(
+    data_dir: &Path,
+    shape: CircuitShape,
+    policy: SetupPolicy,
+    rules: Rules,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Marketplace>> {
+    let probe = data_dir.join(STORE_DIR).join(".write-probe");
+    let mut waiting_since = Instant::now();
+    loop {
+        if *stopped.borrow() {
+            return Ok(None);
+        }
+        let written = tokio::task::spawn_blocking({
+            let probe = probe.clone();
+            move || write_probe(&probe)
+        })
+        .await?;
+        if written.is_ok() {
+            match Marketplace::open(data_dir, shape, policy, rules) {
+                Ok(marketplace) => return Ok(Some(marketplace)),
+                Err(error) => tracing::warn!("opening the store again: {error:#}"),
+            }
+        } else if waiting_since.elapsed() >= Duration::from_secs(60) {
+            tracing::warn!(
+                "{} still refuses writes: free space or fix the disk",
+                data_dir.display()
+            );
+            waiting_since = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Writes, syncs and removes a probe file of [`WRITE_PROBE_BYTES`].
+fn write_probe(path: &Path) -> std::io::Result<()> {
+    let written = fs::File::create(path).and_then(|mut file| {
+        file.write_all(&vec![0u8; WRITE_PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let removed = fs::remove_file(path);
+    written.and(removed)
 }
 
 /// A future that completes on Ctrl-C (SIGINT) or SIGTERM.

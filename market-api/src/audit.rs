@@ -180,14 +180,19 @@ impl Store {
         Ok(self.frontier()?.head())
     }
 
-    /// The current head, signed with the marketplace key (outside any
-    /// transaction).
+    /// The current head, signed with the marketplace key once its entries are
+    /// durable: read, then flushed, then signed, so a head is never signed over an
+    /// entry that a crash or a failed write could take back (two signed heads of one
+    /// size always agree).
     ///
     /// # Errors
     ///
-    /// As [`Store::audit_head`].
+    /// As [`Store::audit_head`]; [`StoreError::Storage`] if the flush fails (nothing is
+    /// signed then).
     pub fn signed_audit_head(&self, key: &SigningKey) -> Result<SignedHead, StoreError> {
-        Ok(SignedHead::sign(self.audit_head()?, key))
+        let head = self.audit_head()?;
+        self.flush()?;
+        Ok(SignedHead::sign(head, key))
     }
 
     /// Where study `study`'s chain ends now.

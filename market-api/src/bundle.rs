@@ -47,7 +47,8 @@ impl Store {
     /// The bundle of study `study_id`: the study, its enrollments and
     /// proofs, the registry roots they use (and the root that replaced each one an
     /// enrollment used after it was replaced), and the audit entries that
-    /// concern it with inclusion proofs against a head signed now.
+    /// concern it with inclusion proofs against a head signed now, once all of it is
+    /// durable.
     ///
     /// # Errors
     ///
@@ -103,6 +104,9 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // Everything read was committed before this flush: once it succeeds the head
+        // covers only durable entries, so no restart can take back what it signs.
+        self.flush()?;
 
         Ok(StudyBundle {
             format: BUNDLE_FORMAT,

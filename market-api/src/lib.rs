@@ -72,6 +72,10 @@ pub enum StoreError {
     /// process).
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
+    /// An earlier write failed ([`Store::fault`]): the store changes nothing until it
+    /// is opened again.
+    #[error("the store failed to write ({0}) and accepts no change until it is reopened")]
+    Faulted(String),
     /// Stored data could not be read back: the store is corrupt or was
     /// written by an incompatible version.
     #[error("corrupt store: {0}")]

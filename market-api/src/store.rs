@@ -175,6 +175,9 @@ pub struct Store {
     /// The reward-note tree, in sync with the `notes` tree's leaves; locked for the
     /// whole of an enrollment or a note transfer.
     pub(crate) note_tree: Mutex<RegistryTree>,
+    /// Why a write failed, once one has: from then on the store changes nothing (see
+    /// [`Store::fault`]).
+    fault: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -209,6 +212,7 @@ impl Store {
             pending: open_tree("pending")?,
             registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
             note_tree: Mutex::new(RegistryTree::new(NOTE_TREE_DEPTH)?),
+            fault: Mutex::new(None),
             config,
             db,
         };
@@ -236,7 +240,42 @@ impl Store {
     ///
     /// [`StoreError::Storage`] on an I/O error.
     pub fn flush(&self) -> Result<usize, StoreError> {
-        Ok(self.db.flush()?)
+        self.refuse_if_faulted()?;
+        self.db.flush().map_err(|error| self.faulted(error))
+    }
+
+    /// Why the store failed to write, once it has (a full disk, an I/O error). A
+    /// transaction committed before the failure may be in memory without being on disk,
+    /// and sled refuses further writes, so from then on the store changes nothing and
+    /// flushes nothing: whoever serves it stops answering from it and opens the folder
+    /// again, which reads back exactly what was durable.
+    pub fn fault(&self) -> Option<String> {
+        self.fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records a storage failure (the first one is kept) and returns it as the error.
+    fn faulted(&self, error: sled::Error) -> StoreError {
+        let mut fault = self
+            .fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fault.is_none() {
+            tracing::error!(
+                "the store failed to write: {error}; it accepts no change until it is opened again"
+            );
+            *fault = Some(error.to_string());
+        }
+        StoreError::Storage(error)
+    }
+
+    fn refuse_if_faulted(&self) -> Result<(), StoreError> {
+        match self.fault() {
+            Some(reason) => Err(StoreError::Faulted(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Runs `operation` in one serializable transaction over all trees.
@@ -246,6 +285,7 @@ impl Store {
         &self,
         operation: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
+        self.refuse_if_faulted()?;
         (
             &self.studies,
             &self.accounts,
@@ -287,7 +327,7 @@ impl Store {
             )
             .map_err(|error| match error {
                 TransactionError::Abort(error) => error,
-                TransactionError::Storage(error) => StoreError::Storage(error),
+                TransactionError::Storage(error) => self.faulted(error),
             })
     }
 

@@ -84,7 +84,7 @@ pub(crate) struct ServerProcess {
     child: Child,
     /// The base URL it listens on.
     pub(crate) url: String,
-    stderr: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
 }
 
 /// Collects a pipe's text on a thread, so the child never blocks on a full pipe.

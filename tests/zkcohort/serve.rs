@@ -352,3 +352,165 @@ fn serve_speaks_https_and_clients_trust_only_the_certificates_they_are_given() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// A tmpfs of a given size mounted at a folder for the length of a test.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts it, or says why this machine cannot (mounting needs root).
+    fn mount(folder: &Path, bytes: u64) -> Result<Self, String> {
+        std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(folder)
+            .output()
+            .map_err(|error| error.to_string())?;
+        if output.status.success() {
+            Ok(Self(folder.to_owned()))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes `path` until the disk is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0xa5u8; 16 * 1024];
+    while file
+        .write_all(&chunk)
+        .and_then(|()| file.sync_all())
+        .is_ok()
+    {}
+}
+
+/// `GET path` without the client's error handling: the status and the JSON body.
+fn raw_get(server: &ServerProcess, path: &str) -> (u16, Value) {
+    let response = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap())
+}
+
+/// The store on a disk that fills up: the write that fails is answered 503 in the error
+/// shape, and from then on every route but `/health` (503 with the reason) refuses, so
+/// nobody reads a change that may not be on disk; once space is freed the server opens
+/// its store again by itself. Every acknowledged mint survives, the failed one at most
+/// once, and every head signed before the failure is a prefix of the log after it.
+#[test]
+fn a_full_disk_answers_503_loses_nothing_acknowledged_and_heals_once_space_is_freed() {
+    let data = tempfile::tempdir().unwrap();
+    let store_dir = data.path().join("market");
+    // A first run makes the marketplace's identity and its store; the store then moves
+    // onto a small disk of its own.
+    let (status, stderr) = ServerProcess::start(data.path()).terminate();
+    assert!(
+        status.success(),
+        "exit {status}:
+{stderr}"
+    );
+    let first_store = data.path().join("first-store");
+    std::fs::rename(&store_dir, &first_store).unwrap();
+    let _disk = match Tmpfs::mount(&store_dir, 24 << 20) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED: the full-disk test cannot mount a tmpfs here ({why})");
+            return;
+        }
+    };
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(first_store.join("."))
+        .arg(&store_dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let server = ServerProcess::start(data.path());
+    let token = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+    let operator = server.client().with_token(token.trim());
+    let researcher = account(1);
+    operator.mint(&researcher, 5).unwrap();
+    let signed_before: zkcohort_verifier::audit::SignedHead =
+        server.client().get("/audit/head").unwrap();
+
+    fill(&store_dir.join("filler"));
+    let mut acknowledged = 5;
+    let refusal = loop {
+        match operator.mint(&researcher, 1) {
+            Ok(_) => acknowledged += 1,
+            Err(error) => break status_of::<()>(Err(error)),
+        }
+        assert!(
+            acknowledged < 100_000,
+            "the full disk never refused a write"
+        );
+    };
+    assert_eq!(refusal, (503, "storage_unavailable".to_string()));
+    let (status, health) = raw_get(&server, "/health");
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unavailable");
+    assert!(!health["reason"].as_str().unwrap().is_empty(), "{health}");
+    for path in [format!("/accounts/{researcher}"), "/audit/head".to_string()] {
+        let (status, body) = raw_get(&server, &path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+    }
+
+    std::fs::remove_file(store_dir.join("filler")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while raw_get(&server, "/health").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not heal:\n{}",
+            server.stderr.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let balance: Value = server
+        .client()
+        .get(&format!("/accounts/{researcher}"))
+        .unwrap();
+    let balance = balance["balance"].as_u64().unwrap();
+    assert!(
+        (acknowledged..=acknowledged + 1).contains(&balance),
+        "{acknowledged} acknowledged, balance {balance}"
+    );
+    operator.mint(&researcher, 1).unwrap();
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(
+        stderr.contains("the store failed to write") && stderr.contains("serving"),
+        "{stderr}"
+    );
+
+    let store = Store::open(
+        &store_dir,
+        StoreConfig {
+            registry_depth: CircuitShape::SMALL.registry_depth,
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    store.verify_audit_log().unwrap();
+    let hashes: Vec<_> = store
+        .audit_entries(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|entry| entry.hash)
+        .collect();
+    let size = signed_before.head.size as usize;
+    assert_eq!(
+        zkcohort_verifier::audit::merkle_root(&hashes[..size]),
+        signed_before.head.root,
+        "a head signed before the failure is not a prefix of the log after it"
+    );
+}

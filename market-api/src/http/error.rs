@@ -93,6 +93,20 @@ impl ApiError {
         )
     }
 
+    /// The store cannot write (503 `storage_unavailable`, `Retry-After`): a full disk or
+    /// an I/O error; the server reopens its store once the disk accepts writes. Whether
+    /// a change answered so was applied is unknown: see it again before repeating it.
+    pub fn storage_unavailable(reason: &str) -> Self {
+        Self {
+            retry_after_s: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                format!("the store cannot write ({reason}); the server reopens it once the disk accepts writes: retry later"),
+            )
+        }
+    }
+
     /// A failure of the server; `cause` is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -106,7 +120,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = if self.status.is_server_error() {
+        // A 503 says why the service is unavailable (an I/O error's description, never
+        // stored data); every other 5xx reveals nothing.
+        let message = if self.status.is_server_error() && self.code != "storage_unavailable" {
             "internal error"
         } else {
             self.message.as_str()
@@ -156,8 +172,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotLeafIssuer { .. } => (S::FORBIDDEN, "not_leaf_issuer"),
             StoreError::Registry(_) => (S::UNPROCESSABLE_ENTITY, "registry"),
             StoreError::AuditIndex { .. } => (S::NOT_FOUND, "unknown_audit_entry"),
-            StoreError::Storage(_)
-            | StoreError::Corrupt(_)
+            StoreError::Storage(cause) => return Self::storage_unavailable(&cause.to_string()),
+            StoreError::Faulted(cause) => return Self::storage_unavailable(cause),
+            StoreError::Corrupt(_)
             | StoreError::Config(_)
             | StoreError::AuditVerification(_)
             | StoreError::Conservation(_) => return Self::internal(message),

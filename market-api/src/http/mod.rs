@@ -26,7 +26,7 @@
 //!
 //! | method and path | who | what |
 //! |---|---|---|
-//! | `GET /health` | anyone | `{"status": "ok"}` |
+//! | `GET /health` | anyone | `{"status": "ok"}`; 503 `{"status": "unavailable", "reason"}` once the store failed to write |
 //! | `GET /marketplace` | anyone | [`MarketplaceInfo`]: the marketplace key, both circuits, their setups (ceremony and transcript id, or development) |
 //! | `GET /circuits/{id}/proving-key` | anyone | the proving key file (`Content-Length`, `X-Content-SHA256`) |
 //! | `GET /circuits/{id}/transcript` | anyone | the ceremony transcript, one file ([`circuits`](CircuitDownloads)) |
@@ -87,7 +87,8 @@ use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::response::Response;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
@@ -480,6 +481,10 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_faulted,
+        ))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
         .layer(
@@ -509,8 +514,39 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then finishes the
-/// requests in flight.
+/// Answers 503 `storage_unavailable` to every request but `GET /health` once the store
+/// has failed to write: what it holds in memory may not be on disk, so nothing is read
+/// from it or changed in it until it is opened again.
+async fn refuse_while_faulted(
+    State(state): State<AppState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    match state.store().fault() {
+        Some(reason) if request.uri().path() != "/health" => {
+            ApiError::storage_unavailable(&reason).into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// How often a server looks whether its store has failed.
+const FAULT_POLL: Duration = Duration::from_millis(100);
+
+/// Completes, with the reason, once the store has failed to write ([`Store::fault`]).
+pub async fn store_fault(state: AppState) -> String {
+    let mut poll = tokio::time::interval(FAULT_POLL);
+    loop {
+        poll.tick().await;
+        if let Some(reason) = state.store().fault() {
+            return reason;
+        }
+    }
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes or the store fails to write
+/// ([`store_fault`]; the caller reads [`Store::fault`] to tell which), then finishes
+/// the requests in flight.
 ///
 /// # Errors
 ///
@@ -521,8 +557,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let settler = tokio::spawn(settle_batches(state.clone()));
+    let fault = store_fault(state.clone());
     let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = fault => tracing::error!("stopping: the store failed to write ({reason})"),
+            }
+        })
         .await;
     settler.abort();
     served
@@ -560,9 +602,17 @@ pub async fn settle_batches(state: AppState) {
 }
 
 #[utoipa::path(get, path = "/health", tag = "marketplace",
-    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+    responses((status = 200, description = "`{\"status\": \"ok\"}`"),
+        (status = 503, description = "`{\"status\": \"unavailable\", \"reason\": \"...\"}`: the store failed to write; the server reopens it once the disk accepts writes")))]
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store().fault() {
+        None => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/marketplace", tag = "marketplace",
