@@ -44,8 +44,8 @@ use zkcohort_verifier::events::AuditEvent;
 
 pub use zkcohort_verifier::audit::{
     empty_root, entry_hash, head_message, leaf_hash, merkle_root, node_hash, verify_chain,
-    verify_inclusion, verify_log, AuditEntry, AuditHead, InclusionProof, SignedHead,
-    SignedStudyHead, StudyHead,
+    verify_consistency, verify_inclusion, verify_log, AuditEntry, AuditHead, ConsistencyProof,
+    InclusionProof, SignedHead, SignedStudyHead, StudyHead,
 };
 
 use crate::store::{abort, prefixed_u64, tx_get_json, tx_put_json, Tx, TxResult};
@@ -255,6 +255,63 @@ impl Store {
         Ok(InclusionProof { index, size, path })
     }
 
+    /// The RFC 9162 consistency proof that the log as it was at `first` entries is a
+    /// prefix of the log at `second` (two signed heads' sizes, `first <= second <=` the
+    /// current size).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AuditIndex`] if `first > second` or `second` exceeds the log;
+    /// [`StoreError::Storage`], [`StoreError::Corrupt`].
+    pub fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<ConsistencyProof, StoreError> {
+        let current = self.frontier()?.size;
+        if first > second || second > current {
+            return Err(StoreError::AuditIndex {
+                index: second,
+                size: current,
+            });
+        }
+        let mut path = Vec::new();
+        if 0 < first && first < second {
+            self.consistency_path(first, 0, second, true, &mut path)?;
+        }
+        Ok(ConsistencyProof {
+            first,
+            second,
+            path,
+        })
+    }
+
+    /// RFC 9162 `SUBPROOF(m, D[start..start + n], whole)`, appended in order.
+    fn consistency_path(
+        &self,
+        m: u64,
+        start: u64,
+        n: u64,
+        whole: bool,
+        path: &mut Vec<Bytes32>,
+    ) -> Result<(), StoreError> {
+        if m == n {
+            if !whole {
+                path.push(self.subtree_hash(start, n)?);
+            }
+            return Ok(());
+        }
+        let split = largest_power_of_two_below(n);
+        if m <= split {
+            self.consistency_path(m, start, split, whole, path)?;
+            path.push(self.subtree_hash(start + split, n - split)?);
+        } else {
+            self.consistency_path(m - split, start + split, n - split, false, path)?;
+            path.push(self.subtree_hash(start, split)?);
+        }
+        Ok(())
+    }
+
     /// Checks the whole stored log: the chain, and that its Merkle root and
     /// the stored frontier agree. Reads every entry: an operator or test
     /// tool, not a request handler.
@@ -344,6 +401,65 @@ mod tests {
             frontier.push(*hash);
             assert_eq!(frontier.root(), merkle_root(&all[..=n]), "size {}", n + 1);
             assert_eq!(frontier.peaks.len() as u32, frontier.size.count_ones());
+        }
+    }
+
+    #[test]
+    fn every_earlier_head_is_proven_a_prefix_of_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            crate::StoreConfig {
+                registry_depth: 4,
+                root_window_ms: 1_000,
+                cohort: crate::CohortPolicy::immediate(),
+                privacy: crate::PrivacyCaps::default(),
+            },
+        )
+        .unwrap();
+        // The store's first entry records the registry; 20 mints make 21.
+        let mut heads = vec![AuditHead {
+            size: 0,
+            root: empty_root(),
+            last_hash: [0; 32],
+        }];
+        heads.push(store.audit_head().unwrap());
+        for amount in 1..=20 {
+            store.mint([3; 32], amount).unwrap();
+            heads.push(store.audit_head().unwrap());
+        }
+        for first in &heads {
+            for second in &heads {
+                let proven = store.consistency_proof(first.size, second.size);
+                if first.size > second.size {
+                    assert!(proven.is_err());
+                    continue;
+                }
+                let proof = proven.unwrap();
+                verify_consistency(first, second, &proof)
+                    .unwrap_or_else(|error| panic!("{} to {}: {error}", first.size, second.size));
+                // A rewritten earlier log, another size, or a changed path is refused.
+                let forged_root = AuditHead {
+                    root: [0xee; 32],
+                    ..*first
+                };
+                if first.size > 0 {
+                    assert!(verify_consistency(&forged_root, second, &proof).is_err());
+                }
+                for position in 0..proof.path.len() {
+                    let mut changed = proof.clone();
+                    changed.path[position][0] ^= 1;
+                    assert!(verify_consistency(first, second, &changed).is_err());
+                }
+                if !proof.path.is_empty() {
+                    let mut shorter = proof.clone();
+                    shorter.path.pop();
+                    assert!(verify_consistency(first, second, &shorter).is_err());
+                }
+                let mut longer = proof.clone();
+                longer.path.push([0; 32]);
+                assert!(verify_consistency(first, second, &longer).is_err());
+            }
         }
     }
 

@@ -198,6 +198,14 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -514,3 +514,80 @@ fn a_full_disk_answers_503_loses_nothing_acknowledged_and_heals_once_space_is_fr
         "a head signed before the failure is not a prefix of the log after it"
     );
 }
+
+/// SIGKILL at many points while mints run and a poller collects signed heads: after each
+/// restart, every head served before any kill is proven a prefix of the log (an RFC 9162
+/// consistency proof from the restarted server, checked here), and every acknowledged
+/// mint is in it. A head signed over an entry that was not yet durable would fail.
+#[test]
+fn every_head_served_before_a_kill_is_a_prefix_of_the_log_after_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use zkcohort_verifier::audit::{verify_consistency, ConsistencyProof, SignedHead};
+
+    let data = tempfile::tempdir().unwrap();
+    let researcher = account(2);
+    let mut acknowledged = 0;
+    let mut served: Vec<SignedHead> = Vec::new();
+    let mut proven = 0;
+    for round in 0..8u64 {
+        let server = ServerProcess::start(data.path());
+        let client = server.client();
+        let current: SignedHead = client.get("/audit/head").unwrap();
+        for head in &served {
+            head.verify(Some(&current.public_key)).unwrap();
+            let proof: ConsistencyProof = client
+                .get(&format!(
+                    "/audit/consistency?first={}&second={}",
+                    head.head.size, current.head.size
+                ))
+                .unwrap();
+            verify_consistency(&head.head, &current.head, &proof).unwrap_or_else(|error| {
+                panic!(
+                    "round {round}: the head of size {} served before a kill: {error}",
+                    head.head.size
+                )
+            });
+            proven += 1;
+        }
+        let balance: Value = client.get(&format!("/accounts/{researcher}")).unwrap();
+        let balance = balance["balance"].as_u64().unwrap();
+        assert!(
+            balance >= acknowledged,
+            "round {round}: {acknowledged} mints acknowledged, balance {balance}"
+        );
+        acknowledged = balance;
+
+        let token = std::fs::read_to_string(data.path().join("operator.token")).unwrap();
+        let operator = client.clone().with_token(token.trim());
+        let stop = AtomicBool::new(false);
+        let (minted, heads) = std::thread::scope(|scope| {
+            let minter = scope.spawn(|| {
+                let mut minted = 0;
+                while !stop.load(Ordering::Relaxed) && operator.mint(&researcher, 1).is_ok() {
+                    minted += 1;
+                }
+                minted
+            });
+            let poller = scope.spawn(|| {
+                let mut heads = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match client.get::<SignedHead>("/audit/head") {
+                        Ok(head) => heads.push(head),
+                        Err(_) => break,
+                    }
+                }
+                heads
+            });
+            // A different moment in each round.
+            std::thread::sleep(std::time::Duration::from_millis(150 + (round * 97) % 400));
+            server.kill();
+            stop.store(true, Ordering::Relaxed);
+            (minter.join().unwrap(), poller.join().unwrap())
+        });
+        assert!(minted > 0 && !heads.is_empty(), "round {round}: no load");
+        acknowledged += minted;
+        // The heads nearest the kill are the ones a crash could contradict.
+        served.extend(heads.into_iter().rev().take(20));
+    }
+    assert!(proven >= 100, "only {proven} heads proven");
+}

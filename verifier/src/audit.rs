@@ -378,6 +378,95 @@ pub fn verify_inclusion(
     Ok(())
 }
 
+/// An RFC 9162 consistency proof: the log of `first` entries is a prefix of the log of
+/// `second` entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The older head's size.
+    pub first: u64,
+    /// The newer head's size.
+    pub second: u64,
+    /// The RFC 9162 consistency path.
+    #[serde(with = "crate::hex_serde::vec32")]
+    pub path: Vec<Bytes32>,
+}
+
+/// Checks that `proof` shows the log of head `first` to be a prefix of the log of head
+/// `second` (RFC 9162, section 2.1.4.2): whoever signed both cannot have rewritten,
+/// dropped or reordered an entry the older head covered.
+///
+/// # Errors
+///
+/// [`AuditError`] if the proof is for other sizes or does not lead to both roots.
+pub fn verify_consistency(
+    first: &AuditHead,
+    second: &AuditHead,
+    proof: &ConsistencyProof,
+) -> Result<(), AuditError> {
+    let fail = |why: &str| Err(AuditError(format!("consistency proof: {why}")));
+    if (proof.first, proof.second) != (first.size, second.size) {
+        return fail("it is for other sizes than the heads'");
+    }
+    if first.size > second.size {
+        return fail("the first head is larger than the second");
+    }
+    if first.size == second.size {
+        return if proof.path.is_empty() && first.root == second.root {
+            Ok(())
+        } else {
+            fail("two heads of one size with different roots")
+        };
+    }
+    if first.size == 0 {
+        // The empty log is a prefix of every log.
+        return if proof.path.is_empty() {
+            Ok(())
+        } else {
+            fail("a path for the empty log")
+        };
+    }
+    let mut path = proof.path.iter();
+    let seed = if first.size.is_power_of_two() {
+        first.root
+    } else {
+        match path.next() {
+            Some(hash) => *hash,
+            None => return fail("path too short"),
+        }
+    };
+    let mut first_index = first.size - 1;
+    let mut second_index = second.size - 1;
+    while first_index & 1 == 1 {
+        first_index >>= 1;
+        second_index >>= 1;
+    }
+    let (mut first_root, mut second_root) = (seed, seed);
+    for hash in path {
+        if second_index == 0 {
+            return fail("path too long");
+        }
+        if first_index & 1 == 1 || first_index == second_index {
+            first_root = node_hash(hash, &first_root);
+            second_root = node_hash(hash, &second_root);
+            while first_index & 1 == 0 && first_index != 0 {
+                first_index >>= 1;
+                second_index >>= 1;
+            }
+        } else {
+            second_root = node_hash(&second_root, hash);
+        }
+        first_index >>= 1;
+        second_index >>= 1;
+    }
+    if second_index != 0 {
+        return fail("path too short");
+    }
+    if first_root != first.root || second_root != second.root {
+        return fail("root mismatch");
+    }
+    Ok(())
+}
+
 /// Checks a whole log from entry 0: indices in order, each hash valid, each
 /// entry chained to the previous one and each study entry to its study's previous
 /// entry, and each enrollment naming as current the root the log made current last

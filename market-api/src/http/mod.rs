@@ -48,7 +48,8 @@
 //! | `POST /ledger/mint` | operator | `{"to": hex, "amount": n}` → ledger entry |
 //! | `POST /ledger/transfer` | anyone | [`SignedTransfer`](crate::SignedTransfer) → ledger entry |
 //! | `GET /accounts/{hex}` | anyone | balance and next nonce |
-//! | `GET /audit/head` | anyone | [`SignedHead`] |
+//! | `GET /audit/head` | anyone | [`SignedHead`], signed once every entry it covers is durable |
+//! | `GET /audit/consistency?first&second` | anyone | [`ConsistencyProof`]: the log at `first` entries is a prefix of the log at `second` (RFC 9162) |
 //! | `POST /studies/{id}/releases` | the study's researcher | [`NewRelease`](crate::releases::NewRelease) → [`StudyRelease`](crate::releases::StudyRelease) (201 new, 200 cached) |
 //! | `GET /studies/{id}/releases` | the study's researcher | [`StudyReleases`](crate::releases::StudyReleases): budget and releases |
 //! | `POST /admin/api-keys` | operator | the holder's signed [`CreateApiKey`](crate::api::CreateApiKey) → [`CreatedApiKey`](crate::api::CreatedApiKey) (201); the key is the holder's, never sent |
@@ -111,6 +112,7 @@ use zkcohort_verifier::{KeySetup, PreparedVerifyingKey};
 
 use crate::api::MarketplaceInfo;
 use crate::api_keys::{api_key_id, ApiKeyRole};
+use crate::audit::ConsistencyProof;
 use crate::{Bytes32, SignedHead, Store};
 
 pub use circuits::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
@@ -450,6 +452,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(marketplace))
         .routes(routes!(audit_head))
+        .routes(routes!(audit_consistency))
         .merge(registry::routes())
         .merge(studies::routes())
         .merge(enroll::routes())
@@ -650,6 +653,28 @@ async fn not_found() -> ApiError {
 async fn audit_head(State(state): State<AppState>) -> Result<Json<SignedHead>, ApiError> {
     state
         .blocking(|state| Ok(state.store().signed_audit_head(&state.config().audit_key)?))
+        .await
+        .map(Json)
+}
+
+/// The two head sizes of a consistency proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConsistencySizes {
+    /// The older signed head's size.
+    first: u64,
+    /// The newer signed head's size (at most the log's).
+    second: u64,
+}
+
+#[utoipa::path(get, path = "/audit/consistency", tag = "marketplace", params(ConsistencySizes),
+    responses((status = 200, description = "the RFC 9162 consistency proof that the log at `first` entries is a prefix of the log at `second` (`{\"first\", \"second\", \"path\": [hex]}`)", body = Object), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
+async fn audit_consistency(
+    State(state): State<AppState>,
+    extract::ApiQuery(sizes): extract::ApiQuery<ConsistencySizes>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    state
+        .blocking(move |state| Ok(state.store().consistency_proof(sizes.first, sizes.second)?))
         .await
         .map(Json)
 }
