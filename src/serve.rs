@@ -54,12 +54,12 @@ use std::future::Future;
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
 use ed25519_dalek::SigningKey;
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -67,7 +67,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::http::{
-    app, settle_batches, store_fault, ApiConfig, AppState, CircuitDownloads, Limits,
+    app, serve_connections, settle_batches, store_fault, ApiConfig, AppState, CircuitDownloads,
+    Limits,
 };
 use zkcohort_market::{CohortPolicy, PrivacyCaps, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 use zkcohort_verifier::KeySetup;
@@ -255,18 +256,12 @@ impl Marketplace {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Served> {
-        let settler = tokio::spawn(settle_batches(self.state.clone()));
-        let stop = self.stop_on(shutdown);
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(stop)
+        self.serve_with(listener, |stream| async move { Ok(stream) }, shutdown)
             .await
-            .context("serving HTTP");
-        settler.abort();
-        served?;
-        self.finish()
     }
 
-    /// [`Marketplace::serve`] over https with `config`.
+    /// [`Marketplace::serve`] over https with `config`: every connection's TLS
+    /// handshake has the head's time limit.
     ///
     /// # Errors
     ///
@@ -274,23 +269,33 @@ impl Marketplace {
     pub async fn serve_tls(
         self,
         listener: TcpListener,
-        config: RustlsConfig,
+        config: Arc<rustls::ServerConfig>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Served> {
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        let stop = self.stop_on(shutdown);
-        tokio::spawn(async move {
-            stop.await;
-            // The same grace as plain http gives: requests in flight finish.
-            stopper.graceful_shutdown(None);
-        });
-        let settler = tokio::spawn(settle_batches(self.state.clone()));
-        let served = axum_server::from_tcp_rustls(listener.into_std()?, config)
-            .handle(handle)
-            .serve(self.router().into_make_service())
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        self.serve_with(listener, move |stream| acceptor.accept(stream), shutdown)
             .await
-            .context("serving HTTPS");
+    }
+
+    /// Serves on the connections `handshake` opens (see
+    /// [`zkcohort_market::http::serve_connections`]).
+    async fn serve_with<H, F, IO>(
+        self,
+        listener: TcpListener,
+        handshake: H,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Served>
+    where
+        H: Fn(tokio::net::TcpStream) -> F + Send + Sync + 'static,
+        F: Future<Output = std::io::Result<IO>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let settler = tokio::spawn(settle_batches(self.state.clone()));
+        let stop = self.stop_on(shutdown);
+        let limits = self.state.config().limits;
+        let served = serve_connections(listener, self.router(), limits, handshake, stop)
+            .await
+            .context("serving");
         settler.abort();
         served?;
         self.finish()
@@ -444,23 +449,35 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// The rustls configuration of these files, with ring as the process's provider.
+    /// The rustls configuration of these files, with ring as the process's provider,
+    /// speaking HTTP/1.1 (the protocol the accept loop serves).
     ///
     /// # Errors
     ///
     /// Files that do not read, or do not hold a certificate and its key.
-    pub async fn config(&self) -> Result<RustlsConfig> {
+    pub fn config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
         // Installed once per process; a second call finds it installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        RustlsConfig::from_pem_file(&self.certificate, &self.key)
-            .await
-            .with_context(|| {
-                format!(
-                    "reading the TLS certificate {} and key {}",
-                    self.certificate.display(),
-                    self.key.display()
-                )
-            })
+        let context = || {
+            format!(
+                "reading the TLS certificate {} and key {}",
+                self.certificate.display(),
+                self.key.display()
+            )
+        };
+        let chain = CertificateDer::pem_file_iter(&self.certificate)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .with_context(context)?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).with_context(context)?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .with_context(context)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 
@@ -500,7 +517,7 @@ pub fn run(
             let _ = stop.send(true);
         });
         let tls = match tls {
-            Some(files) => Some(files.config().await?),
+            Some(files) => Some(files.config()?),
             None => None,
         };
         let listener = TcpListener::bind(addr)

@@ -6,7 +6,7 @@
 //! public key: researchers' accounts pay escrows and issuers' keys own leaves.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use ed25519_dalek::VerifyingKey;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::extract::key_from_hex;
 use super::extract::ApiJson;
+use super::extract::Operator;
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{
     CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey, SuspendIssuer, SuspendedIssuer,
@@ -31,10 +32,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "the issuer is suspended: its leaves are revoked in one new root, its appends are refused, later studies do not accept it", body = SuspendedIssuer), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn suspend_issuer(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator,
     ApiJson(body): ApiJson<SuspendIssuer>,
 ) -> Result<Json<SuspendedIssuer>, ApiError> {
-    state.operator(&headers)?;
     let issuer = key_from_hex(&body.issuer, "issuer")?;
     let newly_suspended = state
         .blocking(move |state| {
@@ -54,10 +54,9 @@ async fn suspend_issuer(
     responses((status = 201, description = "the key the holder drew is bound to its account", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator,
     ApiJson(request): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    state.operator(&headers)?;
     VerifyingKey::from_bytes(&request.account)
         .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
     let marketplace_key = state.marketplace_key();
@@ -83,10 +82,9 @@ async fn create(
     responses((status = 200, description = "what the revoked key granted", body = RevokedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator,
     ApiJson(body): ApiJson<RevokeApiKey>,
 ) -> Result<Json<RevokedApiKey>, ApiError> {
-    state.operator(&headers)?;
     let key_id = key_from_hex(&body.key_id, "key_id")?;
     let grant = state
         .blocking(move |state| {

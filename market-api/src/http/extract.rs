@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use zkcohort_circuits::statement::fr_from_hex;
 use zkcohort_circuits::Fr;
 
-use super::ApiError;
+use super::{ApiError, AppState};
+use crate::Bytes32;
 
 /// A canonical field element from 64 hex digits, or a 422 naming the field.
 pub(super) fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
@@ -64,5 +65,43 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
+    }
+}
+
+/// The operator's bearer key: 401 without a valid key, 403 for another role's. An
+/// extractor, so a request is authenticated before its body is parsed.
+#[derive(Debug)]
+pub(super) struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.operator(&parts.headers)?;
+        Ok(Self)
+    }
+}
+
+/// The researcher account of the request's bearer key (as [`Operator`]).
+#[derive(Debug)]
+pub(super) struct Researcher(pub(super) Bytes32);
+
+impl FromRequestParts<AppState> for Researcher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.researcher(&parts.headers).map(Self)
+    }
+}
+
+/// The issuer account of the request's bearer key (as [`Operator`]).
+#[derive(Debug)]
+pub(super) struct Issuer(pub(super) Bytes32);
+
+impl FromRequestParts<AppState> for Issuer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.issuer(&parts.headers).map(Self)
     }
 }

@@ -2,12 +2,11 @@
 //! anyone reads an account.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{key_from_hex, ApiJson, ApiPath};
+use super::extract::{key_from_hex, ApiJson, ApiPath, Operator};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{AccountView, MintRequest};
 use crate::{Account, LedgerEntry, SignedTransfer};
@@ -24,10 +23,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn mint(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator,
     ApiJson(body): ApiJson<MintRequest>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
-    state.operator(&headers)?;
     let to = key_from_hex(&body.to, "to")?;
     state
         .blocking(move |state| {

@@ -76,6 +76,7 @@ mod ledger;
 mod notes;
 mod registry;
 mod releases;
+mod server;
 mod studies;
 
 use std::collections::HashMap;
@@ -118,6 +119,7 @@ use crate::{Bytes32, SignedHead, Store};
 pub use circuits::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use notes::NoteTreeState;
+pub use server::{serve_connections, MAX_HEADER_BYTES, MAX_URI_BYTES};
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,17 +142,29 @@ pub struct Limits {
     /// How many records one issuer may append per minute, in one burst or spread out
     /// (refilled evenly): no issuer key floods the registry. Counted in this process.
     pub issuer_records_per_minute: NonZeroU32,
+    /// How long a connection may take to send a request's head, from opening or from
+    /// its previous answer (so also how long an idle connection stays open), and a TLS
+    /// handshake.
+    pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive, whole.
+    pub body_read_timeout: Duration,
+    /// How many connections may be open at once; more are closed when accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
     /// 64 KiB bodies, 30 s per request, 256 requests at once, 10,000 records per
-    /// issuer per minute.
+    /// issuer per minute, 10 s for a head (and idle connections), 10 s for a body,
+    /// 1,024 connections.
     fn default() -> Self {
         Self {
             body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             concurrency: 256,
             issuer_records_per_minute: NonZeroU32::new(10_000).expect("positive"),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -265,6 +279,19 @@ impl AppState {
     /// marketplace part of every study scope.
     pub fn marketplace_key(&self) -> Bytes32 {
         self.config().audit_key.verifying_key().to_bytes()
+    }
+
+    /// Fails with 401 if the request names a bearer key that is neither the operator's
+    /// nor a researcher's or issuer's; passes a request without one (its route decides).
+    fn bearer_is_known(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match bearer(headers) {
+            None => Ok(()),
+            Some(key) if api_key_id(key) == api_key_id(&self.config().operator_key) => Ok(()),
+            Some(key) => self
+                .key_role(key)?
+                .map(|_| ())
+                .ok_or_else(ApiError::unauthorized),
+        }
     }
 
     /// The role of the request's bearer key.
@@ -483,11 +510,8 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_while_faulted,
-        ))
         // The timeout wraps the concurrency limit: waiting for a slot counts.
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency))
         .layer(
@@ -498,6 +522,15 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(TimeoutLayer::new(limits.request_timeout)),
         )
+        // Outside the slots: a body is read whole before its request takes one.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            server::read_body_in_time,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_faulted,
+        ))
         // The request log: a span per request (method, path) and one event per answer
         // (status, milliseconds), at INFO so a default subscriber shows it.
         .layer(
@@ -561,14 +594,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let settler = tokio::spawn(settle_batches(state.clone()));
     let fault = store_fault(state.clone());
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
+    let limits = state.config().limits;
+    let served = serve_connections(
+        listener,
+        app(state),
+        limits,
+        |stream| async move { Ok(stream) },
+        async move {
             tokio::select! {
                 () = shutdown => {}
                 reason = fault => tracing::error!("stopping: the store failed to write ({reason})"),
             }
-        })
-        .await;
+        },
+    )
+    .await;
     settler.abort();
     served
 }
@@ -646,6 +685,14 @@ async fn marketplace(State(state): State<AppState>) -> Json<MarketplaceInfo> {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }
 
 #[utoipa::path(get, path = "/audit/head", tag = "marketplace",

@@ -2,13 +2,13 @@
 //! roots and leaves. Field elements travel as 64 hex digits both ways.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::statement::fr_to_bytes;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, Issuer};
 use super::{ApiError, AppState, ErrorBody, Page};
 use zkcohort_cohort::Day;
 use zkcohort_verifier::events::AppendedRecord;
@@ -30,10 +30,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = 429, description = "over the issuer's records per minute: `rate_limited`, with Retry-After", body = ErrorBody), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Issuer(issuer): Issuer,
     ApiJson(body): ApiJson<AppendRecords>,
 ) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
-    let issuer = state.issuer(&headers)?;
     state.take_issuer_allowance(&issuer, body.records.len())?;
     let records = body
         .records
@@ -62,10 +61,9 @@ async fn append(
     responses((status = 200, description = "the new current root", body = RootRecord), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Issuer(issuer): Issuer,
     ApiJson(body): ApiJson<RevokeLeaf>,
 ) -> Result<Json<RootRecord>, ApiError> {
-    let issuer = state.issuer(&headers)?;
     let record = state
         .blocking(move |state| {
             let record = state.store().revoke_leaf(issuer, body.index)?;

@@ -4,12 +4,12 @@
 //! ([`Store::release`](crate::Store::release)); every answer is flushed first.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, Researcher};
 use super::{ApiError, AppState, ErrorBody};
 use crate::dp::DpError;
 use crate::releases::{NewRelease, ReleaseAnswer, ReleaseError, StudyReleases};
@@ -65,11 +65,10 @@ impl From<ReleaseError> for ApiError {
     security(("api_key" = [])))]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Researcher(researcher): Researcher,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<NewRelease>,
 ) -> Result<Json<ReleaseAnswer>, ApiError> {
-    let researcher = state.researcher(&headers)?;
     let post_process = body.post_process;
     let request = body.into_request(id)?;
     state
@@ -92,10 +91,9 @@ async fn create(
     security(("api_key" = [])))]
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Researcher(researcher): Researcher,
     ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<StudyReleases>, ApiError> {
-    let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
             state.store().study_of(id, &researcher)?;

@@ -3,7 +3,7 @@
 //! configured circuit shape and stores its `query_hash` and circuit id.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,7 +11,7 @@ use zkcohort_circuits::clause::query_hash;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_cohort::{Catalog, Query};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Researcher};
 use super::{ApiError, AppState, ErrorBody, Page};
 use crate::api::{ClosedStudy, CreateStudy, FundStudy};
 use crate::{LedgerEntry, NewStudy, Study};
@@ -52,10 +52,9 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
     responses((status = 201, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Researcher(researcher): Researcher,
     ApiJson(body): ApiJson<CreateStudy>,
 ) -> Result<(StatusCode, Json<Study>), ApiError> {
-    let researcher = state.researcher(&headers)?;
     let study = state
         .blocking(move |state| {
             let (query, query_hash) = compile(state, &body.query)?;
@@ -109,11 +108,10 @@ async fn create(
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Researcher(researcher): Researcher,
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<FundStudy>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
-    let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
             let entry =
@@ -132,10 +130,9 @@ async fn fund(
     responses((status = 200, description = "the closed study and its refund", body = ClosedStudy), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Researcher(researcher): Researcher,
     ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<ClosedStudy>, ApiError> {
-    let researcher = state.researcher(&headers)?;
     state
         .blocking(move |state| {
             let (study, refund) = state.store().close_study(id, researcher)?;

@@ -7,6 +7,7 @@ mod bundle;
 mod circuits;
 mod cohort;
 mod common;
+mod connections;
 mod http;
 mod openapi;
 mod releases;

@@ -12,6 +12,7 @@ use crate::common::{api_config, setup_keys, store_config, TestServer};
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/marketplace"),
+    ("get", "/audit/consistency"),
     ("get", "/audit/head"),
     ("post", "/registry/records"),
     ("get", "/registry/leaves"),
