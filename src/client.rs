@@ -19,7 +19,7 @@ use zkcohort_market::api::{
     EnrollRequest, ErrorBody, FundStudy, MarketplaceInfo, MintRequest, NewRelease,
     NoteTransferRequest, RecordToAppend, RevokeLeaf, SuspendIssuer, SuspendedIssuer,
 };
-use zkcohort_market::http::{NoteTreeState, CHECKSUM_HEADER};
+use zkcohort_market::http::{NoteTreeState, CHECKSUM_HEADER, IDEMPOTENCY_KEY_HEADER};
 use zkcohort_market::releases::{ReleaseAnswer, StudyReleases};
 use zkcohort_market::{
     EnrollmentStatus, LedgerEntry, NoteTransfer, RegistryAppend, RootRecord, SignedTransfer, Study,
@@ -28,6 +28,12 @@ use zkcohort_verifier::StudyBundle;
 
 /// How long one request may take (the server's own limit is 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a keyed request ([`MarketClient::post_once`]) is sent before its
+/// failure is reported.
+const KEYED_ATTEMPTS: u32 = 4;
+/// The pause before the first retry of a keyed request; it doubles with each one (1, 2,
+/// 4 s: a server that reopens its store after a storage error asks for 5).
+const FIRST_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long a file download may take (a reference-shape key is tens of megabytes).
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -92,6 +98,17 @@ impl ClientError {
         match self {
             ClientError::Api { code, .. } => Some(code),
             _ => None,
+        }
+    }
+
+    /// Whether the request may not have been applied and a retry may succeed: no answer
+    /// came (a timeout, a broken or refused connection), or the server answered 408 or
+    /// 503.
+    fn is_worth_retrying(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Api { status, .. } => matches!(status, 408 | 503),
+            _ => false,
         }
     }
 }
@@ -198,6 +215,43 @@ impl MarketClient {
         self.send(Method::POST, path, |request| request.json(body))
     }
 
+    /// `POST path` with JSON `body` under an idempotency key drawn for it, sent again
+    /// with the same key while it gets no answer or a 408 or 503 (at most
+    /// [`KEYED_ATTEMPTS`] times): the server applies it at most once and answers a retry
+    /// with the first outcome. For the requests that are not idempotent by themselves.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`]: the last attempt's.
+    pub fn post_once<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let key = hex::encode(rand::random::<[u8; 16]>());
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let answer = self.send(Method::POST, path, |request| {
+                request.json(body).header(IDEMPOTENCY_KEY_HEADER, &key)
+            });
+            match answer {
+                Err(error) if attempt < KEYED_ATTEMPTS && error.is_worth_retrying() => {
+                    tracing::warn!(
+                        "{error}: sending it again in {} s with the same idempotency key \
+                         (attempt {} of {KEYED_ATTEMPTS})",
+                        pause.as_secs(),
+                        attempt + 1
+                    );
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// `GET /marketplace`: the marketplace key and its circuit.
     ///
     /// # Errors
@@ -230,7 +284,7 @@ impl MarketClient {
     ///
     /// See [`ClientError`].
     pub fn create_api_key(&self, request: &CreateApiKey) -> Result<CreatedApiKey, ClientError> {
-        self.post("/admin/api-keys", request)
+        self.post_once("/admin/api-keys", request)
     }
 
     /// Operator: mints `amount` tokens to the account `to` (hex).
@@ -243,7 +297,7 @@ impl MarketClient {
             to: to.to_owned(),
             amount,
         };
-        self.post("/ledger/mint", &body)
+        self.post_once("/ledger/mint", &body)
     }
 
     /// Issuer: appends records; the marketplace computes their leaves.
@@ -255,7 +309,7 @@ impl MarketClient {
         &self,
         records: Vec<RecordToAppend>,
     ) -> Result<RegistryAppend, ClientError> {
-        self.post("/registry/records", &AppendRecords { records })
+        self.post_once("/registry/records", &AppendRecords { records })
     }
 
     /// Issuer: revokes the leaf at `index`; answers the new current root.
@@ -309,7 +363,7 @@ impl MarketClient {
     ///
     /// See [`ClientError`].
     pub fn create_study(&self, body: &CreateStudy) -> Result<Study, ClientError> {
-        self.post("/studies", body)
+        self.post_once("/studies", body)
     }
 
     /// Researcher: moves `amount` tokens into the study's escrow.
@@ -318,7 +372,7 @@ impl MarketClient {
     ///
     /// See [`ClientError`].
     pub fn fund_study(&self, study: u64, order: &FundStudy) -> Result<LedgerEntry, ClientError> {
-        self.post(&format!("/studies/{study}/fund"), order)
+        self.post_once(&format!("/studies/{study}/fund"), order)
     }
 
     /// Researcher: closes a study, refunding its escrow.

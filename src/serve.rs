@@ -112,6 +112,7 @@ pub struct Marketplace {
     state: AppState,
     operator_token: String,
     operator_token_path: PathBuf,
+    store_dir: PathBuf,
 }
 
 impl Marketplace {
@@ -221,6 +222,7 @@ impl Marketplace {
             state: AppState::new(store, config),
             operator_token,
             operator_token_path,
+            store_dir,
         })
     }
 
@@ -245,8 +247,9 @@ impl Marketplace {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, lets the
-    /// requests in flight finish, then flushes the store. Stops the same way if the
-    /// store fails to write, and says so. Runs inside a tokio runtime.
+    /// requests in flight finish, then flushes the store. If the store fails to write,
+    /// it answers 503 until the store's folder accepts writes again, then stops the same
+    /// way and says so ([`Served::StorageFailed`]). Runs inside a tokio runtime.
     ///
     /// # Errors
     ///
@@ -301,16 +304,31 @@ impl Marketplace {
         self.finish()
     }
 
-    /// Completes when `shutdown` does or the store fails to write.
+    /// Completes when `shutdown` does, or once the store has failed to write and its
+    /// folder accepts writes again: until then the failed store answers every request
+    /// 503 (`/health` with the reason), so clients hear why rather than wait.
     fn stop_on(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         let fault = store_fault(self.state.clone());
+        let store_dir = self.store_dir.clone();
         async move {
+            let healed = async {
+                let reason = fault.await;
+                tracing::error!(
+                    "the store failed to write ({reason}): answering 503 until {} accepts \
+                     writes again",
+                    store_dir.display()
+                );
+                writable_again(&store_dir).await;
+            };
             tokio::select! {
                 () = shutdown => {}
-                reason = fault => tracing::error!("stopping: the store failed to write ({reason})"),
+                () = healed => tracing::info!(
+                    "{} accepts writes again: opening the store from what was durable",
+                    store_dir.display()
+                ),
             }
         }
     }
@@ -378,8 +396,8 @@ pub enum Served {
     /// Its shutdown completed; the store was flushed.
     Stopped,
     /// The store failed to write (the reason): what it held in memory may not be on
-    /// disk, so the server stopped answering from it. Opening the data folder again
-    /// reads back exactly what was durable.
+    /// disk, so the server answered 503 from then on, and stopped once the disk accepted
+    /// writes again. Opening the data folder again reads back exactly what was durable.
     StorageFailed(String),
 }
 
@@ -545,11 +563,7 @@ pub fn run(
             let Served::StorageFailed(reason) = served else {
                 break;
             };
-            tracing::error!(
-                "the store failed to write ({reason}): opening it again from what was durable \
-                 once {} accepts writes",
-                data_dir.display()
-            );
+            tracing::info!("the store that failed ({reason}) is closed");
             match reopen(data_dir, shape, policy, rules, &stopped).await? {
                 Some(reopened) => marketplace = reopened,
                 None => return Ok(()),
@@ -573,9 +587,34 @@ async fn stop_requested(mut stopped: tokio::sync::watch::Receiver<bool>) {
 /// the store's next segment.
 const WRITE_PROBE_BYTES: usize = 1 << 20;
 
-/// Opens the marketplace in `data_dir` again once its store folder accepts a write and
-/// sync of [`WRITE_PROBE_BYTES`] and sled gives up the folder's lock (requests that
-/// held the failed store finish first); `None` if a signal asks to stop meanwhile.
+/// Completes once `store_dir` accepts a write and sync of [`WRITE_PROBE_BYTES`], tried
+/// every second; says every minute that it still waits.
+async fn writable_again(store_dir: &Path) {
+    let probe = store_dir.join(".write-probe");
+    let mut waiting_since = Instant::now();
+    loop {
+        let written = tokio::task::spawn_blocking({
+            let probe = probe.clone();
+            move || write_probe(&probe)
+        })
+        .await;
+        if matches!(written, Ok(Ok(()))) {
+            return;
+        }
+        if waiting_since.elapsed() >= Duration::from_secs(60) {
+            tracing::warn!(
+                "{} still refuses writes: free space or fix the disk",
+                store_dir.display()
+            );
+            waiting_since = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Opens the marketplace in `data_dir` again, once sled gives up the failed store's
+/// lock (requests that held it finish first), trying every second; `None` if a signal
+/// asks to stop meanwhile.
 async fn reopen(
     data_dir: &Path,
     shape: CircuitShape,
@@ -583,28 +622,13 @@ async fn reopen(
     rules: Rules,
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<Marketplace>> {
-    let probe = data_dir.join(STORE_DIR).join(".write-probe");
-    let mut waiting_since = Instant::now();
     loop {
         if *stopped.borrow() {
             return Ok(None);
         }
-        let written = tokio::task::spawn_blocking({
-            let probe = probe.clone();
-            move || write_probe(&probe)
-        })
-        .await?;
-        if written.is_ok() {
-            match Marketplace::open(data_dir, shape, policy, rules) {
-                Ok(marketplace) => return Ok(Some(marketplace)),
-                Err(error) => tracing::warn!("opening the store again: {error:#}"),
-            }
-        } else if waiting_since.elapsed() >= Duration::from_secs(60) {
-            tracing::warn!(
-                "{} still refuses writes: free space or fix the disk",
-                data_dir.display()
-            );
-            waiting_since = Instant::now();
+        match Marketplace::open(data_dir, shape, policy, rules) {
+            Ok(marketplace) => return Ok(Some(marketplace)),
+            Err(error) => tracing::warn!("opening the store again: {error:#}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -19,6 +19,7 @@ use zkcohort_verifier::records::api_key_possession_is_valid;
 
 use crate::api::CreateApiKey;
 
+use crate::idempotency::IdempotencyClaim;
 use crate::store::{abort, get_json, tx_get_json, tx_put_json};
 use crate::{audit, Bytes32, Store, StoreError};
 
@@ -95,6 +96,22 @@ impl Store {
         request: &CreateApiKey,
         marketplace_key: &Bytes32,
     ) -> Result<ApiKeyGrant, StoreError> {
+        self.create_api_key_once(request, marketplace_key, None)
+    }
+
+    /// [`Store::create_api_key`] under an idempotency claim: a retry of the same request
+    /// returns the first grant (where a bare retry is refused as
+    /// [`StoreError::ApiKeyExists`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Store::create_api_key`]; [`StoreError::IdempotencyKeyReused`].
+    pub fn create_api_key_once(
+        &self,
+        request: &CreateApiKey,
+        marketplace_key: &Bytes32,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<ApiKeyGrant, StoreError> {
         if !api_key_possession_is_valid(
             marketplace_key,
             &request.account,
@@ -111,7 +128,7 @@ impl Store {
         };
         let record = record_key(&request.key_id);
         let tombstone = revoked_key(&request.key_id);
-        self.transact(|tx| {
+        self.transact_once(claim, |tx| {
             if tx.meta.get(&record[..])?.is_some() || tx.meta.get(&tombstone[..])?.is_some() {
                 return abort(StoreError::ApiKeyExists);
             }

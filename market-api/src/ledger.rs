@@ -23,6 +23,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use zkcohort_verifier::events::{AuditEvent, LedgerChange, SignedLedgerChange};
 
+use crate::idempotency::IdempotencyClaim;
 use crate::store::{
     abort, get_u64, prefixed_32, prefixed_u64, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult,
 };
@@ -250,9 +251,24 @@ impl Store {
     /// [`StoreError::InvalidAmount`] for zero; [`StoreError::Overflow`] if the total
     /// supply would pass `u64::MAX`; [`StoreError::Storage`].
     pub fn mint(&self, to: Bytes32, amount: u64) -> Result<LedgerEntry, StoreError> {
+        self.mint_once(to, amount, None)
+    }
+
+    /// [`Store::mint`] under an idempotency claim: a retry of the same request returns
+    /// the first entry and mints nothing.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Store::mint`]; [`StoreError::IdempotencyKeyReused`].
+    pub fn mint_once(
+        &self,
+        to: Bytes32,
+        amount: u64,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<LedgerEntry, StoreError> {
         check_amount(amount)?;
         let at = self.public_now();
-        self.transact(|tx| {
+        self.transact_once(claim, |tx| {
             let entry = post(
                 tx,
                 LedgerKind::Mint,

@@ -31,6 +31,7 @@
 //! - [`dp`]: differentially private releases of enrollment counts (OpenDP)
 //!   and their epsilon accounting.
 //! - [`releases`]: persisted DP releases: cache, budget, one transaction each.
+//! - [`idempotency`]: idempotency keys, so a retried mint, post or append applies once.
 //! - [`api`]: the HTTP API's request and response bodies, shared by the
 //!   server and the `zkcohort` client.
 //! - [`http`]: the axum JSON API over the store ([`http::app`], [`http::serve`]).
@@ -42,6 +43,7 @@ pub mod bundle;
 pub mod dp;
 pub mod enroll;
 pub mod http;
+pub mod idempotency;
 pub mod ledger;
 pub mod notes;
 pub mod registry;
@@ -162,6 +164,14 @@ pub enum StoreError {
     /// An API key request names a key id already bound or revoked.
     #[error("this API key is already bound or was revoked: draw a new key")]
     ApiKeyExists,
+    /// An idempotency key that is not one ([`idempotency::IdempotencyClaim::new`]).
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(String),
+    /// An idempotency key already used for another request of the same operation.
+    #[error(
+        "this idempotency key was used for a different request: draw a new key for a new request"
+    )]
+    IdempotencyKeyReused,
     /// A transfer's nonce is not the sender's next nonce (a replay or a gap).
     #[error("bad nonce: expected {expected}, got {got}")]
     BadNonce {

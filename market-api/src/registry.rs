@@ -34,6 +34,7 @@ use zkcohort_verifier::events::{
 };
 
 use crate::api_keys::{suspension_key, tx_is_suspended};
+use crate::idempotency::{tx_record, IdempotencyClaim};
 use crate::store::{
     abort, decode_json, decode_u64, get_json, lock_tree, prefixed_32, prefixed_u64, tx_get_json,
     tx_put_json, Tx, TxResult,
@@ -220,6 +221,16 @@ fn tx_new_root(
     Ok(record)
 }
 
+/// What an append of the leaves `range` by `issuer`, making `root`, answers.
+fn appended(issuer: Bytes32, range: &std::ops::Range<u64>, root: RootRecord) -> RegistryAppend {
+    RegistryAppend {
+        issuer,
+        first_index: range.start,
+        count: range.end - range.start,
+        root,
+    }
+}
+
 impl Store {
     /// At open: records the empty root of a new registry, or rebuilds the
     /// in-memory tree of an existing one and checks it against the stored
@@ -306,6 +317,22 @@ impl Store {
         records: &[AppendedRecord],
         today: Day,
     ) -> Result<RegistryAppend, StoreError> {
+        self.append_records_once(issuer, records, today, None)
+    }
+
+    /// [`Store::append_records`] under an idempotency claim: a retry of the same
+    /// request returns the first append and appends nothing.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Store::append_records`]; [`StoreError::IdempotencyKeyReused`].
+    pub fn append_records_once(
+        &self,
+        issuer: Bytes32,
+        records: &[AppendedRecord],
+        today: Day,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<RegistryAppend, StoreError> {
         if records.is_empty() {
             return Err(StoreError::InvalidAmount("no records to append".into()));
         }
@@ -329,9 +356,22 @@ impl Store {
         let leaves: Vec<Bytes32> = values.iter().map(fr_to_bytes).collect();
         let depth = self.config.registry_depth;
         let at = self.public_now();
-        let (range, root) = self.change_registry(
-            |tree| Ok(tree.extend(&values)?),
-            |tx, range, root, leaf_count| {
+        /// An append already made under the claim, or the leaves this one adds.
+        enum Append {
+            Replayed(RegistryAppend),
+            New(std::ops::Range<u64>),
+        }
+        // Looked up under the registry lock, before the tree changes: every append
+        // under one claim takes the lock, so none slips in between.
+        let (append, root) = self.change_registry(
+            |tree| match self.recorded(claim)? {
+                Some(first) => Ok(Append::Replayed(first)),
+                None => Ok(Append::New(tree.extend(&values)?)),
+            },
+            |tx, append, root, leaf_count| {
+                let Append::New(range) = append else {
+                    return tx_current_root(tx);
+                };
                 // Inside the transaction: a suspension committed meanwhile wins.
                 if tx_is_suspended(tx, &issuer)? {
                     return abort(StoreError::IssuerSuspended);
@@ -342,21 +382,23 @@ impl Store {
                     tx.registry
                         .insert(&prefixed_u64(ISSUER, index)[..], &issuer[..])?;
                 }
-                tx_new_root(tx, depth, root, leaf_count, at, |root| {
+                let root = tx_new_root(tx, depth, root, leaf_count, at, |root| {
                     AuditEvent::RegistryAppend(events::RegistryAppend {
                         issuer,
                         first_index: range.start,
                         records: records.to_vec(),
                         root,
                     })
-                })
+                })?;
+                if let Some(claim) = claim {
+                    tx_record(tx, claim, &appended(issuer, range, root))?;
+                }
+                Ok(root)
             },
         )?;
-        Ok(RegistryAppend {
-            issuer,
-            first_index: range.start,
-            count: range.end - range.start,
-            root,
+        Ok(match append {
+            Append::Replayed(first) => first,
+            Append::New(range) => appended(issuer, &range, root),
         })
     }
 

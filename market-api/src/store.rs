@@ -29,8 +29,9 @@
 //! | `meta` | counters: `study_seq`, `ledger_seq`, `total_minted` | u64 BE |
 //! | `pending` | `e`+study id+nullifier: [`PendingEnrollment`](crate::enroll::PendingEnrollment); `s`+study id: the study's pending nullifiers; `v`+study id+nullifier: why it was voided | JSON |
 //! | `releases` | `r`+study id+data version+[`ReleaseKey`](crate::dp::ReleaseKey): release; `s`+study id: epsilon spent; `m`+study id+position: a settled enrollment's measure values (never public) | [`StudyRelease`](crate::releases::StudyRelease) JSON, micro-epsilons u64 BE |
+//! | `idempotency` | SHA-256 of (principal, operation, client key) | the request's fingerprint and its outcome ([`idempotency`](crate::idempotency)) |
 //!
-//! Every operation is one transaction over all ten trees (sled
+//! Every operation is one transaction over all eleven trees (sled
 //! transactions are serializable); its closure only reads and writes them.
 //!
 //! # Durability
@@ -168,6 +169,7 @@ pub struct Store {
     pub(crate) releases: sled::Tree,
     pub(crate) notes: sled::Tree,
     pub(crate) pending: sled::Tree,
+    pub(crate) idempotency: sled::Tree,
     pub(crate) config: StoreConfig,
     /// The registry tree, in sync with the `registry` tree's leaves; locked
     /// for the whole of a registry change so roots are computed in order.
@@ -210,6 +212,7 @@ impl Store {
             releases: open_tree("releases")?,
             notes: open_tree("notes")?,
             pending: open_tree("pending")?,
+            idempotency: open_tree("idempotency")?,
             registry_tree: Mutex::new(RegistryTree::new(config.registry_depth)?),
             note_tree: Mutex::new(RegistryTree::new(NOTE_TREE_DEPTH)?),
             fault: Mutex::new(None),
@@ -297,6 +300,7 @@ impl Store {
             &self.releases,
             &self.notes,
             &self.pending,
+            &self.idempotency,
         )
             .transaction(
                 |(
@@ -310,6 +314,7 @@ impl Store {
                     releases,
                     notes,
                     pending,
+                    idempotency,
                 )| {
                     operation(&Tx {
                         studies,
@@ -322,6 +327,7 @@ impl Store {
                         releases,
                         notes,
                         pending,
+                        idempotency,
                     })
                 },
             )
@@ -427,6 +433,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) releases: &'a TransactionalTree,
     pub(crate) notes: &'a TransactionalTree,
     pub(crate) pending: &'a TransactionalTree,
+    pub(crate) idempotency: &'a TransactionalTree,
 }
 
 /// What a transaction closure returns.

@@ -11,6 +11,7 @@ use zkcohort_verifier::events::{AuditEvent, SignedLedgerChange, StudyCreated};
 use zkcohort_verifier::records::funding_signature_is_valid;
 
 use crate::api::FundStudy;
+use crate::idempotency::IdempotencyClaim;
 use crate::ledger::{post, tx_take_nonce, Account, LedgerKind};
 use crate::registry::tx_current_root;
 use crate::store::{abort, tx_get_json, tx_get_u64, tx_put_json, tx_put_u64, Tx, TxResult};
@@ -89,6 +90,20 @@ impl Store {
     /// operator's study cap;
     /// [`StoreError::Storage`].
     pub fn create_study(&self, new: NewStudy) -> Result<Study, StoreError> {
+        self.create_study_once(new, None)
+    }
+
+    /// [`Store::create_study`] under an idempotency claim: a retry of the same request
+    /// returns the first study and creates none.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Store::create_study`]; [`StoreError::IdempotencyKeyReused`].
+    pub fn create_study_once(
+        &self,
+        new: NewStudy,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Study, StoreError> {
         if new.title.trim().is_empty() {
             return Err(StoreError::InvalidStudy("the title is empty".into()));
         }
@@ -120,7 +135,7 @@ impl Store {
             .map_err(|error| StoreError::InvalidStudy(error.to_string()))?;
         let issuers_root = fr_to_bytes(&issuers.root());
         let at = self.public_now();
-        self.transact(|tx| {
+        self.transact_once(claim, |tx| {
             let min_root_seq = tx_current_root(tx)?.seq;
             let id = tx_get_u64(tx.meta, STUDY_SEQ)? + 1;
             tx_put_u64(tx.meta, STUDY_SEQ, id)?;
@@ -177,6 +192,23 @@ impl Store {
         order: &FundStudy,
         marketplace_key: &Bytes32,
     ) -> Result<LedgerEntry, StoreError> {
+        self.fund_escrow_once(study_id, researcher, order, marketplace_key, None)
+    }
+
+    /// [`Store::fund_escrow`] under an idempotency claim: a retry of the same order
+    /// returns the first entry (where a bare retry is refused for its used nonce).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Store::fund_escrow`]; [`StoreError::IdempotencyKeyReused`].
+    pub fn fund_escrow_once(
+        &self,
+        study_id: u64,
+        researcher: Bytes32,
+        order: &FundStudy,
+        marketplace_key: &Bytes32,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<LedgerEntry, StoreError> {
         let amount = order.amount;
         if amount == 0 {
             return Err(StoreError::InvalidAmount(
@@ -194,7 +226,7 @@ impl Store {
             return Err(StoreError::BadSignature);
         }
         let at = self.public_now();
-        self.transact(|tx| {
+        self.transact_once(claim, |tx| {
             let mut study = tx_open_study_of(tx, study_id, researcher)?;
             tx_take_nonce(tx, &researcher, order.nonce)?;
             let entry = post(

@@ -394,9 +394,16 @@ fn fill(path: &Path) {
     {}
 }
 
-/// `GET path` without the client's error handling: the status and the JSON body.
+/// `GET path` without the client's error handling: the status and the JSON body, which
+/// must come within 5 s (a server whose store failed answers at once).
 fn raw_get(server: &ServerProcess, path: &str) -> (u16, Value) {
-    let response = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
+    let response = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .get(format!("{}{path}", server.url))
+        .send()
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
     let status = response.status().as_u16();
     (status, response.json().unwrap())
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::extract::key_from_hex;
 use super::extract::ApiJson;
-use super::extract::Operator;
+use super::extract::{IdempotencyKey, Operator};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{
     CreateApiKey, CreatedApiKey, RevokeApiKey, RevokedApiKey, SuspendIssuer, SuspendedIssuer,
@@ -50,19 +50,24 @@ async fn suspend_issuer(
 }
 
 #[utoipa::path(post, path = "/admin/api-keys", operation_id = "create_api_key", tag = "admin", security(("api_key" = [])),
-    request_body = CreateApiKey,
+    request_body = CreateApiKey, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the key the holder drew is bound to its account", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     _: Operator,
+    once: IdempotencyKey,
     ApiJson(request): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let claim = once.claim(b"operator", "create_api_key", "/admin/api-keys", &request)?;
     VerifyingKey::from_bytes(&request.account)
         .map_err(|_| ApiError::unprocessable("bad_key", "account: not an ed25519 public key"))?;
     let marketplace_key = state.marketplace_key();
     let grant = state
         .blocking(move |state| {
-            let grant = state.store().create_api_key(&request, &marketplace_key)?;
+            let grant =
+                state
+                    .store()
+                    .create_api_key_once(&request, &marketplace_key, claim.as_ref())?;
             state.store().flush()?;
             Ok(grant)
         })

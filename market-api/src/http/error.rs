@@ -164,6 +164,8 @@ impl From<StoreError> for ApiError {
             StoreError::BadSignature => (S::UNPROCESSABLE_ENTITY, "bad_signature"),
             StoreError::BadNonce { .. } => (S::CONFLICT, "bad_nonce"),
             StoreError::ApiKeyExists => (S::CONFLICT, "api_key_exists"),
+            StoreError::InvalidIdempotencyKey(_) => (S::BAD_REQUEST, "invalid_idempotency_key"),
+            StoreError::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             StoreError::UnknownRoot => (S::UNPROCESSABLE_ENTITY, "unknown_root"),
             StoreError::UnknownNoteRoot => (S::UNPROCESSABLE_ENTITY, "unknown_note_root"),
             StoreError::NoteSpent { .. } => (S::CONFLICT, "note_spent"),

@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use zkcohort_circuits::statement::fr_from_hex;
 use zkcohort_circuits::Fr;
 
-use super::{ApiError, AppState};
-use crate::Bytes32;
+use super::{ApiError, AppState, IDEMPOTENCY_KEY_HEADER};
+use crate::idempotency::IdempotencyClaim;
+use crate::{Bytes32, StoreError};
 
 /// A canonical field element from 64 hex digits, or a 422 naming the field.
 pub(super) fn field(text: &str, what: &str) -> Result<Fr, ApiError> {
@@ -103,5 +104,54 @@ impl FromRequestParts<AppState> for Issuer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state.issuer(&parts.headers).map(Self)
+    }
+}
+
+/// The request's `Idempotency-Key` header ([`IDEMPOTENCY_KEY_HEADER`]), when it has one.
+#[derive(Debug)]
+pub(super) struct IdempotencyKey(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
+            None => Ok(Self(None)),
+            Some(value) => match value.to_str() {
+                Ok(key) => Ok(Self(Some(key.to_owned()))),
+                Err(_) => Err(StoreError::InvalidIdempotencyKey(
+                    "the header is not printable ASCII".into(),
+                )
+                .into()),
+            },
+        }
+    }
+}
+
+impl IdempotencyKey {
+    /// The claim of `principal`'s request `body` on `operation` under the key, if the
+    /// request carries one. The request is fingerprinted as its path and its body as
+    /// parsed, so a retry that re-encodes the same body is the same request.
+    ///
+    /// # Errors
+    ///
+    /// 400 `invalid_idempotency_key` for a key that is not one.
+    pub(super) fn claim(
+        &self,
+        principal: &[u8],
+        operation: &str,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<Option<IdempotencyClaim>, ApiError> {
+        let Some(key) = &self.0 else {
+            return Ok(None);
+        };
+        let mut request = path.as_bytes().to_vec();
+        request.push(0);
+        serde_json::to_writer(&mut request, body)
+            .map_err(|error| ApiError::internal(error.to_string()))?;
+        Ok(Some(IdempotencyClaim::new(
+            principal, operation, key, &request,
+        )?))
     }
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{key_from_hex, ApiJson, ApiPath, Operator};
+use super::extract::{key_from_hex, ApiJson, ApiPath, IdempotencyKey, Operator};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api::{AccountView, MintRequest};
 use crate::{Account, LedgerEntry, SignedTransfer};
@@ -19,17 +19,19 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(post, path = "/ledger/mint", tag = "ledger", security(("api_key" = [])),
-    request_body = MintRequest,
+    request_body = MintRequest, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn mint(
     State(state): State<AppState>,
     _: Operator,
+    once: IdempotencyKey,
     ApiJson(body): ApiJson<MintRequest>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let to = key_from_hex(&body.to, "to")?;
+    let claim = once.claim(b"operator", "mint", "/ledger/mint", &body)?;
     state
         .blocking(move |state| {
-            let entry = state.store().mint(to, body.amount)?;
+            let entry = state.store().mint_once(to, body.amount, claim.as_ref())?;
             state.store().flush()?;
             Ok(entry)
         })

@@ -116,6 +116,11 @@ use crate::api_keys::{api_key_id, ApiKeyRole};
 use crate::audit::ConsistencyProof;
 use crate::{Bytes32, SignedHead, Store};
 
+/// The header that carries a request's idempotency key
+/// ([`crate::idempotency`]): on minting, funding, posting a study, appending records and
+/// creating an API key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
 pub use circuits::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use notes::NoteTreeState;

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkcohort_circuits::statement::fr_to_bytes;
 
-use super::extract::{ApiJson, ApiQuery, Issuer};
+use super::extract::{ApiJson, ApiQuery, IdempotencyKey, Issuer};
 use super::{ApiError, AppState, ErrorBody, Page};
 use zkcohort_cohort::Day;
 use zkcohort_verifier::events::AppendedRecord;
@@ -26,13 +26,20 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(post, path = "/registry/records", operation_id = "append_registry_records", tag = "registry", security(("api_key" = [])),
-    request_body = AppendRecords,
+    request_body = AppendRecords, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = 429, description = "over the issuer's records per minute: `rate_limited`, with Retry-After", body = ErrorBody), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,
     Issuer(issuer): Issuer,
+    once: IdempotencyKey,
     ApiJson(body): ApiJson<AppendRecords>,
 ) -> Result<(StatusCode, Json<RegistryAppend>), ApiError> {
+    let claim = once.claim(
+        &issuer,
+        "append_registry_records",
+        "/registry/records",
+        &body,
+    )?;
     state.take_issuer_allowance(&issuer, body.records.len())?;
     let records = body
         .records
@@ -48,7 +55,10 @@ async fn append(
     let today = Day::from_date(chrono::Utc::now().date_naive()).map_err(ApiError::internal)?;
     let appended = state
         .blocking(move |state| {
-            let appended = state.store().append_records(issuer, &records, today)?;
+            let appended =
+                state
+                    .store()
+                    .append_records_once(issuer, &records, today, claim.as_ref())?;
             state.store().flush()?;
             Ok(appended)
         })

@@ -17,7 +17,9 @@
 //!   request takes one of the [`Limits::concurrency`] slots: slow senders hold only
 //!   their own connection;
 //! - on shutdown the loop stops accepting and asks every connection to close after its
-//!   current answer, then waits for them (at most the request timeout).
+//!   current answer (one just accepted gets a moment to send its first request, so a
+//!   server that restarts its store on the same listener answers every client), then
+//!   waits for them (at most the request timeout).
 
 use std::future::Future;
 use std::io;
@@ -35,6 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt as _;
 
 use super::{ApiError, AppState, Limits};
 
@@ -48,6 +51,10 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// whose head is larger, with a bare 431): room for the limits above to answer in the
 /// error shape.
 const HYPER_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How long, on shutdown, a connection that has not begun a request yet is given to
+/// send it.
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves `router` on the connections `listener` accepts, each opened by `handshake`
 /// (the plain TCP stream, or a TLS handshake), under `limits` (see the module
@@ -100,7 +107,13 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handshake = Arc::clone(&handshake);
-        let service = TowerToHyperService::new(router.clone());
+        let (began, mut first_request) = watch::channel(false);
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |request: Request<hyper::body::Incoming>| {
+                began.send_replace(true);
+                request
+            },
+        ));
         let http = http.clone();
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
@@ -123,6 +136,20 @@ where
                     }
                 }
                 () = stop_requested(&mut stopping) => {
+                    // A connection accepted just before the stop whose request is still
+                    // on the wire would be closed unanswered: it gets its one answer.
+                    if !*first_request.borrow() {
+                        tokio::select! {
+                            served = connection.as_mut() => {
+                                if let Err(error) = served {
+                                    tracing::debug!("connection: {error}");
+                                }
+                                return;
+                            }
+                            _ = first_request.wait_for(|began| *began) => {}
+                            () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                        }
+                    }
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }

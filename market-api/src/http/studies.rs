@@ -11,7 +11,7 @@ use zkcohort_circuits::clause::query_hash;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_cohort::{Catalog, Query};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, Researcher};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, Researcher};
 use super::{ApiError, AppState, ErrorBody, Page};
 use crate::api::{ClosedStudy, CreateStudy, FundStudy};
 use crate::{LedgerEntry, NewStudy, Study};
@@ -48,13 +48,15 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
 }
 
 #[utoipa::path(post, path = "/studies", operation_id = "create_study", tag = "studies", security(("api_key" = [])),
-    request_body = CreateStudy,
+    request_body = CreateStudy, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     Researcher(researcher): Researcher,
+    once: IdempotencyKey,
     ApiJson(body): ApiJson<CreateStudy>,
 ) -> Result<(StatusCode, Json<Study>), ApiError> {
+    let claim = once.claim(&researcher, "create_study", "/studies", &body)?;
     let study = state
         .blocking(move |state| {
             let (query, query_hash) = compile(state, &body.query)?;
@@ -83,7 +85,7 @@ async fn create(
                     .into());
                 }
             }
-            let study = state.store().create_study(NewStudy {
+            let new = NewStudy {
                 researcher,
                 title: body.title,
                 description: body.description,
@@ -95,7 +97,8 @@ async fn create(
                 reward: body.reward,
                 max_enrollments: body.max_enrollments,
                 epsilon_budget: body.epsilon_budget,
-            })?;
+            };
+            let study = state.store().create_study_once(new, claim.as_ref())?;
             state.store().flush()?;
             Ok(study)
         })
@@ -104,20 +107,30 @@ async fn create(
 }
 
 #[utoipa::path(post, path = "/studies/{id}/fund", operation_id = "fund_study", tag = "studies", security(("api_key" = [])),
-    params(("id" = u64, Path, description = "the study id")), request_body = FundStudy,
+    params(("id" = u64, Path, description = "the study id"), ("Idempotency-Key" = Option<String>, Header, description = "as for posting a study: a retry with the same key and order answers the first entry")), request_body = FundStudy,
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
     State(state): State<AppState>,
     Researcher(researcher): Researcher,
     ApiPath(id): ApiPath<u64>,
+    once: IdempotencyKey,
     ApiJson(body): ApiJson<FundStudy>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
+    let claim = once.claim(
+        &researcher,
+        "fund_study",
+        &format!("/studies/{id}/fund"),
+        &body,
+    )?;
     state
         .blocking(move |state| {
-            let entry =
-                state
-                    .store()
-                    .fund_escrow(id, researcher, &body, &state.marketplace_key())?;
+            let entry = state.store().fund_escrow_once(
+                id,
+                researcher,
+                &body,
+                &state.marketplace_key(),
+                claim.as_ref(),
+            )?;
             state.store().flush()?;
             Ok(entry)
         })

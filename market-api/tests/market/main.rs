@@ -9,6 +9,7 @@ mod cohort;
 mod common;
 mod connections;
 mod http;
+mod idempotency;
 mod openapi;
 mod releases;
 mod reliability;
