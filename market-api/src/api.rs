@@ -35,17 +35,17 @@ pub struct CreateApiKey {
     /// What the key may do.
     pub role: ApiKeyRole,
     /// The account the key acts as: an ed25519 public key, 64 hex digits.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub account: Bytes32,
     /// SHA-256 of the key's text, 64 hex digits.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub key_id: Bytes32,
     /// The account's ed25519 signature over the request
     /// (`zkcohort_verifier::records::api_key_message`), 128 hex digits: its proof of
     /// possession.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{128}$")]
     #[serde(with = "crate::hex_bytes")]
     pub possession: [u8; 64],
 }
@@ -77,10 +77,12 @@ impl CreateApiKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
     /// SHA-256 of the key, hex: names it in the audit log and for revocation.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub key_id: String,
     /// What the key may do.
     pub role: ApiKeyRole,
     /// The account the key acts as, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub account: String,
 }
 
@@ -89,6 +91,7 @@ pub struct CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub struct RevokeApiKey {
     /// The key's id (SHA-256 of the key, hex), as answered when it was created.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub key_id: String,
 }
 
@@ -97,6 +100,7 @@ pub struct RevokeApiKey {
 #[serde(deny_unknown_fields)]
 pub struct SuspendIssuer {
     /// The issuer's account (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub issuer: String,
 }
 
@@ -104,6 +108,7 @@ pub struct SuspendIssuer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuspendedIssuer {
     /// The issuer's account (hex).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub issuer: String,
     /// `false` when it was already suspended (nothing changed).
     pub newly_suspended: bool,
@@ -113,10 +118,12 @@ pub struct SuspendedIssuer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RevokedApiKey {
     /// The revoked key's id, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub key_id: String,
     /// What it allowed.
     pub role: ApiKeyRole,
     /// The account it acted as, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub account: String,
 }
 
@@ -127,22 +134,25 @@ pub struct EnrollRequest {
     /// The proof, as snarkjs writes `proof.json` ([`SnarkjsProof`](zkcohort_verifier::snarkjs::SnarkjsProof)); read in
     /// the handler, so a proof of the wrong shape is `bad_proof` (422) like
     /// one that does not verify, not a malformed body.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = proof_json)]
     pub proof: serde_json::Value,
     /// The registry root the proof is against, a field element (64 hex digits).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub registry_root: String,
     /// The nullifier, a field element (64 hex digits).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub nullifier: String,
     /// The one-time receiver of the reward note, a field element (64 hex digits): the
     /// proof's `signal_hash` binds it, and the reward is paid into
     /// `note_commitment(reward, reward_receiver)`.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub reward_receiver: String,
     /// The study's measure values on the patient's record and their blinding
     /// (`{"values": [..], "blinding": "64 hex digits"}`, one value per measure slot of
     /// the circuit): the marketplace hashes them into the proof's `measure_commitment`,
     /// so the proof verifies only with the record's true values. Kept private, for
     /// differentially private releases; never published.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = measure_opening)]
     pub measure_opening: MeasureOpening,
 }
 
@@ -151,9 +161,10 @@ pub struct EnrollRequest {
 #[serde(deny_unknown_fields)]
 pub struct NoteTransferRequest {
     /// The note-transfer proof, as snarkjs writes `proof.json`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = proof_json)]
     pub proof: serde_json::Value,
     /// A note-tree root the spent notes are under (any root the tree had), 64 hex digits.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub note_root: String,
     /// The two spent notes' nullifiers, 64 hex digits each.
     pub nullifiers: Vec<String>,
@@ -162,6 +173,7 @@ pub struct NoteTransferRequest {
     /// The amount withdrawn from the notes to `recipient` (0 to merge or split only).
     pub withdrawal: u64,
     /// The ed25519 public key (hex) the withdrawal is paid to, bound into the proof.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub recipient: String,
 }
 
@@ -170,8 +182,10 @@ pub struct NoteTransferRequest {
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     /// The recipient's public key, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub to: String,
     /// The tokens to issue.
+    #[schema(minimum = 1)]
     pub amount: u64,
 }
 
@@ -179,6 +193,7 @@ pub struct MintRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     /// The account's public key, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub account: String,
     /// Its balance.
     pub balance: u64,
@@ -200,6 +215,7 @@ pub struct AppendRecords {
 #[serde(deny_unknown_fields)]
 pub struct RecordToAppend {
     /// `Poseidon(identity_commitment, record_root)`, a field element (64 hex digits).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub commitment: String,
     /// The day the record was issued (`YYYY-MM-DD`), not after today.
     #[schema(value_type = String)]
@@ -224,11 +240,13 @@ pub struct CreateStudy {
     #[serde(default)]
     pub description: String,
     /// The cohort query: its text form as a JSON string, or its JSON form.
-    #[schema(value_type = Value)]
+    #[schema(schema_with = query_text_or_json)]
     pub query: serde_json::Value,
     /// Tokens paid per enrollment.
+    #[schema(minimum = 1)]
     pub reward: u64,
     /// The most enrollments the study takes.
+    #[schema(minimum = 1)]
     pub max_enrollments: u64,
     /// The differential-privacy budget (epsilon).
     pub epsilon_budget: f64,
@@ -243,13 +261,14 @@ pub struct CreateStudy {
 #[serde(deny_unknown_fields)]
 pub struct FundStudy {
     /// The tokens to move from the researcher's account into the escrow.
+    #[schema(minimum = 1)]
     pub amount: u64,
     /// The researcher account's next nonce (`GET /accounts/{key}`).
     pub nonce: u64,
     /// The researcher's ed25519 signature over the funding order
     /// (`zkcohort_verifier::records::funding_message`), 128 hex digits: the API key
     /// alone moves no money.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{128}$")]
     #[serde(with = "crate::hex_bytes")]
     pub signature: [u8; 64],
 }
@@ -301,9 +320,10 @@ impl ClosedStudy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MarketplaceInfo {
     /// The ed25519 key (hex) that signs audit heads; part of every study scope.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub marketplace_key: String,
     /// The circuit id: the SHA-256 of the compressed verifying key, hex.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     pub circuit_id: CircuitId,
     /// Clauses per query of the circuit.
     pub clauses: usize,
@@ -326,7 +346,7 @@ pub struct MarketplaceInfo {
     pub setup: KeySetup,
     /// The note-transfer circuit's id (its proving key and transcript are served under
     /// it as the eligibility circuit's are).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     pub note_circuit_id: CircuitId,
     /// The reward-note tree's depth.
     pub note_tree_depth: usize,
@@ -341,4 +361,61 @@ pub struct MarketplaceInfo {
     pub batch_age_ms: u64,
     /// The resolution of every public time, in milliseconds (a day by default).
     pub time_unit_ms: u64,
+}
+
+/// A schema written as JSON, for the fields whose Rust type does not say their shape.
+fn schema(json: serde_json::Value) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    serde_json::from_value(json).expect("a well-formed schema")
+}
+
+/// A decimal string of a field element or coordinate, as snarkjs writes them.
+fn decimal() -> serde_json::Value {
+    serde_json::json!({"type": "string", "pattern": "^[0-9]{1,78}$"})
+}
+
+/// `proof.json` as snarkjs writes it: `A` and `C` in G1 (three projective coordinates),
+/// `B` in G2 (three pairs).
+pub(crate) fn proof_json() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let g1 = serde_json::json!({"type": "array", "items": decimal(), "minItems": 3, "maxItems": 3});
+    let pair =
+        serde_json::json!({"type": "array", "items": decimal(), "minItems": 2, "maxItems": 2});
+    schema(serde_json::json!({
+        "type": "object",
+        "description": "A Groth16 proof as snarkjs writes `proof.json`.",
+        "required": ["pi_a", "pi_b", "pi_c", "protocol"],
+        "properties": {
+            "pi_a": g1,
+            "pi_b": {"type": "array", "items": pair, "minItems": 3, "maxItems": 3},
+            "pi_c": g1,
+            "protocol": {"type": "string", "enum": ["groth16"]},
+            "curve": {"type": "string", "enum": ["bn128"]},
+        },
+    }))
+}
+
+/// [`MeasureOpening`]: the measure values and their blinding.
+fn measure_opening() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    schema(serde_json::json!({
+        "type": "object",
+        "description": "The measure values (one per measure slot of the circuit) and their blinding.",
+        "required": ["values", "blinding"],
+        "additionalProperties": false,
+        "properties": {
+            "values": {
+                "type": "array",
+                "items": {"type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX},
+            },
+            "blinding": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+        },
+    }))
+}
+
+/// A study query: its text form as a string, or its JSON form as an object.
+fn query_text_or_json() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    schema(serde_json::json!({
+        "oneOf": [
+            {"type": "string", "description": "The text form (see `zkcohort check --help`)."},
+            {"type": "object", "description": "The JSON form."},
+        ],
+    }))
 }

@@ -49,12 +49,12 @@ use crate::{audit, Bytes32, LedgerEntry, RootStatus, Store, StoreError, Study, S
 pub struct ProofRecord {
     /// The registry root the proof is against (its first public input), as
     /// 32 big-endian bytes.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub registry_root: Bytes32,
     /// The proof in snarkjs JSON (`proof.json`), re-serialized from its
     /// parsed points.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::api::proof_json)]
     pub proof: SnarkjsProof,
     /// The public inputs as decimal strings, in circuit order.
     pub public_inputs: Vec<String>,
@@ -66,15 +66,15 @@ pub struct Enrollment {
     /// The study.
     pub study: u64,
     /// The nullifier, as 32 big-endian bytes.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub nullifier: Bytes32,
     /// The one-time receiver the proof binds, a field element (32 big-endian bytes).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub reward_receiver: Bytes32,
     /// The reward note, `note_commitment(reward, reward_receiver)`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub note_commitment: Bytes32,
     /// The note's index in the note tree (its wallet needs it to spend it).

@@ -58,19 +58,20 @@ fn balance_key(account: &Account) -> Option<Vec<u8>> {
 #[serde(deny_unknown_fields)]
 pub struct SignedTransfer {
     /// The sender's public key.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub from: Bytes32,
     /// The recipient's public key.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub to: Bytes32,
     /// The amount.
+    #[schema(minimum = 1)]
     pub amount: u64,
     /// The sender's next nonce ([`Store::nonce`]).
     pub nonce: u64,
     /// The ed25519 signature over [`transfer_message`].
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{128}$")]
     #[serde(with = "crate::hex_bytes")]
     pub signature: [u8; 64],
 }

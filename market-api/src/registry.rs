@@ -54,7 +54,7 @@ pub struct RootRecord {
     /// Its sequence number: 0 for the empty tree, then one per change.
     pub seq: u64,
     /// The root, as 32 big-endian bytes.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub root: Bytes32,
     /// The number of leaves (revoked included) when it became current.
@@ -97,7 +97,7 @@ pub enum RootStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryAppend {
     /// The issuer account the leaves were computed for (its id is in each leaf).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$")]
     #[serde(with = "crate::hex_bytes")]
     pub issuer: Bytes32,
     /// The index of the first appended leaf.

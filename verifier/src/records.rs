@@ -205,7 +205,7 @@ pub struct Study {
     /// Its id, from 1.
     pub id: u64,
     /// The researcher's account key.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     #[serde(with = "crate::hex_serde")]
     pub researcher: Bytes32,
     /// A short title.
@@ -216,11 +216,11 @@ pub struct Study {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub query: Query,
     /// The hash of the compiled query.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     #[serde(with = "crate::hex_serde")]
     pub query_hash: Bytes32,
     /// The circuit's id.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub circuit_id: CircuitId,
     /// The issuer accounts whose records the study accepts, ascending.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
@@ -228,7 +228,7 @@ pub struct Study {
     pub issuers: Vec<Bytes32>,
     /// The root of their issuer set ([`zkcohort_circuits::issuers::IssuerSet`]), every
     /// proof's `issuers_root`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     #[serde(with = "crate::hex_serde")]
     pub issuers_root: Bytes32,
     /// The registry root current when the study was posted: a proof must use this

@@ -38,7 +38,7 @@ pub enum KeySetup {
     /// A multi-party ceremony: sound if one participant was honest.
     Ceremony {
         /// The transcript's id (64 hex digits).
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
         transcript_id: TranscriptId,
     },
     /// A single-party setup (`zkcohort setup`, `zkcohort serve --dev-unsafe-setup`):

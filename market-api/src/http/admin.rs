@@ -50,7 +50,7 @@ async fn suspend_issuer(
 }
 
 #[utoipa::path(post, path = "/admin/api-keys", operation_id = "create_api_key", tag = "admin", security(("api_key" = [])),
-    request_body = CreateApiKey, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
+    request_body = CreateApiKey, params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the key the holder drew is bound to its account", body = CreatedApiKey), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,

@@ -428,6 +428,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The most items one listing answers.
+const MAX_PAGE: usize = 1000;
+
 /// `start` and `limit` of a listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -435,8 +438,9 @@ struct Page {
     /// The first item (id, index or sequence number) to list.
     #[serde(default)]
     start: u64,
-    /// How many items at most (default 100, capped at 1000).
-    #[serde(default = "default_limit")]
+    /// How many items at most (default 100; more than 1000 is refused).
+    #[serde(default = "default_limit", deserialize_with = "page_limit")]
+    #[param(minimum = 0, maximum = 1000)]
     limit: usize,
 }
 
@@ -444,10 +448,21 @@ fn default_limit() -> usize {
     100
 }
 
+/// A `limit` of at most [`MAX_PAGE`]: a larger one is refused (400), not silently cut.
+fn page_limit<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let limit = usize::deserialize(deserializer)?;
+    if limit > MAX_PAGE {
+        return Err(serde::de::Error::custom(format!(
+            "limit: at most {MAX_PAGE} items per page"
+        )));
+    }
+    Ok(limit)
+}
+
 impl Page {
-    /// The limit, capped at 1000.
+    /// The limit.
     fn limit(&self) -> usize {
-        self.limit.min(1000)
+        self.limit
     }
 }
 
@@ -496,16 +511,85 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
 }
 
-/// The OpenAPI description of the API, as `GET /openapi.json` answers it.
-pub fn openapi() -> OpenApiDoc {
-    described_routes().into_openapi()
+/// The OpenAPI description of the API, as `GET /openapi.json` answers it: utoipa's
+/// document of the routes, made as strict as the server ([`strict_description`]).
+pub fn openapi() -> serde_json::Value {
+    strict_description(described_routes().into_openapi())
+}
+
+/// What utoipa cannot say from the types alone, added to the whole document:
+/// - unsigned integers are `uint64` or `uint32` with their maximum (utoipa writes
+///   `int64` or `int32` with a minimum of 0), since serde refuses anything larger;
+/// - every operation describes its refusals (`4XX`) and failures (`5XX`: 500, and 503
+///   `storage_unavailable` with `Retry-After`) in the error shape.
+fn strict_description(document: OpenApiDoc) -> serde_json::Value {
+    let mut description = serde_json::to_value(document).expect("an OpenAPI document serializes");
+    unsigned_integers(&mut description);
+    let Some(paths) = description["paths"].as_object_mut() else {
+        return description;
+    };
+    let error = serde_json::json!({
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    for operation in paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+    {
+        for (range, description) in [
+            ("4XX", "refused: the API error shape"),
+            (
+                "5XX",
+                "failed: the API error shape; 503 `storage_unavailable` (with `Retry-After`) \
+                 while the store cannot write, and the server reopens it once it can",
+            ),
+        ] {
+            operation.entry(range).or_insert_with(|| {
+                let mut response = error.clone();
+                response["description"] = description.into();
+                response
+            });
+        }
+    }
+    description
+}
+
+/// Rewrites every `{"type": "integer", "minimum": 0 or more}` schema in `node` as the
+/// unsigned integer it is (see [`strict_description`]).
+fn unsigned_integers(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(schema) => {
+            let integer = match schema.get("type") {
+                Some(serde_json::Value::String(kind)) => kind == "integer",
+                Some(serde_json::Value::Array(kinds)) => kinds.iter().any(|kind| kind == "integer"),
+                _ => false,
+            };
+            let unsigned = schema
+                .get("minimum")
+                .and_then(serde_json::Value::as_f64)
+                .is_some_and(|minimum| minimum >= 0.0);
+            if integer && unsigned {
+                let (format, maximum) =
+                    match schema.get("format").and_then(|format| format.as_str()) {
+                        Some("int32") => ("uint32", u64::from(u32::MAX)),
+                        _ => ("uint64", u64::MAX),
+                    };
+                schema.insert("format".into(), format.into());
+                schema.entry("maximum").or_insert(maximum.into());
+            }
+            schema.values_mut().for_each(unsigned_integers);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_integers),
+        _ => {}
+    }
 }
 
 /// The API's router.
 pub fn app(state: AppState) -> Router {
     let limits = state.config().limits;
     let (router, description) = described_routes().split_for_parts();
-    let description = Arc::new(description);
+    let description = Arc::new(strict_description(description));
     router
         .route(
             "/openapi.json",

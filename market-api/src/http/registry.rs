@@ -26,7 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(post, path = "/registry/records", operation_id = "append_registry_records", tag = "registry", security(("api_key" = [])),
-    request_body = AppendRecords, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
+    request_body = AppendRecords, params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the leaves were appended", body = RegistryAppend), (status = 429, description = "over the issuer's records per minute: `rate_limited`, with Retry-After", body = ErrorBody), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn append(
     State(state): State<AppState>,

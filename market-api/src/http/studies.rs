@@ -48,7 +48,7 @@ fn compile(state: &AppState, query: &serde_json::Value) -> Result<(Query, [u8; 3
 }
 
 #[utoipa::path(post, path = "/studies", operation_id = "create_study", tag = "studies", security(("api_key" = [])),
-    request_body = CreateStudy, params(("Idempotency-Key" = Option<String>, Header, description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
+    request_body = CreateStudy, params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "a key the client draws per request (1 to 255 printable ASCII characters): a retry with the same key and body answers the first outcome and applies nothing; with another body, 422 `idempotency_key_reused`")),
     responses((status = 201, description = "the study", body = Study), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
@@ -107,7 +107,7 @@ async fn create(
 }
 
 #[utoipa::path(post, path = "/studies/{id}/fund", operation_id = "fund_study", tag = "studies", security(("api_key" = [])),
-    params(("id" = u64, Path, description = "the study id"), ("Idempotency-Key" = Option<String>, Header, description = "as for posting a study: a retry with the same key and order answers the first entry")), request_body = FundStudy,
+    params(("id" = u64, Path, description = "the study id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "as for posting a study: a retry with the same key and order answers the first entry")), request_body = FundStudy,
     responses((status = 200, description = "the ledger entry", body = LedgerEntry), (status = "4XX", description = "refused: the API error shape", body = ErrorBody)))]
 async fn fund(
     State(state): State<AppState>,
