@@ -340,9 +340,17 @@ impl Api {
 
     /// Every note commitment in the note tree, in order.
     pub(crate) async fn note_leaves(&self) -> Vec<String> {
-        let (status, leaves) = self.get("/notes/leaves?start=0&limit=100000").await;
-        assert_eq!(status, StatusCode::OK, "{leaves}");
-        serde_json::from_value(leaves).unwrap()
+        let mut leaves = Vec::new();
+        loop {
+            let path = format!("/notes/leaves?start={}&limit=1000", leaves.len());
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let page: Vec<String> = serde_json::from_value(page).unwrap();
+            if page.is_empty() {
+                return leaves;
+            }
+            leaves.extend(page);
+        }
     }
 
     /// What the note tree pays `receiver`: [`REWARD`] for each reward note to it.

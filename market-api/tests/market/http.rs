@@ -286,6 +286,10 @@ async fn refusals_share_one_error_shape() {
             (StatusCode::BAD_REQUEST, "bad_query_string"),
         ),
         (
+            call("GET", "/registry/leaves?limit=1001", None, json!(null)).await,
+            (StatusCode::BAD_REQUEST, "bad_query_string"),
+        ),
+        (
             call("GET", "/accounts/00", None, json!(null)).await,
             (StatusCode::BAD_REQUEST, "bad_key"),
         ),
