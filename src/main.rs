@@ -369,7 +369,8 @@ fn main() -> ExitCode {
     // The server's log is its request log; elsewhere (the demo serves in process) only
     // warnings, so a command's own output is not buried under request lines.
     let default_level = match cli.command {
-        Command::Serve { .. } => LevelFilter::INFO,
+        // A ceremony's steps are its progress.
+        Command::Serve { .. } | Command::Ceremony(_) => LevelFilter::INFO,
         _ => LevelFilter::WARN,
     };
     install_log(default_level);
@@ -411,7 +412,8 @@ fn install_log(default_level: LevelFilter) {
         .unwrap_or(default_level);
     let ours = Targets::new()
         .with_target("zkcohort", level)
-        .with_target("zkcohort_market", level);
+        .with_target("zkcohort_market", level)
+        .with_target("zkcohort_prover", level);
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

@@ -178,3 +178,56 @@ fn a_wallet_refuses_a_served_key_of_another_circuit_or_with_a_point_off_the_curv
     );
     assert!(!cached);
 }
+
+/// `zkcohort ceremony verify`, piped: a line with its time for every step (each
+/// contribution of each phase, the powers, the queries), then the verdict.
+#[test]
+fn a_piped_ceremony_verify_reports_each_step_on_a_timestamped_line() {
+    let folder = ceremony_folder();
+    let transcript = |extension: &str| {
+        std::fs::read_dir(folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| {
+                path.extension().is_some_and(|found| found == extension)
+                    && path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with("note-"))
+            })
+            .unwrap_or_else(|| panic!("no note-circuit .{extension} in {}", folder.display()))
+    };
+    let (phase1, zkey) = (transcript("ptau"), transcript("zkey"));
+    let output = crate::common::zkcohort(&[
+        "ceremony",
+        "verify",
+        "--circuit",
+        "note",
+        "--phase1",
+        phase1.to_str().unwrap(),
+        "--zkey",
+        zkey.to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("transcript OK"),
+        "{log}"
+    );
+    let steps = [
+        "phase 1: contribution 1 of 1 (\"test\") checked",
+        "phase 1: checking the 2^",
+        "phase 2: contribution 1 of 1 (\"test\") checked",
+        "phase 2: checking the A, B, C, H and L queries",
+    ];
+    let mut at = 0;
+    for step in steps {
+        let found = log.lines().skip(at).position(|line| line.contains(step));
+        let index = at + found.unwrap_or_else(|| panic!("no step {step:?} (in order) in:\n{log}"));
+        let line = log.lines().nth(index).unwrap();
+        assert!(
+            line.starts_with("20") && line.contains('T'),
+            "a step's line carries its time: {line}"
+        );
+        at = index + 1;
+    }
+}

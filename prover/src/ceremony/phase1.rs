@@ -273,6 +273,10 @@ impl Phase1 {
             })
             .collect();
         let [tau, alpha, beta] = secrets;
+        tracing::info!(
+            "phase 1: raising {} powers of tau in G1 and G2 to the contribution",
+            self.powers.tau_g1.len()
+        );
         let taus = powers_of(tau, self.powers.tau_g1.len());
         let powers = &mut self.powers;
         scale_g1(&mut powers.tau_g1, &taus, Fr::one());
@@ -299,17 +303,43 @@ impl Phase1 {
         // The largest τ·G1 level has one power too few; snarkjs takes it as zero, which the
         // odd bases phase 2 uses do not depend on (see `crate::reduction`).
         tau_top.push(G1Affine::zero());
+        tracing::info!(
+            "phase 1: Lagrange bases of every size up to 2^{} for tau·G1, tau·G2, alpha·tau·G1 \
+             and beta·tau·G1",
+            self.power
+        );
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let reported = |basis: &str| {
+            let count = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::info!("phase 1: Lagrange bases of {basis} done ({count} of 4)");
+        };
         let ((tau_g1, tau_g2), (alpha_tau_g1, beta_tau_g1)) = rayon::join(
             || {
                 rayon::join(
-                    || all_levels::<G1Projective>(&tau_top, self.power + 1),
-                    || all_levels::<G2Projective>(&powers.tau_g2[..n], self.power),
+                    || {
+                        let levels = all_levels::<G1Projective>(&tau_top, self.power + 1);
+                        reported("tau·G1");
+                        levels
+                    },
+                    || {
+                        let levels = all_levels::<G2Projective>(&powers.tau_g2[..n], self.power);
+                        reported("tau·G2");
+                        levels
+                    },
                 )
             },
             || {
                 rayon::join(
-                    || all_levels::<G1Projective>(&powers.alpha_tau_g1, self.power),
-                    || all_levels::<G1Projective>(&powers.beta_tau_g1, self.power),
+                    || {
+                        let levels = all_levels::<G1Projective>(&powers.alpha_tau_g1, self.power);
+                        reported("alpha·tau·G1");
+                        levels
+                    },
+                    || {
+                        let levels = all_levels::<G1Projective>(&powers.beta_tau_g1, self.power);
+                        reported("beta·tau·G1");
+                        levels
+                    },
                 )
             },
         );
@@ -370,7 +400,17 @@ impl Phase1 {
             }
             challenge = contribution.response;
             previous = *after;
+            tracing::info!(
+                "phase 1: contribution {} of {} ({:?}) checked",
+                index + 1,
+                self.contributions.len(),
+                contribution.name
+            );
         }
+        tracing::info!(
+            "phase 1: checking the 2^{} powers and their Lagrange bases",
+            self.power
+        );
         let fail = |fault| Err(invalid(Step::Phase1Powers, fault));
         let powers = &self.powers;
         if powers.tau_g1[0] != g1 || powers.tau_g2[0] != g2 {

@@ -167,6 +167,10 @@ impl Phase2 {
             h_query,
         } = Bases::of(circuit, phase1)?;
         let d = tau.len();
+        tracing::info!(
+            "phase 2: computing the A, B, C, H and L queries of {} wires over {d} points",
+            circuit.wires
+        );
         // Per wire, the (basis, row, coefficient) terms of its polynomials.
         let matrices = &circuit.matrices;
         let m = matrices.num_constraints;
@@ -313,6 +317,10 @@ impl Phase2 {
         name: Option<String>,
         beacon: Option<Beacon>,
     ) -> Hash64 {
+        tracing::info!(
+            "phase 2: updating delta in {} H and L points",
+            self.key.h_query.len() + self.key.l_query.len()
+        );
         let g1_sx = (g1_s * delta).into_affine();
         let mut hasher = self.transcript_hasher();
         hash_g1(&mut hasher, &g1_s);
@@ -388,11 +396,21 @@ impl Phase2 {
             }
             contribution.hash_into(&mut hasher);
             delta = contribution.delta_after;
+            tracing::info!(
+                "phase 2: contribution {} of {} ({:?}) checked",
+                index + 1,
+                self.contributions.len(),
+                contribution.name.as_deref().unwrap_or_default()
+            );
         }
         let fail = |fault| Err(CeremonyError::from(invalid(Step::Phase2Keys, fault)));
         if self.contributions.is_empty() {
             return fail(Fault::NoContribution);
         }
+        tracing::info!(
+            "phase 2: checking the A, B, C, H and L queries against the circuit's {} wires",
+            circuit.wires
+        );
         let bases = Bases::of(circuit, phase1)?;
         let key = &self.key;
         let powers = phase1.powers();
