@@ -101,12 +101,13 @@ impl ClientError {
         }
     }
 
-    /// Whether the request may not have been applied and a retry may succeed: no answer
-    /// came (a timeout, a broken or refused connection), or the server answered 408 or
-    /// 503.
+    /// Whether the request may have been sent without its answer arriving, and a retry
+    /// may succeed: the connection broke or timed out after it was made, or the server
+    /// answered 408 or 503. A refused connection is not retried: nothing listens there
+    /// (a wrong `--server`, a stopped server), and saying so at once helps more.
     fn is_worth_retrying(&self) -> bool {
         match self {
-            ClientError::Transport { .. } => true,
+            ClientError::Transport { source, .. } => !source.is_connect(),
             ClientError::Api { status, .. } => matches!(status, 408 | 503),
             _ => false,
         }

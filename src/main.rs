@@ -266,7 +266,7 @@ enum OperatorCommand {
     /// (`zkcohort account request-key`); the key itself is the holder's alone.
     CreateKey {
         /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         /// The file with the operator token.
         #[arg(long, default_value = "zkcohort-data/operator.token")]
@@ -283,7 +283,7 @@ enum OperatorCommand {
     /// from it, and studies posted from now on do not accept it (audited).
     SuspendIssuer {
         /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         /// The file with the operator token.
         #[arg(long, default_value = "zkcohort-data/operator.token")]
@@ -295,7 +295,7 @@ enum OperatorCommand {
     /// Mint tokens to an account.
     Mint {
         /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        #[arg(long, env = "ZKCOHORT_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         /// The file with the operator token.
         #[arg(long, default_value = "zkcohort-data/operator.token")]

@@ -598,3 +598,43 @@ fn every_head_served_before_a_kill_is_a_prefix_of_the_log_after_it() {
     }
     assert!(proven >= 100, "only {proven} heads proven");
 }
+
+/// The operator's commands find the server in `ZKCOHORT_SERVER`, as every role's do; a
+/// server that is not there is reported at once, not retried (a retry is for answers
+/// lost on the way, with the request's idempotency key).
+#[test]
+fn operator_commands_read_zkcohort_server_and_report_a_refused_connection_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let token_file = data.path().join("operator.token");
+    let mint = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_zkcohort"))
+            .args(["operator", "mint", "--token-file"])
+            .arg(&token_file)
+            .args(["--to", &account(3), "--amount", "7"])
+            .env("ZKCOHORT_SERVER", url)
+            .output()
+            .unwrap()
+    };
+    let minted = mint(&server.url);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let balance: Value = server
+        .client()
+        .get(&format!("/accounts/{}", account(3)))
+        .unwrap();
+    assert_eq!(balance["balance"], 7, "{balance}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let refused = mint(&format!("http://{closed}"));
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(
+        said.contains(&closed.to_string()) && !said.contains("sending it again"),
+        "{said}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
