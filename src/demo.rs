@@ -433,7 +433,7 @@ fn run_roles(
     let bar = Progress::new(
         options.progress,
         "proving",
-        Unit::Items("proofs"),
+        Unit::Items("proof", "proofs"),
         requests.len() as u64,
         "  proving {bar:40} {pos}/{len} proofs, {per_sec}, eta {eta}",
     );

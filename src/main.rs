@@ -531,7 +531,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let key = zkcohort::account::create(&out)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             eprintln!(
-                "account key written to {}: keep it secret, it signs every funding",
+                "account key written to {}: keep it secret, it signs every order that moves \
+                 this account's tokens (a researcher's fundings, transfers)",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -147,7 +147,7 @@ pub fn sync_registry(
     let bar = Progress::new(
         progress,
         "syncing the registry",
-        Unit::Items("leaves"),
+        Unit::Items("leaf", "leaves"),
         root.leaf_count,
         "  registry {bar:40} {pos}/{len} leaves, eta {eta}",
     );

@@ -10,8 +10,8 @@ use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 /// What the work counts.
 #[derive(Debug, Clone, Copy)]
 pub enum Unit {
-    /// Items, named in the plural (`proofs`).
-    Items(&'static str),
+    /// Items, named in the singular and the plural (`proof`, `proofs`).
+    Items(&'static str, &'static str),
     /// Bytes, written for people (`12.5 MiB`).
     Bytes,
 }
@@ -19,7 +19,8 @@ pub enum Unit {
 impl Unit {
     fn amount(self, value: u64) -> String {
         match self {
-            Unit::Items(name) => format!("{value} {name}"),
+            Unit::Items(one, _) if value == 1 => format!("1 {one}"),
+            Unit::Items(_, many) => format!("{value} {many}"),
             Unit::Bytes => HumanBytes(value).to_string(),
         }
     }

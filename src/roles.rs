@@ -574,8 +574,9 @@ pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
                 );
             } else {
                 println!(
-                    "{} tokens in {held} notes{}",
+                    "{} tokens in {held} note{}{}",
                     sync.balance(),
+                    if held == 1 { "" } else { "s" },
                     match sync.pending() {
                         0 => String::new(),
                         pending => format!(

@@ -442,7 +442,7 @@ fn every_role_works_from_the_command_line() {
         stdout(&output)
     };
     assert!(
-        balance(&alice).starts_with("25 tokens in 1 notes"),
+        balance(&alice).lines().next() == Some("25 tokens in 1 note"),
         "{}",
         balance(&alice)
     );
