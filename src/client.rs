@@ -218,7 +218,7 @@ impl MarketClient {
 
     /// `POST path` with JSON `body` under an idempotency key drawn for it, sent again
     /// with the same key while it gets no answer or a 408 or 503 (at most
-    /// [`KEYED_ATTEMPTS`] times): the server applies it at most once and answers a retry
+    /// 4 times): the server applies it at most once and answers a retry
     /// with the first outcome. For the requests that are not idempotent by themselves.
     ///
     /// # Errors

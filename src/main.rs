@@ -291,6 +291,9 @@ enum OperatorCommand {
         /// The issuer's account: an ed25519 public key, hex.
         #[arg(long)]
         issuer: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Mint tokens to an account.
     Mint {
@@ -563,7 +566,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             server,
             token_file,
             issuer,
-        }) => operator::suspend_issuer(&server, &token_file, &issuer),
+            json,
+        }) => operator::suspend_issuer(&server, &token_file, &issuer, json),
         Command::Operator(OperatorCommand::Mint {
             server,
             token_file,

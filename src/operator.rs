@@ -61,9 +61,16 @@ pub(crate) fn create_key(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn suspend_issuer(server: &str, token_file: &Path, issuer: &str) -> Result<ExitCode> {
+pub(crate) fn suspend_issuer(
+    server: &str,
+    token_file: &Path,
+    issuer: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let answer = operator_client(server, token_file)?.suspend_issuer(issuer)?;
-    if answer.newly_suspended {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else if answer.newly_suspended {
         println!(
             "issuer {} suspended: its records are revoked (they stop enrolling anywhere once the root window has passed), its appends are refused, studies posted from now on do not accept it",
             answer.issuer

@@ -133,12 +133,18 @@ pub(crate) enum PatientCommand {
         /// The wallet folder.
         #[arg(long)]
         wallet: PathBuf,
+        /// Print JSON (`identity_commitment`, `account`).
+        #[arg(long)]
+        json: bool,
     },
     /// Show the identity commitment and the wallet's own account.
     Whoami {
         /// The wallet folder.
         #[arg(long)]
         wallet: PathBuf,
+        /// Print JSON (`identity_commitment`, `account`).
+        #[arg(long)]
+        json: bool,
     },
     /// Import the record file an issuer gave you (checked against your identity).
     Import {
@@ -464,12 +470,14 @@ pub(crate) fn issuer(command: IssuerCommand) -> Result<ExitCode> {
 
 pub(crate) fn patient(command: PatientCommand) -> Result<ExitCode> {
     match command {
-        PatientCommand::Init { wallet } => {
+        PatientCommand::Init { wallet, json } => {
             let created = Wallet::create(&wallet)?;
-            println!("wallet created in {}", wallet.display());
-            print_identity(&created);
+            if !json {
+                println!("wallet created in {}", wallet.display());
+            }
+            print_identity(&created, json);
         }
-        PatientCommand::Whoami { wallet } => print_identity(&Wallet::open(&wallet)?),
+        PatientCommand::Whoami { wallet, json } => print_identity(&Wallet::open(&wallet)?, json),
         PatientCommand::Import { wallet, file, json } => {
             let record: IssuedRecordFile = read_json(&file)?;
             let held = Wallet::open(&wallet)?.import_record(record)?;
@@ -1010,7 +1018,17 @@ fn print_study(study: &Study) -> Result<()> {
     Ok(())
 }
 
-fn print_identity(wallet: &Wallet) {
+fn print_identity(wallet: &Wallet, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "identity_commitment": fr_to_hex(&wallet.identity_commitment().0),
+                "account": hex::encode(wallet.payout_account()),
+            })
+        );
+        return;
+    }
     println!(
         "identity commitment (give it to your issuer): {}",
         fr_to_hex(&wallet.identity_commitment().0)

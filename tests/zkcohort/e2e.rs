@@ -678,14 +678,38 @@ fn every_role_works_from_the_command_line() {
         announced.contains(&format!("--marketplace-key {key}")),
         "{announced}"
     );
-    let suspended = operator(&["suspend-issuer", "--issuer", &issuer_account]);
-    assert!(suspended.contains("suspended"), "{suspended}");
-    let commitment = commitment_of(&run_ok(&[
+    let suspended: Value = serde_json::from_str(&operator(&[
+        "suspend-issuer",
+        "--issuer",
+        &issuer_account,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        suspended,
+        json!({"issuer": issuer_account, "newly_suspended": true})
+    );
+    let again = operator(&["suspend-issuer", "--issuer", &issuer_account]);
+    assert!(again.contains("was already suspended"), "{again}");
+    let created: Value = serde_json::from_str(&run_ok(&[
         "patient",
         "init",
         "--wallet",
         path_arg(&wallet("late")),
-    ]));
+        "--json",
+    ]))
+    .unwrap();
+    let whoami: Value = serde_json::from_str(&run_ok(&[
+        "patient",
+        "whoami",
+        "--wallet",
+        path_arg(&wallet("late")),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(created, whoami);
+    let commitment = created["identity_commitment"].as_str().unwrap().to_owned();
+    assert_eq!(commitment.len(), 64, "{created}");
     let late = with_server(
         &[
             "issuer",

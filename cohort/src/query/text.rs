@@ -504,6 +504,10 @@ impl LineParser {
                         "value" | "values" => {
                             ": write `latest`, `min` or `max` and a comparison".to_string()
                         }
+                        ">=" | "<=" | ">" | "<" | "=" | "between" => format!(
+                            ": say what is compared first, `latest {other} ...` (or `min`, \
+                             `max`) for a lab value, `count {other} ...` for a number of entries"
+                        ),
                         _ => nearest(other, MODIFIER_WORDS)
                             .map_or_else(String::new, |word| format!(": did you mean `{word}`?")),
                     };
@@ -821,6 +825,11 @@ mod tests {
                 "index date 2020-01-01\nrequire lab x lastest >= 7",
                 "line 2, column 15",
                 "unknown modifier `lastest`: did you mean `latest`?",
+            ),
+            (
+                "index date 2020-01-01\nrequire lab x >= 7",
+                "line 2, column 15",
+                "unknown modifier `>=`: say what is compared first, `latest >= ...`",
             ),
             (
                 "index date 2020-01-01\nrequire condition x before index",

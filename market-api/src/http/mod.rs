@@ -512,7 +512,8 @@ fn described_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI description of the API, as `GET /openapi.json` answers it: utoipa's
-/// document of the routes, made as strict as the server ([`strict_description`]).
+/// document of the routes, made as strict as the server: unsigned integers with their
+/// maxima, and every operation's refusals and failures in the error shape.
 pub fn openapi() -> serde_json::Value {
     strict_description(described_routes().into_openapi())
 }
