@@ -78,6 +78,9 @@ pub(crate) enum CeremonyCommand {
         /// Both in one file, as a marketplace serves them (`GET /circuits/{id}/transcript`).
         #[arg(long, conflicts_with_all = ["phase1", "zkey"])]
         transcript: Option<PathBuf>,
+        /// Print the verdict as JSON (`phase1_contributions`, `phase2_contributions`).
+        #[arg(long)]
+        json: bool,
     },
     /// Verify a transcript, write the proving key and keep the transcript beside it.
     Finalize {
@@ -92,6 +95,9 @@ pub(crate) enum CeremonyCommand {
         /// Folder for the proving key and the transcript files.
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
+        /// Print the result as JSON (`proving_key`, `circuit_id`, `transcript_id`).
+        #[arg(long)]
+        json: bool,
     },
     /// Write the circuit as circuit.r1cs (for `snarkjs zkey verify`).
     R1cs {
@@ -214,6 +220,7 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             phase1,
             zkey,
             transcript: one_file,
+            json,
         } => {
             let (phase1, zkey) = match (one_file, phase1, zkey) {
                 (Some(file), _, _) => {
@@ -230,18 +237,31 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
             let (phase1, phase2) = with_circuit!(circuit, |circuit| transcript::verify(
                 &circuit, &phase1, &zkey
             )?);
-            println!(
-                "transcript OK in {:.1} s: {} phase-1 contributions, {} phase-2 contributions",
-                started.elapsed().as_secs_f64(),
-                phase1.contributions().len(),
-                phase2.contributions().len()
-            );
+            let (first, second) = (phase1.contributions().len(), phase2.contributions().len());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "valid": true,
+                        "phase1_contributions": first,
+                        "phase2_contributions": second,
+                        "seconds": started.elapsed().as_secs_f64(),
+                    })
+                );
+            } else {
+                println!(
+                    "transcript OK in {:.1} s: {first} phase-1 contributions, {second} phase-2 \
+                     contributions",
+                    started.elapsed().as_secs_f64(),
+                );
+            }
         }
         CeremonyCommand::Finalize {
             circuit,
             phase1,
             zkey,
             keys,
+            json,
         } => {
             let (phase1_bytes, zkey_bytes) = (read(&phase1)?, read(&zkey)?);
             eprintln!("verifying the transcript ...");
@@ -251,6 +271,18 @@ pub(crate) fn run(command: CeremonyCommand) -> Result<ExitCode> {
                 (path, circuit_keys.circuit_id(), id)
             });
             let stem = path.with_extension("");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "proving_key": path,
+                        "circuit_id": circuit_id.to_string(),
+                        "transcript_id": id.to_string(),
+                        "transcript": [stem.with_extension("ptau"), stem.with_extension("zkey")],
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "proving key: {}\ncircuit id: {circuit_id}\ntranscript id: {id}\ntranscript: {}.ptau and .zkey",
                 path.display(),

@@ -93,6 +93,9 @@ enum Command {
         /// Folder for the key files.
         #[arg(long, default_value = "zkcohort-data/keys")]
         keys: PathBuf,
+        /// Print JSON (`circuit_id`, `proving_key`, `note_circuit_id`, `note_proving_key`).
+        #[arg(long)]
+        json: bool,
     },
     /// The multi-party trusted setup: phase 1, phase 2 per circuit, verify, finalize.
     #[command(subcommand)]
@@ -449,7 +452,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             shape,
             json,
         } => demo(data, keys, bundles, shape, json),
-        Command::Setup { shape, keys } => proving::setup(shape, &keys).map(|()| ExitCode::SUCCESS),
+        Command::Setup { shape, keys, json } => {
+            proving::setup(shape, &keys, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Marketplace { server, json } => roles::marketplace(&server, json),
         Command::Completions { shell } => {
             clap_complete::generate(

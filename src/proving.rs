@@ -29,13 +29,26 @@ impl ShapeName {
     }
 }
 
-pub(crate) fn setup(shape: ShapeName, keys_dir: &Path) -> Result<()> {
+pub(crate) fn setup(shape: ShapeName, keys_dir: &Path, json: bool) -> Result<()> {
     let shape = shape.shape();
     let CreatedKeys {
         keys,
         path,
         elapsed,
     } = setup_keys(shape, keys_dir)?;
+    if json {
+        let note = setup_keys(NoteShape::STANDARD, keys_dir)?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "circuit_id": keys.circuit_id().to_string(),
+                "proving_key": path,
+                "note_circuit_id": note.keys.circuit_id().to_string(),
+                "note_proving_key": note.path,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "shape: {} clauses, slot depth {}, registry depth {}, issuer depth {}\ncircuit id: {}\nproving key: {} ({:.1} MB) in {:.1} s",
         shape.clauses,

@@ -230,4 +230,31 @@ fn a_piped_ceremony_verify_reports_each_step_on_a_timestamped_line() {
         );
         at = index + 1;
     }
+
+    let verdict = crate::common::zkcohort(&[
+        "ceremony",
+        "verify",
+        "--circuit",
+        "note",
+        "--phase1",
+        phase1.to_str().unwrap(),
+        "--zkey",
+        zkey.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(verdict.status.success());
+    let verdict: serde_json::Value = serde_json::from_slice(&verdict.stdout).unwrap();
+    assert_eq!(
+        (
+            &verdict["valid"],
+            &verdict["phase1_contributions"],
+            &verdict["phase2_contributions"]
+        ),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{verdict}"
+    );
 }

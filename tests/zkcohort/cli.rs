@@ -231,3 +231,28 @@ fn check_help_describes_the_query_language() {
         assert!(help.contains(part), "no {part:?} in:\n{help}");
     }
 }
+
+/// `setup --json` names both circuits' ids and key files, and the files are there.
+#[test]
+fn setup_answers_json_for_scripts() {
+    let keys = tempfile::tempdir().unwrap();
+    let output = zkcohort(&[
+        "setup",
+        "--shape",
+        "small",
+        "--keys",
+        keys.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let made: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    for (id, file) in [
+        ("circuit_id", "proving_key"),
+        ("note_circuit_id", "note_proving_key"),
+    ] {
+        assert_eq!(made[id].as_str().map(str::len), Some(64), "{made}");
+        let file = Path::new(made[file].as_str().unwrap());
+        assert!(file.starts_with(keys.path()) && file.is_file(), "{made}");
+    }
+    assert_ne!(made["circuit_id"], made["note_circuit_id"]);
+}
