@@ -197,16 +197,21 @@ fn a_piped_ceremony_verify_reports_each_step_on_a_timestamped_line() {
             .unwrap_or_else(|| panic!("no note-circuit .{extension} in {}", folder.display()))
     };
     let (phase1, zkey) = (transcript("ptau"), transcript("zkey"));
-    let output = crate::common::zkcohort(&[
-        "ceremony",
-        "verify",
-        "--circuit",
-        "note",
-        "--phase1",
-        phase1.to_str().unwrap(),
-        "--zkey",
-        zkey.to_str().unwrap(),
-    ]);
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "ceremony",
+            "verify",
+            "--circuit",
+            "note",
+            "--phase1",
+            phase1.to_str().unwrap(),
+            "--zkey",
+            zkey.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        crate::common::zkcohort(&args)
+    };
+    let output = verify(&[]);
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
     assert!(
@@ -231,17 +236,7 @@ fn a_piped_ceremony_verify_reports_each_step_on_a_timestamped_line() {
         at = index + 1;
     }
 
-    let verdict = crate::common::zkcohort(&[
-        "ceremony",
-        "verify",
-        "--circuit",
-        "note",
-        "--phase1",
-        phase1.to_str().unwrap(),
-        "--zkey",
-        zkey.to_str().unwrap(),
-        "--json",
-    ]);
+    let verdict = verify(&["--json"]);
     assert!(verdict.status.success());
     let verdict: serde_json::Value = serde_json::from_slice(&verdict.stdout).unwrap();
     assert_eq!(
