@@ -2,6 +2,7 @@
 //! arguments, calls the libraries and prints.
 
 mod ceremony;
+mod interop;
 mod operator;
 mod proving;
 mod records;
@@ -84,6 +85,10 @@ enum Command {
         #[arg(long)]
         issued_at: Option<Day>,
     },
+    /// Queries from and to the formats researchers already use: OHDSI Circe (ATLAS)
+    /// cohort definitions in, FHIR R4 ResearchStudy and Group out.
+    #[command(subcommand)]
+    Query(interop::QueryCommand),
     /// Create proving keys for a circuit shape and the note-transfer circuit (a
     /// single-party development setup).
     Setup {
@@ -445,6 +450,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             issued_at,
         } => records::check(&query, &bundles, json, records::issue_day(issued_at)?),
+        Command::Query(command) => interop::run(command),
         Command::Demo {
             data,
             keys,

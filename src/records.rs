@@ -47,7 +47,7 @@ fn load_bundle(
         .with_context(|| format!("importing {}", path.display()))
 }
 
-fn load_query(catalog: &Catalog, path: &Path) -> Result<Query> {
+pub(crate) fn load_query(catalog: &Catalog, path: &Path) -> Result<Query> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading query {}", path.display()))?;
     Query::parse_any(&text, catalog).with_context(|| format!("in query {}", path.display()))
@@ -304,7 +304,7 @@ pub(crate) fn check(
 }
 
 /// How many clauses a query compiles to and which circuit shapes take it.
-fn shape_fit(compiled: &CompiledQuery) -> String {
+pub(crate) fn shape_fit(compiled: &CompiledQuery) -> String {
     let fits: Vec<String> = ShapeName::value_variants()
         .iter()
         .filter_map(|name| {

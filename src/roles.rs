@@ -378,6 +378,22 @@ pub(crate) enum ResearcherCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A study's cohort as FHIR R4: a collection Bundle of a ResearchStudy (id
+    /// `study-ID`, the study's title) and its definitional Group; what a Group cannot say
+    /// is listed on stderr (`zkcohort query to-fhir` does the same for a query file).
+    ExportFhir {
+        #[command(flatten)]
+        server: PublicServer,
+        /// The study id.
+        #[arg(long)]
+        study: u64,
+        /// Write the Bundle to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object on stdout: `bundle` and `not_exported` (the report).
+        #[arg(long)]
+        json: bool,
+    },
     /// Export the study bundle a sponsor checks with `zkcohort-verify`.
     Bundle {
         #[command(flatten)]
@@ -958,6 +974,20 @@ pub(crate) fn researcher(command: ResearcherCommand) -> Result<ExitCode> {
                 closed.study.public_count(),
                 closed.refunded()
             );
+        }
+        ResearcherCommand::ExportFhir {
+            server,
+            study,
+            out,
+            json,
+        } => {
+            let study = server.client()?.study(study)?;
+            let fhir = crate::interop::export_fhir(
+                &study.query,
+                &format!("study-{}", study.id),
+                &study.title,
+            )?;
+            return crate::interop::print_fhir(&fhir, out.as_deref(), json);
         }
         ResearcherCommand::Bundle { server, study, out } => {
             let client = server.client()?;

@@ -24,11 +24,13 @@ use zkcohort_cohort::query::CompiledQuery;
 
 use crate::clause::gadget::{query_hash_gadget, ClauseVar};
 use crate::clause::{encode_query, query_hash_dimensions, query_hash_of, ClauseEncoding};
-use crate::encoding::{catalog_tag, encode_day, encode_slot, fr_to_u64, SLOT_FIELDS};
+use crate::encoding::{
+    catalog_tag, encode_day, encode_slot, encode_view, fr_to_u64, EncodedView, SLOT_FIELDS,
+};
 use crate::identity::{IdentitySecret, StudyScope};
 use crate::issuers::{IssuerId, IssuerSet};
 use crate::measure::gadget::{measure_commitment_gadget, MeasureVar};
-use crate::measure::{encode_measures, slot_integers, MeasureEncoding, MeasureOpening};
+use crate::measure::{encode_measures, MeasureEncoding, MeasureOpening};
 use crate::poseidon::gadget::{poseidon_hash2_gadget, poseidon_hash_gadget};
 use crate::record::IssuedRecord;
 use crate::registry::gadget::MembershipPathVar;
@@ -46,6 +48,8 @@ pub struct ClauseWitness {
     pub clause: ClauseEncoding,
     /// The opened slot's encoded fields.
     pub slot: [Fr; SLOT_FIELDS],
+    /// The clause's view of the slot, as the circuit computes it (for measures).
+    pub view: EncodedView,
     /// The slot's siblings, three per level.
     pub siblings: Vec<[Fr; 3]>,
 }
@@ -147,9 +151,13 @@ impl EligibilityWitness {
         }
         let tree = SlotTree::new(&record.summary, shape.slot_depth)?;
         let (index_date, encoded) = encode_query(query, shape.clauses, shape.slot_depth)?;
+        let padded = query
+            .padded(shape.clauses)
+            .map_err(|error| CircuitError::Shape(error.message))?;
         let clauses = encoded
             .into_iter()
-            .map(|clause| {
+            .zip(&padded.clauses)
+            .map(|(clause, compiled)| {
                 let index = clause.slot as usize;
                 let slot = record
                     .summary
@@ -160,6 +168,7 @@ impl EligibilityWitness {
                 Ok(ClauseWitness {
                     clause,
                     slot: encode_slot(&slot)?,
+                    view: encode_view(&compiled.view(&slot))?,
                     siblings: tree.open(index)?.siblings,
                 })
             })
@@ -167,7 +176,7 @@ impl EligibilityWitness {
         let measures = encode_measures(query, shape.clauses, shape.measures, shape.measure_bins)?
             .into_iter()
             .map(|measure| {
-                let selected = measure.selected(&slot_integers(&clauses[measure.clause].slot));
+                let selected = measure.selected(&clauses[measure.clause].view);
                 (measure, selected)
             })
             .collect();
@@ -196,11 +205,11 @@ impl EligibilityWitness {
                 .measures
                 .iter()
                 .map(|(measure, _)| {
-                    let slot = self
+                    let view = self
                         .clauses
                         .get(measure.clause)
-                        .map_or([0; SLOT_FIELDS], |clause| slot_integers(&clause.slot));
-                    measure.value(&slot)
+                        .map_or(EncodedView::default(), |clause| clause.view);
+                    measure.value(&view)
                 })
                 .collect(),
             blinding: self.measure_blinding,
@@ -396,7 +405,8 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
             let slot_leaf = poseidon_hash_gadget(&slot)?;
             slot_root_gadget(&slot_leaf, &clause.slot_bits, &siblings)?
                 .enforce_equal(&slots_root)?;
-            let holds = clause.holds(&slot)?;
+            let outcome = clause.holds(&slot)?;
+            let holds = outcome.holds;
             if index == 0 {
                 group = holds;
             } else {
@@ -405,7 +415,7 @@ impl ConstraintSynthesizer<Fr> for EligibilityCircuit {
                 group = clause.starts_group.select(&holds, &(&group | &holds))?;
             }
             hashed.extend(clause.words()?);
-            opened.push(slot);
+            opened.push(outcome.view);
         }
         (&all_groups & &group).enforce_equal(&Boolean::TRUE)?;
 

@@ -9,7 +9,8 @@
 
 use ark_ff::PrimeField;
 use zkcohort_cohort::catalog::VALUE_BOUND;
-use zkcohort_cohort::{Day, Slot};
+use zkcohort_cohort::query::SlotView;
+use zkcohort_cohort::{Day, Slot, RECENT_ENTRIES};
 
 use crate::{CircuitError, Fr};
 
@@ -25,8 +26,16 @@ pub const VALUE_BITS: usize = 41;
 /// Added to a fixed-point value (-2^40 <= v < 2^40) to encode it into [0, 2^41).
 pub const VALUE_OFFSET: i64 = VALUE_BOUND;
 
-/// The number of field elements a slot leaf hashes.
-pub const SLOT_FIELDS: usize = 6;
+/// The number of field elements a slot leaf hashes: count, first date, min value, max
+/// value, then the days and the values of the [`RECENT_ENTRIES`] most recent entries.
+pub const SLOT_FIELDS: usize = 4 + 2 * RECENT_ENTRIES;
+/// Where the recent entries' days start among a slot's fields.
+pub const RECENT_DAYS: usize = 4;
+/// Where the recent entries' values start among a slot's fields.
+pub const RECENT_VALUES: usize = RECENT_DAYS + RECENT_ENTRIES;
+/// The fields of a clause's view of its slot, in [`zkcohort_cohort::query::MeasureField`]
+/// order: what measures read.
+pub const VIEW_FIELDS: usize = 6;
 
 /// A catalog version as the circuit sees it: the first 31 bytes of
 /// `SHA-256("zkcohort/catalog/" || version)` as a big-endian integer. The record root and
@@ -74,19 +83,62 @@ fn check_width(what: &'static str, encoded: i64, bits: usize) -> Result<u64, Cir
         })
 }
 
-/// A slot's fields in leaf order: count, first date, last date, last value, min value, max value.
+/// A slot's fields in leaf order: count, first date, min value, max value, the recent
+/// entries' days, their values. A missing entry (the slot has fewer days) has value 0
+/// and the day of its position, `1 + i`: below every supported day, so never inside a
+/// window, and the days still rise strictly, as the circuit checks.
 ///
 /// # Errors
 /// [`CircuitError::OutOfRange`] for a date or value the circuit cannot represent.
 pub fn encode_slot(slot: &Slot) -> Result<[Fr; SLOT_FIELDS], CircuitError> {
-    Ok([
-        Fr::from(slot.count),
-        Fr::from(encode_day(slot.first_date)?),
-        Fr::from(encode_day(slot.last_date)?),
-        Fr::from(encode_value(slot.last_value)?),
-        Fr::from(encode_value(slot.min_value)?),
-        Fr::from(encode_value(slot.max_value)?),
-    ])
+    let mut fields = [Fr::from(0u64); SLOT_FIELDS];
+    fields[0] = Fr::from(slot.count);
+    fields[1] = Fr::from(encode_day(slot.first_date)?);
+    fields[2] = Fr::from(encode_value(slot.min_value)?);
+    fields[3] = Fr::from(encode_value(slot.max_value)?);
+    for (position, entry) in slot.recent.iter().enumerate() {
+        let (day, value) = match entry {
+            Some(entry) => (encode_day(entry.day)?, encode_value(entry.value)?),
+            None => (1 + position as u64, 0),
+        };
+        fields[RECENT_DAYS + position] = Fr::from(day);
+        fields[RECENT_VALUES + position] = Fr::from(value);
+    }
+    Ok(fields)
+}
+
+/// A clause's view of its slot as the circuit computes it: the fields in
+/// [`zkcohort_cohort::query::MeasureField`] order (count in the window, first date,
+/// latest date and value in the window or 0, min, max), and whether a recent entry is
+/// in the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodedView {
+    /// The fields, encoded.
+    pub fields: [u64; VIEW_FIELDS],
+    /// Whether the latest date and value are an entry's.
+    pub latest_present: bool,
+}
+
+/// Encodes a clause's view of a slot.
+///
+/// # Errors
+/// [`CircuitError::OutOfRange`] for a date or value the circuit cannot represent.
+pub fn encode_view(view: &SlotView) -> Result<EncodedView, CircuitError> {
+    let (latest_day, latest_value) = match view.latest {
+        Some(entry) => (encode_day(entry.day)?, encode_value(entry.value)?),
+        None => (0, 0),
+    };
+    Ok(EncodedView {
+        fields: [
+            u64::from(view.count),
+            encode_day(view.first_date)?,
+            latest_day,
+            latest_value,
+            encode_value(view.min_value)?,
+            encode_value(view.max_value)?,
+        ],
+        latest_present: view.latest.is_some(),
+    })
 }
 
 /// A field element as a `u64`, if it is one (for reading witness values back).
@@ -122,6 +174,9 @@ mod tests {
         assert_eq!(fields[1], Fr::from(DATE_OFFSET as u64));
         assert_eq!(fields[3], Fr::from(VALUE_OFFSET as u64));
         assert_eq!(fr_to_u64(&fields[3]), Some(VALUE_OFFSET as u64));
+        let days: Vec<Fr> = (1..=RECENT_ENTRIES as u64).map(Fr::from).collect();
+        assert_eq!(fields[RECENT_DAYS..RECENT_VALUES], days[..]);
+        assert!(fields[RECENT_VALUES..].iter().all(|value| *value == Fr::from(0u64)));
         assert_eq!(fr_to_u64(&-Fr::from(1u64)), None);
     }
 }

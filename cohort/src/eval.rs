@@ -6,7 +6,7 @@ use crate::day::Day;
 use crate::query::compile::compile_clause;
 use crate::query::text::print_criterion;
 use crate::query::{Query, QueryError};
-use crate::summary::{RecordSummary, Slot};
+use crate::summary::{RecordSummary, Slot, RECENT_ENTRIES};
 
 /// The verdict of [`eligible`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +20,8 @@ pub struct Eligibility {
 /// A criterion that does not hold, and the facts of the record behind it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedCriterion {
-    /// The criterion's position in the query, 0-based.
+    /// The criterion's position in the query, 0-based (past the criteria: a measure
+    /// whose value the record cannot give).
     pub index: usize,
     /// The criterion in the text form.
     pub text: String,
@@ -42,6 +43,7 @@ pub fn eligible(
     let mut failed = Vec::new();
     for (index, criterion) in query.criteria.iter().enumerate() {
         let mut matched = Vec::new();
+        let mut undecidable = Vec::new();
         for clause in criterion.clauses() {
             let compiled_clause =
                 compile_clause(clause, query.index_date, catalog).map_err(|message| {
@@ -50,8 +52,11 @@ pub fn eligible(
                         message,
                     }
                 })?;
-            if compiled_clause.holds(summary) {
-                matched.push(compiled_clause);
+            // An exclude criterion negates each clause; whether the test holds is the same.
+            match compiled_clause.holds(summary) {
+                Some(true) => matched.push(compiled_clause),
+                Some(false) => {}
+                None => undecidable.push(compiled_clause),
             }
         }
         let holds = if criterion.is_exclusion() {
@@ -59,10 +64,26 @@ pub fn eligible(
         } else {
             !matched.is_empty()
         };
-        if holds {
+        if holds && undecidable.is_empty() {
             continue;
         }
-        let reasons = if criterion.is_exclusion() {
+        let reasons = if !undecidable.is_empty() {
+            undecidable
+                .iter()
+                .map(|clause| {
+                    format!(
+                        "undecidable: {}; the record dates only its first and {RECENT_ENTRIES} \
+                         most recent {} entries and the window reaches the days between",
+                        describe_slot(
+                            catalog.concept(clause.slot),
+                            summary.slot(clause.slot),
+                            query.index_date,
+                        ),
+                        catalog.concept(clause.slot).id
+                    )
+                })
+                .collect()
+        } else if criterion.is_exclusion() {
             matched
                 .iter()
                 .map(|clause| {
@@ -90,6 +111,21 @@ pub fn eligible(
             text: print_criterion(criterion),
             reasons,
         });
+    }
+    for (position, measure) in compiled.measures.iter().enumerate() {
+        let clause = &compiled.clauses[measure.clause];
+        let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+        if !measure.readable(&clause.view(&slot)) {
+            failed.push(FailedCriterion {
+                index: query.criteria.len() + position,
+                text: format!("measure {}", measure.name),
+                reasons: vec![format!(
+                    "undecidable: the record dates only its first and {RECENT_ENTRIES} most \
+                     recent {} entries and the measure reads the days between",
+                    catalog.concept(clause.slot).id
+                )],
+            });
+        }
     }
     let eligible = failed.is_empty();
     debug_assert_eq!(

@@ -27,7 +27,7 @@ pub use day::Day;
 pub use eval::{eligible, Eligibility};
 pub use fhir::{import_bundle, ImportReport};
 pub use query::{CompiledQuery, Query, QueryError};
-pub use summary::{RecordSummary, Slot};
+pub use summary::{Entry, RecordSummary, Slot, RECENT_ENTRIES};
 
 /// Everything that can go wrong in the cohort domain.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
-//! Record summaries: one integer slot per catalog concept, the patient-held data
-//! that the issuer commits to and the circuit opens.
+//! Record summaries: one slot per catalog concept, the patient-held data that the
+//! issuer commits to and the circuit opens. A slot keeps aggregates over every entry
+//! (count, first day, extremes) and the [`RECENT_ENTRIES`] most recent dated entries,
+//! so a clause can ask what held on or before a study's index date.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,23 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, SlotIndex};
 use crate::day::Day;
 use crate::CohortError;
+
+/// How many of a slot's most recent entries (one per day) the record commits to, the
+/// same in every circuit shape. Four keeps the reference shape's clauses inside its
+/// 2^16 domain; the first entry's day is committed besides, so "ever before the index
+/// date" is always decidable (see [`crate::query::compile`] for what is not).
+pub const RECENT_ENTRIES: usize = 4;
+
+/// One dated entry of a slot: the day and the value recorded that day (the later entry
+/// when a day has several).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The entry's day.
+    pub day: Day,
+    /// Its value, read as [`Slot::last_value`] is.
+    pub value: i64,
+}
 
 /// What a record says about one concept. An empty slot (count 0, everything else 0)
 /// means the concept was never seen; every concept has a slot, so absence is provable.
@@ -27,6 +46,9 @@ pub struct Slot {
     pub min_value: i64,
     /// The largest value seen.
     pub max_value: i64,
+    /// The most recent entries, one per day, oldest first; `None` fills the front
+    /// while fewer days were seen.
+    pub recent: [Option<Entry>; RECENT_ENTRIES],
 }
 
 impl Slot {
@@ -38,6 +60,7 @@ impl Slot {
     /// Adds one observation of the concept on `day` with `value`. Equal days keep
     /// the later entry as the latest, in the order entries are added.
     pub fn record(&mut self, day: Day, value: i64) {
+        self.keep_recent(Entry { day, value });
         if self.count == 0 {
             *self = Slot {
                 count: 1,
@@ -46,6 +69,7 @@ impl Slot {
                 last_value: value,
                 min_value: value,
                 max_value: value,
+                recent: self.recent,
             };
             return;
         }
@@ -62,12 +86,46 @@ impl Slot {
     /// Adds another entry on a day already counted: the values change, the count does
     /// not (the same event coded twice is one occurrence).
     pub fn record_same_day(&mut self, day: Day, value: i64) {
+        if let Some(entry) = self.recent.iter_mut().flatten().find(|entry| entry.day == day) {
+            entry.value = value;
+        }
         if day >= self.last_date {
             self.last_date = day;
             self.last_value = value;
         }
         self.min_value = self.min_value.min(value);
         self.max_value = self.max_value.max(value);
+    }
+
+    /// The kept entries, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.recent.iter().flatten()
+    }
+
+    /// Keeps `entry` if its day is among the most recent days; on a day already kept it
+    /// replaces that day's value.
+    fn keep_recent(&mut self, entry: Entry) {
+        if let Some(same_day) = self
+            .recent
+            .iter_mut()
+            .flatten()
+            .find(|kept| kept.day == entry.day)
+        {
+            same_day.value = entry.value;
+            return;
+        }
+        let mut kept: Vec<Entry> = self.entries().copied().collect();
+        let position = kept.partition_point(|other| other.day < entry.day);
+        kept.insert(position, entry);
+        let start = kept.len().saturating_sub(RECENT_ENTRIES);
+        let kept = &kept[start..];
+        self.recent = [None; RECENT_ENTRIES];
+        for (slot, entry) in self.recent[RECENT_ENTRIES - kept.len()..]
+            .iter_mut()
+            .zip(kept)
+        {
+            *slot = Some(*entry);
+        }
     }
 }
 
@@ -178,9 +236,28 @@ mod tests {
                 last_date: Day(20),
                 last_value: 6,
                 min_value: 3,
-                max_value: 7
+                max_value: 7,
+                recent: [
+                    None,
+                    Some(Entry { day: Day(5), value: 3 }),
+                    Some(Entry { day: Day(10), value: 7 }),
+                    Some(Entry { day: Day(20), value: 6 }),
+                ],
             }
         );
+    }
+
+    #[test]
+    fn only_the_most_recent_days_are_kept_in_date_order_whatever_the_import_order() {
+        let mut slot = Slot::default();
+        for day in [30, 10, 50, 20, 60, 40, 5] {
+            slot.record(Day(day), day.into());
+        }
+        let days: Vec<i32> = slot.entries().map(|entry| entry.day.0).collect();
+        assert_eq!(days, [30, 40, 50, 60]);
+        assert_eq!((slot.count, slot.first_date), (7, Day(5)));
+        slot.record_same_day(Day(40), -1);
+        assert_eq!(slot.recent[1], Some(Entry { day: Day(40), value: -1 }));
     }
 
     #[test]
@@ -189,6 +266,8 @@ mod tests {
         slot.record(Day(10), 1);
         slot.record_same_day(Day(10), 0);
         assert_eq!((slot.count, slot.last_value, slot.min_value), (1, 0, 0));
+        assert_eq!(slot.entries().count(), 1);
+        assert_eq!(slot.recent[3].map(|entry| entry.value), Some(0));
     }
 
     #[test]

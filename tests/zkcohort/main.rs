@@ -5,6 +5,7 @@ mod ceremony;
 mod cli;
 mod common;
 mod e2e;
+mod fhir_circe;
 mod linkage;
 mod schemathesis;
 mod serve;

@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! word a: slot [0,16) | starts_group 16 | negated 17 | value_is_min 18 | value_is_max 19
-//!         | date_is_first 20 | min_count [21,53) | date_min [53,70) | date_max [70,87)
-//! word b: value_min [0,41) | value_max [41,82)
+//!         | min_count [20,52) | date_min [52,69) | date_max [69,86)
+//! word b: value_min [0,41) | value_max [41,82) | first_min [82,99) | first_max [99,116)
 //! ```
+//!
+//! `[date_min, date_max]` is the window whose entries the clause counts and whose
+//! latest value it compares; `[first_min, first_max]` bounds the first entry's day
+//! (see [`zkcohort_cohort::query::compile`]).
 //!
 //! Every field is range-checked to its width in the circuit, so a word determines
 //! its fields uniquely. `query_hash` absorbs the dimensions, the catalog tag, the
@@ -19,7 +23,7 @@
 #[cfg(feature = "r1cs")]
 pub mod gadget;
 
-use zkcohort_cohort::query::{CompiledClause, CompiledQuery, DateField, ValueField};
+use zkcohort_cohort::query::{CompiledClause, CompiledQuery, ValueField};
 
 use crate::encoding::{encode_day, encode_value, COUNT_BITS, DATE_BITS, VALUE_BITS};
 use crate::measure::{encode_measures, MeasureEncoding};
@@ -33,11 +37,12 @@ const STARTS_GROUP_SHIFT: u32 = 16;
 const NEGATED_SHIFT: u32 = 17;
 const VALUE_IS_MIN_SHIFT: u32 = 18;
 const VALUE_IS_MAX_SHIFT: u32 = 19;
-const DATE_IS_FIRST_SHIFT: u32 = 20;
-const MIN_COUNT_SHIFT: u32 = 21;
+const MIN_COUNT_SHIFT: u32 = 20;
 const DATE_MIN_SHIFT: u32 = MIN_COUNT_SHIFT + COUNT_BITS as u32;
 const DATE_MAX_SHIFT: u32 = DATE_MIN_SHIFT + DATE_BITS as u32;
 const VALUE_MAX_SHIFT: u32 = VALUE_BITS as u32;
+const FIRST_MIN_SHIFT: u32 = 2 * VALUE_BITS as u32;
+const FIRST_MAX_SHIFT: u32 = FIRST_MIN_SHIFT + DATE_BITS as u32;
 /// Elements absorbed per Poseidon call of the query hash (plus the accumulator).
 const QUERY_HASH_CHUNK: usize = 11;
 
@@ -50,18 +55,20 @@ pub struct ClauseEncoding {
     pub starts_group: bool,
     /// Whether the clause is negated.
     pub negated: bool,
-    /// Compare `min_value` instead of `last_value`.
+    /// Compare `min_value` instead of the window's latest value.
     pub value_is_min: bool,
-    /// Compare `max_value` instead of `last_value`.
+    /// Compare `max_value` instead of the window's latest value.
     pub value_is_max: bool,
-    /// Compare `first_date` instead of `last_date`.
-    pub date_is_first: bool,
-    /// Minimum count.
+    /// Minimum count of entries in the window.
     pub min_count: u64,
-    /// Encoded inclusive date bounds.
+    /// The window's encoded first day.
     pub date_min: u64,
-    /// Encoded inclusive date bounds.
+    /// The window's encoded last day.
     pub date_max: u64,
+    /// Encoded inclusive bounds of the first entry's day.
+    pub first_min: u64,
+    /// Encoded inclusive bounds of the first entry's day.
+    pub first_max: u64,
     /// Encoded inclusive value bounds.
     pub value_min: u64,
     /// Encoded inclusive value bounds.
@@ -87,10 +94,11 @@ impl ClauseEncoding {
             negated: clause.negated,
             value_is_min: clause.value_field == ValueField::Min,
             value_is_max: clause.value_field == ValueField::Max,
-            date_is_first: clause.date_field == DateField::First,
             min_count: u64::from(clause.min_count),
             date_min: encode_day(clause.date_min)?,
             date_max: encode_day(clause.date_max)?,
+            first_min: encode_day(clause.first_min)?,
+            first_max: encode_day(clause.first_max)?,
             value_min: encode_value(clause.value_min)?,
             value_max: encode_value(clause.value_max)?,
         })
@@ -104,11 +112,13 @@ impl ClauseEncoding {
             | flag(self.negated, NEGATED_SHIFT)
             | flag(self.value_is_min, VALUE_IS_MIN_SHIFT)
             | flag(self.value_is_max, VALUE_IS_MAX_SHIFT)
-            | flag(self.date_is_first, DATE_IS_FIRST_SHIFT)
             | u128::from(self.min_count) << MIN_COUNT_SHIFT
             | u128::from(self.date_min) << DATE_MIN_SHIFT
             | u128::from(self.date_max) << DATE_MAX_SHIFT;
-        let b = u128::from(self.value_min) | u128::from(self.value_max) << VALUE_MAX_SHIFT;
+        let b = u128::from(self.value_min)
+            | u128::from(self.value_max) << VALUE_MAX_SHIFT
+            | u128::from(self.first_min) << FIRST_MIN_SHIFT
+            | u128::from(self.first_max) << FIRST_MAX_SHIFT;
         [Fr::from(a), Fr::from(b)]
     }
 }
@@ -202,16 +212,17 @@ mod tests {
             negated: false,
             value_is_min: true,
             value_is_max: false,
-            date_is_first: true,
             min_count: 3,
             date_min: 1,
             date_max: (1 << 17) - 1,
             value_min: 5,
             value_max: (1 << 41) - 1,
+            first_min: 2,
+            first_max: (1 << 17) - 2,
         };
-        let expected_a =
-            0xABC_u128 | 1 << 16 | 1 << 18 | 1 << 20 | 3 << 21 | 1 << 53 | ((1 << 17) - 1) << 70;
-        let expected_b = 5_u128 | ((1_u128 << 41) - 1) << 41;
+        let expected_a = 0xABC_u128 | 1 << 16 | 1 << 18 | 3 << 20 | 1 << 52 | ((1 << 17) - 1) << 69;
+        let expected_b =
+            5_u128 | ((1_u128 << 41) - 1) << 41 | 2 << 82 | ((1_u128 << 17) - 2) << 99;
         assert_eq!(clause.words(), [Fr::from(expected_a), Fr::from(expected_b)]);
     }
 
@@ -234,6 +245,8 @@ mod tests {
             text.replace("latest", "max"),
             text.replace("within 365", "within 366"),
             text.replace("within", "first within"),
+            text.replace("exclude condition ckd", "exclude condition ckd count >= 2"),
+            text.replace("2020-01-01\nrequire age between 40", "2020-01-01\nrequire age between 41"),
             text.replace("exclude", "require"),
             text.replace("ckd", "copd"),
             text.replace("require lab", "require any of: condition copd; lab"),

@@ -7,8 +7,10 @@ use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 
 use super::{MeasureEncoding, MEASURE_TAG, TOP};
+use crate::clause::gadget::ClauseView;
 use crate::bits::{is_less_or_equal, to_bits_bounded};
-use crate::encoding::{SLOT_FIELDS, VALUE_BITS};
+use crate::encoding::{VIEW_FIELDS, VALUE_BITS};
+use zkcohort_cohort::query::MeasureField;
 use crate::poseidon::gadget::poseidon_hash_gadget;
 use crate::Fr;
 
@@ -79,7 +81,7 @@ impl MeasureVar {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MeasureVar {
             clause: one_hot(cs, clauses, encoding.map(|encoding| encoding.clause))?,
-            field: one_hot(cs, SLOT_FIELDS, encoding.map(|encoding| encoding.field))?,
+            field: one_hot(cs, VIEW_FIELDS, encoding.map(|encoding| encoding.field))?,
             is_sum: flag(cs, encoding.map(|encoding| encoding.is_sum))?,
             active: flag(cs, encoding.map(|encoding| encoding.active))?,
             uppers,
@@ -110,24 +112,40 @@ impl MeasureVar {
         Ok(elements)
     }
 
-    /// The measure's value for the clauses' opened slots, as
+    /// The measure's value for the clauses' views of their slots, as
     /// [`zkcohort_cohort::query::CompiledMeasure::value`]: the selected position is 0
-    /// exactly when the read slot is empty, else a bin whose bounds hold the read field
-    /// (range-checked first, so no field-overflow value sits in a bin).
+    /// exactly when the read field is missing, else a bin whose bounds hold it
+    /// (range-checked first, so no field-overflow value sits in a bin). Enforces that
+    /// an active measure reads an exact view
+    /// ([`zkcohort_cohort::query::CompiledMeasure::readable`]).
     ///
     /// # Errors
     /// The constraint system's errors.
-    pub fn value(&self, opened: &[[FpVar<Fr>; SLOT_FIELDS]]) -> Result<FpVar<Fr>, SynthesisError> {
-        let fields = (0..SLOT_FIELDS)
-            .map(|field| {
-                let column: Vec<FpVar<Fr>> =
-                    opened.iter().map(|slot| slot[field].clone()).collect();
-                select(&self.clause, &column)
-            })
+    pub fn value(&self, views: &[ClauseView]) -> Result<FpVar<Fr>, SynthesisError> {
+        let column = |read: &dyn Fn(&ClauseView) -> FpVar<Fr>| {
+            let column: Vec<FpVar<Fr>> = views.iter().map(read).collect();
+            select(&self.clause, &column)
+        };
+        let fields = (0..VIEW_FIELDS)
+            .map(|field| column(&|view: &ClauseView| view.fields[field].clone()))
             .collect::<Result<Vec<_>, _>>()?;
+        let latest_present = column(&|view: &ClauseView| view.latest_present.clone().into())?;
+        let count_exact = column(&|view: &ClauseView| view.count_exact.clone().into())?;
+        let latest_exact = column(&|view: &ClauseView| view.latest_exact.clone().into())?;
         let x = select(&self.field, &fields)?;
         to_bits_bounded(&x, VALUE_BITS)?;
-        fields[0].is_zero()?.enforce_equal(&self.selected[0])?;
+        let reads_latest = FpVar::from(self.field[MeasureField::LastDate.position()].clone())
+            + FpVar::from(self.field[MeasureField::LastValue.position()].clone());
+        let active = FpVar::from(self.active.clone());
+        // The latest date and value need the latest entry known, the other fields an
+        // exact count (their emptiness is the count's).
+        let exact = &count_exact + &reads_latest * (&latest_exact - &count_exact);
+        (&active * (FpVar::one() - exact)).enforce_equal(&FpVar::zero())?;
+        // Missing: nothing in the window, or the latest asked for and none recent there.
+        let empty = FpVar::from(fields[0].is_zero()?);
+        let no_latest = FpVar::one() - &latest_present;
+        let missing = &empty + &reads_latest * (&no_latest - &empty * &no_latest);
+        missing.enforce_equal(&FpVar::from(self.selected[0].clone()))?;
 
         let top = Fr::from(TOP);
         let mut lower = FpVar::zero();

@@ -22,9 +22,9 @@ pub mod gadget;
 use ark_ff::{Field, UniformRand};
 use serde::{Deserialize, Serialize};
 use zkcohort_cohort::query::{CompiledMeasure, CompiledQuery, MeasureField, MeasureKind};
-use zkcohort_cohort::{Day, Slot};
+use zkcohort_cohort::Day;
 
-use crate::encoding::{encode_day, encode_value, fr_to_u64, SLOT_FIELDS, VALUE_BITS};
+use crate::encoding::{encode_day, encode_value, EncodedView, VALUE_BITS};
 use crate::poseidon::poseidon_hash;
 use crate::{CircuitError, Fr};
 
@@ -147,10 +147,10 @@ impl MeasureEncoding {
         elements
     }
 
-    /// The value the circuit computes for an opened slot's encoded fields, as
-    /// [`CompiledMeasure::value`] on the raw slot.
-    pub fn value(&self, slot: &[u64; SLOT_FIELDS]) -> u64 {
-        let selected = self.selected(slot) as u64;
+    /// The value the circuit computes for its clause's encoded view, as
+    /// [`CompiledMeasure::value`] on the raw view.
+    pub fn value(&self, view: &EncodedView) -> u64 {
+        let selected = self.selected(view) as u64;
         if !self.active || selected == 0 {
             return 0;
         }
@@ -160,23 +160,32 @@ impl MeasureEncoding {
         let (low, above) = (self.uppers[0], self.uppers[1]);
         match selected {
             1 => 1,
-            2 => 1 + slot[self.field] - low,
+            2 => 1 + view.fields[self.field] - low,
             _ => above - low,
         }
     }
 
-    /// Which one-hot position the circuit selects for an opened slot's encoded fields:
-    /// 0 for an empty slot, else the bin.
-    pub fn selected(&self, slot: &[u64; SLOT_FIELDS]) -> usize {
-        if slot[0] == 0 {
+    /// Which one-hot position the circuit selects for its clause's encoded view: 0 when
+    /// the read field is missing, else the bin.
+    pub fn selected(&self, view: &EncodedView) -> usize {
+        if missing(self.field, view) {
             return 0;
         }
-        let x = slot[self.field];
+        let x = view.fields[self.field];
         let lower = |bin: usize| if bin == 1 { 0 } else { self.uppers[bin - 2] };
         (1..=self.uppers.len())
             .find(|bin| lower(*bin) <= x && x < self.uppers[bin - 1])
             .unwrap_or(0)
     }
+}
+
+/// Whether a view has nothing for the field at `position`: no entry in the window, or
+/// for the latest date and value no recent entry there.
+fn missing(position: usize, view: &EncodedView) -> bool {
+    let latest = [MeasureField::LastDate, MeasureField::LastValue]
+        .iter()
+        .any(|field| field.position() == position);
+    view.fields[0] == 0 || (latest && !view.latest_present)
 }
 
 /// A query's measures padded to a shape's `measures` slots and encoded.
@@ -260,18 +269,4 @@ impl MeasureOpening {
 /// commitment hides the values.
 pub fn random_blinding<R: rand::RngCore>(rng: &mut R) -> Fr {
     Fr::rand(rng)
-}
-
-/// The encoded fields of a slot as integers, for [`MeasureEncoding::selected`].
-///
-/// # Errors
-/// As [`crate::encoding::encode_slot`].
-pub fn encoded_fields(slot: &Slot) -> Result<[u64; SLOT_FIELDS], CircuitError> {
-    Ok(slot_integers(&crate::encoding::encode_slot(slot)?))
-}
-
-/// Encoded slot fields as integers (each is below `2^41`; anything else reads as
-/// `u64::MAX`, which no bin holds).
-pub fn slot_integers(slot: &[Fr; SLOT_FIELDS]) -> [u64; SLOT_FIELDS] {
-    slot.map(|field| fr_to_u64(&field).unwrap_or(u64::MAX))
 }

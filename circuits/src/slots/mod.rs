@@ -295,9 +295,18 @@ mod tests {
         let tree = SlotTree::new(&summary, 10).unwrap();
         let hba1c = Catalog::bundled().index_of("hba1c").unwrap();
         let opening = tree.open(hba1c).unwrap();
-        let mut tampered = *summary.slot(hba1c);
-        tampered.last_value += 1;
-        assert_ne!(opening.root_for(slot_leaf(&tampered).unwrap()), tree.root());
+        let honest = *summary.slot(hba1c);
+        let edits: [fn(&mut Slot); 4] = [
+            |slot| slot.count += 1,
+            |slot| slot.max_value += 1,
+            |slot| slot.recent[3].as_mut().unwrap().value += 1,
+            |slot| slot.recent[3].as_mut().unwrap().day.0 += 1,
+        ];
+        for edit in edits {
+            let mut tampered = honest;
+            edit(&mut tampered);
+            assert_ne!(opening.root_for(slot_leaf(&tampered).unwrap()), tree.root());
+        }
         let moved = SlotOpening {
             index: hba1c ^ 1,
             ..opening
@@ -318,7 +327,7 @@ mod tests {
         );
         assert!(SlotTree::new(&summary, 8).unwrap().open(256).is_err());
         let mut out_of_range = summary.clone();
-        out_of_range.slot_mut(0).last_value = i64::MAX;
+        out_of_range.slot_mut(0).min_value = i64::MAX;
         assert!(matches!(
             SlotTree::new(&out_of_range, 8),
             Err(CircuitError::OutOfRange { .. })

@@ -14,8 +14,7 @@ use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::slots::RecordSalt;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::query::{
-    CompiledClause, CompiledMeasure, CompiledQuery, DateField, MeasureField, MeasureKind,
-    ValueField,
+    CompiledClause, CompiledMeasure, CompiledQuery, MeasureField, MeasureKind, ValueField,
 };
 use zkcohort_cohort::{Catalog, Day, RecordSummary, Slot};
 use zkcohort_testkit::ISSUER;
@@ -31,21 +30,22 @@ const CONCEPTS: [&str; 6] = [
     "systolic-bp",
 ];
 
+/// Slots of up to 8 entries on distinct days: some keep every entry, some only the
+/// first and the 4 latest (truncated), so clauses are also undecidable.
 pub(crate) fn slot_strategy() -> impl Strategy<Value = Slot> {
     prop_oneof![
         1 => Just(Slot::default()),
-        3 => (1_u32..5, -400_i32..400, 0_i32..300, -5_i64..5, -5_i64..5, -5_i64..5).prop_map(|(count, first, length, a, b, c)| {
-            let mut values = [a, b, c];
-            values.sort();
-            Slot {
-                count,
-                first_date: Day(INDEX_DATE.0 + first),
-                last_date: Day(INDEX_DATE.0 + first + length),
-                last_value: values[1],
-                min_value: values[0],
-                max_value: values[2],
-            }
-        }),
+        3 => (
+            -400_i32..400,
+            proptest::collection::btree_map(0_i32..300, -5_i64..5, 1..8),
+        )
+            .prop_map(|(first, entries)| {
+                let mut slot = Slot::default();
+                for (offset, value) in entries {
+                    slot.record(Day(INDEX_DATE.0 + first + offset), value);
+                }
+                slot
+            }),
     ]
 }
 
@@ -58,7 +58,7 @@ fn clause_strategy() -> impl Strategy<Value = CompiledClause> {
         0_u32..4,
         0_usize..3,
         (bound.clone(), bound),
-        any::<bool>(),
+        (day_bound.clone(), day_bound.clone()),
         (day_bound.clone(), day_bound),
     )
         .prop_map(
@@ -68,7 +68,7 @@ fn clause_strategy() -> impl Strategy<Value = CompiledClause> {
                 min_count,
                 field,
                 (low, high),
-                first,
+                (first_from, first_to),
                 (from, to),
             )| {
                 let catalog = Catalog::bundled();
@@ -80,15 +80,16 @@ fn clause_strategy() -> impl Strategy<Value = CompiledClause> {
                     value_field: [ValueField::Last, ValueField::Min, ValueField::Max][field],
                     value_min: low.unwrap_or(zkcohort_cohort::query::compile::VALUE_MIN),
                     value_max: high.unwrap_or(zkcohort_cohort::query::compile::VALUE_MAX),
-                    date_field: if first {
-                        DateField::First
-                    } else {
-                        DateField::Last
-                    },
                     date_min: from.map_or(zkcohort_cohort::day::DAY_MIN, |offset| {
                         Day(INDEX_DATE.0 + offset)
                     }),
                     date_max: to.map_or(zkcohort_cohort::day::DAY_MAX, |offset| {
+                        Day(INDEX_DATE.0 + offset)
+                    }),
+                    first_min: first_from.map_or(zkcohort_cohort::day::DAY_MIN, |offset| {
+                        Day(INDEX_DATE.0 + offset)
+                    }),
+                    first_max: first_to.map_or(zkcohort_cohort::day::DAY_MAX, |offset| {
                         Day(INDEX_DATE.0 + offset)
                     }),
                 }

@@ -7,11 +7,13 @@ use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::ConstraintSystem;
 use proptest::prelude::*;
-use zkcohort_circuits::encoding::encode_slot;
+use zkcohort_circuits::clause::gadget::{ClauseVar, ClauseView};
+use zkcohort_circuits::clause::ClauseEncoding;
+use zkcohort_circuits::encoding::{encode_slot, encode_view, SLOT_FIELDS};
 use zkcohort_circuits::measure::gadget::MeasureVar;
-use zkcohort_circuits::measure::{encoded_fields, slot_integers, MeasureEncoding, MeasureOpening};
+use zkcohort_circuits::measure::{MeasureEncoding, MeasureOpening};
 use zkcohort_circuits::Fr;
-use zkcohort_cohort::query::CompiledMeasure;
+use zkcohort_cohort::query::{CompiledClause, CompiledMeasure};
 use zkcohort_cohort::Slot;
 
 use crate::common::{compile, fixture, patient, statement, witness, SHAPE};
@@ -21,23 +23,31 @@ use crate::equivalence::{measure_strategy, slot_strategy};
 /// Opened slots a measure reads from, as many as the gadget test's clauses.
 const CLAUSES: usize = 3;
 
-/// Whether the gadget, given `opened` slots and the selection `selected`, is satisfied,
-/// and the value it computes.
+/// The clause each opened slot is read through: no test, every day in its window.
+fn reading_clause() -> CompiledClause {
+    CompiledClause::padding()
+}
+
+/// Whether the gadget, given `opened` slots (read through [`reading_clause`]) and the
+/// selection `selected`, is satisfied, and the value it computes.
 fn gadget(encoding: &MeasureEncoding, opened: &[Slot], selected: usize) -> (bool, Fr) {
     let cs = ConstraintSystem::<Fr>::new_ref();
-    let opened: Vec<[FpVar<Fr>; 6]> = opened
+    let clause = ClauseEncoding::new(&reading_clause(), SHAPE.slot_depth).unwrap();
+    let views: Vec<ClauseView> = opened
         .iter()
         .map(|slot| {
             let fields = encode_slot(slot).unwrap();
-            std::array::from_fn(|field| {
+            let slot: [FpVar<Fr>; SLOT_FIELDS] = std::array::from_fn(|field| {
                 FpVar::new_witness(cs.clone(), || Ok(fields[field])).unwrap()
-            })
+            });
+            let clause = ClauseVar::new_witness(&cs, Some(&clause), SHAPE.slot_depth).unwrap();
+            clause.holds(&slot).unwrap().view
         })
         .collect();
     let measure =
         MeasureVar::new_witness(&cs, Some((encoding, selected)), CLAUSES, SHAPE.measure_bins)
             .unwrap();
-    let value = measure.value(&opened).unwrap();
+    let value = measure.value(&views).unwrap();
     (cs.is_satisfied().unwrap(), value.value().unwrap())
 }
 
@@ -51,11 +61,16 @@ proptest! {
     ) {
         let measure = CompiledMeasure { clause: measure.clause % CLAUSES, ..measure };
         let encoding = MeasureEncoding::new(&measure, CLAUSES, SHAPE.measure_bins).unwrap();
-        let read = opened[measure.clause];
-        let honest = encoding.selected(&encoded_fields(&read).unwrap());
-        let native = measure.value(&read);
-        prop_assert_eq!(encoding.value(&encoded_fields(&read).unwrap()), native);
+        let view = reading_clause().view(&opened[measure.clause]);
+        let encoded = encode_view(&view).unwrap();
+        let honest = encoding.selected(&encoded);
+        let native = measure.value(&view);
+        prop_assert_eq!(encoding.value(&encoded), native);
         let (holds, value) = gadget(&encoding, &opened, honest);
+        if !measure.readable(&view) {
+            prop_assert!(!holds, "a measure over undated days proves nothing");
+            return Ok(());
+        }
         prop_assert!(holds, "the honest selection {} satisfies the gadget", honest);
         prop_assert_eq!(value, Fr::from(native));
         for other in (0..=SHAPE.measure_bins).filter(|other| *other != honest) {
@@ -181,7 +196,7 @@ fn a_wrong_selection_or_a_measure_other_than_the_querys_is_rejected() {
         let mut forged = witness.clone();
         let (measure, selected) = &mut forged.measures[0];
         edit(measure);
-        *selected = measure.selected(&slot_integers(&witness.clauses[measure.clause].slot));
+        *selected = measure.selected(&witness.clauses[measure.clause].view);
         let mut claimed = statement;
         claimed.measure_commitment = forged.measure_opening().commitment().unwrap();
         assert!(!satisfied(claimed, forged.clone()), "edit {number}");

@@ -9,7 +9,7 @@
 //! index date, measurement values, and demographic criteria (age, gender).
 //!
 //! Meaning: ATLAS dates everything from each patient's entry event; here the study's
-//! fixed index date stands for it. A count is over the whole record, not the window. A
+//! fixed index date stands for it. A count is over the window's days. A
 //! measurement value `> x` asks whether any result exceeded x, which is the slot's
 //! `max`; `< x` is its `min`.
 
@@ -341,8 +341,7 @@ impl Translator<'_> {
     }
 
     /// A start window ending on the index date. "Any time before" is the first entry
-    /// at most 200 years back (exact); "the last n days" tests the latest entry, exact
-    /// when no entry follows the index date.
+    /// at most 200 years back; "the last n days" counts the entries of those days.
     fn window(&mut self, window: &WindowJson, context: &str) -> Option<Window> {
         let start = match (window.start.days, window.start.coeff) {
             (None, -1) => Some((73_050, DateWord::First)),
@@ -353,11 +352,6 @@ impl Translator<'_> {
         };
         match (start, window.end.days) {
             (Some((days, date)), Some(0)) => {
-                if date == DateWord::Last {
-                    self.note(format!(
-                        "{context}: the window tests the latest entry (exact when none follows the index date)"
-                    ));
-                }
                 Some(Window {
                     date,
                     span: Span::WithinDays(days),
@@ -418,11 +412,6 @@ impl Translator<'_> {
                 return None;
             }
         };
-        if min_count.is_some() && window.is_some() {
-            self.note(format!(
-                "{context}: the count is over the whole record, not only the window"
-            ));
-        }
         if tests.len() > 1 && min_count.is_some() {
             self.note(format!(
                 "{context}: the count applies to each concept of the set, not to their sum"

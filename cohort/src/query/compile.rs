@@ -1,12 +1,28 @@
 //! Queries compiled against the catalog into fixed-shape clauses: the exact form the
 //! circuit checks and `query_hash` commits to.
 //!
-//! A compiled clause holds for a slot when `count >= min_count`, the selected value
-//! lies in `[value_min, value_max]` and the selected date lies in `[date_min, date_max]`;
-//! a negated clause holds when that fails. Clauses form groups (a clause with
-//! `starts_group` opens a new one): a group holds when any of its clauses holds, the
-//! query when every group holds. An `exclude` criterion with n clauses becomes n
-//! groups of one negated clause each (not (A or B) = not A and not B).
+//! A compiled clause reads one slot through a date window `[date_min, date_max]`
+//! (the index date and everything before it unless the query says otherwise). Its test
+//! holds when
+//! - at least `min_count` entries (days) fall in the window,
+//! - the selected value lies in `[value_min, value_max]`: the latest entry in the window
+//!   (`Last`; with no entry there, only an unbounded range holds), or the smallest or
+//!   largest value of the whole record (`Min`, `Max`),
+//! - the first entry ever lies in `[first_min, first_max]`;
+//!
+//! a negated clause holds when that fails. The record commits to the first entry's day
+//! and the [`RECENT_ENTRIES`] most recent entries; the entries between them, on a record
+//! that has more, are counted but not dated. A clause whose answer depends on them is
+//! *undecidable* and no proof of it exists: a window that reaches some but not all of
+//! those days, unless the committed entries already meet its count and its value test
+//! is decided (a recent entry in the window, or a range that admits every value).
+//! Presence, "first before the index date" and windows ending after the older of the
+//! recent entries are always decidable.
+//!
+//! Clauses form groups (a clause with `starts_group` opens a new one): a group holds
+//! when any of its clauses holds, the query when every group holds and every clause is
+//! decidable. An `exclude` criterion with n clauses becomes n groups of one negated
+//! clause each (not (A or B) = not A and not B).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +35,7 @@ use crate::catalog::{
     Catalog, Concept, ConceptKind, Exact, LabSpec, SlotIndex, UnitConversion, VALUE_BOUND,
 };
 use crate::day::{Day, DAY_MAX, DAY_MIN};
-use crate::summary::{RecordSummary, Slot};
+use crate::summary::{Entry, RecordSummary, Slot, RECENT_ENTRIES};
 
 /// The lowest value a compiled clause can name.
 pub const VALUE_MIN: i64 = -(VALUE_BOUND - 1);
@@ -34,43 +50,32 @@ const MAX_WINDOW_DAYS: u32 = 73_050;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueField {
-    /// `last_value`
+    /// The latest entry in the clause's window.
     Last,
-    /// `min_value`
+    /// `min_value`, over the whole record.
     Min,
-    /// `max_value`
+    /// `max_value`, over the whole record.
     Max,
 }
 
-impl ValueField {
-    /// The selected value of `slot`.
-    pub fn of(self, slot: &Slot) -> i64 {
-        match self {
-            ValueField::Last => slot.last_value,
-            ValueField::Min => slot.min_value,
-            ValueField::Max => slot.max_value,
-        }
-    }
-}
-
-/// Which date of a slot a compiled clause compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DateField {
-    /// `first_date`
-    First,
-    /// `last_date`
-    Last,
-}
-
-impl DateField {
-    /// The selected date of `slot`.
-    pub fn of(self, slot: &Slot) -> Day {
-        match self {
-            DateField::First => slot.first_date,
-            DateField::Last => slot.last_date,
-        }
-    }
+/// What one clause sees of a slot through its window: the values a measure reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotView {
+    /// Entries in the window: exact when `count_exact`, else those the record dates.
+    pub count: u32,
+    /// The first entry's day, ever.
+    pub first_date: Day,
+    /// The latest entry in the window among the committed recent ones.
+    pub latest: Option<Entry>,
+    /// The smallest value, ever.
+    pub min_value: i64,
+    /// The largest value, ever.
+    pub max_value: i64,
+    /// Whether `count` is exact: the window reaches none of the undated days, or all.
+    pub count_exact: bool,
+    /// Whether `latest` is the window's latest entry, or the window holds none; else
+    /// the window's latest entry is not among the committed recent ones.
+    pub latest_exact: bool,
 }
 
 /// One clause in the circuit's shape.
@@ -83,7 +88,7 @@ pub struct CompiledClause {
     pub starts_group: bool,
     /// Whether the clause holds when its test fails.
     pub negated: bool,
-    /// The slot's count must be at least this.
+    /// At least this many entries must fall in the window.
     pub min_count: u32,
     /// Which value is compared.
     pub value_field: ValueField,
@@ -91,12 +96,14 @@ pub struct CompiledClause {
     pub value_min: i64,
     /// Inclusive upper bound of the value.
     pub value_max: i64,
-    /// Which date is compared.
-    pub date_field: DateField,
-    /// Inclusive lower bound of the date.
+    /// The window's first day.
     pub date_min: Day,
-    /// Inclusive upper bound of the date.
+    /// The window's last day.
     pub date_max: Day,
+    /// Inclusive lower bound of the first entry's day.
+    pub first_min: Day,
+    /// Inclusive upper bound of the first entry's day.
+    pub first_max: Day,
 }
 
 impl CompiledClause {
@@ -105,11 +112,12 @@ impl CompiledClause {
     pub fn padding() -> Self {
         CompiledClause {
             starts_group: true,
-            ..CompiledClause::unbounded(0)
+            ..CompiledClause::unbounded(0, DAY_MAX)
         }
     }
 
-    fn unbounded(slot: SlotIndex) -> Self {
+    /// A clause on `slot` that tests nothing, its window ending on `until`.
+    fn unbounded(slot: SlotIndex, until: Day) -> Self {
         CompiledClause {
             slot,
             starts_group: false,
@@ -118,27 +126,101 @@ impl CompiledClause {
             value_field: ValueField::Last,
             value_min: VALUE_MIN,
             value_max: VALUE_MAX,
-            date_field: DateField::Last,
             date_min: DAY_MIN,
-            date_max: DAY_MAX,
+            date_max: until,
+            first_min: DAY_MIN,
+            first_max: DAY_MAX,
         }
     }
 
-    /// Whether the test (before negation) holds for `slot`.
-    pub fn test(&self, slot: &Slot) -> bool {
-        let value = self.value_field.of(slot);
-        let date = self.date_field.of(slot);
-        slot.count >= self.min_count
-            && (self.value_min..=self.value_max).contains(&value)
-            && (self.date_min..=self.date_max).contains(&date)
+    fn in_window(&self, day: Day) -> bool {
+        (self.date_min..=self.date_max).contains(&day)
     }
 
-    /// Whether the clause (after negation) holds for the summary.
-    pub fn holds(&self, summary: &RecordSummary) -> bool {
+    /// Whether the value range admits every value.
+    fn value_unbounded(&self) -> bool {
+        self.value_min == VALUE_MIN && self.value_max == VALUE_MAX
+    }
+
+    /// The slot as this clause's window sees it.
+    pub fn view(&self, slot: &Slot) -> SlotView {
+        let in_window: Vec<&Entry> = slot
+            .entries()
+            .filter(|entry| self.in_window(entry.day))
+            .collect();
+        let latest = in_window.last().copied().copied();
+        let (gap, reaches, covers) = self.undated_days(slot);
+        let undated_inside = if gap && covers {
+            slot.count - RECENT_ENTRIES as u32 - 1
+        } else {
+            0
+        };
+        let count_exact = !gap || !reaches || covers;
+        SlotView {
+            count: in_window.len() as u32 + u32::from(self.first_counts(slot)) + undated_inside,
+            first_date: slot.first_date,
+            latest,
+            min_value: slot.min_value,
+            max_value: slot.max_value,
+            count_exact,
+            latest_exact: latest.is_some() || (count_exact && !self.first_counts(slot)),
+        }
+    }
+
+    /// Whether the record has undated entries (strictly between its first entry and
+    /// the oldest kept one), whether the window reaches their days, and whether it
+    /// covers them all (it holds the first entry and the oldest kept one).
+    fn undated_days(&self, slot: &Slot) -> (bool, bool, bool) {
+        let gap = truncated(slot) && slot.count as usize != RECENT_ENTRIES + 1;
+        let oldest = slot.recent[0].map_or(Day(i32::MIN), |entry| entry.day);
+        let reaches = self.date_min < oldest && self.date_max > slot.first_date;
+        let covers = self.date_min <= slot.first_date && oldest <= self.date_max;
+        (gap, reaches, covers)
+    }
+
+    /// Whether the first entry lies before every kept entry (the record has more
+    /// entries than it keeps), so it counts besides them, and it is in the window.
+    fn first_counts(&self, slot: &Slot) -> bool {
+        truncated(slot) && self.in_window(slot.first_date)
+    }
+
+    /// The test (before negation) for `slot`, or `None` when the committed entries do
+    /// not decide it (see the module documentation): the count is decided when it is
+    /// exact or the committed entries already reach it; the latest value when a recent
+    /// entry is in the window, any value passes, or the window's entries are all known.
+    pub fn test(&self, slot: &Slot) -> Option<bool> {
+        let view = self.view(slot);
+        let count_holds = view.count >= self.min_count;
+        let in_range = |value: i64| (self.value_min..=self.value_max).contains(&value);
+        let (value_known, value_holds) = match self.value_field {
+            ValueField::Min => (true, in_range(slot.min_value)),
+            ValueField::Max => (true, in_range(slot.max_value)),
+            ValueField::Last => match view.latest {
+                Some(entry) => (true, in_range(entry.value)),
+                None => (
+                    view.latest_exact || self.value_unbounded(),
+                    self.value_unbounded(),
+                ),
+            },
+        };
+        let decidable = value_known && (view.count_exact || count_holds);
+        let first_holds = (self.first_min..=self.first_max).contains(&slot.first_date);
+        decidable.then_some(count_holds && value_holds && first_holds)
+    }
+
+    /// Whether the clause (after negation) holds for the summary, `None` when it is
+    /// undecidable.
+    pub fn holds(&self, summary: &RecordSummary) -> Option<bool> {
         // A slot past the catalog is empty, as in the circuit's padded slot tree.
         let slot = summary.slots().get(self.slot).copied().unwrap_or_default();
-        self.test(&slot) != self.negated
+        self.test(&slot).map(|holds| holds != self.negated)
     }
+}
+
+/// Whether the slot has more entries than it keeps: its oldest kept entry comes after
+/// its first one.
+fn truncated(slot: &Slot) -> bool {
+    slot.recent[0].is_some_and(|oldest| oldest.day > slot.first_date)
 }
 
 /// A query compiled against one catalog version.
@@ -157,7 +239,8 @@ pub struct CompiledQuery {
 }
 
 impl CompiledQuery {
-    /// Whether the summary satisfies every group: the truth the circuit must match.
+    /// Whether the summary satisfies every group with every clause decidable: the
+    /// truth the circuit must match.
     pub fn evaluate(&self, summary: &RecordSummary) -> bool {
         let mut all_groups = true;
         let mut group = false;
@@ -166,9 +249,17 @@ impl CompiledQuery {
                 all_groups &= group;
                 group = false;
             }
-            group |= clause.holds(summary);
+            match clause.holds(summary) {
+                Some(holds) => group |= holds,
+                None => return false,
+            }
         }
-        self.clauses.is_empty() || (all_groups && group)
+        let measures_readable = self.measures.iter().all(|measure| {
+            let clause = &self.clauses[measure.clause];
+            let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+            measure.readable(&clause.view(&slot))
+        });
+        measures_readable && (self.clauses.is_empty() || (all_groups && group))
     }
 
     /// The value of each measure for the summary ([`CompiledMeasure::value`]): what the
@@ -177,8 +268,9 @@ impl CompiledQuery {
         self.measures
             .iter()
             .map(|measure| {
-                let slot = self.clauses[measure.clause].slot;
-                measure.value(&summary.slots().get(slot).copied().unwrap_or_default())
+                let clause = &self.clauses[measure.clause];
+                let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+                measure.value(&clause.view(&slot))
             })
             .collect()
     }
@@ -274,9 +366,14 @@ impl Query {
             compiled.clause = match clauses.iter().position(|clause| clause.slot == slot) {
                 Some(clause) => clause,
                 None => {
+                    // Sex is undated; everything else is read as of the index date.
+                    let until = match catalog.concept(slot).kind {
+                        ConceptKind::Sex | ConceptKind::BirthDate => DAY_MAX,
+                        _ => self.index_date,
+                    };
                     clauses.push(CompiledClause {
                         starts_group: true,
-                        ..CompiledClause::unbounded(slot)
+                        ..CompiledClause::unbounded(slot, until)
                     });
                     clauses.len() - 1
                 }
@@ -328,31 +425,34 @@ pub(crate) fn compile_clause(
                 ));
             }
             let (youngest, oldest) = integer_bounds(*comparison);
-            let mut compiled = CompiledClause::unbounded(catalog.special(ConceptKind::BirthDate));
+            let mut compiled =
+                CompiledClause::unbounded(catalog.special(ConceptKind::BirthDate), DAY_MAX);
             compiled.min_count = 1;
-            compiled.date_field = DateField::First;
             // Age >= a on the index date: born on or before the index date a years back.
             // Age <= b: born after the index date b + 1 years back.
             // A bound before 1900 either excludes everyone (no one that old can be born
             // late enough) or no one (every supported birth date is young enough).
             if youngest > 0 {
                 match index_date.years_before(youngest as u32) {
-                    Some(latest_birth) => compiled.date_max = latest_birth,
-                    None => (compiled.date_min, compiled.date_max) = (DAY_MAX, DAY_MIN),
+                    Some(latest_birth) => compiled.first_max = latest_birth,
+                    None => (compiled.first_min, compiled.first_max) = (DAY_MAX, DAY_MIN),
                 }
             }
             if oldest < MAX_AGE_YEARS {
                 if let Some(too_old) = index_date.years_before((oldest + 1) as u32) {
-                    compiled.date_min = compiled.date_min.max(too_old.offset(1));
+                    compiled.first_min = compiled.first_min.max(too_old.offset(1));
                 }
             }
             compiled
         }
-        Test::Sex(name) => answer_clause(catalog, ConceptKind::Sex, name)?,
-        Test::Smoking(name) => answer_clause(catalog, ConceptKind::SmokingStatus, name)?,
+        // Sex is recorded once, undated: every day of the record counts.
+        Test::Sex(name) => answer_clause(catalog, ConceptKind::Sex, name, DAY_MAX)?,
+        Test::Smoking(name) => {
+            answer_clause(catalog, ConceptKind::SmokingStatus, name, index_date)?
+        }
         Test::RecordIssuedWithin(days) => {
             let mut compiled =
-                CompiledClause::unbounded(catalog.special(ConceptKind::RecordIssued));
+                CompiledClause::unbounded(catalog.special(ConceptKind::RecordIssued), DAY_MAX);
             compiled.min_count = 1;
             compiled.date_min = index_date.offset(-i64::from(window_days(*days)?));
             compiled
@@ -360,10 +460,9 @@ pub(crate) fn compile_clause(
         Test::Alive => {
             // Alive on the index date: not (a death on or before it). An empty death
             // slot fails the count, so the negated clause holds.
-            let mut compiled = CompiledClause::unbounded(catalog.special(ConceptKind::Death));
+            let mut compiled =
+                CompiledClause::unbounded(catalog.special(ConceptKind::Death), index_date);
             compiled.min_count = 1;
-            compiled.date_field = DateField::First;
-            compiled.date_max = index_date;
             compiled.negated = true;
             compiled
         }
@@ -391,7 +490,7 @@ pub(crate) fn compile_clause(
                     test.concept
                 ));
             }
-            let mut compiled = CompiledClause::unbounded(slot);
+            let mut compiled = CompiledClause::unbounded(slot, index_date);
             compiled.min_count = match test.min_count {
                 Some(0) => {
                     return Err("`count >= 0` always holds: use a count of at least 1".into())
@@ -435,11 +534,7 @@ pub(crate) fn compile_clause(
                 (compiled.value_min, compiled.value_max) = (low, high);
             }
             if let Some(window) = test.window {
-                compiled.date_field = match window.date {
-                    DateWord::First => DateField::First,
-                    DateWord::Last => DateField::Last,
-                };
-                (compiled.date_min, compiled.date_max) = match window.span {
+                let bounds = match window.span {
                     Span::WithinDays(days) => (
                         index_date.offset(-i64::from(window_days(days)?)),
                         index_date,
@@ -447,6 +542,18 @@ pub(crate) fn compile_clause(
                     Span::BeforeIndex => (DAY_MIN, index_date.offset(-1)),
                     Span::AfterIndex => (index_date.offset(1), DAY_MAX),
                 };
+                match window.date {
+                    // The entries counted, and the latest value, come from the window.
+                    DateWord::Last => (compiled.date_min, compiled.date_max) = bounds,
+                    // The first entry ever falls in it; a first entry after the index
+                    // date is seen only by a window that reaches past it.
+                    DateWord::First => {
+                        (compiled.first_min, compiled.first_max) = bounds;
+                        if window.span == Span::AfterIndex {
+                            compiled.date_max = DAY_MAX;
+                        }
+                    }
+                }
             }
             compiled
         }
@@ -546,6 +653,7 @@ fn answer_clause(
     catalog: &Catalog,
     kind: ConceptKind,
     name: &str,
+    until: Day,
 ) -> Result<CompiledClause, String> {
     let slot = catalog.special(kind);
     let concept = catalog.concept(slot);
@@ -561,7 +669,7 @@ fn answer_clause(
             names.join(", ")
         )
     })?;
-    let mut compiled = CompiledClause::unbounded(slot);
+    let mut compiled = CompiledClause::unbounded(slot, until);
     compiled.min_count = 1;
     (compiled.value_min, compiled.value_max) = (answer.value, answer.value);
     Ok(compiled)

@@ -3,8 +3,11 @@
 //! a slot a clause of the query opens, so the eligibility proof computes it from the
 //! same attested record and commits to it.
 //!
-//! A compiled measure maps a slot to one small integer, its *value*:
-//! - `0` when the slot is empty (the attribute is missing);
+//! A compiled measure maps its clause's view of a slot ([`SlotView`]: the entries in
+//! the clause's window, so as of the index date unless the clause says otherwise) to
+//! one small integer, its *value*:
+//! - `0` when the window holds no entry (the attribute is missing), or for the latest
+//!   date and value no recent entry;
 //! - for bins, `j` in `1..=n+1` when `upper[j-2] <= x < upper[j-1]` for the selected
 //!   field `x` and ascending `upper[0..n]` (the first bin has no lower bound, the last
 //!   no upper one);
@@ -19,7 +22,7 @@ use super::compile::LabConstants;
 use super::{ConceptWord, Decimal, ValueWord};
 use crate::catalog::{Catalog, ConceptKind, SlotIndex};
 use crate::day::{Day, DAY_MIN};
-use crate::summary::Slot;
+use super::compile::SlotView;
 
 /// The most bins a measure may declare (bins, not edges: `n` edges make `n + 1` bins).
 pub const MAX_MEASURE_BINS: usize = 16;
@@ -110,15 +113,20 @@ impl MeasureField {
             .expect("ALL lists every field")
     }
 
-    /// The selected field of `slot`, as an integer (days since 1970 for dates).
-    pub fn of(self, slot: &Slot) -> i64 {
+    /// The selected field of a clause's view, as an integer (days since 1970 for
+    /// dates); `None` when there is nothing to read: no entry in the window, or for the
+    /// latest date and value no recent entry there.
+    pub fn of(self, view: &SlotView) -> Option<i64> {
+        if view.count == 0 {
+            return None;
+        }
         match self {
-            MeasureField::Count => i64::from(slot.count),
-            MeasureField::FirstDate => i64::from(slot.first_date.0),
-            MeasureField::LastDate => i64::from(slot.last_date.0),
-            MeasureField::LastValue => slot.last_value,
-            MeasureField::MinValue => slot.min_value,
-            MeasureField::MaxValue => slot.max_value,
+            MeasureField::Count => Some(i64::from(view.count)),
+            MeasureField::FirstDate => Some(i64::from(view.first_date.0)),
+            MeasureField::LastDate => view.latest.map(|entry| i64::from(entry.day.0)),
+            MeasureField::LastValue => view.latest.map(|entry| entry.value),
+            MeasureField::MinValue => Some(view.min_value),
+            MeasureField::MaxValue => Some(view.max_value),
         }
     }
 }
@@ -160,12 +168,21 @@ pub struct CompiledMeasure {
 }
 
 impl CompiledMeasure {
-    /// The measure's value for an opened slot (see the module docs).
-    pub fn value(&self, slot: &Slot) -> u64 {
-        if slot.count == 0 {
-            return 0;
+    /// Whether the view gives the measure's value exactly: its count is exact, and for
+    /// the latest date or value, the latest entry is known. A record whose measure is
+    /// not readable cannot prove the query.
+    pub fn readable(&self, view: &SlotView) -> bool {
+        match self.field {
+            MeasureField::LastDate | MeasureField::LastValue => view.latest_exact,
+            _ => view.count_exact,
         }
-        let x = self.field.of(slot);
+    }
+
+    /// The measure's value for its clause's view of the slot (see the module docs).
+    pub fn value(&self, view: &SlotView) -> u64 {
+        let Some(x) = self.field.of(view) else {
+            return 0;
+        };
         let bin = 1 + self.uppers.iter().take_while(|upper| **upper <= x).count();
         match self.kind {
             MeasureKind::Bins => bin as u64,

@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use compile::{CompiledClause, CompiledQuery, DateField, ValueField};
+pub use compile::{CompiledClause, CompiledQuery, SlotView, ValueField};
 pub use decimal::Decimal;
 pub use measure::{CompiledMeasure, Measure, MeasureField, MeasureKind};
 

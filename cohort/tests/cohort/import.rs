@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use zkcohort_cohort::catalog::Catalog;
-use zkcohort_cohort::summary::Slot;
+use zkcohort_cohort::summary::{Entry, Slot};
 use zkcohort_cohort::{import_bundle, CohortError, ImportReport, RecordSummary};
 use zkcohort_testkit::day;
 
@@ -31,7 +31,16 @@ fn ali_harris_summary_matches_the_bundle() {
             last_date: day("1981-12-22"),
             last_value: 1,
             min_value: 1,
-            max_value: 1
+            max_value: 1,
+            recent: [
+                None,
+                None,
+                None,
+                Some(Entry {
+                    day: day("1981-12-22"),
+                    value: 1
+                })
+            ],
         }
     );
     // entry[12] MedicationRequest 316049 Hydrochlorothiazide 25 MG, authored 1981-12-22, active.
