@@ -176,7 +176,9 @@ mod tests {
         assert_eq!(fr_to_u64(&fields[3]), Some(VALUE_OFFSET as u64));
         let days: Vec<Fr> = (1..=RECENT_ENTRIES as u64).map(Fr::from).collect();
         assert_eq!(fields[RECENT_DAYS..RECENT_VALUES], days[..]);
-        assert!(fields[RECENT_VALUES..].iter().all(|value| *value == Fr::from(0u64)));
+        assert!(fields[RECENT_VALUES..]
+            .iter()
+            .all(|value| *value == Fr::from(0u64)));
         assert_eq!(fr_to_u64(&-Fr::from(1u64)), None);
     }
 }

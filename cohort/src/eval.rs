@@ -114,7 +114,11 @@ pub fn eligible(
     }
     for (position, measure) in compiled.measures.iter().enumerate() {
         let clause = &compiled.clauses[measure.clause];
-        let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+        let slot = summary
+            .slots()
+            .get(clause.slot)
+            .copied()
+            .unwrap_or_default();
         if !measure.readable(&clause.view(&slot)) {
             failed.push(FailedCriterion {
                 index: query.criteria.len() + position,

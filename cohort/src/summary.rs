@@ -86,7 +86,12 @@ impl Slot {
     /// Adds another entry on a day already counted: the values change, the count does
     /// not (the same event coded twice is one occurrence).
     pub fn record_same_day(&mut self, day: Day, value: i64) {
-        if let Some(entry) = self.recent.iter_mut().flatten().find(|entry| entry.day == day) {
+        if let Some(entry) = self
+            .recent
+            .iter_mut()
+            .flatten()
+            .find(|entry| entry.day == day)
+        {
             entry.value = value;
         }
         if day >= self.last_date {
@@ -239,9 +244,18 @@ mod tests {
                 max_value: 7,
                 recent: [
                     None,
-                    Some(Entry { day: Day(5), value: 3 }),
-                    Some(Entry { day: Day(10), value: 7 }),
-                    Some(Entry { day: Day(20), value: 6 }),
+                    Some(Entry {
+                        day: Day(5),
+                        value: 3
+                    }),
+                    Some(Entry {
+                        day: Day(10),
+                        value: 7
+                    }),
+                    Some(Entry {
+                        day: Day(20),
+                        value: 6
+                    }),
                 ],
             }
         );
@@ -257,7 +271,13 @@ mod tests {
         assert_eq!(days, [30, 40, 50, 60]);
         assert_eq!((slot.count, slot.first_date), (7, Day(5)));
         slot.record_same_day(Day(40), -1);
-        assert_eq!(slot.recent[1], Some(Entry { day: Day(40), value: -1 }));
+        assert_eq!(
+            slot.recent[1],
+            Some(Entry {
+                day: Day(40),
+                value: -1
+            })
+        );
     }
 
     #[test]

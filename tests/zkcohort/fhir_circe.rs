@@ -55,8 +55,6 @@ fn an_atlas_definition_prints_a_query_check_reads_and_a_report_of_what_was_left_
          VisitOccurrence domain is not in the record summary",
         "the end strategy is not translated",
         "the study's index date stands for each patient's entry date",
-        "the window tests the latest entry",
-        "the count is over the whole record, not only the window",
         "concept set Hypertensive disorder: item Essential (primary) hypertension: icd10:I10 \
          is narrower than hypertension",
     ] {

@@ -402,16 +402,16 @@ mod tests {
         assert!(!run(&clause, &repeated).0, "one day twice");
         let mut padding_last = honest;
         padding_last[RECENT_DAYS + 3] = Fr::from(4u64);
-        assert!(!run(&clause, &padding_last).0, "a missing entry after a present one");
+        assert!(
+            !run(&clause, &padding_last).0,
+            "a missing entry after a present one"
+        );
     }
 
     #[test]
     fn a_count_is_exact_or_the_clause_is_unsatisfiable() {
         // The first entry, two undated ones, the four latest (days 500..=800).
-        let slot = slot_of(
-            &[100, 200, 300, 500, 600, 700, 800],
-            &[1, 1, 1, 1, 1, 1, 1],
-        );
+        let slot = slot_of(&[100, 200, 300, 500, 600, 700, 800], &[1, 1, 1, 1, 1, 1, 1]);
         let fields = encode_slot(&slot).unwrap();
         let window = |from: i32, to: i32, min_count: u32| CompiledClause {
             min_count,
@@ -421,7 +421,11 @@ mod tests {
         };
         assert_eq!(run(&window(0, 900, 7), &fields), (true, true), "covers all");
         assert_eq!(run(&window(0, 900, 8), &fields), (true, false));
-        assert_eq!(run(&window(550, 900, 3), &fields), (true, true), "recent only");
+        assert_eq!(
+            run(&window(550, 900, 3), &fields),
+            (true, true),
+            "recent only"
+        );
         assert_eq!(run(&window(550, 900, 4), &fields), (true, false));
         assert_eq!(
             run(&window(150, 650, 2), &fields),
@@ -438,7 +442,10 @@ mod tests {
         let mut fewer = fields;
         fewer[0] = Fr::from(5u64);
         assert_eq!(run(&window(150, 450, 1), &fewer), (true, false));
-        assert_ne!(crate::slots::slot_leaf(&slot).unwrap(), poseidon_leaf(&fewer));
+        assert_ne!(
+            crate::slots::slot_leaf(&slot).unwrap(),
+            poseidon_leaf(&fewer)
+        );
     }
 
     fn poseidon_leaf(fields: &[Fr; SLOT_FIELDS]) -> Fr {

@@ -221,8 +221,7 @@ mod tests {
             first_max: (1 << 17) - 2,
         };
         let expected_a = 0xABC_u128 | 1 << 16 | 1 << 18 | 3 << 20 | 1 << 52 | ((1 << 17) - 1) << 69;
-        let expected_b =
-            5_u128 | ((1_u128 << 41) - 1) << 41 | 2 << 82 | ((1_u128 << 17) - 2) << 99;
+        let expected_b = 5_u128 | ((1_u128 << 41) - 1) << 41 | 2 << 82 | ((1_u128 << 17) - 2) << 99;
         assert_eq!(clause.words(), [Fr::from(expected_a), Fr::from(expected_b)]);
     }
 
@@ -246,7 +245,10 @@ mod tests {
             text.replace("within 365", "within 366"),
             text.replace("within", "first within"),
             text.replace("exclude condition ckd", "exclude condition ckd count >= 2"),
-            text.replace("2020-01-01\nrequire age between 40", "2020-01-01\nrequire age between 41"),
+            text.replace(
+                "2020-01-01\nrequire age between 40",
+                "2020-01-01\nrequire age between 41",
+            ),
             text.replace("exclude", "require"),
             text.replace("ckd", "copd"),
             text.replace("require lab", "require any of: condition copd; lab"),

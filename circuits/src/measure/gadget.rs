@@ -7,12 +7,12 @@ use ark_r1cs_std::prelude::*;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 
 use super::{MeasureEncoding, MEASURE_TAG, TOP};
-use crate::clause::gadget::ClauseView;
 use crate::bits::{is_less_or_equal, to_bits_bounded};
-use crate::encoding::{VIEW_FIELDS, VALUE_BITS};
-use zkcohort_cohort::query::MeasureField;
+use crate::clause::gadget::ClauseView;
+use crate::encoding::{VALUE_BITS, VIEW_FIELDS};
 use crate::poseidon::gadget::poseidon_hash_gadget;
 use crate::Fr;
+use zkcohort_cohort::query::MeasureField;
 
 /// Bits of a measure comparison: operands reach [`TOP`] = `2^41`.
 const COMPARE_BITS: usize = VALUE_BITS + 1;

@@ -351,12 +351,10 @@ impl Translator<'_> {
             _ => None,
         };
         match (start, window.end.days) {
-            (Some((days, date)), Some(0)) => {
-                Some(Window {
-                    date,
-                    span: Span::WithinDays(days),
-                })
-            }
+            (Some((days, date)), Some(0)) => Some(Window {
+                date,
+                span: Span::WithinDays(days),
+            }),
             _ => {
                 self.note(format!(
                     "{context}: a window that does not run from before the index date to it is not translated"

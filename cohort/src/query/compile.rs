@@ -256,7 +256,11 @@ impl CompiledQuery {
         }
         let measures_readable = self.measures.iter().all(|measure| {
             let clause = &self.clauses[measure.clause];
-            let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+            let slot = summary
+                .slots()
+                .get(clause.slot)
+                .copied()
+                .unwrap_or_default();
             measure.readable(&clause.view(&slot))
         });
         measures_readable && (self.clauses.is_empty() || (all_groups && group))
@@ -269,7 +273,11 @@ impl CompiledQuery {
             .iter()
             .map(|measure| {
                 let clause = &self.clauses[measure.clause];
-                let slot = summary.slots().get(clause.slot).copied().unwrap_or_default();
+                let slot = summary
+                    .slots()
+                    .get(clause.slot)
+                    .copied()
+                    .unwrap_or_default();
                 measure.value(&clause.view(&slot))
             })
             .collect()

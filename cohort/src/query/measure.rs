@@ -19,10 +19,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::compile::LabConstants;
+use super::compile::SlotView;
 use super::{ConceptWord, Decimal, ValueWord};
 use crate::catalog::{Catalog, ConceptKind, SlotIndex};
 use crate::day::{Day, DAY_MIN};
-use super::compile::SlotView;
 
 /// The most bins a measure may declare (bins, not edges: `n` edges make `n + 1` bins).
 pub const MAX_MEASURE_BINS: usize = 16;

@@ -131,9 +131,10 @@ pub struct ConceptTest {
     pub kind: ConceptWord,
     /// The concept, by catalog id (`ckd`) or code (`icd10:N18`).
     pub concept: String,
-    /// At least this many entries (`count >= n`).
+    /// At least this many entries in the clause's window (`count >= n`).
     pub min_count: Option<u32>,
-    /// The latest entry is still active (conditions, medications and allergies).
+    /// The latest entry in the window is still active (conditions, medications and
+    /// allergies).
     pub active: bool,
     /// A test of the values (labs).
     pub value: Option<ValueTest>,
@@ -145,7 +146,7 @@ pub struct ConceptTest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueWord {
-    /// The latest value.
+    /// The latest value in the window (on or before the index date by default).
     Latest,
     /// The smallest value ever seen.
     Min,
@@ -200,13 +201,15 @@ pub enum Comparison<T> {
     Between(T, T),
 }
 
-/// Which date of a slot a window constrains.
+/// What a window bounds: the entries a clause reads, or its first entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DateWord {
-    /// The first entry's day.
+    /// The first entry ever falls in the window (the entries read stay those on or
+    /// before the index date, or every one for `first after index`).
     First,
-    /// The latest entry's day.
+    /// The entries the clause counts and whose latest value it compares (without a
+    /// window: those on or before the index date).
     Last,
 }
 

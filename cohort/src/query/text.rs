@@ -29,6 +29,10 @@
 //!                  CONCEPT ["count bins" INT+]
 //! CONCEPT   := a catalog id (ckd) or a code (icd10:N18, loinc:4548-4, atc:A10B)
 //! ```
+//!
+//! A concept clause reads the entries on or before the index date; `[last] within`,
+//! `last before index` and `last after index` choose other days, `first …` bounds the
+//! first entry ever (see [`super::compile`]).
 
 use std::fmt::Write as _;
 use std::str::FromStr;

@@ -148,16 +148,26 @@ fn dated_entries_answer_as_of_the_index_date() {
     );
     let once_long_ago = [("2010-01-01", 160), ("2019-06-01", 160)];
     assert!(
-        !holds("require lab hba1c count >= 2 within 365 days", &once_long_ago),
+        !holds(
+            "require lab hba1c count >= 2 within 365 days",
+            &once_long_ago
+        ),
         "two entries, but only one inside the window"
     );
-    let twice_this_year = [("2019-03-01", 160), ("2019-09-01", 160), ("2020-03-01", 160)];
+    let twice_this_year = [
+        ("2019-03-01", 160),
+        ("2019-09-01", 160),
+        ("2020-03-01", 160),
+    ];
     assert!(holds(
         "require lab hba1c count >= 2 within 365 days",
         &twice_this_year
     ));
     assert!(
-        !holds("require lab hba1c count >= 3 within 365 days", &twice_this_year),
+        !holds(
+            "require lab hba1c count >= 3 within 365 days",
+            &twice_this_year
+        ),
         "the entry after the index date is outside the window"
     );
     assert!(holds(
@@ -212,7 +222,10 @@ fn dated_entries_answer_as_of_the_index_date() {
     );
     assert!(!exclusion.eligible && exclusion.failed[0].reasons[0].starts_with("undecidable"));
     assert!(
-        holds("require lab hba1c count >= 1 last after index", &mostly_later),
+        holds(
+            "require lab hba1c count >= 1 last after index",
+            &mostly_later
+        ),
         "a window over the recent entries is decided"
     );
 }
@@ -510,16 +523,17 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
         &reading("2019-06-01", 140)
     ));
 
-    let hba1c = summary_with(&[(
-        "hba1c",
-        {
-            let mut slot = Slot::default();
-            for (date, value) in [("2015-01-01", 152), ("2017-01-01", 116), ("2019-01-01", 122)] {
-                slot.record(day(date), value);
-            }
-            slot
-        },
-    )]);
+    let hba1c = summary_with(&[("hba1c", {
+        let mut slot = Slot::default();
+        for (date, value) in [
+            ("2015-01-01", 152),
+            ("2017-01-01", 116),
+            ("2019-01-01", 122),
+        ] {
+            slot.record(day(date), value);
+        }
+        slot
+    })]);
     assert!(
         holds("require lab hba1c max >= 7.6", &hba1c)
             && !holds("require lab hba1c max >= 7.7", &hba1c)
@@ -533,7 +547,8 @@ fn boundaries_are_inclusive_where_the_grammar_says_so() {
     assert!(holds("require lab glucose latest >= 7 mmol/L", &glucose));
     assert!(!holds("require lab glucose latest >= 7.1 mmol/L", &glucose));
 
-    let diabetes = |active| summary_with(&[("diabetes", seen(&["2010-05-01", "2012-05-01"], active))]);
+    let diabetes =
+        |active| summary_with(&[("diabetes", seen(&["2010-05-01", "2012-05-01"], active))]);
     assert!(holds("require condition diabetes active", &diabetes(1)));
     assert!(!holds("require condition diabetes active", &diabetes(0)));
     assert!(holds(
@@ -904,8 +919,7 @@ fn summary_strategy(index_date: Day) -> impl Strategy<Value = (RecordSummary, Hi
     .prop_map(move |raw| {
         let mut summary = RecordSummary::empty(catalog());
         let mut history = vec![Vec::new(); slots];
-        for (index, (present, entries, first_offset, length, seed)) in raw.into_iter().enumerate()
-        {
+        for (index, (present, entries, first_offset, length, seed)) in raw.into_iter().enumerate() {
             if !present {
                 continue;
             }
@@ -1026,11 +1040,13 @@ fn oracle(history: &History, query: &Query) -> bool {
     let entries = |kind| &history[catalog.special(kind)];
     let test_holds = |test: &Test| -> bool {
         match test {
-            Test::Age(comparison) => entries(ConceptKind::BirthDate)
-                .first()
-                .is_some_and(|(born, _)| {
-                    compare(i64::from(born.years_until(index_date)), comparison)
-                }),
+            Test::Age(comparison) => {
+                entries(ConceptKind::BirthDate)
+                    .first()
+                    .is_some_and(|(born, _)| {
+                        compare(i64::from(born.years_until(index_date)), comparison)
+                    })
+            }
             Test::Sex(name) | Test::Smoking(name) => {
                 let (kind, until) = if matches!(test, Test::Sex(_)) {
                     (ConceptKind::Sex, Day(i32::MAX))
@@ -1061,7 +1077,9 @@ fn oracle(history: &History, query: &Query) -> bool {
                     .map(|(_, value)| *value)
                     .collect();
                 let mut holds = in_window.len() >= test.min_count.unwrap_or(1) as usize
-                    && all.first().is_some_and(|(first, _)| inside(*first, reading.first));
+                    && all
+                        .first()
+                        .is_some_and(|(first, _)| inside(*first, reading.first));
                 if test.active {
                     holds &= in_window.last() == Some(&1);
                 }
@@ -1098,9 +1116,7 @@ fn measured<'h>(history: &'h History, query: &Query, concept: &str) -> Vec<&'h (
         .iter()
         .flat_map(|criterion| criterion.clauses())
         .find_map(|clause| match &clause.test {
-            Test::Concept(test) if catalog().resolve(&test.concept).unwrap() == index => {
-                Some(test)
-            }
+            Test::Concept(test) if catalog().resolve(&test.concept).unwrap() == index => Some(test),
             _ => None,
         });
     let window = reading(test, query.index_date).window;
