@@ -114,12 +114,7 @@ pub fn eligible(
     }
     for (position, measure) in compiled.measures.iter().enumerate() {
         let clause = &compiled.clauses[measure.clause];
-        let slot = summary
-            .slots()
-            .get(clause.slot)
-            .copied()
-            .unwrap_or_default();
-        if !measure.readable(&clause.view(&slot)) {
+        if !measure.readable(&clause.view_in(summary)) {
             failed.push(FailedCriterion {
                 index: query.criteria.len() + position,
                 text: format!("measure {}", measure.name),

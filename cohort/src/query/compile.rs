@@ -211,9 +211,19 @@ impl CompiledClause {
     /// Whether the clause (after negation) holds for the summary, `None` when it is
     /// undecidable.
     pub fn holds(&self, summary: &RecordSummary) -> Option<bool> {
-        // A slot past the catalog is empty, as in the circuit's padded slot tree.
-        let slot = summary.slots().get(self.slot).copied().unwrap_or_default();
-        self.test(&slot).map(|holds| holds != self.negated)
+        self.test(&self.opened(summary))
+            .map(|holds| holds != self.negated)
+    }
+
+    /// The summary's slot as this clause's window sees it.
+    pub fn view_in(&self, summary: &RecordSummary) -> SlotView {
+        self.view(&self.opened(summary))
+    }
+
+    /// The slot the clause opens; a slot past the catalog is empty, as in the
+    /// circuit's padded slot tree.
+    fn opened(&self, summary: &RecordSummary) -> Slot {
+        summary.slots().get(self.slot).copied().unwrap_or_default()
     }
 }
 
@@ -254,15 +264,10 @@ impl CompiledQuery {
                 None => return false,
             }
         }
-        let measures_readable = self.measures.iter().all(|measure| {
-            let clause = &self.clauses[measure.clause];
-            let slot = summary
-                .slots()
-                .get(clause.slot)
-                .copied()
-                .unwrap_or_default();
-            measure.readable(&clause.view(&slot))
-        });
+        let measures_readable = self
+            .measures
+            .iter()
+            .all(|measure| measure.readable(&self.clauses[measure.clause].view_in(summary)));
         measures_readable && (self.clauses.is_empty() || (all_groups && group))
     }
 
@@ -271,15 +276,7 @@ impl CompiledQuery {
     pub fn measure_values(&self, summary: &RecordSummary) -> Vec<u64> {
         self.measures
             .iter()
-            .map(|measure| {
-                let clause = &self.clauses[measure.clause];
-                let slot = summary
-                    .slots()
-                    .get(clause.slot)
-                    .copied()
-                    .unwrap_or_default();
-                measure.value(&clause.view(&slot))
-            })
+            .map(|measure| measure.value(&self.clauses[measure.clause].view_in(summary)))
             .collect()
     }
 
