@@ -1,6 +1,9 @@
 //! Setup, single proofs and batches, and arkworks' own `Groth16::prove` on the same
 //! circuit for comparison, per shape; the note-transfer proof beside them (each circuit's
-//! constraint count is printed first); and what measures add to a proof (`measures`).
+//! constraint count is printed first); what measures add to a proof (`measures`); and
+//! what each MSM lever is worth on the reference shape's five queries (`msm`): arkworks'
+//! MSM, our batched-affine bucket method alone (`unsorted`), and with the scalars sorted
+//! (zeros and points at infinity skipped, ±1 summed, small scalars in fewer windows).
 //!
 //! `cargo bench --bench prover`. Long batches of the reference shape are measured by
 //! `zkcohort bench batch` instead (32 reference proofs per sample would take minutes).
@@ -8,7 +11,9 @@
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
 
-use ark_bn254::Bn254;
+use ark_bn254::{Bn254, G1Projective, G2Projective};
+use ark_ec::VariableBaseMSM;
+use ark_ff::{PrimeField, UniformRand};
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -21,6 +26,7 @@ use zkcohort_circuits::note::{
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::Fr;
+use zkcohort_prover::msm::{msm, msm_unsorted};
 use zkcohort_prover::reduction::CircomReduction;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
@@ -145,5 +151,62 @@ fn merge_of_two_notes(rng: &mut StdRng) -> (Fr, TransferWitness) {
     (tree.root(), witness)
 }
 
-criterion_group!(benches, setup, prove, measures);
+/// The reference shape's queries with a fixture patient's witness (the H query with
+/// random scalars, as the quotient polynomial's coefficients are), per MSM.
+fn msm_levers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("msm");
+    group.sample_size(10);
+    let shape = CircuitShape::REFERENCE;
+    let keys = CircuitKeys::setup_with_rng(shape, &mut StdRng::seed_from_u64(1)).expect("setup");
+    let (statement, witness) = eligible_requests(shape)[0]
+        .build(shape, Fr::from(7u64))
+        .expect("witness");
+    let assignment = keys
+        .full_assignment(statement, witness)
+        .expect("assignment");
+    let scalars: Vec<Fr> = assignment.clone();
+    let ints: Vec<_> = scalars.iter().map(|x| x.into_bigint()).collect();
+    let witness_from = assignment.len() - keys.proving_key().l_query.len();
+    let mut rng = StdRng::seed_from_u64(5);
+    let h_scalars: Vec<Fr> = (0..keys.proving_key().h_query.len())
+        .map(|_| Fr::rand(&mut rng))
+        .collect();
+    let h_ints: Vec<_> = h_scalars.iter().map(|x| x.into_bigint()).collect();
+    let key = keys.proving_key();
+    let g1 = [
+        ("a", &key.a_query, &scalars[..], &ints[..]),
+        ("b-g1", &key.b_g1_query, &scalars[..], &ints[..]),
+        ("h", &key.h_query, &h_scalars[..], &h_ints[..]),
+        (
+            "l",
+            &key.l_query,
+            &scalars[witness_from..],
+            &ints[witness_from..],
+        ),
+    ];
+    for (name, bases, scalars, ints) in g1 {
+        group.bench_function(BenchmarkId::new("arkworks", name), |b| {
+            b.iter(|| G1Projective::msm(bases, scalars).expect("lengths"))
+        });
+        group.bench_function(BenchmarkId::new("unsorted", name), |b| {
+            b.iter(|| msm_unsorted(bases, ints))
+        });
+        group.bench_function(BenchmarkId::new("zkcohort", name), |b| {
+            b.iter(|| msm(bases, ints))
+        });
+    }
+    let bases = &key.b_g2_query;
+    group.bench_function(BenchmarkId::new("arkworks", "b-g2"), |b| {
+        b.iter(|| G2Projective::msm(bases, &scalars).expect("lengths"))
+    });
+    group.bench_function(BenchmarkId::new("unsorted", "b-g2"), |b| {
+        b.iter(|| msm_unsorted(bases, &ints))
+    });
+    group.bench_function(BenchmarkId::new("zkcohort", "b-g2"), |b| {
+        b.iter(|| msm(bases, &ints))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, setup, prove, measures, msm_levers);
 criterion_main!(benches);

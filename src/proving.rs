@@ -21,6 +21,14 @@ pub(crate) enum ShapeName {
 }
 
 impl ShapeName {
+    /// The name as the command line takes it.
+    pub(crate) fn as_arg(self) -> &'static str {
+        match self {
+            ShapeName::Small => "small",
+            ShapeName::Reference => "reference",
+        }
+    }
+
     pub(crate) fn shape(self) -> CircuitShape {
         match self {
             ShapeName::Small => CircuitShape::SMALL,

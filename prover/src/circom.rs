@@ -50,8 +50,7 @@ use std::path::{Path, PathBuf};
 
 use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
-use ark_ff::{BigInteger, Field, PrimeField, Zero};
-use ark_groth16::r1cs_to_qap::evaluate_constraint;
+use ark_ff::{BigInteger, Field, PrimeField};
 use ark_groth16::ProvingKey;
 use ark_relations::gr1cs::SynthesisError;
 use zkcohort_circuits::circuit::EligibilityWitness;
@@ -136,7 +135,7 @@ pub fn full_assignment(
     statement: Statement,
     witness: EligibilityWitness,
 ) -> Result<Vec<Fr>, ProverError> {
-    let assignment = keys.assignment(statement, witness)?;
+    let assignment = keys.full_assignment(statement, witness)?;
     if assignment.len() != wire_count(keys) || !is_satisfied(keys, &assignment) {
         return Err(SynthesisError::Unsatisfiable.into());
     }
@@ -146,15 +145,11 @@ pub fn full_assignment(
 /// Whether a full assignment satisfies every constraint of the keys' shape.
 pub fn is_satisfied(keys: &CircuitKeys, assignment: &[Fr]) -> bool {
     let matrices = &keys.matrices;
-    let [a, b, c] = [0, 1, 2].map(|index| &matrices.matrices[index]);
-    let in_range = |row: &Vec<(Fr, usize)>| row.iter().all(|(_, wire)| *wire < assignment.len());
-    a.iter().zip(b).zip(c).all(|((a, b), c)| {
-        in_range(a)
-            && in_range(b)
-            && in_range(c)
-            && evaluate_constraint(a, assignment) * evaluate_constraint(b, assignment)
-                == evaluate_constraint(c, assignment)
-    })
+    assignment.len() >= matrices.wires()
+        && (0..matrices.num_constraints).all(|row| {
+            matrices.evaluate(0, row, assignment) * matrices.evaluate(1, row, assignment)
+                == matrices.evaluate(2, row, assignment)
+        })
 }
 
 /// Writes the circuit of the keys' shape as an iden3 `.r1cs` file (see the module
@@ -185,10 +180,9 @@ pub(crate) fn write_r1cs_parts(
 
     let mut constraints = Vec::new();
     for row in 0..matrices.num_constraints {
-        for matrix in &matrices.matrices[..3] {
-            let terms = merged(&matrix[row]);
-            put_u32(&mut constraints, terms.len() as u32);
-            for (coefficient, wire) in terms {
+        for matrix in 0..3 {
+            put_u32(&mut constraints, matrices.row(matrix, row).count() as u32);
+            for (coefficient, wire) in matrices.row(matrix, row) {
                 put_u32(&mut constraints, wire as u32);
                 constraints.extend_from_slice(&standard(coefficient));
             }
@@ -295,8 +289,8 @@ pub(crate) fn write_zkey_parts(
         count += 1;
     };
     for row in 0..matrices.num_constraints {
-        for (matrix, rows) in matrices.matrices[..2].iter().enumerate() {
-            for (value, wire) in merged(&rows[row]) {
+        for matrix in 0..2 {
+            for (value, wire) in matrices.row(matrix, row) {
                 put_coefficient(matrix as u32, row, wire, value);
             }
         }
@@ -341,23 +335,6 @@ pub(crate) fn write_zkey_parts(
 /// The number of wires: the constant, the public inputs and the witnesses.
 fn wire_count(keys: &CircuitKeys) -> usize {
     keys.matrices.num_inputs + keys.proving_key.l_query.len()
-}
-
-/// A row with each wire once and no zero coefficients, by wire (circom writes
-/// linear combinations so, and snarkjs keeps only the last coefficient of a
-/// repeated wire).
-pub(crate) fn merged(row: &[(Fr, usize)]) -> Vec<(Fr, usize)> {
-    let mut terms = row.to_vec();
-    terms.sort_by_key(|(_, wire)| *wire);
-    let mut merged: Vec<(Fr, usize)> = Vec::with_capacity(terms.len());
-    for (value, wire) in terms {
-        match merged.last_mut() {
-            Some((sum, last)) if *last == wire => *sum += value,
-            _ => merged.push((value, wire)),
-        }
-    }
-    merged.retain(|(value, _)| !value.is_zero());
-    merged
 }
 
 /// A scalar in standard form, little-endian.

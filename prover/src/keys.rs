@@ -7,9 +7,11 @@
 //! Proving key file (`proving-key-c{clauses}-s{slot_depth}-r{registry_depth}-i{issuer_depth}.bin`):
 //! `"ZKCOHORT-PK" 0x00 | format u32 | clauses u32 | slot depth u32 | registry depth u32
 //! | issuer depth u32 | circuit id [32] | SHA-256 of payload [32] | payload`, the payload being the key
-//! followed by the shape's R1CS matrices, both in arkworks' uncompressed form. The
-//! matrices are stored because deriving them (synthesis and inlining every linear
-//! combination, ~0.6 s for the reference shape) costs more than loading the rest.
+//! followed by the shape's R1CS matrices (see `encode_payload`): field elements as their
+//! Montgomery limbs, so that loading copies them instead of converting each coordinate,
+//! and the matrices in compressed sparse rows. The matrices are stored because deriving
+//! them (synthesis and inlining every linear combination, ~0.6 s for the reference
+//! shape) costs more than loading the rest.
 //!
 //! What is checked where:
 //! - [`CircuitKeys::load`] (a key this machine made or already checked) checks the
@@ -18,7 +20,8 @@
 //!   load. The checksum catches corruption and truncation, not tampering: anyone can
 //!   recompute it.
 //! - [`CircuitKeys::load_checked`] (a key given to a wallet) also checks every point on
-//!   the curve and in the prime-order subgroup, that the circuit id is the one announced,
+//!   the curve and in the prime-order subgroup (with coordinates below the modulus), that
+//!   the circuit id is the one announced,
 //!   and that the proving key's `β·G1` and `δ·G1` have the ratio of the verifying key's
 //!   `β·G2` and `δ·G2` (a pairing). A key that passes can still be wrong in its queries: its proofs
 //!   would then fail to verify, which costs the wallet a proof but not soundness, which
@@ -33,8 +36,8 @@ use ark_bn254::{Bn254, Fr, G1Affine, G2Affine};
 use ark_ec::pairing::Pairing;
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, SynthesisError,
-    SynthesisMode, R1CS_PREDICATE_LABEL,
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
+    R1CS_PREDICATE_LABEL,
 };
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use ark_snark::SNARK;
@@ -44,13 +47,16 @@ use zkcohort_circuits::note::circuit::NoteTransferCircuit;
 use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::CircuitError;
 
+use crate::codec::{g1_canonical, g2_canonical, put_g1s, put_g2s, put_u64, Reader};
+pub(crate) use crate::matrices::ConstraintMatrices;
 use crate::reduction::CircomReduction;
 use crate::ProverError;
 
 const MAGIC: &[u8; 12] = b"ZKCOHORT-PK\0";
 /// The key file format. It changes whenever a circuit does (6: a word names the circuit,
-/// eligibility or note transfer), since a key file holds that circuit's matrices and keys.
-const FORMAT: u32 = 6;
+/// eligibility or note transfer), since a key file holds that circuit's matrices and keys,
+/// and when the payload's encoding does (7: raw Montgomery limbs, matrices in sparse rows).
+const FORMAT: u32 = 7;
 const SHAPE_WORDS: usize = 4;
 const CIRCUIT_ID_AT: usize = 12 + 4 * (2 + SHAPE_WORDS);
 /// The key file's header length: the payload starts here, right after the payload's
@@ -139,81 +145,6 @@ impl KeyedCircuit for NoteShape {
     }
 }
 
-/// The R1CS matrices of a shape, computed once and reused by every proof.
-pub(crate) struct ConstraintMatrices {
-    pub(crate) matrices: Vec<Matrix<Fr>>,
-    pub(crate) num_inputs: usize,
-    pub(crate) num_constraints: usize,
-}
-
-/// The matrices as stored: each distinct coefficient once, entries as (coefficient
-/// index, column). Few coefficients are distinct (1, -1, powers of two, Poseidon
-/// constants), so this is a fifth of the size and decodes several times faster.
-#[derive(CanonicalSerialize, CanonicalDeserialize)]
-struct StoredMatrices {
-    num_inputs: u64,
-    num_constraints: u64,
-    coefficients: Vec<Fr>,
-    matrices: Vec<Vec<Vec<(u32, u32)>>>,
-}
-
-impl StoredMatrices {
-    fn from_matrices(matrices: &ConstraintMatrices) -> Self {
-        let mut index = std::collections::HashMap::new();
-        let mut coefficients = Vec::new();
-        let stored = matrices
-            .matrices
-            .iter()
-            .map(|matrix| {
-                matrix
-                    .iter()
-                    .map(|row| {
-                        row.iter()
-                            .map(|(coefficient, column)| {
-                                let position = *index.entry(*coefficient).or_insert_with(|| {
-                                    coefficients.push(*coefficient);
-                                    coefficients.len() as u32 - 1
-                                });
-                                (position, *column as u32)
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        StoredMatrices {
-            num_inputs: matrices.num_inputs as u64,
-            num_constraints: matrices.num_constraints as u64,
-            coefficients,
-            matrices: stored,
-        }
-    }
-
-    fn into_matrices(self) -> Option<ConstraintMatrices> {
-        let matrices = self
-            .matrices
-            .into_iter()
-            .map(|matrix| {
-                matrix
-                    .into_iter()
-                    .map(|row| {
-                        row.into_iter()
-                            .map(|(position, column)| {
-                                Some((*self.coefficients.get(position as usize)?, column as usize))
-                            })
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(ConstraintMatrices {
-            matrices,
-            num_inputs: usize::try_from(self.num_inputs).ok()?,
-            num_constraints: usize::try_from(self.num_constraints).ok()?,
-        })
-    }
-}
-
 impl ConstraintMatrices {
     fn of<S: KeyedCircuit>(shape: S) -> Result<Self, ProverError> {
         Ok(Self::with_wires(shape)?.0)
@@ -230,11 +161,11 @@ impl ConstraintMatrices {
         let matrices = all
             .remove(R1CS_PREDICATE_LABEL)
             .ok_or(SynthesisError::MissingCS)?;
-        let matrices = ConstraintMatrices {
-            matrices,
-            num_inputs: cs.num_instance_variables(),
-            num_constraints: cs.num_constraints(),
-        };
+        let matrices = ConstraintMatrices::from_arkworks(
+            &matrices,
+            cs.num_instance_variables(),
+            cs.num_constraints(),
+        );
         Ok((
             matrices,
             cs.num_instance_variables() + cs.num_witness_variables(),
@@ -342,16 +273,12 @@ impl<S: KeyedCircuit> CircuitKeys<S> {
             source,
         };
         std::fs::create_dir_all(folder).map_err(io)?;
-        let mut payload = Vec::with_capacity(self.proving_key.uncompressed_size());
-        (
-            &self.proving_key,
-            &StoredMatrices::from_matrices(&self.matrices),
-        )
-            .serialize_uncompressed(&mut payload)
-            .map_err(|error| ProverError::KeyFile {
+        let payload = encode_payload(&self.proving_key, &self.matrices).map_err(|error| {
+            ProverError::KeyFile {
                 path: path.clone(),
                 reason: error.to_string(),
-            })?;
+            }
+        })?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
         for value in std::iter::once(FORMAT).chain(self.shape.header_words()) {
@@ -459,35 +386,21 @@ impl<S: KeyedCircuit> CircuitKeys<S> {
         // Checking the checksum and decoding are independent reads of the same bytes.
         let (digest, decoded) = rayon::join(
             || <[u8; 32]>::from(Sha256::digest(payload)),
-            || {
-                if checked {
-                    // Every point on the curve and in the prime-order subgroup.
-                    <(ProvingKey<Bn254>, StoredMatrices)>::deserialize_uncompressed(payload)
-                } else {
-                    <(ProvingKey<Bn254>, StoredMatrices)>::deserialize_uncompressed_unchecked(
-                        payload,
-                    )
-                }
-            },
+            || decode_payload(payload),
         );
         if digest != checksum {
             return Err(bad(
                 "checksum mismatch: the file is truncated or corrupt; run setup again",
             ));
         }
-        let (proving_key, stored) = decoded.map_err(|error| {
-            bad(&if checked {
-                format!(
-                    "unreadable key: a point is off the curve or outside the prime-order \
-                     subgroup, or the encoding is malformed ({error})"
-                )
-            } else {
-                format!("unreadable key: {error}")
-            })
-        })?;
-        let matrices = stored
-            .into_matrices()
-            .ok_or_else(|| bad("matrix entry refers to a missing coefficient"))?;
+        let (proving_key, matrices) =
+            decoded.ok_or_else(|| bad("unreadable key: the encoding is malformed"))?;
+        if checked && !points_are_valid(&proving_key) {
+            return Err(bad(
+                "unreadable key: a point is off the curve or outside the prime-order subgroup, \
+                 or a coordinate is not below the modulus",
+            ));
+        }
         if CircuitId::of(&proving_key.vk) != circuit_id {
             return Err(bad(
                 "the embedded verifying key does not match the circuit id",
@@ -495,6 +408,82 @@ impl<S: KeyedCircuit> CircuitKeys<S> {
         }
         Self::from_parts(shape, proving_key, matrices)
     }
+}
+
+/// The key file's payload: the verifying key (arkworks' uncompressed form, its length
+/// first), `β·G1` and `δ·G1`, the A, B (G1), B (G2), H and L queries in the raw form of
+/// [`crate::codec`], then the matrices ([`ConstraintMatrices::write`]).
+fn encode_payload(
+    key: &ProvingKey<Bn254>,
+    matrices: &ConstraintMatrices,
+) -> Result<Vec<u8>, ark_serialize::SerializationError> {
+    let mut vk = Vec::new();
+    key.vk.serialize_uncompressed(&mut vk)?;
+    let mut payload = Vec::with_capacity(vk.len() + 64 * 5 * key.h_query.len());
+    put_u64(&mut payload, vk.len() as u64);
+    payload.extend_from_slice(&vk);
+    put_g1s(&mut payload, &[key.beta_g1, key.delta_g1]);
+    put_g1s(&mut payload, &key.a_query);
+    put_g1s(&mut payload, &key.b_g1_query);
+    put_g2s(&mut payload, &key.b_g2_query);
+    put_g1s(&mut payload, &key.h_query);
+    put_g1s(&mut payload, &key.l_query);
+    matrices.write(&mut payload);
+    Ok(payload)
+}
+
+/// Reads what [`encode_payload`] wrote; `None` for anything malformed or left over.
+fn decode_payload(payload: &[u8]) -> Option<(ProvingKey<Bn254>, ConstraintMatrices)> {
+    let mut reader = Reader::new(payload);
+    let vk_length = usize::try_from(reader.u64()?).ok()?;
+    let vk = VerifyingKey::deserialize_uncompressed(reader.bytes(vk_length)?).ok()?;
+    let [beta_g1, delta_g1]: [G1Affine; 2] = reader.g1s()?.try_into().ok()?;
+    let a_query = reader.g1s()?;
+    let b_g1_query = reader.g1s()?;
+    let b_g2_query = reader.g2s()?;
+    let h_query = reader.g1s()?;
+    let l_query = reader.g1s()?;
+    let wires = a_query.len();
+    let matrices = ConstraintMatrices::read(&mut reader, wires)?;
+    let consistent = reader.is_empty()
+        && b_g1_query.len() == wires
+        && b_g2_query.len() == wires
+        && matrices.num_inputs + l_query.len() == wires
+        && vk.gamma_abc_g1.len() == matrices.num_inputs;
+    consistent.then_some((
+        ProvingKey {
+            vk,
+            beta_g1,
+            delta_g1,
+            a_query,
+            b_g1_query,
+            b_g2_query,
+            h_query,
+            l_query,
+        },
+        matrices,
+    ))
+}
+
+/// Every point of a proving key with canonical coordinates, on its curve and in the
+/// prime-order subgroup (the verifying key's points are checked as it is decoded).
+fn points_are_valid(key: &ProvingKey<Bn254>) -> bool {
+    let g1_ok = |point: &G1Affine| {
+        g1_canonical(point)
+            && point.is_on_curve()
+            && point.is_in_correct_subgroup_assuming_on_curve()
+    };
+    let g2_ok = |point: &G2Affine| {
+        g2_canonical(point)
+            && point.is_on_curve()
+            && point.is_in_correct_subgroup_assuming_on_curve()
+    };
+    use rayon::prelude::*;
+    [key.beta_g1, key.delta_g1].iter().all(g1_ok)
+        && [&key.a_query, &key.b_g1_query, &key.h_query, &key.l_query]
+            .into_par_iter()
+            .all(|query| query.par_iter().all(g1_ok))
+        && key.b_g2_query.par_iter().all(g2_ok)
 }
 
 /// Checks a verifying key as the server must before trusting it: every point on the curve

@@ -8,6 +8,9 @@
 //!   note circuit's keys;
 //! - [`prove`]: witness building from a wallet's data, one proof, and rayon batches
 //!   with results streamed to a callback;
+//! - `groth16`: the Groth16 prover, its five MSMs and the witness map run side by side;
+//! - [`msm`]: multi-scalar multiplication with batched affine buckets, skipping what a
+//!   witness makes free (zero scalars, points at infinity) or cheap (±1, small values);
 //! - [`reduction`]: snarkjs's R1CS-to-QAP reduction, so our keys and proofs are
 //!   interchangeable with snarkjs and rapidsnark;
 //! - [`ceremony`]: the multi-party trusted setup (powers of tau, phase 2 per circuit,
@@ -17,7 +20,11 @@
 
 pub mod ceremony;
 pub mod circom;
+mod codec;
+mod groth16;
 pub mod keys;
+mod matrices;
+pub mod msm;
 pub mod note;
 pub mod prove;
 pub mod reduction;

@@ -24,7 +24,7 @@ use zkcohort_circuits::registry::MembershipPath;
 use zkcohort_circuits::statement::Statement;
 use zkcohort_cohort::query::CompiledQuery;
 
-use crate::keys::{CircuitKeys, KeyedCircuit, Snark};
+use crate::keys::{CircuitKeys, KeyedCircuit};
 use crate::ProverError;
 
 /// What a wallet knows when it asks for a proof.
@@ -100,15 +100,12 @@ impl<S: KeyedCircuit> CircuitKeys<S> {
     {
         let full_assignment = assignment_of(circuit)?;
         let (r, s) = (Fr::rand(rng), Fr::rand(rng));
-        let matrices = &self.matrices;
-        Ok(Snark::create_proof_with_reduction_and_matrices(
+        Ok(crate::groth16::create_proof(
             &self.proving_key,
+            &self.matrices,
+            &full_assignment,
             r,
             s,
-            &matrices.matrices,
-            matrices.num_inputs,
-            matrices.num_constraints,
-            &full_assignment,
         )?)
     }
 }
@@ -178,7 +175,10 @@ impl CircuitKeys {
     }
 
     /// The full assignment `[1, public inputs…, witnesses…]` of a statement and its witness.
-    pub(crate) fn assignment(
+    ///
+    /// # Errors
+    /// [`ProverError::Synthesis`] when the witness does not fit the shape.
+    pub fn full_assignment(
         &self,
         statement: Statement,
         witness: EligibilityWitness,

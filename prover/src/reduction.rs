@@ -6,11 +6,14 @@
 //! few lines. snarkjs computes `H·Z` as the odd coefficients of `A·B - C` on a coset
 //! of twice the domain, and its `h_query` holds the matching Lagrange bases.
 
-use ark_ff::PrimeField;
+use ark_bn254::Fr;
+use ark_ff::{PrimeField, Zero};
 use ark_groth16::r1cs_to_qap::{evaluate_constraint, LibsnarkReduction, R1CSToQAP};
-use ark_poly::EvaluationDomain;
+use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 use rayon::prelude::*;
+
+use crate::keys::ConstraintMatrices;
 
 /// snarkjs's witness map (see the module documentation).
 pub struct CircomReduction;
@@ -32,9 +35,8 @@ impl R1CSToQAP for CircomReduction {
     ) -> Result<Vec<F>, SynthesisError> {
         let domain =
             D::new(num_constraints + num_inputs).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
-        let domain_size = domain.size();
-        let mut a = vec![F::zero(); domain_size];
-        let mut b = vec![F::zero(); domain_size];
+        let mut a = vec![F::zero(); domain.size()];
+        let mut b = vec![F::zero(); domain.size()];
         a[..num_constraints]
             .par_iter_mut()
             .zip(&mut b[..num_constraints])
@@ -44,30 +46,13 @@ impl R1CSToQAP for CircomReduction {
                 *a = evaluate_constraint(a_row, full_assignment);
                 *b = evaluate_constraint(b_row, full_assignment);
             });
-        a[num_constraints..num_constraints + num_inputs]
-            .clone_from_slice(&full_assignment[..num_inputs]);
-        let mut c = vec![F::zero(); domain_size];
-        c[..num_constraints]
-            .par_iter_mut()
-            .zip(&a)
-            .zip(&b)
-            .for_each(|((c, a), b)| *c = *a * b);
-
-        let coset_generator = D::new(2 * domain_size)
-            .ok_or(SynthesisError::PolynomialDegreeTooLarge)?
-            .element(1);
-        for values in [&mut a, &mut b] {
-            domain.ifft_in_place(values);
-            D::distribute_powers_and_mul_by_const(values, coset_generator, F::one());
-            domain.fft_in_place(values);
-        }
-        let mut ab = domain.mul_polynomials_in_evaluation_domain(&a, &b);
-        drop((a, b));
-        domain.ifft_in_place(&mut c);
-        D::distribute_powers_and_mul_by_const(&mut c, coset_generator, F::one());
-        domain.fft_in_place(&mut c);
-        ab.par_iter_mut().zip(c).for_each(|(ab, c)| *ab -= &c);
-        Ok(ab)
+        quotient_on_coset(
+            domain,
+            a,
+            b,
+            num_constraints,
+            &full_assignment[..num_inputs],
+        )
     }
 
     fn h_query_scalars<F: PrimeField, D: EvaluationDomain<F>>(
@@ -85,4 +70,69 @@ impl R1CSToQAP for CircomReduction {
         domain.ifft_in_place(&mut scalars);
         Ok(scalars.into_par_iter().skip(1).step_by(2).collect())
     }
+}
+
+/// snarkjs's witness map over our sparse matrices: the same values as
+/// [`CircomReduction`]'s `witness_map_from_matrices`.
+pub(crate) fn witness_map(
+    matrices: &ConstraintMatrices,
+    full_assignment: &[Fr],
+) -> Result<Vec<Fr>, SynthesisError> {
+    let (num_inputs, num_constraints) = (matrices.num_inputs, matrices.num_constraints);
+    let domain = GeneralEvaluationDomain::<Fr>::new(num_constraints + num_inputs)
+        .ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
+    let mut a = vec![Fr::zero(); domain.size()];
+    let mut b = vec![Fr::zero(); domain.size()];
+    a[..num_constraints]
+        .par_iter_mut()
+        .zip(&mut b[..num_constraints])
+        .enumerate()
+        .for_each(|(row, (a, b))| {
+            *a = matrices.evaluate(0, row, full_assignment);
+            *b = matrices.evaluate(1, row, full_assignment);
+        });
+    quotient_on_coset(
+        domain,
+        a,
+        b,
+        num_constraints,
+        &full_assignment[..num_inputs],
+    )
+}
+
+/// From `A·w` and `B·w` on the constraint rows: the input rows `A[m + i][i] = 1` added,
+/// `C·w = A·w ∘ B·w` (the assignment satisfies the constraints), and `A·B − C` on the
+/// coset of twice the domain, its three polynomials carried there side by side.
+fn quotient_on_coset<F: PrimeField, D: EvaluationDomain<F>>(
+    domain: D,
+    mut a: Vec<F>,
+    b: Vec<F>,
+    num_constraints: usize,
+    inputs: &[F],
+) -> Result<Vec<F>, SynthesisError> {
+    a[num_constraints..num_constraints + inputs.len()].clone_from_slice(inputs);
+    let mut c = vec![F::zero(); domain.size()];
+    c[..num_constraints]
+        .par_iter_mut()
+        .zip(&a)
+        .zip(&b)
+        .for_each(|((c, a), b)| *c = *a * b);
+    let coset_generator = D::new(2 * domain.size())
+        .ok_or(SynthesisError::PolynomialDegreeTooLarge)?
+        .element(1);
+    let to_coset = |mut values: Vec<F>| {
+        domain.ifft_in_place(&mut values);
+        D::distribute_powers_and_mul_by_const(&mut values, coset_generator, F::one());
+        domain.fft_in_place(&mut values);
+        values
+    };
+    let (mut ab, c) = rayon::join(
+        || {
+            let (a, b) = rayon::join(|| to_coset(a), || to_coset(b));
+            domain.mul_polynomials_in_evaluation_domain(&a, &b)
+        },
+        || to_coset(c),
+    );
+    ab.par_iter_mut().zip(c).for_each(|(ab, c)| *ab -= &c);
+    Ok(ab)
 }

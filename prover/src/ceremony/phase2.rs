@@ -44,7 +44,7 @@ use super::points::{
     self, digest, hash_g1, hash_g2, hash_to_g2, Hash64, Hasher, Reader, SnarkjsRng,
 };
 use super::{invalid, same_ratio, CeremonyError, Fault, PublicKey, Step};
-use crate::circom::{merged, put_u32, write_r1cs_parts, write_zkey_parts, MontgomeryForm, N8};
+use crate::circom::{put_u32, write_r1cs_parts, write_zkey_parts, MontgomeryForm, N8};
 use crate::keys::{CircuitKeys, ConstraintMatrices, KeyedCircuit};
 use crate::ProverError;
 
@@ -174,16 +174,16 @@ impl Phase2 {
         // Per wire, the (basis, row, coefficient) terms of its polynomials.
         let matrices = &circuit.matrices;
         let m = matrices.num_constraints;
-        let columns = |matrix: &[Vec<(Fr, usize)>]| {
+        let columns = |matrix: usize| {
             let mut columns = vec![Vec::new(); circuit.wires];
-            for (row, terms) in matrix.iter().enumerate().take(m) {
-                for (coefficient, wire) in merged(terms) {
+            for row in 0..m {
+                for (coefficient, wire) in matrices.row(matrix, row) {
                     columns[wire].push((row, coefficient));
                 }
             }
             columns
         };
-        let [mut a, b, c] = [0, 1, 2].map(|index| columns(&matrices.matrices[index]));
+        let [mut a, b, c] = [0, 1, 2].map(columns);
         // snarkjs's input rows: A[m + i][i] = 1 for the constant and every public input.
         for (wire, column) in a.iter_mut().enumerate().take(circuit.public() + 1) {
             column.push((m + wire, Fr::one()));
@@ -455,10 +455,10 @@ impl Phase2 {
         let r = random_scalars(circuit.wires);
         // Row weights per matrix, split by public (IC) and private (L) wires.
         let mut weights = vec![[vec![Fr::zero(); d], vec![Fr::zero(); d]]; 3];
-        for (matrix, split) in matrices.matrices[..3].iter().zip(&mut weights) {
-            for (row, terms) in matrix.iter().enumerate().take(m) {
-                for (value, wire) in terms {
-                    split[(*wire > public) as usize][row] += r[*wire] * value;
+        for (matrix, split) in weights.iter_mut().enumerate() {
+            for row in 0..m {
+                for (value, wire) in matrices.row(matrix, row) {
+                    split[(wire > public) as usize][row] += r[wire] * value;
                 }
             }
         }
