@@ -1,9 +1,8 @@
 //! Setup, single proofs and batches, and arkworks' own `Groth16::prove` on the same
 //! circuit for comparison, per shape; the note-transfer proof beside them (each circuit's
 //! constraint count is printed first); what measures add to a proof (`measures`); and
-//! what each MSM lever is worth on the reference shape's five queries (`msm`): arkworks'
-//! MSM, our batched-affine bucket method alone (`unsorted`), and with the scalars sorted
-//! (zeros and points at infinity skipped, ±1 summed, small scalars in fewer windows).
+//! our MSM against arkworks' on the reference shape's five queries with a real witness
+//! (`msm`).
 //!
 //! `cargo bench --bench prover`. Long batches of the reference shape are measured by
 //! `zkcohort bench batch` instead (32 reference proofs per sample would take minutes).
@@ -26,7 +25,7 @@ use zkcohort_circuits::note::{
 use zkcohort_circuits::registry::RegistryTree;
 use zkcohort_circuits::shape::NoteShape;
 use zkcohort_circuits::Fr;
-use zkcohort_prover::msm::{msm, msm_unsorted};
+use zkcohort_prover::msm::msm;
 use zkcohort_prover::reduction::CircomReduction;
 use zkcohort_prover::{CircuitKeys, ProofRequest};
 
@@ -188,9 +187,6 @@ fn msm_levers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("arkworks", name), |b| {
             b.iter(|| G1Projective::msm(bases, scalars).expect("lengths"))
         });
-        group.bench_function(BenchmarkId::new("unsorted", name), |b| {
-            b.iter(|| msm_unsorted(bases, ints))
-        });
         group.bench_function(BenchmarkId::new("zkcohort", name), |b| {
             b.iter(|| msm(bases, ints))
         });
@@ -198,9 +194,6 @@ fn msm_levers(c: &mut Criterion) {
     let bases = &key.b_g2_query;
     group.bench_function(BenchmarkId::new("arkworks", "b-g2"), |b| {
         b.iter(|| G2Projective::msm(bases, &scalars).expect("lengths"))
-    });
-    group.bench_function(BenchmarkId::new("unsorted", "b-g2"), |b| {
-        b.iter(|| msm_unsorted(bases, &ints))
     });
     group.bench_function(BenchmarkId::new("zkcohort", "b-g2"), |b| {
         b.iter(|| msm(bases, &ints))

@@ -4,10 +4,10 @@
 //!
 //! Why not arkworks' MSM: it adds each point to an extended-Jacobian bucket (8
 //! multiplications and 2 squarings per addition); a batched affine addition costs 5
-//! multiplications and 1 squaring, and the bucket phase is most of an MSM's work. The
-//! witness is also not random: zero scalars and points at infinity (variables a query
-//! never reads) are skipped, scalars ±1 (bits) are summed without buckets, and scalars
-//! within 64 bits of zero (or of the modulus, negated) take a quarter of the windows.
+//! multiplications and 1 squaring, and the bucket phase is most of an MSM's work. Zero
+//! scalars and points at infinity (variables a query never reads) are skipped, and a
+//! scalar closer to the modulus than to zero (−1, −s) is taken as its negation on the
+//! negated base, so that its high digits are zero and cost nothing.
 
 use ark_ec::short_weierstrass::{Affine, Bucket, Projective, SWCurveConfig};
 use ark_ec::AffineRepr;
@@ -19,40 +19,24 @@ pub type ScalarInt<P> = <<P as ark_ec::CurveConfig>::ScalarField as PrimeField>:
 
 /// `Σ scalars[i]·bases[i]` over the pairs both slices have.
 pub fn msm<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[ScalarInt<P>]) -> Projective<P> {
-    let terms = Terms::sort(bases, scalars);
-    let threads = rayon::current_num_threads();
-    let (units, (small, large)) = rayon::join(
-        || sum_points(bases, &terms.units, threads),
-        || {
-            rayon::join(
-                || {
-                    let limbs = |k: usize| std::slice::from_ref(&terms.small_scalars[k]);
-                    pippenger(bases, &terms.small, limbs, 64, threads)
-                },
-                || {
-                    let limbs = |k: usize| scalars[terms.large[k].index()].as_ref();
-                    let bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
-                    pippenger(bases, &terms.large, limbs, bits, threads)
-                },
-            )
-        },
-    );
-    units + small + large
-}
-
-/// `Σ scalars[i]·bases[i]` with every term in one Pippenger over full-size scalars: the
-/// bucket method alone, without sorting the scalars (for measuring what sorting is worth).
-pub fn msm_unsorted<P: SWCurveConfig>(
-    bases: &[Affine<P>],
-    scalars: &[ScalarInt<P>],
-) -> Projective<P> {
-    // The bucket method cannot add the point at infinity, which has no affine coordinates.
-    let terms: Vec<Term> = (0..bases.len().min(scalars.len()))
-        .filter(|&index| !bases[index].is_zero())
-        .map(|index| Term::new(index, false))
-        .collect();
-    let limbs = |k: usize| scalars[terms[k].index()].as_ref();
+    let modulus = P::ScalarField::MODULUS;
+    let (terms, magnitudes): (Vec<Term>, Vec<ScalarInt<P>>) = bases
+        .par_iter()
+        .zip(scalars)
+        .enumerate()
+        .filter(|(_, (base, scalar))| !scalar.is_zero() && !base.is_zero())
+        .map(|(index, (_, scalar))| {
+            let mut negative = modulus;
+            negative.sub_with_borrow(scalar);
+            if negative.num_bits() < scalar.num_bits() {
+                (Term::new(index, true), negative)
+            } else {
+                (Term::new(index, false), *scalar)
+            }
+        })
+        .unzip();
     let bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
+    let limbs = |k: usize| magnitudes[k].as_ref();
     pippenger(bases, &terms, limbs, bits, rayon::current_num_threads())
 }
 
@@ -75,12 +59,8 @@ impl Term {
         })
     }
 
-    fn index(self) -> usize {
-        (self.0 & !Self::NEGATED) as usize
-    }
-
     fn base<P: SWCurveConfig>(self, bases: &[Affine<P>]) -> Affine<P> {
-        let base = bases[self.index()];
+        let base = bases[(self.0 & !Self::NEGATED) as usize];
         if self.0 & Self::NEGATED == 0 {
             base
         } else {
@@ -89,74 +69,38 @@ impl Term {
     }
 }
 
-/// The nonzero terms of an MSM by cost: bases whose scalar is ±1 (negated for −1),
-/// bases with a scalar `s` or `−s` of at most 64 bits (with that magnitude), and the
-/// rest. Zero scalars and points at infinity (variables a query never reads) drop out.
-struct Terms {
-    units: Vec<Term>,
-    small: Vec<Term>,
-    small_scalars: Vec<u64>,
-    large: Vec<Term>,
-}
-
-impl Terms {
-    fn sort<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[ScalarInt<P>]) -> Self {
-        let modulus = P::ScalarField::MODULUS;
-        let mut terms = Terms {
-            units: Vec::new(),
-            small: Vec::new(),
-            small_scalars: Vec::new(),
-            large: Vec::new(),
-        };
-        for (index, (base, scalar)) in bases.iter().zip(scalars).enumerate() {
-            if scalar.is_zero() || base.is_zero() {
-                continue;
-            }
-            let (negated, magnitude) = if scalar.num_bits() <= 64 {
-                (false, scalar.as_ref()[0])
-            } else {
-                let mut negative = modulus;
-                negative.sub_with_borrow(scalar);
-                if negative.num_bits() > 64 {
-                    terms.large.push(Term::new(index, false));
-                    continue;
-                }
-                (true, negative.as_ref()[0])
-            };
-            if magnitude == 1 {
-                terms.units.push(Term::new(index, negated));
-            } else {
-                terms.small.push(Term::new(index, negated));
-                terms.small_scalars.push(magnitude);
-            }
-        }
-        terms
+/// The denominator of the slope of `sum + point` (neither at infinity): `x₂ − x₁`, or
+/// `2y` for a doubling, or 1 when the sum is the point at infinity.
+fn denominator<P: SWCurveConfig>(sum: &Affine<P>, point: &Affine<P>) -> P::BaseField {
+    if sum.x != point.x {
+        point.x - sum.x
+    } else if sum.y == point.y && !sum.y.is_zero() {
+        sum.y.double()
+    } else {
+        P::BaseField::ONE
     }
 }
 
-/// The sum of the terms' bases: spread over many buckets so that a batch never waits
-/// on one bucket, then the buckets summed.
-fn sum_points<P: SWCurveConfig>(
-    bases: &[Affine<P>],
-    terms: &[Term],
-    threads: usize,
-) -> Projective<P> {
-    const SPREAD: usize = 2 * MAX_BATCH;
-    if terms.is_empty() {
-        return Projective::zero();
-    }
-    let chunk = terms.len().div_ceil(threads).max(SPREAD);
-    terms
-        .par_chunks(chunk)
-        .map(|terms| {
-            let mut buckets = AffineBuckets::new(SPREAD);
-            for (position, term) in terms.iter().enumerate() {
-                buckets.add(position % SPREAD, term.base(bases));
-            }
-            buckets.finish();
-            buckets.sum()
-        })
-        .sum()
+/// `sum += point` (neither at infinity) given the inverse of [`denominator`]: `λ = Δy/Δx`
+/// (or `(3x² + a)/2y` when the points are equal), `x₃ = λ² − x₁ − x₂`,
+/// `y₃ = λ(x₁ − x₃) − y₁`; a point and its negation leave the point at infinity.
+fn add_with_inverse<P: SWCurveConfig>(
+    sum: &mut Affine<P>,
+    point: &Affine<P>,
+    denominator_inverse: P::BaseField,
+) {
+    let slope = if sum.x != point.x {
+        (point.y - sum.y) * denominator_inverse
+    } else if sum.y == point.y && !sum.y.is_zero() {
+        let x_squared = sum.x.square();
+        (x_squared.double() + x_squared + P::COEFF_A) * denominator_inverse
+    } else {
+        *sum = Affine::zero();
+        return;
+    };
+    let x = slope.square() - sum.x - point.x;
+    let y = slope * (sum.x - x) - sum.y;
+    *sum = Affine::new_unchecked(x, y);
 }
 
 /// Pippenger over the terms, the `k`-th term's scalar (of at most `bits` bits) being
@@ -279,16 +223,17 @@ fn bits_at(limbs: &[u64], start: usize, count: usize) -> u64 {
 const MAX_BATCH: usize = 1024;
 
 /// Buckets in affine coordinates (the point at infinity is an empty bucket), filled by
-/// batched additions. A point for a bucket that already waits in the batch goes to that
-/// bucket's extended-Jacobian twin instead: many equal scalars (a Merkle path's empty
+/// batched additions. A point for a bucket that already waits in the batch waits for
+/// the next batch; one that finds its bucket waiting again goes to that bucket's
+/// extended-Jacobian twin, the overflow: many equal scalars (a Merkle path's empty
 /// subtrees, a count of 2) would otherwise wait batch after batch for their one bucket.
 struct AffineBuckets<P: SWCurveConfig> {
     buckets: Vec<Affine<P>>,
     overflow: Vec<Bucket<P>>,
     queued: Vec<bool>,
     batch: Vec<(usize, Affine<P>)>,
-    /// Each addition's denominator, then the running products.
-    denominators: Vec<P::BaseField>,
+    deferred: Vec<(usize, Affine<P>)>,
+    /// The running products of the batch's denominators.
     products: Vec<P::BaseField>,
     batch_size: usize,
 }
@@ -297,23 +242,39 @@ impl<P: SWCurveConfig> AffineBuckets<P> {
     fn new(count: usize) -> Self {
         // An inversion costs about 430 multiplications, shared by the batch; a point
         // sent to the overflow about 4 more than a batched addition, and a batch of `b`
-        // sends `b/2n` of its points there on average: `430/b + 2b/n` is least at
-        // `b = √(215n)`.
+        // defers `b/2n` of its points on average, some of them to the overflow:
+        // `430/b + 2b/n` is least at `b = √(215n)`.
         let batch_size = ((215 * count) as f64).sqrt() as usize;
         let batch_size = batch_size.clamp(16, MAX_BATCH);
         AffineBuckets {
             buckets: vec![Affine::zero(); count],
             overflow: Vec::new(),
             queued: vec![false; count],
-            batch: Vec::with_capacity(batch_size),
-            denominators: Vec::with_capacity(batch_size),
-            products: Vec::with_capacity(batch_size),
+            batch: Vec::with_capacity(2 * batch_size),
+            deferred: Vec::with_capacity(batch_size),
+            products: Vec::with_capacity(2 * batch_size),
             batch_size,
         }
     }
 
     /// Adds a point (not the point at infinity) to a bucket.
     fn add(&mut self, bucket: usize, point: Affine<P>) {
+        if self.queued[bucket] && self.deferred.len() < self.batch_size {
+            self.deferred.push((bucket, point));
+        } else {
+            self.schedule(bucket, point);
+        }
+        if self.batch.len() >= self.batch_size {
+            self.apply_batch();
+            let mut deferred = std::mem::take(&mut self.deferred);
+            for (bucket, point) in deferred.drain(..) {
+                self.schedule(bucket, point);
+            }
+            self.deferred = deferred;
+        }
+    }
+
+    fn schedule(&mut self, bucket: usize, point: Affine<P>) {
         if self.queued[bucket] {
             if self.overflow.is_empty() {
                 self.overflow = vec![Bucket::default(); self.buckets.len()];
@@ -324,61 +285,40 @@ impl<P: SWCurveConfig> AffineBuckets<P> {
         } else {
             self.queued[bucket] = true;
             self.batch.push((bucket, point));
-            if self.batch.len() == self.batch_size {
-                self.apply_batch();
-            }
         }
     }
 
     /// Applies every addition still waiting.
     fn finish(&mut self) {
         self.apply_batch();
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for (bucket, point) in deferred.drain(..) {
+            self.schedule(bucket, point);
+        }
+        self.apply_batch();
     }
 
-    /// `bucket += point` for the whole batch with one inversion: `λ = Δy/Δx` (or
-    /// `(3x² + a)/2y` when the points are equal), `x₃ = λ² − x₁ − x₂`,
-    /// `y₃ = λ(x₁ − x₃) − y₁`; a point and its negation leave the bucket empty.
+    /// `bucket += point` for the whole batch with one inversion shared by Montgomery's
+    /// trick.
     fn apply_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        self.denominators.clear();
         self.products.clear();
         let mut product = P::BaseField::ONE;
         for &(bucket, point) in &self.batch {
-            let sum = &self.buckets[bucket];
-            let denominator = if sum.x != point.x {
-                point.x - sum.x
-            } else if sum.y == point.y && !sum.y.is_zero() {
-                sum.y.double()
-            } else {
-                // The sum is the point at infinity: nothing to invert.
-                P::BaseField::ONE
-            };
             self.products.push(product);
-            product *= denominator;
-            self.denominators.push(denominator);
+            product *= denominator(&self.buckets[bucket], &point);
         }
         let mut inverse = product
             .inverse()
             .expect("a product of nonzero denominators is nonzero");
-        for (index, &(bucket, point)) in self.batch.iter().enumerate().rev() {
-            let denominator_inverse = inverse * self.products[index];
-            inverse *= self.denominators[index];
+        for (&(bucket, point), before) in self.batch.iter().zip(&self.products).rev() {
             let sum = &mut self.buckets[bucket];
+            let denominator = denominator(sum, &point);
+            add_with_inverse(sum, &point, inverse * before);
+            inverse *= denominator;
             self.queued[bucket] = false;
-            let slope = if sum.x != point.x {
-                (point.y - sum.y) * denominator_inverse
-            } else if sum.y == point.y && !sum.y.is_zero() {
-                let x_squared = sum.x.square();
-                (x_squared.double() + x_squared + P::COEFF_A) * denominator_inverse
-            } else {
-                *sum = Affine::zero();
-                continue;
-            };
-            let x = slope.square() - sum.x - point.x;
-            let y = slope * (sum.x - x) - sum.y;
-            *sum = Affine::new_unchecked(x, y);
         }
         self.batch.clear();
     }
@@ -390,15 +330,6 @@ impl<P: SWCurveConfig> AffineBuckets<P> {
             total += bucket;
             total
         })
-    }
-
-    /// `Σ buckets[i]`.
-    fn sum(&self) -> Projective<P> {
-        let mut sum = Bucket::<P>::default();
-        for total in self.totals() {
-            sum += &total;
-        }
-        bucket_to_projective(&sum)
     }
 
     /// `Σ (i + 1)·buckets[i]`, as running sums from the top bucket down.
@@ -469,17 +400,11 @@ mod tests {
             .collect()
     }
 
-    /// Both of our MSMs against arkworks'.
+    /// Our MSM against arkworks'.
     fn check<P: SWCurveConfig<ScalarField = Fr>>(bases: &[Affine<P>], scalars: &[Fr]) {
         let ints: Vec<_> = scalars.iter().map(|s| s.into_bigint()).collect();
         let expected = Projective::<P>::msm(bases, scalars).expect("same lengths");
         assert_eq!(msm(bases, &ints), expected, "{} terms", bases.len());
-        assert_eq!(
-            msm_unsorted(bases, &ints),
-            expected,
-            "{} terms",
-            bases.len()
-        );
     }
 
     #[test]
