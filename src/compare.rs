@@ -5,7 +5,10 @@
 //! each round runs every prover as its own process, in an order that rotates from round
 //! to round so that none always runs first on a cold cache or last on a hot machine;
 //! every proof each prover writes is checked against the verifying key before its time
-//! counts. The figures are whole-process wall times, as a user waits for them.
+//! counts. The figures are whole-process wall times, as a user waits for them; peak
+//! memory comes from GNU time where `/usr/bin/time` exists, and `--threads N` also pins
+//! every prover to the first N cores with `taskset` where it exists (rapidsnark sizes its
+//! thread pool by the cores it may use, not by a variable).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,6 +139,7 @@ pub(crate) fn compare(options: &CompareOptions) -> Result<()> {
         }),
     ));
     let gnu_time = Path::new("/usr/bin/time");
+    let taskset = Path::new("/usr/bin/taskset");
     let measure_memory = gnu_time.exists();
     for round in 0..options.rounds {
         let count = provers.len();
@@ -144,7 +148,17 @@ pub(crate) fn compare(options: &CompareOptions) -> Result<()> {
             let out = options.work.join(format!("proof-{}", runs.name));
             let _ = std::fs::remove_dir_all(&out);
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let prover = command_for(&out);
+            let mut prover = command_for(&out);
+            if let (Some(threads), true) = (options.threads, taskset.exists()) {
+                // rapidsnark sizes its thread pool by the cores it may run on.
+                let mut pinned = Command::new(taskset);
+                pinned
+                    .arg("-c")
+                    .arg(format!("0-{}", threads.saturating_sub(1)))
+                    .arg(prover.get_program())
+                    .args(prover.get_args());
+                prover = pinned;
+            }
             let memory_file = out.join("peak-kib");
             let mut command = if measure_memory {
                 let mut wrapped = Command::new(gnu_time);

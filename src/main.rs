@@ -351,7 +351,8 @@ enum BenchCommand {
         /// Rounds: each prover runs once per round.
         #[arg(long, default_value_t = 7)]
         rounds: usize,
-        /// Threads per prover (RAYON_NUM_THREADS and OMP_NUM_THREADS; all cores when absent).
+        /// Threads per prover (RAYON_NUM_THREADS, OMP_NUM_THREADS and the first N cores
+        /// through taskset; all cores when absent).
         #[arg(long)]
         threads: Option<usize>,
         /// The snarkjs command.

@@ -393,8 +393,7 @@ impl<S: KeyedCircuit> CircuitKeys<S> {
                 "checksum mismatch: the file is truncated or corrupt; run setup again",
             ));
         }
-        let (proving_key, matrices) =
-            decoded.ok_or_else(|| bad("unreadable key: the encoding is malformed"))?;
+        let (proving_key, matrices) = decoded.map_err(bad)?;
         if checked && !points_are_valid(&proving_key) {
             return Err(bad(
                 "unreadable key: a point is off the curve or outside the prime-order subgroup, \
@@ -432,11 +431,27 @@ fn encode_payload(
     Ok(payload)
 }
 
-/// Reads what [`encode_payload`] wrote; `None` for anything malformed or left over.
-fn decode_payload(payload: &[u8]) -> Option<(ProvingKey<Bn254>, ConstraintMatrices)> {
+/// Reads what [`encode_payload`] wrote, or says why it cannot: a verifying key point off
+/// the curve, or anything malformed or left over.
+fn decode_payload(payload: &[u8]) -> Result<(ProvingKey<Bn254>, ConstraintMatrices), &'static str> {
     let mut reader = Reader::new(payload);
-    let vk_length = usize::try_from(reader.u64()?).ok()?;
-    let vk = VerifyingKey::deserialize_uncompressed(reader.bytes(vk_length)?).ok()?;
+    let vk_bytes = reader
+        .u64()
+        .and_then(|length| reader.bytes(usize::try_from(length).ok()?))
+        .ok_or(MALFORMED)?;
+    let vk = VerifyingKey::deserialize_uncompressed(vk_bytes).map_err(|_| {
+        "unreadable key: a point of its verifying key is off the curve or outside the \
+         prime-order subgroup, or the verifying key is malformed"
+    })?;
+    decode_proving_key(&mut reader, vk).ok_or(MALFORMED)
+}
+
+const MALFORMED: &str = "unreadable key: the encoding is malformed";
+
+fn decode_proving_key(
+    reader: &mut Reader<'_>,
+    vk: VerifyingKey<Bn254>,
+) -> Option<(ProvingKey<Bn254>, ConstraintMatrices)> {
     let [beta_g1, delta_g1]: [G1Affine; 2] = reader.g1s()?.try_into().ok()?;
     let a_query = reader.g1s()?;
     let b_g1_query = reader.g1s()?;
@@ -444,7 +459,7 @@ fn decode_payload(payload: &[u8]) -> Option<(ProvingKey<Bn254>, ConstraintMatric
     let h_query = reader.g1s()?;
     let l_query = reader.g1s()?;
     let wires = a_query.len();
-    let matrices = ConstraintMatrices::read(&mut reader, wires)?;
+    let matrices = ConstraintMatrices::read(reader, wires)?;
     let consistent = reader.is_empty()
         && b_g1_query.len() == wires
         && b_g2_query.len() == wires

@@ -3,7 +3,8 @@
 //!
 //! Each proof synthesizes the circuit only to collect the witness (no constraint
 //! matrices, no cached linear-combination values) and reuses the shape's matrices
-//! computed when the keys were loaded; the Groth16 MSMs and FFTs run on rayon.
+//! computed when the keys were loaded; the Groth16 prover (`crate::groth16`) runs its
+//! MSMs and FFTs on rayon.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -164,11 +164,11 @@ fn a_wallet_refuses_a_served_key_of_another_circuit_or_with_a_point_off_the_curv
     );
     assert!(!cached);
 
-    // α·G1 (the payload's first point) moved off the curve, the file's own checksum
-    // recomputed so only the point check can catch it.
+    // α·G1 (the payload's first point, after the verifying key's length) moved off the
+    // curve, the file's own checksum recomputed so only the point check can catch it.
     let mut file = std::fs::read(CircuitKeys::proving_key_path(ceremony_folder(), SHAPE)).unwrap();
     const HEADER: usize = zkcohort_prover::keys::HEADER;
-    file[HEADER] ^= 1;
+    file[HEADER + 8] ^= 1;
     let checksum = Sha256::digest(&file[HEADER..]);
     file[HEADER - 32..HEADER].copy_from_slice(&checksum);
     let (error, cached) = refusal_of(file);

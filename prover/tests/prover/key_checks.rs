@@ -13,15 +13,14 @@ use zkcohort_prover::{CircuitId, CircuitKeys, ProverError};
 /// The key file's header ends with the payload's checksum.
 const PAYLOAD: usize = zkcohort_prover::keys::HEADER;
 const CHECKSUM: std::ops::Range<usize> = PAYLOAD - 32..PAYLOAD;
-// The payload starts with the verifying key, uncompressed: alpha_g1 (64), beta_g2, gamma_g2,
-// delta_g2 (128 each), gamma_abc_g1 (u64 length, points); then beta_g1 (64), delta_g1
-// (64), a_query (u64 length, points).
-const GAMMA_ABC: usize = 64 + 3 * 128;
+// The payload starts with the verifying key's length (u64) and the verifying key
+// (arkworks' uncompressed form), then beta_g1 and delta_g1 (a u64 count, 64 bytes each),
+// then the A query (a u64 count, points).
 
-/// Where beta_g1 starts in `payload`: after gamma_abc_g1, whose length the payload says.
+/// Where beta_g1 starts in `payload`: after the verifying key, whose length the payload says.
 fn beta_g1(payload: &[u8]) -> usize {
-    let points = u64::from_le_bytes(payload[GAMMA_ABC..GAMMA_ABC + 8].try_into().unwrap());
-    GAMMA_ABC + 8 + 64 * points as usize
+    let verifying_key = u64::from_le_bytes(payload[..8].try_into().unwrap());
+    8 + verifying_key as usize + 8
 }
 
 /// Saves dev keys, lets `tamper` edit the payload, recomputes the checksum as an attacker
