@@ -455,10 +455,16 @@ impl Phase2 {
         let r = random_scalars(circuit.wires);
         // Row weights per matrix, split by public (IC) and private (L) wires.
         let mut weights = vec![[vec![Fr::zero(); d], vec![Fr::zero(); d]]; 3];
-        for (matrix, split) in weights.iter_mut().enumerate() {
-            for row in 0..m {
+        for (matrix, [public_rows, private_rows]) in weights.iter_mut().enumerate() {
+            let rows = public_rows.iter_mut().zip(private_rows.iter_mut());
+            for (row, (public_weight, private_weight)) in rows.enumerate().take(m) {
                 for (value, wire) in matrices.row(matrix, row) {
-                    split[(wire > public) as usize][row] += r[wire] * value;
+                    let weight = if wire > public {
+                        &mut *private_weight
+                    } else {
+                        &mut *public_weight
+                    };
+                    *weight += r[wire] * value;
                 }
             }
         }
