@@ -187,6 +187,15 @@ enum Command {
         /// The researcher's rolling privacy window.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
         researcher_window_days: u64,
+        /// Enrollment proofs that arrive together are verified as one batch (one final
+        /// exponentiation) of at most this many; a bad proof is still named alone, and
+        /// the others pass. 1 turns batching off: each proof is verified on its own.
+        #[arg(long, default_value = "64")]
+        proof_batch_size: std::num::NonZeroUsize,
+        /// ... and the oldest proof of a batch waits at most this long for requests
+        /// still on their way (a lone request never waits).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1000))]
+        proof_batch_wait_ms: u64,
         /// Serve https with this certificate chain (PEM, leaf first); use it anywhere
         /// but loopback.
         #[arg(long, requires = "tls_key")]
@@ -548,6 +557,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_study_epsilon,
             max_researcher_epsilon,
             researcher_window_days,
+            proof_batch_size,
+            proof_batch_wait_ms,
             tls_cert,
             tls_key,
         } => {
@@ -578,6 +589,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         researcher_window_ms: researcher_window_days
                             .saturating_mul(zkcohort_market::DAY_MS),
                     }
+                },
+                proof_batching: zkcohort_market::http::ProofBatching {
+                    max_proofs: proof_batch_size,
+                    max_wait: std::time::Duration::from_millis(proof_batch_wait_ms),
                 },
             };
             let tls = tls_cert

@@ -68,7 +68,7 @@ use tokio::sync::oneshot;
 use zkcohort_circuits::circuit::CircuitShape;
 use zkcohort_market::http::{
     app, serve_connections, settle_batches, store_fault, ApiConfig, AppState, CircuitDownloads,
-    Limits,
+    Limits, ProofBatching,
 };
 use zkcohort_market::{CohortPolicy, PrivacyCaps, Store, StoreConfig, DEFAULT_ROOT_WINDOW_MS};
 use zkcohort_verifier::KeySetup;
@@ -93,16 +93,19 @@ pub struct Rules {
     pub cohort: CohortPolicy,
     /// The privacy caps on each study and on each researcher's window.
     pub privacy: PrivacyCaps,
+    /// How enrollment proofs that arrive together are verified together.
+    pub proof_batching: ProofBatching,
 }
 
 impl Default for Rules {
-    /// A day's root window, the default [`CohortPolicy`] (k = 10) and the default
-    /// [`PrivacyCaps`].
+    /// A day's root window, the default [`CohortPolicy`] (k = 10), the default
+    /// [`PrivacyCaps`] and the default [`ProofBatching`] (up to 64 proofs, 2 ms).
     fn default() -> Self {
         Self {
             root_window_ms: DEFAULT_ROOT_WINDOW_MS,
             cohort: CohortPolicy::default(),
             privacy: PrivacyCaps::default(),
+            proof_batching: ProofBatching::default(),
         }
     }
 }
@@ -217,6 +220,7 @@ impl Marketplace {
             },
             audit_key,
             limits: Limits::default(),
+            proof_batching: rules.proof_batching,
         };
         Ok(Self {
             state: AppState::new(store, config),

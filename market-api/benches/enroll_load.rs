@@ -1,7 +1,8 @@
 //! Enrollment under load: the real HTTP server on 127.0.0.1 over sled in a
 //! temporary folder, fed real small-shape Groth16 proofs of distinct
-//! identities at fixed concurrency levels, and the split of an enrollment's
-//! cost between proof checking and storage, measured in the same run.
+//! identities at fixed concurrency levels, each level with proof batching off
+//! (every proof verified on its own) and on ([`ProofBatching`]), and the split of an
+//! enrollment's cost between proof checking and storage, measured in the same run.
 //!
 //! ```text
 //! cargo bench -p zkcohort-market --bench enroll_load
@@ -11,7 +12,10 @@
 //! - `ENROLL_LOAD_PROOFS`: enrollments per concurrency level (distinct
 //!   identities, at most the small registry's 256 leaves); default 48.
 //! - `ENROLL_LOAD_CONCURRENCY`: comma-separated levels; default `1,4,16`.
-//! - `ENROLL_LOAD_ROUNDS`: rounds per level, each on a fresh store; default 5.
+//! - `ENROLL_LOAD_ROUNDS`: rounds per level and batching mode, each on a fresh store;
+//!   default 5. The modes' rounds alternate, so a machine's drift hits both alike.
+//! - `ENROLL_LOAD_BATCH_SIZE`, `ENROLL_LOAD_BATCH_WAIT_MS`: the batching that is
+//!   compared with none; default the server's ([`ProofBatching::default`]).
 //!
 //! The proofs are made once (`prove_batch`, progress on stderr); each round
 //! gets a fresh store and server with the same marketplace key, so the same
@@ -22,6 +26,7 @@
 #[path = "../tests/market/common.rs"]
 mod common;
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +38,7 @@ use zkcohort_circuits::identity::StudyScope;
 use zkcohort_circuits::statement::fr_to_bytes;
 use zkcohort_circuits::Fr;
 use zkcohort_cohort::{Catalog, Query};
+use zkcohort_market::http::{BatchStats, ProofBatching};
 use zkcohort_market::{NewStudy, ProofRecord, Store};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
 use zkcohort_testkit::{issued_at, ISSUER as ISSUER_ACCOUNT};
@@ -55,6 +61,8 @@ struct Options {
     proofs: usize,
     concurrency: Vec<usize>,
     rounds: usize,
+    /// The batching compared with none.
+    batching: ProofBatching,
 }
 
 impl Options {
@@ -90,10 +98,28 @@ impl Options {
             },
             Err(_) => 5,
         };
+        let defaults = ProofBatching::default();
+        let max_proofs = match std::env::var("ENROLL_LOAD_BATCH_SIZE") {
+            Ok(text) => text
+                .parse::<NonZeroUsize>()
+                .map_err(|_| format!("ENROLL_LOAD_BATCH_SIZE: not a positive number: {text:?}"))?,
+            Err(_) => defaults.max_proofs,
+        };
+        let max_wait = match std::env::var("ENROLL_LOAD_BATCH_WAIT_MS") {
+            Ok(text) => Duration::from_millis(
+                text.parse()
+                    .map_err(|_| format!("ENROLL_LOAD_BATCH_WAIT_MS: not a number: {text:?}"))?,
+            ),
+            Err(_) => defaults.max_wait,
+        };
         Ok(Self {
             proofs,
             concurrency,
             rounds,
+            batching: ProofBatching {
+                max_proofs,
+                max_wait,
+            },
         })
     }
 }
@@ -148,13 +174,57 @@ fn prove_cohort(keys: &CircuitKeys, count: usize) -> (Vec<AppendedRecord>, Vec<E
     (records, proofs)
 }
 
-/// One concurrency level's figures.
+/// One concurrency level's figures in one batching mode.
 struct LevelFigures {
     concurrency: usize,
+    batching: ProofBatching,
     per_second: f64,
     p50: Duration,
     p99: Duration,
     max: Duration,
+    /// The process's CPU time per enrollment (server and client), when known.
+    cpu_per_enrollment: Option<Duration>,
+    /// What the servers' proof batchers verified, over every round.
+    stats: BatchStats,
+}
+
+impl LevelFigures {
+    /// The figures of one mode's rounds, added up in `total`.
+    fn new(concurrency: usize, batching: ProofBatching, total: Round) -> Self {
+        let mut latencies = total.latencies;
+        latencies.sort();
+        let count = latencies.len() as u32;
+        Self {
+            concurrency,
+            batching,
+            per_second: f64::from(count) / total.elapsed.as_secs_f64(),
+            p50: quantile(&latencies, 0.50),
+            p99: quantile(&latencies, 0.99),
+            max: *latencies.last().expect("at least one enrollment"),
+            cpu_per_enrollment: total.cpu.map(|cpu| cpu / count),
+            stats: total.stats,
+        }
+    }
+}
+
+/// What a round measured: each enrollment's latency, the time all of them took, the
+/// CPU time the process spent meanwhile and what the proof batcher verified.
+struct Round {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+    stats: BatchStats,
+}
+
+/// The CPU time this process has used, all threads (Linux: `/proc/self/stat`, in
+/// clock ticks of 10 ms); `None` elsewhere. Unlike wall time, it holds on a machine
+/// that other work shares.
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The `quantile` (0..=1) of sorted latencies, nearest rank.
@@ -163,19 +233,20 @@ fn quantile(sorted: &[Duration], quantile: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Serves a fresh store, sets up the market over HTTP and enrolls every
-/// proof with `concurrency` requests in flight; returns each enrollment's
-/// latency and the time all of them took.
+/// Serves a fresh store verifying proofs with `batching`, sets up the market over
+/// HTTP and enrolls every proof with `concurrency` requests in flight.
 async fn run_round(
     keys: &CircuitKeys,
     records: &[AppendedRecord],
     bodies: &Arc<Vec<Value>>,
     concurrency: usize,
-) -> (Vec<Duration>, Duration) {
+    batching: ProofBatching,
+) -> Round {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open(folder.path(), store_config()).expect("a new store");
     let researcher = public_key(7);
-    let config = api_config(keys, api_keys(researcher));
+    let mut config = api_config(keys, api_keys(researcher));
+    config.proof_batching = batching;
     let server = TestServer::serve(store, config).await;
     let base = server.base.clone();
     let client = server.client.clone();
@@ -224,6 +295,7 @@ async fn run_round(
 
     let next = Arc::new(AtomicUsize::new(0));
     let url = Arc::new(format!("{base}/studies/{STUDY}/enroll"));
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -260,32 +332,66 @@ async fn run_round(
         latencies.extend(worker.await.expect("the worker finishes"));
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let stats = server.state.proof_batcher().stats();
     server.stop().await;
-    (latencies, elapsed)
+    Round {
+        latencies,
+        elapsed,
+        cpu,
+        stats,
+    }
 }
 
-/// `rounds` rounds at one concurrency level.
+/// `rounds` rounds at one concurrency level in each of `modes`, the modes' rounds
+/// alternating; one figure per mode.
 async fn run_level(
     keys: &CircuitKeys,
     records: &[AppendedRecord],
     bodies: &Arc<Vec<Value>>,
     concurrency: usize,
     rounds: usize,
-) -> LevelFigures {
-    let mut latencies = Vec::new();
-    let mut elapsed = Duration::ZERO;
+    modes: &[ProofBatching],
+) -> Vec<LevelFigures> {
+    let mut measured: Vec<Round> = modes
+        .iter()
+        .map(|_| Round {
+            latencies: Vec::new(),
+            elapsed: Duration::ZERO,
+            cpu: Some(Duration::ZERO),
+            stats: BatchStats::default(),
+        })
+        .collect();
     for _ in 0..rounds {
-        let (round, took) = run_round(keys, records, bodies, concurrency).await;
-        latencies.extend(round);
-        elapsed += took;
+        for (&batching, total) in modes.iter().zip(&mut measured) {
+            let round = run_round(keys, records, bodies, concurrency, batching).await;
+            total.latencies.extend(round.latencies);
+            total.elapsed += round.elapsed;
+            total.cpu = total.cpu.zip(round.cpu).map(|(total, round)| total + round);
+            total.stats.batches += round.stats.batches;
+            total.stats.proofs += round.stats.proofs;
+            total.stats.final_exponentiations += round.stats.final_exponentiations;
+        }
     }
-    latencies.sort();
-    LevelFigures {
-        concurrency,
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: quantile(&latencies, 0.50),
-        p99: quantile(&latencies, 0.99),
-        max: *latencies.last().expect("at least one enrollment"),
+    modes
+        .iter()
+        .zip(measured)
+        .map(|(&batching, total)| LevelFigures::new(concurrency, batching, total))
+        .collect()
+}
+
+/// How a mode is named in the table.
+fn mode_name(batching: ProofBatching) -> String {
+    if batching.is_on() {
+        format!(
+            "N={}, T={} ms",
+            batching.max_proofs,
+            batching.max_wait.as_secs_f64() * 1000.0
+        )
+    } else {
+        "off (N=1)".into()
     }
 }
 
@@ -296,27 +402,59 @@ fn ms_per_item<T>(items: &[T], mut work: impl FnMut(&T)) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0 / items.len() as f64
 }
 
-/// The parts of the server's work per enrollment, without HTTP: parsing
-/// and checking the proof's points, the pairing check, and the store's
-/// enrollment transaction with its flush, on a fresh store.
-/// Each is averaged over `rounds` passes over the proofs (a fresh store
-/// each pass).
+/// Milliseconds per enrollment of each part of the server's work, without HTTP.
+#[derive(Default)]
+struct CostSplit {
+    /// Parsing the proof's JSON and checking its points.
+    parse_ms: f64,
+    /// One Groth16 check.
+    verify_ms: f64,
+    /// One proof's share of a `verify_batch` of every proof, on one core as the
+    /// server's proof batcher runs it.
+    batch_verify_ms: f64,
+    /// The store's enrollment transaction with its flush, on a fresh store.
+    store_ms: f64,
+    /// The same from [`CONCURRENT_STORE_THREADS`] threads at once: wall time per
+    /// enrollment, which shows whether concurrent flushes share their write.
+    concurrent_store_ms: f64,
+}
+
+/// The threads of [`CostSplit::concurrent_store_ms`].
+const CONCURRENT_STORE_THREADS: usize = 16;
+
+/// [`CostSplit`], each part averaged over `rounds` passes over the proofs (a fresh
+/// store each pass).
 fn split_costs(
     keys: &CircuitKeys,
     records: &[AppendedRecord],
     proofs: &[EligibilityProof],
     rounds: usize,
-) -> (f64, f64, f64) {
+) -> CostSplit {
     let texts: Vec<String> = proofs
         .iter()
         .map(|proof| proof_to_json(&proof.proof))
         .collect();
-    let (mut parse_ms, mut verify_ms, mut store_ms) = (0.0, 0.0, 0.0);
+    let items: Vec<_> = proofs
+        .iter()
+        .map(|proof| (proof.statement, proof.proof.clone()))
+        .collect();
+    let one_core = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a thread");
+    let mut split = CostSplit::default();
+    let CostSplit {
+        parse_ms,
+        verify_ms,
+        batch_verify_ms,
+        store_ms,
+        concurrent_store_ms,
+    } = &mut split;
     for _ in 0..rounds {
-        parse_ms += ms_per_item(&texts, |text| {
+        *parse_ms += ms_per_item(&texts, |text| {
             proof_from_json(text).expect("a valid proof");
         });
-        verify_ms += ms_per_item(proofs, |proof| {
+        *verify_ms += ms_per_item(proofs, |proof| {
             let valid = zkcohort_verifier::verify(
                 keys.prepared_verifying_key(),
                 &proof.statement,
@@ -325,19 +463,37 @@ fn split_costs(
             .expect("seven public inputs");
             assert!(valid, "a valid proof verifies");
         });
-        store_ms += store_ms_per_enrollment(keys, records, proofs, &texts);
+        let started = Instant::now();
+        let report = one_core
+            .install(|| zkcohort_verifier::verify_batch(keys.prepared_verifying_key(), &items))
+            .expect("seven public inputs");
+        assert!(report.batch_passed, "valid proofs verify together");
+        *batch_verify_ms += started.elapsed().as_secs_f64() * 1000.0 / items.len() as f64;
+        *store_ms += store_ms_per_enrollment(keys, records, proofs, &texts, 1);
+        *concurrent_store_ms +=
+            store_ms_per_enrollment(keys, records, proofs, &texts, CONCURRENT_STORE_THREADS);
     }
     let rounds = rounds as f64;
-    (parse_ms / rounds, verify_ms / rounds, store_ms / rounds)
+    for part in [
+        parse_ms,
+        verify_ms,
+        batch_verify_ms,
+        store_ms,
+        concurrent_store_ms,
+    ] {
+        *part /= rounds;
+    }
+    split
 }
 
 /// Milliseconds per `Store::enroll` + flush over every proof, on a fresh
-/// store with the study set up.
+/// store with the study set up, from `threads` threads at once (wall time).
 fn store_ms_per_enrollment(
     keys: &CircuitKeys,
     records: &[AppendedRecord],
     proofs: &[EligibilityProof],
     texts: &[String],
+    threads: usize,
 ) -> f64 {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open(folder.path(), store_config()).expect("a new store");
@@ -376,7 +532,7 @@ fn store_ms_per_enrollment(
             (index, proof, record)
         })
         .collect();
-    ms_per_item(&records, |(index, proof, record)| {
+    let enroll = |(index, proof, record): &(usize, &EligibilityProof, ProofRecord)| {
         store
             .enroll(
                 study.id,
@@ -387,7 +543,22 @@ fn store_ms_per_enrollment(
             )
             .expect("enrolls");
         store.flush().expect("flushes");
-    })
+    };
+    if threads == 1 {
+        return ms_per_item(&records, enroll);
+    }
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(item) = records.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    enroll(item);
+                }
+            });
+        }
+    });
+    started.elapsed().as_secs_f64() * 1000.0 / records.len() as f64
 }
 
 fn main() {
@@ -414,12 +585,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let levels: Vec<LevelFigures> = options
+    let modes = [ProofBatching::OFF, options.batching];
+    let levels: Vec<Vec<LevelFigures>> = options
         .concurrency
         .iter()
         .map(|&concurrency| {
             eprintln!(
-                "enrolling {} x {} rounds at concurrency {concurrency}",
+                "enrolling {} x {} rounds at concurrency {concurrency}, batching off and on",
                 proofs.len(),
                 options.rounds
             );
@@ -429,11 +601,18 @@ fn main() {
                 &bodies,
                 concurrency,
                 options.rounds,
+                &modes,
             ))
         })
         .collect();
     eprintln!("timing verification and storage alone");
-    let (parse_ms, verify_ms, store_ms) = split_costs(&keys, &records, &proofs, options.rounds);
+    let CostSplit {
+        parse_ms,
+        verify_ms,
+        batch_verify_ms,
+        store_ms,
+        concurrent_store_ms,
+    } = split_costs(&keys, &records, &proofs, options.rounds);
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
@@ -443,16 +622,31 @@ fn main() {
         options.rounds,
         SHAPE.clauses
     );
-    println!("concurrency  enroll/s   p50 ms   p99 ms   max ms");
-    for level in &levels {
-        println!(
-            "{:>11}  {:>8.1}  {:>7.1}  {:>7.1}  {:>7.1}",
-            level.concurrency,
-            level.per_second,
-            level.p50.as_secs_f64() * 1000.0,
-            level.p99.as_secs_f64() * 1000.0,
-            level.max.as_secs_f64() * 1000.0,
-        );
+    println!(
+        "concurrency  proof batching   enroll/s   p50 ms   p99 ms   max ms  CPU ms/enroll  \
+         proofs/batch  final exp/proof  vs off"
+    );
+    for modes in &levels {
+        let unbatched = modes[0].per_second;
+        for level in modes {
+            let stats = level.stats;
+            println!(
+                "{:>11}  {:<15}  {:>8.1}  {:>7.1}  {:>7.1}  {:>7.1}  {:>13}  {:>12.2}  {:>15.2}  {:>5.2}x",
+                level.concurrency,
+                mode_name(level.batching),
+                level.per_second,
+                level.p50.as_secs_f64() * 1000.0,
+                level.p99.as_secs_f64() * 1000.0,
+                level.max.as_secs_f64() * 1000.0,
+                level.cpu_per_enrollment.map_or("n/a".into(), |cpu| format!(
+                    "{:.2}",
+                    cpu.as_secs_f64() * 1000.0
+                )),
+                stats.proofs as f64 / stats.batches as f64,
+                stats.final_exponentiations as f64 / stats.proofs as f64,
+                level.per_second / unbatched,
+            );
+        }
     }
     let checking_ms = parse_ms + verify_ms;
     println!(
@@ -460,8 +654,15 @@ fn main() {
         options.rounds
     );
     println!("  proof JSON parse + point checks  {parse_ms:>7.2} ms");
-    println!("  Groth16 verify (5 inputs)        {verify_ms:>7.2} ms");
+    println!("  Groth16 verify (7 inputs)        {verify_ms:>7.2} ms");
+    println!(
+        "  verify_batch of {:>3}, per proof   {batch_verify_ms:>7.2} ms  (one core)",
+        proofs.len()
+    );
     println!("  Store::enroll + flush            {store_ms:>7.2} ms");
+    println!(
+        "  the same, {CONCURRENT_STORE_THREADS} threads at once       {concurrent_store_ms:>7.2} ms  (wall per enrollment)"
+    );
     println!(
         "  proof checking : storage         {:>7.2} : 1  ({:.0}% proof checking)",
         checking_ms / store_ms,

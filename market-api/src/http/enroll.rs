@@ -6,7 +6,8 @@
 //! scope), the reward note's receiver (`signal_hash`), the client's registry root and
 //! nullifier, and the hash of the measure opening (`measure_commitment`)
 //! ([`Statement::for_enrollment`]),
-//! verifies the Groth16 proof against it on the blocking pool, then holds the
+//! verifies the Groth16 proof against it together with the proofs of the enrollments
+//! that arrive at the same time ([`ProofBatcher`](super::ProofBatcher)), then holds the
 //! enrollment pending (settling its study's batch if it completes one) in one store
 //! transaction, flushed before the answer: 202 while it is pending, 201 once settled.
 
@@ -36,6 +37,9 @@ async fn enroll(
     ApiPath(id): ApiPath<u64>,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollmentStatus>), ApiError> {
+    // From here until its proof is parsed, a batch of proofs being collected waits for
+    // this one; a refusal before then drops it, and no batch waits.
+    let incoming = state.proof_batcher().incoming();
     let registry_root = field(&body.registry_root, "registry_root")?;
     let nullifier = field(&body.nullifier, "nullifier")?;
     let reward_receiver = field(&body.reward_receiver, "reward_receiver")?;
@@ -102,16 +106,16 @@ async fn enroll(
         reward_receiver,
         measure_commitment,
     });
-    let verifier = state.clone();
-    let canonical_proof = AppState::verified_proof(body.proof, "this study", move |proof| {
-        zkcohort_verifier::verify(&verifier.config().verifying_key, &statement, proof)
+    let public_inputs = statement.to_decimal_strings();
+    let canonical_proof = AppState::verified_proof(body.proof, "this study", |proof| {
+        incoming.verify(statement, proof)
     })
     .await?;
 
     let record = ProofRecord {
         registry_root: root_bytes,
         proof: canonical_proof,
-        public_inputs: statement.to_decimal_strings(),
+        public_inputs,
     };
     let measure_values = body.measure_opening.values;
     let enrollment = state

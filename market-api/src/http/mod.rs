@@ -8,7 +8,9 @@
 //! [`Limits::concurrency`] requests are served at once.
 //!
 //! Store calls and proof verification run on tokio's blocking pool
-//! (`spawn_blocking`), never on the async workers. A change that moves
+//! (`spawn_blocking`), never on the async workers; enrollment proofs that arrive
+//! together are verified as one batch on the [`ProofBatcher`]'s own thread
+//! ([`ApiConfig::proof_batching`]). A change that moves
 //! tokens, spends a nullifier or appends to the registry is flushed to disk
 //! before the 2xx answer.
 //!
@@ -67,6 +69,7 @@
 //! [`app`] after the split, but its routes are then served undescribed.
 
 mod admin;
+mod batch_verify;
 mod bundle;
 mod circuits;
 mod enroll;
@@ -121,6 +124,7 @@ use crate::{Bytes32, SignedHead, Store};
 /// creating an API key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
+pub use batch_verify::{BatchStats, IncomingProof, ProofBatcher, ProofBatching};
 pub use circuits::{CircuitDownloads, CircuitFiles, ServedFile, CHECKSUM_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use notes::NoteTreeState;
@@ -205,6 +209,8 @@ pub struct ApiConfig {
     pub audit_key: SigningKey,
     /// Request limits.
     pub limits: Limits,
+    /// How enrollment proofs that arrive together are verified together.
+    pub proof_batching: ProofBatching,
 }
 
 /// The state every handler shares: the store and the configuration.
@@ -219,6 +225,8 @@ struct Shared {
     config: ApiConfig,
     /// Each issuer's allowance of records, a cell per record.
     issuer_appends: DefaultKeyedRateLimiter<Bytes32>,
+    /// Verifies enrollment proofs, in batches of those that arrive together.
+    proof_batcher: ProofBatcher,
 }
 
 impl AppState {
@@ -226,11 +234,13 @@ impl AppState {
     pub fn new(store: Store, config: ApiConfig) -> Self {
         let issuer_appends =
             RateLimiter::keyed(Quota::per_minute(config.limits.issuer_records_per_minute));
+        let proof_batcher = ProofBatcher::new(config.verifying_key.clone(), config.proof_batching);
         Self {
             inner: Arc::new(Shared {
                 store,
                 config,
                 issuer_appends,
+                proof_batcher,
             }),
         }
     }
@@ -278,6 +288,12 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// The verifier of enrollment proofs (its [`ProofBatcher::stats`] say how many
+    /// batches it verified).
+    pub fn proof_batcher(&self) -> &ProofBatcher {
+        &self.inner.proof_batcher
     }
 
     /// The marketplace's public key: the key that signs audit heads, and the
@@ -370,21 +386,20 @@ impl AppState {
         }
     }
 
-    /// Runs `work` with the store on the blocking pool.
-    /// Reads a request's snarkjs proof and checks it with `verify` (a pairing check) on
-    /// the blocking pool. Returns it re-serialized from its parsed points, the form that
-    /// is stored and audited, so nothing the client added to its JSON reaches the log or
-    /// the bundles. A proof of the wrong shape and one that does not verify are both 422
-    /// `bad_proof`, whose message says what it does not verify for (`this study`).
-    async fn verified_proof(
+    /// Reads a request's snarkjs proof and checks it with `verify` (a pairing check on
+    /// the blocking pool, or in a [`ProofBatcher`]'s batch). Returns it re-serialized from
+    /// its parsed points, the form that is stored and audited, so nothing the client added
+    /// to its JSON reaches the log or the bundles. A proof of the wrong shape and one that
+    /// does not verify are both 422 `bad_proof`, whose message says what it does not
+    /// verify for (`this study`).
+    async fn verified_proof<V>(
         proof: serde_json::Value,
         verifies_for: &str,
-        verify: impl FnOnce(
-                &zkcohort_verifier::Proof<ark_bn254::Bn254>,
-            ) -> Result<bool, zkcohort_verifier::VerifierError>
-            + Send
-            + 'static,
-    ) -> Result<zkcohort_verifier::snarkjs::SnarkjsProof, ApiError> {
+        verify: impl FnOnce(zkcohort_verifier::Proof<ark_bn254::Bn254>) -> V,
+    ) -> Result<zkcohort_verifier::snarkjs::SnarkjsProof, ApiError>
+    where
+        V: Future<Output = Result<bool, ApiError>>,
+    {
         let bad_proof = || {
             ApiError::unprocessable(
                 "bad_proof",
@@ -396,17 +411,14 @@ impl AppState {
             .to_proof()
             .map_err(|_| bad_proof())?;
         let canonical = zkcohort_verifier::snarkjs::SnarkjsProof::from_proof(&proof);
-        let valid = tokio::task::spawn_blocking(move || verify(&proof))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-        if valid {
+        if verify(proof).await? {
             Ok(canonical)
         } else {
             Err(bad_proof())
         }
     }
 
+    /// Runs `work` with the store on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,

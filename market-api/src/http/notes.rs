@@ -156,13 +156,15 @@ async fn transfer(
         withdrawal: body.withdrawal,
         withdrawal_binding: withdrawal_binding(&recipient, &state.marketplace_key()),
     };
-    let verifier = state.clone();
-    let canonical_proof = AppState::verified_proof(body.proof, "this transfer", move |proof| {
-        zkcohort_verifier::verify::verify_transfer(
-            &verifier.config().note_verifying_key,
-            &statement,
-            proof,
-        )
+    let canonical_proof = AppState::verified_proof(body.proof, "this transfer", |proof| {
+        state.blocking(move |state| {
+            zkcohort_verifier::verify::verify_transfer(
+                &state.config().note_verifying_key,
+                &statement,
+                &proof,
+            )
+            .map_err(ApiError::internal)
+        })
     })
     .await?;
     let order = NoteTransferOrder {

@@ -27,7 +27,9 @@ use zkcohort_circuits::statement::{fr_to_bytes, fr_to_hex};
 use zkcohort_circuits::{CircuitId, Fr};
 use zkcohort_cohort::CompiledQuery;
 use zkcohort_market::api::FundStudy;
-use zkcohort_market::http::{serve, ApiConfig, AppState, CircuitDownloads, Limits, Role};
+use zkcohort_market::http::{
+    serve, ApiConfig, AppState, CircuitDownloads, Limits, ProofBatching, Role,
+};
 use zkcohort_market::AuditEntry;
 use zkcohort_market::{CohortPolicy, Store, StoreConfig};
 use zkcohort_prover::{CircuitKeys, EligibilityProof, ProofRequest};
@@ -170,6 +172,7 @@ pub(crate) fn api_config_for(
         downloads: CircuitDownloads::default(),
         audit_key: SigningKey::from_bytes(&AUDIT_KEY_SEED),
         limits: Limits::default(),
+        proof_batching: ProofBatching::default(),
     }
 }
 

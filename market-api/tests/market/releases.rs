@@ -91,6 +91,7 @@ impl Server {
             downloads: CircuitDownloads::default(),
             audit_key: SigningKey::from_bytes(&[5; 32]),
             limits: Limits::default(),
+            proof_batching: Default::default(),
         };
         TestServer::serve(store, config).await
     }
