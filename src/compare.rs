@@ -40,6 +40,9 @@ pub(crate) struct CompareOptions {
     pub(crate) json: bool,
 }
 
+/// A prover's command line, writing its proof into the given folder.
+type CommandFor = Box<dyn Fn(&Path) -> Command>;
+
 /// One prover's runs.
 struct ProverRuns {
     name: &'static str,
@@ -91,7 +94,7 @@ pub(crate) fn compare(options: &CompareOptions) -> Result<()> {
         options.snarkjs.display()
     );
     let exe = std::env::current_exe().context("finding this program")?;
-    let mut provers: Vec<(ProverRuns, Box<dyn Fn(&Path) -> Command>)> = Vec::new();
+    let mut provers: Vec<(ProverRuns, CommandFor)> = Vec::new();
     let keys_dir = options.keys.clone();
     let shape_name = options.shape;
     provers.push((

@@ -97,7 +97,9 @@ pub struct BatchStats {
 }
 
 /// Verifies eligibility proofs for one key, in batches of the requests that arrive
-/// together (see the [module documentation](self)). Dropping it ends its thread once
+/// together: one batch check as soon as [`ProofBatching::max_proofs`] wait, no announced
+/// request is still on its way, or the oldest has waited [`ProofBatching::max_wait`];
+/// a failed batch falls back to checking each proof. Dropping it ends its thread once
 /// the proofs queued are answered.
 pub struct ProofBatcher {
     inner: Arc<Inner>,
