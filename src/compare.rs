@@ -21,22 +21,32 @@ use zkcohort_verifier::snarkjs;
 use crate::proving::ShapeName;
 
 /// What `bench compare` runs.
+#[derive(clap::Args)]
 pub(crate) struct CompareOptions {
     /// The circuit shape.
+    #[arg(long, value_enum, default_value = "reference")]
     pub(crate) shape: ShapeName,
-    /// The folder with the key files.
+    /// Folder with the key files.
+    #[arg(long, default_value = "zkcohort-data/keys")]
     pub(crate) keys: PathBuf,
     /// Rounds: each prover runs once per round.
+    #[arg(long, default_value_t = 7)]
     pub(crate) rounds: usize,
-    /// Threads per prover (all of the machine's when absent).
+    /// Threads per prover (RAYON_NUM_THREADS, OMP_NUM_THREADS and the first N cores
+    /// through taskset; all cores when absent).
+    #[arg(long)]
     pub(crate) threads: Option<usize>,
-    /// The snarkjs command (the repository's `node_modules` by default).
+    /// The snarkjs command.
+    #[arg(long, default_value = "node_modules/.bin/snarkjs")]
     pub(crate) snarkjs: PathBuf,
-    /// A rapidsnark `prover` binary, when one is to run too.
+    /// A rapidsnark `prover` binary to run as well.
+    #[arg(long)]
     pub(crate) rapidsnark: Option<PathBuf>,
-    /// The folder for the exported circuit and the proofs.
+    /// Folder for the exported circuit and the proofs.
+    #[arg(long, default_value = "zkcohort-data/compare")]
     pub(crate) work: PathBuf,
-    /// Print JSON instead of a table.
+    /// Print JSON.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 

@@ -350,33 +350,7 @@ enum BenchCommand {
     /// Our cold proof against snarkjs (and rapidsnark, given its binary) on the same
     /// exported circuit, key and witness, interleaved run by run, every proof verified;
     /// prints each prover's median wall time and peak memory and our time over theirs.
-    Compare {
-        /// The circuit shape.
-        #[arg(long, value_enum, default_value = "reference")]
-        shape: proving::ShapeName,
-        /// Folder with the key files.
-        #[arg(long, default_value = "zkcohort-data/keys")]
-        keys: PathBuf,
-        /// Rounds: each prover runs once per round.
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
-        /// Threads per prover (RAYON_NUM_THREADS, OMP_NUM_THREADS and the first N cores
-        /// through taskset; all cores when absent).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// The snarkjs command.
-        #[arg(long, default_value = "node_modules/.bin/snarkjs")]
-        snarkjs: PathBuf,
-        /// A rapidsnark `prover` binary to run as well.
-        #[arg(long)]
-        rapidsnark: Option<PathBuf>,
-        /// Folder for the exported circuit and the proofs.
-        #[arg(long, default_value = "zkcohort-data/compare")]
-        work: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Compare(compare::CompareOptions),
     /// Batch proving rate against the single-thread rate.
     Batch {
         /// The circuit shape.
@@ -515,26 +489,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::CircomExport { shape, keys, out } => {
             proving::export_circom(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
         }
-        Command::Bench(BenchCommand::Compare {
-            shape,
-            keys,
-            rounds,
-            threads,
-            snarkjs,
-            rapidsnark,
-            work,
-            json,
-        }) => compare::compare(&compare::CompareOptions {
-            shape,
-            keys,
-            rounds,
-            threads,
-            snarkjs,
-            rapidsnark,
-            work,
-            json,
-        })
-        .map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::Compare(options)) => {
+            compare::compare(&options).map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::ColdProof { shape, keys, out }) => {
             proving::cold_proof(shape, &keys, &out).map(|()| ExitCode::SUCCESS)
         }

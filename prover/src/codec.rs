@@ -10,10 +10,6 @@ use ark_bn254::{Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ff::{BigInt, Fp, PrimeField};
 use rayon::prelude::*;
 
-pub(crate) fn put_u32(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
 pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }

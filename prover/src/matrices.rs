@@ -14,7 +14,8 @@ use ark_ff::{One, Zero};
 use ark_relations::gr1cs::Matrix;
 use rayon::prelude::*;
 
-use crate::codec::{put_fr, put_u32, put_u64, Reader};
+use crate::circom::put_u32;
+use crate::codec::{put_fr, put_u64, Reader};
 
 /// One term: an index into the coefficients and a wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

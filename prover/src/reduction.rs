@@ -7,7 +7,7 @@
 //! of twice the domain, and its `h_query` holds the matching Lagrange bases.
 
 use ark_bn254::Fr;
-use ark_ff::{PrimeField, Zero};
+use ark_ff::PrimeField;
 use ark_groth16::r1cs_to_qap::{evaluate_constraint, LibsnarkReduction, R1CSToQAP};
 use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
@@ -33,26 +33,12 @@ impl R1CSToQAP for CircomReduction {
         num_constraints: usize,
         full_assignment: &[F],
     ) -> Result<Vec<F>, SynthesisError> {
-        let domain =
-            D::new(num_constraints + num_inputs).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
-        let mut a = vec![F::zero(); domain.size()];
-        let mut b = vec![F::zero(); domain.size()];
-        a[..num_constraints]
-            .par_iter_mut()
-            .zip(&mut b[..num_constraints])
-            .zip(&matrices[0])
-            .zip(&matrices[1])
-            .for_each(|(((a, b), a_row), b_row)| {
-                *a = evaluate_constraint(a_row, full_assignment);
-                *b = evaluate_constraint(b_row, full_assignment);
-            });
-        quotient_on_coset(
-            domain,
-            a,
-            b,
-            num_constraints,
-            &full_assignment[..num_inputs],
-        )
+        quotient_on_coset::<F, D>(num_constraints, &full_assignment[..num_inputs], |row| {
+            (
+                evaluate_constraint(&matrices[0][row], full_assignment),
+                evaluate_constraint(&matrices[1][row], full_assignment),
+            )
+        })
     }
 
     fn h_query_scalars<F: PrimeField, D: EvaluationDomain<F>>(
@@ -78,38 +64,35 @@ pub(crate) fn witness_map(
     matrices: &ConstraintMatrices,
     full_assignment: &[Fr],
 ) -> Result<Vec<Fr>, SynthesisError> {
-    let (num_inputs, num_constraints) = (matrices.num_inputs, matrices.num_constraints);
-    let domain = GeneralEvaluationDomain::<Fr>::new(num_constraints + num_inputs)
-        .ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
-    let mut a = vec![Fr::zero(); domain.size()];
-    let mut b = vec![Fr::zero(); domain.size()];
+    quotient_on_coset::<Fr, GeneralEvaluationDomain<Fr>>(
+        matrices.num_constraints,
+        &full_assignment[..matrices.num_inputs],
+        |row| {
+            (
+                matrices.evaluate(0, row, full_assignment),
+                matrices.evaluate(1, row, full_assignment),
+            )
+        },
+    )
+}
+
+/// From `A·w` and `B·w` of each constraint row (`rows`): the input rows `A[m + i][i] = 1`
+/// added, `C·w = A·w ∘ B·w` (the assignment satisfies the constraints), and `A·B − C`
+/// on the coset of twice the domain, its three polynomials carried there side by side.
+fn quotient_on_coset<F: PrimeField, D: EvaluationDomain<F>>(
+    num_constraints: usize,
+    inputs: &[F],
+    rows: impl Fn(usize) -> (F, F) + Sync,
+) -> Result<Vec<F>, SynthesisError> {
+    let domain =
+        D::new(num_constraints + inputs.len()).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
+    let mut a = vec![F::zero(); domain.size()];
+    let mut b = vec![F::zero(); domain.size()];
     a[..num_constraints]
         .par_iter_mut()
         .zip(&mut b[..num_constraints])
         .enumerate()
-        .for_each(|(row, (a, b))| {
-            *a = matrices.evaluate(0, row, full_assignment);
-            *b = matrices.evaluate(1, row, full_assignment);
-        });
-    quotient_on_coset(
-        domain,
-        a,
-        b,
-        num_constraints,
-        &full_assignment[..num_inputs],
-    )
-}
-
-/// From `A·w` and `B·w` on the constraint rows: the input rows `A[m + i][i] = 1` added,
-/// `C·w = A·w ∘ B·w` (the assignment satisfies the constraints), and `A·B − C` on the
-/// coset of twice the domain, its three polynomials carried there side by side.
-fn quotient_on_coset<F: PrimeField, D: EvaluationDomain<F>>(
-    domain: D,
-    mut a: Vec<F>,
-    b: Vec<F>,
-    num_constraints: usize,
-    inputs: &[F],
-) -> Result<Vec<F>, SynthesisError> {
+        .for_each(|(row, (a, b))| (*a, *b) = rows(row));
     a[num_constraints..num_constraints + inputs.len()].clone_from_slice(inputs);
     let mut c = vec![F::zero(); domain.size()];
     c[..num_constraints]
